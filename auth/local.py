@@ -1,0 +1,173 @@
+"""Local password login for the platform operator and a brigade's first administrator."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import select
+
+from auth.actor import Actor, RequestContext
+from auth.passwords import hash_password, needs_rehash, password_problem, verify_password
+from auth.sessions import Principal, open_session
+from config import get_settings
+from models import LocalAccount, Member, Tenant
+from models.base import utcnow
+from models.enums import AuditCategory, MemberStatus, TenantStatus
+from models.tenant import PLATFORM_TENANT_ID
+from services import audit
+from services.db import set_tenant, unit_of_work
+from services.errors import PermissionDenied, ValidationError
+
+MESSAGES = {
+    "invalid": "ログイン名またはパスワードが正しくありません。",
+    "locked": "ログインに続けて失敗したため、一時的にロックしています。しばらくしてからお試しください。",
+    "suspended": "このアカウントは利用停止中です。団の管理者にお問い合わせください。",
+}
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    token: str | None = None
+    error: str | None = None  # a key of MESSAGES
+
+
+def login(login_name: str, password: str, request: RequestContext) -> LoginResult:
+    settings = get_settings()
+    now = utcnow()
+    with unit_of_work(None) as db:
+        account = db.exec(
+            select(LocalAccount).where(LocalAccount.login_name == login_name.strip())
+        ).first()
+        password_ok = verify_password(account.password_hash if account else None, password)
+        if account is None:
+            _log(db, None, login_name, request, "login.failure", "unknown_user")
+            return LoginResult(error="invalid")
+        if account.locked_until is not None and account.locked_until > now:
+            _log(db, account, login_name, request, "login.failure", "locked")
+            return LoginResult(error="locked")
+        if not password_ok or account.disabled:
+            account.failed_logins += 1
+            reason = "disabled" if password_ok else "wrong_password"
+            if account.failed_logins >= settings.login_max_failures:
+                account.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
+                account.failed_logins = 0
+                reason = "wrong_password_locked"
+            db.add(account)
+            _log(db, account, login_name, request, "login.failure", reason)
+            return LoginResult(error="locked" if account.locked_until else "invalid")
+        if not _member_may_log_in(db, account):
+            _log(db, account, login_name, request, "login.failure", "account_inactive")
+            return LoginResult(error="suspended")
+        account.failed_logins, account.locked_until = 0, None
+        if needs_rehash(account.password_hash):
+            account.password_hash = hash_password(password)
+        db.add(account)
+        principal = Principal(account.id, account.tenant_id, account.member_id)
+        token = open_session(db, principal, request)
+        _log(db, account, login_name, request, "login.success", "")
+        return LoginResult(token=token)
+
+
+def _member_may_log_in(db, account: LocalAccount) -> bool:
+    if account.is_operator:
+        return True
+    if account.tenant_id is None or account.member_id is None:
+        return False
+    set_tenant(db, account.tenant_id)
+    tenant = db.get(Tenant, account.tenant_id)
+    member = db.get(Member, account.member_id)
+    return (
+        tenant is not None
+        and tenant.status == TenantStatus.ACTIVE
+        and member is not None
+        and member.tenant_id == tenant.id
+        and member.status == MemberStatus.ACTIVE
+    )
+
+
+def _log(
+    db,
+    account: LocalAccount | None,
+    login_name: str,
+    request: RequestContext,
+    action: str,
+    reason: str,
+) -> None:
+    tenant_id = account.tenant_id if account and account.tenant_id else PLATFORM_TENANT_ID
+    set_tenant(db, tenant_id)
+    actor = Actor(
+        kind="member" if tenant_id != PLATFORM_TENANT_ID else "operator",
+        display_name="",
+        label=account.login_name if account else "",
+        tenant_id=tenant_id,
+        account_id=account.id if account else None,
+        member_id=account.member_id if account else None,
+        request=request,
+    )
+    details = {"method": "password"}
+    if reason:
+        details["reason"] = reason
+    if account is None:
+        details["login_name_length"] = len(login_name)
+    audit.record(
+        db,
+        actor,
+        category=AuditCategory.AUTH,
+        action=action,
+        outcome="success" if action == "login.success" else "failure",
+        target_type="local_account",
+        target_id=account.id if account else "",
+        details=details,
+    )
+
+
+def create_account(
+    actor: Actor,
+    *,
+    login_name: str,
+    password: str,
+    is_operator: bool = False,
+    tenant_id: uuid.UUID | None = None,
+    member_id: uuid.UUID | None = None,
+    display_name: str = "",
+) -> uuid.UUID:
+    """Platform task (operator or command line): a local account for an operator or a
+    brigade's first administrator."""
+    if actor.kind not in ("operator", "system"):
+        raise PermissionDenied()
+    errors: dict[str, str] = {}
+    if not login_name.strip() or len(login_name) > 80:
+        errors["login_name"] = "ログイン名を80文字以内で入力してください。"
+    if problem := password_problem(password):
+        errors["password"] = problem
+    if is_operator == (tenant_id is not None):
+        errors["tenant_id"] = "運営者アカウントか団のアカウントかのどちらかを指定してください。"
+    with unit_of_work(tenant_id or PLATFORM_TENANT_ID) as db:
+        taken = db.exec(select(LocalAccount).where(LocalAccount.login_name == login_name)).first()
+        if taken is not None:
+            errors["login_name"] = "このログイン名は既に使われています。"
+        if errors:
+            raise ValidationError(errors)
+        account = LocalAccount(
+            login_name=login_name.strip(),
+            password_hash=hash_password(password),
+            is_operator=is_operator,
+            tenant_id=tenant_id,
+            member_id=member_id,
+            display_name=display_name,
+        )
+        db.add(account)
+        db.flush()
+        audit.record(
+            db,
+            actor,
+            category=AuditCategory.OPERATION,
+            action="local_account.create",
+            target_type="local_account",
+            target_id=account.id,
+            details={"login_name": account.login_name, "operator": is_operator},
+            tenant_id=tenant_id or PLATFORM_TENANT_ID,
+        )
+        return account.id

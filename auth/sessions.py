@@ -1,0 +1,199 @@
+"""Server-side sessions: a random 256-bit token in an HttpOnly cookie, its SHA-256 in the
+database; idle timeout and absolute lifetime; revocation on logout and suspension."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session as DbSession
+from sqlmodel import select
+
+from auth.actor import Actor, RequestContext
+from config import get_settings
+from models import LocalAccount, Member, MemberRole, Rank, Role, Session, Tenant
+from models.base import utcnow
+from models.enums import AuditCategory, MemberStatus, TenantStatus
+from services import audit
+from services.crypto import TenantCipher
+from services.db import set_tenant, unit_of_work
+from services.permissions import effective_levels
+
+COOKIE_NAME = "hikeshi_session"
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a session belongs to: a local account, a member, or both."""
+
+    account_id: uuid.UUID | None
+    tenant_id: uuid.UUID | None
+    member_id: uuid.UUID | None
+
+
+def open_session(db: DbSession, principal: Principal, request: RequestContext) -> str:
+    """Create a session inside the caller's transaction; returns the cookie token."""
+    settings = get_settings()
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.add(
+        Session(
+            token_hash=token_hash(token),
+            local_account_id=principal.account_id,
+            tenant_id=principal.tenant_id,
+            member_id=principal.member_id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + timedelta(hours=settings.session_absolute_hours),
+            client_addr=request.client_addr[:64],
+            user_agent=request.user_agent[:300],
+        )
+    )
+    return token
+
+
+def expiry_reason(row: Session, now: datetime) -> str | None:
+    idle = timedelta(minutes=get_settings().session_idle_minutes)
+    if row.revoked_at is not None:
+        return "revoked"
+    if now >= row.expires_at:
+        return "absolute_timeout"
+    if now - row.last_seen_at >= idle:
+        return "idle_timeout"
+    return None
+
+
+def resolve(token: str | None, request: RequestContext | None = None) -> Actor | None:
+    """The actor of a valid session, or None. Expired sessions are revoked and logged."""
+    if not token:
+        return None
+    request = request or RequestContext()
+    now = utcnow()
+    with unit_of_work(None) as db:
+        row = db.exec(select(Session).where(Session.token_hash == token_hash(token))).first()
+        if row is None:
+            return None
+        reason = expiry_reason(row, now)
+        actor = None if reason else _actor_for(db, row, request)
+        if actor is None:
+            if row.revoked_at is None:
+                row.revoked_at, row.revoke_reason = now, reason or "account_inactive"
+                db.add(row)
+                set_tenant(db, row.tenant_id)
+                audit.record(
+                    db,
+                    _anonymous(row, request),
+                    category=AuditCategory.AUTH,
+                    action="session.end",
+                    outcome="expired",
+                    target_type="session",
+                    target_id=row.id,
+                    details={"reason": row.revoke_reason},
+                )
+            return None
+        if now - row.last_seen_at >= TOUCH_INTERVAL:
+            row.last_seen_at = now
+            db.add(row)
+        return actor
+
+
+def revoke(token: str | None, request: RequestContext) -> bool:
+    """Logout: the session stops working at once."""
+    if not token:
+        return False
+    with unit_of_work(None) as db:
+        row = db.exec(select(Session).where(Session.token_hash == token_hash(token))).first()
+        if row is None or row.revoked_at is not None:
+            return False
+        row.revoked_at, row.revoke_reason = utcnow(), "logout"
+        db.add(row)
+        set_tenant(db, row.tenant_id)
+        audit.record(
+            db,
+            _anonymous(row, request),
+            category=AuditCategory.AUTH,
+            action="logout",
+            target_type="session",
+            target_id=row.id,
+        )
+        return True
+
+
+def _anonymous(row: Session, request: RequestContext) -> Actor:
+    return Actor(
+        kind="member" if row.tenant_id else "operator",
+        display_name="",
+        label="",
+        tenant_id=row.tenant_id,
+        member_id=row.member_id,
+        account_id=row.local_account_id,
+        session_id=row.id,
+        request=request,
+    )
+
+
+def _actor_for(db: DbSession, row: Session, request: RequestContext) -> Actor | None:
+    account = db.get(LocalAccount, row.local_account_id) if row.local_account_id else None
+    if account is not None and account.disabled:
+        return None
+    if row.tenant_id is None:
+        if account is None or not account.is_operator:
+            return None
+        return Actor(
+            kind="operator",
+            display_name=account.display_name or account.login_name,
+            label=account.login_name,
+            account_id=account.id,
+            session_id=row.id,
+            request=request,
+        )
+    set_tenant(db, row.tenant_id)
+    tenant = db.get(Tenant, row.tenant_id)
+    member = db.get(Member, row.member_id) if row.member_id else None
+    if tenant is None or tenant.status != TenantStatus.ACTIVE or member is None:
+        return None
+    if member.tenant_id != tenant.id or member.status != MemberStatus.ACTIVE:
+        return None
+    return member_actor(db, tenant, member, account, row.id, request)
+
+
+def member_actor(
+    db: DbSession,
+    tenant: Tenant,
+    member: Member,
+    account: LocalAccount | None,
+    session_id: uuid.UUID | None,
+    request: RequestContext,
+) -> Actor:
+    rank = db.get(Rank, member.rank_id)
+    role_ids = db.exec(
+        select(MemberRole.role_id).where(
+            MemberRole.tenant_id == tenant.id, MemberRole.member_id == member.id
+        )
+    ).all()
+    roles = db.exec(select(Role).where(Role.id.in_(role_ids))).all() if role_ids else []
+    name = TenantCipher(db, tenant.id).decrypt(
+        member.name_enc, field="member.name", row_id=member.id
+    )
+    return Actor(
+        kind="member",
+        display_name=name,
+        label=account.login_name if account else member.member_code,
+        tenant_id=tenant.id,
+        tenant_name=tenant.name,
+        member_id=member.id,
+        account_id=account.id if account else None,
+        session_id=session_id,
+        rank_name=rank.name if rank else "",
+        role_names=tuple(sorted(r.name for r in roles)),
+        permissions=effective_levels(db, tenant.id, member.rank_id, role_ids),
+        request=request,
+    )

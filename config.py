@@ -1,0 +1,152 @@
+"""Settings from environment variables, .streamlit/secrets.toml or the generated ./data/local.toml.
+
+Precedence: environment (HIKESHI_*), then the [hikeshi] table of .streamlit/secrets.toml, then
+./data/local.toml, which `python cli.py bootstrap` writes for the local demo.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+DATA_DIR = Path(os.environ.get("HIKESHI_DATA_DIR", ROOT / "data"))
+LOCAL_SETTINGS = DATA_DIR / "local.toml"
+SECRETS_TOML = ROOT / ".streamlit" / "secrets.toml"
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    master_keys: dict[str, bytes]
+    active_master_key_id: str
+    session_secret: bytes
+    public_base_url: str = "http://localhost:8501"
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+    line_channel_id: str = ""
+    line_channel_secret: str = ""
+    line_authorize_url: str = "https://access.line.me/oauth2/v2.1/authorize"
+    line_token_url: str = "https://api.line.me/oauth2/v2.1/token"
+    line_jwks_url: str = "https://api.line.me/oauth2/v2.1/certs"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+
+def _file_values(path: Path, table: str | None) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    if table is not None:
+        data = data.get(table, {})
+    return {str(k).upper(): str(v) for k, v in data.items()}
+
+
+def _raw_values() -> dict[str, str]:
+    values = _file_values(LOCAL_SETTINGS, None)
+    values.update(_file_values(SECRETS_TOML, "hikeshi"))
+    prefix = "HIKESHI_"
+    values.update({k[len(prefix) :]: v for k, v in os.environ.items() if k.startswith(prefix)})
+    return values
+
+
+def parse_master_keys(spec: str) -> dict[str, bytes]:
+    """Parse "kid1:base64key,kid2:base64key" into {kid: 32-byte key}."""
+    keys: dict[str, bytes] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        kid, _, encoded = part.partition(":")
+        try:
+            key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except ValueError as exc:
+            raise ConfigError(f"HIKESHI_MASTER_KEYS: key {kid!r} is not base64") from exc
+        if len(key) != 32 or not kid:
+            raise ConfigError(f"HIKESHI_MASTER_KEYS: key {kid!r} must be 32 bytes with an id")
+        keys[kid] = key
+    return keys
+
+
+def configured_database_url() -> str:
+    """The database URL alone: migrations and the CLI need it before any key exists."""
+    return _raw_values().get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'hikeshi.db'}"
+
+
+def load_settings() -> Settings:
+    raw = _raw_values()
+    master_keys = parse_master_keys(raw.get("MASTER_KEYS", ""))
+    if not master_keys:
+        raise ConfigError(
+            "HIKESHI_MASTER_KEYS is not set. Run `make run` once for a local demo, "
+            "or set HIKESHI_MASTER_KEYS=kid:base64-32-byte-key (see README)."
+        )
+    active = raw.get("ACTIVE_MASTER_KEY", next(iter(master_keys)))
+    if active not in master_keys:
+        raise ConfigError(f"HIKESHI_ACTIVE_MASTER_KEY {active!r} is not in HIKESHI_MASTER_KEYS")
+    session_secret = raw.get("SESSION_SECRET", "")
+    if len(session_secret) < 32:
+        raise ConfigError("HIKESHI_SESSION_SECRET must be at least 32 characters")
+    ints = {
+        name: int(raw[key])
+        for name, key in (
+            ("session_idle_minutes", "SESSION_IDLE_MINUTES"),
+            ("session_absolute_hours", "SESSION_ABSOLUTE_HOURS"),
+            ("login_max_failures", "LOGIN_MAX_FAILURES"),
+            ("login_lockout_minutes", "LOGIN_LOCKOUT_MINUTES"),
+        )
+        if key in raw
+    }
+    strings = {
+        name: raw[key]
+        for name, key in (
+            ("public_base_url", "PUBLIC_BASE_URL"),
+            ("line_channel_id", "LINE_CHANNEL_ID"),
+            ("line_channel_secret", "LINE_CHANNEL_SECRET"),
+            ("line_authorize_url", "LINE_AUTHORIZE_URL"),
+            ("line_token_url", "LINE_TOKEN_URL"),
+            ("line_jwks_url", "LINE_JWKS_URL"),
+        )
+        if key in raw
+    }
+    return Settings(
+        database_url=configured_database_url(),
+        master_keys=master_keys,
+        active_master_key_id=active,
+        session_secret=session_secret.encode(),
+        **ints,
+        **strings,
+    )
+
+
+@cache
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def generate_local_settings() -> bool:
+    """Write ./data/local.toml with fresh secrets unless it exists. Returns True if written."""
+    if LOCAL_SETTINGS.exists():
+        return False
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    LOCAL_SETTINGS.write_text(
+        "# Generated for the local demo by `python cli.py bootstrap`. Keep it secret.\n"
+        f'master_keys = "local1:{key}"\n'
+        'active_master_key = "local1"\n'
+        f'session_secret = "{secrets.token_urlsafe(48)}"\n',
+        encoding="utf-8",
+    )
+    LOCAL_SETTINGS.chmod(0o600)
+    return True

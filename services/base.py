@@ -1,0 +1,102 @@
+"""What every service call goes through: tenant scoping, the permission check, one transaction,
+and the audit record written inside it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any, TypeVar
+
+from sqlalchemy import false
+from sqlmodel import Session
+from sqlmodel.sql.expression import Select, SelectOfScalar
+
+from auth.actor import Actor
+from models.enums import AuditCategory, Function, Level
+from services import audit
+from services.crypto import TenantCipher
+from services.db import unit_of_work
+from services.errors import PermissionDenied
+
+S = TypeVar("S", Select, SelectOfScalar)
+
+
+def scoped(statement: S, actor: Actor) -> S:
+    """Restrict a SELECT to the actor's tenant, for every entity it reads. Deny by default."""
+    if actor.tenant_id is None:
+        return statement.where(false())
+    for description in statement.column_descriptions:
+        entity = description.get("entity")
+        if entity is None or not hasattr(entity, "tenant_id"):
+            raise TypeError(f"cannot scope {description.get('name')!r}: no tenant_id")
+        statement = statement.where(entity.tenant_id == actor.tenant_id)
+    return statement
+
+
+class Tx:
+    """One unit of work for one actor."""
+
+    def __init__(self, session: Session, actor: Actor) -> None:
+        self.session = session
+        self.actor = actor
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        if self.actor.tenant_id is None:
+            raise PermissionDenied()
+        return self.actor.tenant_id
+
+    @cached_property
+    def cipher(self) -> TenantCipher:
+        return TenantCipher(self.session, self.tenant_id)
+
+    def get(self, model: type, row_id: Any) -> Any:
+        """A tenant row by id, or None; another tenant's row is indistinguishable from none."""
+        row = self.session.get(model, row_id)
+        if row is None or getattr(row, "tenant_id", None) != self.actor.tenant_id:
+            return None
+        return row
+
+    def audit(self, action: str, **kwargs: Any) -> None:
+        kwargs.setdefault("category", AuditCategory.OPERATION)
+        audit.record(self.session, self.actor, action=action, **kwargs)
+
+
+def require(actor: Actor, function: Function, level: Level) -> None:
+    if not actor.can(function, level):
+        raise PermissionDenied()
+
+
+def record_denial(
+    actor: Actor, function: Function | None, level: Level | None, action: str
+) -> None:
+    """A denial is an auth event in its own transaction, since the denied one rolls back."""
+    with unit_of_work(actor.tenant_id) as session:
+        audit.record(
+            session,
+            actor,
+            category=AuditCategory.AUTH,
+            action="permission_denied",
+            outcome="denied",
+            details={
+                "function": str(function or ""),
+                "required": level.name.lower() if level is not None else "",
+                "attempted": action,
+            },
+        )
+
+
+@contextmanager
+def transaction(actor: Actor, function: Function, level: Level, action: str) -> Iterator[Tx]:
+    """Check the permission, then open one transaction scoped to the actor's tenant."""
+    try:
+        require(actor, function, level)
+        if actor.tenant_id is None:
+            raise PermissionDenied()
+        with unit_of_work(actor.tenant_id) as session:
+            yield Tx(session, actor)
+    except PermissionDenied:
+        record_denial(actor, function, level, action)
+        raise

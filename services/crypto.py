@@ -1,0 +1,134 @@
+"""Field-level encryption (AES-256-GCM) and blind indexes (HMAC-SHA256) with per-tenant keys.
+
+Stored form: "v1:<key id>:<base64url(nonce || ciphertext+tag)>". The associated data binds each
+value to its tenant, table.column and row id, so a value copied elsewhere fails to decrypt.
+Tenant keys are wrapped by a master key from the environment ("<master id>:<base64>").
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import uuid
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlmodel import Session, select
+
+from config import get_settings
+from models import TenantKey
+
+FORMAT = "v1"
+DATA = "data"
+INDEX = "index"
+
+
+class DecryptionError(Exception):
+    """A value is damaged, moved, or its key is gone."""
+
+
+def _b64e(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _b64d(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _seal(key: bytes, plaintext: bytes, aad: bytes) -> str:
+    nonce = os.urandom(12)
+    return _b64e(nonce + AESGCM(key).encrypt(nonce, plaintext, aad))
+
+
+def _open(key: bytes, sealed: str, aad: bytes) -> bytes:
+    raw = _b64d(sealed)
+    try:
+        return AESGCM(key).decrypt(raw[:12], raw[12:], aad)
+    except (InvalidTag, ValueError) as exc:
+        raise DecryptionError("value cannot be decrypted") from exc
+
+
+def _wrap_aad(tenant_id: uuid.UUID, key_id: str, purpose: str) -> bytes:
+    return f"hikeshi-key|{tenant_id}|{key_id}|{purpose}".encode()
+
+
+def wrap_key(raw: bytes, tenant_id: uuid.UUID, key_id: str, purpose: str) -> str:
+    settings = get_settings()
+    master_id = settings.active_master_key_id
+    master = settings.master_keys[master_id]
+    return f"{master_id}:{_seal(master, raw, _wrap_aad(tenant_id, key_id, purpose))}"
+
+
+def unwrap_key(row: TenantKey) -> bytes:
+    master_id, _, sealed = row.wrapped.partition(":")
+    master = get_settings().master_keys.get(master_id)
+    if master is None:
+        raise DecryptionError(f"master key {master_id!r} is not configured")
+    return _open(master, sealed, _wrap_aad(row.tenant_id, row.key_id, row.purpose))
+
+
+def create_tenant_keys(session: Session, tenant_id: uuid.UUID) -> None:
+    for purpose in (DATA, INDEX):
+        key_id = f"{purpose[0]}{secrets.token_hex(4)}"
+        raw = AESGCM.generate_key(bit_length=256)
+        session.add(
+            TenantKey(
+                tenant_id=tenant_id,
+                key_id=key_id,
+                purpose=purpose,
+                wrapped=wrap_key(raw, tenant_id, key_id, purpose),
+            )
+        )
+
+
+class TenantCipher:
+    """Encrypts and decrypts one tenant's fields within one unit of work."""
+
+    def __init__(self, session: Session, tenant_id: uuid.UUID) -> None:
+        self.tenant_id = tenant_id
+        rows = session.exec(select(TenantKey).where(TenantKey.tenant_id == tenant_id)).all()
+        self._keys = {row.key_id: row for row in rows}
+        self._raw: dict[str, bytes] = {}
+        active = [r for r in rows if r.purpose == DATA and r.active]
+        index = [r for r in rows if r.purpose == INDEX and r.active]
+        self._active_id = active[0].key_id if active else None
+        self._index_id = index[0].key_id if index else None
+
+    def _key(self, key_id: str) -> bytes:
+        if key_id not in self._raw:
+            row = self._keys.get(key_id)
+            if row is None:
+                raise DecryptionError(f"tenant key {key_id!r} is missing")
+            self._raw[key_id] = unwrap_key(row)
+        return self._raw[key_id]
+
+    def _aad(self, field: str, row_id: uuid.UUID | str) -> bytes:
+        return f"{self.tenant_id}|{field}|{row_id}".encode()
+
+    def encrypt(self, value: str, *, field: str, row_id: uuid.UUID | str) -> str:
+        if self._active_id is None:
+            raise DecryptionError("tenant has no active data key")
+        sealed = _seal(self._key(self._active_id), value.encode(), self._aad(field, row_id))
+        return f"{FORMAT}:{self._active_id}:{sealed}"
+
+    def decrypt(self, stored: str, *, field: str, row_id: uuid.UUID | str) -> str:
+        fmt, key_id, sealed = [*stored.split(":", 2), "", ""][:3]
+        if fmt != FORMAT:
+            raise DecryptionError("unknown format")
+        return _open(self._key(key_id), sealed, self._aad(field, row_id)).decode()
+
+    def blind_index(self, value: str, *, field: str) -> str:
+        if self._index_id is None:
+            raise DecryptionError("tenant has no blind-index key")
+        column_key = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=f"hikeshi/blind-index/v1/{field}".encode(),
+        ).derive(self._key(self._index_id))
+        return hmac.new(column_key, value.encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,92 @@
+"""Engines and the unit of work: one transaction per service call."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from config import get_settings
+
+
+def normalise_url(url: str) -> str:
+    """Accept postgresql:// and postgres:// URLs and use the psycopg 3 driver."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead
+        # of failing when a read transaction tries to upgrade.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def build_engine(url: str, **kwargs) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+@cache
+def get_engine() -> Engine:
+    return build_engine(get_settings().database_url)
+
+
+def set_engine(engine: Engine) -> None:
+    """Point the app at another engine (tests)."""
+    get_engine.cache_clear()
+    _override["engine"] = engine
+
+
+_override: dict[str, Engine] = {}
+
+
+def current_engine() -> Engine:
+    return _override.get("engine") or get_engine()
+
+
+def set_tenant(session: Session, tenant_id: uuid.UUID | None) -> None:
+    """Tell PostgreSQL's row-level security which tenant this transaction acts for."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT set_config('app.tenant_id', :tid, true)"),
+            {"tid": str(tenant_id) if tenant_id else ""},
+        )
+
+
+@contextmanager
+def unit_of_work(tenant_id: uuid.UUID | None) -> Iterator[Session]:
+    """A session in one transaction scoped to a tenant; commits only if the block completes."""
+    with Session(current_engine(), expire_on_commit=False) as session:
+        try:
+            set_tenant(session, tenant_id)
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

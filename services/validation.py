@@ -1,0 +1,69 @@
+"""Normalising and checking Japanese input. Messages are Japanese and name the field."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_KANA = re.compile(r"^[\u30A0-\u30FF\u3000 ・ー]*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CODE = re.compile(r"^[A-Za-z0-9_-]+$")
+_PHONE_SEPARATORS = re.compile(r"[\s\-()（）‐－ー]")
+
+
+_HALF_WIDTH_KANA = re.compile(r"[\uFF61-\uFF9F]+")
+
+
+def clean(text: str | None) -> str:
+    """NFKC (full-width letters and digits become ASCII), trimmed: for codes, numbers, labels."""
+    return unicodedata.normalize("NFKC", text or "").strip()
+
+
+def clean_text(text: str | None) -> str:
+    """Trimmed, half-width kana made full-width, every other character kept as written
+    (names keep 髙, ①, and the full-width space)."""
+    return _HALF_WIDTH_KANA.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text or "").strip()
+
+
+def to_katakana(text: str) -> str:
+    return "".join(chr(ord(c) + 0x60) if "ぁ" <= c <= "ゖ" else c for c in text)
+
+
+def normalise_kana(text: str | None) -> str:
+    kana = to_katakana(clean(text))
+    return re.sub(r"\s+", "　", kana)
+
+
+def is_kana(text: str) -> bool:
+    return bool(_KANA.match(text))
+
+
+def phone_digits(text: str | None) -> str:
+    return _PHONE_SEPARATORS.sub("", clean(text))
+
+
+def normalise_phone(text: str | None) -> str:
+    """Japanese numbers: 0 then 9 or 10 digits. Mobiles and 050 are shown as 3-4-4."""
+    digits = phone_digits(text)
+    if len(digits) == 11 and digits[:3] in {"050", "070", "080", "090"}:
+        return f"{digits[:3]}-{digits[3:7]}-{digits[7:]}"
+    separated = re.sub(r"[\s()（）‐－ー]+", "-", clean(text)).strip("-")
+    return separated
+
+
+def is_phone(text: str) -> bool:
+    digits = phone_digits(text)
+    return digits.isdigit() and digits.startswith("0") and len(digits) in (10, 11)
+
+
+def is_email(text: str) -> bool:
+    return bool(_EMAIL.match(text)) and len(text) <= 254
+
+
+def is_code(text: str) -> bool:
+    return bool(_CODE.match(text))
+
+
+def search_key(text: str) -> str:
+    """Form used to compare a search term with names and readings."""
+    return to_katakana(clean(text)).replace(" ", "").replace("　", "").lower()

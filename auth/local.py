@@ -6,13 +6,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import update
 from sqlmodel import select
 
 from auth.actor import Actor, RequestContext
 from auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from auth.sessions import Principal, open_session
 from config import get_settings
-from models import LocalAccount, Member, Tenant
+from models import LocalAccount, Member, Session, Tenant
 from models.base import utcnow
 from models.enums import AuditCategory, MemberStatus, TenantStatus
 from models.tenant import PLATFORM_TENANT_ID
@@ -171,3 +172,34 @@ def create_account(
             tenant_id=tenant_id or PLATFORM_TENANT_ID,
         )
         return account.id
+
+
+def set_password(actor: Actor, *, login_name: str, password: str) -> None:
+    """Platform task: reset a local account's password, clear its lockout, end its sessions."""
+    if actor.kind not in ("operator", "system"):
+        raise PermissionDenied()
+    if problem := password_problem(password):
+        raise ValidationError({"password": problem})
+    with unit_of_work(None) as db:
+        account = db.exec(select(LocalAccount).where(LocalAccount.login_name == login_name)).first()
+        if account is None:
+            raise ValidationError({"login_name": "そのログイン名のアカウントはありません。"})
+        account.password_hash = hash_password(password)
+        account.failed_logins, account.locked_until = 0, None
+        db.add(account)
+        db.exec(
+            update(Session)
+            .where(Session.local_account_id == account.id, Session.revoked_at.is_(None))
+            .values(revoked_at=utcnow(), revoke_reason="password_reset")
+        )
+        set_tenant(db, account.tenant_id or PLATFORM_TENANT_ID)
+        audit.record(
+            db,
+            actor,
+            category=AuditCategory.AUTH,
+            action="local_account.password_reset",
+            target_type="local_account",
+            target_id=account.id,
+            details={"login_name": account.login_name},
+            tenant_id=account.tenant_id or PLATFORM_TENANT_ID,
+        )

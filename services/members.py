@@ -9,7 +9,16 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from auth.actor import Actor
-from models import Member, MemberCreate, MemberPublic, MemberRole, MemberUpdate, Rank, Role, Session
+from models import (
+    Member,
+    MemberCreate,
+    MemberPublic,
+    MemberRole,
+    MemberUpdate,
+    Rank,
+    Role,
+    Session,
+)
 from models.base import utcnow
 from models.enums import Function, Level, MemberStatus
 from models.member import PERSONAL_MEMBER_FIELDS

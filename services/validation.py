@@ -22,7 +22,9 @@ def clean(text: str | None) -> str:
 def clean_text(text: str | None) -> str:
     """Trimmed, half-width kana made full-width, every other character kept as written
     (names keep 髙, ①, and the full-width space)."""
-    return _HALF_WIDTH_KANA.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text or "").strip()
+    return _HALF_WIDTH_KANA.sub(
+        lambda m: unicodedata.normalize("NFKC", m.group()), text or ""
+    ).strip()
 
 
 def to_katakana(text: str) -> str:

@@ -51,5 +51,5 @@ def member_data(tenant_id: uuid.UUID, **overrides: object) -> MemberCreate:
     return MemberCreate(**values)
 
 
-def make_member(tenant_id: uuid.UUID, **overrides: object):  # noqa: ANN201
+def make_member(tenant_id: uuid.UUID, **overrides: object):
     return members.create_member(admin(tenant_id), data=member_data(tenant_id, **overrides))

@@ -1,0 +1,33 @@
+"""Streamlit entry point: who is this? → their pages → run the chosen page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages.common import resolve_actor
+from app_pages.registry import pages_for
+
+st.set_page_config(page_title="火消し Hikeshi", page_icon="🚒", layout="wide")
+
+actor = resolve_actor()
+navigation = st.navigation(pages_for(actor), position="sidebar" if actor else "hidden")
+
+if actor is not None:
+    with st.sidebar:
+        st.markdown(f"**{actor.tenant_name or '運営管理'}**")
+        st.caption(
+            f"{actor.display_name}"
+            + (
+                f"（{actor.rank_name}{'・' + '・'.join(actor.role_names) if actor.role_names else ''}）"
+                if actor.rank_name
+                else ""
+            )
+        )
+        st.html(
+            '<form method="post" action="/auth/logout">'
+            '<button type="submit" class="hikeshi-logout">ログアウト</button></form>'
+            "<style>.hikeshi-logout{padding:.35rem .9rem;border:1px solid #bbb;"
+            "border-radius:.4rem;background:#fff;cursor:pointer}</style>"
+        )
+
+navigation.run()

@@ -1,0 +1,27 @@
+"""ホーム: who I am in this brigade and what I may do."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages.common import current_actor
+from services.catalog import FUNCTION_LABELS, Function, Level
+
+actor = current_actor()
+
+st.title(actor.tenant_name)
+st.write(f"ようこそ、{actor.display_name} さん。")
+cols = st.columns(2)
+cols[0].metric("階級", actor.rank_name or "—")
+cols[1].metric("役職", "・".join(actor.role_names) or "—")
+
+st.subheader("付与されている権限")
+rows = [
+    {"機能": FUNCTION_LABELS[f], "権限": actor.level(f).label}
+    for f in Function
+    if actor.can(f, Level.VIEW)
+]
+if rows:
+    st.dataframe(rows, hide_index=True, width="content")
+else:
+    st.info("現在利用できる機能はありません。団の管理者にお問い合わせください。")

@@ -1,0 +1,34 @@
+"""Login page: a plain HTML form that posts to /auth/login, which sets the HttpOnly cookie."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from auth.local import MESSAGES
+
+st.title("火消し Hikeshi")
+st.caption("消防団の組織運営・災害対応支援")
+
+if (error := st.query_params.get("login_error")) in MESSAGES:
+    st.error(MESSAGES[error])
+elif st.query_params.get("logged_out"):
+    st.success("ログアウトしました。")
+
+st.subheader("ログイン")
+st.html(
+    """
+<form method="post" action="/auth/login" class="hikeshi-login">
+  <label>ログイン名<br><input name="login_name" autocomplete="username" required maxlength="80"></label>
+  <label>パスワード<br><input name="password" type="password" autocomplete="current-password"
+    required maxlength="200"></label>
+  <button type="submit">ログイン</button>
+</form>
+<style>
+.hikeshi-login { display: flex; flex-direction: column; gap: .8rem; max-width: 22rem; }
+.hikeshi-login input { width: 100%; padding: .5rem; font-size: 1rem; border: 1px solid #bbb;
+  border-radius: .4rem; box-sizing: border-box; }
+.hikeshi-login button { padding: .6rem; font-size: 1rem; background: #c62828; color: #fff;
+  border: 0; border-radius: .4rem; cursor: pointer; }
+</style>
+"""
+)

@@ -1,0 +1,99 @@
+"""Command line: `python cli.py bootstrap | migrate | seed-demo | create-operator | set-password`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+import config
+
+ROOT = Path(__file__).resolve().parent
+
+
+def migrate() -> None:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("sqlalchemy.url", config.configured_database_url())
+    command.upgrade(cfg, "head")
+
+
+def seed_demo() -> None:
+    from services.demo import seed_demo as seed
+
+    result = seed()
+    if result.created:
+        print(
+            "\n================ デモ消防団を作成しました ================\n"
+            f"  ログイン名: {result.admin_login}\n"
+            f"  パスワード: {result.admin_password}\n"
+            "  (この表示は一度だけです。忘れた場合は\n"
+            f"   `.venv/bin/python cli.py set-password {result.admin_login}` で再設定できます)\n"
+            "===========================================================\n"
+        )
+    else:
+        print("デモ消防団は作成済みです。")
+
+
+def bootstrap() -> None:
+    if config.generate_local_settings():
+        print(f"ローカル用の鍵と設定を {config.LOCAL_SETTINGS} に生成しました。")
+    migrate()
+    seed_demo()
+
+
+def _read_password() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("新しいパスワード: ")
+    if first != getpass.getpass("もう一度: "):
+        sys.exit("パスワードが一致しません。")
+    return first
+
+
+def create_operator(login_name: str) -> None:
+    from auth.local import create_account
+    from services.demo import PLATFORM
+
+    create_account(PLATFORM, login_name=login_name, password=_read_password(), is_operator=True)
+    print(f"運営者アカウント {login_name} を作成しました。")
+
+
+def set_password(login_name: str) -> None:
+    from auth.local import set_password as set_pw
+    from services.demo import PLATFORM
+
+    set_pw(PLATFORM, login_name=login_name, password=_read_password())
+    print(f"{login_name} のパスワードを再設定しました。")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="cli.py", description="Hikeshi administration")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("bootstrap", help="generate local settings, migrate, seed the demo")
+    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("seed-demo", help="create the demo brigade if it does not exist")
+    for name in ("create-operator", "set-password"):
+        sub.add_parser(name).add_argument("login_name")
+    args = parser.parse_args(argv)
+    try:
+        match args.command:
+            case "bootstrap":
+                bootstrap()
+            case "migrate":
+                migrate()
+            case "seed-demo":
+                seed_demo()
+            case "create-operator":
+                create_operator(args.login_name)
+            case "set-password":
+                set_password(args.login_name)
+    except config.ConfigError as exc:
+        sys.exit(f"設定エラー: {exc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Seed the fictional demo brigade (デモ市消防団) through the services. Idempotent."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date
+
+from auth import local
+from auth.actor import Actor, system_actor
+from models import MemberCreate
+from models.water import WaterSourceBase
+from services import demo_data, members, tenants, water_sources
+from services import roles as roles_service
+from services.errors import NotFound
+
+ADMIN_LOGIN = "demo-admin"
+PLATFORM = Actor(kind="system", display_name="seed", label="seed-demo")
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    created: bool
+    admin_login: str = ADMIN_LOGIN
+    admin_password: str | None = None
+
+
+def seed_demo(*, today: date | None = None) -> SeedResult:
+    today = today or date.today()
+    name = demo_data.DEMO_BRIGADE["name"]
+    try:
+        tenants.get_tenant_by_name(PLATFORM, name)
+        return SeedResult(created=False)
+    except NotFound:
+        pass
+    tenant_id = tenants.create_tenant(
+        PLATFORM, name=name, municipality=demo_data.DEMO_BRIGADE["municipality"]
+    )
+    seeder = system_actor(tenant_id, label="seed-demo")
+    ranks = {r.name: r for r in members.list_ranks(seeder)}
+    roles = {
+        role_name: roles_service.create_role(seeder, name=role_name, rank_id=ranks[rank_name].id)
+        for role_name, rank_name in demo_data.DEMO_ROLES.items()
+    }
+    admin_id = None
+    for m in demo_data.generate_members(today=today):
+        created = members.create_member(
+            seeder,
+            data=MemberCreate(
+                member_code=m.member_code,
+                name=m.name,
+                kana=m.kana,
+                rank_id=ranks[m.rank].id,
+                role_ids=[roles[r] for r in m.roles],
+                affiliation=m.affiliation,
+                phone=m.phone,
+                email=m.email,
+                joined_on=m.joined_on,
+                notes=m.notes,
+            ),
+        )
+        if m.status == "suspended":
+            members.suspend_member(seeder, created.id)
+        elif m.status == "retired":
+            members.retire_member(seeder, created.id)
+        if m.rank == "団長":
+            admin_id = created.id
+    water_sources.add_water_sources(
+        seeder,
+        [
+            WaterSourceBase.model_validate(w, from_attributes=True)
+            for w in demo_data.generate_water_sources(today=today)
+        ],
+    )
+    password = secrets.token_urlsafe(12)
+    local.create_account(
+        PLATFORM,
+        login_name=ADMIN_LOGIN,
+        password=password,
+        tenant_id=tenant_id,
+        member_id=admin_id,
+        display_name="デモ団長",
+    )
+    return SeedResult(created=True, admin_password=password)

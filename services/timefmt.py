@@ -1,0 +1,16 @@
+"""Times are stored in UTC; this is the one place that renders them in JST for display."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+JST = ZoneInfo("Asia/Tokyo")
+
+
+def to_jst(value: datetime | None, *, seconds: bool = False) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: store and pass timezone-aware UTC")
+    return value.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")

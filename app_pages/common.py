@@ -11,6 +11,10 @@ from services.errors import ServiceError, ValidationError
 ACTOR_KEY = "_hikeshi_actor"
 
 
+def session_token() -> str | None:
+    return st.context.cookies.get(sessions.COOKIE_NAME)
+
+
 def resolve_actor() -> Actor | None:
     """Build the actor from the session cookie; called once per run by app.py."""
     headers = st.context.headers
@@ -18,7 +22,7 @@ def resolve_actor() -> Actor | None:
         client_addr=st.context.ip_address or "",
         user_agent=headers.get("User-Agent", "") if headers else "",
     )
-    actor = sessions.resolve(st.context.cookies.get(sessions.COOKIE_NAME), request)
+    actor = sessions.resolve(session_token(), request)
     st.session_state[ACTOR_KEY] = actor
     return actor
 

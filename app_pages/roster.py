@@ -26,8 +26,12 @@ if notice := st.session_state.pop("roster_notice", None):
 
 cols = st.columns([3, 2, 2, 2, 2])
 text = cols[0].text_input("検索（氏名・ふりがな・団員番号）", key="roster_text")
-rank_names = cols[1].multiselect("階級", list(rank_by_name), key="roster_ranks")
-role_names = cols[2].multiselect("役職", list(role_by_name), key="roster_roles")
+rank_names = cols[1].multiselect(
+    "階級", list(rank_by_name), key="roster_ranks", placeholder="すべて"
+)
+role_names = cols[2].multiselect(
+    "役職", list(role_by_name), key="roster_roles", placeholder="すべて"
+)
 status_labels = cols[3].multiselect(
     "状態", list(status_by_label), default=["在籍", "停止中"], key="roster_status"
 )

@@ -84,6 +84,11 @@ def configured_database_url() -> str:
     return _raw_values().get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'hikeshi.db'}"
 
 
+def migration_database_url() -> str:
+    """Migrations run as the schema owner; on SQLite that is the same file."""
+    return _raw_values().get("MIGRATION_DATABASE_URL") or configured_database_url()
+
+
 def load_settings() -> Settings:
     raw = _raw_values()
     master_keys = parse_master_keys(raw.get("MASTER_KEYS", ""))

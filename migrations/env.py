@@ -19,9 +19,9 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from config import configured_database_url
+    from config import migration_database_url
 
-    return configured_database_url()
+    return migration_database_url()
 
 
 def run_migrations_online() -> None:

@@ -15,7 +15,8 @@ from models import AuditChainHead, AuditEvent
 from models.base import utcnow
 from models.enums import AuditCategory
 from models.tenant import PLATFORM_TENANT_ID
-from services.crypto import TenantCipher
+from services.crypto import AUDIT, TenantCipher
+from services.db import set_tenant
 
 GENESIS_HASH = "0" * 64
 HASHED_FIELDS = (
@@ -69,6 +70,7 @@ def record(
 ) -> AuditEvent:
     """Append one event to the tenant's chain inside the caller's transaction."""
     tenant = tenant_id or chain_id(actor)
+    set_tenant(session, tenant)
     head = session.exec(
         select(AuditChainHead).where(AuditChainHead.tenant_id == tenant).with_for_update()
     ).one()
@@ -92,7 +94,7 @@ def record(
         hash="",
     )
     if personal and tenant != PLATFORM_TENANT_ID:
-        cipher = TenantCipher(session, tenant)
+        cipher = TenantCipher(session, tenant, purpose=AUDIT)
         payload = json.dumps(personal, default=str, sort_keys=True, ensure_ascii=False)
         event.details_enc = cipher.encrypt(payload, field="audit_event.details", row_id=event.id)
     event.hash = event_hash(event)

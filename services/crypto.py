@@ -26,6 +26,10 @@ from models import TenantKey
 FORMAT = "v1"
 DATA = "data"
 INDEX = "index"
+# Audit details are hashed into the append-only chain, so they cannot be re-encrypted: they use
+# their own key, which data-key rotation leaves alone (master-key rotation re-wraps it).
+AUDIT = "audit"
+PURPOSES = (DATA, INDEX, AUDIT)
 
 
 class DecryptionError(Exception):
@@ -73,7 +77,7 @@ def unwrap_key(row: TenantKey) -> bytes:
 
 
 def create_tenant_keys(session: Session, tenant_id: uuid.UUID) -> None:
-    for purpose in (DATA, INDEX):
+    for purpose in PURPOSES:
         key_id = f"{purpose[0]}{secrets.token_hex(4)}"
         raw = AESGCM.generate_key(bit_length=256)
         session.add(
@@ -89,12 +93,12 @@ def create_tenant_keys(session: Session, tenant_id: uuid.UUID) -> None:
 class TenantCipher:
     """Encrypts and decrypts one tenant's fields within one unit of work."""
 
-    def __init__(self, session: Session, tenant_id: uuid.UUID) -> None:
+    def __init__(self, session: Session, tenant_id: uuid.UUID, purpose: str = DATA) -> None:
         self.tenant_id = tenant_id
         rows = session.exec(select(TenantKey).where(TenantKey.tenant_id == tenant_id)).all()
         self._keys = {row.key_id: row for row in rows}
         self._raw: dict[str, bytes] = {}
-        active = [r for r in rows if r.purpose == DATA and r.active]
+        active = [r for r in rows if r.purpose == purpose and r.active]
         index = [r for r in rows if r.purpose == INDEX and r.active]
         self._active_id = active[0].key_id if active else None
         self._index_id = index[0].key_id if index else None

@@ -52,9 +52,49 @@ def build_engine(url: str, **kwargs) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+class UnsafeDatabaseRole(RuntimeError):
+    pass
+
+
+def check_application_role(engine: Engine) -> None:
+    """On PostgreSQL the app must connect as a role that row-level security applies to."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as conn:
+        user, superuser, bypass = conn.execute(
+            text(
+                "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+            )
+        ).one()
+        owned = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() "
+                "AND tableowner = current_user"
+            )
+        ).scalar_one()
+    problems = [
+        reason
+        for reason, present in (
+            ("is a superuser", superuser),
+            ("has BYPASSRLS", bypass),
+            (f"owns {owned} table(s)", owned),
+        )
+        if present
+    ]
+    if problems:
+        raise UnsafeDatabaseRole(
+            f"Refusing to start: database role {user!r} {', '.join(problems)}, so row-level "
+            "security would not isolate brigades. Connect HIKESHI_DATABASE_URL as the application "
+            "role (default hikeshi_app) and run migrations with HIKESHI_MIGRATION_DATABASE_URL "
+            "as the owner (see README, 'PostgreSQL')."
+        )
+
+
 @cache
 def get_engine() -> Engine:
-    return build_engine(get_settings().database_url)
+    engine = build_engine(get_settings().database_url)
+    check_application_role(engine)
+    return engine
 
 
 def set_engine(engine: Engine) -> None:

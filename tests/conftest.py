@@ -29,7 +29,12 @@ from alembic.config import Config  # noqa: E402
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from services.db import build_engine, normalise_url, set_engine  # noqa: E402
+from services.db import (  # noqa: E402
+    build_engine,
+    check_application_role,
+    normalise_url,
+    set_engine,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,14 +77,37 @@ def database_url() -> Iterator[str]:
         _drop_postgres_database(server, name)
 
 
+APP_ROLE = os.environ.get("HIKESHI_APP_DB_ROLE", "hikeshi_app")
+
+
 @pytest.fixture(scope="session")
-def engine(database_url: str) -> Iterator[Engine]:
+def app_database_url(database_url: str) -> str:
+    """What the application connects with: on PostgreSQL the RLS-bound application role
+    (database_url itself is the owner, which runs the migrations)."""
+    if not database_url.startswith("postgresql"):
+        return database_url
+    url = make_url(database_url).set(username=APP_ROLE, password=None)
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str, app_database_url: str) -> Iterator[Engine]:
     command.upgrade(alembic_config(database_url), "head")
-    engine = build_engine(database_url)
+    engine = build_engine(app_database_url)
+    check_application_role(engine)
     set_engine(engine)
-    os.environ["HIKESHI_DATABASE_URL"] = database_url
+    os.environ["HIKESHI_DATABASE_URL"] = app_database_url
+    os.environ["HIKESHI_MIGRATION_DATABASE_URL"] = database_url
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def owner_engine(engine: Engine, database_url: str) -> Iterator[Engine]:
+    """The schema owner's connection, for tests that inspect or tamper with the database."""
+    owner = build_engine(database_url)
+    yield owner
+    owner.dispose()
 
 
 @pytest.fixture

@@ -124,6 +124,21 @@ def _log(
     )
 
 
+def login_name_problems(login_name: str, password: str) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not login_name.strip() or len(login_name) > 80:
+        errors["login_name"] = "ログイン名を80文字以内で入力してください。"
+    if problem := password_problem(password):
+        errors["password"] = problem
+    return errors
+
+
+def login_name_available(login_name: str) -> bool:
+    with unit_of_work(None) as db:
+        query = select(LocalAccount.id).where(LocalAccount.login_name == login_name.strip())
+        return db.exec(query).first() is None
+
+
 def create_account(
     actor: Actor,
     *,
@@ -138,11 +153,7 @@ def create_account(
     brigade's first administrator."""
     if actor.kind not in ("operator", "system"):
         raise PermissionDenied()
-    errors: dict[str, str] = {}
-    if not login_name.strip() or len(login_name) > 80:
-        errors["login_name"] = "ログイン名を80文字以内で入力してください。"
-    if problem := password_problem(password):
-        errors["password"] = problem
+    errors = login_name_problems(login_name, password)
     if is_operator == (tenant_id is not None):
         errors["tenant_id"] = "運営者アカウントか団のアカウントかのどちらかを指定してください。"
     with unit_of_work(tenant_id or PLATFORM_TENANT_ID) as db:

@@ -1,7 +1,7 @@
 """Deterministic demo data for a fictional volunteer fire brigade (デモ市消防団).
 
-This module is pure: it touches no database, reads no files and imports nothing from the
-project, only the standard library. Every generator takes a ``seed`` and builds its own
+This module is pure: it touches no database and reads no files; it shares only the domain
+vocabulary of models.enums. Every generator takes a ``seed`` and builds its own
 ``random.Random`` so the same arguments always give the same result, which keeps seeding
 idempotent and repeatable.
 
@@ -19,35 +19,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from models.enums import (
+    HYDRANT_KINDS,
+    RANK_NAMES,
+)
+
 DEFAULT_SEED: Final = 20261126
 
-RANKS: tuple[str, ...] = (
-    "団長",
-    "副団長",
-    "分団長",
-    "副分団長",
-    "部長",
-    "班長",
-    "団員",
-)  # highest first
-
-WATER_SOURCE_KINDS: tuple[str, ...] = (
-    "消火栓",
-    "私設消火栓",
-    "防火水槽",
-    "プール",
-    "河川・溝",
-    "濠・池",
-    "海・湖",
-    "井戸",
-    "下水道",
-    "その他",
-)
-HYDRANT_KINDS: tuple[str, ...] = ("消火栓", "私設消火栓")
+RANKS = RANK_NAMES  # highest first
 HYDRANT_DIAMETERS_MM: tuple[int, ...] = (75, 100, 150, 200)
 HYDRANT_TYPES: tuple[str, ...] = ("地上式", "地下式")
-OWNERSHIPS: tuple[str, ...] = ("public", "private", "designated")
-WATER_SOURCE_STATUSES: tuple[str, ...] = ("使用可", "使用不可", "点検中")
 MEMBER_STATUSES: tuple[str, ...] = ("active", "suspended", "retired")
 
 _CENTER: Final = (36.4020, 138.2490)

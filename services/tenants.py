@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 
 from sqlmodel import select
 
-from auth.actor import Actor
-from models import Tenant
+from auth.actor import Actor, system_actor
+from auth.local import create_account, login_name_available, login_name_problems
+from models import MemberCreate, Tenant
 from models.enums import AuditCategory, TenantStatus
 from models.tenant import PLATFORM_TENANT_ID
-from services import audit
+from services import audit, members
 from services.crypto import create_tenant_keys
 from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, PermissionDenied, ValidationError
@@ -70,3 +72,61 @@ def get_tenant_by_name(actor: Actor, name: str) -> Tenant:
     if tenant is None:
         raise NotFound()
     return tenant
+
+
+@dataclass(frozen=True)
+class TenantSummary:
+    id: uuid.UUID
+    name: str
+    municipality: str
+    status: str
+    created_at: datetime
+
+
+def list_brigades(actor: Actor) -> list[TenantSummary]:
+    """The operator's view: brigade names and status only, nothing inside a brigade."""
+    return [
+        TenantSummary(t.id, t.name, t.municipality, t.status, t.created_at)
+        for t in list_tenants(actor)
+    ]
+
+
+def create_brigade(
+    actor: Actor,
+    *,
+    name: str,
+    municipality: str,
+    admin_code: str,
+    admin_name: str,
+    admin_login: str,
+    admin_password: str,
+) -> uuid.UUID:
+    """A new brigade with its first administrator (rank 団長) and their local login."""
+    _require_platform(actor)
+    errors = login_name_problems(admin_login, admin_password)
+    if "login_name" not in errors and not login_name_available(admin_login):
+        errors["admin_login"] = "このログイン名は既に使われています。"
+    if not clean(name):
+        errors["name"] = "消防団名を入力してください。"
+    if not clean(admin_code):
+        errors["admin_code"] = "管理者の団員番号を入力してください。"
+    if not clean(admin_name):
+        errors["admin_name"] = "管理者の氏名を入力してください。"
+    if errors:
+        raise ValidationError(errors)
+    tenant_id = create_tenant(actor, name=name, municipality=municipality)
+    inside = replace(system_actor(tenant_id, label=actor.label), kind=actor.kind)
+    ranks = {r.name: r.id for r in members.list_ranks(inside)}
+    member = members.create_member(
+        inside,
+        data=MemberCreate(member_code=admin_code, name=admin_name, rank_id=ranks["団長"]),
+    )
+    create_account(
+        actor,
+        login_name=admin_login,
+        password=admin_password,
+        tenant_id=tenant_id,
+        member_id=member.id,
+        display_name=clean(admin_name),
+    )
+    return tenant_id

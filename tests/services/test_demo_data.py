@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from models.enums import HYDRANT_KINDS, WATER_SOURCE_KINDS
 from services import demo_data
 from services.demo_data import (
     DEMO_BRIGADE,
@@ -19,9 +20,7 @@ from services.demo_data import (
     DEMO_ROLES,
     DEMO_UNIT_SECTIONS,
     DEMO_UNITS,
-    HYDRANT_KINDS,
     RANKS,
-    WATER_SOURCE_KINDS,
     DemoMember,
     DemoWaterSource,
     generate_members,
@@ -69,7 +68,7 @@ def sources() -> list[DemoWaterSource]:
 # ---------------------------------------------------------------------------
 
 
-def test_module_imports_only_the_standard_library() -> None:
+def test_module_imports_only_the_standard_library_and_the_vocabulary() -> None:
     tree = ast.parse(Path(demo_data.__file__).read_text(encoding="utf-8"))
     imported: set[str] = set()
     for node in ast.walk(tree):
@@ -78,7 +77,7 @@ def test_module_imports_only_the_standard_library() -> None:
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, "relative imports are not allowed"
             imported.add((node.module or "").split(".")[0])
-    assert imported <= set(sys.stdlib_module_names) | {"__future__"}
+    assert imported <= set(sys.stdlib_module_names) | {"__future__", "models"}
 
 
 def test_constants() -> None:

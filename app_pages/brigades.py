@@ -1,0 +1,67 @@
+"""消防団管理 (platform operator): the brigades and creating one with its first administrator."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app_pages.common import current_actor, show_error
+from services import tenants
+from services.errors import ServiceError
+from services.timefmt import to_jst
+
+actor = current_actor()
+st.title("消防団管理")
+st.caption("運営者は団の一覧と新規作成のみを行います。団の内部データは表示されません。")
+
+if notice := st.session_state.pop("brigades_notice", None):
+    st.success(notice)
+
+brigades = tenants.list_brigades(actor)
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "消防団": b.name,
+                "市町村": b.municipality,
+                "状態": {"active": "利用中", "cancelled": "解約"}.get(b.status, b.status),
+                "作成日時 (JST)": to_jst(b.created_at),
+            }
+            for b in brigades
+        ],
+        columns=["消防団", "市町村", "状態", "作成日時 (JST)"],
+    ),
+    hide_index=True,
+    width="stretch",
+)
+
+st.subheader("消防団を作成")
+with st.form("brigade_create", clear_on_submit=False):
+    c = st.columns(2)
+    name = c[0].text_input("消防団名 *")
+    municipality = c[1].text_input("市町村")
+    st.markdown("**最初の管理者（階級: 団長）**")
+    c = st.columns(2)
+    admin_code = c[0].text_input("団員番号 *")
+    admin_name = c[1].text_input("氏名 *")
+    c = st.columns(2)
+    admin_login = c[0].text_input("ログイン名 *")
+    admin_password = c[1].text_input("初期パスワード（12文字以上） *", type="password")
+    submitted = st.form_submit_button("作成")
+
+if submitted:
+    try:
+        tenants.create_brigade(
+            actor,
+            name=name,
+            municipality=municipality,
+            admin_code=admin_code,
+            admin_name=admin_name,
+            admin_login=admin_login,
+            admin_password=admin_password,
+        )
+    except ServiceError as exc:
+        show_error(exc)
+    else:
+        st.session_state["brigades_notice"] = f"「{name}」を作成しました。"
+        st.rerun()

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent
 def migrate() -> None:
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("sqlalchemy.url", config.migration_database_url())
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "heads")
 
 
 def seed_demo() -> None:

@@ -47,3 +47,18 @@ class AuditChainHead(SQLModel, table=True):
     tenant_id: uuid.UUID = Field(foreign_key="tenant.id", primary_key=True)
     seq: int = 0
     hash: str = Field(default="0" * 64, max_length=64)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed (seq, hash) of a tenant's chain: a later rewrite or truncation cannot match it."""
+
+    __tablename__ = "audit_checkpoint"
+    __table_args__ = (UniqueConstraint("tenant_id", "seq"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    tenant_id: uuid.UUID = Field(foreign_key="tenant.id")
+    seq: int
+    hash: str = Field(max_length=64)
+    signed_at: datetime = created_field()
+    key_id: str = Field(max_length=16)
+    signature: str = Field(max_length=100)

@@ -50,8 +50,8 @@ def _seal(key: bytes, plaintext: bytes, aad: bytes) -> str:
 
 
 def _open(key: bytes, sealed: str, aad: bytes) -> bytes:
-    raw = _b64d(sealed)
     try:
+        raw = _b64d(sealed)
         return AESGCM(key).decrypt(raw[:12], raw[12:], aad)
     except (InvalidTag, ValueError) as exc:
         raise DecryptionError("value cannot be decrypted") from exc
@@ -76,18 +76,20 @@ def unwrap_key(row: TenantKey) -> bytes:
     return _open(master, sealed, _wrap_aad(row.tenant_id, row.key_id, row.purpose))
 
 
+def new_tenant_key(tenant_id: uuid.UUID, purpose: str) -> TenantKey:
+    """A fresh random key, wrapped by the active master key (the caller adds it)."""
+    key_id = f"{purpose[0]}{secrets.token_hex(4)}"
+    raw = AESGCM.generate_key(bit_length=256)
+    return TenantKey(
+        tenant_id=tenant_id,
+        key_id=key_id,
+        purpose=purpose,
+        wrapped=wrap_key(raw, tenant_id, key_id, purpose),
+    )
+
+
 def create_tenant_keys(session: Session, tenant_id: uuid.UUID) -> None:
-    for purpose in PURPOSES:
-        key_id = f"{purpose[0]}{secrets.token_hex(4)}"
-        raw = AESGCM.generate_key(bit_length=256)
-        session.add(
-            TenantKey(
-                tenant_id=tenant_id,
-                key_id=key_id,
-                purpose=purpose,
-                wrapped=wrap_key(raw, tenant_id, key_id, purpose),
-            )
-        )
+    session.add_all(new_tenant_key(tenant_id, purpose) for purpose in PURPOSES)
 
 
 class TenantCipher:

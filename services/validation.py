@@ -53,9 +53,18 @@ def normalise_phone(text: str | None) -> str:
     return separated
 
 
+# Mobile (070/080/090), IP (050), M2M (020), FMC (060) and 0800 numbers have 11 digits; landlines
+# and the other 0AB0 services (0120, 0570) have 10. "00" starts an international call.
+_ELEVEN_DIGIT_PREFIXES = ("020", "050", "060", "070", "080", "090")
+
+
 def is_phone(text: str) -> bool:
     digits = phone_digits(text)
-    return digits.isdigit() and digits.startswith("0") and len(digits) in (10, 11)
+    if not (digits.isascii() and digits.isdigit()) or not digits.startswith("0"):
+        return False
+    if digits.startswith("00"):
+        return False
+    return len(digits) == (11 if digits.startswith(_ELEVEN_DIGIT_PREFIXES) else 10)
 
 
 def is_email(text: str) -> bool:

@@ -5,10 +5,16 @@ from __future__ import annotations
 import itertools
 import uuid
 
-from auth.actor import Actor, system_actor
-from models import MemberCreate
+from sqlalchemy import Engine
+from sqlmodel import Session as DbSession
+from sqlmodel import select
+
+from auth.actor import Actor, RequestContext, system_actor
+from auth.sessions import Principal, open_session
+from models import AuditEvent, MemberCreate
 from models.enums import Function, Level
 from services import members, tenants
+from services.db import set_tenant, unit_of_work
 
 _counter = itertools.count(1)
 PLATFORM = Actor(kind="system", display_name="test-platform", label="test-platform")
@@ -53,3 +59,40 @@ def member_data(tenant_id: uuid.UUID, **overrides: object) -> MemberCreate:
 
 def make_member(tenant_id: uuid.UUID, **overrides: object):
     return members.create_member(admin(tenant_id), data=member_data(tenant_id, **overrides))
+
+
+def request_context() -> RequestContext:
+    """A request with its own id, so a test can find exactly the audit events it caused."""
+    return RequestContext(request_id=uuid.uuid4().hex[:16], client_addr="127.0.0.1")
+
+
+def audit_events(
+    engine: Engine,
+    tenant_id: uuid.UUID,
+    *,
+    after_seq: int = 0,
+    category: str | None = None,
+    request_id: str | None = None,
+) -> list[AuditEvent]:
+    """The tenant's audit events, oldest first (read under the tenant's row-level security)."""
+    with DbSession(engine) as db:
+        set_tenant(db, tenant_id)
+        query = select(AuditEvent).where(
+            AuditEvent.tenant_id == tenant_id, AuditEvent.seq > after_seq
+        )
+        if category is not None:
+            query = query.where(AuditEvent.category == category)
+        if request_id is not None:
+            query = query.where(AuditEvent.request_id == request_id)
+        return list(db.exec(query.order_by(AuditEvent.seq)).all())
+
+
+def last_audit_seq(engine: Engine, tenant_id: uuid.UUID) -> int:
+    events = audit_events(engine, tenant_id)
+    return events[-1].seq if events else 0
+
+
+def open_member_session(tenant_id: uuid.UUID, member_id: uuid.UUID) -> str:
+    """A server-side session for a member (as a LINE login would open), returning its token."""
+    with unit_of_work(tenant_id) as db:
+        return open_session(db, Principal(None, tenant_id, member_id), request_context())

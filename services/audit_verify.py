@@ -1,0 +1,411 @@
+"""Verifying the audit chains and signing checkpoints of them (white paper 12.4.1 / 18.1.3).
+
+A hash chain proves only that it is consistent with itself: whoever can write the table can
+rewrite it from some row onward, or cut off its tail, and recompute every hash. A checkpoint
+signs a (seq, hash) of the chain with a key that lives outside the database, so a rewrite
+before it, or a chain shorter than it, shows.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from config import get_settings
+from models import AuditChainHead, AuditCheckpoint, AuditEvent, Tenant
+from models.base import utcnow
+from models.tenant import PLATFORM_TENANT_ID
+from services.audit import GENESIS_HASH, event_hash
+from services.db import set_tenant, unit_of_work
+
+BATCH = 1000
+
+HASH_MISMATCH = "ハッシュが一致しません"
+SEQ_MISSING = "連番が欠けています"
+SEQ_DUPLICATE = "連番が重複しています"
+LINK_BROKEN = "前のハッシュと繋がっていません"
+HEAD_MISMATCH = "チェーンの先頭情報と記録が一致しません"
+HEAD_MISSING = "チェーンの先頭情報がありません"
+TRUNCATED = "署名済みチェックポイントより短くなっています"
+CHECKPOINT_MISMATCH = "署名済みチェックポイントと一致しません"
+BAD_SIGNATURE = "チェックポイントの署名が不正です"
+ENGLISH = {
+    HASH_MISMATCH: "hash mismatch",
+    SEQ_MISSING: "sequence number missing",
+    SEQ_DUPLICATE: "sequence number duplicated",
+    LINK_BROKEN: "not linked to the previous hash",
+    HEAD_MISMATCH: "chain head disagrees with the records",
+    HEAD_MISSING: "chain head missing",
+    TRUNCATED: "shorter than a signed checkpoint",
+    CHECKPOINT_MISMATCH: "disagrees with a signed checkpoint",
+    BAD_SIGNATURE: "invalid checkpoint signature",
+}
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    first_broken_seq: int | None = None
+    reason: str = ""
+    last_seq: int = 0  # the last row found intact
+    last_hash: str = GENESIS_HASH
+    checkpoints_checked: int | None = None  # None: no signing key, checkpoints unavailable
+
+
+class AuditChainBroken(RuntimeError):
+    def __init__(self, tenant_id: uuid.UUID, result: VerifyResult) -> None:
+        super().__init__(f"audit chain of {tenant_id} broken at seq {result.first_broken_seq}")
+        self.result = result
+
+
+@dataclass(frozen=True)
+class CheckpointKey:
+    public_key: Ed25519PublicKey
+    key_id: str
+
+    @classmethod
+    def of(cls, public_key: Ed25519PublicKey) -> CheckpointKey:
+        raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return cls(public_key, hashlib.sha256(raw).hexdigest()[:16])
+
+    def verifies(self, checkpoint: AuditCheckpoint) -> bool:
+        if checkpoint.key_id != self.key_id:
+            return False
+        try:
+            signature = base64.b64decode(checkpoint.signature, validate=True)
+            self.public_key.verify(signature, checkpoint_message(checkpoint))
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+def signing_key() -> Ed25519PrivateKey | None:
+    seed = get_settings().audit_signing_key
+    return Ed25519PrivateKey.from_private_bytes(seed) if seed else None
+
+
+def verification_key() -> CheckpointKey | None:
+    private_key = signing_key()
+    return CheckpointKey.of(private_key.public_key()) if private_key else None
+
+
+def checkpoint_message(checkpoint: AuditCheckpoint) -> bytes:
+    signed_at = checkpoint.signed_at.astimezone(UTC).isoformat(timespec="microseconds")
+    return (
+        f"hikeshi-checkpoint|v1|{checkpoint.tenant_id}|{checkpoint.seq}|{checkpoint.hash}|"
+        f"{signed_at}"
+    ).encode()
+
+
+def sign_checkpoint(
+    private_key: Ed25519PrivateKey,
+    *,
+    tenant_id: uuid.UUID,
+    seq: int,
+    hash: str,
+    signed_at: datetime,
+) -> AuditCheckpoint:
+    checkpoint = AuditCheckpoint(
+        tenant_id=tenant_id,
+        seq=seq,
+        hash=hash,
+        signed_at=signed_at,
+        key_id=CheckpointKey.of(private_key.public_key()).key_id,
+        signature="",
+    )
+    checkpoint.signature = base64.b64encode(
+        private_key.sign(checkpoint_message(checkpoint))
+    ).decode()
+    return checkpoint
+
+
+def verify_chain(
+    session: Session, tenant_id: uuid.UUID, *, from_seq: int = 1, to_seq: int | None = None
+) -> VerifyResult:
+    """Walk the tenant's chain in seq order and report the first link that does not hold.
+
+    Sets the session's tenant for row-level security. Memory stays bounded: rows and checkpoints
+    are read in keyset batches of BATCH."""
+    if from_seq < 1:
+        raise ValueError("from_seq starts at 1")
+    set_tenant(session, tenant_id)
+    return _Walk(session, tenant_id, verification_key()).run(from_seq, to_seq)
+
+
+class _Walk:
+    def __init__(self, session: Session, tenant_id: uuid.UUID, key: CheckpointKey | None) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+        self.key = key
+        self.checked = 0
+        self.checkpoints = 0
+        self.last_seq, self.last_hash = 0, GENESIS_HASH
+
+    def result(self, broken_seq: int | None = None, reason: str = "") -> VerifyResult:
+        return VerifyResult(
+            ok=not reason,
+            checked=self.checked,
+            first_broken_seq=broken_seq,
+            reason=reason,
+            last_seq=self.last_seq,
+            last_hash=self.last_hash,
+            checkpoints_checked=self.checkpoints if self.key else None,
+        )
+
+    def run(self, from_seq: int, to_seq: int | None) -> VerifyResult:
+        snapshot = self._head_snapshot()
+        if snapshot is None:
+            return self.result(None, HEAD_MISSING)
+        head_seq, head_hash, max_seq = snapshot
+        end = max(head_seq, max_seq or 0)
+        if to_seq is not None:
+            end = min(end, to_seq)
+        if from_seq > 1 and (problem := self._anchor(from_seq - 1, head_seq, head_hash)):
+            return problem
+        checkpoints = _Peekable(self._checkpoints(from_seq, to_seq))
+        for row in self._rows(from_seq, end):
+            if row.seq != self.last_seq + 1:
+                if row.seq > self.last_seq + 1:
+                    return self.result(self.last_seq + 1, SEQ_MISSING)
+                return self.result(row.seq, SEQ_DUPLICATE)
+            if event_hash(row) != row.hash:
+                return self.result(row.seq, HASH_MISMATCH)
+            if row.prev_hash != self.last_hash:
+                return self.result(row.seq, LINK_BROKEN)
+            while (checkpoint := checkpoints.pop_through(row.seq)) is not None:
+                if problem := self._check_against(checkpoint, row):
+                    return problem
+            if row.seq > head_seq or (row.seq == head_seq and row.hash != head_hash):
+                return self.result(row.seq, HEAD_MISMATCH)
+            self.checked += 1
+            self.last_seq, self.last_hash = row.seq, row.hash
+        if self.last_seq < end:
+            return self.result(self.last_seq + 1, SEQ_MISSING)
+        if (beyond := checkpoints.pop_through(None)) is not None:
+            if not self._signed(beyond):
+                return self.result(beyond.seq, BAD_SIGNATURE)
+            return self.result(self.last_seq + 1, TRUNCATED)
+        return self.result()
+
+    def _signed(self, checkpoint: AuditCheckpoint) -> bool:
+        self.checkpoints += 1
+        return self.key is not None and self.key.verifies(checkpoint)
+
+    def _check_against(self, checkpoint: AuditCheckpoint, row: AuditEvent) -> VerifyResult | None:
+        if not self._signed(checkpoint):
+            return self.result(checkpoint.seq, BAD_SIGNATURE)
+        if checkpoint.seq != row.seq or checkpoint.hash != row.hash:
+            return self.result(checkpoint.seq, CHECKPOINT_MISMATCH)
+        return None
+
+    def _head_snapshot(self) -> tuple[int, str, int | None] | None:
+        # One statement, so one snapshot: concurrent writers move head and rows together.
+        max_seq = (
+            select(func.max(AuditEvent.seq))
+            .where(AuditEvent.tenant_id == self.tenant_id)
+            .scalar_subquery()
+        )
+        row = self.session.exec(
+            select(AuditChainHead.seq, AuditChainHead.hash, max_seq).where(
+                AuditChainHead.tenant_id == self.tenant_id
+            )
+        ).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def _anchor(self, seq: int, head_seq: int, head_hash: str) -> VerifyResult | None:
+        """The row before from_seq: the walk continues from its hash."""
+        row = self.session.exec(
+            select(AuditEvent)
+            .where(AuditEvent.tenant_id == self.tenant_id, AuditEvent.seq == seq)
+            .execution_options(populate_existing=True)
+        ).first()
+        if row is None:
+            return self.result(seq, SEQ_MISSING)
+        if event_hash(row) != row.hash:
+            return self.result(seq, HASH_MISMATCH)
+        if seq > head_seq or (seq == head_seq and row.hash != head_hash):
+            return self.result(seq, HEAD_MISMATCH)
+        self.last_seq, self.last_hash = row.seq, row.hash
+        return None
+
+    def _rows(self, from_seq: int, end: int) -> Iterator[AuditEvent]:
+        after = from_seq - 1
+        while True:
+            batch = self.session.exec(
+                select(AuditEvent)
+                .where(
+                    AuditEvent.tenant_id == self.tenant_id,
+                    AuditEvent.seq > after,
+                    AuditEvent.seq <= end,
+                )
+                .order_by(AuditEvent.seq)
+                .limit(BATCH)
+                # the verifier must see the database, never objects cached in the session
+                .execution_options(populate_existing=True)
+            ).all()
+            yield from batch
+            if len(batch) < BATCH:
+                return
+            after = batch[-1].seq
+
+    def _checkpoints(self, from_seq: int, to_seq: int | None) -> Iterator[AuditCheckpoint]:
+        if self.key is None:
+            return
+        after = from_seq - 1
+        while True:
+            query = select(AuditCheckpoint).where(
+                AuditCheckpoint.tenant_id == self.tenant_id, AuditCheckpoint.seq > after
+            )
+            if to_seq is not None:
+                query = query.where(AuditCheckpoint.seq <= to_seq)
+            batch = self.session.exec(
+                query.order_by(AuditCheckpoint.seq)
+                .limit(BATCH)
+                .execution_options(populate_existing=True)
+            ).all()
+            yield from batch
+            if len(batch) < BATCH:
+                return
+            after = batch[-1].seq
+
+
+class _Peekable:
+    def __init__(self, items: Iterator[AuditCheckpoint]) -> None:
+        self.items = items
+        self.head = next(items, None)
+
+    def pop_through(self, seq: int | None) -> AuditCheckpoint | None:
+        """The next item if its seq is at most seq (or any next item if seq is None)."""
+        item = self.head
+        if item is None or (seq is not None and item.seq > seq):
+            return None
+        self.head = next(self.items, None)
+        return item
+
+
+def write_checkpoint(tenant_id: uuid.UUID) -> AuditCheckpoint | None:
+    """Sign the tenant's chain at its end if it grew since the last checkpoint.
+
+    The rows since the last checkpoint are verified first: a broken chain is never signed
+    (AuditChainBroken). None when nothing is new or no signing key is configured."""
+    private_key = signing_key()
+    if private_key is None:
+        return None
+    try:
+        with unit_of_work(tenant_id) as session:
+            return _write_checkpoint(session, tenant_id, private_key)
+    except IntegrityError:
+        return None  # another job signed the same seq a moment earlier
+
+
+def _write_checkpoint(
+    session: Session, tenant_id: uuid.UUID, private_key: Ed25519PrivateKey
+) -> AuditCheckpoint | None:
+    latest = session.exec(
+        select(AuditCheckpoint)
+        .where(AuditCheckpoint.tenant_id == tenant_id)
+        .order_by(AuditCheckpoint.seq.desc())
+        .limit(1)
+    ).first()
+    result = verify_chain(session, tenant_id, from_seq=latest.seq if latest else 1)
+    if not result.ok:
+        raise AuditChainBroken(tenant_id, result)
+    if result.last_seq == 0 or (latest is not None and latest.seq >= result.last_seq):
+        return None
+    checkpoint = sign_checkpoint(
+        private_key,
+        tenant_id=tenant_id,
+        seq=result.last_seq,
+        hash=result.last_hash,
+        signed_at=utcnow(),
+    )
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint
+
+
+@dataclass
+class CheckpointRun:
+    available: bool = True
+    written: list[AuditCheckpoint] = field(default_factory=list)
+    unchanged: int = 0
+    broken: dict[uuid.UUID, VerifyResult] = field(default_factory=dict)
+
+
+def checkpoint_all() -> CheckpointRun:
+    """The periodic job: a checkpoint for every chain that grew, the platform's included."""
+    if signing_key() is None:
+        return CheckpointRun(available=False)
+    run = CheckpointRun()
+    for tenant_id, _name in _tenants():
+        try:
+            checkpoint = write_checkpoint(tenant_id)
+        except AuditChainBroken as exc:
+            run.broken[tenant_id] = exc.result
+            continue
+        if checkpoint is None:
+            run.unchanged += 1
+        else:
+            run.written.append(checkpoint)
+    return run
+
+
+def _tenants() -> list[tuple[uuid.UUID, str]]:
+    with unit_of_work(PLATFORM_TENANT_ID) as session:
+        rows = session.exec(select(Tenant.id, Tenant.name).order_by(Tenant.created_at)).all()
+    return [(tenant_id, name) for tenant_id, name in rows]
+
+
+def _find_tenants(spec: str | None) -> list[tuple[uuid.UUID, str]]:
+    tenants = _tenants()
+    if spec is None:
+        return tenants
+    if spec == "platform":
+        spec = str(PLATFORM_TENANT_ID)
+    return [(tenant_id, name) for tenant_id, name in tenants if spec in (str(tenant_id), name)]
+
+
+def describe(result: VerifyResult, tenant_id: uuid.UUID, name: str) -> str:
+    who = f"{name} ({tenant_id})"
+    if not result.ok:
+        where = f"seq {result.first_broken_seq}" if result.first_broken_seq else "-"
+        english = ENGLISH.get(result.reason, result.reason)
+        return f"NG  {who}: {where}: {result.reason} / {english}"
+    if result.checkpoints_checked is None:
+        checkpoints = "チェックポイントは署名鍵が未設定のため未確認"
+        checkpoints_en = "checkpoints unavailable: HIKESHI_AUDIT_SIGNING_KEY is not set"
+    else:
+        checkpoints = f"チェックポイント {result.checkpoints_checked}件"
+        checkpoints_en = f"{result.checkpoints_checked} checkpoints"
+    return (
+        f"OK  {who}: {result.checked}件を検証（最終 seq {result.last_seq}、{checkpoints}） / "
+        f"verified {result.checked} events (last seq {result.last_seq}, {checkpoints_en})"
+    )
+
+
+def main_verify(tenant: str | None) -> int:
+    """`cli.py verify-audit [tenant]`: 0 if every chain holds, 1 if one is broken, 2 if the
+    tenant (id, name or "platform") is unknown."""
+    targets = _find_tenants(tenant)
+    if not targets:
+        print(f"NG  消防団が見つかりません / no such brigade: {tenant}")
+        return 2
+    broken = 0
+    for tenant_id, name in targets:
+        with unit_of_work(tenant_id) as session:
+            result = verify_chain(session, tenant_id)
+        print(describe(result, tenant_id, name))
+        broken += not result.ok
+    return 1 if broken else 0

@@ -1,0 +1,172 @@
+"""Server-side sessions (auth/sessions.py): expiry, revocation, and what the database stores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session as DbSession
+from sqlmodel import select
+
+from auth import local, sessions
+from auth.actor import RequestContext
+from config import get_settings
+from models import PLATFORM_TENANT_ID, AuditEvent, MemberPublic
+from models import Session as UserSession
+from models.base import utcnow
+from tests.factories import (
+    PLATFORM,
+    audit_events,
+    make_member,
+    make_tenant,
+    open_member_session,
+    request_context,
+)
+
+
+@dataclass(frozen=True)
+class Open:
+    tenant_id: uuid.UUID
+    member: MemberPublic
+    token: str
+
+
+@pytest.fixture
+def open_(engine) -> Open:
+    tenant = make_tenant()
+    member = make_member(tenant)
+    return Open(tenant, member, open_member_session(tenant, member.id))
+
+
+def row_for(engine, token: str) -> UserSession:
+    with DbSession(engine) as db:
+        return db.exec(
+            select(UserSession).where(UserSession.token_hash == sessions.token_hash(token))
+        ).one()
+
+
+def age(engine, token: str, **values) -> None:
+    """Move a session's timestamps, as if time had passed."""
+    with DbSession(engine) as db:
+        row = db.exec(
+            select(UserSession).where(UserSession.token_hash == sessions.token_hash(token))
+        ).one()
+        for name, value in values.items():
+            setattr(row, name, value)
+        db.add(row)
+        db.commit()
+
+
+def events(engine, tenant_id: uuid.UUID, request: RequestContext) -> list[AuditEvent]:
+    return audit_events(engine, tenant_id, request_id=request.request_id)
+
+
+def idle() -> timedelta:
+    return timedelta(minutes=get_settings().session_idle_minutes)
+
+
+def test_open_session_resolves_to_the_member(open_):
+    actor = sessions.resolve(open_.token)
+    assert actor is not None
+    assert (actor.kind, actor.tenant_id, actor.member_id) == (
+        "member",
+        open_.tenant_id,
+        open_.member.id,
+    )
+    assert actor.display_name == open_.member.name
+    assert actor.session_id is not None
+
+
+@pytest.mark.parametrize("token", [None, "", "not-a-token", "x" * 43])
+def test_missing_or_unknown_token(engine, token):
+    assert sessions.resolve(token) is None
+
+
+def test_idle_timeout(engine, open_):
+    age(engine, open_.token, last_seen_at=utcnow() - idle() - timedelta(minutes=1))
+    request = request_context()
+    assert sessions.resolve(open_.token, request) is None
+    row = row_for(engine, open_.token)
+    assert row.revoked_at is not None and row.revoke_reason == "idle_timeout"
+    (event,) = events(engine, open_.tenant_id, request)
+    assert (event.category, event.action, event.outcome) == ("auth", "session.end", "expired")
+    assert json.loads(event.details) == {"reason": "idle_timeout"}
+    assert event.target_id == str(row.id)
+    # Ended for good: coming back later neither revives it nor logs it twice.
+    age(engine, open_.token, last_seen_at=utcnow())
+    again = request_context()
+    assert sessions.resolve(open_.token, again) is None
+    assert events(engine, open_.tenant_id, again) == []
+
+
+def test_activity_within_the_idle_limit_keeps_the_session(engine, open_):
+    age(engine, open_.token, last_seen_at=utcnow() - idle() + timedelta(minutes=1))
+    assert sessions.resolve(open_.token) is not None
+    assert utcnow() - row_for(engine, open_.token).last_seen_at < timedelta(minutes=1)
+    assert sessions.resolve(open_.token) is not None
+
+
+def test_absolute_timeout(engine, open_):
+    age(engine, open_.token, expires_at=utcnow() - timedelta(seconds=1), last_seen_at=utcnow())
+    request = request_context()
+    assert sessions.resolve(open_.token, request) is None
+    assert row_for(engine, open_.token).revoke_reason == "absolute_timeout"
+    assert [(e.category, e.action) for e in events(engine, open_.tenant_id, request)] == [
+        ("auth", "session.end")
+    ]
+
+
+def test_absolute_lifetime_is_set_at_login(engine, open_):
+    row = row_for(engine, open_.token)
+    lifetime = timedelta(hours=get_settings().session_absolute_hours)
+    assert row.expires_at - row.created_at == lifetime
+
+
+def test_revoke_ends_the_session_at_once(engine, open_):
+    assert sessions.resolve(open_.token) is not None
+    request = request_context()
+    assert sessions.revoke(open_.token, request) is True
+    assert sessions.resolve(open_.token) is None
+    assert row_for(engine, open_.token).revoke_reason == "logout"
+    assert [(e.category, e.action) for e in events(engine, open_.tenant_id, request)] == [
+        ("auth", "logout")
+    ]
+
+
+def test_revoke_only_touches_its_own_session(engine, open_):
+    other = open_member_session(open_.tenant_id, open_.member.id)
+    sessions.revoke(open_.token, request_context())
+    assert sessions.resolve(other) is not None
+
+
+@pytest.mark.parametrize("token", [None, "", "unknown-token"])
+def test_revoke_of_nothing(engine, token):
+    assert sessions.revoke(token, request_context()) is False
+
+
+def test_database_stores_only_the_sha256_of_the_token(engine, open_):
+    digest = hashlib.sha256(open_.token.encode()).hexdigest()
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT * FROM user_session")).mappings().all()
+    mine = [r for r in rows if r["token_hash"] == digest]
+    assert len(mine) == 1
+    assert not [r for r in rows if any(open_.token in str(value) for value in r.values())]
+
+
+def test_operator_session_expiry_is_logged_on_the_platform_chain(engine):
+    name = f"op-{uuid.uuid4().hex[:10]}"
+    password = "correct horse battery staple"
+    local.create_account(PLATFORM, login_name=name, password=password, is_operator=True)
+    token = local.login(name, password, request_context()).token
+    assert sessions.resolve(token) is not None
+    age(engine, token, last_seen_at=utcnow() - idle() - timedelta(seconds=1))
+    request = request_context()
+    assert sessions.resolve(token, request) is None
+    assert [(e.category, e.action) for e in events(engine, PLATFORM_TENANT_ID, request)] == [
+        ("auth", "session.end")
+    ]

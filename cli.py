@@ -70,6 +70,19 @@ def set_password(login_name: str) -> None:
     print(f"{login_name} のパスワードを再設定しました。")
 
 
+def checkpoint_audit() -> int:
+    from services.audit_verify import checkpoint_all
+
+    run = checkpoint_all()
+    if not run.available:
+        print("HIKESHI_AUDIT_SIGNING_KEY が未設定のため、チェックポイントは書けません。")
+        return 1
+    print(f"チェックポイント: 新規 {len(run.written)} 件、変化なし {run.unchanged} 件")
+    for tenant_id, result in run.broken.items():
+        print(f"NG  {tenant_id}: seq {result.first_broken_seq}: {result.reason}")
+    return 1 if run.broken else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="cli.py", description="Hikeshi administration")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +91,12 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("seed-demo", help="create the demo brigade if it does not exist")
     for name in ("create-operator", "set-password"):
         sub.add_parser(name).add_argument("login_name")
+    sub.add_parser("verify-audit", help="verify audit hash chains").add_argument(
+        "tenant", nargs="?", help="brigade id or name, or 'platform'; all when omitted"
+    )
+    sub.add_parser("checkpoint-audit", help="sign a checkpoint of every audit chain that grew")
+    sub.add_parser("rotate-master-key", help="re-wrap every brigade key with the active master key")
+    sub.add_parser("rotate-tenant-key", help="re-encrypt one brigade's data").add_argument("tenant")
     args = parser.parse_args(argv)
     try:
         match args.command:
@@ -91,6 +110,20 @@ def main(argv: list[str] | None = None) -> None:
                 create_operator(args.login_name)
             case "set-password":
                 set_password(args.login_name)
+            case "verify-audit":
+                from services.audit_verify import main_verify
+
+                sys.exit(main_verify(args.tenant))
+            case "checkpoint-audit":
+                sys.exit(checkpoint_audit())
+            case "rotate-master-key":
+                from services.keys import main_rotate_master
+
+                sys.exit(main_rotate_master())
+            case "rotate-tenant-key":
+                from services.keys import main_rotate_tenant
+
+                sys.exit(main_rotate_tenant(args.tenant))
     except config.ConfigError as exc:
         sys.exit(f"設定エラー: {exc}")
 

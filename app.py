@@ -14,7 +14,8 @@ navigation = st.navigation(pages_for(actor), position="sidebar" if actor else "h
 
 if actor is not None:
     with st.sidebar:
-        st.markdown(f"**{actor.tenant_name or '運営管理'}**")
+        pending_line = actor.kind.startswith("line_")
+        st.markdown(f"**{actor.tenant_name or ('LINEログイン' if pending_line else '運営管理')}**")
         st.caption(
             f"{actor.display_name}"
             + (

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent
 def migrate() -> None:
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("sqlalchemy.url", config.migration_database_url())
-    command.upgrade(cfg, "heads")
+    command.upgrade(cfg, "head")
 
 
 def seed_demo() -> None:
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         "tenant", nargs="?", help="brigade id or name, or 'platform'; all when omitted"
     )
     sub.add_parser("checkpoint-audit", help="sign a checkpoint of every audit chain that grew")
+    sub.add_parser("purge-audit", help="delete events past the retention, up to a checkpoint")
     sub.add_parser("rotate-master-key", help="re-wrap every brigade key with the active master key")
     sub.add_parser("rotate-tenant-key", help="re-encrypt one brigade's data").add_argument("tenant")
     args = parser.parse_args(argv)
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(main_verify(args.tenant))
             case "checkpoint-audit":
                 sys.exit(checkpoint_audit())
+            case "purge-audit":
+                from services.audit_retention import main_purge
+
+                sys.exit(main_purge())
             case "rotate-master-key":
                 from services.keys import main_rotate_master
 

@@ -40,11 +40,21 @@ class Settings:
     line_authorize_url: str = "https://access.line.me/oauth2/v2.1/authorize"
     line_token_url: str = "https://api.line.me/oauth2/v2.1/token"
     line_jwks_url: str = "https://api.line.me/oauth2/v2.1/certs"
+    line_bot_prompt: str = ""  # "", "normal" or "aggressive": offer the brigade's official account
+    line_prompt_consent: bool = False  # ask LINE to show the consent screen at every login
+    registration_code_days: int = 14
+    registration_max_failures: int = 5
+    audit_signing_key: bytes | None = field(default=None, repr=False)
+    log_retention_days: int = 365  # white paper 18.1.3: event logs are kept at least one year
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def secure_cookies(self) -> bool:
         return self.public_base_url.startswith("https://")
+
+    @property
+    def line_configured(self) -> bool:
+        return bool(self.line_channel_id and self.line_channel_secret)
 
 
 def _file_values(path: Path, table: str | None) -> dict[str, str]:
@@ -79,6 +89,36 @@ def parse_master_keys(spec: str) -> dict[str, bytes]:
     return keys
 
 
+def parse_signing_key(encoded: str) -> bytes | None:
+    """Decode HIKESHI_AUDIT_SIGNING_KEY, the base64url 32-byte Ed25519 seed; "" means none."""
+    if not encoded:
+        return None
+    try:
+        seed = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except ValueError as exc:
+        raise ConfigError("HIKESHI_AUDIT_SIGNING_KEY is not base64url") from exc
+    if len(seed) != 32:
+        raise ConfigError("HIKESHI_AUDIT_SIGNING_KEY must be a 32-byte Ed25519 seed")
+    return seed
+
+
+MIN_LOG_RETENTION_DAYS = 365
+
+
+def parse_retention_days(value: str) -> int:
+    """HIKESHI_LOG_RETENTION_DAYS: whole days, never below one year."""
+    try:
+        days = int(value)
+    except ValueError as exc:
+        raise ConfigError("HIKESHI_LOG_RETENTION_DAYS must be a whole number of days") from exc
+    if days < MIN_LOG_RETENTION_DAYS:
+        raise ConfigError(
+            f"HIKESHI_LOG_RETENTION_DAYS is {days}: event logs are kept at least "
+            f"{MIN_LOG_RETENTION_DAYS} days (white paper 18.1.3)"
+        )
+    return days
+
+
 def configured_database_url() -> str:
     """The database URL alone: migrations and the CLI need it before any key exists."""
     return _raw_values().get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'hikeshi.db'}"
@@ -110,6 +150,8 @@ def load_settings() -> Settings:
             ("session_absolute_hours", "SESSION_ABSOLUTE_HOURS"),
             ("login_max_failures", "LOGIN_MAX_FAILURES"),
             ("login_lockout_minutes", "LOGIN_LOCKOUT_MINUTES"),
+            ("registration_code_days", "REGISTRATION_CODE_DAYS"),
+            ("registration_max_failures", "REGISTRATION_MAX_FAILURES"),
         )
         if key in raw
     }
@@ -122,7 +164,15 @@ def load_settings() -> Settings:
             ("line_authorize_url", "LINE_AUTHORIZE_URL"),
             ("line_token_url", "LINE_TOKEN_URL"),
             ("line_jwks_url", "LINE_JWKS_URL"),
+            ("line_bot_prompt", "LINE_BOT_PROMPT"),
         )
+        if key in raw
+    }
+    if strings.get("line_bot_prompt", "") not in ("", "normal", "aggressive"):
+        raise ConfigError("HIKESHI_LINE_BOT_PROMPT must be empty, normal or aggressive")
+    flags = {
+        name: raw[key].strip().lower() in ("1", "true", "yes", "on")
+        for name, key in (("line_prompt_consent", "LINE_PROMPT_CONSENT"),)
         if key in raw
     }
     return Settings(
@@ -130,8 +180,13 @@ def load_settings() -> Settings:
         master_keys=master_keys,
         active_master_key_id=active,
         session_secret=session_secret.encode(),
+        audit_signing_key=parse_signing_key(raw.get("AUDIT_SIGNING_KEY", "")),
+        log_retention_days=parse_retention_days(
+            raw.get("LOG_RETENTION_DAYS", str(MIN_LOG_RETENTION_DAYS))
+        ),
         **ints,
         **strings,
+        **flags,
     )
 
 
@@ -146,11 +201,13 @@ def generate_local_settings() -> bool:
         return False
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    signing_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     LOCAL_SETTINGS.write_text(
         "# Generated for the local demo by `python cli.py bootstrap`. Keep it secret.\n"
         f'master_keys = "local1:{key}"\n'
         'active_master_key = "local1"\n'
-        f'session_secret = "{secrets.token_urlsafe(48)}"\n',
+        f'session_secret = "{secrets.token_urlsafe(48)}"\n'
+        f'audit_signing_key = "{signing_key}"\n',
         encoding="utf-8",
     )
     LOCAL_SETTINGS.chmod(0o600)

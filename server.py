@@ -5,17 +5,20 @@ Run with `streamlit run server.py` (Streamlit detects the st.App) or `uvicorn se
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import urlsplit
 
 import streamlit as st
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from auth import local, sessions
-from auth.actor import RequestContext
+from auth import line, line_sessions, local, sessions
+from auth.actor import Actor, RequestContext
 from config import get_settings
+from services import registrations
 from services.db import current_engine
 
 LOGIN_FIELD_LIMIT = 200
@@ -84,10 +87,92 @@ async def logout(request: Request) -> Response:
     return response
 
 
+def line_login(request: Request) -> Response:
+    """Start LINE Login; ?uid= comes from a registration sheet and leads to code entry."""
+    if not line.is_configured():
+        return _redirect("/?line_error=unavailable")
+    user_id = registrations.normalise(request.query_params.get("uid", ""))
+    url, cookie_value = line.begin_login(user_id if registrations.valid_user_id(user_id) else "")
+    response = _redirect(url)
+    response.set_cookie(
+        line.AUTH_COOKIE,
+        cookie_value,
+        max_age=int(line.REQUEST_LIFETIME.total_seconds()),
+        path="/auth/line/",
+        httponly=True,
+        samesite="lax",
+        secure=get_settings().secure_cookies,
+    )
+    return response
+
+
+def line_callback(request: Request) -> Response:
+    result = line.finish_login(
+        request.cookies.get(line.AUTH_COOKIE),
+        dict(request.query_params),
+        request_context(request),
+    )
+    response = _signed_in(result.token, f"/?line_error={result.error}")
+    response.delete_cookie(line.AUTH_COOKIE, path="/auth/line/")
+    return response
+
+
+async def line_register(request: Request) -> Response:
+    """The code-entry form of a LINE login bound to no member yet."""
+    actor = await run_in_threadpool(_line_actor, request, "line_register")
+    if actor is None:
+        return PlainTextResponse("不正なリクエストです。", status_code=403)
+    form = await request.form()
+    result = await run_in_threadpool(
+        registrations.redeem,
+        actor,
+        user_id=str(form.get("user_id", ""))[:LOGIN_FIELD_LIMIT],
+        code=str(form.get("code", ""))[:LOGIN_FIELD_LIMIT],
+    )
+    if result.error == "session_locked":
+        response = _redirect("/?line_error=register_locked")
+        response.delete_cookie(sessions.COOKIE_NAME, path="/")
+        return response
+    return _signed_in(result.token, f"/?register_error={result.error}")
+
+
+async def line_brigade(request: Request) -> Response:
+    """A LINE account linked in several brigades picks one."""
+    actor = await run_in_threadpool(_line_actor, request, "line_choose")
+    if actor is None:
+        return PlainTextResponse("不正なリクエストです。", status_code=403)
+    form = await request.form()
+    try:
+        tenant_id = uuid.UUID(str(form.get("tenant_id", "")))
+    except ValueError:
+        return _redirect("/")
+    result = await run_in_threadpool(line_sessions.choose_brigade, actor, tenant_id)
+    return _signed_in(result.token, f"/?line_error={result.error}")
+
+
+def _line_actor(request: Request, kind: str) -> Actor | None:
+    if not same_origin(request):
+        return None
+    actor = sessions.resolve(request.cookies.get(sessions.COOKIE_NAME), request_context(request))
+    return actor if actor is not None and actor.kind == kind else None
+
+
+def _signed_in(token: str | None, failure: str) -> Response:
+    if token is None:
+        return _redirect(failure)
+    response = _redirect("/")
+    set_session_cookie(response, token)
+    return response
+
+
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/auth/login", login, methods=["POST"]),
     Route("/auth/logout", logout, methods=["POST"]),
+    Route("/auth/line/login", line_login, methods=["GET"]),
+    Route(line.CALLBACK_PATH, line_callback, methods=["GET"]),
+    Route("/auth/line/register", line_register, methods=["POST"]),
+    Route("/auth/line/brigade", line_brigade, methods=["POST"]),
 ]
 
 app = st.App("app.py", routes=routes)

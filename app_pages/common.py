@@ -15,14 +15,17 @@ def session_token() -> str | None:
     return st.context.cookies.get(sessions.COOKIE_NAME)
 
 
-def resolve_actor() -> Actor | None:
-    """Build the actor from the session cookie; called once per run by app.py."""
+def request_context() -> RequestContext:
     headers = st.context.headers
-    request = RequestContext(
+    return RequestContext(
         client_addr=st.context.ip_address or "",
         user_agent=headers.get("User-Agent", "") if headers else "",
     )
-    actor = sessions.resolve(session_token(), request)
+
+
+def resolve_actor() -> Actor | None:
+    """Build the actor from the session cookie; called once per run by app.py."""
+    actor = sessions.resolve(session_token(), request_context())
     st.session_state[ACTOR_KEY] = actor
     return actor
 

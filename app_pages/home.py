@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.common import current_actor
+from services import members
 from services.catalog import FUNCTION_LABELS, Function, Level
 
 actor = current_actor()
@@ -16,11 +17,11 @@ cols[0].metric("階級", actor.rank_name or "—")
 cols[1].metric("役職", "・".join(actor.role_names) or "—")
 
 st.subheader("付与されている権限")
-rows = [
-    {"機能": FUNCTION_LABELS[f], "権限": actor.level(f).label}
-    for f in Function
-    if actor.can(f, Level.VIEW)
-]
+labels = {f: actor.level(f).label for f in Function if actor.can(f, Level.VIEW)}
+if Function.ROSTER in labels and not actor.can(Function.ROSTER, Level.EDIT):
+    if unit := members.edit_scope(actor).unit:
+        labels[Function.ROSTER] = f"編集（自所属: {unit}）"
+rows = [{"機能": FUNCTION_LABELS[f], "権限": label} for f, label in labels.items()]
 if rows:
     st.dataframe(rows, hide_index=True, width="content")
 else:

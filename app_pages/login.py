@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from auth import line
 from auth.local import MESSAGES
 
 st.title("火消し Hikeshi")
@@ -11,6 +12,8 @@ st.caption("消防団の組織運営・災害対応支援")
 
 if (error := st.query_params.get("login_error")) in MESSAGES:
     st.error(MESSAGES[error])
+elif (error := st.query_params.get("line_error")) in line.MESSAGES:
+    st.error(line.MESSAGES[error])
 elif st.query_params.get("logged_out"):
     st.success("ログアウトしました。")
 
@@ -32,3 +35,16 @@ st.html(
 </style>
 """
 )
+
+if line.is_configured():
+    st.subheader("団員の方")
+    st.html(
+        """
+<a href="/auth/line/login" class="hikeshi-line" target="_self">LINEでログイン</a>
+<style>
+.hikeshi-line { display: inline-block; padding: .65rem 1.4rem; font-size: 1rem; font-weight: bold;
+  background: #06c755; color: #fff !important; border-radius: .4rem; text-decoration: none; }
+.hikeshi-line:hover { background: #05b34c; }
+</style>
+"""
+    )

@@ -20,13 +20,57 @@ class PageSpec:
 
 
 MEMBER_PAGES = (
+    PageSpec(
+        "app_pages/dashboard.py",
+        "ダッシュボード",
+        ":material/dashboard:",
+        Function.DASHBOARD,
+        "dashboard",
+    ),
     PageSpec("app_pages/home.py", "ホーム", ":material/home:", None, "home"),
     PageSpec("app_pages/roster.py", "団員名簿", ":material/groups:", Function.ROSTER, "roster"),
+    PageSpec(
+        "app_pages/water_map.py",
+        "水利マップ",
+        ":material/water_drop:",
+        Function.WATER_SOURCES,
+        "water-map",
+    ),
+    PageSpec(
+        "app_pages/event_log.py",
+        "イベントログ",
+        ":material/receipt_long:",
+        Function.EVENT_LOGS,
+        "event-log",
+    ),
+    PageSpec(
+        "app_pages/accounts.py",
+        "アカウント管理",
+        ":material/manage_accounts:",
+        Function.MEMBER_ACCOUNTS,
+        "accounts",
+    ),
+    PageSpec(
+        "app_pages/permissions.py",
+        "役職・権限",
+        ":material/admin_panel_settings:",
+        Function.PERMISSIONS,
+        "permissions",
+    ),
 )
 OPERATOR_PAGES = (
     PageSpec("app_pages/brigades.py", "消防団管理", ":material/apartment:", None, "brigades"),
 )
 LOGIN_PAGE = PageSpec("app_pages/login.py", "ログイン", ":material/login:", None, "login")
+# A LINE login bound to no member reaches exactly one page: code entry, or the brigade choice.
+LINE_PAGES = {
+    "line_register": PageSpec(
+        "app_pages/line_register.py", "LINE連携の登録", ":material/key:", None, "line-register"
+    ),
+    "line_choose": PageSpec(
+        "app_pages/line_brigade.py", "消防団の選択", ":material/apartment:", None, "brigade"
+    ),
+}
 
 
 def specs_for(actor: Actor | None) -> tuple[PageSpec, ...]:
@@ -34,6 +78,8 @@ def specs_for(actor: Actor | None) -> tuple[PageSpec, ...]:
         return (LOGIN_PAGE,)
     if actor.is_operator:
         return OPERATOR_PAGES
+    if actor.kind in LINE_PAGES:
+        return (LINE_PAGES[actor.kind],)
     return tuple(p for p in MEMBER_PAGES if p.function is None or actor.can(p.function, Level.VIEW))
 
 

@@ -1,6 +1,10 @@
-"""団員名簿: search, filter, add, edit, suspend / reactivate, retire."""
+"""団員名簿: search, filter, add, edit, suspend / reactivate, retire / readmit, bulk actions on a
+selection, and the 所属 labels in use."""
 
 from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
@@ -10,13 +14,28 @@ from services import members
 from services.catalog import Function, Level, MemberCreate, MemberStatus, MemberUpdate
 from services.errors import ServiceError
 
+LINE_FILTERS = {"すべて": None, "連携済み": True, "未連携": False}
+COLUMNS = [
+    "団員番号",
+    "氏名",
+    "ふりがな",
+    "階級",
+    "役職",
+    "所属",
+    "電話番号",
+    "メール",
+    "LINE",
+    "状態",
+]
+
 actor = current_actor()
 ranks = members.list_ranks(actor)
 roles = members.list_roles(actor)
+scope = members.edit_scope(actor)
 rank_by_name = {r.name: r.id for r in ranks}
 role_by_name = {r.name: r.id for r in roles}
 status_by_label = {s.label: s.value for s in MemberStatus}
-can_edit = actor.can(Function.ROSTER, Level.EDIT)
+can_edit = scope.allows_editing
 can_manage_accounts = actor.can(Function.MEMBER_ACCOUNTS, Level.EDIT)
 
 st.title("団員名簿")
@@ -24,7 +43,8 @@ st.title("団員名簿")
 if notice := st.session_state.pop("roster_notice", None):
     st.success(notice)
 
-cols = st.columns([3, 2, 2, 2, 2])
+labels_in_use = members.list_affiliations(actor)
+cols = st.columns([3, 2, 2, 2, 2, 2])
 text = cols[0].text_input("検索（氏名・ふりがな・団員番号）", key="roster_text")
 rank_names = cols[1].multiselect(
     "階級", list(rank_by_name), key="roster_ranks", placeholder="すべて"
@@ -35,7 +55,10 @@ role_names = cols[2].multiselect(
 status_labels = cols[3].multiselect(
     "状態", list(status_by_label), default=["在籍", "停止中"], key="roster_status"
 )
-affiliation = cols[4].text_input("所属（部分一致）", key="roster_affiliation")
+affiliations = cols[4].multiselect(
+    "所属", [a.label for a in labels_in_use], key="roster_affiliations", placeholder="すべて"
+)
+line_filter = cols[5].selectbox("LINE連携", list(LINE_FILTERS), key="roster_line")
 
 rows = members.list_members(
     actor,
@@ -44,41 +67,79 @@ rows = members.list_members(
         rank_ids=tuple(rank_by_name[n] for n in rank_names),
         role_ids=tuple(role_by_name[n] for n in role_names),
         statuses=tuple(status_by_label[s] for s in status_labels),
-        affiliation=affiliation,
+        affiliations=tuple(affiliations),
+        line_linked=LINE_FILTERS[line_filter],
     ),
 )
+linked = members.line_linked_ids(actor)
 st.caption(f"{len(rows)} 名")
-st.dataframe(
-    pd.DataFrame(
-        [
-            {
-                "団員番号": m.member_code,
-                "氏名": m.name,
-                "ふりがな": m.kana,
-                "階級": m.rank_name,
-                "役職": "・".join(m.role_names),
-                "所属": m.affiliation,
-                "電話番号": m.phone,
-                "メール": m.email,
-                "状態": MemberStatus(m.status).label,
-            }
-            for m in rows
-        ],
-        columns=[
-            "団員番号",
-            "氏名",
-            "ふりがな",
-            "階級",
-            "役職",
-            "所属",
-            "電話番号",
-            "メール",
-            "状態",
-        ],
-    ),
-    hide_index=True,
-    width="stretch",
+table = pd.DataFrame(
+    [
+        {
+            "団員番号": m.member_code,
+            "氏名": m.name,
+            "ふりがな": m.kana,
+            "階級": m.rank_name,
+            "役職": "・".join(m.role_names),
+            "所属": m.affiliation,
+            "電話番号": m.phone,
+            "メール": m.email,
+            "LINE": "連携済み" if m.id in linked else "未連携",
+            "状態": MemberStatus(m.status).label,
+        }
+        for m in rows
+    ],
+    columns=COLUMNS,
 )
+selectable = can_edit or can_manage_accounts
+if selectable:
+    # The key follows the listed members, so a selection never outlives the rows it was made on.
+    listed = hashlib.sha256("".join(str(m.id) for m in rows).encode()).hexdigest()[:12]
+    event = st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="multi-row",
+        key=f"roster_table_{listed}",
+    )
+    selected = [rows[i] for i in event.selection.rows if i < len(rows)]
+else:
+    st.dataframe(table, hide_index=True, width="stretch")
+    selected = []
+
+
+def run(action: Callable[[], object], notice: str | Callable[[object], str]) -> None:
+    try:
+        result = action()
+    except ServiceError as exc:
+        show_error(exc)
+        return
+    st.session_state["roster_notice"] = notice(result) if callable(notice) else notice
+    st.rerun()
+
+
+if selected:
+    with st.container(border=True):
+        st.markdown(f"**選択した {len(selected)} 名への一括操作**")
+        st.caption("、".join(f"{m.member_code} {m.name}" for m in selected))
+        cols = st.columns(2)
+        if can_edit:
+            new_label = cols[0].text_input("新しい所属", key="bulk_affiliation")
+            if cols[0].button("所属を変更", key="bulk_affiliation_apply"):
+                run(
+                    lambda: members.bulk_set_affiliation(
+                        actor, [m.id for m in selected], affiliation=new_label
+                    ),
+                    lambda n: f"{n} 名の所属を変更しました。",
+                )
+        if can_manage_accounts:
+            confirmed = cols[1].checkbox("選択した団員の利用停止を確認しました", key="bulk_confirm")
+            if cols[1].button("利用停止", disabled=not confirmed, key="bulk_suspend"):
+                run(
+                    lambda: members.bulk_suspend(actor, [m.id for m in selected]),
+                    lambda n: f"{n} 名の利用を停止しました。",
+                )
 
 
 def member_form(key: str, current: members.MemberPublic | None) -> dict | None:
@@ -100,7 +161,8 @@ def member_form(key: str, current: members.MemberPublic | None) -> dict | None:
                 "役職", list(role_by_name), current.role_names if current else []
             )
         ]
-        values["affiliation"] = c[2].text_input("所属", current.affiliation if current else "")
+        default_unit = current.affiliation if current else scope.unit
+        values["affiliation"] = c[2].text_input("所属", default_unit)
         c = st.columns(3)
         values["phone"] = c[0].text_input("電話番号", current.phone if current else "")
         values["email"] = c[1].text_input("メール", current.email if current else "")
@@ -113,18 +175,10 @@ def member_form(key: str, current: members.MemberPublic | None) -> dict | None:
     return values if submitted else None
 
 
-def run(action, notice: str) -> None:
-    try:
-        action()
-    except ServiceError as exc:
-        show_error(exc)
-        return
-    st.session_state["roster_notice"] = notice
-    st.rerun()
-
-
 if can_edit:
     with st.expander("団員を追加", icon=":material/person_add:"):
+        if not scope.whole_brigade:
+            st.caption(f"自分の所属（{scope.unit}）の団員だけを追加できます。")
         if (values := member_form("member_add", None)) is not None:
             run(
                 lambda: members.create_member(actor, data=MemberCreate(**values)),
@@ -141,7 +195,8 @@ if choice is not None:
     st.subheader(f"{member.name}（{member.kana}）")
     status = MemberStatus(member.status)
     st.caption(f"状態: {status.label}　／　団員番号: {member.member_code}")
-    if can_edit and status != MemberStatus.RETIRED:
+    editable = scope.covers(member.affiliation)
+    if editable and status != MemberStatus.RETIRED:
         if (values := member_form(f"member_edit_{member.id}", member)) is not None:
             run(
                 lambda: members.update_member(
@@ -169,6 +224,30 @@ if choice is not None:
     if can_manage_accounts and status == MemberStatus.SUSPENDED:
         if buttons[0].button("利用再開", icon=":material/check_circle:", key="reactivate"):
             run(lambda: members.reactivate_member(actor, member.id), "利用を再開しました。")
-    if can_edit and status != MemberStatus.RETIRED:
+    if editable and status != MemberStatus.RETIRED:
         if buttons[1].button("退団処理", icon=":material/logout:", key="retire"):
             run(lambda: members.retire_member(actor, member.id), "退団として記録しました。")
+    if editable and status == MemberStatus.RETIRED:
+        if buttons[1].button("再入団", icon=":material/undo:", key="readmit"):
+            run(lambda: members.readmit_member(actor, member.id), "在籍に戻しました。")
+
+with st.expander("所属ラベルの一覧", icon=":material/label:"):
+    st.dataframe(
+        pd.DataFrame(
+            [{"所属": a.label, "団員数": a.members, "うち在籍": a.active} for a in labels_in_use],
+            columns=["所属", "団員数", "うち在籍"],
+        ),
+        hide_index=True,
+        key="affiliation_table",
+    )
+    if can_edit and labels_in_use:
+        old = st.selectbox("変更する所属", [a.label for a in labels_in_use], key="rename_old")
+        new = st.text_input("新しい名前", key="rename_new")
+        below = st.checkbox("下位の所属（例: 「第1分団 第1部」）も変更する", key="rename_below")
+        if st.button("所属の名前を変更", key="rename_apply"):
+            run(
+                lambda: members.rename_affiliation(
+                    actor, old=old, new=new, include_sub_units=below
+                ),
+                lambda n: f"{n} 名の所属を「{new.strip()}」に変更しました。",
+            )

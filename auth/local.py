@@ -153,6 +153,7 @@ def create_account(
     brigade's first administrator."""
     if actor.kind not in ("operator", "system"):
         raise PermissionDenied()
+    login_name = login_name.strip()  # login() strips, so " admin" must collide with "admin"
     errors = login_name_problems(login_name, password)
     if is_operator == (tenant_id is not None):
         errors["tenant_id"] = "運営者アカウントか団のアカウントかのどちらかを指定してください。"

@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from auth.actor import Actor, RequestContext
 from config import get_settings
-from models import LocalAccount, Member, MemberRole, Rank, Role, Session, Tenant
+from models import LinePendingLogin, LocalAccount, Member, MemberRole, Rank, Role, Session, Tenant
 from models.base import utcnow
 from models.enums import AuditCategory, MemberStatus, TenantStatus
 from services import audit
@@ -129,7 +129,7 @@ def revoke(token: str | None, request: RequestContext) -> bool:
 
 def _anonymous(row: Session, request: RequestContext) -> Actor:
     return Actor(
-        kind="member" if row.tenant_id else "operator",
+        kind="member" if row.tenant_id else "operator" if row.local_account_id else "line",
         display_name="",
         label="",
         tenant_id=row.tenant_id,
@@ -145,7 +145,9 @@ def _actor_for(db: DbSession, row: Session, request: RequestContext) -> Actor | 
     if account is not None and account.disabled:
         return None
     if row.tenant_id is None:
-        if account is None or not account.is_operator:
+        if account is None:
+            return _line_actor(db, row, request)
+        if not account.is_operator:
             return None
         return Actor(
             kind="operator",
@@ -163,6 +165,23 @@ def _actor_for(db: DbSession, row: Session, request: RequestContext) -> Actor | 
     if member.tenant_id != tenant.id or member.status != MemberStatus.ACTIVE:
         return None
     return member_actor(db, tenant, member, account, row.id, request)
+
+
+def _line_actor(db: DbSession, row: Session, request: RequestContext) -> Actor | None:
+    """A LINE login bound to no member yet: it may only enter a code or choose a brigade."""
+    pending = db.get(LinePendingLogin, row.id)
+    return None if pending is None else line_actor(row.id, pending.stage, request)
+
+
+def line_actor(session_id: uuid.UUID, stage: str, request: RequestContext) -> Actor:
+    """Kind "line_register" or "line_choose"; audit records carry the session id as label."""
+    return Actor(
+        kind=f"line_{stage}",
+        display_name="LINEユーザー",
+        label=f"line-session:{session_id}",
+        session_id=session_id,
+        request=request,
+    )
 
 
 def member_actor(

@@ -43,3 +43,5 @@ class Permission(SQLModel, table=True):
     subject_id: uuid.UUID
     function: str = Field(max_length=40)
     level: int = 0
+    # "" for the whole brigade; "own_unit": above 閲覧 only for members of the holder's 所属
+    scope: str = Field(default="", max_length=20)

@@ -4,12 +4,18 @@ A hash chain proves only that it is consistent with itself: whoever can write th
 rewrite it from some row onward, or cut off its tail, and recompute every hash. A checkpoint
 signs a (seq, hash) of the chain with a key that lives outside the database, so a rewrite
 before it, or a chain shorter than it, shows.
+
+The retention purge (services/audit_retention.py) deletes a prefix of the chain up to a signed
+checkpoint. A chain whose first row is not seq 1 verifies from that checkpoint: it must be
+signed, its hash must be the first remaining row's prev_hash, and an intact audit.purge event of
+the chain must record that boundary.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +46,8 @@ HEAD_MISSING = "チェーンの先頭情報がありません"
 TRUNCATED = "署名済みチェックポイントより短くなっています"
 CHECKPOINT_MISMATCH = "署名済みチェックポイントと一致しません"
 BAD_SIGNATURE = "チェックポイントの署名が不正です"
+PREFIX_UNRECORDED = "先頭の記録が、保存期間による削除の記録なしに欠けています"
+PURGE_ACTION = "audit.purge"
 ENGLISH = {
     HASH_MISMATCH: "hash mismatch",
     SEQ_MISSING: "sequence number missing",
@@ -50,6 +58,7 @@ ENGLISH = {
     TRUNCATED: "shorter than a signed checkpoint",
     CHECKPOINT_MISMATCH: "disagrees with a signed checkpoint",
     BAD_SIGNATURE: "invalid checkpoint signature",
+    PREFIX_UNRECORDED: "leading events missing without a recorded retention purge",
 }
 
 
@@ -62,6 +71,7 @@ class VerifyResult:
     last_seq: int = 0  # the last row found intact
     last_hash: str = GENESIS_HASH
     checkpoints_checked: int | None = None  # None: no signing key, checkpoints unavailable
+    purged_through: int = 0  # seq 1..purged_through were deleted by the retention purge
 
 
 class AuditChainBroken(RuntimeError):
@@ -152,6 +162,7 @@ class _Walk:
         self.checked = 0
         self.checkpoints = 0
         self.last_seq, self.last_hash = 0, GENESIS_HASH
+        self.purged_through = 0
 
     def result(self, broken_seq: int | None = None, reason: str = "") -> VerifyResult:
         return VerifyResult(
@@ -162,17 +173,22 @@ class _Walk:
             last_seq=self.last_seq,
             last_hash=self.last_hash,
             checkpoints_checked=self.checkpoints if self.key else None,
+            purged_through=self.purged_through,
         )
 
     def run(self, from_seq: int, to_seq: int | None) -> VerifyResult:
         snapshot = self._head_snapshot()
         if snapshot is None:
             return self.result(None, HEAD_MISSING)
-        head_seq, head_hash, max_seq = snapshot
+        head_seq, head_hash, min_seq, max_seq = snapshot
         end = max(head_seq, max_seq or 0)
         if to_seq is not None:
             end = min(end, to_seq)
-        if from_seq > 1 and (problem := self._anchor(from_seq - 1, head_seq, head_hash)):
+        if min_seq is not None and min_seq > 1 and from_seq <= min_seq:
+            if problem := self._purged_prefix(min_seq):
+                return problem
+            from_seq = min_seq
+        elif from_seq > 1 and (problem := self._anchor(from_seq - 1, head_seq, head_hash)):
             return problem
         checkpoints = _Peekable(self._checkpoints(from_seq, to_seq))
         for row in self._rows(from_seq, end):
@@ -210,19 +226,52 @@ class _Walk:
             return self.result(checkpoint.seq, CHECKPOINT_MISMATCH)
         return None
 
-    def _head_snapshot(self) -> tuple[int, str, int | None] | None:
-        # One statement, so one snapshot: concurrent writers move head and rows together.
-        max_seq = (
-            select(func.max(AuditEvent.seq))
-            .where(AuditEvent.tenant_id == self.tenant_id)
-            .scalar_subquery()
-        )
+    def _head_snapshot(self) -> tuple[int, str, int | None, int | None] | None:
+        # One statement, so one snapshot: concurrent writers and the purge move head and rows
+        # together.
+        mine = AuditEvent.tenant_id == self.tenant_id
+        min_seq = select(func.min(AuditEvent.seq)).where(mine).scalar_subquery()
+        max_seq = select(func.max(AuditEvent.seq)).where(mine).scalar_subquery()
         row = self.session.exec(
-            select(AuditChainHead.seq, AuditChainHead.hash, max_seq).where(
+            select(AuditChainHead.seq, AuditChainHead.hash, min_seq, max_seq).where(
                 AuditChainHead.tenant_id == self.tenant_id
             )
         ).first()
-        return None if row is None else (row[0], row[1], row[2])
+        return None if row is None else (row[0], row[1], row[2], row[3])
+
+    def _purged_prefix(self, first: int) -> VerifyResult | None:
+        """Rows 1..first-1 are gone: only a recorded purge up to a signed checkpoint explains it.
+        The walk then continues from the checkpoint's hash."""
+        checkpoint = self.session.exec(
+            select(AuditCheckpoint)
+            .where(AuditCheckpoint.tenant_id == self.tenant_id, AuditCheckpoint.seq == first - 1)
+            .execution_options(populate_existing=True)
+        ).first()
+        if checkpoint is None:
+            return self.result(1, SEQ_MISSING)
+        if self.key is not None and not self._signed(checkpoint):
+            return self.result(checkpoint.seq, BAD_SIGNATURE)
+        if not self._purge_recorded(checkpoint.seq):
+            return self.result(1, PREFIX_UNRECORDED)
+        self.last_seq, self.last_hash = checkpoint.seq, checkpoint.hash
+        self.purged_through = checkpoint.seq
+        return None
+
+    def _purge_recorded(self, boundary: int) -> bool:
+        events = self.session.exec(
+            select(AuditEvent)
+            .where(
+                AuditEvent.tenant_id == self.tenant_id,
+                AuditEvent.action == PURGE_ACTION,
+                AuditEvent.seq > boundary,
+            )
+            .execution_options(populate_existing=True)
+        ).all()
+        return any(
+            event_hash(event) == event.hash
+            and json.loads(event.details).get("purged_through") == boundary
+            for event in events
+        )
 
     def _anchor(self, seq: int, head_seq: int, head_hash: str) -> VerifyResult | None:
         """The row before from_seq: the walk continues from its hash."""
@@ -349,7 +398,7 @@ def checkpoint_all() -> CheckpointRun:
     if signing_key() is None:
         return CheckpointRun(available=False)
     run = CheckpointRun()
-    for tenant_id, _name in _tenants():
+    for tenant_id, _name in chains():
         try:
             checkpoint = write_checkpoint(tenant_id)
         except AuditChainBroken as exc:
@@ -362,14 +411,15 @@ def checkpoint_all() -> CheckpointRun:
     return run
 
 
-def _tenants() -> list[tuple[uuid.UUID, str]]:
+def chains() -> list[tuple[uuid.UUID, str]]:
+    """(tenant id, name) of every chain, the platform's included, oldest brigade first."""
     with unit_of_work(PLATFORM_TENANT_ID) as session:
         rows = session.exec(select(Tenant.id, Tenant.name).order_by(Tenant.created_at)).all()
     return [(tenant_id, name) for tenant_id, name in rows]
 
 
 def _find_tenants(spec: str | None) -> list[tuple[uuid.UUID, str]]:
-    tenants = _tenants()
+    tenants = chains()
     if spec is None:
         return tenants
     if spec == "platform":
@@ -389,9 +439,14 @@ def describe(result: VerifyResult, tenant_id: uuid.UUID, name: str) -> str:
     else:
         checkpoints = f"チェックポイント {result.checkpoints_checked}件"
         checkpoints_en = f"{result.checkpoints_checked} checkpoints"
+    purged = purged_en = ""
+    if result.purged_through:
+        purged = f"、seq {result.purged_through} までは保存期間により削除済み"
+        purged_en = f", purged by retention through seq {result.purged_through}"
     return (
-        f"OK  {who}: {result.checked}件を検証（最終 seq {result.last_seq}、{checkpoints}） / "
-        f"verified {result.checked} events (last seq {result.last_seq}, {checkpoints_en})"
+        f"OK  {who}: {result.checked}件を検証（最終 seq {result.last_seq}、{checkpoints}{purged}）"
+        f" / verified {result.checked} events (last seq {result.last_seq}, {checkpoints_en}"
+        f"{purged_en})"
     )
 
 

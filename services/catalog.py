@@ -2,6 +2,7 @@
 
 from models.enums import (
     FUNCTION_LABELS,
+    HYDRANT_KINDS,
     LEVEL_LABELS,
     OWNERSHIPS,
     RANK_NAMES,
@@ -13,9 +14,17 @@ from models.enums import (
     MemberStatus,
 )
 from models.member import MemberCreate, MemberPublic, MemberUpdate
+from models.water import (
+    WaterInspectionCreate,
+    WaterInspectionPublic,
+    WaterSourceCreate,
+    WaterSourcePublic,
+    WaterSourceUpdate,
+)
 
 __all__ = [
     "FUNCTION_LABELS",
+    "HYDRANT_KINDS",
     "LEVEL_LABELS",
     "OWNERSHIPS",
     "RANK_NAMES",
@@ -28,4 +37,9 @@ __all__ = [
     "MemberPublic",
     "MemberStatus",
     "MemberUpdate",
+    "WaterInspectionCreate",
+    "WaterInspectionPublic",
+    "WaterSourceCreate",
+    "WaterSourcePublic",
+    "WaterSourceUpdate",
 ]

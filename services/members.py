@@ -1,8 +1,15 @@
-"""Roster (団員名簿) services: every call checks the permission, scopes to the tenant and audits."""
+"""Roster (団員名簿) services: every call checks the permission, scopes to the tenant and audits.
+
+Roster editing may be narrowed to the editor's own 所属 (permission scope "own_unit"): such an
+editor sees the whole roster but changes only members whose 所属 is theirs or lies below it.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import update
@@ -12,6 +19,7 @@ from auth.actor import Actor
 from models import (
     Member,
     MemberCreate,
+    MemberLine,
     MemberPublic,
     MemberRole,
     MemberUpdate,
@@ -25,8 +33,20 @@ from models.member import PERSONAL_MEMBER_FIELDS
 from services import validation as v
 from services.base import Tx, scoped, transaction
 from services.errors import Conflict, NotFound, ValidationError
+from services.permissions import (
+    Grant,
+    Refused,
+    check_grants_permission_editing,
+    combined_grants,
+    guarded,
+    member_grants,
+    no_lockout,
+)
 
 TABLE = "member"
+AFFILIATION_LIMIT = 100
+# Plain-text columns (stored unencrypted) and their labels; notes may span lines.
+PLAIN_TEXT_LABELS = {"affiliation": "所属", "notes": "備考"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +69,41 @@ class MemberFilter:
     rank_ids: tuple[uuid.UUID, ...] = ()
     role_ids: tuple[uuid.UUID, ...] = ()
     statuses: tuple[str, ...] = ()
-    affiliation: str = ""
+    affiliation: str = ""  # part of the 所属
+    affiliations: tuple[str, ...] = ()  # whole 所属 labels, matched exactly
+    line_linked: bool | None = None
+
+
+@dataclass(frozen=True)
+class EditScope:
+    """Where the actor may edit the roster: the whole brigade, their own 所属, or nowhere."""
+
+    whole_brigade: bool
+    unit: str = ""
+
+    @property
+    def allows_editing(self) -> bool:
+        return self.whole_brigade or bool(self.unit)
+
+    def covers(self, affiliation: str) -> bool:
+        return self.whole_brigade or (bool(self.unit) and in_unit(affiliation, self.unit))
+
+
+@dataclass(frozen=True)
+class AffiliationCount:
+    label: str
+    members: int  # of any status
+    active: int
+
+
+def in_unit(affiliation: str, unit: str) -> bool:
+    """Whether a 所属 is `unit` or lies below it: "第1分団 第2部" is in "第1分団", while
+    "第10分団" is not in "第1"."""
+    affiliation, unit = v.clean(affiliation), v.clean(unit)
+    if not unit or not affiliation.startswith(unit):
+        return False
+    rest = affiliation[len(unit) :]
+    return not (unit[-1].isdigit() and rest[:1].isdigit())
 
 
 def list_ranks(actor: Actor) -> list[RankOption]:
@@ -64,6 +118,12 @@ def list_roles(actor: Actor) -> list[RoleOption]:
         return [RoleOption(r.id, r.name, r.rank_id) for r in rows]
 
 
+def edit_scope(actor: Actor) -> EditScope:
+    """What the roster page may offer to edit (the services check again on every call)."""
+    with transaction(actor, Function.ROSTER, Level.VIEW, "member.scope") as tx:
+        return _scope(tx)
+
+
 def list_members(actor: Actor, filters: MemberFilter | None = None) -> list[MemberPublic]:
     """The tenant's members, decrypted, filtered and sorted by reading (kana)."""
     filters = filters or MemberFilter()
@@ -73,8 +133,14 @@ def list_members(actor: Actor, filters: MemberFilter | None = None) -> list[Memb
             query = query.where(Member.rank_id.in_(filters.rank_ids))
         if filters.statuses:
             query = query.where(Member.status.in_(filters.statuses))
+        if filters.affiliations:
+            query = query.where(Member.affiliation.in_([v.clean(a) for a in filters.affiliations]))
+        rows = tx.session.exec(query).all()
+        if filters.line_linked is not None:
+            linked = _linked_ids(tx)
+            rows = [m for m in rows if (m.id in linked) == filters.line_linked]
         org = _org(tx)
-        members = [_public(tx, m, org) for m in tx.session.exec(query).all()]
+        members = [_public(tx, m, org) for m in rows]
     needle = v.search_key(filters.text)
     if needle:
         members = [
@@ -93,14 +159,23 @@ def list_members(actor: Actor, filters: MemberFilter | None = None) -> list[Memb
     return sorted(members, key=lambda m: (m.kana or "\uffff", m.member_code))
 
 
+def line_linked_ids(actor: Actor) -> frozenset[uuid.UUID]:
+    """The members linked to a LINE account."""
+    with transaction(actor, Function.ROSTER, Level.VIEW, "member.line_links") as tx:
+        return _linked_ids(tx)
+
+
 def get_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
     with transaction(actor, Function.ROSTER, Level.VIEW, "member.get") as tx:
         return _public(tx, _load(tx, member_id))
 
 
 def create_member(actor: Actor, *, data: MemberCreate) -> MemberPublic:
-    with transaction(actor, Function.ROSTER, Level.EDIT, "member.create") as tx:
+    with _editing(actor, "member.create") as (tx, scope):
         values = _validated(tx, data.model_dump())
+        _require_scope(scope, values["affiliation"])
+        after_grants = combined_grants(tx.session, tx.tenant_id, _subjects(values))
+        check_grants_permission_editing(tx, Grant(), _permissions_grant(after_grants))
         member = Member(
             tenant_id=tx.tenant_id,
             member_code=values["member_code"],
@@ -132,19 +207,23 @@ def create_member(actor: Actor, *, data: MemberCreate) -> MemberPublic:
 def update_member(
     actor: Actor, member_id: uuid.UUID, *, data: MemberUpdate, expected_version: int
 ) -> MemberPublic:
-    """Optimistic concurrency: a stale expected_version raises Conflict and changes nothing."""
-    with transaction(actor, Function.ROSTER, Level.EDIT, "member.update") as tx:
-        member = _load(tx, member_id)
+    """Optimistic concurrency: a stale expected_version raises Conflict and changes nothing.
+    The row is locked while it is compared, so two simultaneous saves cannot both pass."""
+    with _editing(actor, "member.update") as (tx, scope):
+        member = _load(tx, member_id, lock=True)
         before = _public(tx, member)
         if member.version != expected_version:
             raise Conflict()
         merged = before.model_dump() | data.model_dump(exclude_unset=True)
         values = _validated(tx, merged, member_id=member.id)
-        for name in ("member_code", "rank_id", "affiliation", "joined_on", "notes"):
-            setattr(member, name, values[name])
-        _write_personal(tx, member, values)
-        _set_roles(tx, member, values["role_ids"])
-        after = _save(tx, member)
+        _require_scope(scope, before.affiliation, values["affiliation"])
+        with no_lockout(tx):
+            _check_rank_and_roles(tx, member, values)
+            for name in ("member_code", "rank_id", "affiliation", "joined_on", "notes"):
+                setattr(member, name, values[name])
+            _write_personal(tx, member, values)
+            _set_roles(tx, member, values["role_ids"])
+            after = _save(tx, member)
         tx.audit(
             "member.update",
             target_type=TABLE,
@@ -165,47 +244,207 @@ def update_member(
 
 def suspend_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
     """Suspension blocks login and revokes every open session at once."""
-    return _change_status(
-        actor, member_id, MemberStatus.SUSPENDED, Function.MEMBER_ACCOUNTS, "member.suspend"
-    )
+    with _accounts(actor, "member.suspend") as tx:
+        member = _load(tx, member_id, lock=True)
+        return _set_status(tx, member, MemberStatus.SUSPENDED, "member.suspend")
 
 
 def reactivate_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
-    return _change_status(
-        actor, member_id, MemberStatus.ACTIVE, Function.MEMBER_ACCOUNTS, "member.reactivate"
-    )
+    """Lifts a suspension. A retired member comes back only through readmit_member."""
+    with _accounts(actor, "member.reactivate") as tx:
+        member = _load(tx, member_id, lock=True)
+        if member.status == MemberStatus.RETIRED:
+            raise ValidationError(
+                {
+                    "status": "退団した団員は利用再開できません。"
+                    "団員名簿の「再入団」で在籍に戻してください。"
+                }
+            )
+        return _set_status(tx, member, MemberStatus.ACTIVE, "member.reactivate")
 
 
 def retire_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
     """退団: the record stays for history; access ends."""
-    return _change_status(actor, member_id, MemberStatus.RETIRED, Function.ROSTER, "member.retire")
+    with _editing(actor, "member.retire") as (tx, scope), no_lockout(tx):
+        member = _load(tx, member_id, lock=True)
+        _require_scope(scope, member.affiliation)
+        return _set_status(tx, member, MemberStatus.RETIRED, "member.retire")
 
 
-def _change_status(
-    actor: Actor, member_id: uuid.UUID, status: MemberStatus, function: Function, action: str
-) -> MemberPublic:
-    with transaction(actor, function, Level.EDIT, action) as tx:
-        member = _load(tx, member_id)
-        if member.status == status:
-            raise ValidationError({"status": f"既に「{status.label}」です。"})
-        before = member.status
-        member.status = status
-        after = _save(tx, member)
-        revoked = 0
-        if status != MemberStatus.ACTIVE:
-            revoked = _revoke_sessions(tx, member.id, action)
-        tx.audit(
-            action,
-            target_type=TABLE,
-            target_id=member.id,
-            details={
-                "member_code": member.member_code,
-                "before": {"status": before},
-                "after": {"status": str(status)},
-                "sessions_revoked": revoked,
-            },
+def readmit_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
+    """再入団: a retired member is active again. A roster change like retiring, so it needs
+    団員名簿 編集 (a suspension is lifted with アカウント管理 instead)."""
+    with _editing(actor, "member.readmit") as (tx, scope):
+        member = _load(tx, member_id, lock=True)
+        _require_scope(scope, member.affiliation)
+        if member.status != MemberStatus.RETIRED:
+            raise ValidationError({"status": "再入団できるのは退団した団員だけです。"})
+        return _set_status(tx, member, MemberStatus.ACTIVE, "member.readmit")
+
+
+def bulk_suspend(actor: Actor, member_ids: Sequence[uuid.UUID]) -> int:
+    """Suspend every selected active member (others are left as they are), all or none; one
+    audit event per member. Returns how many were suspended."""
+    with _accounts(actor, "member.bulk_suspend") as tx:
+        chosen = _load_many(tx, member_ids)
+        active = [m for m in chosen if m.status == MemberStatus.ACTIVE]
+        for member in active:
+            _set_status(tx, member, MemberStatus.SUSPENDED, "member.suspend")
+        return len(active)
+
+
+def bulk_set_affiliation(actor: Actor, member_ids: Sequence[uuid.UUID], *, affiliation: str) -> int:
+    """Give every selected member the same 所属, all or none; one audit event per changed
+    member. Returns how many changed."""
+    with _editing(actor, "member.bulk_affiliation") as (tx, scope):
+        label = _valid_affiliation(affiliation)
+        chosen = _load_many(tx, member_ids)
+        _require_scope(scope, label, *(m.affiliation for m in chosen))
+        changed = [m for m in chosen if m.affiliation != label]
+        for member in changed:
+            before, member.affiliation = member.affiliation, label
+            _save(tx, member)
+            tx.audit(
+                "member.update",
+                target_type=TABLE,
+                target_id=member.id,
+                details={
+                    "member_code": member.member_code,
+                    "changed": ["affiliation"],
+                    "before": {"affiliation": before},
+                    "after": {"affiliation": label},
+                    "bulk": True,
+                },
+            )
+        return len(changed)
+
+
+def list_affiliations(actor: Actor) -> list[AffiliationCount]:
+    """The 所属 labels in use, with how many members carry each."""
+    with transaction(actor, Function.ROSTER, Level.VIEW, "member.affiliations") as tx:
+        rows = tx.session.exec(scoped(select(Member.affiliation, Member.status), actor)).all()
+    total = Counter(label for label, _ in rows if label)
+    active = Counter(label for label, status in rows if label and status == MemberStatus.ACTIVE)
+    return [AffiliationCount(label, total[label], active[label]) for label in sorted(total)]
+
+
+def rename_affiliation(actor: Actor, *, old: str, new: str, include_sub_units: bool = False) -> int:
+    """Rename a 所属 label on every member carrying it (and, if asked, on the labels below it:
+    "第1分団 第2部" follows "第1分団"). One audit event; returns how many members changed."""
+    with _editing(actor, "member.affiliation_rename") as (tx, scope):
+        old_label, new_label = v.clean(old), _valid_affiliation(new, field="new")
+        rows = tx.session.exec(scoped(select(Member), actor).with_for_update()).all()
+        hits = [
+            m
+            for m in rows
+            if m.affiliation == old_label
+            or (include_sub_units and in_unit(m.affiliation, old_label))
+        ]
+        if not old_label or not hits:
+            raise ValidationError({"old": f"所属「{old_label}」の団員はいません。"})
+        renamed = {m.id: new_label + m.affiliation[len(old_label) :] for m in hits}
+        if any(len(label) > AFFILIATION_LIMIT for label in renamed.values()):
+            raise ValidationError(
+                {"new": f"変更後の所属が{AFFILIATION_LIMIT}文字を超える団員がいます。"}
+            )
+        _require_scope(scope, *(m.affiliation for m in hits), *renamed.values())
+        changed = [m for m in hits if renamed[m.id] != m.affiliation]
+        for member in changed:
+            member.affiliation = renamed[member.id]
+            _save(tx, member)
+        if changed:
+            tx.audit(
+                "member.affiliation_rename",
+                target_type="affiliation",
+                details={
+                    "before": old_label,
+                    "after": new_label,
+                    "include_sub_units": include_sub_units,
+                    "member_codes": sorted(m.member_code for m in changed),
+                },
+            )
+        return len(changed)
+
+
+# ---------------------------------------------------------------------------
+# Permission contexts
+
+
+@contextmanager
+def _editing(actor: Actor, action: str) -> Iterator[tuple[Tx, EditScope]]:
+    """団員名簿 編集, for the whole brigade or narrowed to the actor's own 所属."""
+    with guarded(actor, Function.ROSTER, Level.EDIT, action, opens_at=Level.VIEW) as tx:
+        scope = _scope(tx)
+        if not scope.allows_editing:
+            raise Refused(Function.ROSTER, Level.EDIT)
+        yield tx, scope
+
+
+@contextmanager
+def _accounts(actor: Actor, action: str) -> Iterator[Tx]:
+    """アカウント管理 編集, with the lock-out guard around the change."""
+    with guarded(actor, Function.MEMBER_ACCOUNTS, Level.EDIT, action) as tx, no_lockout(tx):
+        yield tx
+
+
+def _scope(tx: Tx) -> EditScope:
+    if tx.actor.can(Function.ROSTER, Level.EDIT):
+        return EditScope(whole_brigade=True)
+    me = tx.get(Member, tx.actor.member_id) if tx.actor.member_id else None
+    if me is None or me.status != MemberStatus.ACTIVE or not me.affiliation:
+        return EditScope(whole_brigade=False)
+    grant = member_grants(tx.session, me).get(str(Function.ROSTER), Grant())
+    return EditScope(whole_brigade=False, unit=me.affiliation if grant.level >= Level.EDIT else "")
+
+
+def _require_scope(scope: EditScope, *affiliations: str) -> None:
+    if not all(scope.covers(a) for a in affiliations):
+        raise Refused(
+            Function.ROSTER,
+            Level.EDIT,
+            f"自分の所属（{scope.unit}）以外の団員は編集できません。",
         )
-        return after
+
+
+def _check_rank_and_roles(tx: Tx, member: Member, values: dict) -> None:
+    before = _permissions_grant(member_grants(tx.session, member))
+    after_grants = combined_grants(tx.session, tx.tenant_id, _subjects(values))
+    check_grants_permission_editing(tx, before, _permissions_grant(after_grants))
+
+
+def _subjects(values: dict) -> list[uuid.UUID]:
+    return [values["rank_id"], *values["role_ids"]]
+
+
+def _permissions_grant(grants: dict[str, Grant]) -> Grant:
+    return grants.get(str(Function.PERMISSIONS), Grant())
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+
+def _set_status(tx: Tx, member: Member, status: MemberStatus, action: str) -> MemberPublic:
+    if member.status == status:
+        raise ValidationError({"status": f"既に「{status.label}」です。"})
+    before = member.status
+    member.status = status
+    after = _save(tx, member)
+    revoked = 0
+    if status != MemberStatus.ACTIVE:
+        revoked = _revoke_sessions(tx, member.id, action)
+    tx.audit(
+        action,
+        target_type=TABLE,
+        target_id=member.id,
+        details={
+            "member_code": member.member_code,
+            "before": {"status": before},
+            "after": {"status": str(status)},
+            "sessions_revoked": revoked,
+        },
+    )
+    return after
 
 
 def _revoke_sessions(tx: Tx, member_id: uuid.UUID, reason: str) -> int:
@@ -217,11 +456,30 @@ def _revoke_sessions(tx: Tx, member_id: uuid.UUID, reason: str) -> int:
     return result.rowcount or 0
 
 
-def _load(tx: Tx, member_id: uuid.UUID) -> Member:
-    member = tx.get(Member, member_id)
+def _load(tx: Tx, member_id: uuid.UUID, *, lock: bool = False) -> Member:
+    if not lock:
+        member = tx.get(Member, member_id)
+    else:
+        query = scoped(select(Member), tx.actor).where(Member.id == member_id)
+        member = tx.session.exec(query.with_for_update()).first()
     if member is None:
         raise NotFound("団員が見つかりません。")
     return member
+
+
+def _load_many(tx: Tx, member_ids: Sequence[uuid.UUID]) -> list[Member]:
+    wanted = list(dict.fromkeys(member_ids))
+    if not wanted:
+        raise ValidationError({"member_ids": "団員を1名以上選択してください。"})
+    query = scoped(select(Member), tx.actor).where(Member.id.in_(wanted)).with_for_update()
+    found = {m.id: m for m in tx.session.exec(query).all()}
+    if len(found) != len(wanted):
+        raise NotFound("団員が見つかりません。")
+    return [found[i] for i in wanted]
+
+
+def _linked_ids(tx: Tx) -> frozenset[uuid.UUID]:
+    return frozenset(tx.session.exec(scoped(select(MemberLine.member_id), tx.actor)).all())
 
 
 def _save(tx: Tx, member: Member) -> MemberPublic:
@@ -230,6 +488,15 @@ def _save(tx: Tx, member: Member) -> MemberPublic:
     tx.session.add(member)
     tx.session.flush()
     return _public(tx, member)
+
+
+def _valid_affiliation(text: str | None, *, field: str = "affiliation") -> str:
+    label = v.clean(text)
+    if v.has_control_chars(label):
+        raise ValidationError({field: v.control_chars_message("所属")})
+    if not label or len(label) > AFFILIATION_LIMIT:
+        raise ValidationError({field: f"所属を{AFFILIATION_LIMIT}文字以内で入力してください。"})
+    return label
 
 
 def _validated(tx: Tx, raw: dict, member_id: uuid.UUID | None = None) -> dict:
@@ -268,10 +535,13 @@ def _validated(tx: Tx, raw: dict, member_id: uuid.UUID | None = None) -> dict:
         errors["email"] = "メールアドレスの形式が正しくありません。"
     if len(values["address"]) > 200:
         errors["address"] = "住所は200文字以内で入力してください。"
-    if len(values["affiliation"]) > 100:
-        errors["affiliation"] = "所属は100文字以内で入力してください。"
+    if len(values["affiliation"]) > AFFILIATION_LIMIT:
+        errors["affiliation"] = f"所属は{AFFILIATION_LIMIT}文字以内で入力してください。"
     if len(values["notes"]) > 2000:
         errors["notes"] = "備考は2000文字以内で入力してください。"
+    for field, label in PLAIN_TEXT_LABELS.items():
+        if v.has_control_chars(values[field], multiline=field == "notes"):
+            errors[field] = v.control_chars_message(label)
     if values["rank_id"] is None or tx.get(Rank, values["rank_id"]) is None:
         errors["rank_id"] = "階級を選択してください。"
     if any(tx.get(Role, role_id) is None for role_id in values["role_ids"]):

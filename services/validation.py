@@ -12,6 +12,10 @@ _PHONE_SEPARATORS = re.compile(r"[\s\-()（）‐－ー]")
 
 
 _HALF_WIDTH_KANA = re.compile(r"[\uFF61-\uFF9F]+")
+# C0/C1 controls (NUL among them: PostgreSQL refuses it in text), DEL, the Unicode line and
+# paragraph separators, and lone surrogates (not encodable as UTF-8).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_MULTILINE_ALLOWED = "\t\n\r"
 
 
 def clean(text: str | None) -> str:
@@ -25,6 +29,18 @@ def clean_text(text: str | None) -> str:
     return _HALF_WIDTH_KANA.sub(
         lambda m: unicodedata.normalize("NFKC", m.group()), text or ""
     ).strip()
+
+
+def has_control_chars(text: str | None, *, multiline: bool = False) -> bool:
+    """Whether text holds a control character; a multi-line field may keep tab, CR and LF."""
+    return any(
+        not (multiline and found.group() in _MULTILINE_ALLOWED)
+        for found in _CONTROL.finditer(text or "")
+    )
+
+
+def control_chars_message(label: str) -> str:
+    return f"{label}に使用できない文字（制御文字など）が含まれています。"
 
 
 def to_katakana(text: str) -> str:

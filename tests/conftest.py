@@ -92,7 +92,7 @@ def app_database_url(database_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def engine(database_url: str, app_database_url: str) -> Iterator[Engine]:
-    command.upgrade(alembic_config(database_url), "heads")
+    command.upgrade(alembic_config(database_url), "head")
     engine = build_engine(app_database_url)
     check_application_role(engine)
     set_engine(engine)

@@ -4,6 +4,8 @@ optimistic concurrency, session revocation, search and sort."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,14 +14,15 @@ import pytest
 
 from auth import sessions
 from auth.actor import Actor
-from models import AuditEvent, MemberPublic, MemberUpdate
+from models import AuditEvent, MemberLine, MemberPublic, MemberUpdate
 from models.enums import AuditCategory, Function, Level, MemberStatus
-from services import members, roles
+from services import members, permissions, roles
 from services import validation as v
 from services.crypto import AUDIT, TenantCipher
 from services.db import unit_of_work
 from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from services.members import MemberFilter
+from services.permissions import CellChange, Grant
 from tests.factories import (
     actor_with,
     admin,
@@ -269,6 +272,11 @@ ACT_ON_MEMBER: dict[str, Callable[[Actor, uuid.UUID, int], object]] = {
     "suspend_member": lambda actor, mid, _: members.suspend_member(actor, mid),
     "reactivate_member": lambda actor, mid, _: members.reactivate_member(actor, mid),
     "retire_member": lambda actor, mid, _: members.retire_member(actor, mid),
+    "readmit_member": lambda actor, mid, _: members.readmit_member(actor, mid),
+    "bulk_suspend": lambda actor, mid, _: members.bulk_suspend(actor, [mid]),
+    "bulk_set_affiliation": lambda actor, mid, _: members.bulk_set_affiliation(
+        actor, [mid], affiliation="乗っ取り"
+    ),
 }
 
 
@@ -288,6 +296,8 @@ def test_list_members_never_shows_another_tenant(tenant, foreign):
 def test_another_tenants_member_is_not_found(tenant, foreign, watch, name):
     if name == "reactivate_member":
         members.suspend_member(admin(foreign.tenant_id), foreign.member.id)
+    if name == "readmit_member":
+        members.retire_member(admin(foreign.tenant_id), foreign.member.id)
     before = current(foreign.tenant_id, foreign.member.id)
     audits = watch(tenant), watch(foreign.tenant_id)
     act, stranger = ACT_ON_MEMBER[name], admin(tenant)
@@ -319,6 +329,7 @@ class Requirement:
     level: Level
     call: Callable[[Actor, MemberPublic], object]
     suspended_first: bool = False
+    retired_first: bool = False
 
 
 REQUIREMENTS: dict[str, Requirement] = {
@@ -350,6 +361,32 @@ REQUIREMENTS: dict[str, Requirement] = {
     "retire_member": Requirement(
         Function.ROSTER, Level.EDIT, lambda a, m: members.retire_member(a, m.id)
     ),
+    "readmit_member": Requirement(
+        Function.ROSTER,
+        Level.EDIT,
+        lambda a, m: members.readmit_member(a, m.id),
+        retired_first=True,
+    ),
+    "bulk_suspend": Requirement(
+        Function.MEMBER_ACCOUNTS, Level.EDIT, lambda a, m: members.bulk_suspend(a, [m.id])
+    ),
+    "bulk_set_affiliation": Requirement(
+        Function.ROSTER,
+        Level.EDIT,
+        lambda a, m: members.bulk_set_affiliation(a, [m.id], affiliation="第9分団"),
+    ),
+    "rename_affiliation": Requirement(
+        Function.ROSTER,
+        Level.EDIT,
+        lambda a, m: members.rename_affiliation(a, old=m.affiliation, new="第9分団"),
+    ),
+    "list_affiliations": Requirement(
+        Function.ROSTER, Level.VIEW, lambda a, m: members.list_affiliations(a)
+    ),
+    "line_linked_ids": Requirement(
+        Function.ROSTER, Level.VIEW, lambda a, m: members.line_linked_ids(a)
+    ),
+    "edit_scope": Requirement(Function.ROSTER, Level.VIEW, lambda a, m: members.edit_scope(a)),
 }
 
 
@@ -357,6 +394,8 @@ def _subject(tenant: uuid.UUID, requirement: Requirement) -> MemberPublic:
     member = make_member(tenant)
     if requirement.suspended_first:
         member = members.suspend_member(admin(tenant), member.id)
+    if requirement.retired_first:
+        member = members.retire_member(admin(tenant), member.id)
     return member
 
 
@@ -426,6 +465,13 @@ BAD_INPUT: list[tuple[str, dict[str, object]]] = [
     ("email", {"email": "taro example.jp"}),
     ("email", {"email": "taro@example"}),
     ("email", {"email": "taro@@example.jp"}),
+    ("affiliation", {"affiliation": "第1\x00分団"}),  # PostgreSQL would raise DataError
+    ("affiliation", {"affiliation": "第1分団\n第2部"}),
+    ("affiliation", {"affiliation": "\x1b[2J第1分団"}),
+    ("affiliation", {"affiliation": "所" * 101}),
+    ("notes", {"notes": "メモ\x00"}),
+    ("notes", {"notes": "ベル\x07"}),
+    ("notes", {"notes": "行\u2028区切り"}),
 ]
 
 
@@ -642,3 +688,508 @@ def test_filters(tenant, roster):
 
 def test_sorted_by_reading_with_unknown_readings_last(tenant, roster):
     assert _search(tenant, roster) == ["sato", "takahashi", "yamada", "abe"]
+
+
+def test_notes_keep_newlines_and_tabs(tenant):
+    member = make_member(tenant, notes="1行目\n\t2行目\r\n3行目")
+    assert member.notes == "1行目\n\t2行目\r\n3行目"
+
+
+def test_control_character_messages_are_japanese(tenant):
+    with pytest.raises(ValidationError) as err:
+        make_member(tenant, affiliation="第1\x00分団", notes="\x00")
+    assert err.value.errors == {
+        "affiliation": "所属に使用できない文字（制御文字など）が含まれています。",
+        "notes": "備考に使用できない文字（制御文字など）が含まれています。",
+    }
+
+
+# ---------------------------------------------------------------------------
+# Retired members: reactivation is refused, readmission is a roster change
+# ---------------------------------------------------------------------------
+
+
+def test_a_retired_member_cannot_be_reactivated(tenant, watch):
+    member = members.retire_member(admin(tenant), make_member(tenant).id)
+    audit = watch(tenant)
+    with pytest.raises(ValidationError) as err:
+        members.reactivate_member(
+            actor_with(tenant, {Function.MEMBER_ACCOUNTS: Level.EDIT}), member.id
+        )
+    assert "再入団" in err.value.errors["status"]
+    assert current(tenant, member.id).status == MemberStatus.RETIRED
+    assert audit.new() == []
+
+
+def test_readmit_member(tenant, watch):
+    member = members.retire_member(admin(tenant), make_member(tenant).id)
+    audit = watch(tenant)
+    back = members.readmit_member(actor_with(tenant, {Function.ROSTER: Level.EDIT}), member.id)
+    assert back.status == MemberStatus.ACTIVE
+    assert back.version == member.version + 1
+    event = assert_one_operation_event(audit, "member.readmit", back, personal=False)
+    assert json.loads(event.details)["before"] == {"status": "retired"}
+
+
+@pytest.mark.parametrize("suspended", [False, True])
+def test_only_retired_members_are_readmitted(tenant, suspended):
+    member = make_member(tenant)
+    if suspended:
+        members.suspend_member(admin(tenant), member.id)
+    with pytest.raises(ValidationError) as err:
+        members.readmit_member(admin(tenant), member.id)
+    assert set(err.value.errors) == {"status"}
+
+
+def test_readmission_needs_roster_edit_not_account_rights(tenant):
+    member = members.retire_member(admin(tenant), make_member(tenant).id)
+    with pytest.raises(PermissionDenied):
+        members.readmit_member(
+            actor_with(tenant, {Function.MEMBER_ACCOUNTS: Level.EDIT, Function.ROSTER: Level.VIEW}),
+            member.id,
+        )
+    assert current(tenant, member.id).status == MemberStatus.RETIRED
+
+
+# ---------------------------------------------------------------------------
+# Bulk actions
+# ---------------------------------------------------------------------------
+
+
+def test_bulk_set_affiliation(tenant, watch):
+    a, b = make_member(tenant, affiliation="第1分団"), make_member(tenant, affiliation="第2分団")
+    same = make_member(tenant, affiliation="第3分団")
+    audit = watch(tenant)
+    actor = actor_with(tenant, {Function.ROSTER: Level.EDIT})
+    changed = members.bulk_set_affiliation(
+        actor, [a.id, b.id, same.id, a.id], affiliation="第３分団"
+    )
+    assert changed == 2
+    after = {m.id: m for m in members.list_members(admin(tenant))}
+    assert {after[i].affiliation for i in (a.id, b.id, same.id)} == {"第3分団"}
+    assert after[a.id].version == a.version + 1
+    assert after[same.id].version == same.version
+    events = audit.new()
+    assert [(e.action, e.target_id) for e in events] == [
+        ("member.update", str(a.id)),
+        ("member.update", str(b.id)),
+    ]
+    assert json.loads(events[1].details)["before"] == {"affiliation": "第2分団"}
+
+
+def test_bulk_actions_are_all_or_nothing(tenant, foreign, watch):
+    own = make_member(tenant)
+    audit = watch(tenant)
+    for call in (
+        lambda ids: members.bulk_set_affiliation(admin(tenant), ids, affiliation="第9分団"),
+        lambda ids: members.bulk_suspend(admin(tenant), ids),
+    ):
+        with pytest.raises(NotFound):
+            call([own.id, foreign.member.id])
+        with pytest.raises(ValidationError) as err:
+            call([])
+        assert set(err.value.errors) == {"member_ids"}
+    assert current(tenant, own.id) == own
+    assert current(foreign.tenant_id, foreign.member.id) == foreign.member
+    assert audit.new() == []
+
+
+@pytest.mark.parametrize("label", ["", "　", "第1\x00分団", "所" * 101])
+def test_bulk_set_affiliation_rejects_bad_labels(tenant, label):
+    member = make_member(tenant)
+    with pytest.raises(ValidationError) as err:
+        members.bulk_set_affiliation(admin(tenant), [member.id], affiliation=label)
+    assert set(err.value.errors) == {"affiliation"}
+    assert current(tenant, member.id) == member
+
+
+def test_bulk_suspend(tenant, watch):
+    active, other = make_member(tenant), make_member(tenant)
+    already = members.suspend_member(admin(tenant), make_member(tenant).id)
+    retired = members.retire_member(admin(tenant), make_member(tenant).id)
+    token = open_member_session(tenant, active.id)
+    audit = watch(tenant)
+    actor = actor_with(tenant, {Function.MEMBER_ACCOUNTS: Level.EDIT})
+    assert members.bulk_suspend(actor, [active.id, other.id, already.id, retired.id]) == 2
+    assert current(tenant, retired.id).status == MemberStatus.RETIRED
+    assert current(tenant, already.id).version == already.version
+    assert {current(tenant, i).status for i in (active.id, other.id)} == {"suspended"}
+    assert sessions.resolve(token) is None
+    assert [(e.action, e.target_id) for e in audit.new()] == [
+        ("member.suspend", str(active.id)),
+        ("member.suspend", str(other.id)),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# 所属 labels
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("affiliation", "unit", "inside"),
+    [
+        ("第1分団", "第1分団", True),
+        ("第1分団 第2部", "第1分団", True),
+        ("第1分団第2部", "第1分団", True),
+        ("第１分団", "第1分団", True),
+        ("第10分団", "第1分団", False),
+        ("第10分団", "第1", False),
+        ("第1", "第1分団", False),
+        ("", "第1分団", False),
+        ("第1分団", "", False),
+    ],
+)
+def test_in_unit(affiliation, unit, inside):
+    assert members.in_unit(affiliation, unit) is inside
+
+
+def test_list_affiliations(tenant, foreign):
+    make_member(tenant, affiliation="第2分団")
+    make_member(tenant, affiliation="第1分団 第1部")
+    gone = make_member(tenant, affiliation="第2分団")
+    members.retire_member(admin(tenant), gone.id)
+    make_member(tenant, affiliation="")
+    listed = members.list_affiliations(actor_with(tenant, {Function.ROSTER: Level.VIEW}))
+    assert [(a.label, a.members, a.active) for a in listed] == [
+        ("第1分団 第1部", 1, 1),
+        ("第2分団", 2, 1),
+    ]
+
+
+def test_rename_affiliation(tenant, foreign, watch):
+    exact = make_member(tenant, affiliation="第1分団")
+    below = make_member(tenant, affiliation="第1分団 第2部")
+    apart = make_member(tenant, affiliation="第10分団")
+    members.bulk_set_affiliation(
+        admin(foreign.tenant_id), [foreign.member.id], affiliation="第1分団"
+    )
+    audit = watch(tenant)
+    actor = actor_with(tenant, {Function.ROSTER: Level.EDIT})
+    assert members.rename_affiliation(actor, old="第1分団", new="第一分団") == 1
+    assert current(tenant, exact.id).affiliation == "第一分団"
+    assert current(tenant, below.id).affiliation == "第1分団 第2部"
+    assert current(tenant, exact.id).version == exact.version + 1
+    assert (
+        members.rename_affiliation(actor, old="第1分団", new="第一分団", include_sub_units=True)
+        == 1
+    )
+    assert current(tenant, below.id).affiliation == "第一分団 第2部"
+    assert current(tenant, apart.id).affiliation == "第10分団"
+    assert current(foreign.tenant_id, foreign.member.id).affiliation == "第1分団"
+    events = audit.new()
+    assert [e.action for e in events] == ["member.affiliation_rename"] * 2
+    details = json.loads(events[0].details)
+    assert (details["before"], details["after"]) == ("第1分団", "第一分団")
+    assert details["member_codes"] == [exact.member_code]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("存在しない分団", "第9分団", "old"),
+        ("", "第9分団", "old"),
+        ("第1分団", "", "new"),
+        ("第1分団", "第9\x00分団", "new"),
+        ("第1分団", "所" * 101, "new"),
+        ("第1分団", "所" * 99, "new"),  # the sub-label would grow beyond 100
+    ],
+)
+def test_rename_affiliation_rejects_bad_input(tenant, watch, old, new, field):
+    make_member(tenant, affiliation="第1分団")
+    make_member(tenant, affiliation="第1分団 第2部")
+    roster = members.list_members(admin(tenant))
+    audit = watch(tenant)
+    with pytest.raises(ValidationError) as err:
+        members.rename_affiliation(admin(tenant), old=old, new=new, include_sub_units=True)
+    assert set(err.value.errors) == {field}
+    assert members.list_members(admin(tenant)) == roster
+    assert audit.new() == []
+
+
+def test_another_brigades_labels_are_neither_listed_nor_renamed(tenant, foreign):
+    members.bulk_set_affiliation(
+        admin(foreign.tenant_id), [foreign.member.id], affiliation="秘密班"
+    )
+    assert members.list_affiliations(admin(tenant)) == []
+    with pytest.raises(ValidationError):
+        members.rename_affiliation(admin(tenant), old="秘密班", new="乗っ取り")
+    assert current(foreign.tenant_id, foreign.member.id).affiliation == "秘密班"
+
+
+def test_filter_by_labels_and_line_link(tenant):
+    a = make_member(tenant, affiliation="第1分団")
+    b = make_member(tenant, affiliation="第1分団 第1部")
+    c = make_member(tenant, affiliation="第2分団")
+    with unit_of_work(tenant) as db:
+        db.add(MemberLine(tenant_id=tenant, member_id=b.id, sub_enc="x", sub_bidx="y"))
+    ids = lambda **f: {m.id for m in members.list_members(admin(tenant), MemberFilter(**f))}  # noqa: E731
+    assert ids(affiliations=("第1分団",)) == {a.id}
+    assert ids(affiliations=("第1分団", "第2分団")) == {a.id, c.id}
+    assert ids(line_linked=True) == {b.id}
+    assert ids(line_linked=False) == {a.id, c.id}
+    assert members.line_linked_ids(admin(tenant)) == {b.id}
+    assert members.line_linked_ids(admin(make_tenant())) == frozenset()
+
+
+# ---------------------------------------------------------------------------
+# Editing narrowed to the own 所属
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Narrowed:
+    tenant_id: uuid.UUID
+    actor: Actor
+    inside: MemberPublic
+    below: MemberPublic
+    outside: MemberPublic
+
+
+@pytest.fixture
+def narrowed(tenant) -> Narrowed:
+    """A 班長 whose roster 編集 is narrowed to the own 所属 (第1分団)."""
+    hancho = rank_id(tenant, "班長")
+    permissions.update_matrix(
+        admin(tenant),
+        [CellChange("rank", hancho, Function.ROSTER, Grant(Level.EDIT, own_unit=True))],
+    )
+    leader = make_member(tenant, rank_id=hancho, affiliation="第1分団")
+    actor = sessions.resolve(open_member_session(tenant, leader.id))
+    assert actor is not None and actor.level(Function.ROSTER) == Level.VIEW
+    return Narrowed(
+        tenant,
+        actor,
+        make_member(tenant, affiliation="第1分団"),
+        make_member(tenant, affiliation="第1分団 第2部"),
+        make_member(tenant, affiliation="第10分団"),
+    )
+
+
+def test_narrowed_editor_sees_everyone_and_edits_inside(narrowed, watch):
+    n = narrowed
+    scope = members.edit_scope(n.actor)
+    assert (scope.whole_brigade, scope.unit) == (False, "第1分団")
+    assert {n.inside.id, n.below.id, n.outside.id} <= {m.id for m in members.list_members(n.actor)}
+    assert members.get_member(n.actor, n.outside.id).id == n.outside.id
+    for target in (n.inside, n.below):
+        updated = members.update_member(
+            n.actor, target.id, data=MemberUpdate(notes="更新"), expected_version=target.version
+        )
+        assert updated.notes == "更新"
+    created = members.create_member(
+        n.actor, data=member_data(n.tenant_id, affiliation="第1分団 第3部")
+    )
+    assert created.affiliation == "第1分団 第3部"
+    assert members.retire_member(n.actor, n.inside.id).status == MemberStatus.RETIRED
+    assert members.readmit_member(n.actor, n.inside.id).status == MemberStatus.ACTIVE
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        lambda n: members.update_member(
+            n.actor, n.outside.id, data=MemberUpdate(notes="x"), expected_version=1
+        ),
+        lambda n: members.update_member(  # moving a member out of the own 所属
+            n.actor, n.inside.id, data=MemberUpdate(affiliation="第2分団"), expected_version=1
+        ),
+        lambda n: members.create_member(
+            n.actor, data=member_data(n.tenant_id, affiliation="第2分団")
+        ),
+        lambda n: members.retire_member(n.actor, n.outside.id),
+        lambda n: members.bulk_set_affiliation(
+            n.actor, [n.inside.id, n.outside.id], affiliation="第1分団"
+        ),
+        lambda n: members.rename_affiliation(n.actor, old="第10分団", new="第1分団 第9部"),
+    ],
+)
+def test_narrowed_editor_is_refused_outside(narrowed, watch, attempt):
+    n = narrowed
+    roster = members.list_members(admin(n.tenant_id))
+    audit = watch(n.tenant_id)
+    with pytest.raises(PermissionDenied) as err:
+        attempt(n)
+    assert "第1分団" in err.value.message
+    assert members.list_members(admin(n.tenant_id)) == roster
+    (event,) = audit.new()
+    assert (event.category, event.action) == (AUTH, "permission_denied")
+    assert json.loads(event.details)["required"] == "edit"
+
+
+def test_narrowed_editor_without_an_own_affiliation_edits_nothing(narrowed):
+    n = narrowed
+    leader = members.list_members(admin(n.tenant_id), MemberFilter(text=n.actor.label))[0]
+    members.update_member(
+        admin(n.tenant_id), leader.id, data=MemberUpdate(affiliation=""), expected_version=1
+    )
+    assert not members.edit_scope(n.actor).allows_editing
+    with pytest.raises(PermissionDenied):
+        members.update_member(
+            n.actor, n.inside.id, data=MemberUpdate(notes="x"), expected_version=1
+        )
+
+
+def test_narrowing_does_not_reach_other_services(narrowed):
+    """Elsewhere the narrowed grant is only 閲覧: deny by default."""
+    assert not narrowed.actor.can(Function.ROSTER, Level.EDIT)
+
+
+# ---------------------------------------------------------------------------
+# Giving or taking the right to edit permissions needs 役職・権限 管理
+# ---------------------------------------------------------------------------
+
+
+ROSTER_EDITOR = {Function.ROSTER: Level.EDIT, Function.PERMISSIONS: Level.EDIT}
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        lambda t, m: members.update_member(  # promotion to 団長
+            actor_with(t, ROSTER_EDITOR),
+            m["member"].id,
+            data=MemberUpdate(rank_id=rank_id(t, "団長")),
+            expected_version=1,
+        ),
+        lambda t, m: members.update_member(  # demotion of the 団長
+            actor_with(t, ROSTER_EDITOR),
+            m["chief"].id,
+            data=MemberUpdate(rank_id=rank_id(t, "団員")),
+            expected_version=1,
+        ),
+        lambda t, m: members.create_member(
+            actor_with(t, ROSTER_EDITOR), data=member_data(t, rank_id=rank_id(t, "副団長"))
+        ),
+    ],
+)
+def test_roster_editors_cannot_hand_out_permission_editing(tenant, watch, attempt):
+    made = {
+        "member": make_member(tenant),
+        "chief": make_member(tenant, rank_id=rank_id(tenant, "団長")),
+    }
+    roster = members.list_members(admin(tenant))
+    audit = watch(tenant)
+    with pytest.raises(PermissionDenied) as err:
+        attempt(tenant, made)
+    assert "管理権限" in err.value.message
+    assert members.list_members(admin(tenant)) == roster
+    (event,) = audit.new()
+    assert json.loads(event.details) | {"attempted": ""} == {
+        "function": "permissions",
+        "required": "admin",
+        "attempted": "",
+    }
+
+
+def test_roster_editors_may_still_edit_a_permission_holder(tenant):
+    chief = make_member(tenant, rank_id=rank_id(tenant, "団長"))
+    updated = members.update_member(
+        actor_with(tenant, ROSTER_EDITOR),
+        chief.id,
+        data=MemberUpdate(phone="0312345678", rank_id=rank_id(tenant, "副団長")),
+        expected_version=chief.version,
+    )
+    assert (updated.phone, updated.rank_name) == ("0312345678", "副団長")  # 管理 either way
+
+
+def test_permission_administrators_may_promote(tenant):
+    member = make_member(tenant)
+    actor = actor_with(tenant, ROSTER_EDITOR | {Function.PERMISSIONS: Level.ADMIN})
+    promoted = members.update_member(
+        actor, member.id, data=MemberUpdate(rank_id=rank_id(tenant, "団長")), expected_version=1
+    )
+    assert promoted.rank_name == "団長"
+
+
+# ---------------------------------------------------------------------------
+# Lock-out through the roster
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sole_chief(tenant) -> tuple[MemberPublic, Actor]:
+    """The brigade's only permission administrator, and a 分団長 acting on them."""
+    chief = make_member(tenant, rank_id=rank_id(tenant, "団長"))
+    leader = make_member(tenant, rank_id=rank_id(tenant, "分団長"))
+    actor = sessions.resolve(open_member_session(tenant, leader.id))
+    assert actor is not None
+    return chief, actor
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        lambda a, chief: members.suspend_member(a, chief.id),
+        lambda a, chief: members.retire_member(a, chief.id),
+        lambda a, chief: members.bulk_suspend(a, [chief.id]),
+    ],
+)
+def test_the_last_administrator_cannot_be_suspended_or_retired(tenant, sole_chief, watch, attempt):
+    chief, actor = sole_chief
+    audit = watch(tenant)
+    with pytest.raises(ValidationError) as err:
+        attempt(actor, chief)
+    assert set(err.value.errors) == {"lockout"}
+    assert current(tenant, chief.id) == chief
+    assert audit.new() == []
+
+
+def test_the_last_administrator_cannot_demote_themselves(tenant, sole_chief):
+    chief, _ = sole_chief
+    me = sessions.resolve(open_member_session(tenant, chief.id))
+    with pytest.raises(ValidationError) as err:
+        members.update_member(
+            me, chief.id, data=MemberUpdate(rank_id=rank_id(tenant, "分団長")), expected_version=1
+        )
+    assert set(err.value.errors) == {"lockout"}
+    with pytest.raises(ValidationError):
+        members.suspend_member(me, chief.id)
+    assert current(tenant, chief.id) == chief
+
+
+def test_with_a_second_administrator_the_first_may_go(tenant, sole_chief):
+    chief, actor = sole_chief
+    make_member(tenant, rank_id=rank_id(tenant, "副団長"))
+    assert members.suspend_member(actor, chief.id).status == MemberStatus.SUSPENDED
+
+
+# ---------------------------------------------------------------------------
+# Concurrent edits of the same member: optimistic version check, row locked while compared
+# ---------------------------------------------------------------------------
+
+
+def test_simultaneous_saves_of_the_same_version_conflict(tenant, monkeypatch):
+    """Two editors opened version 1. The first save holds the row while the second starts; the
+    second must not overwrite it (no lost update), on SQLite and PostgreSQL alike."""
+    member = make_member(tenant)
+    first_loaded, results = threading.Event(), {}
+    validated = members._validated
+
+    def slow_validated(tx, raw, member_id=None):
+        if threading.current_thread().name == "first":
+            first_loaded.set()
+            time.sleep(0.5)  # the second editor's save starts meanwhile
+        return validated(tx, raw, member_id)
+
+    monkeypatch.setattr(members, "_validated", slow_validated)
+
+    def save(name: str, notes: str) -> None:
+        try:
+            results[name] = members.update_member(
+                admin(tenant), member.id, data=MemberUpdate(notes=notes), expected_version=1
+            )
+        except Conflict as exc:
+            results[name] = exc
+
+    first = threading.Thread(target=save, args=("first", "先"), name="first")
+    second = threading.Thread(target=save, args=("second", "後"), name="second")
+    first.start()
+    assert first_loaded.wait(10)
+    second.start()
+    first.join(20)
+    second.join(20)
+    assert isinstance(results["first"], MemberPublic)
+    assert isinstance(results["second"], Conflict)
+    saved = current(tenant, member.id)
+    assert (saved.notes, saved.version) == ("先", 2)

@@ -1,0 +1,28 @@
+.PHONY: setup run test lint fmt clean
+
+PORT ?= 8501
+PYTEST_ARGS ?=
+BIN := .venv/bin
+
+setup:
+	command -v uv >/dev/null || python3 -m pip install --quiet uv
+	uv sync --frozen
+
+run: setup
+	$(BIN)/python cli.py bootstrap
+	$(BIN)/streamlit run server.py --server.port $(PORT)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+fmt: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf .pytest_cache .ruff_cache .hypothesis test-results
+	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +

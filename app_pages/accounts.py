@@ -1,0 +1,136 @@
+"""アカウント管理: LINE registration codes (issue, reissue, printable sheet), unlinking, and
+suspending / reactivating a member's access."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app_pages.common import current_actor, show_error
+from exports.registration_sheet import registration_sheet_html
+from services import members, registrations
+from services.catalog import Function, Level, MemberStatus
+from services.errors import ServiceError
+from services.timefmt import to_jst
+
+ISSUED_KEY = "accounts_issued"
+NOTICE_KEY = "accounts_notice"
+
+actor = current_actor()
+st.title("アカウント管理")
+st.caption(
+    "団員がLINEで利用するための登録コードの発行、LINE連携の解除、利用停止・再開を行います。"
+    "退団の手続きは団員名簿で行います。"
+)
+
+if notice := st.session_state.pop(NOTICE_KEY, None):
+    st.success(notice)
+
+if issued := st.session_state.get(ISSUED_KEY):
+    with st.container(border=True):
+        again = "（再発行）" if issued.reissued else ""
+        st.markdown(f"**{issued.member_name} さん（{issued.member_code}）の登録コード{again}**")
+        st.warning(
+            "登録コードはこの画面でのみ表示します。閉じる前に登録用紙をダウンロードしてください。"
+        )
+        cols = st.columns(3)
+        cols[0].metric("ユーザID", issued.user_id)
+        cols[1].metric("登録コード", issued.code)
+        cols[2].metric("有効期限", to_jst(issued.expires_at))
+        st.download_button(
+            "登録用紙をダウンロード（A4・印刷用）",
+            data=registration_sheet_html(
+                brigade=issued.tenant_name,
+                member_name=issued.member_name,
+                member_code=issued.member_code,
+                user_id=issued.user_id,
+                code=issued.code,
+                url=issued.url,
+                expires_at=issued.expires_at,
+            ),
+            file_name=f"line-registration-{issued.member_code}.html",
+            mime="text/html",
+            icon=":material/print:",
+        )
+        if st.button("表示を閉じる"):
+            st.session_state.pop(ISSUED_KEY, None)
+            st.rerun()
+
+try:
+    accounts = registrations.list_accounts(actor)
+except ServiceError as exc:
+    show_error(exc)
+    st.stop()
+
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "団員番号": a.member_code,
+                "氏名": a.name,
+                "階級": a.rank_name,
+                "状態": a.status_label,
+                "LINE連携": "連携済み" if a.line_linked else "未連携",
+                "登録コード": a.registration_label,
+                "ユーザID": a.user_id,
+                "コード有効期限 (JST)": to_jst(a.expires_at) if a.registration == "issued" else "",
+                "ログイン中": a.open_sessions,
+            }
+            for a in accounts
+        ],
+        columns=[
+            "団員番号",
+            "氏名",
+            "階級",
+            "状態",
+            "LINE連携",
+            "登録コード",
+            "ユーザID",
+            "コード有効期限 (JST)",
+            "ログイン中",
+        ],
+    ),
+    hide_index=True,
+    width="stretch",
+)
+
+if not accounts or not actor.can(Function.MEMBER_ACCOUNTS, Level.EDIT):
+    st.stop()
+
+st.subheader("操作")
+by_id = {a.member_id: a for a in accounts}
+member_id = st.selectbox(
+    "団員",
+    options=list(by_id),
+    format_func=lambda i: f"{by_id[i].member_code} {by_id[i].name}（{by_id[i].status_label}）",
+)
+account = by_id[member_id]
+active = account.status == MemberStatus.ACTIVE
+confirmed = st.checkbox("連携解除・利用停止を行うことを確認しました")
+cols = st.columns(3)
+
+
+def run(action, done: str) -> None:
+    try:
+        result = action(actor, account.member_id)
+    except ServiceError as exc:
+        show_error(exc)
+        return
+    if isinstance(result, registrations.IssuedRegistration):
+        st.session_state[ISSUED_KEY] = result
+    st.session_state[NOTICE_KEY] = done
+    st.rerun()
+
+
+if account.line_linked:
+    if cols[0].button("LINE連携を解除", disabled=not confirmed):
+        run(registrations.unlink_line, f"{account.name} さんのLINE連携を解除しました。")
+elif active:
+    label = "登録コードを発行" if account.registration == "none" else "登録コードを再発行"
+    if cols[0].button(label, type="primary"):
+        run(registrations.issue_registration, f"{account.name} さんの登録コードを発行しました。")
+if active:
+    if cols[1].button("利用停止", disabled=not confirmed):
+        run(members.suspend_member, f"{account.name} さんを利用停止にしました。")
+elif account.status == MemberStatus.SUSPENDED and cols[1].button("利用再開"):
+    run(members.reactivate_member, f"{account.name} さんの利用を再開しました。")

@@ -1,0 +1,236 @@
+"""イベントログ: the brigade's operation, mail, authentication and external-service events.
+
+閲覧 (EVENT_LOGS view) shows each event's summary and its non-personal before/after; 管理 (admin)
+also sees the decrypted personal part (names, mail senders, the before/after of personal fields)
+of the one event opened. The list, each opened event, the CSV export and each integrity check
+are themselves logged, so the service is called only when the filters or the page change.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from app_pages.common import current_actor, show_error
+from services import event_log
+from services.catalog import AuditCategory, Function, Level
+from services.errors import ServiceError
+from services.event_log import EventFilter, EventRow
+
+ALL = "すべて"
+CUSTOM = "期間を指定"
+
+actor = current_actor()
+is_admin = actor.can(Function.EVENT_LOGS, Level.ADMIN)
+state = st.session_state
+
+st.title("イベントログ")
+st.caption(
+    "操作・メール受信・認証認可・外部サービス連携の記録です。時刻は日本時間（JST）で表示し、"
+    "詳細にはUTCの記録値も示します。ログの閲覧・出力・検証もすべて記録されます。"
+    + (
+        "管理権限のため、個人情報を含む詳細（氏名・差出人・変更前後の個人情報）も表示できます。"
+        if is_admin
+        else "個人情報を含む詳細の表示には、イベントログの管理権限が必要です。"
+    )
+)
+
+try:
+    actor_ids = {o.label: o.actor_id for o in event_log.actor_options(actor)}
+    action_names = event_log.known_actions(actor)
+except ServiceError as exc:
+    show_error(exc)
+    st.stop()
+categories = {c.label: str(c) for c in AuditCategory}
+
+cols = st.columns([2, 3, 2, 2])
+quick = cols[0].selectbox("期間", [*event_log.QUICK_RANGES, CUSTOM], index=2, key="elog_quick")
+if quick == CUSTOM:
+    today = event_log.jst_today()
+    picked = cols[1].date_input(
+        "期間（日本時間・開始日〜終了日）",
+        (today - timedelta(days=6), today),
+        format="YYYY/MM/DD",
+        key="elog_dates",
+    )
+    first, last = (*picked, None, None)[:2] if picked else (None, None)
+    last = last or first
+else:
+    first, last = event_log.quick_range(quick)
+    cols[1].text_input(
+        "期間（日本時間）",
+        f"{first:%Y/%m/%d} 〜 {last:%Y/%m/%d}" if first else "全期間",
+        disabled=True,
+    )
+chosen_categories = cols[2].multiselect("種別", list(categories), key="elog_cat", placeholder=ALL)
+chosen_actor = cols[3].selectbox("実行者", [ALL, *actor_ids], key="elog_actor")
+cols = st.columns([3, 2, 3])
+chosen_actions = cols[0].multiselect("操作", action_names, key="elog_actions", placeholder=ALL)
+target_id = cols[1].text_input("対象ID", key="elog_target")
+text = cols[2].text_input(
+    "キーワード（操作・対象・実行者ラベル・詳細・リクエストID）", key="elog_text"
+)
+
+start, end = event_log.jst_period(first, last)
+filters = EventFilter(
+    start=start,
+    end=end,
+    categories=tuple(categories[c] for c in chosen_categories),
+    actor_id=actor_ids.get(chosen_actor, ""),
+    actions=tuple(chosen_actions),
+    target_id=target_id.strip(),
+    text=text,
+)
+
+if state.get("elog_filters") != filters:
+    state["elog_filters"], state["elog_cursors"] = filters, [None]
+cursors = state["elog_cursors"]
+
+
+def load_page() -> event_log.EventPage:
+    """The current page, read (and so logged) only when the filters or the page changed."""
+    key = (filters, cursors[-1])
+    if state.get("elog_page_key") != key:
+        state["elog_page"] = event_log.query_events(actor, filters, cursor=cursors[-1])
+        state["elog_page_key"] = key
+    return state["elog_page"]
+
+
+try:
+    page = load_page()
+except ServiceError as exc:
+    show_error(exc)
+    st.stop()
+
+
+def reload() -> None:
+    state.pop("elog_page_key", None)
+    state["elog_cursors"] = [None]
+
+
+def newer() -> None:
+    cursors.pop()
+
+
+def older() -> None:
+    cursors.append(page.next_cursor)
+
+
+def target(e: EventRow) -> str:
+    return f"{e.target_type}: {e.target_id}" if e.target_id else e.target_type
+
+
+number = len(cursors)
+st.caption(
+    f"{number}ページ目（新しい順・{event_log.PAGE_SIZE}件ずつ）: {len(page.events)}件を表示"
+    if page.events
+    else "条件に合うイベントはありません。"
+)
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "日時(JST)": e.occurred_jst,
+                "種別": e.category_label,
+                "操作": e.action,
+                "結果": e.outcome,
+                "実行者": e.actor_display,
+                "対象": target(e),
+                "接続元": e.client_addr,
+                "連番": e.seq,
+            }
+            for e in page.events
+        ],
+        columns=["日時(JST)", "種別", "操作", "結果", "実行者", "対象", "接続元", "連番"],
+    ),
+    hide_index=True,
+    width="stretch",
+)
+buttons = st.columns(4)
+buttons[0].button("新しい方へ", icon=":material/arrow_back:", disabled=number == 1, on_click=newer)
+buttons[1].button(
+    "古い方へ", icon=":material/arrow_forward:", disabled=page.next_cursor is None, on_click=older
+)
+buttons[2].button("最新の状態に更新", icon=":material/refresh:", on_click=reload)
+buttons[3].download_button(
+    "CSVを出力",
+    data=lambda: event_log.export_events(actor, filters).data,
+    file_name=f"event_log_{event_log.jst_today():%Y%m%d}.csv",
+    mime="text/csv",
+    icon=":material/download:",
+    help="絞り込んだイベントを出力します（個人情報の部分は含みません）。",
+)
+
+st.divider()
+by_label = {f"{e.seq}　{e.occurred_jst}　{e.action}": e.seq for e in page.events}
+choice = st.selectbox("詳細を表示するイベント", list(by_label), index=None, placeholder="選択")
+if choice is not None:
+    seq = by_label[choice]
+    if state.get("elog_detail_seq") != seq:
+        state["elog_detail"], state["elog_detail_seq"] = event_log.get_event(actor, seq), seq
+    detail = state["elog_detail"]
+    e = detail.event
+    st.subheader(f"{e.action}（{e.category_label}）")
+    st.markdown(
+        f"- 日時: **{e.occurred_jst}**（JST） / UTC: `{e.occurred_utc}`\n"
+        f"- 結果: {e.outcome}\n"
+        f"- 実行者: {e.actor_display}（種別 {e.actor_type or '-'}、ID `{e.actor_id or '-'}`）\n"
+        f"- 対象: {target(e) or '-'}\n"
+        f"- リクエストID: `{e.request_id or '-'}` / 接続元: {e.client_addr or '-'}\n"
+        f"- ユーザーエージェント: {e.user_agent or '-'}"
+    )
+    st.caption("記録内容（変更前 before・変更後 after を含む。個人情報は含みません）")
+    st.json(e.details)
+    if detail.personal is not None:
+        st.caption("個人情報を含む詳細（管理権限・この表示も記録されます）")
+        st.json(detail.personal)
+    elif detail.personal_hidden:
+        st.info("この記録には暗号化された個人情報があります。表示には管理権限が必要です。")
+    if e.request_id:
+        st.button(
+            "同じリクエストのイベントを表示",
+            on_click=lambda rid=e.request_id: state.update(elog_text=rid, elog_quick=ALL),
+        )
+
+st.divider()
+with st.expander("改ざん検証（ハッシュチェーン）", icon=":material/verified_user:"):
+    scope = st.radio("検証の範囲", ["記録全体", "選択中の期間"], horizontal=True, key="elog_scope")
+    if st.button("検証する", key="elog_verify"):
+        try:
+            whole = scope == "記録全体"
+            report = event_log.verify_integrity(
+                actor, start=None if whole else start, end=None if whole else end
+            )
+        except ServiceError as exc:
+            show_error(exc)
+        else:
+            if report.ok:
+                st.success(
+                    f"OK: {report.checked}件の記録を検証しました"
+                    + (
+                        f"（連番 {report.first_seq}〜{report.last_seq}）。"
+                        if report.checked
+                        else "。"
+                    )
+                )
+            else:
+                st.error(
+                    f"NG: 連番 {report.first_broken_seq} で不整合を検出しました: {report.reason}"
+                )
+                if (b := report.broken_event) is not None:
+                    st.write(
+                        f"該当記録: {b.occurred_jst}　{b.category_label}　{b.action}　{target(b)}"
+                    )
+            if report.checkpoints_checked is None:
+                st.caption("署名鍵が未設定のため、署名済みチェックポイントは確認していません。")
+            else:
+                st.caption(
+                    f"署名済みチェックポイント {report.checkpoints_checked}件と照合しました。"
+                )
+            if report.purged_through:
+                st.caption(
+                    f"連番 {report.purged_through} までは保存期間を過ぎたため削除済みです"
+                    "（削除の境界は署名済みチェックポイントで確認しています）。"
+                )

@@ -1,0 +1,179 @@
+"""ダッシュボード: the brigade's figures in one read, as plain data the page charts as they are.
+
+Member figures need ダッシュボード 閲覧 (they are counts, nothing personal); the water-source
+figures are added for whoever may view water sources, the recent events for whoever may view the
+event logs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+
+from sqlmodel import select
+
+from auth.actor import Actor
+from models import AuditEvent, Member, MemberLine, Rank, WaterSource
+from models.enums import (
+    WATER_SOURCE_KINDS,
+    WATER_SOURCE_STATUSES,
+    AuditCategory,
+    Function,
+    Level,
+    MemberStatus,
+)
+from services import water_rules
+from services.base import Tx, scoped, transaction
+from services.timefmt import to_jst
+from services.water_sources import today_jst
+
+UNSET = "（未設定）"
+RECENT_EVENTS = 10
+_UNIT = re.compile(r"^(.*?分団)")
+
+
+@dataclass(frozen=True)
+class Count:
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class MemberStats:
+    by_unit: list[Count]  # members on the roster (not retired) per 分団
+    by_rank: list[Count]  # the same members per rank, highest first
+    active: int
+    suspended: int
+    retired: int
+    not_linked: int  # active members without a LINE link
+
+
+@dataclass(frozen=True)
+class WaterStats:
+    total: int
+    by_kind: list[Count]
+    by_status: list[Count]
+    overdue: int  # inspection overdue (never inspected counts)
+
+
+@dataclass(frozen=True)
+class RecentEvent:
+    occurred_at: str  # JST
+    category: str
+    action: str
+    outcome: str
+    target_type: str
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    members: MemberStats
+    water: WaterStats | None  # None: the actor may not view water sources
+    events: list[RecentEvent] | None  # None: the actor may not view the event logs
+
+
+def unit_of(affiliation: str) -> str:
+    """The 分団 part of a 所属 ("第1分団 第2部" → "第1分団"), else its first word."""
+    if found := _UNIT.match(affiliation):
+        return found.group(1)
+    return affiliation.split()[0] if affiliation.split() else UNSET
+
+
+def load(actor: Actor, *, today: date | None = None) -> Dashboard:
+    with transaction(actor, Function.DASHBOARD, Level.VIEW, "dashboard.view") as tx:
+        return Dashboard(
+            members=_members(tx),
+            water=_water(tx, today or today_jst())
+            if actor.can(Function.WATER_SOURCES, Level.VIEW)
+            else None,
+            events=_events(tx) if actor.can(Function.EVENT_LOGS, Level.VIEW) else None,
+        )
+
+
+def _members(tx: Tx) -> MemberStats:
+    rows = tx.session.exec(
+        scoped(select(Member.id, Member.rank_id, Member.affiliation, Member.status), tx.actor)
+    ).all()
+    ranks = tx.session.exec(scoped(select(Rank), tx.actor).order_by(Rank.position)).all()
+    linked = set(tx.session.exec(scoped(select(MemberLine.member_id), tx.actor)).all())
+    status = Counter(r.status for r in rows)
+    enrolled = [r for r in rows if r.status != MemberStatus.RETIRED]
+    by_rank = Counter(r.rank_id for r in enrolled)
+    by_unit = Counter(unit_of(r.affiliation) for r in enrolled)
+    return MemberStats(
+        by_unit=[Count(u, by_unit[u]) for u in sorted(by_unit, key=_unit_order)],
+        by_rank=[Count(r.name, by_rank[r.id]) for r in ranks],
+        active=status[MemberStatus.ACTIVE],
+        suspended=status[MemberStatus.SUSPENDED],
+        retired=status[MemberStatus.RETIRED],
+        not_linked=sum(1 for r in rows if r.status == MemberStatus.ACTIVE and r.id not in linked),
+    )
+
+
+def _unit_order(unit: str) -> tuple[int, int, str]:
+    """第2分団 before 第10分団; units without a number after them; 未設定 last."""
+    number = re.search(r"\d+", unit)
+    return (unit == UNSET, int(number.group()) if number else 1 << 30, unit)
+
+
+def _water(tx: Tx, today: date) -> WaterStats:
+    rows = tx.session.exec(
+        scoped(
+            select(
+                WaterSource.kind,
+                WaterSource.status,
+                WaterSource.last_inspected_on,
+                WaterSource.inspection_interval_days,
+            ),
+            tx.actor,
+        )
+    ).all()
+    kinds = Counter(r.kind for r in rows)
+    statuses = Counter(r.status for r in rows)
+    return WaterStats(
+        total=len(rows),
+        by_kind=_ordered(kinds, WATER_SOURCE_KINDS),
+        by_status=_ordered(statuses, WATER_SOURCE_STATUSES),
+        overdue=sum(
+            water_rules.is_overdue(r.last_inspected_on, r.inspection_interval_days, today)
+            for r in rows
+        ),
+    )
+
+
+def _ordered(counts: Counter, known: tuple[str, ...]) -> list[Count]:
+    """The known values in their order (those in use), then any others."""
+    labels = [k for k in known if counts[k]] + sorted(set(counts) - set(known))
+    return [Count(label, counts[label]) for label in labels]
+
+
+def _events(tx: Tx) -> list[RecentEvent]:
+    query = scoped(
+        select(
+            AuditEvent.occurred_at,
+            AuditEvent.category,
+            AuditEvent.action,
+            AuditEvent.outcome,
+            AuditEvent.target_type,
+        ),
+        tx.actor,
+    ).order_by(AuditEvent.seq.desc())
+    return [
+        RecentEvent(
+            occurred_at=to_jst(e.occurred_at, seconds=True),
+            category=_category_label(e.category),
+            action=e.action,
+            outcome=e.outcome,
+            target_type=e.target_type,
+        )
+        for e in tx.session.exec(query.limit(RECENT_EVENTS)).all()
+    ]
+
+
+def _category_label(category: str) -> str:
+    try:
+        return AuditCategory(category).label
+    except ValueError:
+        return category

@@ -1,0 +1,469 @@
+"""ユーザ登録: binding a member to their LINE account with a one-time registration code.
+
+An administrator issues a user id and a code for a member (shown once, printed on a sheet). The
+member logs in with LINE and enters both; the LINE user id is then stored for the brigade,
+encrypted, with a blind index. Codes are single use, expire, and are kept only as an HMAC under a
+key derived from the session secret. Wrong codes lock the registration and end the pending login.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import unicodedata
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import update
+from sqlmodel import Session as DbSession
+from sqlmodel import select
+
+from auth import line_sessions
+from auth.actor import Actor
+from config import get_settings
+from models import LinePendingLogin, LineRegistration, Member, MemberLine, Rank, Session, Tenant
+from models.base import utcnow
+from models.enums import AuditCategory, Function, Level, MemberStatus, TenantStatus
+from services import audit
+from services.base import Tx, record_denial, scoped, transaction
+from services.crypto import TenantCipher
+from services.db import set_tenant, unit_of_work
+from services.errors import NotFound, PermissionDenied, ValidationError
+
+ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed from paper
+CODE_LENGTH = 12
+USER_ID_LENGTH = 8
+INPUT_LIMIT = 40
+AUTH = AuditCategory.AUTH
+
+MESSAGES = {
+    "invalid": "ユーザIDまたは登録コードが正しくありません。",
+    "expired": "この登録コードは有効期限が切れています。団の管理者に再発行を依頼してください。",
+    "used": "この登録コードは使用済みです。団の管理者にお問い合わせください。",
+    "locked": "登録コードの入力に続けて失敗したため、この登録はロックされました。団の管理者に再発行を依頼してください。",
+    "inactive": "この団員は現在LINE連携を登録できません。団の管理者にお問い合わせください。",
+    "already_linked": "この団員は既に別のLINEアカウントと連携しています。団の管理者にお問い合わせください。",
+    "line_taken": "このLINEアカウントは既にこの団の別の団員と連携しています。団の管理者にお問い合わせください。",
+}
+STATE_LABELS = {
+    "none": "未発行",
+    "issued": "発行済み",
+    "used": "登録済み",
+    "expired": "期限切れ",
+    "locked": "ロック中",
+}
+
+
+@dataclass(frozen=True)
+class IssuedRegistration:
+    """What the administrator hands to the member; the code exists nowhere else in clear."""
+
+    tenant_name: str
+    member_id: uuid.UUID
+    member_code: str
+    member_name: str
+    user_id: str
+    code: str
+    expires_at: datetime
+    url: str
+    reissued: bool
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    member_id: uuid.UUID
+    member_code: str
+    name: str
+    rank_name: str
+    status: str
+    line_linked: bool
+    linked_at: datetime | None
+    registration: str  # a key of STATE_LABELS
+    user_id: str
+    expires_at: datetime | None
+    open_sessions: int
+
+    @property
+    def status_label(self) -> str:
+        return MemberStatus(self.status).label
+
+    @property
+    def registration_label(self) -> str:
+        return STATE_LABELS[self.registration]
+
+
+@dataclass(frozen=True)
+class RedeemResult:
+    token: str | None = None
+    error: str | None = None  # a key of MESSAGES, or "session_locked"
+
+
+# ---------------------------------------------------------------------------
+# Formats
+
+
+def normalise(text: str | None) -> str:
+    """Upper-case half-width letters and digits only: full-width input, hyphens and spaces go."""
+    folded = unicodedata.normalize("NFKC", text or "")[:INPUT_LIMIT].upper()
+    return "".join(ch for ch in folded if ch.isascii() and ch.isalnum())
+
+
+def valid_user_id(user_id: str) -> bool:
+    return len(user_id) == USER_ID_LENGTH and all(ch in ALPHABET for ch in user_id)
+
+
+def grouped(value: str) -> str:
+    """ABCD-EFGH-JKMN, as printed."""
+    return "-".join(value[i : i + 4] for i in range(0, len(value), 4))
+
+
+def registration_url(user_id: str) -> str:
+    return f"{get_settings().public_base_url.rstrip('/')}/auth/line/login?uid={user_id}"
+
+
+def _random(length: int) -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(length))
+
+
+def code_hash(user_id: str, code: str) -> str:
+    key = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=None,
+        info=b"hikeshi/registration-code/v1",
+    ).derive(get_settings().session_secret)
+    return hmac.new(key, f"{user_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Administrator actions (アカウント管理)
+
+
+def list_accounts(actor: Actor) -> list[AccountStatus]:
+    """Every member with their status, LINE link and registration state."""
+    with transaction(actor, Function.MEMBER_ACCOUNTS, Level.VIEW, "account.list") as tx:
+        ranks = {r.id: r.name for r in tx.session.exec(scoped(select(Rank), actor)).all()}
+        links = {k.member_id: k for k in tx.session.exec(scoped(select(MemberLine), actor)).all()}
+        registrations = {
+            r.member_id: r for r in tx.session.exec(scoped(select(LineRegistration), actor)).all()
+        }
+        sessions = Counter(
+            tx.session.exec(
+                scoped(select(Session.member_id), actor).where(
+                    Session.revoked_at.is_(None), Session.expires_at > utcnow()
+                )
+            ).all()
+        )
+        members = tx.session.exec(scoped(select(Member), actor).order_by(Member.member_code)).all()
+        return [
+            AccountStatus(
+                member_id=m.id,
+                member_code=m.member_code,
+                name=_name(tx, m),
+                rank_name=ranks.get(m.rank_id, ""),
+                status=m.status,
+                line_linked=m.id in links,
+                linked_at=links[m.id].linked_at if m.id in links else None,
+                registration=_state(registrations.get(m.id)),
+                user_id=grouped(registrations[m.id].user_id) if m.id in registrations else "",
+                expires_at=registrations[m.id].expires_at if m.id in registrations else None,
+                open_sessions=sessions.get(m.id, 0),
+            )
+            for m in members
+        ]
+
+
+def issue_registration(actor: Actor, member_id: uuid.UUID) -> IssuedRegistration:
+    """A new user id and code (or a new code for the member's user id); the old code dies."""
+    settings = get_settings()
+    with transaction(actor, Function.MEMBER_ACCOUNTS, Level.EDIT, "registration.issue") as tx:
+        member = _member(tx, member_id)
+        if member.status != MemberStatus.ACTIVE:
+            raise ValidationError({"member": "在籍中の団員にのみ登録コードを発行できます。"})
+        if _link(tx, member.id) is not None:
+            raise ValidationError(
+                {"member": "既にLINEと連携済みです。再発行するには先に連携を解除してください。"}
+            )
+        registration = _registration(tx, member.id)
+        reissued = registration is not None
+        if registration is None:
+            registration = LineRegistration(
+                user_id=_new_user_id(tx.session),
+                tenant_id=tx.tenant_id,
+                member_id=member.id,
+                code_hash="",
+                expires_at=utcnow(),
+            )
+        code = _random(CODE_LENGTH)
+        registration.code_hash = code_hash(registration.user_id, code)
+        registration.issued_at = utcnow()
+        registration.expires_at = registration.issued_at + timedelta(
+            days=settings.registration_code_days
+        )
+        registration.used_at = registration.locked_at = None
+        registration.failed_attempts = 0
+        tx.session.add(registration)
+        action = "registration.reissue" if reissued else "registration.issue"
+        tx.audit(
+            action,
+            category=AUTH,
+            target_type="member",
+            target_id=member.id,
+            details={
+                "member_code": member.member_code,
+                "user_id": registration.user_id,
+                "expires_at": registration.expires_at,
+            },
+        )
+        tenant = tx.session.get(Tenant, tx.tenant_id)
+        return IssuedRegistration(
+            tenant_name=tenant.name if tenant else "",
+            member_id=member.id,
+            member_code=member.member_code,
+            member_name=_name(tx, member),
+            user_id=grouped(registration.user_id),
+            code=grouped(code),
+            expires_at=registration.expires_at,
+            url=registration_url(registration.user_id),
+            reissued=reissued,
+        )
+
+
+def unlink_line(actor: Actor, member_id: uuid.UUID) -> int:
+    """Remove the member's LINE link and end the sessions it opened; returns how many ended."""
+    with transaction(actor, Function.MEMBER_ACCOUNTS, Level.EDIT, "line.unlink") as tx:
+        member = _member(tx, member_id)
+        link = _link(tx, member.id)
+        if link is None:
+            raise ValidationError({"member": "この団員はLINEと連携していません。"})
+        tx.session.delete(link)
+        ended = tx.session.exec(
+            update(Session)
+            .where(
+                Session.tenant_id == tx.tenant_id,
+                Session.member_id == member.id,
+                Session.local_account_id.is_(None),
+                Session.revoked_at.is_(None),
+            )
+            .values(revoked_at=utcnow(), revoke_reason="line_unlink")
+        )
+        revoked = ended.rowcount or 0
+        tx.audit(
+            "line.unlink",
+            category=AUTH,
+            target_type="member",
+            target_id=member.id,
+            details={"member_code": member.member_code, "sessions_revoked": revoked},
+        )
+        return revoked
+
+
+def _member(tx: Tx, member_id: uuid.UUID) -> Member:
+    member = tx.get(Member, member_id)
+    if member is None:
+        raise NotFound("団員が見つかりません。")
+    return member
+
+
+def _link(tx: Tx, member_id: uuid.UUID) -> MemberLine | None:
+    query = scoped(select(MemberLine), tx.actor).where(MemberLine.member_id == member_id)
+    return tx.session.exec(query).first()
+
+
+def _registration(tx: Tx, member_id: uuid.UUID) -> LineRegistration | None:
+    query = scoped(select(LineRegistration), tx.actor).where(
+        LineRegistration.member_id == member_id
+    )
+    return tx.session.exec(query).first()
+
+
+def _new_user_id(db: DbSession) -> str:
+    """User ids are global (they find the brigade); a collision in 31^8 is retried."""
+    while True:
+        candidate = _random(USER_ID_LENGTH)
+        taken = select(LineRegistration.id).where(LineRegistration.user_id == candidate)
+        if db.exec(taken).first() is None:
+            return candidate
+
+
+def _name(tx: Tx, member: Member) -> str:
+    return tx.cipher.decrypt(member.name_enc, field="member.name", row_id=member.id)
+
+
+def _state(registration: LineRegistration | None) -> str:
+    if registration is None:
+        return "none"
+    if registration.used_at is not None:
+        return "used"
+    if registration.locked_at is not None:
+        return "locked"
+    if registration.expires_at <= utcnow():
+        return "expired"
+    return "issued"
+
+
+# ---------------------------------------------------------------------------
+# The member's side: a pending LINE login enters the user id and code
+
+
+def pending_user_id(actor: Actor) -> str:
+    """The user id from the registration sheet's URL, if the login started there."""
+    if actor.kind != "line_register" or actor.session_id is None:
+        return ""
+    with unit_of_work(None) as db:
+        pending = line_sessions.open_pending(db, actor.session_id)
+        return grouped(pending.registration_user_id) if pending else ""
+
+
+def redeem(actor: Actor, *, user_id: str, code: str) -> RedeemResult:
+    """Bind the pending LINE login to the member the code was issued for, and swap the pending
+    session for the member's session (the new token is returned, the old one stops working)."""
+    if actor.kind != "line_register" or actor.session_id is None:
+        record_denial(actor, None, None, "registration.redeem")
+        raise PermissionDenied()
+    user_id, code = normalise(user_id), normalise(code)
+    with unit_of_work(None) as db:
+        pending = line_sessions.open_pending(db, actor.session_id)
+        if pending is None:
+            raise PermissionDenied()
+        registration = None
+        if valid_user_id(user_id):
+            registration = db.exec(
+                select(LineRegistration)
+                .where(LineRegistration.user_id == user_id)
+                .with_for_update()
+            ).first()
+        if registration is None:
+            return _wrong_code(db, actor, pending, None, "unknown_user_id")
+        set_tenant(db, registration.tenant_id)
+        if registration.locked_at is not None:
+            return _refuse(db, actor, registration, "locked", "registration_locked")
+        if not hmac.compare_digest(registration.code_hash, code_hash(user_id, code)):
+            return _wrong_code(db, actor, pending, registration, "wrong_code")
+        if registration.used_at is not None:
+            return _refuse(db, actor, registration, "used", "code_used")
+        if registration.expires_at <= utcnow():
+            return _refuse(db, actor, registration, "expired", "code_expired")
+        return _link_member(db, actor, pending, registration)
+
+
+def _link_member(
+    db: DbSession, actor: Actor, pending: LinePendingLogin, registration: LineRegistration
+) -> RedeemResult:
+    tenant = db.get(Tenant, registration.tenant_id)
+    member = db.get(Member, registration.member_id)
+    if tenant is None or tenant.status != TenantStatus.ACTIVE or member is None:
+        return _refuse(db, actor, registration, "inactive", "tenant_inactive")
+    if member.status != MemberStatus.ACTIVE:
+        return _refuse(db, actor, registration, "inactive", "account_inactive")
+    cipher = TenantCipher(db, tenant.id)
+    sub = line_sessions.open_sub(pending)
+    bidx = cipher.blind_index(sub, field=line_sessions.SUB_FIELD)
+    existing = db.exec(
+        select(MemberLine).where(
+            MemberLine.tenant_id == tenant.id,
+            (MemberLine.member_id == member.id) | (MemberLine.sub_bidx == bidx),
+        )
+    ).all()
+    if any(link.member_id == member.id for link in existing):
+        return _refuse(db, actor, registration, "already_linked", "member_already_linked")
+    if existing:
+        return _refuse(db, actor, registration, "line_taken", "line_account_taken")
+    link = MemberLine(tenant_id=tenant.id, member_id=member.id, sub_enc="", sub_bidx=bidx)
+    link.sub_enc = cipher.encrypt(sub, field=line_sessions.SUB_FIELD, row_id=link.id)
+    db.add(link)
+    registration.used_at = utcnow()
+    db.add(registration)
+    line_sessions.end_pending(db, pending.session_id, "registered")
+    _log(db, actor, registration, "registration.redeem", "success")
+    _log(db, actor, registration, "line.link", "success")
+    linked = line_sessions.Link(tenant.id, tenant.name, member.id, member.member_code, active=True)
+    return RedeemResult(token=line_sessions.member_session(db, linked, actor.request, "registered"))
+
+
+def _wrong_code(
+    db: DbSession,
+    actor: Actor,
+    pending: LinePendingLogin,
+    registration: LineRegistration | None,
+    reason: str,
+) -> RedeemResult:
+    limit = get_settings().registration_max_failures
+    pending.failed_codes += 1
+    db.add(pending)
+    error = "invalid"
+    if registration is None:
+        _log_platform(db, actor, reason, pending.failed_codes)
+    else:
+        registration.failed_attempts += 1
+        if registration.failed_attempts >= limit:
+            registration.locked_at = utcnow()
+            error = "locked"
+        db.add(registration)
+        _log(db, actor, registration, "registration.redeem", "failure", reason=reason)
+        if error == "locked":
+            _log(db, actor, registration, "registration.lock", "success")
+    if pending.failed_codes >= limit:
+        line_sessions.end_pending(db, pending.session_id, "registration_lockout")
+        _log_platform(db, actor, "too_many_failures", pending.failed_codes, "session.lock")
+        return RedeemResult(error="session_locked")
+    return RedeemResult(error=error)
+
+
+def _refuse(
+    db: DbSession, actor: Actor, registration: LineRegistration, error: str, reason: str
+) -> RedeemResult:
+    _log(db, actor, registration, "registration.redeem", "failure", reason=reason)
+    return RedeemResult(error=error)
+
+
+def _log(
+    db: DbSession,
+    actor: Actor,
+    registration: LineRegistration,
+    action: str,
+    outcome: str,
+    *,
+    reason: str = "",
+) -> None:
+    details: dict[str, object] = {"user_id": registration.user_id}
+    if reason:
+        details["reason"] = reason
+    if outcome == "failure":
+        details["failed_attempts"] = registration.failed_attempts
+    audit.record(
+        db,
+        actor,
+        category=AUTH,
+        action=action,
+        outcome=outcome,
+        target_type="member",
+        target_id=registration.member_id,
+        details=details,
+        tenant_id=registration.tenant_id,
+    )
+
+
+def _log_platform(
+    db: DbSession,
+    actor: Actor,
+    reason: str,
+    failures: int,
+    action: str = "registration.redeem",
+) -> None:
+    """A failure no brigade can be named for goes to the platform's chain."""
+    audit.record(
+        db,
+        actor,
+        category=AUTH,
+        action=action,
+        outcome="failure",
+        target_type="session",
+        target_id=actor.session_id or "",
+        details={"reason": reason, "session_failures": failures},
+    )

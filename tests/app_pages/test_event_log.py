@@ -1,0 +1,190 @@
+"""イベントログ page: who sees it, filters, pages, the detail (personal part for 管理 only), the
+integrity check, and that viewing is logged once per query."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from sqlalchemy import update
+from streamlit.testing.v1 import AppTest
+
+from auth.actor import system_actor
+from models import Permission
+from models.enums import AuditCategory, Function, Level
+from services import event_log, permissions
+from services.db import unit_of_work
+from tests.app_pages.conftest import nav_registers, page_text, sign_in
+from tests.factories import (
+    admin,
+    audit_events,
+    last_audit_seq,
+    make_member,
+    make_tenant,
+    rank_id,
+)
+from tests.services.test_event_log import record
+
+PAGE = "app_pages/event_log.py"
+DETAIL = "詳細を表示するイベント"
+
+
+def open_log(open_app, token: str) -> AppTest:
+    at = open_app(token)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["イベントログ"]
+    return at
+
+
+def widget(elements, label: str):
+    return next(e for e in elements if e.label == label)
+
+
+def table(at: AppTest):
+    return at.dataframe[0].value
+
+
+def mail(tenant: uuid.UUID, sender: str = "sender@example.jp") -> None:
+    event_log.record_mail_event(
+        system_actor(tenant),
+        sender=sender,
+        subject="火災出動の件",
+        size_bytes=1234,
+        parse_result="ok",
+        message_id=f"<{uuid.uuid4().hex}@example.jp>",
+    )
+
+
+def test_administrator_sees_the_brigades_events_and_the_view_is_logged_once(open_app, engine):
+    tenant, other = make_tenant(), make_tenant()
+    user = sign_in(tenant)
+    foreign = make_member(other, member_code=f"X{uuid.uuid4().hex[:6]}")
+    seq = last_audit_seq(engine, tenant)
+
+    at = open_log(open_app, user.token)
+
+    shown = table(at)
+    assert "member.create" in set(shown["操作"])
+    assert "login.success" in set(shown["操作"])
+    assert foreign.member_code not in page_text(at)
+    views = [e for e in audit_events(engine, tenant, after_seq=seq) if e.action == "event_log.view"]
+    assert len(views) == 1
+    at.run()  # a rerun with the same filters and page reads nothing again
+    again = audit_events(engine, tenant, after_seq=seq)
+    assert [e.action for e in again].count("event_log.view") == 1
+
+
+def test_rank_without_event_logs_gets_no_page(open_app):
+    tenant = make_tenant()
+    for rank in ("団員", "部長"):
+        user = sign_in(tenant, rank=rank)
+        at = open_app(user.token)
+        assert not at.exception
+        assert not nav_registers(at, PAGE)
+    assert nav_registers(open_app(sign_in(tenant, rank="分団長").token), PAGE)
+
+
+def test_category_and_keyword_filters(open_app):
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    mail(tenant)
+    at = open_log(open_app, user.token)
+
+    widget(at.multiselect, "種別").select("メール受信").run()
+    assert set(table(at)["種別"]) == {"メール受信"}
+    assert set(table(at)["操作"]) == {"mail.receive"}
+
+    widget(at.multiselect, "種別").unselect("メール受信").run()
+    widget(at.text_input, "キーワード（操作・対象・実行者ラベル・詳細・リクエストID）").input(
+        "login."
+    ).run()
+    assert set(table(at)["操作"]) == {"login.success"}
+
+
+def test_pages_forward_and_back(open_app):
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    record(tenant, 70)
+    at = open_log(open_app, user.token)
+    first = list(table(at)["連番"])
+    assert len(first) == event_log.PAGE_SIZE and first == sorted(first, reverse=True)
+
+    widget(at.button, "古い方へ").click().run()
+    second = list(table(at)["連番"])
+    assert second and max(second) < min(first)
+    assert "2ページ目" in page_text(at)
+
+    widget(at.button, "新しい方へ").click().run()
+    again = list(table(at)["連番"])  # read afresh: the views since then are on top now
+    assert "1ページ目" in page_text(at)
+    assert again == sorted(again, reverse=True) and set(first[:40]) <= set(again)
+
+
+def grant_event_logs_admin(monkeypatch, tenant: uuid.UUID, rank: str) -> None:
+    """Give a rank イベントログ 管理. The matrix of services.permissions offers only 閲覧 for this
+    function so far, so the test also lets it offer 管理."""
+    monkeypatch.setitem(
+        permissions.FUNCTION_LEVELS, Function.EVENT_LOGS, (Level.NONE, Level.VIEW, Level.ADMIN)
+    )
+    with unit_of_work(tenant) as session:
+        session.execute(
+            update(Permission)
+            .where(
+                Permission.tenant_id == tenant,
+                Permission.subject_id == rank_id(tenant, rank),
+                Permission.function == str(Function.EVENT_LOGS),
+            )
+            .values(level=int(Level.ADMIN))
+        )
+
+
+def test_detail_shows_jst_and_utc_and_personal_part_only_for_admin(open_app, engine, monkeypatch):
+    tenant = make_tenant()
+    grant_event_logs_admin(monkeypatch, tenant, "団長")
+    mail(tenant, sender="yamada-hidden@example.jp")
+    (mail_event,) = audit_events(engine, tenant, category=AuditCategory.MAIL)
+
+    def detail_text(rank: str) -> str:
+        at = open_log(open_app, sign_in(tenant, rank=rank).token)
+        widget(at.multiselect, "種別").select("メール受信").run()
+        label = next(
+            o for o in widget(at.selectbox, DETAIL).options if o.startswith(f"{mail_event.seq}　")
+        )
+        widget(at.selectbox, DETAIL).select(label).run()
+        assert not at.exception
+        return page_text(at)
+
+    viewer = detail_text("分団長")  # EVENT_LOGS 閲覧
+    assert "yamada-hidden" not in viewer
+    assert "表示には管理権限が必要です" in viewer
+    assert mail_event.occurred_at.isoformat(timespec="microseconds") in viewer
+    assert event_log.get_event(admin(tenant), mail_event.seq).event.occurred_jst in viewer
+
+    administrator = detail_text("団長")  # EVENT_LOGS 管理
+    assert "yamada-hidden@example.jp" in administrator
+    details = [
+        json.loads(e.details)
+        for e in audit_events(engine, tenant)
+        if e.action == "event_log.view_detail"
+    ]
+    assert {(d["seq"], d["personal_shown"]) for d in details} >= {
+        (mail_event.seq, False),
+        (mail_event.seq, True),
+    }
+
+
+def test_integrity_check_reports_ok(open_app, engine):
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    at = open_log(open_app, user.token)
+    widget(at.button, "検証する").click().run()
+    assert not at.exception
+    assert [s.value for s in at.success][-1].startswith("OK: ")
+    assert "event_log.verify" in {e.action for e in audit_events(engine, tenant)}
+
+
+def test_export_is_offered_as_a_download(open_app):
+    at = open_log(open_app, sign_in(make_tenant()).token)
+    buttons = at.get("download_button")
+    assert [b.proto.label for b in buttons] == ["CSVを出力"]

@@ -1,0 +1,171 @@
+"""The real server (`streamlit run server.py`) on a free port, and Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from sqlalchemy import Engine
+
+from auth import local
+from models import MemberPublic
+from tests.factories import PLATFORM, make_member, make_tenant, rank_id
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+STARTUP_SECONDS = 60
+LOG_TAIL_LINES = 80
+SERVER_LOG = pytest.StashKey[Path]()
+PASSWORD = "correct horse battery staple"
+
+expect.set_options(timeout=30_000)  # the first run of a page imports pandas and the services
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_healthy(server: subprocess.Popen, base_url: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            break
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(
+        f"server at {base_url} did not become healthy (exit code {server.poll()}); log:\n"
+        + log.read_text(errors="replace")
+    )
+
+
+@pytest.fixture(scope="session")
+def base_url(engine: Engine, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The app served as in production, sharing the test database (the engine fixture has
+    migrated it and put its URLs and the test keys into os.environ)."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    data_dir = Path(tempfile.mkdtemp(prefix="hikeshi-e2e-"))
+    log = data_dir / "server.log"
+    request.config.stash[SERVER_LOG] = log
+    env = os.environ | {"HIKESHI_DATA_DIR": str(data_dir), "HIKESHI_PUBLIC_BASE_URL": url}
+    command = [
+        str(ROOT / ".venv" / "bin" / "streamlit"),
+        "run",
+        "server.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+    ]
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_healthy(server, url, log)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed browser test shows the server's log: Streamlit shows the browser only a
+    redacted error."""
+    report = yield
+    log = item.config.stash.get(SERVER_LOG, None)
+    if report.failed and "base_url" in item.fixturenames and log is not None and log.exists():
+        tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        report.sections.append(("server log (last lines)", "\n".join(tail)))
+    return report
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("HIKESHI_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"HIKESHI_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@dataclass(frozen=True)
+class Brigade:
+    name: str
+    admin_login: str
+    member_login: str
+    members: tuple[MemberPublic, ...]  # the administrator first, then the rank-and-file
+
+
+def _account(tenant_id: uuid.UUID, member: MemberPublic) -> str:
+    login_name = f"e2e-{uuid.uuid4().hex[:10]}"
+    local.create_account(
+        PLATFORM,
+        login_name=login_name,
+        password=PASSWORD,
+        tenant_id=tenant_id,
+        member_id=member.id,
+        display_name=member.name,
+    )
+    return login_name
+
+
+@pytest.fixture(scope="session")
+def brigade(engine: Engine) -> Brigade:
+    """A brigade seeded through the services: a 団長 and a 団員 with local accounts, plus two
+    more members."""
+    name = f"ブラウザ消防団{uuid.uuid4().hex[:6]}"
+    tenant = make_tenant(name)
+    chief = make_member(tenant, rank_id=rank_id(tenant, "団長"))
+    member = make_member(tenant)
+    others = [make_member(tenant, member_code=f"E2E-{uuid.uuid4().hex[:6]}") for _ in range(2)]
+    return Brigade(
+        name=name,
+        admin_login=_account(tenant, chief),
+        member_login=_account(tenant, member),
+        members=(chief, member, *others),
+    )
+
+
+def submit_login(page: Page, base_url: str, login_name: str, password: str = PASSWORD) -> None:
+    page.goto(f"{base_url}/")
+    page.locator("input[name=login_name]").fill(login_name)
+    page.locator("input[name=password]").fill(password)
+    page.locator("form.hikeshi-login button[type=submit]").click()

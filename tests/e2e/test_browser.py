@@ -1,0 +1,89 @@
+"""What only a browser shows: the login form post, the HttpOnly cookie, navigation, logout."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from auth.local import MESSAGES
+from tests.e2e.conftest import Brigade, submit_login
+
+pytestmark = pytest.mark.e2e
+
+
+def sidebar(page: Page):
+    return page.get_by_test_id("stSidebar")
+
+
+def expect_login_form(page: Page) -> None:
+    expect(page.locator("form.hikeshi-login input[name=login_name]")).to_be_visible()
+    expect(sidebar(page)).to_have_count(0)
+
+
+def test_login_roster_and_logout(browser: Browser, base_url: str, brigade: Brigade):
+    context = browser.new_context()
+    page = context.new_page()
+
+    submit_login(page, base_url, brigade.admin_login)
+
+    expect(sidebar(page)).to_contain_text(brigade.name)
+    session = next(c for c in context.cookies() if c["name"] == "hikeshi_session")
+    assert session["httpOnly"] is True
+    assert session["sameSite"] == "Lax"
+
+    sidebar(page).get_by_role("link", name="団員名簿").click()
+    expect(page).to_have_url(re.compile(r"/roster$"))
+    expect(page.get_by_text(f"{len(brigade.members)} 名", exact=True)).to_be_visible()
+    grid = page.get_by_test_id("stDataFrame").locator("table[role=grid]")
+    for member in brigade.members:
+        expect(grid).to_contain_text(member.member_code)
+
+    sidebar(page).get_by_role("button", name="ログアウト").click()
+    expect_login_form(page)
+    expect(page.get_by_text("ログアウトしました。")).to_be_visible()
+    assert "hikeshi_session" not in {c["name"] for c in context.cookies()}
+    context.close()
+
+    replay = browser.new_context()
+    replay.add_cookies([{"name": "hikeshi_session", "value": session["value"], "url": base_url}])
+    page = replay.new_page()
+    page.goto(f"{base_url}/roster")
+    expect_login_form(page)
+    expect(page.get_by_text(brigade.name)).to_have_count(0)
+    replay.close()
+
+
+def test_wrong_password_shows_the_japanese_error(browser: Browser, base_url: str, brigade):
+    context = browser.new_context()
+    page = context.new_page()
+
+    submit_login(page, base_url, brigade.member_login, password="wrong horse battery staple")
+
+    expect(page).to_have_url(re.compile(r"login_error=invalid"))
+    expect(page.get_by_text(MESSAGES["invalid"])).to_be_visible()
+    assert MESSAGES["invalid"] == "ログイン名またはパスワードが正しくありません。"
+    expect_login_form(page)
+    assert "hikeshi_session" not in {c["name"] for c in context.cookies()}
+    context.close()
+
+
+def test_rank_without_roster_permission_cannot_open_it_by_url(
+    browser: Browser, base_url: str, brigade: Brigade
+):
+    context = browser.new_context()
+    page = context.new_page()
+    submit_login(page, base_url, brigade.member_login)
+    expect(sidebar(page)).to_contain_text(brigade.name)
+
+    page.goto(f"{base_url}/roster")
+
+    expect(page.get_by_role("dialog", name="Page not found")).to_be_visible()
+    expect(sidebar(page)).to_contain_text(brigade.name)
+    expect(page).not_to_have_url(re.compile(r"/roster$"))
+    expect(page.get_by_role("heading", name="団員名簿")).to_have_count(0)
+    expect(page.get_by_role("link", name="団員名簿")).to_have_count(0)
+    for member in brigade.members[2:]:
+        expect(page.get_by_text(member.member_code)).to_have_count(0)
+    context.close()

@@ -1,0 +1,202 @@
+"""水利マップ in Chromium: the demo brigade's sources are drawn as markers with no tiles and no
+internet, a click on a marker opens its panel, a click on an empty spot offers the nearest
+sources and "add here", and the viewport survives a filter change."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, FrameLocator, Page, expect
+
+from app_pages.water_map_folium import build_map, map_points
+from auth import sessions
+from services import demo, members, tenants, water_sources
+from services.demo_data import DEMO_BRIGADE
+from services.water_sources import WaterSourceFilter
+from tests.e2e.offline_map import serve_map_offline
+from tests.factories import PLATFORM, admin, open_member_session
+
+pytestmark = pytest.mark.e2e
+
+MAP_FRAME = 'iframe[title="streamlit_folium.st_folium"]'
+TIMEOUT = 60_000
+
+# The first marker (in document order) whose centre is not covered by another marker.
+TOPMOST_MARKER = """
+() => {
+  for (const el of document.querySelectorAll('.hk-ws')) {
+    const r = el.getBoundingClientRect();
+    const x = r.left + r.width / 2, y = r.top + r.height / 2;
+    if (x < 60 || y < 60 || x > innerWidth - 60 || y > innerHeight - 40) continue;
+    const top = document.elementFromPoint(x, y);
+    if (top && top.closest('.hk-ws') === el) return el.getAttribute('data-code');
+  }
+  return null;
+}
+"""
+# A spot on the map pane at least 40 px from every marker and away from the controls.
+EMPTY_SPOT = """
+() => {
+  const centres = [...document.querySelectorAll('.hk-ws')].map(el => {
+    const r = el.getBoundingClientRect();
+    return [r.left + r.width / 2, r.top + r.height / 2];
+  });
+  for (let y = 120; y < innerHeight - 60; y += 15) {
+    for (let x = 80; x < innerWidth - 80; x += 15) {
+      if (centres.every(([cx, cy]) => Math.hypot(cx - x, cy - y) > 40)) return {x, y};
+    }
+  }
+  return null;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def demo_brigade(engine) -> tuple[uuid.UUID, uuid.UUID]:
+    """The demo brigade (seeded unless another test has) and its 団長."""
+    demo.seed_demo()
+    tenant = tenants.get_tenant_by_name(PLATFORM, DEMO_BRIGADE["name"]).id
+    chief = next(m for m in members.list_members(admin(tenant)) if m.rank_name == "団長")
+    return tenant, chief.id
+
+
+@pytest.fixture
+def context(browser: Browser, base_url: str, demo_brigade) -> Iterator[BrowserContext]:
+    context = browser.new_context(viewport={"width": 1500, "height": 1100}, locale="ja-JP")
+    serve_map_offline(context)
+    token = open_member_session(*demo_brigade)
+    context.add_cookies([{"name": sessions.COOKIE_NAME, "value": token, "url": base_url}])
+    yield context
+    context.close()
+
+
+def map_frame(page: Page) -> FrameLocator:
+    return page.frame_locator(MAP_FRAME)
+
+
+def open_water_map(page: Page, base_url: str) -> FrameLocator:
+    page.goto(f"{base_url}/water-map")
+    expect(page.get_by_role("heading", name="水利マップ")).to_be_visible(timeout=TIMEOUT)
+    frame = map_frame(page)
+    expect(frame.locator(".hk-ws").first).to_be_attached(timeout=TIMEOUT)
+    return frame
+
+
+def frame_of(page: Page):
+    return page.locator(MAP_FRAME).element_handle(timeout=TIMEOUT).content_frame()
+
+
+def test_demo_markers_are_drawn_and_a_click_opens_the_panel(context, base_url, demo_brigade):
+    tenant, _ = demo_brigade
+    placed = [s for s in water_sources.list_water_sources(admin(tenant)) if s.latitude is not None]
+    page = context.new_page()
+    tile_requests: list[str] = []
+    page.on(
+        "requestfailed",
+        lambda r: tile_requests.append(r.url) if "cyberjapandata" in r.url else None,
+    )
+    frame = open_water_map(page, base_url)
+
+    expect(frame.locator(".hk-ws")).to_have_count(len(placed), timeout=TIMEOUT)
+    assert tile_requests, "the GSI tiles were requested (and failed, as offline)"
+    expect(frame.locator(".leaflet-control-attribution")).to_contain_text("地理院タイル")
+
+    code = frame_of(page).evaluate(TOPMOST_MARKER)
+    assert code is not None
+    source = next(s for s in placed if s.code == code)
+    frame.locator(f'[data-code="{code}"]').click()
+
+    expect(page.get_by_role("heading", name=f"{code}　{source.kind}")).to_be_visible(
+        timeout=TIMEOUT
+    )
+    expect(page.get_by_text("点検履歴", exact=True)).to_be_visible()
+    expect(page.get_by_text("判定の根拠", exact=True)).to_be_visible()
+    expect(page.get_by_text("点検を記録").first).to_be_attached()
+
+
+def test_a_click_on_an_empty_spot_offers_nearest_sources_and_add_here(context, base_url):
+    page = context.new_page()
+    frame = open_water_map(page, base_url)
+    spot = frame_of(page).evaluate(EMPTY_SPOT)
+    assert spot is not None
+    frame.locator(".leaflet-container").click(position=spot)
+
+    expect(page.get_by_role("heading", name="選択した地点")).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text("この地点に水利を追加")).to_be_visible()
+    latitude = page.get_by_label("緯度", exact=True)
+    expect(latitude).to_have_value(re.compile(r"^3[56]\.\d{6}$"))
+    expect(page.get_by_text(re.compile(r"基準距離内に使用可能な水利が"))).to_be_visible()
+
+
+def test_the_viewport_survives_a_filter_change(context, base_url, demo_brigade):
+    tenant, _ = demo_brigade
+    overdue = [
+        s
+        for s in water_sources.list_water_sources(
+            admin(tenant), WaterSourceFilter(overdue_only=True)
+        )
+        if s.latitude is not None
+    ]
+    page = context.new_page()
+    frame = open_water_map(page, base_url)
+    zoom = frame_of(page).evaluate("window.map.getZoom()")
+    for _ in range(2):  # one step at a time: Leaflet ignores a zoom asked for mid-animation
+        zoom += 1
+        frame.locator(".leaflet-control-zoom-in").click()
+        frame_of(page).wait_for_function(f"window.map.getZoom() === {zoom}", timeout=TIMEOUT)
+    page.wait_for_timeout(1500)  # the component reports the view after 250 ms; let the rerun end
+
+    page.get_by_text("点検期限切れのみ", exact=True).click()
+
+    frame = map_frame(page)
+    expect(frame.locator(".hk-ws")).to_have_count(len(overdue), timeout=TIMEOUT)
+    frame_of(page).wait_for_function(f"window.map.getZoom() === {zoom}", timeout=10_000)
+    page.wait_for_timeout(3000)  # and it stays there: no ping-pong between map and reruns
+    assert frame_of(page).evaluate("window.map.getZoom()") == zoom
+
+
+def test_a_memo_is_shown_as_text_never_as_html(browser: Browser, tmp_path: Path):
+    """Rendered by folium alone (file://): a hostile label must stay text in the tooltip."""
+    evil = '<img src=x onerror="window.__hikeshiXss = 1">'
+    html = (
+        build_map(
+            map_points(
+                [
+                    type(
+                        "S",
+                        (),
+                        {
+                            "code": "H-1",
+                            "kind": "消火栓",
+                            "status": "使用可",
+                            "memo": evil,
+                            "latitude": 36.4,
+                            "longitude": 138.25,
+                            "overdue": False,
+                            "unit": "",
+                        },
+                    )()
+                ],
+                lambda unit: 120,
+            ),
+            show_labels=True,
+        )
+        .get_root()
+        .render()
+    )
+    path = tmp_path / "map.html"
+    path.write_text(html, encoding="utf-8")
+    context = browser.new_context()
+    serve_map_offline(context)
+    page = context.new_page()
+    page.goto(path.as_uri())
+    page.wait_for_function("window.hikeshiWaterReady === true", timeout=TIMEOUT)
+    label = page.locator(".hk-ws-label")
+    expect(label).to_have_text(evil)
+    assert page.locator(".leaflet-tooltip img").count() == 0
+    assert page.evaluate("window.__hikeshiXss") is None
+    context.close()

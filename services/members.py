@@ -28,7 +28,7 @@ from models import (
     Session,
 )
 from models.base import utcnow
-from models.enums import Function, Level, MemberStatus
+from models.enums import AuditCategory, Function, Level, MemberStatus
 from models.member import PERSONAL_MEMBER_FIELDS
 from services import validation as v
 from services.base import Tx, scoped, transaction
@@ -424,6 +424,11 @@ def _permissions_grant(grants: dict[str, Grant]) -> Grant:
 # Helpers
 
 
+# Suspension and reactivation grant or remove access: the white paper's authentication and
+# authorisation log (9.2.4, 12.4.1) is where an auditor looks for them.
+ACCOUNT_ACTIONS = frozenset({"member.suspend", "member.reactivate"})
+
+
 def _set_status(tx: Tx, member: Member, status: MemberStatus, action: str) -> MemberPublic:
     if member.status == status:
         raise ValidationError({"status": f"既に「{status.label}」です。"})
@@ -435,6 +440,7 @@ def _set_status(tx: Tx, member: Member, status: MemberStatus, action: str) -> Me
         revoked = _revoke_sessions(tx, member.id, action)
     tx.audit(
         action,
+        category=AuditCategory.AUTH if action in ACCOUNT_ACTIONS else AuditCategory.OPERATION,
         target_type=TABLE,
         target_id=member.id,
         details={

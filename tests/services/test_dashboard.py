@@ -135,7 +135,7 @@ def test_recent_events_are_newest_first_in_jst_without_personal_data(tenant):
 
     assert events is not None
     assert [e.action for e in events[:2]] == ["member.suspend", "member.create"]
-    assert events[0].category == "操作"
+    assert events[0].category == "認証・認可"  # a suspension is an account (auth) event
     assert events[0].target_type == "member"
     assert events[0].occurred_at.count(":") == 2  # JST, to the second
     text = json.dumps([e.__dict__ for e in events], ensure_ascii=False)

@@ -342,7 +342,9 @@ class TenantIsolation(RuleBasedStateMachine):
         elif holder is not own:
             expected = "not_found"
         else:
-            expected = "invalid" if own.members[member_id].status == status else "ok"
+            current = own.members[member_id].status
+            retired_back = status == MemberStatus.ACTIVE and current == MemberStatus.RETIRED
+            expected = "invalid" if current == status or retired_back else "ok"
         outcome, result = attempt(lambda: change(actor, member_id))
         self.expect(outcome, expected, result)
         self.settle(own, outcome)

@@ -96,8 +96,10 @@ def test_every_default_level_is_offered_by_its_function():
             assert Grant(level) in choices(function)
 
 
-def test_choices_offer_admin_only_for_permissions_and_narrowing_only_for_the_roster():
-    assert [f for f in Function if Grant(Level.ADMIN) in choices(f)] == [Function.PERMISSIONS]
+def test_choices_offer_admin_only_where_it_means_something_and_narrowing_only_for_the_roster():
+    # 役職・権限 管理 grants without limit; イベントログ 管理 also decrypts personal details
+    admin_functions = [f for f in Function if Grant(Level.ADMIN) in choices(f)]
+    assert admin_functions == [Function.PERMISSIONS, Function.EVENT_LOGS]
     narrowed = [f for f in Function if any(g.own_unit for g in choices(f))]
     assert narrowed == [Function.ROSTER]
     assert [g.label for g in choices(Function.ROSTER)] == ["なし", "閲覧", "編集（自所属）", "編集"]

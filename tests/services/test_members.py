@@ -26,38 +26,16 @@ from services.permissions import CellChange, Grant
 from tests.factories import (
     actor_with,
     admin,
-    audit_events,
-    last_audit_seq,
     make_member,
     make_tenant,
     member_data,
     open_member_session,
     rank_id,
 )
+from tests.services.conftest import AuditWatch
 
 OPERATION = str(AuditCategory.OPERATION)
 AUTH = str(AuditCategory.AUTH)
-
-
-class AuditWatch:
-    """The audit events a tenant gains after the watch starts."""
-
-    def __init__(self, engine, tenant_id: uuid.UUID) -> None:
-        self.engine, self.tenant_id = engine, tenant_id
-        self.start = last_audit_seq(engine, tenant_id)
-
-    def new(self, category: str | None = None) -> list[AuditEvent]:
-        return audit_events(self.engine, self.tenant_id, after_seq=self.start, category=category)
-
-
-@pytest.fixture
-def tenant(engine) -> uuid.UUID:
-    return make_tenant()
-
-
-@pytest.fixture
-def watch(engine) -> Callable[[uuid.UUID], AuditWatch]:
-    return lambda tenant_id: AuditWatch(engine, tenant_id)
 
 
 def make_role(tenant_id: uuid.UUID, name: str = "庶務", rank: str = "団員") -> uuid.UUID:

@@ -28,8 +28,6 @@ from services.water_sources import WaterSourceFilter
 from tests.factories import (
     actor_with,
     admin,
-    audit_events,
-    last_audit_seq,
     make_member,
     make_tenant,
 )
@@ -46,28 +44,9 @@ AUTH = str(AuditCategory.AUTH)
 TODAY = water_sources.today_jst()
 
 
-class AuditWatch:
-    def __init__(self, engine, tenant_id: uuid.UUID) -> None:
-        self.engine, self.tenant_id = engine, tenant_id
-        self.start = last_audit_seq(engine, tenant_id)
-
-    def new(self, category: str | None = None) -> list[AuditEvent]:
-        return audit_events(self.engine, self.tenant_id, after_seq=self.start, category=category)
-
-
-@pytest.fixture
-def tenant(engine) -> uuid.UUID:
-    return make_tenant()
-
-
 @pytest.fixture
 def foreign(engine) -> uuid.UUID:
     return make_tenant()
-
-
-@pytest.fixture
-def watch(engine) -> Callable[[uuid.UUID], AuditWatch]:
-    return lambda tenant_id: AuditWatch(engine, tenant_id)
 
 
 def codes(tenant_id: uuid.UUID) -> set[str]:

@@ -32,11 +32,6 @@ from tests.factories import (
 OPERATION, AUTH = str(AuditCategory.OPERATION), str(AuditCategory.AUTH)
 
 
-@pytest.fixture
-def tenant(engine) -> uuid.UUID:
-    return make_tenant()
-
-
 def editor(tenant_id: uuid.UUID) -> Actor:
     return actor_with(tenant_id, {Function.PERMISSIONS: Level.EDIT})
 

@@ -35,13 +35,47 @@ def unneutralise(text: str) -> str:
     return text
 
 
-def encode(header: Sequence[str], rows: Iterable[Iterable[Any]]) -> bytes:
+class Unencodable(ValueError):
+    """Cells CP932 cannot hold, as (row, column, character); row 1 is the header."""
+
+    def __init__(self, problems: list[tuple[int, str, str]]) -> None:
+        shown = "、".join(
+            f"{row}行目「{column}」の「{char}」" for row, column, char in problems[:20]
+        )
+        more = f" ほか{len(problems) - 20}件" if len(problems) > 20 else ""
+        super().__init__(f"Shift_JIS（CP932）で表せない文字があります: {shown}{more}")
+        self.problems = problems
+
+
+def encode(
+    header: Sequence[str], rows: Iterable[Iterable[Any]], *, encoding: str = "utf-8"
+) -> bytes:
+    """UTF-8 with a BOM (the default), or CP932 ("cp932"): a character CP932 cannot hold is
+    reported with its row and column (Unencodable), never replaced."""
+    lines = [[neutralise(name) for name in header]]
+    lines.extend([neutralise(value) for value in row] for row in rows)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(neutralise(name) for name in header)
-    for row in rows:
-        writer.writerow(neutralise(value) for value in row)
+    csv.writer(out, lineterminator="\r\n").writerows(lines)
+    if encoding == "cp932":
+        return _cp932(out.getvalue(), header, lines)
     return (BOM + out.getvalue()).encode("utf-8")
+
+
+def _cp932(text: str, header: Sequence[str], lines: list[list[str]]) -> bytes:
+    try:
+        return text.encode("cp932")
+    except UnicodeEncodeError:
+        pass
+    problems = []
+    for number, cells in enumerate(lines, start=1):
+        for index, cell in enumerate(cells):
+            for char in dict.fromkeys(cell):
+                try:
+                    char.encode("cp932")
+                except UnicodeEncodeError:
+                    column = header[index] if index < len(header) else f"{index + 1}列目"
+                    problems.append((number, column, char))
+    raise Unencodable(problems)
 
 
 def decode(data: bytes) -> list[list[str]]:

@@ -1,0 +1,359 @@
+"""Reading the spreadsheets brigades actually have: CSV decoded strictly (UTF-8 with or without a
+BOM, or CP932 — detected, never guessed), XLSX workbooks with several sheets, title rows above
+the header, full-width header text; and turning cells into typed values with Japanese messages
+that name the row and the column. No database access: services call this."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import unicodedata
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from exports.csv_safe import unneutralise
+
+MAX_FILE_BYTES = 30 * 1024 * 1024
+MAX_ROWS = 100_000
+MAX_CELL_CHARS = 5_000
+HEADER_SCAN_ROWS = 30
+ENCODING_LABELS = {
+    "utf-8-sig": "UTF-8（BOM付き）",
+    "utf-8": "UTF-8",
+    "cp932": "Shift_JIS（CP932）",
+    "xlsx": "Excel（.xlsx）",
+}
+# Characters CP932 decoding yields for bytes that are not text: C0/C1 controls other than tab
+# and line ends, and the private-use area (user-defined 外字 and unassigned single bytes).
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ue000-\uf8ff]")
+_HEADER_NOISE = re.compile(r"[\s_・:：*＊※]+")
+
+
+class TableError(ValueError):
+    """The file as a whole cannot be read; the message says why, in Japanese."""
+
+
+@dataclass(frozen=True)
+class CellError:
+    """A problem in one cell: row as the spreadsheet numbers it, column by its header text."""
+
+    row: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.row}行目「{self.column}」: {self.message}"
+
+
+@dataclass(frozen=True)
+class Sheet:
+    name: str
+    rows: list[list[str]]
+    encoding: str
+
+    @property
+    def encoding_label(self) -> str:
+        return ENCODING_LABELS.get(self.encoding, self.encoding)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a documented layout: its key, its Japanese header and accepted aliases."""
+
+    key: str
+    header: str
+    aliases: tuple[str, ...] = ()
+    required: bool = False
+    max_length: int = 200
+    example: str = ""
+
+    def names(self) -> tuple[str, ...]:
+        return (self.header, *self.aliases)
+
+
+@dataclass(frozen=True)
+class HeaderMatch:
+    """Where the header row is (index into Sheet.rows) and which column holds which key."""
+
+    row_index: int
+    columns: dict[int, str]
+    unknown: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        found = [f"必須の列「{name}」がありません。" for name in self.missing]
+        found += [f"列「{name}」が複数あります。" for name in self.duplicated]
+        found += [f"列「{name}」はこの形式にない列です。" for name in self.unknown]
+        return found
+
+
+# -- decoding ----------------------------------------------------------------------------------
+
+
+def check_size(data: bytes, limit: int = MAX_FILE_BYTES) -> None:
+    if len(data) > limit:
+        raise TableError(
+            f"ファイルが大きすぎます（{len(data) / 1_048_576:.1f}MB）。"
+            f"{limit // 1_048_576}MB以下に分けてください。"
+        )
+    if not data.strip():
+        raise TableError("ファイルが空です。")
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """(text, encoding): strict UTF-8 (BOM optional) first, then strict CP932; anything else,
+    NUL bytes, UTF-16 and bytes that are not text are refused with the byte position."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise TableError(
+            "UTF-16 のファイルは読み込めません。UTF-8 か Shift_JIS で保存してください。"
+        )
+    if (nul := data.find(b"\x00")) >= 0:
+        raise TableError(
+            f"{nul + 1}バイト目に NUL 文字があります。テキスト形式のCSVではありません。"
+        )
+    if data.startswith(codecs.BOM_UTF8):
+        try:
+            return data[len(codecs.BOM_UTF8) :].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError as exc:
+            raise TableError(
+                f"UTF-8（BOM付き）として{exc.start + len(codecs.BOM_UTF8) + 1}バイト目が不正です。"
+            ) from exc
+    try:
+        return _text(data.decode("utf-8"), "UTF-8"), "utf-8"
+    except UnicodeDecodeError as utf8:
+        try:
+            return _text(data.decode("cp932"), "Shift_JIS（CP932）"), "cp932"
+        except UnicodeDecodeError as cp932:
+            raise TableError(
+                "文字コードを判別できません（UTF-8 としては"
+                f"{utf8.start + 1}バイト目、Shift_JIS（CP932）としては{cp932.start + 1}バイト目が"
+                "不正です）。UTF-8 か Shift_JIS で保存し直してください。"
+            ) from cp932
+
+
+def _text(text: str, label: str) -> str:
+    if found := _NOT_TEXT.search(text):
+        line = text.count("\n", 0, found.start()) + 1
+        raise TableError(
+            f"{label}として読むと{line}行目に文字として扱えないコード"
+            f"（U+{ord(found.group()):04X}、外字や制御文字）があります。"
+        )
+    return text
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def read_csv(data: bytes, *, max_rows: int = MAX_ROWS) -> Sheet:
+    check_size(data)
+    text, encoding = decode(data)
+    rows: list[list[str]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        for row in reader:
+            _check_row_count(len(rows), max_rows)
+            rows.append([unneutralise(cell) for cell in row])
+    except csv.Error as exc:
+        raise TableError(
+            f"{reader.line_num}行目付近のCSVの形式が正しくありません（{exc}）。"
+        ) from exc
+    return Sheet(name="", rows=rows, encoding=encoding)
+
+
+def read_xlsx(data: bytes, *, max_rows: int = MAX_ROWS) -> list[Sheet]:
+    from openpyxl import load_workbook  # imported here: only uploads of workbooks need it
+
+    check_size(data)
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise TableError("Excel（.xlsx）ファイルとして読めません。") from exc
+    try:
+        sheets = []
+        for sheet in book.worksheets:
+            rows: list[list[str]] = []
+            for values in sheet.iter_rows(values_only=True):
+                _check_row_count(len(rows), max_rows)
+                rows.append([unneutralise(xlsx_cell(value)) for value in values])
+            sheets.append(Sheet(name=sheet.title, rows=_trimmed(rows), encoding="xlsx"))
+        return sheets
+    finally:
+        book.close()
+
+
+def read_table(data: bytes, filename: str) -> list[Sheet]:
+    """Every sheet of an upload: one for a CSV, one per worksheet for an XLSX."""
+    name = filename.lower()
+    if name.endswith(".xls") or data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise TableError(
+            "Excel 97-2003 形式（.xls）は読み込めません。.xlsx か CSV で保存し直してください。"
+        )
+    if name.endswith((".xlsx", ".xlsm")) or data.startswith(b"PK\x03\x04"):
+        return read_xlsx(data)
+    return [read_csv(data)]
+
+
+def xlsx_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _check_row_count(count: int, limit: int) -> None:
+    if count > limit:
+        raise TableError(f"行数が多すぎます。{limit:,}行以下に分けてください。")
+
+
+def _trimmed(rows: list[list[str]]) -> list[list[str]]:
+    """Without the empty rows and columns a worksheet's used range often carries at its end."""
+    while rows and not any(cell.strip() for cell in rows[-1]):
+        rows.pop()
+    width = max((i + 1 for row in rows for i, cell in enumerate(row) if cell.strip()), default=0)
+    return [row[:width] for row in rows]
+
+
+# -- headers -----------------------------------------------------------------------------------
+
+
+def header_key(text: str) -> str:
+    """How header cells are compared: NFKC (full-width letters, digits and brackets become
+    ASCII), spaces, underscores, middle dots and required-marks removed, case folded."""
+    return _HEADER_NOISE.sub("", unicodedata.normalize("NFKC", text or "")).casefold()
+
+
+def match_header(row: Sequence[str], columns: Sequence[Column]) -> HeaderMatch:
+    by_name = {header_key(name): column for column in columns for name in column.names()}
+    found: dict[int, str] = {}
+    unknown: list[str] = []
+    duplicated: list[str] = []
+    for index, cell in enumerate(row):
+        if not cell.strip():
+            continue
+        column = by_name.get(header_key(cell))
+        if column is None:
+            unknown.append(cell.strip())
+        elif column.key in found.values():
+            duplicated.append(column.header)
+        else:
+            found[index] = column.key
+    missing = [c.header for c in columns if c.required and c.key not in found.values()]
+    return HeaderMatch(-1, found, unknown, missing, duplicated)
+
+
+def find_header(sheet: Sheet, columns: Sequence[Column]) -> HeaderMatch | None:
+    """The first row, among the top HEADER_SCAN_ROWS, that names the most of the layout's
+    columns (title rows above the header are skipped); None when no row names two."""
+    best: HeaderMatch | None = None
+    for index, row in enumerate(sheet.rows[:HEADER_SCAN_ROWS]):
+        match = match_header(row, columns)
+        if len(match.columns) >= 2 and (best is None or len(match.columns) > len(best.columns)):
+            best = HeaderMatch(index, match.columns, match.unknown, match.missing, match.duplicated)
+    return best
+
+
+def records(
+    sheet: Sheet, match: HeaderMatch, columns: Sequence[Column]
+) -> Iterator[tuple[int, dict[str, str], list[CellError]]]:
+    """(row number, {key: text}, errors) for every non-blank row below the header; a cell
+    longer than its column allows is an error, not truncated."""
+    limits = {c.key: c for c in columns}
+    for index in range(match.row_index + 1, len(sheet.rows)):
+        row = sheet.rows[index]
+        if not any(cell.strip() for cell in row):
+            continue
+        values: dict[str, str] = {}
+        errors: list[CellError] = []
+        for position, key in match.columns.items():
+            text = row[position] if position < len(row) else ""
+            column = limits[key]
+            if len(text) > min(column.max_length, MAX_CELL_CHARS):
+                errors.append(
+                    CellError(
+                        index + 1, column.header, f"{column.max_length}文字以内にしてください。"
+                    )
+                )
+            values[key] = text
+        yield index + 1, values, errors
+
+
+# -- cell values -------------------------------------------------------------------------------
+
+
+class CellValueError(ValueError):
+    """A cell that does not hold what its column needs; the message is Japanese."""
+
+
+_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
+_ERAS = {"令和": 2018, "平成": 1988, "昭和": 1925, "R": 2018, "H": 1988, "S": 1925}
+_ERA_DATE = re.compile(r"^(令和|平成|昭和|R|H|S)(\d{1,2}|元)[年./-](\d{1,2})[月./-](\d{1,2})日?$")
+_TRUE = {"○", "〇", "◯", "はい", "有", "あり", "1", "true", "yes", "y"}
+_FALSE = {"", "×", "いいえ", "無", "なし", "0", "false", "no", "n", "-"}
+
+
+def plain(text: str) -> str:
+    return unicodedata.normalize("NFKC", text or "").strip()
+
+
+def to_int(text: str) -> int | None:
+    value = to_float(text)
+    if value is None:
+        return None
+    if not value.is_integer():
+        raise CellValueError("整数で入力してください。")
+    return int(value)
+
+
+def to_float(text: str) -> float | None:
+    cleaned = plain(text).replace(",", "")
+    if not cleaned:
+        return None
+    try:
+        value = float(cleaned)
+    except ValueError:
+        raise CellValueError(f"数値として読めません（「{cleaned[:20]}」）。") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise CellValueError("数値として読めません。")
+    return value
+
+
+def to_date(text: str) -> date | None:
+    """2024-04-01, 2024/4/1, 2024年4月1日, 令和6年4月1日 or R6.4.1; also an Excel date-time."""
+    cleaned = plain(text).split(" ")[0]
+    if not cleaned:
+        return None
+    try:
+        if found := _DATE.match(cleaned):
+            return date(*(int(part) for part in found.groups()))
+        if found := _ERA_DATE.match(cleaned):
+            era, year, month, day = found.groups()
+            return date(_ERAS[era] + (1 if year == "元" else int(year)), int(month), int(day))
+    except ValueError:
+        pass
+    raise CellValueError("日付として読めません（例: 2024-04-01、2024/4/1、令和6年4月1日）。")
+
+
+def to_bool(text: str) -> bool:
+    cleaned = plain(text).casefold()
+    if cleaned in _TRUE:
+        return True
+    if cleaned in _FALSE:
+        return False
+    raise CellValueError("「○」か空欄で入力してください。")
+
+
+def to_list(text: str) -> list[str]:
+    """Several values in one cell, separated by 、 , ; or ／ (roles, for example)."""
+    return [part for part in (p.strip() for p in re.split(r"[、,;／/]", plain(text))) if part]

@@ -1,0 +1,111 @@
+"""What every bulk import shows before it writes and reports after: the per-row plan (new,
+changed, unchanged, invalid), the field changes, the errors by row and column, and the
+administrator's explicit choice for records missing from the file. Entity services
+(member_import, water_import, backup) build these; the import page draws them."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from exports.tabular import CellError
+
+Progress = Callable[[int, int], None]  # (rows done, rows in all)
+
+
+class RowStatus(StrEnum):
+    NEW = "new"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    INVALID = "invalid"
+
+    @property
+    def label(self) -> str:
+        return {"new": "新規", "changed": "変更", "unchanged": "変更なし", "invalid": "エラー"}[
+            self.value
+        ]
+
+
+class MissingRows(StrEnum):
+    """What happens to existing records the file does not mention: always chosen, never implied."""
+
+    KEEP = "keep"
+    RETIRE = "retire"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    column: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    row: int
+    code: str
+    status: RowStatus
+    raw: dict[str, str]
+    changes: tuple[FieldChange, ...] = ()
+    errors: tuple[CellError, ...] = ()
+
+
+@dataclass
+class ImportPreview:
+    """A validated file, nothing written. `raw` rows are kept so that applying validates them
+    again, inside the write transaction, against the data as it is then."""
+
+    entity: str
+    filename: str
+    sha256: str
+    encoding: str
+    sheet: str = ""
+    header_row: int = 0
+    rows: list[RowPlan] = field(default_factory=list)
+    file_errors: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[RowStatus, int]:
+        found = Counter(row.status for row in self.rows)
+        return {status: found.get(status, 0) for status in RowStatus}
+
+    @property
+    def errors(self) -> list[CellError]:
+        return [error for row in self.rows for error in row.errors]
+
+    @property
+    def ready(self) -> bool:
+        return not self.file_errors and not self.counts[RowStatus.INVALID] and bool(self.rows)
+
+    def audit_details(self) -> dict[str, Any]:
+        """What the audit log keeps of an import: the file's fingerprint and counts, no data."""
+        return {
+            "filename": self.filename,
+            "sha256": self.sha256,
+            "encoding": self.encoding,
+            "rows": len(self.rows),
+            **{status.value: count for status, count in self.counts.items()},
+        }
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    retired: int = 0
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_error_preview(entity: str, filename: str, data: bytes, message: str) -> ImportPreview:
+    """A preview of a file that could not be read at all."""
+    return ImportPreview(entity, filename, sha256(data), "", file_errors=[message])

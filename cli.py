@@ -83,6 +83,19 @@ def checkpoint_audit() -> int:
     return 1 if run.broken else 0
 
 
+def purge_cancelled() -> int:
+    from services.keys import CLI_ACTOR
+    from services.tenant_lifecycle import delete_cancelled_data, pending_deletions
+    from services.timefmt import today_jst
+
+    for report in delete_cancelled_data(CLI_ACTOR, today=today_jst()):
+        rows = sum(report.rows_deleted.values())
+        print(f"削除 {report.name}: {rows} 行、鍵 {report.keys_destroyed} 個（期限 {report.due}）")
+    for pending in pending_deletions(CLI_ACTOR):
+        print(f"待機 {pending.name}: 解約日 {pending.cancelled_on}、削除期限 {pending.due}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="cli.py", description="Hikeshi administration")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     sub.add_parser("checkpoint-audit", help="sign a checkpoint of every audit chain that grew")
     sub.add_parser("purge-audit", help="delete events past the retention, up to a checkpoint")
+    sub.add_parser("purge-cancelled", help="delete the data of brigades whose contract ended")
     sub.add_parser("rotate-master-key", help="re-wrap every brigade key with the active master key")
     sub.add_parser("rotate-tenant-key", help="re-encrypt one brigade's data").add_argument("tenant")
     args = parser.parse_args(argv)
@@ -121,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
                 from services.audit_retention import main_purge
 
                 sys.exit(main_purge())
+            case "purge-cancelled":
+                sys.exit(purge_cancelled())
             case "rotate-master-key":
                 from services.keys import main_rotate_master
 

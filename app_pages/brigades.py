@@ -1,4 +1,5 @@
-"""消防団管理 (platform operator): the brigades and creating one with its first administrator."""
+"""消防団管理 (platform operator): the brigades, creating one with its first administrator, and
+cancelling a contract (its data is then deleted within 10 business days)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import current_actor, show_error
-from services import tenants
+from services import tenant_lifecycle, tenants
 from services.errors import ServiceError
-from services.timefmt import to_jst
+from services.timefmt import to_jst, today_jst
+
+STATUS_LABELS = {"active": "利用中", "cancelled": "解約（削除待ち）", "deleted": "解約・削除済み"}
 
 actor = current_actor()
 st.title("消防団管理")
@@ -24,12 +27,14 @@ st.dataframe(
             {
                 "消防団": b.name,
                 "市町村": b.municipality,
-                "状態": {"active": "利用中", "cancelled": "解約"}.get(b.status, b.status),
+                "状態": STATUS_LABELS.get(b.status, b.status),
                 "作成日時 (JST)": to_jst(b.created_at),
+                "解約日": b.cancelled_on,
+                "データ削除期限": b.deletion_due,
             }
             for b in brigades
         ],
-        columns=["消防団", "市町村", "状態", "作成日時 (JST)"],
+        columns=["消防団", "市町村", "状態", "作成日時 (JST)", "解約日", "データ削除期限"],
     ),
     hide_index=True,
     width="stretch",
@@ -65,3 +70,29 @@ if submitted:
     else:
         st.session_state["brigades_notice"] = f"「{name}」を作成しました。"
         st.rerun()
+
+st.subheader("解約")
+st.caption(
+    "解約日以降はログインできなくなり、団のデータは解約日から10稼働日以内に削除されます"
+    "（`python cli.py purge-cancelled` を毎日実行）。イベントログは1年間保管されます。"
+)
+active = {b.name: b.id for b in brigades if b.status == "active"}
+with st.form("brigade_cancel"):
+    chosen = st.selectbox("消防団", list(active), index=None, placeholder="選択してください")
+    cancelled_on = st.date_input("解約日", value=today_jst(), format="YYYY/MM/DD")
+    confirmed = st.checkbox("解約すると元に戻せないことを確認しました")
+    cancel = st.form_submit_button("解約する", type="primary")
+
+if cancel:
+    if chosen is None or not confirmed:
+        st.error("消防団を選び、確認のチェックを入れてください。")
+    else:
+        try:
+            due = tenant_lifecycle.cancel_brigade(actor, active[chosen], cancelled_on=cancelled_on)
+        except ServiceError as exc:
+            show_error(exc)
+        else:
+            st.session_state["brigades_notice"] = (
+                f"「{chosen}」を解約しました。データ削除期限: {due:%Y-%m-%d}"
+            )
+            st.rerun()

@@ -69,6 +69,7 @@ class MemberStatus(StrEnum):
 class TenantStatus(StrEnum):
     ACTIVE = "active"
     CANCELLED = "cancelled"
+    DELETED = "deleted"  # cancelled, and its data deleted; the event log is kept
     PLATFORM = "platform"
 
 

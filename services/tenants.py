@@ -18,6 +18,7 @@ from services.crypto import create_tenant_keys
 from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, PermissionDenied, ValidationError
 from services.permissions import seed_ranks
+from services.tenant_lifecycle import deletion_due
 from services.validation import clean
 
 
@@ -81,12 +82,25 @@ class TenantSummary:
     municipality: str
     status: str
     created_at: datetime
+    cancelled_on: date | None = None
+    deletion_due: date | None = None
 
 
 def list_brigades(actor: Actor) -> list[TenantSummary]:
-    """The operator's view: brigade names and status only, nothing inside a brigade."""
+    """The operator's view: brigade names, status and contract dates, nothing inside a
+    brigade."""
     return [
-        TenantSummary(t.id, t.name, t.municipality, t.status, t.created_at)
+        TenantSummary(
+            t.id,
+            t.name,
+            t.municipality,
+            t.status,
+            t.created_at,
+            t.contract_end if t.status != TenantStatus.ACTIVE else None,
+            deletion_due(t.contract_end)
+            if t.status == TenantStatus.CANCELLED and t.contract_end
+            else None,
+        )
         for t in list_tenants(actor)
     ]
 

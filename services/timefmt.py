@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -14,3 +14,8 @@ def to_jst(value: datetime | None, *, seconds: bool = False) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime: store and pass timezone-aware UTC")
     return value.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def today_jst() -> date:
+    """Today's date in Japan: what deadlines and "today" in the UI mean."""
+    return datetime.now(JST).date()

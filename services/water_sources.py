@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -16,7 +16,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from auth.actor import Actor
-from exports import water_sources_csv
+from exports import water_csv
 from models import Member
 from models.base import utcnow
 from models.enums import (
@@ -228,7 +228,7 @@ def export_water_sources_csv(
             target_type=TABLE,
             details={"count": len(sources), "filters": asdict(filters or WaterSourceFilter())},
         )
-    return water_sources_csv.encode(sources)
+    return water_csv.encode_list(sources)
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -492,6 +492,17 @@ def _check_point(latitude: float, longitude: float) -> None:
 def _validated(
     tx: Tx, raw: dict, source_id: uuid.UUID | None = None, taken: set[str] | None = None
 ) -> dict:
+    values, errors = validate_fields(raw, today=today_jst())
+    if "code" not in errors:
+        errors = _code_clash_errors(tx, values["code"], source_id, taken) | errors
+    if errors:
+        raise ValidationError(errors)
+    return values
+
+
+def validate_fields(raw: Mapping[str, Any], *, today: date) -> tuple[dict, dict[str, str]]:
+    """The registry fields normalised, and {field: Japanese message} for those that break a rule;
+    no database access (whether the code is taken is the caller's question)."""
     values = dict(raw)
     values["code"] = v.clean(raw.get("code"))
     values["kind"] = v.clean(raw.get("kind"))
@@ -503,25 +514,29 @@ def _validated(
     values["hydrant_type"] = raw.get("hydrant_type") or None
     if values.get("inspection_interval_days") is None:
         values["inspection_interval_days"] = 365
-    errors = _code_errors(tx, values["code"], source_id, taken)
+    errors = _code_errors(values["code"])
     errors |= _choice_errors(values)
     errors |= _position_errors(values.get("latitude"), values.get("longitude"))
     errors |= _number_errors(values)
     errors |= _kind_errors(values)
     errors |= _text_errors(values)
     last = values.get("last_inspected_on")
-    if last is not None and not EARLIEST_DATE <= last <= today_jst():
+    if last is not None and not EARLIEST_DATE <= last <= today:
         errors["last_inspected_on"] = "最終点検日は1950年以降、今日までの日付で入力してください。"
-    if errors:
-        raise ValidationError(errors)
-    return {name: values.get(name) for name in BASE_FIELDS}
+    return {name: values.get(name) for name in BASE_FIELDS}, errors
 
 
-def _code_errors(tx: Tx, code: str, source_id: uuid.UUID | None, taken: set[str] | None) -> dict:
+def _code_errors(code: str) -> dict:
     if not code:
         return {"code": "水利番号を入力してください。"}
     if len(code) > 30 or not v.is_code(code):
         return {"code": "水利番号は30文字以内の半角英数字・ハイフンで入力してください。"}
+    return {}
+
+
+def _code_clash_errors(
+    tx: Tx, code: str, source_id: uuid.UUID | None, taken: set[str] | None
+) -> dict:
     if taken is not None:
         clash = code in taken
     else:
@@ -589,6 +604,8 @@ def _kind_errors(values: dict) -> dict:
 
 
 def _text_errors(values: dict) -> dict:
+    """Lengths, and no control characters (the メモ may keep tab and line breaks): what the
+    registry accepts must also survive a CSV export and import."""
     errors = {}
     for name, label, limit in (
         ("address", "所在地", 200),
@@ -598,8 +615,8 @@ def _text_errors(values: dict) -> dict:
     ):
         if len(values[name]) > limit:
             errors[name] = f"{label}は{limit}文字以内で入力してください。"
-        elif "\x00" in values[name]:
-            errors[name] = f"{label}に使用できない文字（NUL）が含まれています。"
+        elif v.has_control_chars(values[name], multiline=name == "memo"):
+            errors[name] = v.control_chars_message(label)
     return errors
 
 

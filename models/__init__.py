@@ -2,6 +2,7 @@
 
 from models.account import LocalAccount, Session
 from models.audit import AuditChainHead, AuditCheckpoint, AuditEvent, AuditPurgeGuard
+from models.import_mapping import ImportMapping
 from models.line import LineAuthRequest, LinePendingLogin, LineRegistration, MemberLine
 from models.member import Member, MemberCreate, MemberPublic, MemberRole, MemberUpdate
 from models.org import Permission, Rank, Role
@@ -30,6 +31,7 @@ __all__ = [
     "AuditCheckpoint",
     "AuditEvent",
     "AuditPurgeGuard",
+    "ImportMapping",
     "LineAuthRequest",
     "LinePendingLogin",
     "LineRegistration",

@@ -88,6 +88,13 @@ def record_denial(
         )
 
 
+def require_platform(actor: Actor, action: str) -> None:
+    """Platform tasks (operator or command line) only; anyone else is refused and logged."""
+    if actor.kind not in ("operator", "system") or actor.tenant_id is not None:
+        record_denial(actor, None, None, action)
+        raise PermissionDenied()
+
+
 @contextmanager
 def transaction(actor: Actor, function: Function, level: Level, action: str) -> Iterator[Tx]:
     """Check the permission, then open one transaction scoped to the actor's tenant."""

@@ -25,7 +25,7 @@ from models.enums import AuditCategory
 from models.member import PERSONAL_MEMBER_FIELDS
 from models.tenant import PLATFORM_TENANT_ID
 from services import audit
-from services.base import record_denial
+from services.base import require_platform
 from services.crypto import (
     DATA,
     FORMAT,
@@ -36,7 +36,7 @@ from services.crypto import (
     wrap_key,
 )
 from services.db import set_tenant, unit_of_work
-from services.errors import NotFound, PermissionDenied, ValidationError
+from services.errors import NotFound, ValidationError
 
 CLI_ACTOR = Actor(kind="system", display_name="cli", label="cli-key-management")
 ENCRYPTED_MEMBER_COLUMNS = tuple(getattr(Member, f"{name}_enc") for name in PERSONAL_MEMBER_FIELDS)
@@ -69,7 +69,7 @@ class RotationReport:
 
 def rotate_master_key(actor: Actor) -> RotationReport:
     """Re-wrap every tenant key not yet wrapped by the active master key, tenant by tenant."""
-    _require_platform(actor, "key.master_rewrap")
+    require_platform(actor, "key.master_rewrap")
     report = RotationReport()
     for tenant_id in _tenant_ids():
         try:
@@ -134,7 +134,7 @@ def rotate_tenant_data_key(
     A run that finds an inactive data key resumes that rotation instead of starting another.
     on_batch receives the running count of re-encrypted rows after each committed batch.
     """
-    _require_platform(actor, "key.data_rotate")
+    require_platform(actor, "key.data_rotate")
     if batch_size < 1:
         raise ValidationError({"batch_size": "batch_size must be at least 1"})
     report = RotationReport(tenants=1)
@@ -274,7 +274,7 @@ def _stored_prefix(key_id: str) -> str:
 
 def destroy_tenant_keys(actor: Actor, tenant_id: uuid.UUID) -> int:
     """Delete every key of a (cancelled) brigade: its ciphertexts become unreadable for good."""
-    _require_platform(actor, "key.destroy")
+    require_platform(actor, "key.destroy")
     if tenant_id == PLATFORM_TENANT_ID:
         raise ValidationError({"tenant": "the platform has no brigade keys to destroy"})
     with unit_of_work(PLATFORM_TENANT_ID) as session:
@@ -297,12 +297,6 @@ def destroy_tenant_keys(actor: Actor, tenant_id: uuid.UUID) -> int:
 
 # ---------------------------------------------------------------------------
 # Shared helpers
-
-
-def _require_platform(actor: Actor, action: str) -> None:
-    if actor.kind not in ("operator", "system") or actor.tenant_id is not None:
-        record_denial(actor, None, None, action)
-        raise PermissionDenied()
 
 
 def _tenant_keys(session: Session, tenant_id: uuid.UUID) -> list[TenantKey]:

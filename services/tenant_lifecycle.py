@@ -25,9 +25,9 @@ from models.base import utcnow
 from models.enums import AuditCategory, TenantStatus
 from models.tenant import PLATFORM_TENANT_ID
 from services import audit, keys
-from services.base import record_denial
+from services.base import require_platform
 from services.db import set_tenant, unit_of_work
-from services.errors import NotFound, PermissionDenied, ValidationError
+from services.errors import NotFound, ValidationError
 
 DELETION_BUSINESS_DAYS = 10
 # Kept after cancellation: the event log and its chain (retention rules apply), and the keys,
@@ -68,7 +68,7 @@ class DeletionReport:
 def cancel_brigade(actor: Actor, tenant_id: uuid.UUID, *, cancelled_on: date) -> date:
     """End a brigade's contract on cancelled_on: nobody can sign in from then on, open sessions
     are revoked at once, and its data is due for deletion; returns the deletion deadline."""
-    _require_operator(actor, "tenant.cancel")
+    require_platform(actor, "tenant.cancel")
     with unit_of_work(PLATFORM_TENANT_ID) as session:
         tenant = _brigade(session, tenant_id)
         if tenant.status != TenantStatus.ACTIVE:
@@ -94,7 +94,7 @@ def cancel_brigade(actor: Actor, tenant_id: uuid.UUID, *, cancelled_on: date) ->
 
 def pending_deletions(actor: Actor) -> list[DeletionReport]:
     """Cancelled brigades whose data is still held, with their deadlines."""
-    _require_operator(actor, "tenant.pending_deletions")
+    require_platform(actor, "tenant.pending_deletions")
     with unit_of_work(PLATFORM_TENANT_ID) as session:
         cancelled = session.execute(
             select(Tenant).where(Tenant.status == TenantStatus.CANCELLED)
@@ -114,7 +114,7 @@ def delete_cancelled_data(actor: Actor, *, today: date) -> list[DeletionReport]:
 
 
 def delete_brigade_data(actor: Actor, tenant_id: uuid.UUID) -> DeletionReport:
-    _require_operator(actor, "tenant.delete_data")
+    require_platform(actor, "tenant.delete_data")
     with unit_of_work(PLATFORM_TENANT_ID) as session:
         tenant = _brigade(session, tenant_id)
         if tenant.status != TenantStatus.CANCELLED:
@@ -175,12 +175,6 @@ def _brigade(session, tenant_id: uuid.UUID) -> Tenant:
 def _report(tenant: Tenant) -> DeletionReport:
     cancelled_on = tenant.contract_end or tenant.created_at.date()
     return DeletionReport(tenant.id, tenant.name, cancelled_on, deletion_due(cancelled_on))
-
-
-def _require_operator(actor: Actor, action: str) -> None:
-    if actor.kind not in ("operator", "system") or actor.tenant_id is not None:
-        record_denial(actor, None, None, action)
-        raise PermissionDenied()
 
 
 def _audit(session, actor: Actor, action: str, tenant_id: uuid.UUID, details: dict) -> None:

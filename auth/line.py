@@ -32,7 +32,7 @@ from sqlalchemy import delete, or_
 from sqlmodel import Session as DbSession
 from sqlmodel import select
 
-from auth.actor import Actor, RequestContext
+from auth.actor import Actor, RequestContext, system_actor
 from auth.line_sessions import LineLoginResult, complete_login
 from auth.sessions import token_hash
 from config import get_settings
@@ -41,6 +41,7 @@ from models.base import utcnow
 from models.enums import AuditCategory
 from services import audit
 from services.db import unit_of_work
+from services.external_http import LoggedTransport
 
 ISSUER = "https://access.line.me"
 ALGORITHMS = ("HS256", "ES256")
@@ -52,6 +53,8 @@ CLOCK_LEEWAY_SECONDS = 60
 JWKS_MAX_AGE_SECONDS = 3600
 JWKS_REFRESH_SECONDS = 60
 HTTP_TIMEOUT_SECONDS = 10
+# Calls to LINE happen before any brigade is known: they are logged in the platform's chain.
+LINE_ACTOR = system_actor(None, label="line-login")
 
 MESSAGES = {
     "failed": "LINEでのログインに失敗しました。もう一度お試しください。",
@@ -90,6 +93,7 @@ def _client() -> OAuth2Client:
         redirect_uri=callback_url(),
         code_challenge_method="S256",
         timeout=HTTP_TIMEOUT_SECONDS,
+        transport=LoggedTransport("line", LINE_ACTOR),
     )
 
 
@@ -295,7 +299,9 @@ def _jwks(kid: str | None) -> KeySet:
     known = any(k.kid == kid for k in keys)
     if age > JWKS_MAX_AGE_SECONDS or (not known and age > JWKS_REFRESH_SECONDS):
         try:
-            response = httpx.get(url, timeout=HTTP_TIMEOUT_SECONDS)
+            transport = LoggedTransport("line", LINE_ACTOR)
+            with httpx.Client(transport=transport, timeout=HTTP_TIMEOUT_SECONDS) as client:
+                response = client.get(url)
             response.raise_for_status()
             keys = KeySet(
                 [ECKey.import_key(k) for k in response.json()["keys"] if k.get("kty") == "EC"]

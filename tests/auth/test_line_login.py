@@ -797,3 +797,60 @@ def test_ended_pending_logins_are_forgotten(flow, engine):
 def test_settings_refuse_an_unknown_bot_prompt(engine):
     with configured({"HIKESHI_LINE_BOT_PROMPT": "always"}), pytest.raises(ConfigError):
         load_settings()
+
+
+# ---------------------------------------------------------------------------
+# Calls to LINE in the external-service log
+
+
+EXTERNAL = str(AuditCategory.EXTERNAL)
+
+
+def external_calls(platform: PlatformWatch) -> list[dict[str, Any]]:
+    return [
+        json.loads(e.details)
+        for e in platform.new()
+        if e.category == EXTERNAL and e.action == "external.call"
+    ]
+
+
+def test_token_and_key_requests_are_logged_without_secrets(flow, platform):
+    tenant = make_tenant()
+    member = make_member(tenant)
+    link_line(tenant, member.id, flow.fake.user.sub)
+    line._jwks_cache.clear()
+    flow.fake.tamper(flow.fake.sign_es256)
+
+    assert flow.login().headers["location"] == "/"
+
+    calls = external_calls(platform)
+    token_url, jwks_url = line.get_settings().line_token_url, line.get_settings().line_jwks_url
+    assert [(c["method"], c["endpoint"], c["status"]) for c in calls] == [
+        ("POST", token_url, 200),
+        ("GET", jwks_url, 200),
+    ]
+    assert all(c["service"] == "line" and c["latency_ms"] >= 0 for c in calls)
+    logged = json.dumps(calls)
+    code = flow.fake.token_requests[-1]["code"]
+    for secret in (flow.fake.channel_secret, code, flow.fake.user.sub):
+        assert secret not in logged
+
+
+def test_unreachable_token_endpoint_is_logged_as_a_failed_call(flow, platform, monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{closed_port}/oauth2/v2.1/token"
+    monkeypatch.setenv("HIKESHI_LINE_TOKEN_URL", url)
+    line.get_settings.cache_clear()
+    try:
+        flow.start()
+        response = flow.callback(flow.consent())
+    finally:
+        monkeypatch.undo()
+        line.get_settings.cache_clear()
+
+    assert_refused(response, flow, "failed")
+    (call,) = external_calls(platform)
+    assert (call["endpoint"], call["status"], call["error"]) == (url, None, "ConnectError")
+    assert_failure_logged(platform, "token_endpoint_failed")

@@ -1,0 +1,282 @@
+"""The backup ZIP: manifest, AES, and every way a file can be refused before it is parsed."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from datetime import UTC, date, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from exports import backup as b
+from models.enums import Function
+
+CREATED = datetime(2025, 4, 1, 3, 4, 5, tzinfo=UTC)
+TENANT = uuid.UUID("12345678-1234-5678-1234-567812345678")
+
+
+def files() -> dict[str, bytes]:
+    roles = b.encode_roles([b.RoleRow("庶務", "分団長"), b.RoleRow("=機関員", "団員")])
+    return {
+        b.ROLES: roles,
+        b.PERMISSIONS: b.encode_permissions(
+            [b.PermissionRow(b.SUBJECT_RANK, "団長", {Function.ROSTER: "編集"})]
+        ),
+        b.MEMBERS: "\ufeff団員番号,氏名\r\nA1,消防　太郎\r\nA2,消防　花子\r\n".encode(),
+        b.WATER_SOURCES: "\ufeff水利番号\r\nW-1\r\n".encode(),
+        b.INSPECTIONS: b.encode_inspections([]),
+    }
+
+
+def make_zip(password: str | None = None, contents: dict[str, bytes] | None = None) -> bytes:
+    contents = contents or files()
+    manifest = b.build_manifest(
+        contents, tenant_id=TENANT, brigade="テスト消防団", created_at=CREATED, app_version="0.1.0"
+    )
+    return b.write_zip(manifest, contents, password=password)
+
+
+def rezip(data: bytes, change) -> bytes:
+    """The same archive with its entries passed through change(dict) (plain ZIPs only)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    change(entries)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    return out.getvalue()
+
+
+def problems(data: bytes, password: str | None = None) -> list[str]:
+    with pytest.raises(b.BackupError) as caught:
+        b.read_zip(data, password=password)
+    return caught.value.problems
+
+
+def test_manifest_describes_every_file():
+    backup = b.read_zip(make_zip())
+    manifest = backup.manifest
+    assert (manifest.format, manifest.format_version) == ("hikeshi-backup", 1)
+    assert (manifest.tenant_id, manifest.brigade, manifest.created_at) == (
+        TENANT,
+        "テスト消防団",
+        CREATED,
+    )
+    assert manifest.rows == {
+        b.ROLES: 2,
+        b.PERMISSIONS: 1,
+        b.MEMBERS: 2,
+        b.WATER_SOURCES: 1,
+        b.INSPECTIONS: 0,
+    }
+    assert backup.files == files()
+    assert not backup.encrypted
+    entry = manifest.entry(b.MEMBERS)
+    assert entry is not None and entry.bytes == len(files()[b.MEMBERS])
+
+
+def test_manifest_json_is_plain_and_utc():
+    with zipfile.ZipFile(io.BytesIO(make_zip())) as archive:
+        document = json.loads(archive.read(b.MANIFEST))
+        assert archive.namelist()[0] == b.MANIFEST
+    assert document["created_at"] == "2025-04-01T03:04:05+00:00"
+    assert document["tenant_id"] == str(TENANT)
+    assert {f["name"] for f in document["files"]} == set(b.DATA_FILES)
+
+
+def test_password_protected_round_trip_uses_aes_256():
+    data = make_zip(password="correct horse battery")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = archive.infolist()
+        assert all(info.flag_bits & 0x1 for info in infos)
+        assert all(info.compress_type == 99 for info in infos)  # WinZip AES marker
+        with pytest.raises(RuntimeError):  # the standard library cannot read it
+            archive.read(b.MEMBERS)
+    assert "消防".encode() not in data
+    backup = b.read_zip(data, password="correct horse battery")
+    assert backup.encrypted and backup.files == files()
+
+
+def test_missing_and_wrong_password():
+    data = make_zip(password="correct horse battery")
+    with pytest.raises(b.PasswordRequired):
+        b.read_zip(data)
+    with pytest.raises(b.WrongPassword) as caught:
+        b.read_zip(data, password="wrong horse battery")
+    assert caught.value.problems == ["パスワードが違います。"]
+
+
+def test_short_password_refused():
+    with pytest.raises(b.BackupError, match="12文字以上"):
+        make_zip(password="short")
+
+
+def test_edited_file_is_a_hash_mismatch():
+    def edit(entries):
+        entries[b.MEMBERS] = entries[b.MEMBERS].replace("太郎".encode(), "次郎".encode())
+
+    assert problems(rezip(make_zip(), edit)) == [
+        "members.csv の内容が作成時と一致しません（SHA-256 不一致）。編集されたか壊れています。"
+    ]
+
+
+def test_missing_file():
+    found = problems(rezip(make_zip(), lambda e: e.pop(b.INSPECTIONS)))
+    assert found == ["inspections.csv がありません。"]
+
+
+def test_unlisted_file():
+    found = problems(rezip(make_zip(), lambda e: e.update({"extra.csv": b"x"})))
+    assert found == ["管理情報に記載のないファイル extra.csv が含まれています。"]
+
+
+def test_manifest_must_list_every_data_file():
+    def drop(entries):
+        document = json.loads(entries[b.MANIFEST])
+        document["files"] = [f for f in document["files"] if f["name"] != b.ROLES]
+        entries[b.MANIFEST] = json.dumps(document).encode()
+
+    found = problems(rezip(make_zip(), drop))
+    assert "管理情報に roles.csv が記載されていません。" in found
+    assert "管理情報に記載のないファイル roles.csv が含まれています。" in found
+
+
+def test_row_count_must_match():
+    def miscount(entries):
+        document = json.loads(entries[b.MANIFEST])
+        next(f for f in document["files"] if f["name"] == b.MEMBERS)["rows"] = 3
+        entries[b.MANIFEST] = json.dumps(document).encode()
+
+    assert problems(rezip(make_zip(), miscount)) == ["members.csv の行数が管理情報と一致しません。"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format_version": 2}, "版 2"),
+        ({"format": "other"}, "Hikeshi のバックアップファイルではありません"),
+        ({"tenant_id": "not-a-uuid"}, "内容が正しくありません"),
+        ({"created_at": "2025-04-01T03:04:05"}, "内容が正しくありません"),
+    ],
+)
+def test_unknown_or_broken_manifest(change, message):
+    def patch(entries):
+        document = json.loads(entries[b.MANIFEST])
+        document.update(change)
+        entries[b.MANIFEST] = json.dumps(document).encode()
+
+    assert message in problems(rezip(make_zip(), patch))[0]
+
+
+def test_not_a_manifest_at_all():
+    found = problems(rezip(make_zip(), lambda e: e.update({b.MANIFEST: b"\xff"})))
+    assert found == ["管理情報（manifest.json）が読めません。"]
+    found = problems(rezip(make_zip(), lambda e: e.pop(b.MANIFEST)))
+    assert "manifest.json）がありません" in found[0]
+
+
+@pytest.mark.parametrize("cut", [10, 200, -30, -1])
+def test_truncated_zip(cut):
+    data = make_zip()
+    assert "ZIPファイルとして読めません" in problems(data[:cut])[0]
+
+
+def test_corrupted_entry_is_refused():
+    data = bytearray(make_zip())
+    position = data.index(b"members.csv") + 40  # inside the compressed data
+    data[position] ^= 0xFF
+    assert problems(bytes(data))
+
+
+def test_zip_bomb_refused_before_inflating(monkeypatch):
+    monkeypatch.setattr(b, "MAX_UNCOMPRESSED_BYTES", 1_000_000)
+    bomb = rezip(make_zip(), lambda e: e.update({b.MEMBERS: b"0" * 2_000_000}))
+    assert problems(bomb) == ["展開後のサイズが大きすぎます。"]
+
+
+def test_lying_sizes_stop_at_the_budget(monkeypatch):
+    """A header claiming a small size does not let more bytes through."""
+    bomb = rezip(make_zip(), lambda e: e.update({b.MEMBERS: b"0" * 2_000_000}))
+    monkeypatch.setattr(b, "_checked_entries", lambda infos: infos)
+    monkeypatch.setattr(b, "MAX_UNCOMPRESSED_BYTES", 1_000_000)
+    assert problems(bomb) == ["展開後のサイズが大きすぎます。"]
+
+
+def test_too_many_entries_and_folders():
+    many = rezip(make_zip(), lambda e: e.update({f"x{i}.csv": b"" for i in range(20)}))
+    assert "多すぎます" in problems(many)[0]
+    folder = rezip(make_zip(), lambda e: e.update({"sub/x.csv": b""}))
+    assert "フォルダ" in problems(folder)[0]
+
+
+def test_oversize_upload(monkeypatch):
+    monkeypatch.setattr(b, "MAX_BACKUP_BYTES", 100)
+    assert "大きすぎます" in problems(make_zip())[0]
+
+
+def test_mixed_encryption_refused():
+    data = make_zip(password="correct horse battery")
+    out = io.BytesIO(data)
+    with zipfile.ZipFile(out, "a") as archive:
+        archive.writestr("plain.csv", b"x")
+    assert problems(out.getvalue(), password="correct horse battery") == [
+        "暗号化されたファイルとされていないファイルが混在しています。"
+    ]
+
+
+def test_layouts_round_trip_through_the_tabular_reader():
+    when = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    data = b.encode_inspections(
+        [b.InspectionRow("=W-1", date(2024, 5, 6), "異常なし", "A1", "", "-漏水なし", when)]
+    )
+    table = b.read_table(data, b.INSPECTION_COLUMNS)
+    assert not table.problems and not table.errors
+    assert table.records == [
+        (
+            2,
+            {
+                "source_code": "=W-1",
+                "inspected_on": "2024-05-06",
+                "result": "異常なし",
+                "inspector_code": "A1",
+                "inspector_name": "",
+                "notes": "-漏水なし",
+                "created_at": when.isoformat(),
+            },
+        )
+    ]
+    assert b"'=W-1" in data and b"'-" in data  # neutralised for Excel
+
+
+def test_permission_layout_has_a_column_per_function():
+    data = b.encode_permissions(
+        [b.PermissionRow(b.SUBJECT_ROLE, "庶務", {Function.ROSTER: "編集（自所属）"})]
+    )
+    table = b.read_table(data, b.PERMISSION_COLUMNS)
+    ((row, values),) = table.records
+    assert row == 2
+    assert values["kind"] == "役職" and values["roster"] == "編集（自所属）"
+    assert values["restore"] == ""
+    assert len(values) == 2 + len(Function)
+
+
+def test_read_table_reports_a_wrong_header():
+    table = b.read_table("\ufeff役職名,何か\r\nx,y\r\n".encode(), b.ROLE_COLUMNS)
+    assert table.problems and not table.records
+
+
+CELL = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Co")), max_size=20)
+
+
+@given(st.lists(st.tuples(CELL, CELL), max_size=8))
+def test_roles_round_trip(rows):
+    rows = [(name, rank) for name, rank in rows if name.strip() or rank.strip()]
+    data = b.encode_roles([b.RoleRow(name, rank) for name, rank in rows])
+    table = b.read_table(data, b.ROLE_COLUMNS)
+    assert b.count_rows(data) == len(rows)
+    assert [(v["name"], v["rank"]) for _, v in table.records] == rows

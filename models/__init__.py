@@ -5,6 +5,7 @@ from models.audit import AuditChainHead, AuditCheckpoint, AuditEvent, AuditPurge
 from models.import_mapping import ImportMapping
 from models.line import LineAuthRequest, LinePendingLogin, LineRegistration, MemberLine
 from models.member import Member, MemberCreate, MemberPublic, MemberRole, MemberUpdate
+from models.notice import MaintenanceNotice
 from models.org import Permission, Rank, Role
 from models.tenant import PLATFORM_TENANT_ID, Tenant, TenantKey
 from models.water import WaterSource
@@ -21,6 +22,7 @@ PLATFORM_TABLES = frozenset(
         "line_auth_request",
         "line_pending_login",
         "line_registration",
+        "maintenance_notice",
     }
 )
 
@@ -36,6 +38,7 @@ __all__ = [
     "LinePendingLogin",
     "LineRegistration",
     "LocalAccount",
+    "MaintenanceNotice",
     "Member",
     "MemberCreate",
     "MemberLine",

@@ -1,0 +1,636 @@
+"""Water sources in and out as files: the template, the export, the import of our layout, of
+the municipal open-data layout and of any other sheet through a column mapping, and the saved
+mappings.
+
+An import is previewed first (nothing written): every row validated and classed new / changed /
+unchanged / invalid against the registry as it is. Applying plans the same rows again inside the
+write transaction and writes all of them or none; one audit event records the file's SHA-256 and
+the counts. Rows are matched by 水利番号; a field whose column the file lacks keeps its value.
+The restore of a backup calls plan_water_sources and write_water_sources inside its own
+transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from auth.actor import Actor
+from exports import opendata, tabular, water_csv
+from exports.csv_safe import Unencodable
+from exports.opendata import MAPPING_TARGETS, ColumnMapping
+from exports.tabular import CellError, HeaderMatch, Sheet, TableError, find_header, plain
+from exports.water_csv import ParsedRows
+from models.base import new_id, utcnow
+from models.enums import HYDRANT_KINDS, OWNERSHIPS, Function, Level
+from models.import_mapping import ImportMapping
+from models.water import WaterInspection, WaterSource, WaterSourceBase
+from services import validation as v
+from services.base import Tx, record_denial, scoped, transaction
+from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from services.imports import (
+    FieldChange,
+    ImportPreview,
+    ImportResult,
+    MissingRows,
+    Progress,
+    RowPlan,
+    RowStatus,
+    file_error_preview,
+    sha256,
+)
+from services.water_sources import BASE_FIELDS, NOT_FOR_HYDRANTS, today_jst, validate_fields
+
+ENTITY = "water_sources"
+TABLE = "water_source"
+MAX_FILE_BYTES = tabular.MAX_FILE_BYTES
+MAX_ROWS = tabular.MAX_ROWS
+CHUNK = 2_000
+SAMPLE_ROWS = 5
+ENCODINGS = ("utf-8", "cp932")
+MAPPING_NAME_MAX = 60
+MAPPING_COLUMNS_MAX = 200
+Needs = tuple[tuple[Function, Level], ...]
+IMPORTING: Needs = ((Function.CSV_IMPORT, Level.EDIT), (Function.WATER_SOURCES, Level.EDIT))
+EXPORTING: Needs = ((Function.CSV_EXPORT, Level.VIEW), (Function.WATER_SOURCES, Level.VIEW))
+MAPPING: Needs = ((Function.CSV_IMPORT, Level.EDIT),)
+EXISTING_COLUMNS = (
+    WaterSource.id,
+    WaterSource.version,
+    *(getattr(WaterSource, name) for name in BASE_FIELDS),
+)
+HYDRANT_ONLY = ("main_diameter_mm", "hydrant_type")
+DEFAULTS = {
+    name: info.default
+    for name, info in WaterSourceBase.model_fields.items()
+    if name not in ("code", "kind")
+}
+NO_LAYOUT = (
+    "列の見出しから形式を判別できません（「水利番号」と「種別」の列、または自治体標準オープン"
+    "データの「ID」と「種別」の列が必要です）。テンプレートの形式で保存し直すか、列の対応付けを"
+    "指定してください。"
+)
+
+
+@dataclass(frozen=True)
+class SheetInfo:
+    """One sheet of an upload, for the mapping step: where its header seems to be (as the
+    spreadsheet numbers rows), the header cells, a few rows below it and how many there are."""
+
+    index: int
+    name: str
+    header_row: int | None
+    header: list[str]
+    sample: list[list[str]]
+    data_rows: int
+    layout: str | None = None
+
+
+@dataclass(frozen=True)
+class WaterFile:
+    """What an upload is: its layout ("hikeshi" = ours, "opendata", or None: a mapping is
+    needed), its encoding, its sheets; file_errors when it cannot be read at all."""
+
+    filename: str
+    sha256: str
+    encoding: str
+    layout: str | None
+    sheets: list[SheetInfo] = field(default_factory=list)
+    file_errors: list[str] = field(default_factory=list)
+    targets: dict[str, str] = field(default_factory=lambda: dict(MAPPING_TARGETS))
+
+
+@dataclass(frozen=True)
+class WaterRowPlan(RowPlan):
+    """A row's plan with what writing it needs: the validated values and the row it updates."""
+
+    values: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    source_id: uuid.UUID | None = None
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class SavedMapping:
+    id: uuid.UUID
+    name: str
+    mapping: ColumnMapping
+    created_by: str
+    updated_at: datetime
+
+
+# -- template and export -------------------------------------------------------------------------
+
+
+def water_template() -> bytes:
+    return water_csv.template()
+
+
+def export_water_csv(actor: Actor, *, encoding: str = "utf-8") -> bytes:
+    """Every source with every registry field, in the layout the import reads. UTF-8 with a BOM
+    or CP932 ("cp932"); a character CP932 cannot hold raises ValidationError naming its row and
+    column. The export is audited."""
+    if encoding not in ENCODINGS:
+        raise ValidationError({"encoding": "文字コードは UTF-8 か Shift_JIS を選んでください。"})
+    with _transaction(actor, EXPORTING, "water_source.export") as tx:
+        query = scoped(select(*EXISTING_COLUMNS), tx.actor).order_by(WaterSource.code)
+        rows = tx.session.exec(query).all()
+        try:
+            data = water_csv.encode(rows, encoding=encoding)
+        except Unencodable as exc:
+            raise ValidationError({"encoding": str(exc)}) from None
+        tx.audit(
+            "water_source.export",
+            target_type=TABLE,
+            details={"count": len(rows), "encoding": encoding, "layout": water_csv.LAYOUT},
+        )
+    return data
+
+
+# -- reading an upload ---------------------------------------------------------------------------
+
+
+def inspect_water_file(actor: Actor, *, data: bytes, filename: str) -> WaterFile:
+    """The upload's layout, encoding and sheets, so the page can offer the mapping step."""
+    _require(actor, IMPORTING, "water_source.import")
+    try:
+        sheets = _sheets(data, filename)
+    except TableError as exc:
+        return WaterFile(filename, sha256(data), "", None, file_errors=[str(exc)])
+    infos = [_sheet_info(index, sheet) for index, sheet in enumerate(sheets)]
+    layout = next((info.layout for info in infos if info.layout), None)
+    encoding = sheets[0].encoding_label if sheets else ""
+    return WaterFile(filename, sha256(data), encoding, layout, infos)
+
+
+def preview_water_import(
+    actor: Actor, *, data: bytes, filename: str, mapping: ColumnMapping | None = None
+) -> ImportPreview:
+    """Every row validated and classed, nothing written. Our layout and the open-data layout are
+    recognised; any other needs a mapping (file_errors says so)."""
+    with _transaction(actor, IMPORTING, "water_source.import") as tx:
+        try:
+            parsed, encoding = _parsed(data, filename, mapping)
+        except TableError as exc:
+            return file_error_preview(ENTITY, filename, data, str(exc))
+        preview = ImportPreview(
+            ENTITY,
+            filename,
+            sha256(data),
+            encoding,
+            parsed.sheet,
+            parsed.header_row,
+            file_errors=list(parsed.file_errors) + _row_count_errors(parsed),
+            notes=list(parsed.notes),
+        )
+        if preview.file_errors:
+            return preview
+        preview.rows = with_read_errors(
+            plan_water_sources(tx, parsed.records, headers=parsed.headers), parsed.errors
+        )
+        preview.missing = _missing_codes(tx, preview.rows)
+        preview.notes += _unplaced_notes(preview.rows)
+        return preview
+
+
+def apply_water_import(
+    actor: Actor,
+    preview: ImportPreview,
+    *,
+    missing: MissingRows,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Write a previewed file in one transaction: the rows are planned again from the file's
+    values against the registry as it is now, and any invalid row writes nothing.
+
+    MissingRows.RETIRE retires (廃止) the sources the file does not mention: they are deleted
+    together with their inspection records. MissingRows.KEEP leaves them as they are."""
+    with _transaction(actor, IMPORTING, "water_source.import") as tx:
+        if preview.entity != ENTITY or not preview.ready:
+            raise ValidationError({"file": "エラーのあるファイルは取り込めません。"})
+        plans = plan_water_sources(tx, [(row.row, row.raw) for row in preview.rows])
+        result = write_water_sources(tx, plans, missing=missing, progress=progress)
+        tx.audit(
+            "water_source.import",
+            target_type=TABLE,
+            details={
+                **preview.audit_details(),
+                "sheet": preview.sheet,
+                "missing_rows": str(missing),
+                "created": result.created,
+                "updated": result.updated,
+                "unchanged_applied": result.unchanged,
+                "retired": result.retired,
+            },
+        )
+        return result
+
+
+# -- planning and writing (inside a caller's transaction) ----------------------------------------
+
+
+def plan_water_sources(
+    tx: Tx,
+    records: Sequence[tuple[int, dict[str, str]]],
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> list[RowPlan]:
+    """Each record (row number, our key → text) validated and compared with the source of the
+    same 水利番号. A key absent from a record keeps the stored value (or the default for a new
+    source). headers names the file's columns in error messages (our headers by default)."""
+    existing = {
+        row.code: row for row in tx.session.exec(scoped(select(*EXISTING_COLUMNS), tx.actor))
+    }
+    named = {**water_csv.HEADERS, **(headers or {})}
+    today = today_jst()
+    first_rows: dict[str, int] = {}
+    return [_plan_row(number, raw, existing, first_rows, named, today) for number, raw in records]
+
+
+def write_water_sources(
+    tx: Tx,
+    plans: Sequence[RowPlan],
+    *,
+    missing: MissingRows,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Insert the new rows and update the changed ones in bulk; with MissingRows.RETIRE delete
+    the sources no plan mentions, with their inspections. Any invalid plan: ValidationError and
+    nothing written. No audit event: the caller records one for the whole operation."""
+    _check_plans(plans)
+    now = utcnow()
+    new = [_insert_row(tx, plan, now) for plan in plans if plan.status == RowStatus.NEW]
+    changed = [_update_row(plan, now) for plan in plans if plan.status == RowStatus.CHANGED]
+    retired = _absent_ids(tx, plans) if missing == MissingRows.RETIRE else []
+    step = _Steps(progress, len(new) + len(changed) + len(retired))
+    try:
+        for chunk in _chunks(new):
+            tx.session.execute(insert(WaterSource), chunk)
+            step.advance(len(chunk))
+        for chunk in _chunks(changed):
+            _update_rows(tx, chunk)
+            step.advance(len(chunk))
+        for chunk in _chunks(retired):
+            _delete_sources(tx, chunk)
+            step.advance(len(chunk))
+    except IntegrityError:
+        raise Conflict() from None
+    unchanged = sum(plan.status == RowStatus.UNCHANGED for plan in plans)
+    return ImportResult(len(new), len(changed), unchanged, len(retired))
+
+
+def with_read_errors(
+    plans: Sequence[RowPlan], errors: Mapping[int, Sequence[CellError]]
+) -> list[RowPlan]:
+    """Plans with the errors found while reading their cells (an over-long cell, say), which
+    take the place of the plan's own errors for the same column."""
+    return [
+        _with_errors(plan, errors[plan.row]) if errors.get(plan.row) else plan for plan in plans
+    ]
+
+
+def _with_errors(plan: RowPlan, found: Sequence[CellError]) -> RowPlan:
+    columns = {error.column for error in found}
+    others = tuple(error for error in plan.errors if error.column not in columns)
+    return replace(plan, status=RowStatus.INVALID, errors=(*found, *others), changes=())
+
+
+# -- saved mappings ------------------------------------------------------------------------------
+
+
+def list_mappings(actor: Actor) -> list[SavedMapping]:
+    with _transaction(actor, MAPPING, "import_mapping.list") as tx:
+        rows = tx.session.exec(
+            scoped(select(ImportMapping), tx.actor)
+            .where(ImportMapping.entity == ENTITY)
+            .order_by(ImportMapping.name)
+        ).all()
+        return [_saved(row) for row in rows]
+
+
+def save_mapping(actor: Actor, *, name: str, mapping: ColumnMapping) -> SavedMapping:
+    """Save under a name; saving again under the same name replaces the mapping."""
+    with _transaction(actor, MAPPING, "import_mapping.save") as tx:
+        name = _mapping_name(name, mapping)
+        row = tx.session.exec(
+            scoped(select(ImportMapping), tx.actor).where(
+                ImportMapping.entity == ENTITY, ImportMapping.name == name
+            )
+        ).one_or_none()
+        created = row is None
+        if row is None:
+            row = ImportMapping(
+                tenant_id=tx.tenant_id, entity=ENTITY, name=name, created_by=actor.label
+            )
+        row.mapping = mapping.to_json()
+        row.updated_at = utcnow()
+        tx.session.add(row)
+        tx.session.flush()
+        tx.audit(
+            "import_mapping.save",
+            target_type="import_mapping",
+            target_id=row.id,
+            details={"name": name, "entity": ENTITY, "created": created, "after": row.mapping},
+        )
+        return _saved(row)
+
+
+def delete_mapping(actor: Actor, mapping_id: uuid.UUID) -> None:
+    with _transaction(actor, MAPPING, "import_mapping.delete") as tx:
+        row = tx.get(ImportMapping, mapping_id)
+        if row is None or row.entity != ENTITY:
+            raise NotFound("保存した対応付けが見つかりません。")
+        details = {"name": row.name, "entity": ENTITY, "before": row.mapping}
+        tx.session.delete(row)
+        tx.session.flush()
+        tx.audit(
+            "import_mapping.delete",
+            target_type="import_mapping",
+            target_id=mapping_id,
+            details=details,
+        )
+
+
+# -- helpers: permissions ------------------------------------------------------------------------
+
+
+def _require(actor: Actor, needs: Needs, action: str) -> None:
+    for function, level in needs:
+        if not actor.can(function, level):
+            record_denial(actor, function, level, action)
+            raise PermissionDenied()
+
+
+@contextmanager
+def _transaction(actor: Actor, needs: Needs, action: str) -> Iterator[Tx]:
+    """Every level checked (a denial recorded with the one missing), then one transaction."""
+    _require(actor, needs, action)
+    with transaction(actor, *needs[0], action) as tx:
+        yield tx
+
+
+# -- helpers: reading ----------------------------------------------------------------------------
+
+
+def _sheets(data: bytes, filename: str) -> list[Sheet]:
+    if len(data) > MAX_FILE_BYTES:
+        raise TableError(
+            f"ファイルが大きすぎます（{len(data) / 1_048_576:.1f}MB）。"
+            f"{MAX_FILE_BYTES // 1_048_576}MB以下に分けてください。"
+        )
+    sheets = tabular.read_table(data, filename)
+    if not any(sheet.rows for sheet in sheets):
+        raise TableError("ファイルに行がありません。")
+    return sheets
+
+
+def _detect(sheet: Sheet) -> tuple[str, HeaderMatch] | None:
+    """Our layout or the open-data layout, whichever the header row names fully and best."""
+    found = [
+        (layout, match)
+        for layout, columns in (
+            (water_csv.LAYOUT, water_csv.READ_COLUMNS),
+            (opendata.LAYOUT, opendata.COLUMNS),
+        )
+        if (match := find_header(sheet, columns)) is not None and not match.missing
+    ]
+    return max(found, key=lambda item: len(item[1].columns), default=None)
+
+
+def _parsed(data: bytes, filename: str, mapping: ColumnMapping | None) -> tuple[ParsedRows, str]:
+    sheets = _sheets(data, filename)
+    label = sheets[0].encoding_label
+    if mapping is not None:
+        return opendata.apply_mapping(sheets, mapping), label
+    for sheet in sheets:
+        if detected := _detect(sheet):
+            layout, match = detected
+            reader = water_csv.parse if layout == water_csv.LAYOUT else opendata.parse
+            parsed = reader(sheet, match)
+            if len(sheets) > 1:
+                parsed.notes.append(
+                    f"シート「{sheet.name}」を読み込みます（他のシートは読み込みません）。"
+                )
+            return parsed, label
+    return ParsedRows("", "", 0, {}, file_errors=[*_near_miss(sheets[0]), NO_LAYOUT]), label
+
+
+def _near_miss(sheet: Sheet) -> list[str]:
+    match = find_header(sheet, water_csv.READ_COLUMNS)
+    return match.problems if match is not None else []
+
+
+def _row_count_errors(parsed: ParsedRows) -> list[str]:
+    if len(parsed.records) > MAX_ROWS:
+        return [
+            f"行数が多すぎます（{len(parsed.records):,}行）。{MAX_ROWS:,}行以下に分けてください。"
+        ]
+    if not parsed.records and not parsed.file_errors:
+        return ["見出しの下にデータの行がありません。"]
+    return []
+
+
+def _sheet_info(index: int, sheet: Sheet) -> SheetInfo:
+    detected = _detect(sheet)
+    header_index = detected[1].row_index if detected else _widest_row(sheet)
+    below = [row for row in sheet.rows[header_index + 1 :] if any(c.strip() for c in row)]
+    return SheetInfo(
+        index=index,
+        name=sheet.name,
+        header_row=header_index + 1 if sheet.rows else None,
+        header=[cell.strip() for cell in sheet.rows[header_index]] if sheet.rows else [],
+        sample=below[:SAMPLE_ROWS],
+        data_rows=len(below),
+        layout=detected[0] if detected else None,
+    )
+
+
+def _widest_row(sheet: Sheet) -> int:
+    """A guess at the header of an unknown layout: the first of the top rows with the most
+    filled cells (a title row above it has one)."""
+    counts = [sum(bool(c.strip()) for c in row) for row in sheet.rows[: tabular.HEADER_SCAN_ROWS]]
+    return counts.index(max(counts)) if counts else 0
+
+
+# -- helpers: planning ---------------------------------------------------------------------------
+
+
+def _plan_row(
+    number: int,
+    raw: dict[str, str],
+    existing: Mapping[str, Any],
+    first_rows: dict[str, int],
+    headers: Mapping[str, str],
+    today: date,
+) -> RowPlan:
+    values, errors = water_csv.typed(raw)
+    code = plain(raw.get("code", ""))
+    current = existing.get(code)
+    stored = _stored(current) if current is not None else {**DEFAULTS, "code": code, "kind": ""}
+    checked, problems = validate_fields(_fitted(stored | values, values), today=today)
+    errors = problems | errors
+    if code and code in first_rows:
+        errors["code"] = (
+            f"水利番号「{code}」がファイル内で重複しています（{first_rows[code]}行目と同じ）。"
+        )
+    if code:
+        first_rows.setdefault(code, number)
+    if errors:
+        cells = tuple(CellError(number, headers.get(k, k), m) for k, m in errors.items())
+        return WaterRowPlan(number, code, RowStatus.INVALID, dict(raw), errors=cells)
+    if current is None:
+        return WaterRowPlan(number, code, RowStatus.NEW, dict(raw), values=checked)
+    changes = tuple(
+        FieldChange(headers[name], _shown(name, stored[name]), _shown(name, checked[name]))
+        for name in BASE_FIELDS
+        if stored[name] != checked[name]
+    )
+    status = RowStatus.CHANGED if changes else RowStatus.UNCHANGED
+    return WaterRowPlan(
+        number, code, status, dict(raw), changes, (), checked, current.id, current.version
+    )
+
+
+def _fitted(merged: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored figure that does not apply to the row's kind (a cistern's capacity once it is a
+    hydrant) is cleared, unless the file itself gives it."""
+    hydrant = merged.get("kind") in HYDRANT_KINDS
+    for name in HYDRANT_ONLY if not hydrant else tuple(NOT_FOR_HYDRANTS):
+        if name not in given:
+            merged[name] = None
+    return merged
+
+
+def _stored(row: Any) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in BASE_FIELDS}
+
+
+def _shown(name: str, value: Any) -> str:
+    if name == "ownership":
+        return OWNERSHIPS.get(value, value)
+    return water_csv.cell(value)
+
+
+def _missing_codes(tx: Tx, plans: Sequence[RowPlan]) -> list[str]:
+    stored = set(tx.session.exec(scoped(select(WaterSource.code), tx.actor)).all())
+    return sorted(stored - {plan.code for plan in plans})
+
+
+def _unplaced_notes(plans: Sequence[RowPlan]) -> list[str]:
+    rows = [
+        plan.row
+        for plan in plans
+        if isinstance(plan, WaterRowPlan)
+        and plan.status != RowStatus.INVALID
+        and plan.values.get("latitude") is None
+    ]
+    if not rows:
+        return []
+    shown = "、".join(str(row) for row in rows[:20]) + ("…" if len(rows) > 20 else "")
+    return [
+        f"位置なし {len(rows):,}件（{shown}行目）: 緯度・経度がないため地図には表示されません。"
+        "位置を推測して補うことはしません。"
+    ]
+
+
+# -- helpers: writing ----------------------------------------------------------------------------
+
+
+class _Steps:
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def _check_plans(plans: Sequence[RowPlan]) -> None:
+    errors = {
+        f"{error.row}:{error.column}": error.message
+        for plan in plans
+        if plan.status == RowStatus.INVALID
+        for error in plan.errors
+    }
+    if errors:
+        raise ValidationError(errors)
+    if not all(isinstance(plan, WaterRowPlan) for plan in plans):
+        raise TypeError("plans must come from plan_water_sources")
+
+
+def _insert_row(tx: Tx, plan: RowPlan, now: datetime) -> dict[str, Any]:
+    assert isinstance(plan, WaterRowPlan)
+    return {
+        **plan.values,
+        "id": new_id(),
+        "tenant_id": tx.tenant_id,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _update_row(plan: RowPlan, now: datetime) -> dict[str, Any]:
+    assert isinstance(plan, WaterRowPlan)
+    return {**plan.values, "id": plan.source_id, "version": plan.version + 1, "updated_at": now}
+
+
+def _update_rows(tx: Tx, rows: list[dict[str, Any]]) -> None:
+    tx.session.execute(update(WaterSource), rows)
+
+
+def _absent_ids(tx: Tx, plans: Sequence[RowPlan]) -> list[uuid.UUID]:
+    mentioned = {plan.code for plan in plans}
+    stored = tx.session.exec(scoped(select(WaterSource.id, WaterSource.code), tx.actor)).all()
+    return [row.id for row in stored if row.code not in mentioned]
+
+
+def _delete_sources(tx: Tx, ids: list[uuid.UUID]) -> None:
+    """The sources and their inspections (ids come from a scoped query)."""
+    tx.session.execute(
+        delete(WaterInspection).where(WaterInspection.water_source_id.in_(ids)),
+        execution_options={"synchronize_session": False},
+    )
+    tx.session.execute(
+        delete(WaterSource).where(WaterSource.id.in_(ids)),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def _chunks(rows: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(rows), CHUNK):
+        yield rows[start : start + CHUNK]
+
+
+# -- helpers: mappings ---------------------------------------------------------------------------
+
+
+def _mapping_name(name: str, mapping: ColumnMapping) -> str:
+    cleaned = v.clean_text(name)
+    errors = {}
+    if not cleaned:
+        errors["name"] = "対応付けの名前を入力してください。"
+    elif len(cleaned) > MAPPING_NAME_MAX or v.has_control_chars(cleaned):
+        errors["name"] = f"名前は{MAPPING_NAME_MAX}文字以内で、制御文字を含めないでください。"
+    if problems := mapping.problems():
+        errors["mapping"] = " ".join(problems)
+    elif len(mapping.columns) > MAPPING_COLUMNS_MAX or any(
+        len(text) > 200 for text in (*mapping.columns, *mapping.kinds, str(mapping.sheet))
+    ):
+        errors["mapping"] = f"対応付けは{MAPPING_COLUMNS_MAX}列まで、見出しは200文字以内です。"
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def _saved(row: ImportMapping) -> SavedMapping:
+    return SavedMapping(
+        row.id, row.name, ColumnMapping.from_json(row.mapping), row.created_by, row.updated_at
+    )

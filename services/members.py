@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import select
@@ -121,7 +122,7 @@ def list_roles(actor: Actor) -> list[RoleOption]:
 def edit_scope(actor: Actor) -> EditScope:
     """What the roster page may offer to edit (the services check again on every call)."""
     with transaction(actor, Function.ROSTER, Level.VIEW, "member.scope") as tx:
-        return _scope(tx)
+        return current_scope(tx)
 
 
 def list_members(actor: Actor, filters: MemberFilter | None = None) -> list[MemberPublic]:
@@ -139,8 +140,8 @@ def list_members(actor: Actor, filters: MemberFilter | None = None) -> list[Memb
         if filters.line_linked is not None:
             linked = _linked_ids(tx)
             rows = [m for m in rows if (m.id in linked) == filters.line_linked]
-        org = _org(tx)
-        members = [_public(tx, m, org) for m in rows]
+        org = load_org(tx)
+        members = [to_public(tx, m, org) for m in rows]
     needle = v.search_key(filters.text)
     if needle:
         members = [
@@ -167,7 +168,7 @@ def line_linked_ids(actor: Actor) -> frozenset[uuid.UUID]:
 
 def get_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
     with transaction(actor, Function.ROSTER, Level.VIEW, "member.get") as tx:
-        return _public(tx, _load(tx, member_id))
+        return to_public(tx, _load(tx, member_id))
 
 
 def create_member(actor: Actor, *, data: MemberCreate) -> MemberPublic:
@@ -193,7 +194,7 @@ def create_member(actor: Actor, *, data: MemberCreate) -> MemberPublic:
         tx.session.add(member)
         tx.session.flush()
         _set_roles(tx, member, values["role_ids"])
-        after = _public(tx, member)
+        after = to_public(tx, member)
         tx.audit(
             "member.create",
             target_type=TABLE,
@@ -211,7 +212,7 @@ def update_member(
     The row is locked while it is compared, so two simultaneous saves cannot both pass."""
     with _editing(actor, "member.update") as (tx, scope):
         member = _load(tx, member_id, lock=True)
-        before = _public(tx, member)
+        before = to_public(tx, member)
         if member.version != expected_version:
             raise Conflict()
         merged = before.model_dump() | data.model_dump(exclude_unset=True)
@@ -374,7 +375,7 @@ def rename_affiliation(actor: Actor, *, old: str, new: str, include_sub_units: b
 def _editing(actor: Actor, action: str) -> Iterator[tuple[Tx, EditScope]]:
     """団員名簿 編集, for the whole brigade or narrowed to the actor's own 所属."""
     with guarded(actor, Function.ROSTER, Level.EDIT, action, opens_at=Level.VIEW) as tx:
-        scope = _scope(tx)
+        scope = current_scope(tx)
         if not scope.allows_editing:
             raise Refused(Function.ROSTER, Level.EDIT)
         yield tx, scope
@@ -387,7 +388,8 @@ def _accounts(actor: Actor, action: str) -> Iterator[Tx]:
         yield tx
 
 
-def _scope(tx: Tx) -> EditScope:
+def current_scope(tx: Tx) -> EditScope:
+    """Where the actor of this unit of work may edit the roster."""
     if tx.actor.can(Function.ROSTER, Level.EDIT):
         return EditScope(whole_brigade=True)
     me = tx.get(Member, tx.actor.member_id) if tx.actor.member_id else None
@@ -437,7 +439,7 @@ def _set_status(tx: Tx, member: Member, status: MemberStatus, action: str) -> Me
     after = _save(tx, member)
     revoked = 0
     if status != MemberStatus.ACTIVE:
-        revoked = _revoke_sessions(tx, member.id, action)
+        revoked = revoke_sessions(tx, [member.id], action)
     tx.audit(
         action,
         category=AuditCategory.AUTH if action in ACCOUNT_ACTIONS else AuditCategory.OPERATION,
@@ -453,13 +455,20 @@ def _set_status(tx: Tx, member: Member, status: MemberStatus, action: str) -> Me
     return after
 
 
-def _revoke_sessions(tx: Tx, member_id: uuid.UUID, reason: str) -> int:
-    result = tx.session.exec(
-        update(Session)
-        .where(Session.member_id == member_id, Session.revoked_at.is_(None))
-        .values(revoked_at=utcnow(), revoke_reason=reason)
-    )
-    return result.rowcount or 0
+def revoke_sessions(tx: Tx, member_ids: Sequence[uuid.UUID], reason: str) -> int:
+    """End the open sessions of members who lost access; how many were ended."""
+    revoked = 0
+    for start in range(0, len(member_ids), 500):
+        result = tx.session.exec(
+            update(Session)
+            .where(
+                Session.member_id.in_(member_ids[start : start + 500]),
+                Session.revoked_at.is_(None),
+            )
+            .values(revoked_at=utcnow(), revoke_reason=reason)
+        )
+        revoked += result.rowcount or 0
+    return revoked
 
 
 def _load(tx: Tx, member_id: uuid.UUID, *, lock: bool = False) -> Member:
@@ -493,7 +502,7 @@ def _save(tx: Tx, member: Member) -> MemberPublic:
     member.updated_at = utcnow()
     tx.session.add(member)
     tx.session.flush()
-    return _public(tx, member)
+    return to_public(tx, member)
 
 
 def _valid_affiliation(text: str | None, *, field: str = "affiliation") -> str:
@@ -506,7 +515,24 @@ def _valid_affiliation(text: str | None, *, field: str = "affiliation") -> str:
 
 
 def _validated(tx: Tx, raw: dict, member_id: uuid.UUID | None = None) -> dict:
-    values = {
+    values = normalise_member(raw)
+    errors = member_errors(values)
+    code = values["member_code"]
+    if "member_code" not in errors and _code_taken(tx, code, member_id):
+        errors["member_code"] = f"団員番号「{code}」は既に使われています。"
+    if values["rank_id"] is None or tx.get(Rank, values["rank_id"]) is None:
+        errors["rank_id"] = "階級を選択してください。"
+    if any(tx.get(Role, role_id) is None for role_id in values["role_ids"]):
+        errors["role_ids"] = "役職に存在しないものが含まれています。"
+    if errors:
+        raise ValidationError(errors)
+    return values
+
+
+def normalise_member(raw: dict) -> dict:
+    """A member's fields as they are stored: codes and labels NFKC, names trimmed, kana in
+    katakana, phone numbers formatted."""
+    return {
         "member_code": v.clean(raw.get("member_code")),
         "name": v.clean_text(raw.get("name")),
         "kana": v.normalise_kana(raw.get("kana")),
@@ -519,14 +545,17 @@ def _validated(tx: Tx, raw: dict, member_id: uuid.UUID | None = None) -> dict:
         "rank_id": raw.get("rank_id"),
         "role_ids": list(dict.fromkeys(raw.get("role_ids") or [])),
     }
+
+
+def member_errors(values: dict) -> dict[str, str]:
+    """What is wrong with normalised fields, by field, without looking at the database (the
+    code's uniqueness and the rank and roles are the caller's to check)."""
     errors: dict[str, str] = {}
     code = values["member_code"]
     if not code:
         errors["member_code"] = "団員番号を入力してください。"
     elif len(code) > 20 or not v.is_code(code):
         errors["member_code"] = "団員番号は20文字以内の半角英数字・ハイフンで入力してください。"
-    elif _code_taken(tx, code, member_id):
-        errors["member_code"] = f"団員番号「{code}」は既に使われています。"
     if not values["name"]:
         errors["name"] = "氏名を入力してください。"
     elif len(values["name"]) > 50:
@@ -548,13 +577,7 @@ def _validated(tx: Tx, raw: dict, member_id: uuid.UUID | None = None) -> dict:
     for field, label in PLAIN_TEXT_LABELS.items():
         if v.has_control_chars(values[field], multiline=field == "notes"):
             errors[field] = v.control_chars_message(label)
-    if values["rank_id"] is None or tx.get(Rank, values["rank_id"]) is None:
-        errors["rank_id"] = "階級を選択してください。"
-    if any(tx.get(Role, role_id) is None for role_id in values["role_ids"]):
-        errors["role_ids"] = "役職に存在しないものが含まれています。"
-    if errors:
-        raise ValidationError(errors)
-    return values
+    return errors
 
 
 def _code_taken(tx: Tx, code: str, member_id: uuid.UUID | None) -> bool:
@@ -563,11 +586,20 @@ def _code_taken(tx: Tx, code: str, member_id: uuid.UUID | None) -> bool:
 
 
 def _write_personal(tx: Tx, member: Member, values: dict) -> None:
-    for name in PERSONAL_MEMBER_FIELDS:
-        stored = tx.cipher.encrypt(values[name], field=f"{TABLE}.{name}", row_id=member.id)
-        setattr(member, f"{name}_enc", stored)
+    for column, stored in personal_columns(tx, member.id, values).items():
+        setattr(member, column, stored)
+
+
+def personal_columns(tx: Tx, member_id: uuid.UUID, values: dict) -> dict[str, str | None]:
+    """The stored (encrypted) form of a member's personal fields and the phone's blind index.
+    The row id is part of the associated data, so it must be known first."""
+    stored: dict[str, str | None] = {
+        f"{name}_enc": tx.cipher.encrypt(values[name], field=f"{TABLE}.{name}", row_id=member_id)
+        for name in PERSONAL_MEMBER_FIELDS
+    }
     digits = v.phone_digits(values["phone"])
-    member.phone_bidx = tx.cipher.blind_index(digits, field="member.phone") if digits else None
+    stored["phone_bidx"] = tx.cipher.blind_index(digits, field="member.phone") if digits else None
+    return stored
 
 
 def _set_roles(tx: Tx, member: Member, role_ids: list[uuid.UUID]) -> None:
@@ -586,16 +618,21 @@ def _set_roles(tx: Tx, member: Member, role_ids: list[uuid.UUID]) -> None:
     tx.session.flush()
 
 
-def _public(tx: Tx, member: Member, org: Org | None = None) -> MemberPublic:
-    ranks, roles, links = org or _org(tx)
-    rank = ranks[member.rank_id]
-    role_ids = sorted(links.get(member.id, []), key=lambda r: roles[r].name)
-    personal = {
+def personal_values(tx: Tx, member: Any) -> dict[str, str]:
+    """The decrypted personal fields of a member row (an entity or a selected row)."""
+    return {
         name: tx.cipher.decrypt(
             getattr(member, f"{name}_enc"), field=f"{TABLE}.{name}", row_id=member.id
         )
         for name in PERSONAL_MEMBER_FIELDS
     }
+
+
+def to_public(tx: Tx, member: Member, org: Org | None = None) -> MemberPublic:
+    ranks, roles, links = org or load_org(tx)
+    rank = ranks[member.rank_id]
+    role_ids = sorted(links.get(member.id, []), key=lambda r: roles[r].name)
+    personal = personal_values(tx, member)
     return MemberPublic(
         id=member.id,
         member_code=member.member_code,
@@ -617,7 +654,7 @@ def _public(tx: Tx, member: Member, org: Org | None = None) -> MemberPublic:
 Org = tuple[dict[uuid.UUID, Rank], dict[uuid.UUID, Role], dict[uuid.UUID, list[uuid.UUID]]]
 
 
-def _org(tx: Tx) -> Org:
+def load_org(tx: Tx) -> Org:
     """Ranks, roles and member→roles of the tenant."""
     ranks = {r.id: r for r in tx.session.exec(scoped(select(Rank), tx.actor)).all()}
     roles = {r.id: r for r in tx.session.exec(scoped(select(Role), tx.actor)).all()}

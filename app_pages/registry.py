@@ -37,6 +37,27 @@ MEMBER_PAGES = (
         "water-map",
     ),
     PageSpec(
+        "app_pages/csv_import.py",
+        "CSV一括登録",
+        ":material/upload_file:",
+        Function.CSV_IMPORT,
+        "csv-import",
+    ),
+    PageSpec(
+        "app_pages/data_export.py",
+        "CSV出力・バックアップ",
+        ":material/download:",
+        Function.CSV_EXPORT,
+        "export",
+    ),
+    PageSpec(
+        "app_pages/restore.py",
+        "復元",
+        ":material/settings_backup_restore:",
+        Function.RESTORE,
+        "restore",
+    ),
+    PageSpec(
         "app_pages/event_log.py",
         "イベントログ",
         ":material/receipt_long:",

@@ -1,5 +1,9 @@
 """The vocabulary pages need (enums and input schemas), so pages never import models."""
 
+from exports.backup import MIN_PASSWORD_CHARS
+from exports.csv_safe import Unencodable
+from exports.opendata import ColumnMapping
+from exports.tabular import ENCODING_LABELS, HEADER_SCAN_ROWS
 from models.enums import (
     FUNCTION_LABELS,
     HYDRANT_KINDS,
@@ -21,22 +25,41 @@ from models.water import (
     WaterSourcePublic,
     WaterSourceUpdate,
 )
+from services.imports import (
+    ImportPreview,
+    ImportResult,
+    MissingRows,
+    Progress,
+    RowPlan,
+    RowStatus,
+)
 
 __all__ = [
+    "ENCODING_LABELS",
     "FUNCTION_LABELS",
+    "HEADER_SCAN_ROWS",
     "HYDRANT_KINDS",
     "LEVEL_LABELS",
+    "MIN_PASSWORD_CHARS",
     "OWNERSHIPS",
     "RANK_NAMES",
     "WATER_SOURCE_KINDS",
     "WATER_SOURCE_STATUSES",
     "AuditCategory",
+    "ColumnMapping",
     "Function",
+    "ImportPreview",
+    "ImportResult",
     "Level",
     "MemberCreate",
     "MemberPublic",
     "MemberStatus",
     "MemberUpdate",
+    "MissingRows",
+    "Progress",
+    "RowPlan",
+    "RowStatus",
+    "Unencodable",
     "WaterInspectionCreate",
     "WaterInspectionPublic",
     "WaterSourceCreate",

@@ -1,0 +1,124 @@
+"""What the import and restore pages share: the page guard, the uploaded file, a preview computed
+once per file, the drawing of an import preview (counts, changes, errors, notes), the explicit
+choice for records missing from the file, and a progress bar for the services to drive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+import pandas as pd
+import streamlit as st
+
+from auth.actor import Actor
+from services.catalog import (
+    ENCODING_LABELS,
+    Function,
+    ImportPreview,
+    Level,
+    MissingRows,
+    Progress,
+    RowPlan,
+    RowStatus,
+)
+
+T = TypeVar("T")
+CHANGE_COLUMNS = ["行", "番号", "区分", "項目", "変更前", "変更後"]
+ERROR_COLUMNS = ["行", "列", "内容"]
+
+
+def require(actor: Actor, function: Function, level: Level) -> None:
+    """A page reached without its permission (a direct run) shows nothing but the refusal; the
+    services refuse again on every call."""
+    if not actor.can(function, level):
+        st.error("この画面を使う権限がありません。")
+        st.stop()
+
+
+def uploaded_file(label: str, types: list[str], key: str) -> tuple[bytes, str, str] | None:
+    """(data, file name, upload id) of the chosen file, or None."""
+    upload = st.file_uploader(label, type=types, key=key)
+    if upload is None:
+        return None
+    return upload.getvalue(), upload.name, upload.file_id
+
+
+def once(key: str, identity: Hashable, compute: Callable[[], T]) -> T:
+    """compute() for this identity, kept in this session: reruns reuse it, a new file or a new
+    mapping computes afresh (nothing is shared between users)."""
+    cached = st.session_state.get(key)
+    if cached is None or cached[0] != identity:
+        cached = (identity, compute())
+        st.session_state[key] = cached
+    return cached[1]
+
+
+def forget(*keys: str) -> None:
+    for key in keys:
+        st.session_state.pop(key, None)
+
+
+def show_preview(preview: ImportPreview) -> None:
+    for message in preview.file_errors:
+        st.error(message)
+    if preview.file_errors:
+        return
+    where = f"・シート「{preview.sheet}」" if preview.sheet else ""
+    header = f"・見出し {preview.header_row}行目" if preview.header_row else ""
+    encoding = ENCODING_LABELS.get(preview.encoding, preview.encoding)
+    st.caption(f"{preview.filename}（{encoding}{where}{header}）")
+    cols = st.columns(len(RowStatus))
+    for col, (status, count) in zip(cols, preview.counts.items(), strict=True):
+        col.metric(status.label, f"{count:,}件")
+    for note in preview.notes:
+        st.info(note)
+    changed = [r for r in preview.rows if r.status in (RowStatus.NEW, RowStatus.CHANGED)]
+    if changed:
+        st.markdown("**新規・変更になる行**")
+        st.dataframe(
+            pd.DataFrame(
+                [line for r in changed for line in change_lines(r)], columns=CHANGE_COLUMNS
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    if errors := preview.errors:
+        st.markdown(f"**エラー {len(errors):,}件**（すべて直してから、もう一度読み込んでください）")
+        st.dataframe(
+            pd.DataFrame([[e.row, e.column, e.message] for e in errors], columns=ERROR_COLUMNS),
+            hide_index=True,
+            width="stretch",
+        )
+
+
+def change_lines(plan: RowPlan) -> list[list[object]]:
+    """One line per changed field; a new row without listed fields still gets its line."""
+    head = [plan.row, plan.code, plan.status.label]
+    return [[*head, c.column, c.before, c.after] for c in plan.changes] or [[*head, "", "", ""]]
+
+
+def missing_choice(
+    preview: ImportPreview, labels: dict[MissingRows, str], key: str
+) -> MissingRows | None:
+    """What to do with the records the file does not mention: asked every time, nothing
+    preselected; None until chosen. With none missing there is nothing to ask."""
+    if not preview.missing:
+        return MissingRows.KEEP
+    shown = "、".join(preview.missing[:10]) + (" ほか" if len(preview.missing) > 10 else "")
+    st.warning(f"ファイルにない登録済みのデータが {len(preview.missing):,}件あります: {shown}")
+    return st.radio(
+        f"ファイルにない {len(preview.missing):,}件の扱い",
+        list(labels),
+        format_func=labels.get,
+        index=None,
+        key=key,
+    )
+
+
+def progress_bar(text: str) -> Progress:
+    bar = st.progress(0.0, text=text)
+
+    def report(done: int, total: int) -> None:
+        bar.progress(done / total if total else 1.0, text=f"{text}（{done:,} / {total:,}件）")
+
+    return report

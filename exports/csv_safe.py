@@ -63,19 +63,28 @@ def encode(
 
 def _cp932(text: str, header: Sequence[str], lines: list[list[str]]) -> bytes:
     try:
-        return text.encode("cp932")
+        data = text.encode("cp932")
+        if data.decode("cp932") == text:
+            return data
     except UnicodeEncodeError:
         pass
     problems = []
     for number, cells in enumerate(lines, start=1):
         for index, cell in enumerate(cells):
             for char in dict.fromkeys(cell):
-                try:
-                    char.encode("cp932")
-                except UnicodeEncodeError:
+                if not in_cp932(char):
                     column = header[index] if index < len(header) else f"{index + 1}列目"
                     problems.append((number, column, char))
     raise Unencodable(problems)
+
+
+def in_cp932(char: str) -> bool:
+    """Whether CP932 holds char exactly: the codec also maps a few characters (¢ £ ¬ ‖ − 〜)
+    to look-alikes that read back as different characters, which would change the data."""
+    try:
+        return char.encode("cp932").decode("cp932") == char
+    except UnicodeEncodeError:
+        return False
 
 
 def decode(data: bytes) -> list[list[str]]:

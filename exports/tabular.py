@@ -28,9 +28,10 @@ ENCODING_LABELS = {
     "cp932": "Shift_JIS（CP932）",
     "xlsx": "Excel（.xlsx）",
 }
-# Characters CP932 decoding yields for bytes that are not text: C0/C1 controls other than tab
-# and line ends, and the private-use area (user-defined 外字 and unassigned single bytes).
-_NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ue000-\uf8ff]")
+# What CP932 decoding yields for bytes that are not text: C1 controls (0x80) and the private-use
+# area (user-defined 外字, and 0xA0 and 0xFD-0xFF). Other control characters are reported by the
+# cell that holds them, as they are in UTF-8 files.
+_NOT_TEXT = re.compile(r"[\x80-\x9f\ue000-\uf8ff]")
 _HEADER_NOISE = re.compile(r"[\s_・:：*＊※]+")
 
 
@@ -97,7 +98,8 @@ class HeaderMatch:
 # -- decoding ----------------------------------------------------------------------------------
 
 
-def check_size(data: bytes, limit: int = MAX_FILE_BYTES) -> None:
+def check_size(data: bytes, limit: int | None = None) -> None:
+    limit = limit or MAX_FILE_BYTES
     if len(data) > limit:
         raise TableError(
             f"ファイルが大きすぎます（{len(data) / 1_048_576:.1f}MB）。"
@@ -126,10 +128,10 @@ def decode(data: bytes) -> tuple[str, str]:
                 f"UTF-8（BOM付き）として{exc.start + len(codecs.BOM_UTF8) + 1}バイト目が不正です。"
             ) from exc
     try:
-        return _text(data.decode("utf-8"), "UTF-8"), "utf-8"
+        return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as utf8:
         try:
-            return _text(data.decode("cp932"), "Shift_JIS（CP932）"), "cp932"
+            return _cp932_text(data.decode("cp932")), "cp932"
         except UnicodeDecodeError as cp932:
             raise TableError(
                 "文字コードを判別できません（UTF-8 としては"
@@ -138,12 +140,12 @@ def decode(data: bytes) -> tuple[str, str]:
             ) from cp932
 
 
-def _text(text: str, label: str) -> str:
+def _cp932_text(text: str) -> str:
     if found := _NOT_TEXT.search(text):
         line = text.count("\n", 0, found.start()) + 1
         raise TableError(
-            f"{label}として読むと{line}行目に文字として扱えないコード"
-            f"（U+{ord(found.group()):04X}、外字や制御文字）があります。"
+            f"Shift_JIS（CP932）として読むと{line}行目に文字として扱えないコード"
+            f"（U+{ord(found.group()):04X}、外字など）があります。"
         )
     return text
 
@@ -151,7 +153,8 @@ def _text(text: str, label: str) -> str:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def read_csv(data: bytes, *, max_rows: int = MAX_ROWS) -> Sheet:
+def read_csv(data: bytes, *, max_rows: int | None = None) -> Sheet:
+    max_rows = max_rows or MAX_ROWS
     check_size(data)
     text, encoding = decode(data)
     rows: list[list[str]] = []
@@ -167,9 +170,10 @@ def read_csv(data: bytes, *, max_rows: int = MAX_ROWS) -> Sheet:
     return Sheet(name="", rows=rows, encoding=encoding)
 
 
-def read_xlsx(data: bytes, *, max_rows: int = MAX_ROWS) -> list[Sheet]:
+def read_xlsx(data: bytes, *, max_rows: int | None = None) -> list[Sheet]:
     from openpyxl import load_workbook  # imported here: only uploads of workbooks need it
 
+    max_rows = max_rows or MAX_ROWS
     check_size(data)
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)

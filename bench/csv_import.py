@@ -1,0 +1,364 @@
+"""CSV import throughput: 10,000 members and 50,000 water sources through the services' preview
+(read, decode, validate, compare) and apply (validate again inside the transaction, encrypt,
+write), against writing the same validated rows with a SQLAlchemy Core bulk insert and, on
+PostgreSQL, with COPY — all measured in the same run on the same database.
+
+    .venv/bin/python bench/csv_import.py [--members 10000] [--water 50000]
+        [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
+
+The files are CSV bytes made from the demo generators (invented Japanese names, kana, phones,
+addresses; water sources of every kind around the demo town). The database is a scratch one: a
+temporary SQLite file by default; with --database-url a fresh PostgreSQL database on that server,
+migrated as the owner, the services running as the application role under row-level security
+(as the app does), dropped at the end. Each import goes into a fresh brigade.
+
+The baseline writes exactly the rows the import wrote, into another fresh brigade: for members
+the stored rows re-encrypted beforehand by the same cipher for that brigade (so the baseline
+skips validation and encryption, and nothing else: the same columns, the same role links);
+for water sources the stored rows with new ids. Core runs as the application role; COPY runs as
+the owner, because PostgreSQL does not allow COPY FROM on a table with row-level security.
+Figures are one run each (no warm-up: an import is a one-off), wall-clock in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import os
+import secrets
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+_DATA = tempfile.mkdtemp(prefix="hikeshi-bench-")
+os.environ["HIKESHI_DATA_DIR"] = _DATA
+os.environ.setdefault(
+    "HIKESHI_MASTER_KEYS", "bench:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+)
+os.environ.setdefault("HIKESHI_SESSION_SECRET", secrets.token_urlsafe(48))
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from sqlalchemy import Engine, create_engine, insert, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from auth.actor import Actor, system_actor  # noqa: E402
+from exports import csv_safe, member_csv, water_csv  # noqa: E402
+from models import Member, MemberRole, Rank, Role  # noqa: E402
+from models.enums import MemberStatus  # noqa: E402
+from models.member import PERSONAL_MEMBER_FIELDS  # noqa: E402
+from models.water import WaterSource  # noqa: E402
+from services import demo_data, member_import, members, roles, tenants, water_import  # noqa: E402
+from services.base import Tx  # noqa: E402
+from services.db import build_engine, normalise_url, set_engine, unit_of_work  # noqa: E402
+from services.imports import MissingRows  # noqa: E402
+
+TODAY = datetime.date(2026, 11, 26)
+APP_ROLE = os.environ.get("HIKESHI_APP_DB_ROLE", "hikeshi_app")
+PLATFORM = Actor(kind="system", display_name="bench", label="bench")
+TARGET = 3.0
+MEMBER_TABLES = (Member.__table__, MemberRole.__table__)
+CHUNK = 1000  # members per generator call: its uniqueness checks grow faster than linearly
+
+
+# -- the files -----------------------------------------------------------------------------------
+
+
+def member_file(count: int) -> bytes:
+    people = [
+        person
+        for start in range(0, count, CHUNK)
+        for person in demo_data.generate_members(
+            seed=demo_data.DEFAULT_SEED + start, count=min(CHUNK, count - start), today=TODAY
+        )
+    ]
+    return csv_safe.encode(
+        member_csv.HEADER,
+        (
+            [
+                f"M{number:05d}",
+                p.name,
+                p.kana,
+                p.rank,
+                member_csv.ROLE_SEPARATOR.join(p.roles),
+                p.affiliation,
+                MemberStatus(p.status).label,
+                p.phone,
+                p.email,
+                f"長野県デモ市中央{number % 40 + 1}丁目{number % 29 + 1}-{number % 9 + 1}",
+                p.joined_on.isoformat(),
+                p.notes,
+            ]
+            for number, p in enumerate(people, start=1)
+        ),
+    )
+
+
+def water_file(count: int) -> bytes:
+    blank = dict.fromkeys(column.key for column in water_csv.COLUMNS)
+    sources = demo_data.generate_water_sources(count=count, today=TODAY)
+    return water_csv.encode(SimpleNamespace(**(blank | vars(s))) for s in sources)
+
+
+# -- the database --------------------------------------------------------------------------------
+
+
+def migrate(url: str) -> None:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "heads")
+
+
+class Database:
+    """A scratch database: the application's engine (set for the services) and the owner's."""
+
+    def __init__(self, server_url: str | None) -> None:
+        self.server_url, self.name = server_url, ""
+        if server_url is None:
+            url = f"sqlite:///{Path(_DATA) / 'bench.db'}"
+            migrate(url)
+            self.app = self.owner = build_engine(url)
+        else:
+            server = make_url(normalise_url(server_url))
+            self.name = f"hikeshi_bench_{uuid.uuid4().hex[:8]}"
+            with self._admin() as conn:
+                conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+            owner = server.set(database=self.name)
+            migrate(owner.render_as_string(hide_password=False))
+            self.owner = build_engine(owner.render_as_string(hide_password=False))
+            app = owner.set(username=APP_ROLE, password=None)
+            self.app = build_engine(app.render_as_string(hide_password=False))
+        set_engine(self.app)
+
+    @property
+    def dialect(self) -> str:
+        return self.app.dialect.name
+
+    def _admin(self):
+        server = make_url(normalise_url(self.server_url or ""))
+        admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        return admin.connect()
+
+    def close(self) -> None:
+        self.app.dispose()
+        self.owner.dispose()
+        if self.name:
+            with self._admin() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+
+
+def brigade(label: str) -> Actor:
+    tenant = tenants.create_tenant(PLATFORM, name=f"ベンチ消防団{label}{uuid.uuid4().hex[:6]}")
+    actor = system_actor(tenant, label="bench")
+    ranks = {r.name: r.id for r in members.list_ranks(actor)}
+    for role, rank in demo_data.DEMO_ROLES.items():
+        roles.create_role(actor, name=role, rank_id=ranks[rank])
+    return actor
+
+
+def timed(run: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = run()
+    return time.perf_counter() - started, result
+
+
+# -- the baselines -------------------------------------------------------------------------------
+
+
+def stored(engine: Engine, table: Any, tenant: uuid.UUID) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT set_config('app.tenant_id', :t, false)"), {"t": str(tenant)})
+        return [
+            dict(r._mapping) for r in conn.execute(select(table).where(table.c.tenant_id == tenant))
+        ]
+
+
+def names(session: Any, model: Any, tenant: uuid.UUID) -> dict[uuid.UUID, str]:
+    query = select(model.id, model.name).where(model.tenant_id == tenant)
+    return dict(session.execute(query).all())
+
+
+def member_rows(db: Database, source: Actor, target: Actor) -> tuple[list[dict], list[dict]]:
+    """The imported members and role links as the target brigade would store them: new ids,
+    the target's rank and role ids, personal fields encrypted by its cipher."""
+    table = Member.__table__
+    rows = stored(db.app, table, source.tenant_id)
+    links = stored(db.app, MemberRole.__table__, source.tenant_id)
+    with unit_of_work(source.tenant_id) as session:
+        tx = Tx(session, source)
+        plain = {
+            row["id"]: {
+                name: tx.cipher.decrypt(
+                    row[f"{name}_enc"], field=f"member.{name}", row_id=row["id"]
+                )
+                for name in PERSONAL_MEMBER_FIELDS
+            }
+            for row in rows
+        }
+        rank_names = names(session, Rank, source.tenant_id)
+        role_names = names(session, Role, source.tenant_id)
+    new_ids = {row["id"]: uuid.uuid4() for row in rows}
+    with unit_of_work(target.tenant_id) as session:
+        tx = Tx(session, target)
+        ranks = {name: i for i, name in names(session, Rank, target.tenant_id).items()}
+        target_roles = {name: i for i, name in names(session, Role, target.tenant_id).items()}
+        out = [
+            row
+            | {
+                "id": new_ids[row["id"]],
+                "tenant_id": target.tenant_id,
+                "rank_id": ranks[rank_names[row["rank_id"]]],
+            }
+            | members.personal_columns(tx, new_ids[row["id"]], plain[row["id"]])
+            for row in rows
+        ]
+    out_links = [
+        {
+            "tenant_id": target.tenant_id,
+            "member_id": new_ids[link["member_id"]],
+            "role_id": target_roles[role_names[link["role_id"]]],
+        }
+        for link in links
+    ]
+    return out, out_links
+
+
+def water_rows(db: Database, source: Actor, target: Actor) -> list[dict]:
+    rows = stored(db.app, WaterSource.__table__, source.tenant_id)
+    return [row | {"id": uuid.uuid4(), "tenant_id": target.tenant_id} for row in rows]
+
+
+def core_insert(engine: Engine, tenant: uuid.UUID, batches: list[tuple[Any, list[dict]]]) -> float:
+    def run() -> None:
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(
+                    text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(tenant)}
+                )
+            for table, rows in batches:
+                if rows:
+                    conn.execute(insert(table), rows)
+
+    return timed(run)[0]
+
+
+def copy_in(engine: Engine, batches: list[tuple[Any, list[dict]]]) -> float:
+    def run() -> None:
+        with engine.begin() as conn:
+            raw = conn.connection.dbapi_connection
+            with raw.cursor() as cursor:
+                for table, rows in batches:
+                    columns = list(rows[0]) if rows else []
+                    names = ", ".join(f'"{c}"' for c in columns)
+                    with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row([row[c] for c in columns])
+
+    return timed(run)[0]
+
+
+# -- one entity ----------------------------------------------------------------------------------
+
+
+def measure(db: Database, entity: str, data: bytes, rows: int) -> dict[str, float]:
+    importer, baseline, copier = brigade("取込"), brigade("基準"), brigade("COPY")
+    ticks: list[int] = []
+    if entity == "members":
+        preview_s, preview = timed(
+            lambda: member_import.preview_member_import(importer, data=data, filename="m.csv")
+        )
+        apply = member_import.apply_member_import
+    else:
+        preview_s, preview = timed(
+            lambda: water_import.preview_water_import(importer, data=data, filename="w.csv")
+        )
+        apply = water_import.apply_water_import
+    if not preview.ready:
+        raise SystemExit(f"{entity}: the generated file does not validate: {preview.errors[:5]}")
+    apply_s, result = timed(
+        lambda: apply(
+            importer, preview, missing=MissingRows.KEEP, progress=lambda d, t: ticks.append(d)
+        )
+    )
+    assert result.created == rows, result
+    if entity == "members":
+        batches = list(zip(MEMBER_TABLES, member_rows(db, importer, baseline), strict=True))
+        copy_batches = list(zip(MEMBER_TABLES, member_rows(db, importer, copier), strict=True))
+    else:
+        batches = [(WaterSource.__table__, water_rows(db, importer, baseline))]
+        copy_batches = [(WaterSource.__table__, water_rows(db, importer, copier))]
+    figures = {
+        "rows": rows,
+        "bytes": len(data),
+        "preview": preview_s,
+        "apply": apply_s,
+        "core": core_insert(db.app, baseline.tenant_id, batches),
+    }
+    if db.dialect == "postgresql":
+        figures["copy"] = copy_in(db.owner, copy_batches)
+    return figures
+
+
+def report(entity: str, f: dict[str, float]) -> None:
+    rows = f["rows"]
+    total = f["preview"] + f["apply"]
+    print(f"\n-- {entity}: {rows:,} rows, {f['bytes'] / 1_048_576:.1f} MB of CSV")
+    line = "{:<36}{:>10.2f} s{:>14,.0f} rows/s"
+    print(line.format("preview (read, validate, compare)", f["preview"], rows / f["preview"]))
+    print(line.format("apply (validate, encrypt, write)", f["apply"], rows / f["apply"]))
+    print(line.format("import, preview + apply", total, rows / total))
+    print(line.format("baseline: Core bulk insert", f["core"], rows / f["core"]))
+    if "copy" in f:
+        print(line.format("baseline: COPY (owner)", f["copy"], rows / f["copy"]))
+    apply_ratio, total_ratio = f["apply"] / f["core"], total / f["core"]
+    print(f"apply / Core            {apply_ratio:6.1f}x   {verdict(apply_ratio)}")
+    print(f"preview+apply / Core    {total_ratio:6.1f}x   {verdict(total_ratio)}")
+    if "copy" in f:
+        print(
+            f"apply / COPY            {f['apply'] / f['copy']:6.1f}x   {verdict(f['apply'] / f['copy'])}"
+        )
+        print(f"preview+apply / COPY    {total / f['copy']:6.1f}x   {verdict(total / f['copy'])}")
+
+
+def verdict(ratio: float) -> str:
+    return (
+        f"within the {TARGET:.0f}x target" if ratio <= TARGET else f"over the {TARGET:.0f}x target"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--water", type=int, default=50_000)
+    parser.add_argument("--database-url", help="a PostgreSQL server (default: a SQLite temp file)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    files = {"members": member_file(args.members), "water_sources": water_file(args.water)}
+    counts = {"members": args.members, "water_sources": args.water}
+    print(f"files generated in {time.perf_counter() - started:.1f} s")
+    db = Database(args.database_url)
+    try:
+        where = (
+            "SQLite (temporary file)"
+            if db.dialect == "sqlite"
+            else (f"PostgreSQL {db.name}, services as {APP_ROLE} under row-level security")
+        )
+        print(f"== {where}")
+        for entity, data in files.items():
+            report(entity, measure(db, entity, data, counts[entity]))
+    finally:
+        db.close()
+
+
+if __name__ == "__main__":
+    main()

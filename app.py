@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages import notice_banner
 from app_pages.common import resolve_actor
 from app_pages.registry import pages_for
 
@@ -31,4 +32,5 @@ if actor is not None:
             "border-radius:.4rem;background:#fff;cursor:pointer}</style>"
         )
 
+notice_banner.show(actor)
 navigation.run()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.common import current_actor
-from services import members
+from services import members, notices
 from services.catalog import FUNCTION_LABELS, Function, Level
+from services.timefmt import to_jst
 
 actor = current_actor()
 
@@ -26,3 +27,14 @@ if rows:
     st.dataframe(rows, hide_index=True, width="content")
 else:
     st.info("現在利用できる機能はありません。団の管理者にお問い合わせください。")
+
+st.subheader("運営からのお知らせ")
+if upcoming := notices.current_notices(actor):
+    for notice in upcoming:
+        until = f"〜{to_jst(notice.ends_at)}" if notice.ends_at else "〜"
+        with st.expander(
+            f"【{notice.kind_label}】{notice.title}　{to_jst(notice.starts_at)}{until}"
+        ):
+            st.write(notice.body or "（本文なし）")
+else:
+    st.caption("現在お知らせはありません。")

@@ -1,0 +1,83 @@
+"""お知らせ管理 (platform operator): announce maintenance, updates and incidents to every
+brigade in advance, and withdraw a notice."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+import pandas as pd
+import streamlit as st
+
+from app_pages.common import current_actor, show_error
+from services import notices
+from services.errors import ServiceError
+from services.timefmt import JST, to_jst, today_jst
+
+actor = current_actor()
+st.title("お知らせ管理")
+st.caption(
+    "メンテナンスやサービス更新は、事前にここで告知します。開始の7日前から終了まで、"
+    "すべての団の画面上部に表示されます。日時は日本時間（JST）で入力します。"
+)
+if message := st.session_state.pop("notices_message", None):
+    st.success(message)
+
+with st.form("notice_publish"):
+    kind = st.selectbox("種類", list(notices.KINDS), format_func=notices.KINDS.get)
+    title = st.text_input("件名 *", max_chars=100)
+    body = st.text_area("本文", max_chars=2000)
+    c = st.columns(4)
+    start_day = c[0].date_input("開始日", value=today_jst(), format="YYYY/MM/DD")
+    start_time = c[1].time_input("開始時刻", value=time(22, 0))
+    end_day = c[2].date_input("終了日", value=today_jst(), format="YYYY/MM/DD")
+    end_time = c[3].time_input("終了時刻", value=time(23, 59))
+    publish = st.form_submit_button("告知する", type="primary")
+
+if publish:
+    try:
+        notices.publish_notice(
+            actor,
+            kind=kind,
+            title=title,
+            body=body,
+            starts_at=datetime.combine(start_day, start_time, JST),
+            ends_at=datetime.combine(end_day, end_time, JST),
+        )
+    except ServiceError as exc:
+        show_error(exc)
+    else:
+        st.session_state["notices_message"] = f"「{title}」を告知しました。"
+        st.rerun()
+
+st.subheader("これまでのお知らせ")
+listed = notices.all_notices(actor)
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "種類": n.kind_label,
+                "件名": n.title,
+                "開始 (JST)": to_jst(n.starts_at),
+                "終了 (JST)": to_jst(n.ends_at),
+                "状態": "取り下げ" if n.withdrawn else "掲載中",
+            }
+            for n in listed
+        ],
+        columns=["種類", "件名", "開始 (JST)", "終了 (JST)", "状態"],
+    ),
+    hide_index=True,
+    width="stretch",
+)
+live = {f"{to_jst(n.starts_at)} {n.title}": n.id for n in listed if not n.withdrawn}
+if live:
+    with st.form("notice_withdraw"):
+        chosen = st.selectbox("取り下げるお知らせ", list(live), index=None)
+        withdraw = st.form_submit_button("取り下げる")
+    if withdraw and chosen is not None:
+        try:
+            notices.withdraw_notice(actor, live[chosen])
+        except ServiceError as exc:
+            show_error(exc)
+        else:
+            st.session_state["notices_message"] = "お知らせを取り下げました。"
+            st.rerun()

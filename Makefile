@@ -1,4 +1,4 @@
-.PHONY: setup run test lint fmt clean
+.PHONY: setup run test lint fmt clean vendor-assets
 
 PORT ?= 8501
 PYTEST_ARGS ?=
@@ -26,3 +26,6 @@ fmt: setup
 clean:
 	rm -rf .pytest_cache .ruff_cache .hypothesis test-results
 	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+vendor-assets: setup
+	$(BIN)/python scripts/vendor_assets.py --fetch

@@ -1,4 +1,5 @@
-"""ASGI entry point: Streamlit (app.py) plus our own HTTP routes.
+"""ASGI entry point: Streamlit (app.py) plus our own HTTP routes and the vendored browser files
+(/vendor).
 
 Run with `streamlit run server.py` (Streamlit detects the st.App) or `uvicorn server:app`.
 """
@@ -20,6 +21,7 @@ from auth.actor import Actor, RequestContext
 from config import get_settings
 from services import registrations
 from services.db import current_engine
+from web.vendor_route import vendor_route
 
 LOGIN_FIELD_LIMIT = 200
 
@@ -173,6 +175,7 @@ routes = [
     Route(line.CALLBACK_PATH, line_callback, methods=["GET"]),
     Route("/auth/line/register", line_register, methods=["POST"]),
     Route("/auth/line/brigade", line_brigade, methods=["POST"]),
+    vendor_route(),
 ]
 
 app = st.App("app.py", routes=routes)

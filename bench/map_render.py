@@ -6,7 +6,7 @@ the naive map with one folium.Marker per source, measured in the same run on the
 Build = folium.Map construction + rendering the HTML page (what bench, tests and, through
 streamlit-folium, the page all do). Payload = that HTML in bytes (the script streamlit-folium sends
 is the same JavaScript). Draw = in Chromium (/usr/bin/chromium, file://, tiles failing as
-offline, Leaflet from tests/e2e/assets), from navigation start until every marker (or, when
+offline, Leaflet from static/vendor), from navigation start until every marker (or, when
 clustered, every cluster) is on the map.
 """
 
@@ -29,10 +29,12 @@ import folium  # noqa: E402
 from app_pages.water_map_folium import KIND_STYLES, build_map, map_points  # noqa: E402
 from services import demo_data, water_rules  # noqa: E402
 from services.geo import map_assets, tile_layers  # noqa: E402
+from web.vendor import VENDOR_DIR  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TODAY = date(2026, 11, 26)
+FILE_ASSETS = map_assets(VENDOR_DIR.as_uri())  # the pages open from files, not from our server
 
 
 class Source:
@@ -48,7 +50,7 @@ def sources(n: int) -> list[Source]:
 def naive_map(points: list[dict]) -> folium.Map:
     """What one would write first: the same map, but a folium.Marker with a DivIcon and a
     tooltip for every source."""
-    assets = map_assets()
+    assets = FILE_ASSETS
     m = folium.Map(location=(36.402, 138.249), zoom_start=14, tiles=None, prefer_canvas=True)
     m.default_js = [("leaflet", assets.leaflet_js)]
     m.default_css = [("leaflet_css", assets.leaflet_css)]
@@ -91,7 +93,7 @@ def streamlit_prepare_seconds(points: list[dict]) -> float:
 
 
 def draw_seconds(browser, html: str, ready: str, repeat: int) -> float:
-    from tests.e2e.offline_map import serve_map_offline
+    from tests.e2e.offline import block_internet
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "map.html"
@@ -99,7 +101,7 @@ def draw_seconds(browser, html: str, ready: str, repeat: int) -> float:
         times = []
         for _ in range(repeat):
             context = browser.new_context(viewport={"width": 1280, "height": 900})
-            serve_map_offline(context)
+            block_internet(context)
             page = context.new_page()
             page.goto(path.as_uri(), wait_until="commit")
             page.wait_for_function(ready, timeout=600_000, polling="raf")
@@ -132,7 +134,9 @@ def main() -> None:
     try:
         for n in args.sizes:
             points = map_points(sources(n), lambda unit: 120)
-            ours_s, ours_html = timed(lambda p=points: build_map(p), args.repeat)
+            ours_s, ours_html = timed(
+                lambda p=points: build_map(p, assets=FILE_ASSETS), args.repeat
+            )
             naive_s, naive_html = timed(lambda p=points: naive_map(p), max(1, args.repeat // 2))
             row = (
                 f"{n:>8} | {ours_s:>8.3f} {naive_s:>8.3f} {naive_s / ours_s:>5.1f}x | "

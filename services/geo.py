@@ -197,6 +197,7 @@ def tile_layers(spec: str | None = None) -> tuple[TileLayer, ...]:
 
 LEAFLET = "leaflet@1.9.4/dist"
 MARKERCLUSTER = "leaflet.markercluster@1.5.3/dist"
+VENDOR_ROUTE = "/vendor"  # where server.py serves static/vendor (npm layout, pinned versions)
 
 
 @dataclass(frozen=True)
@@ -206,11 +207,16 @@ class MapAssets:
     cluster_js: str
     cluster_css: tuple[str, ...]
 
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return (self.leaflet_js, self.leaflet_css, self.cluster_js, *self.cluster_css)
+
 
 def map_assets(base: str | None = None) -> MapAssets:
     """The only scripts and style sheets the map loads: Leaflet and Leaflet.markercluster, pinned.
-    HIKESHI_MAP_ASSET_BASE points at a copy laid out like the npm packages (default: jsDelivr)."""
-    base = base or os.environ.get("HIKESHI_MAP_ASSET_BASE") or "https://cdn.jsdelivr.net/npm"
+    By default our own server's copy (static/vendor); HIKESHI_MAP_ASSET_BASE points at another
+    copy laid out like the npm packages, e.g. on a host inside the municipal network."""
+    base = base or os.environ.get("HIKESHI_MAP_ASSET_BASE") or VENDOR_ROUTE
     base = base.rstrip("/")
     return MapAssets(
         leaflet_js=f"{base}/{LEAFLET}/leaflet.js",

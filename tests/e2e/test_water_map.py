@@ -16,9 +16,11 @@ from app_pages.water_map_folium import build_map, map_points
 from auth import sessions
 from services import demo, members, tenants, water_sources
 from services.demo_data import DEMO_BRIGADE
+from services.geo import map_assets
 from services.water_sources import WaterSourceFilter
-from tests.e2e.offline_map import serve_map_offline
+from tests.e2e.offline import block_internet
 from tests.factories import PLATFORM, admin, open_member_session
+from web.vendor import VENDOR_DIR
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +69,7 @@ def demo_brigade(engine) -> tuple[uuid.UUID, uuid.UUID]:
 @pytest.fixture
 def context(browser: Browser, base_url: str, demo_brigade) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport={"width": 1500, "height": 1100}, locale="ja-JP")
-    serve_map_offline(context)
+    block_internet(context)
     token = open_member_session(*demo_brigade)
     context.add_cookies([{"name": sessions.COOKIE_NAME, "value": token, "url": base_url}])
     yield context
@@ -160,7 +162,8 @@ def test_the_viewport_survives_a_filter_change(context, base_url, demo_brigade):
 
 
 def test_a_memo_is_shown_as_text_never_as_html(browser: Browser, tmp_path: Path):
-    """Rendered by folium alone (file://): a hostile label must stay text in the tooltip."""
+    """Rendered by folium alone (file://, Leaflet from static/vendor): a hostile label must stay
+    text in the tooltip."""
     evil = '<img src=x onerror="window.__hikeshiXss = 1">'
     html = (
         build_map(
@@ -184,6 +187,7 @@ def test_a_memo_is_shown_as_text_never_as_html(browser: Browser, tmp_path: Path)
                 lambda unit: 120,
             ),
             show_labels=True,
+            assets=map_assets(VENDOR_DIR.as_uri()),
         )
         .get_root()
         .render()
@@ -191,7 +195,7 @@ def test_a_memo_is_shown_as_text_never_as_html(browser: Browser, tmp_path: Path)
     path = tmp_path / "map.html"
     path.write_text(html, encoding="utf-8")
     context = browser.new_context()
-    serve_map_offline(context)
+    block_internet(context)
     page = context.new_page()
     page.goto(path.as_uri())
     page.wait_for_function("window.hikeshiWaterReady === true", timeout=TIMEOUT)

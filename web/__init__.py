@@ -1,0 +1,1 @@
+"""HTTP concerns of the ASGI app beside Streamlit: security headers and the vendored files."""

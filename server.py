@@ -1,5 +1,5 @@
-"""ASGI entry point: Streamlit (app.py) plus our own HTTP routes and the vendored browser files
-(/vendor).
+"""ASGI entry point: Streamlit (app.py) plus our own HTTP routes, the vendored browser files
+(/vendor) and the security headers on every response.
 
 Run with `streamlit run server.py` (Streamlit detects the st.App) or `uvicorn server:app`.
 """
@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -21,6 +22,7 @@ from auth.actor import Actor, RequestContext
 from config import get_settings
 from services import registrations
 from services.db import current_engine
+from web.security_headers import SecurityHeaders
 from web.vendor_route import vendor_route
 
 LOGIN_FIELD_LIMIT = 200
@@ -178,4 +180,4 @@ routes = [
     vendor_route(),
 ]
 
-app = st.App("app.py", routes=routes)
+app = st.App("app.py", routes=routes, middleware=[Middleware(SecurityHeaders)])

@@ -273,23 +273,22 @@ def records(
 ) -> Iterator[tuple[int, dict[str, str], list[CellError]]]:
     """(row number, {key: text}, errors) for every non-blank row below the header; a cell
     longer than its column allows is an error, not truncated."""
-    limits = {c.key: c for c in columns}
+    by_key = {c.key: c for c in columns}
+    layout = [
+        (position, key, min(by_key[key].max_length, MAX_CELL_CHARS), by_key[key])
+        for position, key in match.columns.items()
+    ]
     for index in range(match.row_index + 1, len(sheet.rows)):
         row = sheet.rows[index]
-        if not any(cell.strip() for cell in row):
+        if not "".join(row).strip():
             continue
-        values: dict[str, str] = {}
-        errors: list[CellError] = []
-        for position, key in match.columns.items():
-            text = row[position] if position < len(row) else ""
-            column = limits[key]
-            if len(text) > min(column.max_length, MAX_CELL_CHARS):
-                errors.append(
-                    CellError(
-                        index + 1, column.header, f"{column.max_length}文字以内にしてください。"
-                    )
-                )
-            values[key] = text
+        width = len(row)
+        values = {key: row[position] if position < width else "" for position, key, _, _ in layout}
+        errors = [
+            CellError(index + 1, column.header, f"{column.max_length}文字以内にしてください。")
+            for _, key, limit, column in layout
+            if len(values[key]) > limit
+        ]
         yield index + 1, values, errors
 
 

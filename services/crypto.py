@@ -44,9 +44,9 @@ def _b64d(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _seal(key: bytes | AESGCM, plaintext: bytes, aad: bytes) -> str:
+def _seal(key: bytes | AESGCM, plaintext: bytes, aad: bytes, nonce: bytes | None = None) -> str:
     aead = key if isinstance(key, AESGCM) else AESGCM(key)
-    nonce = os.urandom(12)
+    nonce = nonce or os.urandom(12)
     return _b64e(nonce + aead.encrypt(nonce, plaintext, aad))
 
 
@@ -106,6 +106,9 @@ class TenantCipher:
         self._raw: dict[str, bytes] = {}
         self._aead: dict[str, AESGCM] = {}
         self._column_keys: dict[str, bytes] = {}
+        self._tenant = str(tenant_id)
+        self._row: tuple[uuid.UUID | str | None, str] = (None, "")
+        self._nonces = memoryview(b"")
         active = [r for r in rows if r.purpose == purpose and r.active]
         index = [r for r in rows if r.purpose == INDEX and r.active]
         self._active_id = active[0].key_id if active else None
@@ -125,13 +128,24 @@ class TenantCipher:
         return self._aead[key_id]
 
     def _aad(self, field: str, row_id: uuid.UUID | str) -> bytes:
-        return f"{self.tenant_id}|{field}|{row_id}".encode()
+        # A row's fields are sealed one after another: its id is rendered once, not per field.
+        if self._row[0] != row_id:
+            self._row = (row_id, f"|{row_id}")
+        return f"{self._tenant}|{field}{self._row[1]}".encode()
 
     def encrypt(self, value: str, *, field: str, row_id: uuid.UUID | str) -> str:
         if self._active_id is None:
             raise DecryptionError("tenant has no active data key")
-        sealed = _seal(self._context(self._active_id), value.encode(), self._aad(field, row_id))
+        aad = self._aad(field, row_id)
+        sealed = _seal(self._context(self._active_id), value.encode(), aad, self._nonce())
         return f"{FORMAT}:{self._active_id}:{sealed}"
+
+    def _nonce(self) -> bytes:
+        """A random 96-bit nonce, drawn from the OS generator 256 at a time."""
+        if not self._nonces:
+            self._nonces = memoryview(os.urandom(12 * 256))
+        nonce, self._nonces = bytes(self._nonces[:12]), self._nonces[12:]
+        return nonce
 
     def decrypt(self, stored: str, *, field: str, row_id: uuid.UUID | str) -> str:
         fmt, key_id, sealed = [*stored.split(":", 2), "", ""][:3]

@@ -191,8 +191,14 @@ def test_bad_tile_configuration_is_refused(spec):
 def test_map_assets_are_pinned_and_relocatable(monkeypatch):
     monkeypatch.delenv("HIKESHI_MAP_ASSET_BASE", raising=False)
     assets = geo.map_assets()
-    assert assets.leaflet_js == "https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/leaflet.js"
-    monkeypatch.setenv("HIKESHI_MAP_ASSET_BASE", "/vendor/")
+    assert assets.leaflet_js == "/vendor/leaflet@1.9.4/dist/leaflet.js"
+    monkeypatch.setenv("HIKESHI_MAP_ASSET_BASE", "https://gis.city.local/npm/")
     assets = geo.map_assets()
-    assert assets.cluster_js == "/vendor/leaflet.markercluster@1.5.3/dist/leaflet.markercluster.js"
-    assert assets.cluster_css[0] == "/vendor/leaflet.markercluster@1.5.3/dist/MarkerCluster.css"
+    assert (
+        assets.cluster_js
+        == "https://gis.city.local/npm/leaflet.markercluster@1.5.3/dist/leaflet.markercluster.js"
+    )
+    assert (
+        assets.cluster_css[0]
+        == "https://gis.city.local/npm/leaflet.markercluster@1.5.3/dist/MarkerCluster.css"
+    )

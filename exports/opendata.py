@@ -185,18 +185,21 @@ def apply_mapping(sheets: Sequence[Sheet], mapping: ColumnMapping) -> ParsedRows
     header = sheet.rows[row_index] if row_index < len(sheet.rows) else []
     wanted = {header_key(name): name for name in mapping.columns}
     positions = {i: wanted[header_key(c)] for i, c in enumerate(header) if header_key(c) in wanted}
-    parsed = ParsedRows(MAPPED, sheet.name, row_index + 1, _mapped_headers(mapping, positions))
-    absent = [name for name in mapping.columns if name not in positions.values()]
+    written = {name: header[index].strip() for index, name in positions.items()}
+    parsed = ParsedRows(MAPPED, sheet.name, row_index + 1, _mapped_headers(mapping, written))
     parsed.file_errors = [
         f"{row_index + 1}行目に列「{name}」が見つかりません（対応付けを見直してください）。"
-        for name in absent
+        for name in mapping.columns
+        if name not in written
     ]
+    if parsed.file_errors:
+        return parsed
     unmapped = [c.strip() for i, c in enumerate(header) if c.strip() and i not in positions]
     if unmapped:
         parsed.notes.append(
             "対応付けのない列は読み込みません: " + "、".join(f"「{n}」" for n in unmapped)
         )
-    columns = [Column(name, name, max_length=MAX_CELL_CHARS) for name in mapping.columns]
+    columns = [Column(name, written[name], max_length=MAX_CELL_CHARS) for name in written]
     match = HeaderMatch(row_index, positions)
     for number, values, errors in records(sheet, match, columns):
         for error in errors:
@@ -222,10 +225,11 @@ def _header_index(sheet: Sheet, mapping: ColumnMapping) -> int:
     return scores.index(max(scores)) if scores else 0
 
 
-def _mapped_headers(mapping: ColumnMapping, positions: Mapping[int, str]) -> dict[str, str]:
+def _mapped_headers(mapping: ColumnMapping, written: Mapping[str, str]) -> dict[str, str]:
+    """Our key → the first of the file's headers mapped to it, as the file writes it."""
     headers: dict[str, str] = {}
-    for name in positions.values():
-        headers.setdefault(mapping.columns[name], name)
+    for name, text in written.items():
+        headers.setdefault(mapping.columns[name], text)
     return headers
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -191,8 +191,11 @@ def typed(raw: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for key, text in raw.items():
+        reader = READERS.get(key)
+        if reader is None:
+            continue
         try:
-            _read_cell(key, text, values)
+            values[key] = reader(text)
         except CellValueError as exc:
             errors[key] = str(exc)
     if "kind" in raw:
@@ -202,25 +205,16 @@ def typed(raw: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     return values, errors
 
 
-def _read_cell(key: str, text: str, values: dict[str, Any]) -> None:
-    if key in FLOAT_KEYS:
-        values[key] = to_float(text)
-    elif key in INT_KEYS:
-        values[key] = to_int(text)
-    elif key in TEXT_KEYS:
-        values[key] = text
-    elif key == "main_diameter_mm":
-        values[key] = to_diameter(text)
-    elif key == "last_inspected_on":
-        values[key] = to_date(text)
-    elif key == "ownership":
-        values[key] = _ownership(text)
-    elif key == "grade_override":
-        values[key] = _grade_override(text)
-    elif key == "hydrant_type":
-        values[key] = plain(text) or None
-    elif key == "status":
-        values[key] = plain(text) or DEFAULT_STATUS
+def _text(text: str) -> str:
+    return text
+
+
+def _hydrant_type(text: str) -> str | None:
+    return plain(text) or None
+
+
+def _status(text: str) -> str:
+    return plain(text) or DEFAULT_STATUS
 
 
 def _ownership(text: str) -> str | None:
@@ -257,6 +251,19 @@ def _apply_kind_hints(raw: Mapping[str, str], values: dict[str, Any], errors: di
         values["ownership"] = reading.ownership
     if values.get("hydrant_type") is None and reading.hydrant_type:
         values["hydrant_type"] = reading.hydrant_type
+
+
+READERS: dict[str, Callable[[str], Any]] = {
+    **dict.fromkeys(FLOAT_KEYS, to_float),
+    **dict.fromkeys(INT_KEYS, to_int),
+    **dict.fromkeys(TEXT_KEYS, _text),
+    "main_diameter_mm": to_diameter,
+    "last_inspected_on": to_date,
+    "ownership": _ownership,
+    "grade_override": _grade_override,
+    "hydrant_type": _hydrant_type,
+    "status": _status,
+}
 
 
 # -- what a read sheet becomes -------------------------------------------------------------------

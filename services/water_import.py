@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -67,6 +67,14 @@ EXISTING_COLUMNS = (
     *(getattr(WaterSource, name) for name in BASE_FIELDS),
 )
 HYDRANT_ONLY = ("main_diameter_mm", "hydrant_type")
+# Core statements on the table: the ORM's bulk insert splits a batch wherever the set of None
+# values changes (hydrants and cisterns alternate), which costs one statement per row.
+SOURCES = WaterSource.__table__
+UPDATE_BY_ID = (
+    update(SOURCES)
+    .where(SOURCES.c.id == bindparam("_id"))
+    .values({name: bindparam(name) for name in (*BASE_FIELDS, "version", "updated_at")})
+)
 DEFAULTS = {
     name: info.default
     for name, info in WaterSourceBase.model_fields.items()
@@ -271,7 +279,7 @@ def write_water_sources(
     step = _Steps(progress, len(new) + len(changed) + len(retired))
     try:
         for chunk in _chunks(new):
-            tx.session.execute(insert(WaterSource), chunk)
+            tx.session.execute(insert(SOURCES), chunk)
             step.advance(len(chunk))
         for chunk in _chunks(changed):
             _update_rows(tx, chunk)
@@ -583,7 +591,7 @@ def _update_row(plan: RowPlan, now: datetime) -> dict[str, Any]:
 
 
 def _update_rows(tx: Tx, rows: list[dict[str, Any]]) -> None:
-    tx.session.execute(update(WaterSource), rows)
+    tx.session.execute(UPDATE_BY_ID, [{**row, "_id": row["id"]} for row in rows])
 
 
 def _absent_ids(tx: Tx, plans: Sequence[RowPlan]) -> list[uuid.UUID]:

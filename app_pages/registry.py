@@ -81,9 +81,7 @@ MEMBER_PAGES = (
 )
 OPERATOR_PAGES = (
     PageSpec("app_pages/brigades.py", "消防団管理", ":material/apartment:", None, "brigades"),
-    PageSpec(
-        "app_pages/notices_admin.py", "お知らせ管理", ":material/campaign:", None, "notices"
-    ),
+    PageSpec("app_pages/notices_admin.py", "お知らせ管理", ":material/campaign:", None, "notices"),
 )
 LOGIN_PAGE = PageSpec("app_pages/login.py", "ログイン", ":material/login:", None, "login")
 # A LINE login bound to no member reaches exactly one page: code entry, or the brigade choice.

@@ -105,5 +105,27 @@ def record(
     return event
 
 
+def record_platform(
+    session: Session,
+    actor: Actor,
+    action: str,
+    *,
+    target_type: str,
+    target_id: str | uuid.UUID,
+    details: dict[str, Any],
+) -> AuditEvent:
+    """An operation of the platform (brigade lifecycle, notices, keys): the platform's chain."""
+    return record(
+        session,
+        actor,
+        category=AuditCategory.OPERATION,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details=details,
+        tenant_id=PLATFORM_TENANT_ID,
+    )
+
+
 def create_chain(session: Session, tenant_id: uuid.UUID) -> None:
     session.add(AuditChainHead(tenant_id=tenant_id, seq=0, hash=GENESIS_HASH))

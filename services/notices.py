@@ -12,7 +12,6 @@ from sqlmodel import col, select
 
 from auth.actor import Actor
 from models.base import utcnow
-from models.enums import AuditCategory
 from models.notice import MaintenanceNotice
 from models.tenant import PLATFORM_TENANT_ID
 from services import audit
@@ -24,6 +23,7 @@ from services.errors import NotFound, ValidationError
 KINDS = {"maintenance": "メンテナンス", "update": "サービス更新", "incident": "障害・セキュリティ"}
 # Notices starting within this window are shown as a banner on every page.
 BANNER_AHEAD = timedelta(days=7)
+TARGET = "maintenance_notice"
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,14 @@ def publish_notice(
     with unit_of_work(PLATFORM_TENANT_ID) as session:
         session.add(notice)
         session.flush()
-        _audit(session, actor, "notice.publish", notice.id, values)
+        audit.record_platform(
+            session,
+            actor,
+            "notice.publish",
+            target_type=TARGET,
+            target_id=notice.id,
+            details=values,
+        )
     return notice.id
 
 
@@ -76,7 +83,14 @@ def withdraw_notice(actor: Actor, notice_id: uuid.UUID) -> None:
             raise NotFound()
         notice.withdrawn_at = utcnow()
         session.add(notice)
-        _audit(session, actor, "notice.withdraw", notice.id, {"title": notice.title})
+        audit.record_platform(
+            session,
+            actor,
+            "notice.withdraw",
+            target_type=TARGET,
+            target_id=notice.id,
+            details={"title": notice.title},
+        )
 
 
 def current_notices(actor: Actor | None, *, now: datetime | None = None) -> list[Notice]:
@@ -136,17 +150,4 @@ def _public(row: MaintenanceNotice) -> Notice:
         ends_at=row.ends_at,
         published_at=row.published_at,
         withdrawn=row.withdrawn_at is not None,
-    )
-
-
-def _audit(session, actor: Actor, action: str, notice_id: uuid.UUID, details: dict) -> None:
-    audit.record(
-        session,
-        actor,
-        category=AuditCategory.OPERATION,
-        action=action,
-        target_type="maintenance_notice",
-        target_id=notice_id,
-        details=details,
-        tenant_id=PLATFORM_TENANT_ID,
     )

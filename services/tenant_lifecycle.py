@@ -22,7 +22,7 @@ from auth.actor import Actor
 from models import Session as UserSession
 from models import Tenant
 from models.base import utcnow
-from models.enums import AuditCategory, TenantStatus
+from models.enums import TenantStatus
 from models.tenant import PLATFORM_TENANT_ID
 from services import audit, keys
 from services.base import require_platform
@@ -82,12 +82,17 @@ def cancel_brigade(actor: Actor, tenant_id: uuid.UUID, *, cancelled_on: date) ->
             .values(revoked_at=utcnow(), revoke_reason="tenant_cancelled")
         ).rowcount
         due = deletion_due(cancelled_on)
-        _audit(
+        audit.record_platform(
             session,
             actor,
             "tenant.cancel",
-            tenant_id,
-            {"cancelled_on": cancelled_on, "deletion_due": due, "sessions_revoked": revoked},
+            target_type="tenant",
+            target_id=tenant_id,
+            details={
+                "cancelled_on": cancelled_on,
+                "deletion_due": due,
+                "sessions_revoked": revoked,
+            },
         )
     return due
 
@@ -134,7 +139,14 @@ def delete_brigade_data(actor: Actor, tenant_id: uuid.UUID) -> DeletionReport:
             "rows_deleted": {name: count for name, count in counts.items() if count},
             "keys_destroyed": destroyed,
         }
-        _audit(session, actor, "tenant.delete_data", tenant_id, details)
+        audit.record_platform(
+            session,
+            actor,
+            "tenant.delete_data",
+            target_type="tenant",
+            target_id=tenant_id,
+            details=details,
+        )
     return DeletionReport(
         report.tenant_id, report.name, report.cancelled_on, report.due, counts, destroyed
     )
@@ -175,16 +187,3 @@ def _brigade(session, tenant_id: uuid.UUID) -> Tenant:
 def _report(tenant: Tenant) -> DeletionReport:
     cancelled_on = tenant.contract_end or tenant.created_at.date()
     return DeletionReport(tenant.id, tenant.name, cancelled_on, deletion_due(cancelled_on))
-
-
-def _audit(session, actor: Actor, action: str, tenant_id: uuid.UUID, details: dict) -> None:
-    audit.record(
-        session,
-        actor,
-        category=AuditCategory.OPERATION,
-        action=action,
-        target_type="tenant",
-        target_id=tenant_id,
-        details=details,
-        tenant_id=PLATFORM_TENANT_ID,
-    )

@@ -96,10 +96,13 @@ def use_saved(found: WaterFile, mapping: ColumnMapping) -> None:
     """Fill the mapping form from a saved mapping (a callback: before the widgets exist)."""
     sheet = next((s for s in found.sheets if mapping.sheet in (s.name, s.index)), found.sheets[0])
     state[key("sheet")] = sheet.index
-    state[key("header", sheet.index)] = mapping.header_row or sheet.header_row or 1
-    for index, cell in enumerate(sheet.header):
+    header_row = mapping.header_row or sheet.header_row or 1
+    state[key("header", sheet.index)] = header_row
+    for index, cell in enumerate(sheet.header_at(header_row)):
         target = mapping.columns.get(cell, UNUSED)
-        state[key("col", sheet.index, index)] = target if target in found.targets else UNUSED
+        state[key("col", sheet.index, header_row, index)] = (
+            target if target in found.targets else UNUSED
+        )
     state[key("kinds", sheet.index)] = "\n".join(f"{k}={v}" for k, v in mapping.kinds.items())
 
 
@@ -133,32 +136,36 @@ def saved_mappings(found: WaterFile) -> None:
 
 def mapping_form(found: WaterFile, sheet: SheetInfo) -> ColumnMapping | None:
     targets = {UNUSED: "使わない", **found.targets}
-    width = len(sheet.header)
-    st.caption(f"見出しの下の先頭{len(sheet.sample)}行（全{sheet.data_rows:,}行）")
+    state.setdefault(key("header", sheet.index), sheet.header_row or 1)
+    header_row = int(
+        st.number_input(
+            "見出しの行（何行目か）",
+            min_value=1,
+            max_value=max(1, min(HEADER_SCAN_ROWS, len(sheet.top))),
+            key=key("header", sheet.index),
+        )
+    )
+    header = sheet.header_at(header_row)
+    sample = sheet.sample_below(header_row)
+    width = len(header)
+    st.caption(f"見出しの下の先頭{len(sample)}行（全{sheet.data_rows:,}行）")
     st.dataframe(
         pd.DataFrame(
-            [(row + [""] * width)[:width] for row in sheet.sample],
-            columns=[f"{i + 1}. {cell}" for i, cell in enumerate(sheet.header)],
+            [(row + [""] * width)[:width] for row in sample],
+            columns=[f"{i + 1}. {cell}" for i, cell in enumerate(header)],
         ),
         hide_index=True,
     )
-    state.setdefault(key("header", sheet.index), sheet.header_row or 1)
     with st.form(key("form", sheet.index)):
-        header_row = st.number_input(
-            "見出しの行（何行目か）",
-            min_value=1,
-            max_value=HEADER_SCAN_ROWS,
-            key=key("header", sheet.index),
-        )
         cols = st.columns(3)
         columns = {
             cell: cols[index % 3].selectbox(
                 f"「{cell}」の列",
                 list(targets),
                 format_func=targets.get,
-                key=key("col", sheet.index, index),
+                key=key("col", sheet.index, header_row, index),
             )
-            for index, cell in enumerate(sheet.header)
+            for index, cell in enumerate(header)
             if cell
         }
         kinds = st.text_area(
@@ -172,7 +179,7 @@ def mapping_form(found: WaterFile, sheet: SheetInfo) -> ColumnMapping | None:
     return ColumnMapping(
         columns={cell: key for cell, key in columns.items() if key != UNUSED},
         sheet=sheet.name or sheet.index,
-        header_row=int(header_row),
+        header_row=header_row,
         kinds=kind_spellings(kinds),
     )
 

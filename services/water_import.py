@@ -99,6 +99,15 @@ class SheetInfo:
     sample: list[list[str]]
     data_rows: int
     layout: str | None = None
+    top: list[list[str]] = field(default_factory=list)  # the rows a header may be chosen from
+
+    def header_at(self, row: int) -> list[str]:
+        """The cells of another row (as numbered in the sheet), when the guess was wrong."""
+        return [cell.strip() for cell in self.top[row - 1]] if 0 < row <= len(self.top) else []
+
+    def sample_below(self, row: int) -> list[list[str]]:
+        below = [r for r in self.top[row:] if any(c.strip() for c in r)]
+        return below[:SAMPLE_ROWS] if row != self.header_row else self.sample
 
 
 @dataclass(frozen=True)
@@ -456,6 +465,7 @@ def _sheet_info(index: int, sheet: Sheet) -> SheetInfo:
         sample=below[:SAMPLE_ROWS],
         data_rows=len(below),
         layout=detected[0] if detected else None,
+        top=sheet.rows[: tabular.HEADER_SCAN_ROWS],
     )
 
 

@@ -357,3 +357,27 @@ def test_a_saved_mapping_fills_the_form(open_app):
 
     assert not at.exception, at.exception
     assert metrics(at)["新規"] == "2件" and metrics(at)["エラー"] == "0件"
+
+
+def test_choosing_another_header_row_offers_that_rows_columns(open_app):
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "水利台帳"
+    sheet.append(["デモ市 消防水利台帳"])
+    sheet.append(["作成", "総務課", "確認", "警防係", "版", "3", "更新", "毎年"])  # wider
+    sheet.append(list(LEDGER_MAPPING))
+    sheet.append(["K-1", "防火水槽", "本町1", 36.4, 138.25, 40])
+    out = io.BytesIO()
+    book.save(out)
+    user = sign_in(make_tenant())
+    at = upload(open_import(open_app, user.token, "消防水利"), "台帳.xlsx", out.getvalue())
+    assert widget(at.number_input, "見出しの行（何行目か）").value == 2
+    assert not any(s.label == "「番号」の列" for s in at.selectbox)
+
+    widget(at.number_input, "見出しの行（何行目か）").set_value(3).run()
+    for their, ours in LEDGER_MAPPING.items():
+        widget(at.selectbox, f"「{their}」の列").set_value(ours)
+    widget(at.button, "この対応付けで読み込む").click().run()
+
+    assert not at.exception, at.exception
+    assert metrics(at) == {"新規": "1件", "変更": "0件", "変更なし": "0件", "エラー": "0件"}

@@ -152,8 +152,10 @@ def delete_brigade_data(actor: Actor, tenant_id: uuid.UUID) -> DeletionReport:
     )
 
 
-def remaining_rows(tenant_id: uuid.UUID) -> dict[str, int]:
-    """Rows a brigade still owns, per table (the kept event-log tables excluded)."""
+def remaining_rows(actor: Actor, tenant_id: uuid.UUID) -> dict[str, int]:
+    """Rows a brigade still owns, per table (the kept event-log tables excluded): how the
+    operator confirms a deletion."""
+    require_platform(actor, "tenant.remaining_rows")
     with unit_of_work(tenant_id) as session:
         counts = {
             table.name: session.execute(

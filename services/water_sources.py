@@ -7,7 +7,7 @@ import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
@@ -43,7 +43,7 @@ from services import validation as v
 from services.base import Tx, scoped, transaction
 from services.brigade_settings import WaterMapSettings, settings_in
 from services.errors import Conflict, NotFound, ValidationError
-from services.timefmt import JST
+from services.timefmt import today_jst
 
 TABLE = "water_source"
 HYDRANT_TYPES = ("地上式", "地下式")
@@ -415,10 +415,6 @@ def inspector_choices(actor: Actor) -> list[InspectorOption]:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def today_jst() -> date:
-    return datetime.now(JST).date()
 
 
 def _load(tx: Tx, source_id: uuid.UUID) -> WaterSource:

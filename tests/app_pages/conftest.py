@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Dataframe
 
 import app_pages.common
-from auth import local
+from auth import local, sessions
 from auth.actor import RequestContext
 from models import MemberPublic
 from tests.factories import PLATFORM, make_member, rank_id
@@ -66,6 +66,14 @@ def open_app(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Callable[..., A
         return at.run()
 
     return _open
+
+
+def run_page_directly(page: str, token: str) -> AppTest:
+    """Run one page file on its own, as a signed-in actor whose navigation would not offer it:
+    the page's own refusal is what is left to see."""
+    at = AppTest.from_file(str(Path(APP).parent / page), default_timeout=30)
+    at.session_state[app_pages.common.ACTOR_KEY] = sessions.resolve(token)
+    return at.run()
 
 
 def page_text(at: AppTest) -> str:

@@ -10,17 +10,14 @@ import uuid
 from openpyxl import Workbook
 from streamlit.testing.v1 import AppTest
 
-import app_pages.common
-from auth import sessions
 from exports import csv_safe, member_csv
 from services import members, water_import, water_sources
 from services.catalog import ColumnMapping, MemberStatus, MissingRows
-from tests.app_pages.conftest import APP, nav_registers, page_text, sign_in
+from tests.app_pages.conftest import nav_registers, page_text, run_page_directly, sign_in
 from tests.factories import admin, make_member, make_tenant
 from tests.water_factories import make_source
 
 PAGE = "app_pages/csv_import.py"
-PAGE_FILE = str(APP).replace("app.py", PAGE)
 
 
 def open_import(open_app, token: str, entity: str = "団員") -> AppTest:
@@ -173,9 +170,7 @@ def test_rank_without_csv_import_gets_no_page_and_a_direct_run_refuses(open_app)
         assert not at.exception
         assert not nav_registers(at, PAGE)
 
-        direct = AppTest.from_file(PAGE_FILE, default_timeout=30)
-        direct.session_state[app_pages.common.ACTOR_KEY] = sessions.resolve(user.token)
-        direct.run()
+        direct = run_page_directly(PAGE, user.token)
         assert not direct.exception, direct.exception
         assert [e.value for e in direct.error] == ["この画面を使う権限がありません。"]
         assert not direct.file_uploader

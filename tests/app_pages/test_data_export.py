@@ -10,13 +10,11 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-import app_pages.common
-from auth import sessions
 from exports import backup as backup_format
 from exports import csv_safe
 from services import member_import, water_import
 from services.catalog import RowStatus
-from tests.app_pages.conftest import APP, nav_registers, sign_in
+from tests.app_pages.conftest import nav_registers, run_page_directly, sign_in
 from tests.factories import admin, make_member, make_tenant
 from tests.water_factories import make_source
 
@@ -161,9 +159,7 @@ def test_rank_without_csv_export_gets_no_page_and_a_direct_run_refuses(open_app)
     user = sign_in(tenant, rank="団員")
     assert not nav_registers(open_app(user.token), PAGE)
 
-    direct = AppTest.from_file(str(APP).replace("app.py", PAGE), default_timeout=30)
-    direct.session_state[app_pages.common.ACTOR_KEY] = sessions.resolve(user.token)
-    direct.run()
+    direct = run_page_directly(PAGE, user.token)
     assert not direct.exception, direct.exception
     assert [e.value for e in direct.error] == ["この画面を使う権限がありません。"]
     assert not direct.button

@@ -10,13 +10,11 @@ import uuid
 import pyzipper
 from streamlit.testing.v1 import AppTest
 
-import app_pages.common
-from auth import sessions
 from services import backup, members, water_sources
 from services.catalog import MemberStatus, MemberUpdate
 from services.tenants import list_tenants
 from services.timefmt import to_jst
-from tests.app_pages.conftest import APP, nav_registers, page_text, sign_in
+from tests.app_pages.conftest import nav_registers, page_text, run_page_directly, sign_in
 from tests.factories import PLATFORM, admin, make_member, make_tenant
 from tests.water_factories import make_source
 
@@ -160,9 +158,7 @@ def test_rank_without_restore_gets_no_page_and_a_direct_run_refuses(open_app):
     user = sign_in(tenant, rank="分団長")
     assert not nav_registers(open_app(user.token), PAGE)
 
-    direct = AppTest.from_file(str(APP).replace("app.py", PAGE), default_timeout=30)
-    direct.session_state[app_pages.common.ACTOR_KEY] = sessions.resolve(user.token)
-    direct.run()
+    direct = run_page_directly(PAGE, user.token)
     assert not direct.exception, direct.exception
     assert [e.value for e in direct.error] == ["この画面を使う権限がありません。"]
     assert not direct.file_uploader

@@ -116,15 +116,17 @@ def test_only_the_platform_may_cancel_or_delete(engine):
             lifecycle.cancel_brigade(actor, tenant, cancelled_on=date(2026, 1, 5))
         with pytest.raises(PermissionDenied):
             lifecycle.delete_brigade_data(actor, tenant)
+        with pytest.raises(PermissionDenied):
+            lifecycle.remaining_rows(actor, tenant)
     assert tenant not in {p.tenant_id for p in lifecycle.pending_deletions(PLATFORM)}
-    assert lifecycle.remaining_rows(tenant)["member"] == 2
+    assert lifecycle.remaining_rows(PLATFORM, tenant)["member"] == 2
 
 
 def test_active_brigade_data_cannot_be_deleted(engine):
     tenant, _ = brigade_with_data()
     with pytest.raises(ValidationError):
         lifecycle.delete_brigade_data(PLATFORM, tenant)
-    assert lifecycle.remaining_rows(tenant)["water_source"] == 1
+    assert lifecycle.remaining_rows(PLATFORM, tenant)["water_source"] == 1
 
 
 # -- deletion ----------------------------------------------------------------------------------
@@ -137,14 +139,14 @@ def test_deletion_waits_for_the_cancellation_date(engine):
     done = lifecycle.delete_cancelled_data(PLATFORM, today=date(2026, 12, 24))
 
     assert tenant not in {r.tenant_id for r in done}
-    assert lifecycle.remaining_rows(tenant)["member"] == 2
+    assert lifecycle.remaining_rows(PLATFORM, tenant)["member"] == 2
     assert tenant in {p.tenant_id for p in lifecycle.pending_deletions(PLATFORM)}
 
 
 def test_deletion_removes_everything_but_the_event_log(engine):
     tenant, login_name = brigade_with_data()
     bystander, bystander_login = brigade_with_data()
-    before_bystander = lifecycle.remaining_rows(bystander)
+    before_bystander = lifecycle.remaining_rows(PLATFORM, bystander)
     lifecycle.cancel_brigade(PLATFORM, tenant, cancelled_on=date(2026, 12, 25))
     log_before = audit_events(engine, tenant)
 
@@ -155,7 +157,7 @@ def test_deletion_removes_everything_but_the_event_log(engine):
     assert report.rows_deleted["water_inspection"] == 1
     assert report.rows_deleted["local_account"] == 1
     assert report.keys_destroyed >= 2
-    assert lifecycle.remaining_rows(tenant) == {}
+    assert lifecycle.remaining_rows(PLATFORM, tenant) == {}
     with unit_of_work(PLATFORM_TENANT_ID) as db:
         keys_left = db.execute(
             select(func.count()).where(TenantKey.tenant_id == tenant)
@@ -165,7 +167,7 @@ def test_deletion_removes_everything_but_the_event_log(engine):
     assert [e.seq for e in audit_events(engine, tenant)] == [e.seq for e in log_before]
     assert tenant not in {p.tenant_id for p in lifecycle.pending_deletions(PLATFORM)}
     # Another brigade keeps everything and can still sign in.
-    assert lifecycle.remaining_rows(bystander) == before_bystander
+    assert lifecycle.remaining_rows(PLATFORM, bystander) == before_bystander
     assert local.login(bystander_login, PASSWORD, request_context()).token is not None
     assert local.login(login_name, PASSWORD, request_context()).token is None
     platform_event = [
@@ -204,5 +206,5 @@ def test_cli_purge_cancelled_reports_deleted_and_waiting(engine, capsys, monkeyp
     assert exit_code.value.code == 0
     out = capsys.readouterr().out
     assert "削除" in out and "待機" in out and "2099-01-05" in out
-    assert lifecycle.remaining_rows(deleted) == {}
-    assert lifecycle.remaining_rows(waiting)["member"] == 2
+    assert lifecycle.remaining_rows(PLATFORM, deleted) == {}
+    assert lifecycle.remaining_rows(PLATFORM, waiting)["member"] == 2

@@ -2,6 +2,8 @@
 
 PORT ?= 8501
 PYTEST_ARGS ?=
+# Parallel test workers (pytest-xdist); 0 runs everything in this one process.
+TEST_WORKERS ?= 2
 BIN := .venv/bin
 
 setup:
@@ -17,7 +19,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 fmt: setup
 	$(BIN)/ruff format .

@@ -46,6 +46,11 @@ class Settings:
     registration_max_failures: int = 5
     audit_signing_key: bytes | None = field(default=None, repr=False)
     log_retention_days: int = 365  # white paper 18.1.3: event logs are kept at least one year
+    # argon2id cost; the defaults are RFC 9106's second recommended option (argon2-cffi's
+    # RFC_9106_LOW_MEMORY). Only the test suite lowers them, to keep thousands of logins cheap.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -152,6 +157,9 @@ def load_settings() -> Settings:
             ("login_lockout_minutes", "LOGIN_LOCKOUT_MINUTES"),
             ("registration_code_days", "REGISTRATION_CODE_DAYS"),
             ("registration_max_failures", "REGISTRATION_MAX_FAILURES"),
+            ("argon2_time_cost", "ARGON2_TIME_COST"),
+            ("argon2_memory_kib", "ARGON2_MEMORY_KIB"),
+            ("argon2_parallelism", "ARGON2_PARALLELISM"),
         )
         if key in raw
     }

@@ -3,6 +3,7 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers the tables)
@@ -13,6 +14,10 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = SQLModel.metadata
+# One lock for the whole PostgreSQL cluster: the application role is a cluster-wide object, so two
+# processes migrating at once (several server processes starting, or parallel test workers each
+# migrating its own database) must not both try to create it.
+MIGRATION_LOCK_KEY = 0x48494B45534849  # "HIKESHI"
 
 
 def _url() -> str:
@@ -43,6 +48,10 @@ def _run(connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         context.run_migrations()
 
 

@@ -22,6 +22,10 @@ os.environ.setdefault(
 )
 os.environ.setdefault("HIKESHI_SESSION_SECRET", secrets.token_urlsafe(48))
 os.environ.setdefault("HIKESHI_PUBLIC_BASE_URL", "http://localhost:8501")
+# Minimal argon2 cost: thousands of test logins; test_local_login checks the production profile.
+os.environ.setdefault("HIKESHI_ARGON2_TIME_COST", "1")
+os.environ.setdefault("HIKESHI_ARGON2_MEMORY_KIB", "8")
+os.environ.setdefault("HIKESHI_ARGON2_PARALLELISM", "1")
 
 import pytest  # noqa: E402
 from alembic import command  # noqa: E402
@@ -32,6 +36,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from services.db import (  # noqa: E402
     build_engine,
     check_application_role,
+    current_engine,
     normalise_url,
     set_engine,
 )
@@ -62,6 +67,14 @@ def _drop_postgres_database(server_url: str, name: str) -> None:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests share one xdist worker, so a run starts one app server and one Chromium."""
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +113,34 @@ def engine(database_url: str, app_database_url: str) -> Iterator[Engine]:
     os.environ["HIKESHI_MIGRATION_DATABASE_URL"] = database_url
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def own_database(engine: Engine, tmp_path: Path) -> Iterator[Engine]:
+    """A freshly migrated database of this test's own, which the app uses until the test ends.
+
+    For tests about every brigade in the database (verify every audit chain, checkpoint every
+    chain): on the shared test database they would see what other tests left, such as chains
+    broken on purpose, and pass or fail by test order."""
+    server = os.environ.get("HIKESHI_TEST_DATABASE_URL")
+    if server:
+        owner_url, name = _create_postgres_database(server)
+        app_url = make_url(owner_url).set(username=APP_ROLE, password=None)
+        app_url = app_url.render_as_string(hide_password=False)
+    else:
+        owner_url = app_url = f"sqlite:///{tmp_path / 'own.db'}"
+        name = ""
+    command.upgrade(alembic_config(owner_url), "head")
+    shared = current_engine()
+    own = build_engine(app_url)
+    set_engine(own)
+    try:
+        yield own
+    finally:
+        set_engine(shared)
+        own.dispose()
+        if name:
+            _drop_postgres_database(server, name)
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+import argon2
 import pytest
 from sqlmodel import Session as DbSession
 from sqlmodel import select
 
 from auth import local, passwords, sessions
 from auth.actor import RequestContext
-from config import get_settings
+from config import get_settings, load_settings
 from models import PLATFORM_TENANT_ID, AuditEvent, LocalAccount, MemberPublic
 from models.base import utcnow
 from models.enums import Function, Level
@@ -95,7 +96,8 @@ def verify_calls(monkeypatch) -> list[str | None]:
             return getattr(self._real, name)
 
     calls: list[str | None] = []
-    monkeypatch.setattr(passwords, "_hasher", CountingHasher(passwords._hasher))
+    counting = CountingHasher(passwords._hasher())
+    monkeypatch.setattr(passwords, "_hasher", lambda: counting)
     return calls
 
 
@@ -375,6 +377,27 @@ def test_password_is_stored_as_argon2id(engine, brigade_admin):
     stored = account_row(engine, brigade_admin.account_id).password_hash
     assert stored.startswith("$argon2id$")
     assert PASSWORD not in stored
+
+
+def test_production_hashes_use_the_rfc_9106_low_memory_parameters(monkeypatch):
+    """The suite runs with cheap argon2 (tests/conftest.py); production must not."""
+    for name in ("ARGON2_TIME_COST", "ARGON2_MEMORY_KIB", "ARGON2_PARALLELISM"):
+        monkeypatch.delenv(f"HIKESHI_{name}", raising=False)
+    settings = load_settings()
+    monkeypatch.setattr(passwords, "get_settings", lambda: settings)
+    passwords._hasher.cache_clear()
+    try:
+        parameters = argon2.extract_parameters(passwords.hash_password(PASSWORD))
+    finally:
+        passwords._hasher.cache_clear()
+    assert parameters == argon2.profiles.RFC_9106_LOW_MEMORY
+
+
+def test_a_hash_made_with_other_parameters_verifies_and_asks_for_rehash():
+    stronger = argon2.PasswordHasher(time_cost=4, memory_cost=8, parallelism=1)
+    stored = stronger.hash(PASSWORD)
+    assert passwords.verify_password(stored, PASSWORD)
+    assert passwords.needs_rehash(stored)
 
 
 def test_created_account_is_audited(engine):

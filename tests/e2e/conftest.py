@@ -164,6 +164,33 @@ def brigade(engine: Engine) -> Brigade:
     )
 
 
+WATCH_RERUNS = """() => {
+  const app = document.querySelector("[data-testid=stApp]");
+  window.__hkReruns = 0;
+  window.__hkStateChanged = performance.now();
+  new MutationObserver(() => {
+    window.__hkStateChanged = performance.now();
+    if (app.dataset.testScriptState === "running") { window.__hkReruns += 1; }
+  }).observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
+}"""
+RERUNS_SETTLED = """(quietMs) => window.__hkReruns > 0
+  && document.querySelector("[data-testid=stApp]").dataset.testScriptState === "notRunning"
+  && performance.now() - window.__hkStateChanged > quietMs"""
+
+
+def watch_reruns(page: Page) -> None:
+    """Start counting the script runs Streamlit's frontend shows (stApp's data-test-script-state),
+    for wait_for_reruns_to_settle."""
+    page.evaluate(WATCH_RERUNS)
+
+
+def wait_for_reruns_to_settle(page: Page, quiet_ms: int = 1000) -> None:
+    """Wait until at least one run started since watch_reruns, and none has for quiet_ms: a
+    component's value (the map's view, reported after a debounce) has reached the server and
+    its rerun has ended, however long the machine took."""
+    page.wait_for_function(RERUNS_SETTLED, arg=quiet_ms, timeout=60_000)
+
+
 def submit_login(page: Page, base_url: str, login_name: str, password: str = PASSWORD) -> None:
     page.goto(f"{base_url}/")
     page.locator("input[name=login_name]").fill(login_name)

@@ -46,6 +46,20 @@ document.addEventListener("securitypolicyviolation", (e) => {
 # down (/roster/_stcore/health) before trying the root: two expected 404s per such page load.
 STREAMLIT_BASE_PATH_PROBE = re.compile(r"/[\w-]+/_stcore/(health|host-config)$")
 CIRCLES = "Object.values(window.map._layers).filter((l) => l instanceof L.Circle).length"
+# Markers drawn (single ones plus the counts on cluster icons), or null while Leaflet or
+# Leaflet.markercluster animates: during a zoom the old cluster icons fade out beside the new ones,
+# so a count read then sees both. The map is settled when this has given the same number in
+# SETTLED_READS reads in a row.
+DRAWN_WHEN_IDLE = """() => {
+  if (window.hikeshiWaterReady !== true
+      || document.querySelector(".leaflet-cluster-anim, .leaflet-zoom-anim")) { return null; }
+  let drawn = document.querySelectorAll(".hk-ws").length;
+  for (const icon of document.querySelectorAll(".marker-cluster")) {
+    drawn += parseInt(icon.innerText, 10);
+  }
+  return drawn;
+}"""
+SETTLED_READS = 3
 
 
 @dataclass
@@ -119,6 +133,18 @@ def wait_in_map(page: Page, condition: str) -> None:
                     raise
         page.wait_for_timeout(250)
     raise AssertionError(f"the map never satisfied {condition}")
+
+
+def settled_marker_count(page: Page) -> int:
+    """The markers drawn once the map has stopped animating (DRAWN_WHEN_IDLE)."""
+    deadline = time.monotonic() + TIMEOUT / 1000
+    reads: list[int | None] = []
+    while time.monotonic() < deadline:
+        reads = [*reads[-(SETTLED_READS - 1) :], page.evaluate(DRAWN_WHEN_IDLE)]
+        if len(reads) == SETTLED_READS and reads[0] is not None and len(set(reads)) == 1:
+            return reads[0]
+        page.wait_for_timeout(150)
+    raise AssertionError(f"the map never settled; last reads {reads}")
 
 
 def assert_nothing_but_tiles_went_wrong(observed: Observed) -> None:
@@ -227,8 +253,7 @@ def test_a_clustered_map_draws_from_the_served_vendor_files(offline, base_url, t
 
     clusters = page.locator(".marker-cluster")
     expect(clusters.first).to_be_visible()
-    counted = sum(int(text) for text in clusters.all_inner_texts())
-    assert counted + page.locator(".hk-ws").count() == len(sources)
+    assert settled_marker_count(page) == len(sources)
     cluster_style = clusters.first.evaluate("(el) => getComputedStyle(el).borderRadius")
     assert cluster_style != "0px", "MarkerCluster.css from /vendor styles the clusters"
     assert_nothing_but_tiles_went_wrong(observed)

@@ -7,7 +7,9 @@ import re
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, expect
 
+from tests.e2e.conftest import Brigade, submit_login
 from web.vendor import CACHE_CONTROL
 
 pytestmark = pytest.mark.e2e
@@ -46,6 +48,19 @@ def test_streamlits_own_static_files_carry_the_headers(base_url: str):
     assert COMMON.items() <= response.headers.items()
 
 
+@pytest.fixture
+def map_component_declared(browser: Browser, base_url: str, brigade: Brigade) -> None:
+    """Streamlit serves a component's files only once a script run has declared it (imported
+    streamlit_folium): open the water map once, as any brigade's first map view does."""
+    context = browser.new_context()
+    page = context.new_page()
+    submit_login(page, base_url, brigade.admin_login)
+    page.goto(f"{base_url}/water-map")
+    expect(page.locator('iframe[title="streamlit_folium.st_folium"]')).to_be_attached()
+    context.close()
+
+
+@pytest.mark.usefixtures("map_component_declared")
 def test_the_map_component_may_be_framed_by_our_pages_only(base_url: str):
     response = httpx.get(f"{base_url}{COMPONENT_INDEX}")
 

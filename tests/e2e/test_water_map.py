@@ -18,6 +18,7 @@ from services import demo, members, tenants, water_sources
 from services.demo_data import DEMO_BRIGADE
 from services.geo import map_assets
 from services.water_sources import WaterSourceFilter
+from tests.e2e.conftest import wait_for_reruns_to_settle, watch_reruns
 from tests.e2e.offline import block_internet
 from tests.factories import PLATFORM, admin, open_member_session
 from web.vendor import VENDOR_DIR
@@ -146,11 +147,12 @@ def test_the_viewport_survives_a_filter_change(context, base_url, demo_brigade):
     page = context.new_page()
     frame = open_water_map(page, base_url)
     zoom = frame_of(page).evaluate("window.map.getZoom()")
+    watch_reruns(page)
     for _ in range(2):  # one step at a time: Leaflet ignores a zoom asked for mid-animation
         zoom += 1
         frame.locator(".leaflet-control-zoom-in").click()
         frame_of(page).wait_for_function(f"window.map.getZoom() === {zoom}", timeout=TIMEOUT)
-    page.wait_for_timeout(1500)  # the component reports the view after 250 ms; let the rerun end
+    wait_for_reruns_to_settle(page)  # the component reports the view after 250 ms
 
     page.get_by_text("点検期限切れのみ", exact=True).click()
 

@@ -590,7 +590,7 @@ def test_checkpoint_is_signed_with_the_configured_key(signing_key):
     assert write_checkpoint(tenant_id).seq == 5
 
 
-def test_checkpoint_all_covers_every_chain_including_the_platform(engine):
+def test_checkpoint_all_covers_every_chain_including_the_platform(own_database):
     grown, idle = make_tenant(), make_tenant()
     append(grown, 4)
     append(idle, 2)
@@ -636,7 +636,8 @@ def test_a_broken_chain_is_never_signed_and_the_cli_says_so(owner_engine, capsys
     assert capsys.readouterr().out.startswith("OK")
 
 
-def test_cli_verifies_every_chain_and_rejects_unknown_tenants(engine, capsys):
+def test_cli_verifies_every_chain_and_rejects_unknown_tenants(own_database, capsys):
+    make_tenant()
     assert main_verify(None) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines and all(line.startswith("OK") for line in lines)

@@ -4,6 +4,8 @@ ones not yet over; the banner window opens a week ahead."""
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,19 +19,31 @@ from tests.factories import PLATFORM, actor_with, admin, audit_events, last_audi
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 
 
-def publish(**overrides) -> notices.Notice:
-    values = {
-        "kind": "maintenance",
-        "title": f"定期メンテナンス {datetime.now(UTC).timestamp()}",
-        "body": "サービスを停止します。",
-        "starts_at": NOW + timedelta(days=3),
-        "ends_at": NOW + timedelta(days=3, hours=2),
-    } | overrides
-    notice_id = notices.publish_notice(PLATFORM, **values)
-    return next(n for n in notices.all_notices(PLATFORM) if n.id == notice_id)
+@pytest.fixture
+def publish(engine) -> Iterator[Callable[..., notices.Notice]]:
+    """Publish a notice; withdrawn again after the test, since notices reach every brigade (an
+    ongoing incident left behind would be a banner on every other test's pages)."""
+    published: list[uuid.UUID] = []
+
+    def _publish(**overrides) -> notices.Notice:
+        values = {
+            "kind": "maintenance",
+            "title": f"定期メンテナンス {datetime.now(UTC).timestamp()}",
+            "body": "サービスを停止します。",
+            "starts_at": NOW + timedelta(days=3),
+            "ends_at": NOW + timedelta(days=3, hours=2),
+        } | overrides
+        notice_id = notices.publish_notice(PLATFORM, **values)
+        published.append(notice_id)
+        return next(n for n in notices.all_notices(PLATFORM) if n.id == notice_id)
+
+    yield _publish
+    withdrawn = {n.id for n in notices.all_notices(PLATFORM) if n.withdrawn}
+    for notice_id in set(published) - withdrawn:
+        notices.withdraw_notice(PLATFORM, notice_id)
 
 
-def test_published_notice_is_read_by_every_brigade_user(engine, tenant):
+def test_published_notice_is_read_by_every_brigade_user(engine, tenant, publish):
     start = last_audit_seq(engine, PLATFORM_TENANT_ID)
     notice = publish()
 
@@ -42,7 +56,7 @@ def test_published_notice_is_read_by_every_brigade_user(engine, tenant):
     assert json.loads(event.details)["title"] == notice.title
 
 
-def test_notices_are_shown_until_they_end(engine, tenant):
+def test_notices_are_shown_until_they_end(engine, tenant, publish):
     reader = admin(tenant)
     later = publish(starts_at=NOW + timedelta(days=30), ends_at=NOW + timedelta(days=30, hours=1))
     over = publish(starts_at=NOW - timedelta(days=2), ends_at=NOW - timedelta(days=1))
@@ -56,7 +70,7 @@ def test_notices_are_shown_until_they_end(engine, tenant):
     assert notices.current_notices(None, now=NOW) == []
 
 
-def test_withdrawn_notice_disappears(engine, tenant):
+def test_withdrawn_notice_disappears(engine, tenant, publish):
     notice = publish()
     notices.withdraw_notice(PLATFORM, notice.id)
 
@@ -66,7 +80,7 @@ def test_withdrawn_notice_disappears(engine, tenant):
         notices.withdraw_notice(PLATFORM, notice.id)
 
 
-def test_brigade_users_cannot_publish_or_withdraw(engine, tenant):
+def test_brigade_users_cannot_publish_or_withdraw(engine, tenant, publish):
     notice = publish()
     start = last_audit_seq(engine, tenant)
     brigade_admin = admin(tenant)
@@ -97,7 +111,7 @@ def test_brigade_users_cannot_publish_or_withdraw(engine, tenant):
         ({"ends_at": NOW + timedelta(days=2)}, "ends_at"),
     ],
 )
-def test_bad_notice_is_refused_with_the_field_named(engine, overrides, field):
+def test_bad_notice_is_refused_with_the_field_named(engine, overrides, field, publish):
     before = len(notices.all_notices(PLATFORM))
     with pytest.raises(ValidationError) as refused:
         publish(**overrides)

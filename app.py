@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import notice_banner
-from app_pages.common import resolve_actor
-from app_pages.registry import pages_for
+from ui import notice_banner
+from ui.common import resolve_actor
+from ui.registry import pages_for
 
 st.set_page_config(page_title="火消し Hikeshi", page_icon="🚒", layout="wide")
 

@@ -84,9 +84,9 @@ def checkpoint_audit() -> int:
 
 
 def purge_cancelled() -> int:
+    from core.timefmt import today_jst
     from services.keys import CLI_ACTOR
     from services.tenant_lifecycle import delete_cancelled_data, pending_deletions
-    from services.timefmt import today_jst
 
     for report in delete_cancelled_data(CLI_ACTOR, today=today_jst()):
         rows = sum(report.rows_deleted.values())

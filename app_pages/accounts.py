@@ -6,12 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import current_actor, show_error
-from exports.registration_sheet import registration_sheet_html
+from core.timefmt import to_jst
+from formats.registration_sheet import registration_sheet_html
 from services import members, registrations
 from services.catalog import Function, Level, MemberStatus
 from services.errors import ServiceError
-from services.timefmt import to_jst
+from ui.common import current_actor, show_error
 
 ISSUED_KEY = "accounts_issued"
 NOTICE_KEY = "accounts_notice"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import current_actor, show_error
+from core.timefmt import to_jst, today_jst
 from services import tenant_lifecycle, tenants
 from services.errors import ServiceError
-from services.timefmt import to_jst, today_jst
+from ui.common import current_actor, show_error
 
 STATUS_LABELS = {"active": "利用中", "cancelled": "解約（削除待ち）", "deleted": "解約・削除済み"}
 

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from app_pages import import_view as view
-from app_pages.common import current_actor, show_error
 from services import member_import, water_import
 from services.catalog import (
     HEADER_SCAN_ROWS,
@@ -26,6 +24,8 @@ from services.catalog import (
 )
 from services.errors import ServiceError
 from services.water_import import SheetInfo, WaterFile
+from ui import import_view as view
+from ui.common import current_actor, show_error
 
 UNUSED = ""
 LAYOUTS = {"hikeshi": "Hikeshi の形式", "opendata": "自治体標準オープンデータの形式"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import current_actor, show_error
 from services import dashboard
 from services.errors import ServiceError
+from ui.common import current_actor, show_error
 
 actor = current_actor()
 st.title("ダッシュボード")

@@ -12,12 +12,12 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import current_actor, show_error
-from app_pages.import_view import require
+from core.timefmt import to_jst, today_jst
 from services import backup, member_import, water_import
 from services.catalog import MIN_PASSWORD_CHARS, Function, Level, Unencodable
 from services.errors import ServiceError
-from services.timefmt import to_jst, today_jst
+from ui.common import current_actor, show_error
+from ui.import_view import require
 
 ENCODINGS = {
     "utf-8": "UTF-8（BOM付き・推奨）",

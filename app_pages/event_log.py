@@ -13,11 +13,11 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import current_actor, show_error
 from services import event_log
 from services.catalog import AuditCategory, Function, Level
 from services.errors import ServiceError
 from services.event_log import EventFilter, EventRow
+from ui.common import current_actor, show_error
 
 ALL = "すべて"
 CUSTOM = "期間を指定"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.common import current_actor
+from core.timefmt import to_jst
 from services import members, notices
 from services.catalog import FUNCTION_LABELS, Function, Level
-from services.timefmt import to_jst
+from ui.common import current_actor
 
 actor = current_actor()
 

@@ -6,8 +6,8 @@ from html import escape
 
 import streamlit as st
 
-from app_pages.common import current_actor
 from auth import line_sessions
+from ui.common import current_actor
 
 actor = current_actor()
 

@@ -7,8 +7,8 @@ from html import escape
 
 import streamlit as st
 
-from app_pages.common import current_actor
 from services import registrations
+from ui.common import current_actor
 
 actor = current_actor()
 

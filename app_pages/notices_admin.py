@@ -8,10 +8,10 @@ from datetime import datetime, time
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import current_actor, show_error
+from core.timefmt import JST, to_jst, today_jst
 from services import notices
 from services.errors import ServiceError
-from services.timefmt import JST, to_jst, today_jst
+from ui.common import current_actor, show_error
 
 actor = current_actor()
 st.title("お知らせ管理")

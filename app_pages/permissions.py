@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import current_actor, show_error
 from services import permissions, roles
 from services.catalog import Function, Level, MemberStatus
 from services.errors import ServiceError
+from ui.common import current_actor, show_error
 
 NOTICE_KEY = "permissions_notice"
 REVISION_KEY = "permissions_revision"

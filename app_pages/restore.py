@@ -8,11 +8,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_pages import import_view as view
-from app_pages.common import current_actor, show_error
 from services import backup
 from services.catalog import Function, Level
 from services.errors import ServiceError
+from ui import import_view as view
+from ui.common import current_actor, show_error
 
 MISSING_EFFECTS = {backup.MEMBERS: "退団にします"}  # everything else absent is deleted
 RESULT_COLUMNS = ["内容", "新規", "変更", "変更なし", "削除・退団"]

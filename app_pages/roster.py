@@ -9,10 +9,10 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import current_actor, show_error
 from services import members
 from services.catalog import Function, Level, MemberCreate, MemberStatus, MemberUpdate
 from services.errors import ServiceError
+from ui.common import current_actor, show_error
 
 LINE_FILTERS = {"すべて": None, "連携済み": True, "未連携": False}
 COLUMNS = [

@@ -7,9 +7,6 @@ import folium
 import streamlit as st
 from streamlit_folium import st_folium
 
-from app_pages import water_forms as forms
-from app_pages.common import current_actor, show_error
-from app_pages.water_map_folium import build_map, map_points, source_at
 from services import brigade_settings, geo, water_sources
 from services.catalog import (
     WATER_SOURCE_KINDS,
@@ -21,6 +18,9 @@ from services.catalog import (
 )
 from services.errors import ServiceError
 from services.water_sources import Registry, WaterSourceFilter
+from ui import water_forms as forms
+from ui.common import current_actor, show_error
+from ui.water_map_folium import build_map, map_points, source_at
 
 SELECTED, POINT, VIEWPORT, SEEN = "wm_selected", "wm_point", "wm_viewport", "wm_seen_event"
 EDIT_VERSION, MAP_SIGNATURE = "wm_edit_version_", "wm_map_signature"

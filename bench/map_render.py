@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 import folium  # noqa: E402
 
-from app_pages.water_map_folium import KIND_STYLES, build_map, map_points  # noqa: E402
 from services import demo_data, water_rules  # noqa: E402
 from services.geo import map_assets, tile_layers  # noqa: E402
+from ui.water_map_folium import KIND_STYLES, build_map, map_points  # noqa: E402
 from web.vendor import VENDOR_DIR  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"

@@ -1,5 +1,5 @@
 """Backup and restore (バックアップ・復元) of one brigade: roles, the permission matrix, the roster,
-the water sources and their inspections, in one ZIP (exports/backup.py).
+the water sources and their inspections, in one ZIP (formats/backup.py).
 
 Who may do what, and why:
 
@@ -35,9 +35,10 @@ from sqlmodel import select
 
 from auth.actor import Actor
 from config import ROOT
-from exports import backup as fmt
-from exports import member_csv, water_csv
-from exports.tabular import CellError, CellValueError, find_header, plain, read_csv, to_date
+from core.timefmt import JST, to_jst
+from formats import backup as fmt
+from formats import member_csv, water_csv
+from formats.tabular import CellError, CellValueError, find_header, plain, read_csv, to_date
 from models import Member, MemberPublic, MemberRole, Permission, Rank, Role, Tenant
 from models.base import utcnow
 from models.enums import RANK_NAMES, Function, Level, MemberStatus, SubjectType
@@ -69,7 +70,6 @@ from services.permissions import (
     permission_admins,
     top_level,
 )
-from services.timefmt import JST, to_jst
 
 F, L = Function, Level
 T = TypeVar("T")

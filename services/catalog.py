@@ -1,9 +1,9 @@
 """The vocabulary pages need (enums and input schemas), so pages never import models."""
 
-from exports.backup import MIN_PASSWORD_CHARS
-from exports.csv_safe import Unencodable
-from exports.opendata import ColumnMapping
-from exports.tabular import ENCODING_LABELS, HEADER_SCAN_ROWS
+from formats.backup import MIN_PASSWORD_CHARS
+from formats.csv_safe import Unencodable
+from formats.opendata import ColumnMapping
+from formats.tabular import ENCODING_LABELS, HEADER_SCAN_ROWS
 from models.enums import (
     FUNCTION_LABELS,
     HYDRANT_KINDS,

@@ -15,6 +15,7 @@ from datetime import date
 from sqlmodel import select
 
 from auth.actor import Actor
+from core.timefmt import to_jst
 from models import AuditEvent, Member, MemberLine, Rank, WaterSource
 from models.enums import (
     WATER_SOURCE_KINDS,
@@ -26,7 +27,6 @@ from models.enums import (
 )
 from services import water_rules
 from services.base import Tx, scoped, transaction
-from services.timefmt import to_jst
 from services.water_sources import today_jst
 
 UNSET = "（未設定）"

@@ -27,7 +27,8 @@ from sqlalchemy import Connection, func, or_, text, tuple_
 from sqlmodel import Session, select
 
 from auth.actor import Actor
-from exports import event_log_csv
+from core.timefmt import JST, to_jst
+from formats import event_log_csv
 from models import AuditEvent, Member
 from models.base import utcnow
 from models.enums import AuditCategory, Function, Level
@@ -36,7 +37,6 @@ from services.base import Tx, scoped, transaction
 from services.crypto import AUDIT, DecryptionError, TenantCipher
 from services.db import unit_of_work
 from services.errors import NotFound, ValidationError
-from services.timefmt import JST, to_jst
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200

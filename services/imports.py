@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from exports.tabular import CellError
+from formats.tabular import CellError
 
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
 

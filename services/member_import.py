@@ -24,9 +24,9 @@ from sqlalchemy import Row, bindparam, delete, insert, update
 from sqlmodel import select
 
 from auth.actor import Actor
-from exports import member_csv
-from exports.member_csv import COLUMNS, HEADERS
-from exports.tabular import CellError, CellValueError, plain, to_date
+from formats import member_csv
+from formats.member_csv import COLUMNS, HEADERS
+from formats.tabular import CellError, CellValueError, plain, to_date
 from models import Member, MemberRole
 from models.base import new_id, utcnow
 from models.enums import Function, Level, MemberStatus

@@ -23,11 +23,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from auth.actor import Actor
-from exports import opendata, tabular, water_csv
-from exports.csv_safe import Unencodable
-from exports.opendata import MAPPING_TARGETS, ColumnMapping
-from exports.tabular import CellError, HeaderMatch, Sheet, TableError, find_header, plain
-from exports.water_csv import ParsedRows
+from formats import opendata, tabular, water_csv
+from formats.csv_safe import Unencodable
+from formats.opendata import MAPPING_TARGETS, ColumnMapping
+from formats.tabular import CellError, HeaderMatch, Sheet, TableError, find_header, plain
+from formats.water_csv import ParsedRows
 from models.base import new_id, utcnow
 from models.enums import HYDRANT_KINDS, OWNERSHIPS, Function, Level
 from models.import_mapping import ImportMapping

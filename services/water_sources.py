@@ -16,7 +16,8 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from auth.actor import Actor
-from exports import water_csv
+from core.timefmt import today_jst
+from formats import water_csv
 from models import Member
 from models.base import utcnow
 from models.enums import (
@@ -43,7 +44,6 @@ from services import validation as v
 from services.base import Tx, scoped, transaction
 from services.brigade_settings import WaterMapSettings, settings_in
 from services.errors import Conflict, NotFound, ValidationError
-from services.timefmt import today_jst
 
 TABLE = "water_source"
 HYDRANT_TYPES = ("地上式", "地下式")

@@ -69,12 +69,20 @@ def _drop_postgres_database(server_url: str, name: str) -> None:
     admin.dispose()
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests share one xdist worker, so a run starts one app server and one Chromium."""
-    for item in items:
-        if item.get_closest_marker("e2e"):
-            item.add_marker(pytest.mark.xdist_group("browser"))
+BROWSER_TESTS = "tests/e2e/"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Spread tests one by one over the workers, but keep the browser tests together on one
+    worker, so a run starts one app server and one Chromium. (xdist's own loadgroup marks rely
+    on rewriting node ids, which pytest 9.2 no longer allows.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BrowserTestsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return BROWSER_TESTS if nodeid.startswith(BROWSER_TESTS) else nodeid
+
+    return BrowserTestsTogether(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ROOT / "app_pages"
+PAGE_PACKAGES = (ROOT / "app_pages", ROOT / "ui")  # the pages and their helpers
 FORBIDDEN = frozenset({"sqlmodel", "sqlalchemy", "psycopg", "psycopg2", "models"})
 
 
@@ -40,7 +40,7 @@ def forbidden_imports(source: str, package: str = "app_pages") -> set[str]:
 
 
 def page_files() -> list[Path]:
-    return sorted(PAGES.rglob("*.py")) if PAGES.is_dir() else []
+    return sorted(path for package in PAGE_PACKAGES for path in package.rglob("*.py"))
 
 
 def _package(path: Path) -> str:
@@ -85,7 +85,7 @@ def test_checker_catches_imports(source):
         "import streamlit as st",
         "from services import members",
         "from services.catalog import MemberCreate",
-        "from app_pages.common import current_actor",
+        "from ui.common import current_actor",
         "from . import common",
         "import modelsx",
         "x = 'import sqlmodel'",

@@ -1,7 +1,7 @@
 """AppTest on the real app, real services and the migrated test database.
 
 AppTest has no browser connection: it cannot send cookies, and its st.context client details are
-mocks. So `app_pages.common.session_token` returns the token of a real password login and
+mocks. So `ui.common.session_token` returns the token of a real password login and
 `request_context` a plain one; everything after them (session lookup, actor, permissions,
 navigation, services, audit) runs unchanged.
 """
@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Dataframe
 
-import app_pages.common
+import ui.common
 from auth import local, sessions
 from auth.actor import RequestContext
 from models import MemberPublic
@@ -59,8 +59,8 @@ def open_app(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Callable[..., A
     """Run app.py as the browser holding `token` (None: no cookie)."""
 
     def _open(token: str | None, **query: str) -> AppTest:
-        monkeypatch.setattr(app_pages.common, "session_token", lambda: token)
-        monkeypatch.setattr(app_pages.common, "request_context", lambda: REQUEST)
+        monkeypatch.setattr(ui.common, "session_token", lambda: token)
+        monkeypatch.setattr(ui.common, "request_context", lambda: REQUEST)
         at = AppTest.from_file(APP, default_timeout=30)
         at.query_params.update(query)
         return at.run()
@@ -72,7 +72,7 @@ def run_page_directly(page: str, token: str) -> AppTest:
     """Run one page file on its own, as a signed-in actor whose navigation would not offer it:
     the page's own refusal is what is left to see."""
     at = AppTest.from_file(str(Path(APP).parent / page), default_timeout=30)
-    at.session_state[app_pages.common.ACTOR_KEY] = sessions.resolve(token)
+    at.session_state[ui.common.ACTOR_KEY] = sessions.resolve(token)
     return at.run()
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from app_pages.registry import specs_for
 from auth import sessions
 from auth.local import MESSAGES
 from services import members
 from tests.app_pages.conftest import nav_registers, page_text, sign_in
 from tests.factories import admin, make_member, make_tenant
+from ui.registry import specs_for
 
 ROSTER = "app_pages/roster.py"
 

@@ -10,7 +10,7 @@ import uuid
 from openpyxl import Workbook
 from streamlit.testing.v1 import AppTest
 
-from exports import csv_safe, member_csv
+from formats import csv_safe, member_csv
 from services import members, water_import, water_sources
 from services.catalog import ColumnMapping, MemberStatus, MissingRows
 from tests.app_pages.conftest import nav_registers, page_text, run_page_directly, sign_in

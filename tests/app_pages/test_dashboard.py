@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_pages.registry import MEMBER_PAGES, specs_for
 from auth import sessions
 from models.enums import Function, Level
 from services import dashboard, members, permissions
@@ -16,6 +15,7 @@ from services.permissions import CellChange, Grant
 from tests.app_pages.conftest import nav_registers, page_text, sign_in
 from tests.factories import actor_with, admin, make_member, make_tenant, rank_id
 from tests.water_factories import make_source
+from ui.registry import MEMBER_PAGES, specs_for
 
 PAGE = "app_pages/dashboard.py"
 

@@ -10,8 +10,8 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from exports import backup as backup_format
-from exports import csv_safe
+from formats import backup as backup_format
+from formats import csv_safe
 from services import member_import, water_import
 from services.catalog import RowStatus
 from tests.app_pages.conftest import nav_registers, run_page_directly, sign_in

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from services.timefmt import today_jst
+from core.timefmt import today_jst
 from tests.app_pages.conftest import page_text, sign_in
 from tests.app_pages.test_brigades import operator_token, widget
 from tests.factories import make_tenant

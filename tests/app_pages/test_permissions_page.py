@@ -9,8 +9,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import app_pages.common
-from app_pages.registry import MEMBER_PAGES
+import ui.common
 from auth import sessions
 from models import MemberUpdate
 from models.enums import AuditCategory, Function, Level, SubjectType
@@ -20,6 +19,7 @@ from services.permissions import CellChange, Grant, choices
 from tests.app_pages.conftest import nav_registers, page_text, sign_in
 from tests.factories import admin, audit_events, last_audit_seq, make_member, make_tenant, rank_id
 from tests.services.test_authorization_matrix import expected_pages
+from ui.registry import MEMBER_PAGES
 
 PAGE = "app_pages/permissions.py"
 EDITOR = "matrix_editor_0"
@@ -121,7 +121,7 @@ def test_changes_take_effect_on_the_affected_members_next_run(open_app, monkeypa
     at.button(key="save_matrix").click().run()
     assert not at.error
 
-    monkeypatch.setattr(app_pages.common, "session_token", lambda: leader.token)
+    monkeypatch.setattr(ui.common, "session_token", lambda: leader.token)
     at_leader.run()
     assert not nav_registers(at_leader, "app_pages/roster.py")
 

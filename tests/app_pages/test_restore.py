@@ -10,10 +10,10 @@ import uuid
 import pyzipper
 from streamlit.testing.v1 import AppTest
 
+from core.timefmt import to_jst
 from services import backup, members, water_sources
 from services.catalog import MemberStatus, MemberUpdate
 from services.tenants import list_tenants
-from services.timefmt import to_jst
 from tests.app_pages.conftest import nav_registers, page_text, run_page_directly, sign_in
 from tests.factories import PLATFORM, admin, make_member, make_tenant
 from tests.water_factories import make_source

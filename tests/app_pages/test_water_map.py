@@ -15,18 +15,18 @@ import pytest
 import streamlit_folium
 from streamlit.testing.v1 import AppTest
 
-from app_pages.water_map_folium import (
+from services import brigade_settings, water_sources
+from services.geo import DEFAULT_TILE_LAYERS, map_assets
+from tests.app_pages.conftest import page_text, sign_in
+from tests.factories import admin, make_tenant
+from tests.water_factories import ORIGIN, make_source, north_of_origin
+from ui.water_map_folium import (
     CLUSTER_ABOVE,
     build_map,
     html_safe_json,
     map_points,
     source_at,
 )
-from services import brigade_settings, water_sources
-from services.geo import DEFAULT_TILE_LAYERS, map_assets
-from tests.app_pages.conftest import page_text, sign_in
-from tests.factories import admin, make_tenant
-from tests.water_factories import ORIGIN, make_source, north_of_origin
 
 WATER_MAP = "app_pages/water_map.py"
 TODAY = water_sources.today_jst()

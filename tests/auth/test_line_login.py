@@ -27,7 +27,6 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 import server
-from app_pages.registry import LINE_PAGES, specs_for
 from auth import line, line_sessions, sessions
 from auth.actor import Actor
 from config import ConfigError, load_settings
@@ -41,6 +40,7 @@ from services.db import unit_of_work
 from services.errors import PermissionDenied
 from tests.factories import admin, audit_events, last_audit_seq, make_member, make_tenant
 from tests.fakes.line_server import FakeLine, FakeUser, callback_target, configured, serve
+from ui.registry import LINE_PAGES, specs_for
 
 AUTH = str(AuditCategory.AUTH)
 ORIGIN = {"origin": "http://testserver"}

@@ -23,7 +23,6 @@ from playwright.sync_api import (
 )
 from playwright.sync_api import Error as PlaywrightError
 
-from app_pages.water_map_folium import build_map, map_points
 from auth import local
 from models.enums import MemberStatus
 from services import demo, members, tenants, water_sources
@@ -32,6 +31,7 @@ from services.geo import map_assets, tile_layers
 from tests.e2e.conftest import PASSWORD, submit_login
 from tests.e2e.offline import block_internet, is_local, not_tiles
 from tests.factories import PLATFORM, admin
+from ui.water_map_folium import build_map, map_points
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, FrameLocator, Page, expect
 
-from app_pages.water_map_folium import build_map, map_points
 from auth import sessions
 from services import demo, members, tenants, water_sources
 from services.demo_data import DEMO_BRIGADE
@@ -21,6 +20,7 @@ from services.water_sources import WaterSourceFilter
 from tests.e2e.conftest import wait_for_reruns_to_settle, watch_reruns
 from tests.e2e.offline import block_internet
 from tests.factories import PLATFORM, admin, open_member_session
+from ui.water_map_folium import build_map, map_points
 from web.vendor import VENDOR_DIR
 
 pytestmark = pytest.mark.e2e

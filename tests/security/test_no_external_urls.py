@@ -18,15 +18,15 @@ import streamlit
 import streamlit_folium
 from streamlit.testing.v1 import AppTest
 
-import app_pages.common
-from app_pages.registry import MEMBER_PAGES, OPERATOR_PAGES
-from app_pages.water_map_folium import CLUSTER_ABOVE, build_map, map_points
+import ui.common
 from auth import local
 from auth.actor import RequestContext
 from services.geo import TileLayer, map_assets, tile_layers
 from tests.app_pages.conftest import APP, REQUEST, page_text, sign_in
 from tests.factories import PLATFORM, make_tenant
 from tests.water_factories import make_source, north_of_origin
+from ui.registry import MEMBER_PAGES, OPERATOR_PAGES
+from ui.water_map_folium import CLUSTER_ABOVE, build_map, map_points
 
 URL = re.compile(r"https?://[^\s\"'<>\\)]+")
 LOOPBACK = re.compile(r"https?://(127\.0\.0\.1|localhost|\[::1\])([:/]|$)")
@@ -147,8 +147,8 @@ def test_streamlits_and_the_map_components_own_pages_load_nothing_from_outside()
 
 
 def rendered(token: str | None, page: str | None, monkeypatch) -> str:
-    monkeypatch.setattr(app_pages.common, "session_token", lambda: token)
-    monkeypatch.setattr(app_pages.common, "request_context", lambda: REQUEST)
+    monkeypatch.setattr(ui.common, "session_token", lambda: token)
+    monkeypatch.setattr(ui.common, "request_context", lambda: REQUEST)
     at = AppTest.from_file(APP, default_timeout=60).run()
     if page is not None:
         at.switch_page(page).run()

@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-from app_pages.registry import MEMBER_PAGES, specs_for
 from auth import sessions
 from auth.actor import Actor
 from models import MemberCreate, MemberUpdate
@@ -41,6 +40,7 @@ from services.errors import PermissionDenied
 from services.permissions import CellChange, Grant, choices
 from tests.factories import admin, make_member, make_tenant, open_member_session, rank_id
 from tests.water_factories import make_source, source_data
+from ui.registry import MEMBER_PAGES, specs_for
 
 HOME_UNIT = "第1分団"
 OTHER_UNIT = "第2分団"

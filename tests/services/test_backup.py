@@ -13,7 +13,7 @@ import pytest
 
 from auth import sessions
 from auth.actor import Actor
-from exports import backup as fmt
+from formats import backup as fmt
 from models.enums import AuditCategory, Function, Level, MemberStatus
 from models.member import MemberUpdate
 from models.water import WaterInspectionCreate, WaterSourceUpdate

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from auth import local
 from auth.actor import Actor, RequestContext, system_actor
-from exports import csv_safe
+from formats import csv_safe
 from models.enums import AuditCategory, Function, Level
 from models.tenant import PLATFORM_TENANT_ID
 from services import audit, event_log

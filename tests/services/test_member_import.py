@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from auth import sessions
 from auth.actor import Actor
-from exports import csv_safe, member_csv
-from exports.member_csv import COLUMNS
+from formats import csv_safe, member_csv
+from formats.member_csv import COLUMNS
 from models import MemberPublic, MemberUpdate
 from models.enums import Function, Level, MemberStatus
 from services import member_import as mi

@@ -15,7 +15,7 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from exports.csv_safe import FORMULA_STARTS
+from formats.csv_safe import FORMULA_STARTS
 from models.enums import AuditCategory, Function, Level
 from models.water import WaterInspection, WaterInspectionCreate
 from services import water_import, water_sources

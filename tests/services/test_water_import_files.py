@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from exports.opendata import ColumnMapping
+from formats.opendata import ColumnMapping
 from models.enums import AuditCategory, Function, Level
 from services import water_import
 from services.errors import NotFound, PermissionDenied, ValidationError

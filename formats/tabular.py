@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from exports.csv_safe import unneutralise
+from formats.csv_safe import unneutralise
 
 MAX_FILE_BYTES = 30 * 1024 * 1024
 MAX_ROWS = 100_000

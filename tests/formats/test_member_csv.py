@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
-from exports import csv_safe, member_csv
-from exports.member_csv import COLUMNS, HEADER, ParsedTable
-from exports.tabular import CellValueError
+from formats import csv_safe, member_csv
+from formats.member_csv import COLUMNS, HEADER, ParsedTable
+from formats.tabular import CellValueError
 from models.enums import MemberStatus
 
 KEYS = tuple(column.key for column in COLUMNS)

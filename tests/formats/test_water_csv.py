@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exports import water_csv
-from exports.csv_safe import FORMULA_STARTS, Unencodable
-from exports.tabular import find_header, read_csv, to_float
+from formats import water_csv
+from formats.csv_safe import FORMULA_STARTS, Unencodable
+from formats.tabular import find_header, read_csv, to_float
 from models.water import WaterSourceBase
 
 

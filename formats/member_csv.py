@@ -9,8 +9,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exports import csv_safe, tabular
-from exports.tabular import CellError, CellValueError, Column
+from formats import csv_safe, tabular
+from formats.tabular import CellError, CellValueError, Column
 from models.enums import MemberStatus
 
 COLUMNS: tuple[Column, ...] = (

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exports.csv_safe import BOM, decode, encode, neutralise, unneutralise
+from formats.csv_safe import BOM, decode, encode, neutralise, unneutralise
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from html import escape
 
 import segno
 
-from services.timefmt import to_jst
+from core.timefmt import to_jst
 
 STYLE = """
 @page { size: A4 portrait; margin: 18mm; }

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from exports import csv_safe
+from formats import csv_safe
 
 COLUMNS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("日時(JST)", lambda e: e.occurred_jst),

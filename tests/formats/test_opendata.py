@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from exports import opendata
-from exports.opendata import ColumnMapping
-from exports.tabular import Sheet, find_header
+from formats import opendata
+from formats.opendata import ColumnMapping
+from formats.tabular import Sheet, find_header
 
 HEADER = [
     "全国地方公共団体コード",

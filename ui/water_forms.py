@@ -8,7 +8,6 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import show_error
 from services import water_rules, water_sources
 from services.catalog import (
     HYDRANT_KINDS,
@@ -19,6 +18,7 @@ from services.catalog import (
     WaterSourcePublic,
 )
 from services.errors import ServiceError
+from ui.common import show_error
 
 NOTICE = "water_notice"
 AUTO = "自動判定"

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from exports import csv_safe
-from exports.tabular import (
+from formats import csv_safe
+from formats.tabular import (
     CellError,
     CellValueError,
     Column,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from auth.actor import Actor
+from core.timefmt import to_jst
 from services import notices
-from services.timefmt import to_jst
 
 
 def show(actor: Actor | None) -> None:

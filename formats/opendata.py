@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from exports import water_csv
-from exports.tabular import (
+from formats import water_csv
+from formats.tabular import (
     HEADER_SCAN_ROWS,
     MAX_CELL_CHARS,
     Column,
@@ -27,7 +27,7 @@ from exports.tabular import (
     plain,
     records,
 )
-from exports.water_csv import ParsedRows
+from formats.water_csv import ParsedRows
 from models.enums import WATER_SOURCE_KINDS
 
 LAYOUT = "opendata"

@@ -23,8 +23,8 @@ from typing import Any
 
 import pyzipper
 
-from exports import csv_safe
-from exports.tabular import CellError, Column, TableError, find_header, read_csv, records
+from formats import csv_safe
+from formats.tabular import CellError, Column, TableError, find_header, read_csv, records
 from models.enums import Function
 
 FORMAT = "hikeshi-backup"

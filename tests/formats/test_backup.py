@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exports import backup as b
+from formats import backup as b
 from models.enums import Function
 
 CREATED = datetime(2025, 4, 1, 3, 4, 5, tzinfo=UTC)

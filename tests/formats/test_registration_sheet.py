@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import segno
 
-from exports.registration_sheet import registration_sheet_html
+from formats.registration_sheet import registration_sheet_html
 
 URL = "https://hikeshi.example.jp/auth/line/login?uid=ABCDEFGH"
 

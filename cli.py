@@ -55,16 +55,16 @@ def _read_password() -> str:
 
 
 def create_operator(login_name: str) -> None:
-    from auth.local import create_account
     from services.demo import PLATFORM
+    from services.signin.local import create_account
 
     create_account(PLATFORM, login_name=login_name, password=_read_password(), is_operator=True)
     print(f"運営者アカウント {login_name} を作成しました。")
 
 
 def set_password(login_name: str) -> None:
-    from auth.local import set_password as set_pw
     from services.demo import PLATFORM
+    from services.signin.local import set_password as set_pw
 
     set_pw(PLATFORM, login_name=login_name, password=_read_password())
     print(f"{login_name} のパスワードを再設定しました。")

@@ -17,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from auth import line, line_sessions, local, sessions
-from auth.actor import Actor, RequestContext
 from config import get_settings
+from core.actor import Actor, RequestContext
 from services import registrations
 from services.db import current_engine
+from services.signin import line, line_sessions, local, sessions
 from web.security_headers import SecurityHeaders
 from web.vendor_route import vendor_route
 

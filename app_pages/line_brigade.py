@@ -6,7 +6,7 @@ from html import escape
 
 import streamlit as st
 
-from auth import line_sessions
+from services.signin import line_sessions
 from ui.common import current_actor
 
 actor = current_actor()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from auth import line
-from auth.local import MESSAGES
+from services.signin import line
+from services.signin.local import MESSAGES
 
 st.title("火消し Hikeshi")
 st.caption("消防団の組織運営・災害対応支援")

@@ -51,7 +51,7 @@ from alembic.config import Config  # noqa: E402
 from sqlalchemy import Engine, create_engine, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from auth.actor import Actor, system_actor  # noqa: E402
+from core.actor import Actor, system_actor  # noqa: E402
 from formats import csv_safe, member_csv, water_csv  # noqa: E402
 from models import Member, MemberRole, Rank, Role  # noqa: E402
 from models.enums import MemberStatus  # noqa: E402

@@ -36,7 +36,7 @@ from alembic.config import Config  # noqa: E402
 from sqlalchemy import Engine, create_engine, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from auth.actor import system_actor  # noqa: E402
+from core.actor import system_actor  # noqa: E402
 from models import AuditEvent, Tenant  # noqa: E402
 from services.base import scoped  # noqa: E402
 from services.db import build_engine, normalise_url  # noqa: E402

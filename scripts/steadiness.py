@@ -21,8 +21,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Stops at its deadline or as soon as this script is gone, whichever comes first.
 BURNER = (
-    "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
+    "import os, time\n"
+    "parent, end = os.getppid(), time.monotonic() + {seconds}\n"
+    "while time.monotonic() < end and os.getppid() == parent:\n"
+    "    pass\n"
 )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from auth.actor import Actor
+from core.actor import Actor
 from models import AuditChainHead, AuditEvent
 from models.base import utcnow
 from models.enums import AuditCategory

@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, insert, text
 from sqlmodel import Session, select
 
-from auth.actor import system_actor
 from config import MIN_LOG_RETENTION_DAYS, ConfigError, get_settings
+from core.actor import system_actor
 from models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditPurgeGuard
 from models.base import utcnow
 from models.enums import AuditCategory

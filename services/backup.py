@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, update
 from sqlmodel import select
 
-from auth.actor import Actor
 from config import ROOT
+from core.actor import Actor
 from core.timefmt import JST, to_jst
 from formats import backup as fmt
 from formats import member_csv, water_csv

@@ -13,7 +13,7 @@ from sqlalchemy import false
 from sqlmodel import Session
 from sqlmodel.sql.expression import Select, SelectOfScalar
 
-from auth.actor import Actor
+from core.actor import Actor
 from models.enums import AuditCategory, Function, Level
 from services import audit
 from services.crypto import TenantCipher

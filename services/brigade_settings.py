@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import select
 
-from auth.actor import Actor
+from core.actor import Actor
 from models.base import utcnow
 from models.enums import Function, Level
 from models.water import BrigadeSettings, WaterSource

@@ -14,7 +14,7 @@ from datetime import date
 
 from sqlmodel import select
 
-from auth.actor import Actor
+from core.actor import Actor
 from core.timefmt import to_jst
 from models import AuditEvent, Member, MemberLine, Rank, WaterSource
 from models.enums import (

@@ -6,13 +6,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 
-from auth import local
-from auth.actor import Actor, system_actor
+from core.actor import Actor, system_actor
 from models import MemberCreate
 from models.water import WaterSourceBase
 from services import demo_data, members, tenants, water_sources
 from services import roles as roles_service
 from services.errors import NotFound
+from services.signin import local
 
 ADMIN_LOGIN = "demo-admin"
 PLATFORM = Actor(kind="system", display_name="seed", label="seed-demo")

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, func, or_, text, tuple_
 from sqlmodel import Session, select
 
-from auth.actor import Actor
+from core.actor import Actor
 from core.timefmt import JST, to_jst
 from formats import event_log_csv
 from models import AuditEvent, Member

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from auth.actor import Actor
+from core.actor import Actor
 from services.event_log import record_external_call
 
 

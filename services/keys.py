@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, delete, or_, text
 from sqlmodel import Session, col, select
 
-from auth.actor import Actor
 from config import get_settings
+from core.actor import Actor
 from models import AuditEvent, Member, Tenant, TenantKey
 from models.enums import AuditCategory
 from models.member import PERSONAL_MEMBER_FIELDS

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, delete, insert, update
 from sqlmodel import select
 
-from auth.actor import Actor
+from core.actor import Actor
 from formats import member_csv
 from formats.member_csv import COLUMNS, HEADERS
 from formats.tabular import CellError, CellValueError, plain, to_date

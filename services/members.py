@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import select
 
-from auth.actor import Actor
+from core.actor import Actor
 from models import (
     Member,
     MemberCreate,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_
 from sqlmodel import col, select
 
-from auth.actor import Actor
+from core.actor import Actor
 from models.base import utcnow
 from models.notice import MaintenanceNotice
 from models.tenant import PLATFORM_TENANT_ID

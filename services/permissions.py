@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, or_
 from sqlmodel import Session, select
 
-from auth.actor import Actor
+from core.actor import Actor
 from models import Member, MemberRole, Permission, Rank, Role
 from models.enums import RANK_NAMES, Function, Level, MemberStatus, SubjectType
 from services.base import Tx, record_denial, scoped, transaction
@@ -132,7 +132,7 @@ assert all(
 
 
 # ---------------------------------------------------------------------------
-# Resolution (used by auth.sessions on every run, and by the services below)
+# Resolution (used by services.signin.sessions on every run, and by the services below)
 
 
 def seed_ranks(session: Session, tenant_id: uuid.UUID) -> dict[str, Rank]:

@@ -23,9 +23,8 @@ from sqlalchemy import update
 from sqlmodel import Session as DbSession
 from sqlmodel import select
 
-from auth import line_sessions
-from auth.actor import Actor
 from config import get_settings
+from core.actor import Actor
 from models import LinePendingLogin, LineRegistration, Member, MemberLine, Rank, Session, Tenant
 from models.base import utcnow
 from models.enums import AuditCategory, Function, Level, MemberStatus, TenantStatus
@@ -34,6 +33,7 @@ from services.base import Tx, record_denial, scoped, transaction
 from services.crypto import TenantCipher
 from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, PermissionDenied, ValidationError
+from services.signin import line_sessions
 
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed from paper
 CODE_LENGTH = 12

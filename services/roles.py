@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete
 from sqlmodel import select
 
-from auth.actor import Actor
+from core.actor import Actor
 from models import Member, MemberRole, Permission, Rank, Role
 from models.base import utcnow
 from models.enums import RANK_NAMES, Function, Level

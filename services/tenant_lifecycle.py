@@ -18,7 +18,7 @@ import jpholiday
 from sqlalchemy import Table, delete, func, select, update
 from sqlmodel import SQLModel
 
-from auth.actor import Actor
+from core.actor import Actor
 from models import Session as UserSession
 from models import Tenant
 from models.base import utcnow

@@ -8,8 +8,7 @@ from datetime import date, datetime
 
 from sqlmodel import select
 
-from auth.actor import Actor, system_actor
-from auth.local import create_account, login_name_available, login_name_problems
+from core.actor import Actor, system_actor
 from models import MemberCreate, Tenant
 from models.enums import AuditCategory, TenantStatus
 from models.tenant import PLATFORM_TENANT_ID
@@ -18,6 +17,7 @@ from services.crypto import create_tenant_keys
 from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, PermissionDenied, ValidationError
 from services.permissions import seed_ranks
+from services.signin.local import create_account, login_name_available, login_name_problems
 from services.tenant_lifecycle import deletion_due
 from services.validation import clean
 

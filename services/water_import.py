@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from auth.actor import Actor
+from core.actor import Actor
 from formats import opendata, tabular, water_csv
 from formats.csv_safe import Unencodable
 from formats.opendata import MAPPING_TARGETS, ColumnMapping

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import select
 
-from auth.actor import Actor
+from core.actor import Actor
 from core.timefmt import today_jst
 from formats import water_csv
 from models import Member

@@ -9,12 +9,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session as DbSession
 from sqlmodel import select
 
-from auth.actor import Actor, RequestContext, system_actor
-from auth.sessions import Principal, open_session
+from core.actor import Actor, RequestContext, system_actor
 from models import AuditEvent, MemberCreate
 from models.enums import Function, Level
 from services import members, tenants
 from services.db import set_tenant, unit_of_work
+from services.signin.sessions import Principal, open_session
 
 _counter = itertools.count(1)
 PLATFORM = Actor(kind="system", display_name="test-platform", label="test-platform")

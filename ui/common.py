@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from auth import sessions
-from auth.actor import Actor, RequestContext
+from core.actor import Actor, RequestContext
 from services.errors import ServiceError, ValidationError
+from services.signin import sessions
 
 ACTOR_KEY = "_hikeshi_actor"
 

@@ -10,7 +10,7 @@ from typing import TypeVar
 import pandas as pd
 import streamlit as st
 
-from auth.actor import Actor
+from core.actor import Actor
 from services.catalog import (
     ENCODING_LABELS,
     Function,

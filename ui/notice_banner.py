@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from auth.actor import Actor
+from core.actor import Actor
 from core.timefmt import to_jst
 from services import notices
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from auth.actor import Actor
+from core.actor import Actor
 from services.catalog import Function, Level
 
 

@@ -20,9 +20,9 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Dataframe
 
 import ui.common
-from auth import local, sessions
-from auth.actor import RequestContext
+from core.actor import RequestContext
 from models import MemberPublic
+from services.signin import local, sessions
 from tests.factories import PLATFORM, make_member, rank_id
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")

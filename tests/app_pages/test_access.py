@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from auth import sessions
-from auth.local import MESSAGES
 from services import members
+from services.signin import sessions
+from services.signin.local import MESSAGES
 from tests.app_pages.conftest import nav_registers, page_text, sign_in
 from tests.factories import admin, make_member, make_tenant
 from ui.registry import specs_for

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from auth import local
 from services import tenant_lifecycle, tenants
+from services.signin import local
 from tests.app_pages.conftest import PASSWORD, nav_registers, sign_in
 from tests.factories import PLATFORM, make_tenant
 

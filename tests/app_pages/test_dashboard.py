@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from auth import sessions
 from models.enums import Function, Level
 from services import dashboard, members, permissions
 from services.errors import PermissionDenied
 from services.permissions import CellChange, Grant
+from services.signin import sessions
 from tests.app_pages.conftest import nav_registers, page_text, sign_in
 from tests.factories import actor_with, admin, make_member, make_tenant, rank_id
 from tests.water_factories import make_source

@@ -9,7 +9,7 @@ import uuid
 from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
-from auth.actor import system_actor
+from core.actor import system_actor
 from models import Permission
 from models.enums import AuditCategory, Function, Level
 from services import event_log, permissions

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from auth import line, line_sessions, sessions
 from services import members, registrations
+from services.signin import line, line_sessions, sessions
 from tests.app_pages.conftest import nav_registers, page_text, sign_in
 from tests.factories import admin, make_member, make_tenant, request_context
 from tests.fakes.line_server import configured, new_sub

@@ -10,12 +10,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import ui.common
-from auth import sessions
 from models import MemberUpdate
 from models.enums import AuditCategory, Function, Level, SubjectType
 from services import members, permissions, roles
 from services.errors import PermissionDenied
 from services.permissions import CellChange, Grant, choices
+from services.signin import sessions
 from tests.app_pages.conftest import nav_registers, page_text, sign_in
 from tests.factories import admin, audit_events, last_audit_seq, make_member, make_tenant, rank_id
 from tests.services.test_authorization_matrix import expected_pages

@@ -7,13 +7,13 @@ import uuid
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from auth import sessions
 from models import MemberLine
 from models.enums import AuditCategory, Function, Level, MemberStatus
 from services import members, permissions
 from services.db import unit_of_work
 from services.errors import PermissionDenied
 from services.permissions import CellChange, Grant
+from services.signin import sessions
 from tests.app_pages.conftest import page_text, sign_in
 from tests.factories import admin, audit_events, last_audit_seq, make_member, make_tenant, rank_id
 

@@ -17,8 +17,8 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 from sqlalchemy import Engine
 
-from auth import local
 from models import MemberPublic
+from services.signin import local
 from tests.factories import PLATFORM, make_member, make_tenant, rank_id
 
 ROOT = Path(__file__).resolve().parents[2]

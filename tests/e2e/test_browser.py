@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from auth.local import MESSAGES
+from services.signin.local import MESSAGES
 from tests.e2e.conftest import Brigade, submit_login
 
 pytestmark = pytest.mark.e2e

@@ -14,8 +14,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import Engine
 
-from auth import line, sessions
 from services import members, registrations
+from services.signin import line, sessions
 from tests.e2e.conftest import ROOT, _free_port, _wait_until_healthy
 from tests.factories import admin, make_member, make_tenant
 from tests.fakes.line_server import FakeLine, FakeUser, configured, serve

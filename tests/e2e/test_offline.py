@@ -23,11 +23,11 @@ from playwright.sync_api import (
 )
 from playwright.sync_api import Error as PlaywrightError
 
-from auth import local
 from models.enums import MemberStatus
 from services import demo, members, tenants, water_sources
 from services.demo_data import DEMO_BRIGADE
 from services.geo import map_assets, tile_layers
+from services.signin import local
 from tests.e2e.conftest import PASSWORD, submit_login
 from tests.e2e.offline import block_internet, is_local, not_tiles
 from tests.factories import PLATFORM, admin

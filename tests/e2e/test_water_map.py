@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, FrameLocator, Page, expect
 
-from auth import sessions
 from services import demo, members, tenants, water_sources
 from services.demo_data import DEMO_BRIGADE
 from services.geo import map_assets
+from services.signin import sessions
 from services.water_sources import WaterSourceFilter
 from tests.e2e.conftest import wait_for_reruns_to_settle, watch_reruns
 from tests.e2e.offline import block_internet

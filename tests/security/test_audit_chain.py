@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, select
 
 import config
-from auth.actor import RequestContext
+from core.actor import RequestContext
 from models import AuditChainHead, AuditCheckpoint, AuditEvent
 from models.base import utcnow
 from models.enums import AuditCategory

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlmodel import select
 
-from auth.actor import Actor
+from core.actor import Actor
 from models import AuditChainHead, MemberCreate, MemberPublic, MemberUpdate, WaterSource
 from models.enums import Function, Level, MemberStatus
 from models.water import WaterSourceBase

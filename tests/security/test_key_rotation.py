@@ -18,7 +18,7 @@ from sqlmodel import Session as DbSession
 from sqlmodel import select
 
 import config
-from auth.actor import system_actor
+from core.actor import system_actor
 from models import Member, MemberPublic, MemberUpdate, Tenant, TenantKey
 from models.enums import AuditCategory, Function, Level
 from models.member import PERSONAL_MEMBER_FIELDS

@@ -19,9 +19,9 @@ import streamlit_folium
 from streamlit.testing.v1 import AppTest
 
 import ui.common
-from auth import local
-from auth.actor import RequestContext
+from core.actor import RequestContext
 from services.geo import TileLayer, map_assets, tile_layers
+from services.signin import local
 from tests.app_pages.conftest import APP, REQUEST, page_text, sign_in
 from tests.factories import PLATFORM, make_tenant
 from tests.water_factories import make_source, north_of_origin

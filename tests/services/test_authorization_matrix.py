@@ -2,7 +2,7 @@
 
 ACCESS lists, for every function, representative service calls and the level each needs. Every
 case sets one subject's row of the real matrix (a rank, or a role held by a 団員 whose rank row
-is empty) to exactly one grant, resolves a real member session through auth.sessions, and expects
+is empty) to exactly one grant, resolves a real member session through services.signin.sessions, and expects
 each call of that function to be allowed or denied accordingly, and the page list to follow the
 same rule. A grant narrowed to the own 所属 is tried on a member inside and one outside it.
 
@@ -22,8 +22,7 @@ from typing import Any
 
 import pytest
 
-from auth import sessions
-from auth.actor import Actor
+from core.actor import Actor
 from models import MemberCreate, MemberUpdate
 from models.enums import RANK_NAMES, Function, Level, SubjectType
 from models.water import WaterInspectionCreate
@@ -38,6 +37,7 @@ from services import (
 )
 from services.errors import PermissionDenied
 from services.permissions import CellChange, Grant, choices
+from services.signin import sessions
 from tests.factories import admin, make_member, make_tenant, open_member_session, rank_id
 from tests.water_factories import make_source, source_data
 from ui.registry import MEMBER_PAGES, specs_for

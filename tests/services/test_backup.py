@@ -11,8 +11,7 @@ from datetime import date
 
 import pytest
 
-from auth import sessions
-from auth.actor import Actor
+from core.actor import Actor
 from formats import backup as fmt
 from models.enums import AuditCategory, Function, Level, MemberStatus
 from models.member import MemberUpdate
@@ -21,6 +20,7 @@ from services import backup, members, permissions, roles, water_sources
 from services.errors import PermissionDenied, ValidationError
 from services.imports import RowStatus
 from services.permissions import CellChange, Grant
+from services.signin import sessions
 from tests.factories import (
     actor_with,
     admin,

@@ -14,8 +14,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from auth import local
-from auth.actor import Actor, RequestContext, system_actor
+from core.actor import Actor, RequestContext, system_actor
 from formats import csv_safe
 from models.enums import AuditCategory, Function, Level
 from models.tenant import PLATFORM_TENANT_ID
@@ -23,6 +22,7 @@ from services import audit, event_log
 from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, PermissionDenied, ValidationError
 from services.event_log import Cursor, EventFilter
+from services.signin import local
 from tests.factories import (
     PLATFORM,
     actor_with,

@@ -15,8 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auth import sessions
-from auth.actor import Actor
+from core.actor import Actor
 from formats import csv_safe, member_csv
 from formats.member_csv import COLUMNS
 from models import MemberPublic, MemberUpdate
@@ -29,6 +28,7 @@ from services.db import unit_of_work
 from services.errors import PermissionDenied, ValidationError
 from services.imports import FieldChange, ImportPreview, MissingRows, RowStatus
 from services.permissions import ADMIN_REQUIRED, CellChange, Grant
+from services.signin import sessions
 from tests.factories import (
     actor_with,
     admin,

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from auth import sessions
-from auth.actor import Actor
+from core.actor import Actor
 from models import AuditEvent, MemberLine, MemberPublic, MemberUpdate
 from models.enums import AuditCategory, Function, Level, MemberStatus
 from services import members, permissions, roles
@@ -23,6 +22,7 @@ from services.db import unit_of_work
 from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from services.members import MemberFilter
 from services.permissions import CellChange, Grant
+from services.signin import sessions
 from tests.factories import (
     actor_with,
     admin,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from auth.actor import Actor
+from core.actor import Actor
 from models.tenant import PLATFORM_TENANT_ID
 from services import notices
 from services.errors import NotFound, PermissionDenied, ValidationError

@@ -9,8 +9,7 @@ import uuid
 import pytest
 from sqlmodel import select
 
-from auth import sessions
-from auth.actor import Actor
+from core.actor import Actor
 from models import Permission
 from models.enums import AuditCategory, Function, Level, SubjectType
 from services import members, permissions, roles
@@ -24,6 +23,7 @@ from services.permissions import (
     Grant,
     choices,
 )
+from services.signin import sessions
 from tests.factories import (
     actor_with,
     admin,

@@ -12,8 +12,7 @@ import pytest
 from sqlmodel import Session as DbSession
 from sqlmodel import select
 
-from auth import line_sessions, sessions
-from auth.actor import Actor
+from core.actor import Actor
 from models import (
     PLATFORM_TENANT_ID,
     LinePendingLogin,
@@ -29,6 +28,7 @@ from services.crypto import TenantCipher
 from services.db import unit_of_work
 from services.errors import NotFound, PermissionDenied, ValidationError
 from services.registrations import IssuedRegistration
+from services.signin import line_sessions, sessions
 from tests.factories import (
     actor_with,
     admin,

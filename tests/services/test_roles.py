@@ -10,14 +10,14 @@ from collections.abc import Callable
 import pytest
 from sqlmodel import select
 
-from auth import sessions
-from auth.actor import Actor
+from core.actor import Actor
 from models import MemberUpdate, Permission
 from models.enums import AuditCategory, Function, Level
 from services import members, permissions, roles
 from services.db import unit_of_work
 from services.errors import NotFound, PermissionDenied, ValidationError
 from services.permissions import CellChange, Grant
+from services.signin import sessions
 from tests.factories import (
     actor_with,
     admin,

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 import cli
-from auth import local
-from auth.actor import Actor
+from core.actor import Actor
 from models import TenantKey
 from models.tenant import PLATFORM_TENANT_ID
 from models.water import WaterInspectionCreate
@@ -22,6 +21,7 @@ from services import tenant_lifecycle as lifecycle
 from services import water_sources
 from services.db import unit_of_work
 from services.errors import PermissionDenied, ValidationError
+from services.signin import local
 from tests.factories import (
     PLATFORM,
     admin,

@@ -32,16 +32,16 @@ from sqlalchemy import delete, or_
 from sqlmodel import Session as DbSession
 from sqlmodel import select
 
-from auth.actor import Actor, RequestContext, system_actor
-from auth.line_sessions import LineLoginResult, complete_login
-from auth.sessions import token_hash
 from config import get_settings
+from core.actor import Actor, RequestContext, system_actor
 from models import LineAuthRequest, LinePendingLogin, Session
 from models.base import utcnow
 from models.enums import AuditCategory
 from services import audit
 from services.db import unit_of_work
 from services.external_http import LoggedTransport
+from services.signin.line_sessions import LineLoginResult, complete_login
+from services.signin.sessions import token_hash
 
 ISSUER = "https://access.line.me"
 ALGORITHMS = ("HS256", "ES256")

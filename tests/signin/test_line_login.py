@@ -27,9 +27,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 import server
-from auth import line, line_sessions, sessions
-from auth.actor import Actor
 from config import ConfigError, load_settings
+from core.actor import Actor
 from models import PLATFORM_TENANT_ID, AuditEvent, LineAuthRequest, LinePendingLogin, MemberLine
 from models import Session as UserSession
 from models.base import utcnow
@@ -38,6 +37,7 @@ from services import members, registrations
 from services.crypto import TenantCipher
 from services.db import unit_of_work
 from services.errors import PermissionDenied
+from services.signin import line, line_sessions, sessions
 from tests.factories import admin, audit_events, last_audit_seq, make_member, make_tenant
 from tests.fakes.line_server import FakeLine, FakeUser, callback_target, configured, serve
 from ui.registry import LINE_PAGES, specs_for

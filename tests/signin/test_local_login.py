@@ -11,9 +11,8 @@ import pytest
 from sqlmodel import Session as DbSession
 from sqlmodel import select
 
-from auth import local, passwords, sessions
-from auth.actor import RequestContext
 from config import get_settings, load_settings
+from core.actor import RequestContext
 from models import PLATFORM_TENANT_ID, AuditEvent, LocalAccount, MemberPublic
 from models.base import utcnow
 from models.enums import Function, Level
@@ -21,6 +20,7 @@ from services import members, roles
 from services.db import set_tenant
 from services.errors import PermissionDenied, ValidationError
 from services.permissions import DEFAULT_RANK_MATRIX, DEFAULT_ROLE_MATRIX
+from services.signin import local, passwords, sessions
 from tests.factories import (
     PLATFORM,
     actor_with,

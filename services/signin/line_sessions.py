@@ -22,15 +22,15 @@ from sqlalchemy import delete, update
 from sqlmodel import Session as DbSession
 from sqlmodel import select
 
-from auth.actor import Actor, RequestContext
-from auth.sessions import Principal, line_actor, open_session, token_hash
 from config import get_settings
+from core.actor import Actor, RequestContext
 from models import LinePendingLogin, LineRegistration, Member, MemberLine, Session, Tenant
 from models.base import utcnow
 from models.enums import AuditCategory, MemberStatus, TenantStatus
 from services import audit
 from services.crypto import DecryptionError, TenantCipher
 from services.db import set_tenant, unit_of_work
+from services.signin.sessions import Principal, line_actor, open_session, token_hash
 
 SUB_FIELD = "member_line.sub"
 PENDING_FORMAT = "p1"
@@ -39,7 +39,7 @@ PENDING_FORMAT = "p1"
 @dataclass(frozen=True)
 class LineLoginResult:
     token: str | None = None
-    error: str | None = None  # a key of auth.line.MESSAGES
+    error: str | None = None  # a key of services.signin.line.MESSAGES
 
 
 @dataclass(frozen=True)

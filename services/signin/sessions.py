@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from sqlmodel import Session as DbSession
 from sqlmodel import select
 
-from auth.actor import Actor, RequestContext
 from config import get_settings
+from core.actor import Actor, RequestContext
 from models import LinePendingLogin, LocalAccount, Member, MemberRole, Rank, Role, Session, Tenant
 from models.base import utcnow
 from models.enums import AuditCategory, MemberStatus, TenantStatus

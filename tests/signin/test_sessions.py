@@ -13,12 +13,12 @@ from sqlalchemy import text
 from sqlmodel import Session as DbSession
 from sqlmodel import select
 
-from auth import local, sessions
-from auth.actor import RequestContext
 from config import get_settings
+from core.actor import RequestContext
 from models import PLATFORM_TENANT_ID, AuditEvent, MemberPublic
 from models import Session as UserSession
 from models.base import utcnow
+from services.signin import local, sessions
 from tests.factories import (
     PLATFORM,
     audit_events,

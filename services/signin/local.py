@@ -9,10 +9,8 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import select
 
-from auth.actor import Actor, RequestContext
-from auth.passwords import hash_password, needs_rehash, password_problem, verify_password
-from auth.sessions import Principal, open_session
 from config import get_settings
+from core.actor import Actor, RequestContext
 from models import LocalAccount, Member, Session, Tenant
 from models.base import utcnow
 from models.enums import AuditCategory, MemberStatus, TenantStatus
@@ -20,6 +18,8 @@ from models.tenant import PLATFORM_TENANT_ID
 from services import audit
 from services.db import set_tenant, unit_of_work
 from services.errors import PermissionDenied, ValidationError
+from services.signin.passwords import hash_password, needs_rehash, password_problem, verify_password
+from services.signin.sessions import Principal, open_session
 
 MESSAGES = {
     "invalid": "ログイン名またはパスワードが正しくありません。",

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 from sqlalchemy import Engine
 
 from models import MemberPublic
@@ -162,6 +163,50 @@ def brigade(engine: Engine) -> Brigade:
         member_login=_account(tenant, member),
         members=(chief, member, *others),
     )
+
+
+MAP_FRAME = 'iframe[title="streamlit_folium.st_folium"]'
+MAP_WAIT_SECONDS = 60
+FRAME_GONE = ("detached", "destroyed", "closed")
+
+
+def _in_map_frames(page: Page, expression: str, *, single: bool) -> list[object]:
+    """What `expression` gives in each map frame now on the page. A rerun replaces the map's
+    iframe, and for a moment the old and the new one are both there (single: then none counts)."""
+    handles = page.locator(MAP_FRAME).element_handles()
+    if single and len(handles) != 1:
+        return []
+    values = []
+    for handle in handles:
+        frame = handle.content_frame()
+        try:
+            if frame is not None:
+                values.append(frame.evaluate(expression))
+        except PlaywrightError as error:
+            if not any(word in str(error) for word in FRAME_GONE):
+                raise
+    return values
+
+
+def wait_in_map(page: Page, condition: str) -> None:
+    """Wait until `condition` holds in the map's iframe (either one while a rerun swaps it)."""
+    guarded = f"() => {{ try {{ return {condition}; }} catch (e) {{ return false; }} }}"
+    deadline = time.monotonic() + MAP_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if any(_in_map_frames(page, guarded, single=False)):
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the map never satisfied {condition}")
+
+
+def map_value(page: Page, expression: str) -> object:
+    """`expression` evaluated in the map's iframe once the page shows exactly one."""
+    deadline = time.monotonic() + MAP_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if values := _in_map_frames(page, expression, single=True):
+            return values[0]
+        page.wait_for_timeout(250)
+    raise AssertionError(f"no single map frame to evaluate {expression}")
 
 
 WATCH_RERUNS = """() => {

@@ -21,21 +21,19 @@ from playwright.sync_api import (
     Response,
     expect,
 )
-from playwright.sync_api import Error as PlaywrightError
 
 from models.enums import MemberStatus
 from services import demo, members, tenants, water_sources
 from services.demo_data import DEMO_BRIGADE
 from services.geo import map_assets, tile_layers
 from services.signin import local
-from tests.e2e.conftest import PASSWORD, submit_login
+from tests.e2e.conftest import MAP_FRAME, PASSWORD, submit_login, wait_in_map
 from tests.e2e.offline import block_internet, is_local, not_tiles
 from tests.factories import PLATFORM, admin
 from ui.water_map_folium import build_map, map_points
 
 pytestmark = pytest.mark.e2e
 
-MAP_FRAME = 'iframe[title="streamlit_folium.st_folium"]'
 TIMEOUT = 60_000
 REPORT_CSP_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", (e) => {
@@ -114,25 +112,6 @@ def offline(browser: Browser) -> Iterator[tuple[BrowserContext, Observed]]:
 
 def sidebar(page: Page):
     return page.get_by_test_id("stSidebar")
-
-
-def wait_in_map(page: Page, condition: str) -> None:
-    """Wait until `condition` holds in the map's iframe. A rerun replaces the iframe, and for a
-    moment the old one and the new one are both in the page."""
-    deadline = time.monotonic() + TIMEOUT / 1000
-    while time.monotonic() < deadline:
-        for handle in page.locator(MAP_FRAME).element_handles():
-            frame = handle.content_frame()
-            try:
-                if frame is not None and frame.evaluate(
-                    f"() => {{ try {{ return {condition}; }} catch (e) {{ return false; }} }}"
-                ):
-                    return
-            except PlaywrightError as error:
-                if "detached" not in str(error) and "destroyed" not in str(error):
-                    raise
-        page.wait_for_timeout(250)
-    raise AssertionError(f"the map never satisfied {condition}")
 
 
 def settled_marker_count(page: Page) -> int:

@@ -17,7 +17,13 @@ from services.demo_data import DEMO_BRIGADE
 from services.geo import map_assets
 from services.signin import sessions
 from services.water_sources import WaterSourceFilter
-from tests.e2e.conftest import wait_for_reruns_to_settle, watch_reruns
+from tests.e2e.conftest import (
+    MAP_FRAME,
+    map_value,
+    wait_for_reruns_to_settle,
+    wait_in_map,
+    watch_reruns,
+)
 from tests.e2e.offline import block_internet
 from tests.factories import PLATFORM, admin, open_member_session
 from ui.water_map_folium import build_map, map_points
@@ -25,7 +31,6 @@ from web.vendor import VENDOR_DIR
 
 pytestmark = pytest.mark.e2e
 
-MAP_FRAME = 'iframe[title="streamlit_folium.st_folium"]'
 TIMEOUT = 60_000
 
 # The first marker (in document order) whose centre is not covered by another marker.
@@ -89,10 +94,6 @@ def open_water_map(page: Page, base_url: str) -> FrameLocator:
     return frame
 
 
-def frame_of(page: Page):
-    return page.locator(MAP_FRAME).element_handle(timeout=TIMEOUT).content_frame()
-
-
 def test_demo_markers_are_drawn_and_a_click_opens_the_panel(context, base_url, demo_brigade):
     tenant, _ = demo_brigade
     placed = [s for s in water_sources.list_water_sources(admin(tenant)) if s.latitude is not None]
@@ -108,7 +109,7 @@ def test_demo_markers_are_drawn_and_a_click_opens_the_panel(context, base_url, d
     assert tile_requests, "the GSI tiles were requested (and failed, as offline)"
     expect(frame.locator(".leaflet-control-attribution")).to_contain_text("地理院タイル")
 
-    code = frame_of(page).evaluate(TOPMOST_MARKER)
+    code = map_value(page, TOPMOST_MARKER)
     assert code is not None
     source = next(s for s in placed if s.code == code)
     frame.locator(f'[data-code="{code}"]').click()
@@ -124,7 +125,7 @@ def test_demo_markers_are_drawn_and_a_click_opens_the_panel(context, base_url, d
 def test_a_click_on_an_empty_spot_offers_nearest_sources_and_add_here(context, base_url):
     page = context.new_page()
     frame = open_water_map(page, base_url)
-    spot = frame_of(page).evaluate(EMPTY_SPOT)
+    spot = map_value(page, EMPTY_SPOT)
     assert spot is not None
     frame.locator(".leaflet-container").click(position=spot)
 
@@ -146,21 +147,21 @@ def test_the_viewport_survives_a_filter_change(context, base_url, demo_brigade):
     ]
     page = context.new_page()
     frame = open_water_map(page, base_url)
-    zoom = frame_of(page).evaluate("window.map.getZoom()")
+    zoom = map_value(page, "window.map.getZoom()")
     watch_reruns(page)
     for _ in range(2):  # one step at a time: Leaflet ignores a zoom asked for mid-animation
         zoom += 1
         frame.locator(".leaflet-control-zoom-in").click()
-        frame_of(page).wait_for_function(f"window.map.getZoom() === {zoom}", timeout=TIMEOUT)
+        wait_in_map(page, f"window.map.getZoom() === {zoom}")
     wait_for_reruns_to_settle(page)  # the component reports the view after 250 ms
 
     page.get_by_text("点検期限切れのみ", exact=True).click()
 
     frame = map_frame(page)
     expect(frame.locator(".hk-ws")).to_have_count(len(overdue), timeout=TIMEOUT)
-    frame_of(page).wait_for_function(f"window.map.getZoom() === {zoom}", timeout=10_000)
+    wait_in_map(page, f"window.map.getZoom() === {zoom}")
     page.wait_for_timeout(3000)  # and it stays there: no ping-pong between map and reruns
-    assert frame_of(page).evaluate("window.map.getZoom()") == zoom
+    assert map_value(page, "window.map.getZoom()") == zoom
 
 
 def test_a_memo_is_shown_as_text_never_as_html(browser: Browser, tmp_path: Path):

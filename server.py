@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from config import get_settings
-from core.actor import Actor, RequestContext
+from core.actor import Actor, ActorKind, RequestContext
 from services import registrations
 from services.db import current_engine
 from services.signin import line, line_sessions, local, sessions
@@ -123,7 +123,7 @@ def line_callback(request: Request) -> Response:
 
 async def line_register(request: Request) -> Response:
     """The code-entry form of a LINE login bound to no member yet."""
-    actor = await run_in_threadpool(_line_actor, request, "line_register")
+    actor = await run_in_threadpool(_line_actor, request, ActorKind.LINE_REGISTER)
     if actor is None:
         return PlainTextResponse("不正なリクエストです。", status_code=403)
     form = await request.form()
@@ -142,7 +142,7 @@ async def line_register(request: Request) -> Response:
 
 async def line_brigade(request: Request) -> Response:
     """A LINE account linked in several brigades picks one."""
-    actor = await run_in_threadpool(_line_actor, request, "line_choose")
+    actor = await run_in_threadpool(_line_actor, request, ActorKind.LINE_CHOOSE)
     if actor is None:
         return PlainTextResponse("不正なリクエストです。", status_code=403)
     form = await request.form()
@@ -154,7 +154,7 @@ async def line_brigade(request: Request) -> Response:
     return _signed_in(result.token, f"/?line_error={result.error}")
 
 
-def _line_actor(request: Request, kind: str) -> Actor | None:
+def _line_actor(request: Request, kind: ActorKind) -> Actor | None:
     if not same_origin(request):
         return None
     actor = sessions.resolve(request.cookies.get(sessions.COOKIE_NAME), request_context(request))

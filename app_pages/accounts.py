@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.access import Need, allows
 from core.timefmt import to_jst
 from formats.registration_sheet import registration_sheet_html
 from services import members, registrations
@@ -94,7 +95,7 @@ st.dataframe(
     width="stretch",
 )
 
-if not accounts or not actor.can(Function.MEMBER_ACCOUNTS, Level.EDIT):
+if not accounts or not allows(actor, Need(Function.MEMBER_ACCOUNTS, Level.EDIT)):
     st.stop()
 
 st.subheader("操作")

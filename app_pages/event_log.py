@@ -13,6 +13,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
+from core.access import Need, allows
 from services import event_log
 from services.catalog import AuditCategory, Function, Level
 from services.errors import ServiceError
@@ -23,7 +24,7 @@ ALL = "すべて"
 CUSTOM = "期間を指定"
 
 actor = current_actor()
-is_admin = actor.can(Function.EVENT_LOGS, Level.ADMIN)
+is_admin = allows(actor, Need(Function.EVENT_LOGS, Level.ADMIN))
 state = st.session_state
 
 st.title("イベントログ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.access import Need, allows
 from core.timefmt import to_jst
 from services import members, notices
 from services.catalog import FUNCTION_LABELS, Function, Level
@@ -18,8 +19,8 @@ cols[0].metric("階級", actor.rank_name or "—")
 cols[1].metric("役職", "・".join(actor.role_names) or "—")
 
 st.subheader("付与されている権限")
-labels = {f: actor.level(f).label for f in Function if actor.can(f, Level.VIEW)}
-if Function.ROSTER in labels and not actor.can(Function.ROSTER, Level.EDIT):
+labels = {f: actor.level(f).label for f in Function if allows(actor, Need(f, Level.VIEW))}
+if Function.ROSTER in labels and not allows(actor, Need(Function.ROSTER, Level.EDIT)):
     if unit := members.edit_scope(actor).unit:
         labels[Function.ROSTER] = f"編集（自所属: {unit}）"
 rows = [{"機能": FUNCTION_LABELS[f], "権限": label} for f, label in labels.items()]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
+from core.access import Need, allows
 from services import permissions, roles
 from services.catalog import Function, Level, MemberStatus
 from services.errors import ServiceError
@@ -19,8 +20,8 @@ SUBJECT = "対象"
 HOLDERS = "在籍人数"
 
 actor = current_actor()
-can_edit = actor.can(Function.PERMISSIONS, Level.EDIT)
-is_admin = actor.can(Function.PERMISSIONS, Level.ADMIN)
+can_edit = allows(actor, Need(Function.PERMISSIONS, Level.EDIT))
+is_admin = allows(actor, Need(Function.PERMISSIONS, Level.ADMIN))
 
 st.title("役職・権限")
 st.caption(

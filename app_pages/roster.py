@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
+from core.access import Need, allows
 from services import members
 from services.catalog import Function, Level, MemberCreate, MemberStatus, MemberUpdate
 from services.errors import ServiceError
@@ -36,7 +37,7 @@ rank_by_name = {r.name: r.id for r in ranks}
 role_by_name = {r.name: r.id for r in roles}
 status_by_label = {s.label: s.value for s in MemberStatus}
 can_edit = scope.allows_editing
-can_manage_accounts = actor.can(Function.MEMBER_ACCOUNTS, Level.EDIT)
+can_manage_accounts = allows(actor, Need(Function.MEMBER_ACCOUNTS, Level.EDIT))
 
 st.title("団員名簿")
 

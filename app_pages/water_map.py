@@ -7,6 +7,7 @@ import folium
 import streamlit as st
 from streamlit_folium import st_folium
 
+from core.access import Need, allows
 from services import brigade_settings, geo, water_sources
 from services.catalog import (
     WATER_SOURCE_KINDS,
@@ -35,9 +36,9 @@ MAP_EVENTS = [
 ]
 
 actor = current_actor()
-can_edit = actor.can(Function.WATER_SOURCES, Level.EDIT)
-can_inspect = actor.can(Function.INSPECTIONS, Level.EDIT)
-can_configure = actor.can(Function.SETTINGS, Level.EDIT)
+can_edit = allows(actor, Need(Function.WATER_SOURCES, Level.EDIT))
+can_inspect = allows(actor, Need(Function.INSPECTIONS, Level.EDIT))
+can_configure = allows(actor, Need(Function.SETTINGS, Level.EDIT))
 
 
 def load_registry() -> Registry:

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from models.enums import Function, Level
+
+
+class ActorKind(StrEnum):
+    """Who is acting; stored as the audit record's actor_type."""
+
+    MEMBER = "member"  # a brigade user, signed in
+    OPERATOR = "operator"  # the platform operator, signed in
+    SYSTEM = "system"  # the command line and seeding: the recovery path
+    MACHINE = (
+        "machine"  # work no person starts (mail intake, webhooks, jobs): its job's rights only
+    )
+    LINE = "line"  # a LINE login not yet bound to a member
+    LINE_REGISTER = "line_register"  # ... that may only enter a registration code
+    LINE_CHOOSE = "line_choose"  # ... that may only choose one of its brigades
+
+    @property
+    def is_platform(self) -> bool:
+        """The operator and the command line act for the platform, above any one brigade."""
+        return self in (ActorKind.OPERATOR, ActorKind.SYSTEM)
 
 
 @dataclass(frozen=True)
@@ -21,7 +42,7 @@ class RequestContext:
 
 @dataclass(frozen=True)
 class Actor:
-    kind: str  # "member" (a brigade user), "operator" (platform) or "system" (CLI, seeding)
+    kind: ActorKind
     display_name: str
     label: str = ""  # non-personal identifier for audit records: member code or login name
     tenant_id: uuid.UUID | None = None
@@ -37,21 +58,39 @@ class Actor:
     def level(self, function: Function | str) -> Level:
         return self.permissions.get(str(function), Level.NONE)
 
-    def can(self, function: Function | str, level: Level = Level.VIEW) -> bool:
-        return self.level(function) >= level
-
     @property
     def is_operator(self) -> bool:
-        return self.kind == "operator"
+        return self.kind == ActorKind.OPERATOR
+
+    @property
+    def is_platform(self) -> bool:
+        return ActorKind(self.kind).is_platform
 
     def with_request(self, request: RequestContext) -> Actor:
         return replace(self, request=request)
 
 
+def machine_actor(
+    tenant_id: uuid.UUID, job: str, grants: Iterable[tuple[Function, Level]]
+) -> Actor:
+    """The actor of work no person starts inside one brigade (mail intake, LINE webhooks,
+    scheduled jobs): it holds only the grants its job needs, is named `machine:<job>` in the
+    audit log, and no sign-in path ever produces one (sessions build members and operators)."""
+    if not re.fullmatch(r"[a-z0-9_-]{1,40}", job):
+        raise ValueError(f"machine job names are a-z, 0-9, - and _: {job!r}")
+    return Actor(
+        kind=ActorKind.MACHINE,
+        display_name=f"machine:{job}",
+        label=f"machine:{job}",
+        tenant_id=tenant_id,
+        permissions={str(function): level for function, level in grants},
+    )
+
+
 def system_actor(tenant_id: uuid.UUID | None, label: str = "system") -> Actor:
     """Full rights inside one tenant, for command-line tasks such as seeding the demo."""
     return Actor(
-        kind="system",
+        kind=ActorKind.SYSTEM,
         display_name=label,
         tenant_id=tenant_id,
         permissions={str(f): Level.ADMIN for f in Function},

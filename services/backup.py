@@ -34,6 +34,7 @@ from sqlalchemy import delete, update
 from sqlmodel import select
 
 from config import ROOT
+from core.access import Need, allows
 from core.actor import Actor
 from core.timefmt import JST, to_jst
 from formats import backup as fmt
@@ -65,7 +66,6 @@ from services.permissions import (
     choices,
     grant_of,
     guarded,
-    is_platform,
     no_lockout,
     permission_admins,
     top_level,
@@ -222,7 +222,7 @@ def create_backup(actor: Actor, *, password: str | None = None) -> BackupFile:
 
 def _require_all(actor: Actor, needs: Sequence[tuple[Function, Level]], action: str) -> None:
     for function, level in needs:
-        if not actor.can(function, level):
+        if not allows(actor, Need(function, level)):
             record_denial(actor, function, level, action)
             raise PermissionDenied()
 
@@ -350,7 +350,7 @@ class _DryRun(Exception):
 def inspect_backup(actor: Actor, *, data: bytes, password: str | None = None) -> RestorePreview:
     """Verify the file and plan every entity against the brigade's data; nothing is written."""
     preview = RestorePreview(sha256(data), data, password)
-    if not actor.can(F.RESTORE, L.EDIT):
+    if not allows(actor, Need(F.RESTORE, L.EDIT)):
         record_denial(actor, F.RESTORE, L.EDIT, "backup.inspect")
         raise PermissionDenied()
     try:
@@ -363,7 +363,7 @@ def inspect_backup(actor: Actor, *, data: bytes, password: str | None = None) ->
     preview.other_brigade = backup.manifest.tenant_id != actor.tenant_id
     try:
         with transaction(actor, F.RESTORE, L.EDIT, "backup.inspect") as tx:
-            admins = 0 if is_platform(actor) else permission_admins(tx.session, tx.tenant_id)
+            admins = 0 if actor.is_platform else permission_admins(tx.session, tx.tenant_id)
             raise _DryRun(_stage(tx, backup), admins)
     except _DryRun as dry_run:
         preview.plans = {name: _detached(plan) for name, plan in dry_run.plans.items()}
@@ -380,9 +380,9 @@ def _detached(plan: ImportPreview) -> ImportPreview:
 def _warnings(actor: Actor, preview: RestorePreview, *, admins_now: int) -> list[str]:
     """What the restore would refuse, said before the administrator presses the button."""
     found = []
-    if preview.other_brigade and not actor.can(F.PERMISSIONS, top_level(F.PERMISSIONS)):
+    if preview.other_brigade and not allows(actor, Need(F.PERMISSIONS, top_level(F.PERMISSIONS))):
         found.append(OTHER_BRIGADE_ADMIN)
-    if _changes_permissions(preview.plans) and not actor.can(F.PERMISSIONS, L.ADMIN):
+    if _changes_permissions(preview.plans) and not allows(actor, Need(F.PERMISSIONS, L.ADMIN)):
         found.append(CHANGES_PERMISSIONS)
     if admins_now and _admins_after(preview.plans) == 0:
         found.append(LOCKOUT_PREDICTED)
@@ -941,14 +941,14 @@ def _check_other_brigade(tx: Tx, manifest: fmt.Manifest, other: bool, allowed: b
     if not allowed:
         raise ValidationError({"other_brigade": OTHER_BRIGADE.format(brigade=manifest.brigade)})
     top = top_level(F.PERMISSIONS)
-    if not tx.actor.can(F.PERMISSIONS, top):
+    if not allows(tx.actor, Need(F.PERMISSIONS, top)):
         raise Refused(F.PERMISSIONS, top, OTHER_BRIGADE_ADMIN)
 
 
 def _check_plans(tx: Tx, plans: dict[str, ImportPreview]) -> None:
     if any(p.file_errors or p.counts[RowStatus.INVALID] for p in plans.values()):
         raise ValidationError({"backup": NOT_READY})
-    if _changes_permissions(plans) and not tx.actor.can(F.PERMISSIONS, L.ADMIN):
+    if _changes_permissions(plans) and not allows(tx.actor, Need(F.PERMISSIONS, L.ADMIN)):
         raise Refused(F.PERMISSIONS, L.ADMIN, CHANGES_PERMISSIONS)
 
 
@@ -976,7 +976,7 @@ def _permission_editors(tx: Tx) -> set[uuid.UUID]:
 
 def _check_editors(tx: Tx, before: set[uuid.UUID]) -> None:
     """Giving or taking the right to edit permissions needs 役職・権限 管理, as on the roster."""
-    if _permission_editors(tx) != before and not tx.actor.can(F.PERMISSIONS, L.ADMIN):
+    if _permission_editors(tx) != before and not allows(tx.actor, Need(F.PERMISSIONS, L.ADMIN)):
         raise Refused(F.PERMISSIONS, L.ADMIN, ADMIN_REQUIRED)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import false
 from sqlmodel import Session
 from sqlmodel.sql.expression import Select, SelectOfScalar
 
+from core.access import PLATFORM, Need, Platform, allows
 from core.actor import Actor
 from models.enums import AuditCategory, Function, Level
 from services import audit
@@ -64,8 +65,12 @@ class Tx:
         audit.record(self.session, self.actor, action=action, **kwargs)
 
 
-def require(actor: Actor, function: Function, level: Level) -> None:
-    if not actor.can(function, level):
+def require(actor: Actor, *needs: Need | tuple[Function, Level] | Platform, action: str) -> None:
+    """Refuse, and record the refusal, unless the actor holds every need (core.access.allows)."""
+    if not allows(actor, *needs):
+        missing = next((n for n in needs if n is not PLATFORM and not allows(actor, n)), None)
+        function, level = Need(*missing) if missing is not None else (None, None)
+        record_denial(actor, function, level, action)
         raise PermissionDenied()
 
 
@@ -88,22 +93,15 @@ def record_denial(
         )
 
 
-def require_platform(actor: Actor, action: str) -> None:
-    """Platform tasks (operator or command line) only; anyone else is refused and logged."""
-    if actor.kind not in ("operator", "system") or actor.tenant_id is not None:
-        record_denial(actor, None, None, action)
-        raise PermissionDenied()
-
-
 @contextmanager
 def transaction(actor: Actor, function: Function, level: Level, action: str) -> Iterator[Tx]:
     """Check the permission, then open one transaction scoped to the actor's tenant."""
+    require(actor, Need(function, level), action=action)
     try:
-        require(actor, function, level)
         if actor.tenant_id is None:
             raise PermissionDenied()
         with unit_of_work(actor.tenant_id) as session:
             yield Tx(session, actor)
-    except PermissionDenied:
+    except PermissionDenied:  # refused inside, by a rule on what the call touches
         record_denial(actor, function, level, action)
         raise

@@ -14,6 +14,7 @@ from datetime import date
 
 from sqlmodel import select
 
+from core.access import Need, allows
 from core.actor import Actor
 from core.timefmt import to_jst
 from models import AuditEvent, Member, MemberLine, Rank, WaterSource
@@ -86,9 +87,9 @@ def load(actor: Actor, *, today: date | None = None) -> Dashboard:
         return Dashboard(
             members=_members(tx),
             water=_water(tx, today or today_jst())
-            if actor.can(Function.WATER_SOURCES, Level.VIEW)
+            if allows(actor, Need(Function.WATER_SOURCES, Level.VIEW))
             else None,
-            events=_events(tx) if actor.can(Function.EVENT_LOGS, Level.VIEW) else None,
+            events=_events(tx) if allows(actor, Need(Function.EVENT_LOGS, Level.VIEW)) else None,
         )
 
 

@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 
-from core.actor import Actor, system_actor
+from core.actor import Actor, ActorKind, system_actor
 from models import MemberCreate
 from models.water import WaterSourceBase
 from services import demo_data, members, tenants, water_sources
@@ -15,7 +15,7 @@ from services.errors import NotFound
 from services.signin import local
 
 ADMIN_LOGIN = "demo-admin"
-PLATFORM = Actor(kind="system", display_name="seed", label="seed-demo")
+PLATFORM = Actor(kind=ActorKind.SYSTEM, display_name="seed", label="seed-demo")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, func, or_, text, tuple_
 from sqlmodel import Session, select
 
+from core.access import Need, allows
 from core.actor import Actor
 from core.timefmt import JST, to_jst
 from formats import event_log_csv
@@ -233,7 +234,7 @@ def get_event(actor: Actor, seq: int) -> EventDetail:
             raise NotFound("イベントが見つかりません。")
         event = _rows(tx, [row])[0]
         personal = None
-        may_see = actor.can(Function.EVENT_LOGS, Level.ADMIN)
+        may_see = allows(actor, Need(Function.EVENT_LOGS, Level.ADMIN))
         if row.details_enc and may_see:
             personal = _decrypt_personal(tx, row)
         tx.audit(

@@ -19,13 +19,14 @@ from sqlalchemy import ColumnElement, delete, or_, text
 from sqlmodel import Session, col, select
 
 from config import get_settings
-from core.actor import Actor
+from core.access import PLATFORM
+from core.actor import Actor, ActorKind
 from models import AuditEvent, Member, Tenant, TenantKey
 from models.enums import AuditCategory
 from models.member import PERSONAL_MEMBER_FIELDS
 from models.tenant import PLATFORM_TENANT_ID
 from services import audit
-from services.base import require_platform
+from services.base import require
 from services.crypto import (
     DATA,
     FORMAT,
@@ -38,7 +39,7 @@ from services.crypto import (
 from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, ValidationError
 
-CLI_ACTOR = Actor(kind="system", display_name="cli", label="cli-key-management")
+CLI_ACTOR = Actor(kind=ActorKind.SYSTEM, display_name="cli", label="cli-key-management")
 ENCRYPTED_MEMBER_COLUMNS = tuple(getattr(Member, f"{name}_enc") for name in PERSONAL_MEMBER_FIELDS)
 LOCK_TIMEOUT = "10s"
 
@@ -69,7 +70,7 @@ class RotationReport:
 
 def rotate_master_key(actor: Actor) -> RotationReport:
     """Re-wrap every tenant key not yet wrapped by the active master key, tenant by tenant."""
-    require_platform(actor, "key.master_rewrap")
+    require(actor, PLATFORM, action="key.master_rewrap")
     report = RotationReport()
     for tenant_id in _tenant_ids():
         try:
@@ -134,7 +135,7 @@ def rotate_tenant_data_key(
     A run that finds an inactive data key resumes that rotation instead of starting another.
     on_batch receives the running count of re-encrypted rows after each committed batch.
     """
-    require_platform(actor, "key.data_rotate")
+    require(actor, PLATFORM, action="key.data_rotate")
     if batch_size < 1:
         raise ValidationError({"batch_size": "batch_size must be at least 1"})
     report = RotationReport(tenants=1)
@@ -274,7 +275,7 @@ def _stored_prefix(key_id: str) -> str:
 
 def destroy_tenant_keys(actor: Actor, tenant_id: uuid.UUID) -> int:
     """Delete every key of a (cancelled) brigade: its ciphertexts become unreadable for good."""
-    require_platform(actor, "key.destroy")
+    require(actor, PLATFORM, action="key.destroy")
     if tenant_id == PLATFORM_TENANT_ID:
         raise ValidationError({"tenant": "the platform has no brigade keys to destroy"})
     with unit_of_work(PLATFORM_TENANT_ID) as session:

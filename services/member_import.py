@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, delete, insert, update
 from sqlmodel import select
 
+from core.access import Need, allows
 from core.actor import Actor
 from formats import member_csv
 from formats.member_csv import COLUMNS, HEADERS
@@ -93,7 +94,7 @@ def export_members_csv(actor: Actor, *, encoding: str = "utf-8") -> bytes:
     if encoding not in ENCODINGS:
         raise ValueError(f"unsupported encoding {encoding!r}")
     with guarded(actor, Function.CSV_EXPORT, Level.VIEW, "member.export") as tx:
-        if not actor.can(Function.ROSTER, Level.VIEW):
+        if not allows(actor, Need(Function.ROSTER, Level.VIEW)):
             raise Refused(Function.ROSTER, Level.VIEW)
         rows = tx.session.exec(scoped(select(Member), actor).order_by(Member.member_code)).all()
         org = members.load_org(tx)
@@ -322,10 +323,10 @@ class _Context:
 
 def _may_do_everything(actor: Actor, scope: EditScope) -> bool:
     """An editor of the whole brigade who may also grant permissions and suspend."""
-    return (
-        scope.whole_brigade
-        and actor.can(Function.PERMISSIONS, Level.ADMIN)
-        and actor.can(Function.MEMBER_ACCOUNTS, Level.EDIT)
+    return scope.whole_brigade and allows(
+        actor,
+        Need(Function.PERMISSIONS, Level.ADMIN),
+        Need(Function.MEMBER_ACCOUNTS, Level.EDIT),
     )
 
 
@@ -526,7 +527,7 @@ def _check_permissions(
             errors["rank" if rank_changed else "roles"] = refused.message or ""
     was = before["status"] if before is not None else values["status"]
     suspending = MemberStatus.SUSPENDED in (was, values["status"]) and was != values["status"]
-    if suspending and not actor.can(Function.MEMBER_ACCOUNTS, Level.EDIT):
+    if suspending and not allows(actor, Need(Function.MEMBER_ACCOUNTS, Level.EDIT)):
         errors["status"] = ACCOUNTS_REQUIRED
 
 

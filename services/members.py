@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import select
 
+from core.access import Need, allows
 from core.actor import Actor
 from models import (
     Member,
@@ -390,7 +391,7 @@ def _accounts(actor: Actor, action: str) -> Iterator[Tx]:
 
 def current_scope(tx: Tx) -> EditScope:
     """Where the actor of this unit of work may edit the roster."""
-    if tx.actor.can(Function.ROSTER, Level.EDIT):
+    if allows(tx.actor, Need(Function.ROSTER, Level.EDIT)):
         return EditScope(whole_brigade=True)
     me = tx.get(Member, tx.actor.member_id) if tx.actor.member_id else None
     if me is None or me.status != MemberStatus.ACTIVE or not me.affiliation:

@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_
 from sqlmodel import col, select
 
+from core.access import PLATFORM
 from core.actor import Actor
 from models.base import utcnow
 from models.notice import MaintenanceNotice
 from models.tenant import PLATFORM_TENANT_ID
 from services import audit
 from services import validation as v
-from services.base import require_platform
+from services.base import require
 from services.db import unit_of_work
 from services.errors import NotFound, ValidationError
 
@@ -58,7 +59,7 @@ def publish_notice(
     starts_at: datetime,
     ends_at: datetime | None,
 ) -> uuid.UUID:
-    require_platform(actor, "notice.publish")
+    require(actor, PLATFORM, action="notice.publish")
     values = _validated(kind, title, body, starts_at, ends_at)
     notice = MaintenanceNotice(**values, published_by=actor.label)
     with unit_of_work(PLATFORM_TENANT_ID) as session:
@@ -76,7 +77,7 @@ def publish_notice(
 
 
 def withdraw_notice(actor: Actor, notice_id: uuid.UUID) -> None:
-    require_platform(actor, "notice.withdraw")
+    require(actor, PLATFORM, action="notice.withdraw")
     with unit_of_work(PLATFORM_TENANT_ID) as session:
         notice = session.get(MaintenanceNotice, notice_id)
         if notice is None or notice.withdrawn_at is not None:
@@ -109,7 +110,7 @@ def current_notices(actor: Actor | None, *, now: datetime | None = None) -> list
 
 def all_notices(actor: Actor) -> list[Notice]:
     """The operator's list, newest first, withdrawn and past ones included."""
-    require_platform(actor, "notice.list")
+    require(actor, PLATFORM, action="notice.list")
     with unit_of_work(None) as session:
         query = select(MaintenanceNotice).order_by(col(MaintenanceNotice.starts_at).desc())
         return [_public(row) for row in session.exec(query).all()]

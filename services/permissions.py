@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, or_
 from sqlmodel import Session, select
 
+from core.access import Need, allows
 from core.actor import Actor
 from models import Member, MemberRole, Permission, Rank, Role
 from models.enums import RANK_NAMES, Function, Level, MemberStatus, SubjectType
@@ -274,7 +275,7 @@ def guarded(
 ) -> Iterator[Tx]:
     """transaction() for calls whose requirement depends on what they touch: it opens at
     `opens_at` (default `level`), and a Refused raised inside is recorded with its own level."""
-    if not actor.can(function, opens_at or level):
+    if not allows(actor, Need(function, opens_at or level)):
         record_denial(actor, function, level, action)
         raise PermissionDenied()
     try:
@@ -285,15 +286,11 @@ def guarded(
         raise PermissionDenied(refused.message) from None
 
 
-def is_platform(actor: Actor) -> bool:
-    """The command line and the platform operator are the recovery path: no lock-out guard."""
-    return actor.kind in ("system", "operator")
-
-
 @contextmanager
 def no_lockout(tx: Tx) -> Iterator[None]:
     """Refuse, at the end of the block, a change that removes the last permission administrator."""
-    before = 0 if is_platform(tx.actor) else permission_admins(tx.session, tx.tenant_id)
+    # The command line and the operator are the recovery path: no lock-out guard for them.
+    before = 0 if tx.actor.is_platform else permission_admins(tx.session, tx.tenant_id)
     yield
     if before:
         tx.session.flush()
@@ -305,14 +302,14 @@ def check_grants_permission_editing(tx: Tx, before: Grant, after: Grant) -> None
     """Giving or taking the right to edit permissions (through a rank, a role or the matrix)
     needs 役職・権限 管理."""
     crosses = before.level != after.level and max(before.level, after.level) >= L.EDIT
-    if crosses and not tx.actor.can(F.PERMISSIONS, L.ADMIN):
+    if crosses and not allows(tx.actor, Need(F.PERMISSIONS, L.ADMIN)):
         raise Refused(F.PERMISSIONS, L.ADMIN, ADMIN_REQUIRED)
 
 
 def check_ceiling(tx: Tx, function: Function, before: Grant, after: Grant) -> None:
     """Without 管理, an editor changes only cells at or below their own level, and never the
     役職・権限 column."""
-    if tx.actor.can(F.PERMISSIONS, L.ADMIN):
+    if allows(tx.actor, Need(F.PERMISSIONS, L.ADMIN)):
         return
     own = tx.actor.level(function)
     if function == F.PERMISSIONS or max(before.level, after.level) > own:

@@ -24,7 +24,7 @@ from sqlmodel import Session as DbSession
 from sqlmodel import select
 
 from config import get_settings
-from core.actor import Actor
+from core.actor import Actor, ActorKind
 from models import LinePendingLogin, LineRegistration, Member, MemberLine, Rank, Session, Tenant
 from models.base import utcnow
 from models.enums import AuditCategory, Function, Level, MemberStatus, TenantStatus
@@ -313,7 +313,7 @@ def _state(registration: LineRegistration | None) -> str:
 
 def pending_user_id(actor: Actor) -> str:
     """The user id from the registration sheet's URL, if the login started there."""
-    if actor.kind != "line_register" or actor.session_id is None:
+    if actor.kind != ActorKind.LINE_REGISTER or actor.session_id is None:
         return ""
     with unit_of_work(None) as db:
         pending = line_sessions.open_pending(db, actor.session_id)
@@ -323,7 +323,7 @@ def pending_user_id(actor: Actor) -> str:
 def redeem(actor: Actor, *, user_id: str, code: str) -> RedeemResult:
     """Bind the pending LINE login to the member the code was issued for, and swap the pending
     session for the member's session (the new token is returned, the old one stops working)."""
-    if actor.kind != "line_register" or actor.session_id is None:
+    if actor.kind != ActorKind.LINE_REGISTER or actor.session_id is None:
         record_denial(actor, None, None, "registration.redeem")
         raise PermissionDenied()
     user_id, code = normalise(user_id), normalise(code)

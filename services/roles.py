@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete
 from sqlmodel import select
 
+from core.access import Need, allows
 from core.actor import Actor
 from models import Member, MemberRole, Permission, Rank, Role
 from models.base import utcnow
@@ -65,7 +66,9 @@ def create_role(actor: Actor, *, name: str, rank_id: uuid.UUID) -> uuid.UUID:
     with transaction(actor, Function.PERMISSIONS, Level.EDIT, "role.create") as tx:
         name = _valid_name(tx, name)
         rank = _rank(tx, rank_id)
-        ceiling = None if actor.can(Function.PERMISSIONS, Level.ADMIN) else actor.permissions
+        ceiling = (
+            None if allows(actor, Need(Function.PERMISSIONS, Level.ADMIN)) else actor.permissions
+        )
         role = add_role(tx.session, tx.tenant_id, name, rank, ceiling=ceiling)
         tx.session.flush()
         tx.audit(

@@ -18,6 +18,7 @@ import jpholiday
 from sqlalchemy import Table, delete, func, select, update
 from sqlmodel import SQLModel
 
+from core.access import PLATFORM
 from core.actor import Actor
 from models import Session as UserSession
 from models import Tenant
@@ -25,7 +26,7 @@ from models.base import utcnow
 from models.enums import TenantStatus
 from models.tenant import PLATFORM_TENANT_ID
 from services import audit, keys
-from services.base import require_platform
+from services.base import require
 from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, ValidationError
 
@@ -68,7 +69,7 @@ class DeletionReport:
 def cancel_brigade(actor: Actor, tenant_id: uuid.UUID, *, cancelled_on: date) -> date:
     """End a brigade's contract on cancelled_on: nobody can sign in from then on, open sessions
     are revoked at once, and its data is due for deletion; returns the deletion deadline."""
-    require_platform(actor, "tenant.cancel")
+    require(actor, PLATFORM, action="tenant.cancel")
     with unit_of_work(PLATFORM_TENANT_ID) as session:
         tenant = _brigade(session, tenant_id)
         if tenant.status != TenantStatus.ACTIVE:
@@ -99,7 +100,7 @@ def cancel_brigade(actor: Actor, tenant_id: uuid.UUID, *, cancelled_on: date) ->
 
 def pending_deletions(actor: Actor) -> list[DeletionReport]:
     """Cancelled brigades whose data is still held, with their deadlines."""
-    require_platform(actor, "tenant.pending_deletions")
+    require(actor, PLATFORM, action="tenant.pending_deletions")
     with unit_of_work(PLATFORM_TENANT_ID) as session:
         cancelled = session.execute(
             select(Tenant).where(Tenant.status == TenantStatus.CANCELLED)
@@ -119,7 +120,7 @@ def delete_cancelled_data(actor: Actor, *, today: date) -> list[DeletionReport]:
 
 
 def delete_brigade_data(actor: Actor, tenant_id: uuid.UUID) -> DeletionReport:
-    require_platform(actor, "tenant.delete_data")
+    require(actor, PLATFORM, action="tenant.delete_data")
     with unit_of_work(PLATFORM_TENANT_ID) as session:
         tenant = _brigade(session, tenant_id)
         if tenant.status != TenantStatus.CANCELLED:
@@ -155,7 +156,7 @@ def delete_brigade_data(actor: Actor, tenant_id: uuid.UUID) -> DeletionReport:
 def remaining_rows(actor: Actor, tenant_id: uuid.UUID) -> dict[str, int]:
     """Rows a brigade still owns, per table (the kept event-log tables excluded): how the
     operator confirms a deletion."""
-    require_platform(actor, "tenant.remaining_rows")
+    require(actor, PLATFORM, action="tenant.remaining_rows")
     with unit_of_work(tenant_id) as session:
         counts = {
             table.name: session.execute(

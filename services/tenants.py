@@ -8,30 +8,27 @@ from datetime import date, datetime
 
 from sqlmodel import select
 
+from core.access import PLATFORM
 from core.actor import Actor, system_actor
 from models import MemberCreate, Tenant
 from models.enums import AuditCategory, TenantStatus
 from models.tenant import PLATFORM_TENANT_ID
 from services import audit, members
+from services.base import require
 from services.crypto import create_tenant_keys
 from services.db import set_tenant, unit_of_work
-from services.errors import NotFound, PermissionDenied, ValidationError
+from services.errors import NotFound, ValidationError
 from services.permissions import seed_ranks
 from services.signin.local import create_account, login_name_available, login_name_problems
 from services.tenant_lifecycle import deletion_due
 from services.validation import clean
 
 
-def _require_platform(actor: Actor) -> None:
-    if actor.kind not in ("operator", "system"):
-        raise PermissionDenied()
-
-
 def create_tenant(
     actor: Actor, *, name: str, municipality: str = "", contract_start: date | None = None
 ) -> uuid.UUID:
     """Create a brigade with the 7 national ranks, the default matrix and its keys."""
-    _require_platform(actor)
+    require(actor, PLATFORM, action="tenant.create")
     name, municipality = clean(name), clean(municipality)
     if not name:
         raise ValidationError({"name": "消防団名を入力してください。"})
@@ -60,14 +57,14 @@ def create_tenant(
 
 
 def list_tenants(actor: Actor) -> list[Tenant]:
-    _require_platform(actor)
+    require(actor, PLATFORM, action="tenant.list")
     with unit_of_work(PLATFORM_TENANT_ID) as session:
         rows = session.exec(select(Tenant).where(Tenant.status != TenantStatus.PLATFORM)).all()
         return sorted(rows, key=lambda t: t.name)
 
 
 def get_tenant_by_name(actor: Actor, name: str) -> Tenant:
-    _require_platform(actor)
+    require(actor, PLATFORM, action="tenant.find")
     with unit_of_work(PLATFORM_TENANT_ID) as session:
         tenant = session.exec(select(Tenant).where(Tenant.name == name)).first()
     if tenant is None:
@@ -116,7 +113,7 @@ def create_brigade(
     admin_password: str,
 ) -> uuid.UUID:
     """A new brigade with its first administrator (rank 団長) and their local login."""
-    _require_platform(actor)
+    require(actor, PLATFORM, action="brigade.create")
     errors = login_name_problems(admin_login, admin_password)
     if "login_name" not in errors and not login_name_available(admin_login):
         errors["admin_login"] = "このログイン名は既に使われています。"

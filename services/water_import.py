@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from core.access import Need, allows
 from core.actor import Actor
 from formats import opendata, tabular, water_csv
 from formats.csv_safe import Unencodable
@@ -379,7 +380,7 @@ def delete_mapping(actor: Actor, mapping_id: uuid.UUID) -> None:
 
 def _require(actor: Actor, needs: Needs, action: str) -> None:
     for function, level in needs:
-        if not actor.can(function, level):
+        if not allows(actor, Need(function, level)):
             record_denial(actor, function, level, action)
             raise PermissionDenied()
 

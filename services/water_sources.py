@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import select
 
+from core.access import Need, allows
 from core.actor import Actor
 from core.timefmt import today_jst
 from formats import water_csv
@@ -648,7 +649,7 @@ def _inspection_public(
     tx: Tx, row: WaterInspection, names: dict[uuid.UUID, str]
 ) -> WaterInspectionPublic:
     inspector = ""
-    if tx.actor.can(Function.INSPECTIONS, Level.VIEW):
+    if allows(tx.actor, Need(Function.INSPECTIONS, Level.VIEW)):
         if row.inspector_member_id is not None:
             if row.inspector_member_id not in names:
                 member = tx.get(Member, row.inspector_member_id)

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session as DbSession
 from sqlmodel import select
 
-from core.actor import Actor, RequestContext, system_actor
+from core.actor import Actor, ActorKind, RequestContext, system_actor
 from models import AuditEvent, MemberCreate
 from models.enums import Function, Level
 from services import members, tenants
@@ -17,7 +17,7 @@ from services.db import set_tenant, unit_of_work
 from services.signin.sessions import Principal, open_session
 
 _counter = itertools.count(1)
-PLATFORM = Actor(kind="system", display_name="test-platform", label="test-platform")
+PLATFORM = Actor(kind=ActorKind.SYSTEM, display_name="test-platform", label="test-platform")
 
 
 def make_tenant(name: str | None = None) -> uuid.UUID:
@@ -30,7 +30,7 @@ def admin(tenant_id: uuid.UUID) -> Actor:
 
 def actor_with(tenant_id: uuid.UUID, levels: dict[Function, Level]) -> Actor:
     return Actor(
-        kind="member",
+        kind=ActorKind.MEMBER,
         display_name="テスト利用者",
         label="test-user",
         tenant_id=tenant_id,

@@ -10,6 +10,7 @@ from typing import TypeVar
 import pandas as pd
 import streamlit as st
 
+from core.access import Need, allows
 from core.actor import Actor
 from services.catalog import (
     ENCODING_LABELS,
@@ -30,7 +31,7 @@ ERROR_COLUMNS = ["行", "列", "内容"]
 def require(actor: Actor, function: Function, level: Level) -> None:
     """A page reached without its permission (a direct run) shows nothing but the refusal; the
     services refuse again on every call."""
-    if not actor.can(function, level):
+    if not allows(actor, Need(function, level)):
         st.error("この画面を使う権限がありません。")
         st.stop()
 

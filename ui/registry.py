@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core.actor import Actor
-from services.catalog import Function, Level
+from core.access import Need, allows
+from core.actor import Actor, ActorKind
+from services.catalog import Function
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,10 @@ OPERATOR_PAGES = (
 LOGIN_PAGE = PageSpec("app_pages/login.py", "ログイン", ":material/login:", None, "login")
 # A LINE login bound to no member reaches exactly one page: code entry, or the brigade choice.
 LINE_PAGES = {
-    "line_register": PageSpec(
+    ActorKind.LINE_REGISTER: PageSpec(
         "app_pages/line_register.py", "LINE連携の登録", ":material/key:", None, "line-register"
     ),
-    "line_choose": PageSpec(
+    ActorKind.LINE_CHOOSE: PageSpec(
         "app_pages/line_brigade.py", "消防団の選択", ":material/apartment:", None, "brigade"
     ),
 }
@@ -102,7 +103,7 @@ def specs_for(actor: Actor | None) -> tuple[PageSpec, ...]:
         return OPERATOR_PAGES
     if actor.kind in LINE_PAGES:
         return (LINE_PAGES[actor.kind],)
-    return tuple(p for p in MEMBER_PAGES if p.function is None or actor.can(p.function, Level.VIEW))
+    return tuple(p for p in MEMBER_PAGES if p.function is None or allows(actor, Need(p.function)))
 
 
 def pages_for(actor: Actor | None) -> list[st.Page]:

@@ -33,7 +33,7 @@ from sqlmodel import Session as DbSession
 from sqlmodel import select
 
 from config import get_settings
-from core.actor import Actor, RequestContext, system_actor
+from core.actor import Actor, ActorKind, RequestContext, system_actor
 from models import LineAuthRequest, LinePendingLogin, Session
 from models.base import utcnow
 from models.enums import AuditCategory
@@ -195,7 +195,7 @@ def _record_failure(reason: str, request: RequestContext) -> None:
     with unit_of_work(None) as db:
         audit.record(
             db,
-            Actor(kind="line", display_name="", label="line", request=request),
+            Actor(kind=ActorKind.LINE, display_name="", label="line", request=request),
             category=AuditCategory.AUTH,
             action="login.failure",
             outcome="failure",

@@ -23,7 +23,7 @@ from sqlmodel import Session as DbSession
 from sqlmodel import select
 
 from config import get_settings
-from core.actor import Actor, RequestContext
+from core.actor import Actor, ActorKind, RequestContext
 from models import LinePendingLogin, LineRegistration, Member, MemberLine, Session, Tenant
 from models.base import utcnow
 from models.enums import AuditCategory, MemberStatus, TenantStatus
@@ -172,7 +172,7 @@ def _log_member(
     stage: str = "",
 ) -> None:
     actor = Actor(
-        kind="member",
+        kind=ActorKind.MEMBER,
         display_name="",
         label=link.member_code,
         tenant_id=link.tenant_id,
@@ -198,7 +198,7 @@ def _log_member(
 
 
 def brigade_choices(actor: Actor) -> list[BrigadeChoice]:
-    if actor.kind != "line_choose" or actor.session_id is None:
+    if actor.kind != ActorKind.LINE_CHOOSE or actor.session_id is None:
         return []
     with unit_of_work(None) as db:
         pending = open_pending(db, actor.session_id)
@@ -213,7 +213,7 @@ def brigade_choices(actor: Actor) -> list[BrigadeChoice]:
 
 def choose_brigade(actor: Actor, tenant_id: uuid.UUID) -> LineLoginResult:
     """Exchange the choosing session for a member session in the chosen brigade."""
-    if actor.kind != "line_choose" or actor.session_id is None:
+    if actor.kind != ActorKind.LINE_CHOOSE or actor.session_id is None:
         return LineLoginResult(error="failed")
     with unit_of_work(None) as db:
         pending = open_pending(db, actor.session_id)

@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from config import get_settings
-from core.actor import Actor, RequestContext
+from core.actor import Actor, ActorKind, RequestContext
 from models import LocalAccount, Member, Session, Tenant
 from models.base import utcnow
 from models.enums import AuditCategory, MemberStatus, TenantStatus
@@ -99,7 +99,7 @@ def _log(
     tenant_id = account.tenant_id if account and account.tenant_id else PLATFORM_TENANT_ID
     set_tenant(db, tenant_id)
     actor = Actor(
-        kind="member" if tenant_id != PLATFORM_TENANT_ID else "operator",
+        kind=ActorKind.MEMBER if tenant_id != PLATFORM_TENANT_ID else ActorKind.OPERATOR,
         display_name="",
         label=account.login_name if account else "",
         tenant_id=tenant_id,

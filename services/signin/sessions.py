@@ -13,7 +13,7 @@ from sqlmodel import Session as DbSession
 from sqlmodel import select
 
 from config import get_settings
-from core.actor import Actor, RequestContext
+from core.actor import Actor, ActorKind, RequestContext
 from models import LinePendingLogin, LocalAccount, Member, MemberRole, Rank, Role, Session, Tenant
 from models.base import utcnow
 from models.enums import AuditCategory, MemberStatus, TenantStatus
@@ -129,7 +129,13 @@ def revoke(token: str | None, request: RequestContext) -> bool:
 
 def _anonymous(row: Session, request: RequestContext) -> Actor:
     return Actor(
-        kind="member" if row.tenant_id else "operator" if row.local_account_id else "line",
+        kind=(
+            ActorKind.MEMBER
+            if row.tenant_id
+            else ActorKind.OPERATOR
+            if row.local_account_id
+            else ActorKind.LINE
+        ),
         display_name="",
         label="",
         tenant_id=row.tenant_id,
@@ -150,7 +156,7 @@ def _actor_for(db: DbSession, row: Session, request: RequestContext) -> Actor | 
         if not account.is_operator:
             return None
         return Actor(
-            kind="operator",
+            kind=ActorKind.OPERATOR,
             display_name=account.display_name or account.login_name,
             label=account.login_name,
             account_id=account.id,
@@ -176,7 +182,7 @@ def _line_actor(db: DbSession, row: Session, request: RequestContext) -> Actor |
 def line_actor(session_id: uuid.UUID, stage: str, request: RequestContext) -> Actor:
     """Kind "line_register" or "line_choose"; audit records carry the session id as label."""
     return Actor(
-        kind=f"line_{stage}",
+        kind=ActorKind(f"line_{stage}"),
         display_name="LINEユーザー",
         label=f"line-session:{session_id}",
         session_id=session_id,
@@ -203,7 +209,7 @@ def member_actor(
         member.name_enc, field="member.name", row_id=member.id
     )
     return Actor(
-        kind="member",
+        kind=ActorKind.MEMBER,
         display_name=name,
         label=account.login_name if account else member.member_code,
         tenant_id=tenant.id,

@@ -211,14 +211,17 @@ def map_value(page: Page, expression: str) -> object:
 
 WATCH_RERUNS = """() => {
   const app = document.querySelector("[data-testid=stApp]");
-  window.__hkReruns = 0;
+  window.__hkRunsEnded = 0;
   window.__hkStateChanged = performance.now();
-  new MutationObserver(() => {
+  new MutationObserver((records) => {
     window.__hkStateChanged = performance.now();
-    if (app.dataset.testScriptState === "running") { window.__hkReruns += 1; }
-  }).observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
+    // Count from the records, not the attribute now: a quick run can start and end within one
+    // batch of records.
+    window.__hkRunsEnded += records.filter((r) => r.oldValue === "running").length;
+  }).observe(app, {attributes: true, attributeOldValue: true,
+                   attributeFilter: ["data-test-script-state"]});
 }"""
-RERUNS_SETTLED = """(quietMs) => window.__hkReruns > 0
+RERUNS_SETTLED = """(quietMs) => window.__hkRunsEnded > 0
   && document.querySelector("[data-testid=stApp]").dataset.testScriptState === "notRunning"
   && performance.now() - window.__hkStateChanged > quietMs"""
 
@@ -230,7 +233,7 @@ def watch_reruns(page: Page) -> None:
 
 
 def wait_for_reruns_to_settle(page: Page, quiet_ms: int = 1000) -> None:
-    """Wait until at least one run started since watch_reruns, and none has for quiet_ms: a
+    """Wait until at least one run ended since watch_reruns, and nothing has changed for quiet_ms: a
     component's value (the map's view, reported after a debounce) has reached the server and
     its rerun has ended, however long the machine took."""
     page.wait_for_function(RERUNS_SETTLED, arg=quiet_ms, timeout=60_000)

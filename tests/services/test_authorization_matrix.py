@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from core.access import Need, allows
 from core.actor import Actor
 from models import MemberCreate, MemberUpdate
 from models.enums import RANK_NAMES, Function, Level, SubjectType
@@ -329,7 +330,9 @@ def test_effective_level_and_pages_follow_the_matrix(world, function, grant, sub
     brigade = grant.brigade_level
     assert dict(actor.permissions) == ({str(function): brigade} if brigade else {})
     for other in Function:
-        assert actor.can(other, Level.VIEW) == (other == function and brigade >= Level.VIEW)
+        assert allows(actor, Need(other, Level.VIEW)) == (
+            other == function and brigade >= Level.VIEW
+        )
     assert {p.path for p in specs_for(actor)} == expected_pages(function, grant)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from core.access import Need, allows
 from core.actor import Actor
 from models import AuditEvent, MemberLine, MemberPublic, MemberUpdate
 from models.enums import AuditCategory, Function, Level, MemberStatus
@@ -1013,7 +1014,7 @@ def test_narrowed_editor_without_an_own_affiliation_edits_nothing(narrowed):
 
 def test_narrowing_does_not_reach_other_services(narrowed):
     """Elsewhere the narrowed grant is only 閲覧: deny by default."""
-    assert not narrowed.actor.can(Function.ROSTER, Level.EDIT)
+    assert not allows(narrowed.actor, Need(Function.ROSTER, Level.EDIT))
 
 
 # ---------------------------------------------------------------------------

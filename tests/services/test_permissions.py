@@ -9,6 +9,7 @@ import uuid
 import pytest
 from sqlmodel import select
 
+from core.access import Need, allows
 from core.actor import Actor
 from models import Permission
 from models.enums import AuditCategory, Function, Level, SubjectType
@@ -215,12 +216,12 @@ def test_changes_take_effect_on_the_next_resolve(tenant):
     member = make_member(tenant)
     token = open_member_session(tenant, member.id)
     before = sessions.resolve(token)
-    assert before is not None and not before.can(Function.ROSTER)
+    assert before is not None and not allows(before, Need(Function.ROSTER))
     permissions.update_matrix(
         admin(tenant), [cell(tenant, "団員", Function.ROSTER, Grant(Level.EDIT))]
     )
     after = sessions.resolve(token)
-    assert after is not None and after.can(Function.ROSTER, Level.EDIT)
+    assert after is not None and allows(after, Need(Function.ROSTER, Level.EDIT))
 
 
 @pytest.mark.parametrize(

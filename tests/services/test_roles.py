@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 from sqlmodel import select
 
+from core.access import Need, allows
 from core.actor import Actor
 from models import MemberUpdate, Permission
 from models.enums import AuditCategory, Function, Level
@@ -171,12 +172,12 @@ def test_members_of_a_deleted_role_lose_its_rights_on_the_next_run(tenant):
     clerk = make_role(tenant, "庶務")
     member = make_member(tenant, role_ids=[clerk])
     token = open_member_session(tenant, member.id)
-    assert sessions.resolve(token).can(Function.ROSTER, Level.EDIT)
+    assert allows(sessions.resolve(token), Need(Function.ROSTER, Level.EDIT))
     members.update_member(
         admin(tenant), member.id, data=MemberUpdate(role_ids=[]), expected_version=member.version
     )
     roles.delete_role(admin(tenant), clerk)
-    assert not sessions.resolve(token).can(Function.ROSTER)
+    assert not allows(sessions.resolve(token), Need(Function.ROSTER))
 
 
 # ---------------------------------------------------------------------------

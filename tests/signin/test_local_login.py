@@ -12,6 +12,7 @@ from sqlmodel import Session as DbSession
 from sqlmodel import select
 
 from config import get_settings, load_settings
+from core.access import Need, allows
 from core.actor import RequestContext
 from models import PLATFORM_TENANT_ID, AuditEvent, LocalAccount, MemberPublic
 from models.base import utcnow
@@ -142,7 +143,7 @@ def test_brigade_admin_logs_in_with_the_members_permissions(engine, brigade_admi
     assert actor.rank_name == "分団長"
     expected = {str(f): lvl for f, lvl in DEFAULT_RANK_MATRIX["分団長"].items() if lvl}
     assert dict(actor.permissions) == expected
-    assert not actor.can(Function.RESTORE)
+    assert not allows(actor, Need(Function.RESTORE))
     assert [m.id for m in members.list_members(actor)] == [brigade_admin.member.id]
     assert actions(engine, brigade_admin, request) == [("auth", "login.success", "success")]
 

@@ -302,8 +302,6 @@ class CellValueError(ValueError):
 _DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 _ERAS = {"令和": 2018, "平成": 1988, "昭和": 1925, "R": 2018, "H": 1988, "S": 1925}
 _ERA_DATE = re.compile(r"^(令和|平成|昭和|R|H|S)(\d{1,2}|元)[年./-](\d{1,2})[月./-](\d{1,2})日?$")
-_TRUE = {"○", "〇", "◯", "はい", "有", "あり", "1", "true", "yes", "y"}
-_FALSE = {"", "×", "いいえ", "無", "なし", "0", "false", "no", "n", "-"}
 
 
 def plain(text: str) -> str:
@@ -346,17 +344,3 @@ def to_date(text: str) -> date | None:
     except ValueError:
         pass
     raise CellValueError("日付として読めません（例: 2024-04-01、2024/4/1、令和6年4月1日）。")
-
-
-def to_bool(text: str) -> bool:
-    cleaned = plain(text).casefold()
-    if cleaned in _TRUE:
-        return True
-    if cleaned in _FALSE:
-        return False
-    raise CellValueError("「○」か空欄で入力してください。")
-
-
-def to_list(text: str) -> list[str]:
-    """Several values in one cell, separated by 、 , ; or ／ (roles, for example)."""
-    return [part for part in (p.strip() for p in re.split(r"[、,;／/]", plain(text))) if part]

@@ -44,19 +44,31 @@ def _b64d(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _seal(key: bytes | AESGCM, plaintext: bytes, aad: bytes, nonce: bytes | None = None) -> str:
+def seal(key: bytes | AESGCM, plaintext: bytes, aad: bytes, nonce: bytes | None = None) -> str:
+    """AES-256-GCM with a random 96-bit nonce, bound to `aad`: the one AEAD of the project."""
     aead = key if isinstance(key, AESGCM) else AESGCM(key)
     nonce = nonce or os.urandom(12)
     return _b64e(nonce + aead.encrypt(nonce, plaintext, aad))
 
 
-def _open(key: bytes | AESGCM, sealed: str, aad: bytes) -> bytes:
+def unseal(key: bytes | AESGCM, sealed: str, aad: bytes) -> bytes:
+    """What seal() sealed with the same key and aad; DecryptionError for anything else."""
     aead = key if isinstance(key, AESGCM) else AESGCM(key)
     try:
         raw = _b64d(sealed)
         return aead.decrypt(raw[:12], raw[12:], aad)
     except (InvalidTag, ValueError) as exc:
         raise DecryptionError("value cannot be decrypted") from exc
+
+
+def platform_key(master_id: str, purpose: str) -> bytes:
+    """A platform-wide key for one purpose, derived (HKDF-SHA256) from a configured master key:
+    for what belongs to no brigade yet, such as a LINE login not bound to a member."""
+    master = get_settings().master_keys.get(master_id)
+    if master is None:
+        raise DecryptionError(f"master key {master_id!r} is not configured")
+    info = f"hikeshi/platform/{purpose}/v1".encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master)
 
 
 def _wrap_aad(tenant_id: uuid.UUID, key_id: str, purpose: str) -> bytes:
@@ -67,7 +79,7 @@ def wrap_key(raw: bytes, tenant_id: uuid.UUID, key_id: str, purpose: str) -> str
     settings = get_settings()
     master_id = settings.active_master_key_id
     master = settings.master_keys[master_id]
-    return f"{master_id}:{_seal(master, raw, _wrap_aad(tenant_id, key_id, purpose))}"
+    return f"{master_id}:{seal(master, raw, _wrap_aad(tenant_id, key_id, purpose))}"
 
 
 def unwrap_key(row: TenantKey) -> bytes:
@@ -75,7 +87,7 @@ def unwrap_key(row: TenantKey) -> bytes:
     master = get_settings().master_keys.get(master_id)
     if master is None:
         raise DecryptionError(f"master key {master_id!r} is not configured")
-    return _open(master, sealed, _wrap_aad(row.tenant_id, row.key_id, row.purpose))
+    return unseal(master, sealed, _wrap_aad(row.tenant_id, row.key_id, row.purpose))
 
 
 def new_tenant_key(tenant_id: uuid.UUID, purpose: str) -> TenantKey:
@@ -137,7 +149,7 @@ class TenantCipher:
         if self._active_id is None:
             raise DecryptionError("tenant has no active data key")
         aad = self._aad(field, row_id)
-        sealed = _seal(self._context(self._active_id), value.encode(), aad, self._nonce())
+        sealed = seal(self._context(self._active_id), value.encode(), aad, self._nonce())
         return f"{FORMAT}:{self._active_id}:{sealed}"
 
     def _nonce(self) -> bytes:
@@ -151,7 +163,7 @@ class TenantCipher:
         fmt, key_id, sealed = [*stored.split(":", 2), "", ""][:3]
         if fmt != FORMAT:
             raise DecryptionError("unknown format")
-        return _open(self._context(key_id), sealed, self._aad(field, row_id)).decode()
+        return unseal(self._context(key_id), sealed, self._aad(field, row_id)).decode()
 
     def blind_index(self, value: str, *, field: str) -> str:
         if self._index_id is None:

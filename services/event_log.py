@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from core.access import Need, allows
 from core.actor import Actor
 from core.timefmt import JST, to_jst
 from formats import event_log_csv
+from integrations.http import ExternalCall
 from models import AuditEvent, Member
 from models.base import utcnow
 from models.enums import AuditCategory, Function, Level
@@ -546,6 +547,23 @@ def record_mail_event(
         details={"size_bytes": size_bytes, "parse_result": parse_result, "message_id": digest},
         personal={"sender": sender[:320], "subject": subject[:500]},
     )
+
+
+def external_call_recorder(actor: Actor) -> Callable[[ExternalCall], None]:
+    """What an integrations/ client calls after each request: one external.call event."""
+
+    def record(call: ExternalCall) -> None:
+        record_external_call(
+            actor,
+            service=call.service,
+            endpoint=call.endpoint,
+            method=call.method,
+            status=call.status,
+            latency_ms=call.latency_ms,
+            error=call.error,
+        )
+
+    return record
 
 
 def record_external_call(

@@ -9,15 +9,9 @@ id encrypted under a platform key derived (HKDF) from the active master key.
 
 from __future__ import annotations
 
-import base64
-import os
 import uuid
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, update
 from sqlmodel import Session as DbSession
 from sqlmodel import select
@@ -28,7 +22,7 @@ from models import LinePendingLogin, LineRegistration, Member, MemberLine, Sessi
 from models.base import utcnow
 from models.enums import AuditCategory, MemberStatus, TenantStatus
 from services import audit
-from services.crypto import DecryptionError, TenantCipher
+from services.crypto import DecryptionError, TenantCipher, platform_key, seal, unseal
 from services.db import set_tenant, unit_of_work
 from services.signin.sessions import Principal, line_actor, open_session, token_hash
 
@@ -234,16 +228,7 @@ def choose_brigade(actor: Actor, tenant_id: uuid.UUID) -> LineLoginResult:
 # The pending LINE user id, encrypted under a platform key derived from the master key
 
 
-def _platform_key(master_id: str) -> bytes:
-    master = get_settings().master_keys.get(master_id)
-    if master is None:
-        raise DecryptionError(f"master key {master_id!r} is not configured")
-    return HKDF(
-        algorithm=hashes.SHA256(),
-        length=32,
-        salt=None,
-        info=b"hikeshi/platform/line-pending-sub/v1",
-    ).derive(master)
+PENDING_PURPOSE = "line-pending-sub"
 
 
 def _pending_aad(session_id: uuid.UUID) -> bytes:
@@ -252,20 +237,13 @@ def _pending_aad(session_id: uuid.UUID) -> bytes:
 
 def _seal_sub(sub: str, session_id: uuid.UUID) -> str:
     master_id = get_settings().active_master_key_id
-    nonce = os.urandom(12)
-    sealed = AESGCM(_platform_key(master_id)).encrypt(nonce, sub.encode(), _pending_aad(session_id))
-    return f"{PENDING_FORMAT}:{master_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+    key = platform_key(master_id, PENDING_PURPOSE)
+    return f"{PENDING_FORMAT}:{master_id}:{seal(key, sub.encode(), _pending_aad(session_id))}"
 
 
 def open_sub(pending: LinePendingLogin) -> str:
-    fmt, master_id, encoded = [*pending.sub_enc.split(":", 2), "", ""][:3]
+    fmt, master_id, sealed = [*pending.sub_enc.split(":", 2), "", ""][:3]
     if fmt != PENDING_FORMAT:
         raise DecryptionError("unknown format")
-    try:
-        raw = base64.urlsafe_b64decode(encoded)
-        plain = AESGCM(_platform_key(master_id)).decrypt(
-            raw[:12], raw[12:], _pending_aad(pending.session_id)
-        )
-    except (InvalidTag, ValueError) as exc:
-        raise DecryptionError("pending LINE user id cannot be decrypted") from exc
-    return plain.decode()
+    key = platform_key(master_id, PENDING_PURPOSE)
+    return unseal(key, sealed, _pending_aad(pending.session_id)).decode()

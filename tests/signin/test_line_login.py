@@ -29,6 +29,7 @@ from starlette.testclient import TestClient
 import server
 from config import ConfigError, load_settings
 from core.actor import Actor
+from integrations import line_login
 from models import PLATFORM_TENANT_ID, AuditEvent, LineAuthRequest, LinePendingLogin, MemberLine
 from models import Session as UserSession
 from models.base import utcnow
@@ -502,7 +503,7 @@ def test_unreachable_jwks_refuses_es256(flow, platform):
     flow.start()  # the authorization request already knows the real endpoints
     flow.fake.tamper(flow.fake.sign_es256)
     target = flow.consent()
-    line._jwks_cache.clear()
+    line_login._jwks_cache.clear()
     with configured({"HIKESHI_LINE_JWKS_URL": f"http://127.0.0.1:{closed_port()}/certs"}):
         response = flow.callback(target)
 
@@ -818,7 +819,7 @@ def test_token_and_key_requests_are_logged_without_secrets(flow, platform):
     tenant = make_tenant()
     member = make_member(tenant)
     link_line(tenant, member.id, flow.fake.user.sub)
-    line._jwks_cache.clear()
+    line_login._jwks_cache.clear()
     flow.fake.tamper(flow.fake.sign_es256)
 
     assert flow.login().headers["location"] == "/"

@@ -34,6 +34,7 @@ from services.crypto import TenantCipher
 from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, PermissionDenied, ValidationError
 from services.signin import line_sessions
+from services.signin.sessions import may_sign_in
 
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed from paper
 CODE_LENGTH = 12
@@ -357,10 +358,10 @@ def _link_member(
 ) -> RedeemResult:
     tenant = db.get(Tenant, registration.tenant_id)
     member = db.get(Member, registration.member_id)
-    if tenant is None or tenant.status != TenantStatus.ACTIVE or member is None:
-        return _refuse(db, actor, registration, "inactive", "tenant_inactive")
-    if member.status != MemberStatus.ACTIVE:
-        return _refuse(db, actor, registration, "inactive", "account_inactive")
+    if not may_sign_in(tenant, member):
+        tenant_active = tenant is not None and tenant.status == TenantStatus.ACTIVE
+        reason = "account_inactive" if tenant_active and member is not None else "tenant_inactive"
+        return _refuse(db, actor, registration, "inactive", reason)
     cipher = TenantCipher(db, tenant.id)
     sub = line_sessions.open_sub(pending)
     bidx = cipher.blind_index(sub, field=line_sessions.SUB_FIELD)

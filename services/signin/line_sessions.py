@@ -20,11 +20,17 @@ from config import get_settings
 from core.actor import Actor, ActorKind, RequestContext
 from models import LinePendingLogin, LineRegistration, Member, MemberLine, Session, Tenant
 from models.base import utcnow
-from models.enums import AuditCategory, MemberStatus, TenantStatus
+from models.enums import AuditCategory, TenantStatus
 from services import audit
 from services.crypto import DecryptionError, TenantCipher, platform_key, seal, unseal
 from services.db import set_tenant, unit_of_work
-from services.signin.sessions import Principal, line_actor, open_session, token_hash
+from services.signin.sessions import (
+    Principal,
+    line_actor,
+    may_sign_in,
+    open_session,
+    token_hash,
+)
 
 SUB_FIELD = "member_line.sub"
 PENDING_FORMAT = "p1"
@@ -94,7 +100,7 @@ def find_links(db: DbSession, sub: str) -> list[Link]:
             Member.id == MemberLine.member_id,
         )
         for _link, member in db.exec(query).all():
-            active = member.status == MemberStatus.ACTIVE
+            active = may_sign_in(tenant, member)
             links.append(Link(tenant.id, tenant.name, member.id, member.member_code, active))
     set_tenant(db, None)
     return links

@@ -13,13 +13,13 @@ from config import get_settings
 from core.actor import Actor, ActorKind, RequestContext
 from models import LocalAccount, Member, Session, Tenant
 from models.base import utcnow
-from models.enums import AuditCategory, MemberStatus, TenantStatus
+from models.enums import AuditCategory
 from models.tenant import PLATFORM_TENANT_ID
 from services import audit
 from services.db import set_tenant, unit_of_work
 from services.errors import PermissionDenied, ValidationError
 from services.signin.passwords import hash_password, needs_rehash, password_problem, verify_password
-from services.signin.sessions import Principal, open_session
+from services.signin.sessions import Principal, may_sign_in, open_session
 
 MESSAGES = {
     "invalid": "ログイン名またはパスワードが正しくありません。",
@@ -77,15 +77,7 @@ def _member_may_log_in(db, account: LocalAccount) -> bool:
     if account.tenant_id is None or account.member_id is None:
         return False
     set_tenant(db, account.tenant_id)
-    tenant = db.get(Tenant, account.tenant_id)
-    member = db.get(Member, account.member_id)
-    return (
-        tenant is not None
-        and tenant.status == TenantStatus.ACTIVE
-        and member is not None
-        and member.tenant_id == tenant.id
-        and member.status == MemberStatus.ACTIVE
-    )
+    return may_sign_in(db.get(Tenant, account.tenant_id), db.get(Member, account.member_id))
 
 
 def _log(

@@ -146,6 +146,19 @@ def _anonymous(row: Session, request: RequestContext) -> Actor:
     )
 
 
+def may_sign_in(tenant: Tenant | None, member: Member | None) -> bool:
+    """The one rule for signing in to a brigade, by password, LINE or a registration code: the
+    brigade is active (not cancelled) and the member belongs to it and is active (a suspended or
+    retired member may not; white paper 9.2.6)."""
+    return (
+        tenant is not None
+        and tenant.status == TenantStatus.ACTIVE
+        and member is not None
+        and member.tenant_id == tenant.id
+        and member.status == MemberStatus.ACTIVE
+    )
+
+
 def _actor_for(db: DbSession, row: Session, request: RequestContext) -> Actor | None:
     account = db.get(LocalAccount, row.local_account_id) if row.local_account_id else None
     if account is not None and account.disabled:
@@ -166,9 +179,7 @@ def _actor_for(db: DbSession, row: Session, request: RequestContext) -> Actor | 
     set_tenant(db, row.tenant_id)
     tenant = db.get(Tenant, row.tenant_id)
     member = db.get(Member, row.member_id) if row.member_id else None
-    if tenant is None or tenant.status != TenantStatus.ACTIVE or member is None:
-        return None
-    if member.tenant_id != tenant.id or member.status != MemberStatus.ACTIVE:
+    if not may_sign_in(tenant, member):
         return None
     return member_actor(db, tenant, member, account, row.id, request)
 

@@ -15,9 +15,10 @@ from sqlmodel import select
 
 from config import get_settings
 from core.actor import RequestContext
-from models import PLATFORM_TENANT_ID, AuditEvent, MemberPublic
+from models import PLATFORM_TENANT_ID, AuditEvent, Member, MemberPublic, Tenant
 from models import Session as UserSession
 from models.base import utcnow
+from models.enums import MemberStatus, TenantStatus
 from services.signin import local, sessions
 from tests.factories import (
     PLATFORM,
@@ -170,3 +171,24 @@ def test_operator_session_expiry_is_logged_on_the_platform_chain(engine):
     assert [(e.category, e.action) for e in events(engine, PLATFORM_TENANT_ID, request)] == [
         ("auth", "session.end")
     ]
+
+
+def test_may_sign_in_is_one_rule_for_brigade_and_member():
+    """Password, LINE and registration-code sign-in all ask services.signin.sessions.may_sign_in."""
+    tenant = Tenant(name="t", status=TenantStatus.ACTIVE)
+    member = Member(
+        tenant_id=tenant.id, member_code="M1", name_enc="", rank_id=tenant.id, status="active"
+    )
+    assert sessions.may_sign_in(tenant, member)
+    for status in (s for s in MemberStatus if s != MemberStatus.ACTIVE):
+        member.status = status
+        assert not sessions.may_sign_in(tenant, member)
+    member.status = MemberStatus.ACTIVE
+    tenant.status = TenantStatus.CANCELLED
+    assert not sessions.may_sign_in(tenant, member)
+    tenant.status = TenantStatus.ACTIVE
+    stranger = Member(
+        tenant_id=Tenant(name="u").id, member_code="M2", name_enc="", rank_id=tenant.id
+    )
+    assert not sessions.may_sign_in(tenant, stranger)
+    assert not sessions.may_sign_in(None, member) and not sessions.may_sign_in(tenant, None)

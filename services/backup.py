@@ -54,6 +54,7 @@ from services.imports import (
     ImportResult,
     MissingRows,
     Progress,
+    ProgressCounter,
     RowPlan,
     RowStatus,
     sha256,
@@ -893,10 +894,11 @@ def restore_backup(
         with no_lockout(tx):
             plans = _stage(tx, backup)
             _check_plans(tx, plans)
-            step = _Steps(progress, sum(len(p.rows) + len(p.missing) for p in plans.values()))
+            step = ProgressCounter(progress, sum(_size(p) for p in plans.values()))
             _write_permissions(tx, plans[PERMISSIONS])
-            step.done(plans[ROLES], plans[PERMISSIONS])
-            people = step.run(
+            step.advance(_size(plans[ROLES]) + _size(plans[PERMISSIONS]))
+            people = _written(
+                step,
                 plans[MEMBERS],
                 lambda report: member_import.write_members(
                     tx, plans[MEMBERS].rows, missing=MissingRows.RETIRE, progress=report
@@ -904,14 +906,15 @@ def restore_backup(
             )
             _remove_roles(tx, plans[ROLES].missing)
         _check_editors(tx, editors)
-        water = step.run(
+        water = _written(
+            step,
             plans[WATER],
             lambda report: water_import.write_water_sources(
                 tx, plans[WATER].rows, missing=MissingRows.RETIRE, progress=report
             ),
         )
         inspections = _write_inspections(tx, plans[INSPECTIONS])
-        step.done(plans[INSPECTIONS])
+        step.advance(_size(plans[INSPECTIONS]))
         result = RestoreResult(
             sha256=preview.sha256,
             other_brigade=other,
@@ -980,26 +983,15 @@ def _check_editors(tx: Tx, before: set[uuid.UUID]) -> None:
         raise Refused(F.PERMISSIONS, L.ADMIN, ADMIN_REQUIRED)
 
 
-class _Steps:
-    """progress(done, total) over the whole restore, rows of every file counted once."""
+def _size(plan: ImportPreview) -> int:
+    return len(plan.rows) + len(plan.missing)
 
-    def __init__(self, progress: Progress | None, total: int) -> None:
-        self.progress, self.total, self.finished = progress, max(total, 1), 0
 
-    def done(self, *plans: ImportPreview) -> None:
-        self.finished += sum(len(p.rows) + len(p.missing) for p in plans)
-        self._report(self.finished)
-
-    def run(self, plan: ImportPreview, write: Callable[[Progress], T]) -> T:
-        """write(progress) for one plan, its own progress reported as part of the whole."""
-        start, size = self.finished, len(plan.rows) + len(plan.missing)
-        result = write(lambda done, _total: self._report(start + min(done, size)))
-        self.done(plan)
-        return result
-
-    def _report(self, done: int) -> None:
-        if self.progress is not None:
-            self.progress(min(done, self.total), self.total)
+def _written(step: ProgressCounter, plan: ImportPreview, write: Callable[[Progress], T]) -> T:
+    """write(progress) for one plan, its progress reported as its part of the whole restore."""
+    result = write(step.part(_size(plan)))
+    step.advance(_size(plan))
+    return result
 
 
 def _role_result(plan: ImportPreview) -> ImportResult:

@@ -17,6 +17,32 @@ from formats.tabular import CellError
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
 
 
+class ProgressCounter:
+    """The one progress reporter of imports and restores: counts rows as they are written and
+    calls progress(done, total), never past total, at most every `every` rows and once at the
+    end. part() hands one step of a larger job a Progress of its own."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, max(total, 1), 0
+
+    def advance(self, count: int, *, every: int = 1) -> None:
+        self.done += count
+        if count and self.done % every == 0:
+            self._report(self.done)
+
+    def finish(self) -> None:
+        self._report(self.total)
+
+    def part(self, size: int) -> Progress:
+        """A step of `size` rows starting where the count stands; advance(size) after it."""
+        start = self.done
+        return lambda done, _total: self._report(start + min(done, size))
+
+    def _report(self, done: int) -> None:
+        if self.progress is not None:
+            self.progress(min(done, self.total), self.total)
+
+
 class RowStatus(StrEnum):
     NEW = "new"
     CHANGED = "changed"

@@ -40,6 +40,7 @@ from services.imports import (
     ImportResult,
     MissingRows,
     Progress,
+    ProgressCounter,
     RowPlan,
     RowStatus,
     sha256,
@@ -217,7 +218,7 @@ def write_members(
     changed = [p for p in prepared if p.current is not None and p.changed]
     absent = _absent(context, {p.code for p in prepared})[0]
     retire = absent if MissingRows(missing) == MissingRows.RETIRE else []
-    ticker = _Ticker(progress, len(prepared) + len(retire))
+    ticker = ProgressCounter(progress, len(prepared) + len(retire))
     ticker.advance(len(prepared) - len(new) - len(changed))
     now = utcnow()
     _insert(tx, new, now, ticker)
@@ -369,7 +370,7 @@ def _plan(
 ) -> _Planned:
     context = _Context.load(tx, scope=scope, lock=lock)
     first_row: dict[str, int] = {}
-    ticker = _Ticker(progress, len(records))
+    ticker = ProgressCounter(progress, len(records))
     rows = []
     for row, raw in records:
         rows.append(_plan_row(context, row, raw, first_row))
@@ -562,7 +563,7 @@ def _prepared_for(tx: Tx, plan: RowPlan) -> _Prepared:
     return prepared
 
 
-def _insert(tx: Tx, new: list[_Prepared], now: Any, ticker: _Ticker) -> None:
+def _insert(tx: Tx, new: list[_Prepared], now: Any, ticker: ProgressCounter) -> None:
     for start in range(0, len(new), CHUNK):
         rows, links = [], []
         for p in new[start : start + CHUNK]:
@@ -583,7 +584,7 @@ def _insert(tx: Tx, new: list[_Prepared], now: Any, ticker: _Ticker) -> None:
         ticker.advance(len(rows))
 
 
-def _update(tx: Tx, changed: list[_Prepared], now: Any, ticker: _Ticker) -> None:
+def _update(tx: Tx, changed: list[_Prepared], now: Any, ticker: ProgressCounter) -> None:
     for start in range(0, len(changed), CHUNK):
         chunk = changed[start : start + CHUNK]
         rows = [
@@ -614,7 +615,7 @@ def _update(tx: Tx, changed: list[_Prepared], now: Any, ticker: _Ticker) -> None
         ticker.advance(len(chunk))
 
 
-def _retire(tx: Tx, member_ids: list[uuid.UUID], now: Any, ticker: _Ticker) -> None:
+def _retire(tx: Tx, member_ids: list[uuid.UUID], now: Any, ticker: ProgressCounter) -> None:
     for start in range(0, len(member_ids), CHUNK):
         chunk = member_ids[start : start + CHUNK]
         tx.session.exec(
@@ -650,19 +651,3 @@ def _links(tx: Tx, member_id: uuid.UUID, role_ids: list[uuid.UUID]) -> list[dict
         {"tenant_id": tx.tenant_id, "member_id": member_id, "role_id": role_id}
         for role_id in role_ids
     ]
-
-
-class _Ticker:
-    """Calls progress(done, total) now and then, and once at the end."""
-
-    def __init__(self, progress: Progress | None, total: int) -> None:
-        self.progress, self.total, self.done = progress, total, 0
-
-    def advance(self, count: int, *, every: int = 1) -> None:
-        self.done += count
-        if self.progress is not None and count and self.done % every == 0:
-            self.progress(self.done, self.total)
-
-    def finish(self) -> None:
-        if self.progress is not None:
-            self.progress(self.total, self.total)

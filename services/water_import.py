@@ -42,6 +42,7 @@ from services.imports import (
     ImportResult,
     MissingRows,
     Progress,
+    ProgressCounter,
     RowPlan,
     RowStatus,
     file_error_preview,
@@ -286,7 +287,7 @@ def write_water_sources(
     new = [_insert_row(tx, plan, now) for plan in plans if plan.status == RowStatus.NEW]
     changed = [_update_row(plan, now) for plan in plans if plan.status == RowStatus.CHANGED]
     retired = _absent_ids(tx, plans) if missing == MissingRows.RETIRE else []
-    step = _Steps(progress, len(new) + len(changed) + len(retired))
+    step = ProgressCounter(progress, len(new) + len(changed) + len(retired))
     try:
         for chunk in _chunks(new):
             tx.session.execute(insert(SOURCES), chunk)
@@ -559,16 +560,6 @@ def _unplaced_notes(plans: Sequence[RowPlan]) -> list[str]:
 
 
 # -- helpers: writing ----------------------------------------------------------------------------
-
-
-class _Steps:
-    def __init__(self, progress: Progress | None, total: int) -> None:
-        self.progress, self.total, self.done = progress, total, 0
-
-    def advance(self, count: int) -> None:
-        self.done += count
-        if self.progress is not None:
-            self.progress(self.done, self.total)
 
 
 def _check_plans(plans: Sequence[RowPlan]) -> None:

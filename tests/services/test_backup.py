@@ -432,7 +432,7 @@ def test_failure_in_the_middle_leaves_everything_as_it_was(tenant, engine, monke
     def broken(tx, plan):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(backup, "_write_inspections", broken)
+    monkeypatch.setattr(backup, "write_inspections", broken)
     with pytest.raises(RuntimeError):
         backup.restore_backup(chief, preview)
     assert snapshot(tenant) == before

@@ -1,0 +1,374 @@
+"""Backup and restore (バックアップ・復元) of one brigade: roles, the permission matrix, the roster,
+the water sources and their inspections, in one ZIP (formats/backup.py).
+
+Who may do what, and why:
+
+- create_backup needs CSV出力・バックアップ 閲覧 and 閲覧 of everything the file holds: 団員名簿,
+  消防水利, 水利点検 (inspectors' names) and 役職・権限. The file holds personal data decrypted,
+  hence the optional AES password.
+- inspect_backup and restore_backup need 復元 編集. A restore that changes roles or the matrix, or
+  who may edit permissions, needs 役職・権限 管理 as well, as the matrix page would; restoring
+  another brigade's backup needs 役職・権限 管理 and the administrator's explicit choice.
+
+A restore replaces the brigade's data in one transaction, everything or nothing: members absent
+from the backup are retired, not deleted (accounts, sessions and the audit log refer to them);
+water sources absent from it are deleted with their inspections; roles absent from it are
+removed after the members are re-linked; the matrix and the inspections are replaced. The
+no-lock-out guard of the matrix holds: a backup that would leave no active member with
+役職・権限 管理 is refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlmodel import select
+
+from core.access import Need, allows
+from core.actor import Actor
+from formats import backup as fmt
+from formats import member_csv
+from formats.tabular import CellValueError, plain
+from models import Member, MemberRole, Permission
+from models.enums import MemberStatus
+from services import member_import, water_import
+from services.backup.access import (
+    apply_roles,
+    parse_grant,
+    plan_permissions,
+    plan_roles,
+    remove_roles,
+    write_permissions,
+)
+from services.backup.create import app_version, create_backup
+from services.backup.model import (
+    BACKUP_NEEDS,
+    CHANGES_PERMISSIONS,
+    ENTITIES,
+    ENTITY_LABELS,
+    INSPECTIONS,
+    LOCKOUT_PREDICTED,
+    MEMBERS,
+    NOT_READY,
+    OTHER_BRIGADE,
+    OTHER_BRIGADE_ADMIN,
+    PERMISSIONS,
+    ROLES,
+    WATER,
+    BackupFile,
+    F,
+    L,
+    RestorePreview,
+    RestoreResult,
+    T,
+)
+from services.backup.records import (
+    plan_inspections,
+    plan_members,
+    plan_water,
+    write_inspections,
+)
+from services.base import Tx, record_denial, scoped, transaction
+from services.errors import PermissionDenied, ValidationError
+from services.imports import (
+    ImportPreview,
+    ImportResult,
+    MissingRows,
+    Progress,
+    ProgressCounter,
+    RowPlan,
+    RowStatus,
+    sha256,
+)
+from services.permissions import (
+    ADMIN_REQUIRED,
+    Grant,
+    Refused,
+    guarded,
+    no_lockout,
+    permission_admins,
+    top_level,
+)
+
+__all__ = [
+    "BACKUP_NEEDS",
+    "CHANGES_PERMISSIONS",
+    "ENTITIES",
+    "ENTITY_LABELS",
+    "LOCKOUT_PREDICTED",
+    "MEMBERS",
+    "OTHER_BRIGADE_ADMIN",
+    "BackupFile",
+    "RestorePreview",
+    "RestoreResult",
+    "app_version",
+    "create_backup",
+    "inspect_backup",
+    "restore_backup",
+]
+
+
+# -- inspecting --------------------------------------------------------------------------------
+
+
+class _DryRun(Exception):
+    """Ends the planning transaction of a preview: the roles it staged are rolled back."""
+
+    def __init__(self, plans: dict[str, ImportPreview], admins: int) -> None:
+        super().__init__("dry run")
+        self.plans, self.admins = plans, admins
+
+
+def inspect_backup(actor: Actor, *, data: bytes, password: str | None = None) -> RestorePreview:
+    """Verify the file and plan every entity against the brigade's data; nothing is written."""
+    preview = RestorePreview(sha256(data), data, password)
+    if not allows(actor, Need(F.RESTORE, L.EDIT)):
+        record_denial(actor, F.RESTORE, L.EDIT, "backup.inspect")
+        raise PermissionDenied()
+    try:
+        backup = fmt.read_zip(data, password=password)
+    except fmt.BackupError as exc:
+        preview.errors = exc.problems
+        preview.password_required = isinstance(exc, fmt.PasswordRequired | fmt.WrongPassword)
+        return preview
+    preview.manifest, preview.encrypted = backup.manifest, backup.encrypted
+    preview.other_brigade = backup.manifest.tenant_id != actor.tenant_id
+    try:
+        with transaction(actor, F.RESTORE, L.EDIT, "backup.inspect") as tx:
+            admins = 0 if actor.is_platform else permission_admins(tx.session, tx.tenant_id)
+            raise _DryRun(_stage(tx, backup), admins)
+    except _DryRun as dry_run:
+        preview.plans = {name: _detached(plan) for name, plan in dry_run.plans.items()}
+        preview.errors = _warnings(actor, preview, admins_now=dry_run.admins)
+    return preview
+
+
+def _detached(plan: ImportPreview) -> ImportPreview:
+    """A plan without what only its transaction could use (the page keeps previews)."""
+    plan.rows = [RowPlan(p.row, p.code, p.status, p.raw, p.changes, p.errors) for p in plan.rows]
+    return plan
+
+
+def _warnings(actor: Actor, preview: RestorePreview, *, admins_now: int) -> list[str]:
+    """What the restore would refuse, said before the administrator presses the button."""
+    found = []
+    if preview.other_brigade and not allows(actor, Need(F.PERMISSIONS, top_level(F.PERMISSIONS))):
+        found.append(OTHER_BRIGADE_ADMIN)
+    if _changes_permissions(preview.plans) and not allows(actor, Need(F.PERMISSIONS, L.ADMIN)):
+        found.append(CHANGES_PERMISSIONS)
+    if admins_now and _admins_after(preview.plans) == 0:
+        found.append(LOCKOUT_PREDICTED)
+    return found
+
+
+def _changes_permissions(plans: Mapping[str, ImportPreview]) -> bool:
+    return any(
+        plans[name].missing or any(row.status != RowStatus.UNCHANGED for row in plans[name].rows)
+        for name in (ROLES, PERMISSIONS)
+        if name in plans
+    )
+
+
+def _admins_after(plans: Mapping[str, ImportPreview]) -> int:
+    """Active members of the backup holding 役職・権限 管理 under the backup's matrix: after the
+    restore they are the only ones (everyone else is retired)."""
+    holders = {
+        (plain(row.raw.get("kind", "")), plain(row.raw.get("name", "")))
+        for row in plans[PERMISSIONS].rows
+        if parse_grant(F.PERMISSIONS, row.raw.get(str(F.PERMISSIONS), "")) == Grant(L.ADMIN)
+    }
+    admin_roles = {name for kind, name in holders if kind == fmt.SUBJECT_ROLE}
+    admin_ranks = {name for kind, name in holders if kind == fmt.SUBJECT_RANK}
+    role_names = {plain(row.raw.get("name", "")) for row in plans[ROLES].rows}
+    return sum(
+        1
+        for row in plans[MEMBERS].rows
+        if _active(row.raw.get("status", ""))
+        and (
+            plain(row.raw.get("rank", "")) in admin_ranks
+            or admin_roles & set(member_csv.split_roles(row.raw.get("roles", ""), role_names)[0])
+        )
+    )
+
+
+def _active(status: str) -> bool:
+    try:
+        return member_csv.status_of(status) in (None, MemberStatus.ACTIVE)
+    except CellValueError:
+        return False
+
+
+# -- staging: what a preview and a restore share -----------------------------------------------
+
+
+def _stage(tx: Tx, backup: fmt.Backup) -> dict[str, ImportPreview]:
+    """Plan every entity. The roles are applied first (members and the matrix name them), so the
+    plans are what the restore will find; a preview rolls this back."""
+    roles = plan_roles(tx, backup)
+    apply_roles(tx, roles)
+    water = plan_water(tx, backup)
+    people = plan_members(tx, backup)
+    return {
+        ROLES: roles,
+        PERMISSIONS: plan_permissions(tx, backup, roles),
+        MEMBERS: people,
+        WATER: water,
+        INSPECTIONS: plan_inspections(tx, backup, people, water),
+    }
+
+
+# -- restoring ---------------------------------------------------------------------------------
+
+
+def restore_backup(
+    actor: Actor,
+    preview: RestorePreview,
+    *,
+    allow_other_brigade: bool = False,
+    progress: Progress | None = None,
+) -> RestoreResult:
+    """Replace the brigade's data by the backup's in one transaction, verifying and planning the
+    file again inside it; one audit event."""
+    with guarded(actor, F.RESTORE, L.EDIT, "backup.restore") as tx:
+        backup = _verified(preview)
+        other = backup.manifest.tenant_id != tx.tenant_id
+        _check_other_brigade(tx, backup.manifest, other, allow_other_brigade)
+        editors = _permission_editors(tx)
+        with no_lockout(tx):
+            plans = _stage(tx, backup)
+            _check_plans(tx, plans)
+            step = ProgressCounter(progress, sum(_size(p) for p in plans.values()))
+            write_permissions(tx, plans[PERMISSIONS])
+            step.advance(_size(plans[ROLES]) + _size(plans[PERMISSIONS]))
+            people = _written(
+                step,
+                plans[MEMBERS],
+                lambda report: member_import.write_members(
+                    tx, plans[MEMBERS].rows, missing=MissingRows.RETIRE, progress=report
+                ),
+            )
+            remove_roles(tx, plans[ROLES].missing)
+        _check_editors(tx, editors)
+        water = _written(
+            step,
+            plans[WATER],
+            lambda report: water_import.write_water_sources(
+                tx, plans[WATER].rows, missing=MissingRows.RETIRE, progress=report
+            ),
+        )
+        inspections = write_inspections(tx, plans[INSPECTIONS])
+        step.advance(_size(plans[INSPECTIONS]))
+        result = RestoreResult(
+            sha256=preview.sha256,
+            other_brigade=other,
+            roles=_role_result(plans[ROLES]),
+            permissions=_counted(plans[PERMISSIONS]),
+            members=people,
+            water_sources=water,
+            inspections=inspections,
+        )
+        tx.audit("backup.restore", target_type="backup", details=_restore_details(backup, result))
+    return result
+
+
+def _verified(preview: RestorePreview) -> fmt.Backup:
+    try:
+        backup = fmt.read_zip(preview.data, password=preview.password)
+    except fmt.BackupError as exc:
+        raise ValidationError({"backup": " ".join(exc.problems)}) from None
+    if sha256(preview.data) != preview.sha256:
+        raise ValidationError({"backup": "確認したファイルと内容が異なります。"})
+    return backup
+
+
+def _check_other_brigade(tx: Tx, manifest: fmt.Manifest, other: bool, allowed: bool) -> None:
+    if not other:
+        return
+    if not allowed:
+        raise ValidationError({"other_brigade": OTHER_BRIGADE.format(brigade=manifest.brigade)})
+    top = top_level(F.PERMISSIONS)
+    if not allows(tx.actor, Need(F.PERMISSIONS, top)):
+        raise Refused(F.PERMISSIONS, top, OTHER_BRIGADE_ADMIN)
+
+
+def _check_plans(tx: Tx, plans: dict[str, ImportPreview]) -> None:
+    if any(p.file_errors or p.counts[RowStatus.INVALID] for p in plans.values()):
+        raise ValidationError({"backup": NOT_READY})
+    if _changes_permissions(plans) and not allows(tx.actor, Need(F.PERMISSIONS, L.ADMIN)):
+        raise Refused(F.PERMISSIONS, L.ADMIN, CHANGES_PERMISSIONS)
+
+
+def _permission_editors(tx: Tx) -> set[uuid.UUID]:
+    """Active members who may edit permissions, through their rank or a role."""
+    holders = set(
+        tx.session.exec(
+            scoped(select(Permission.subject_id), tx.actor).where(
+                Permission.function == str(F.PERMISSIONS), Permission.level >= int(L.EDIT)
+            )
+        ).all()
+    )
+    active = tx.session.exec(
+        scoped(select(Member.id, Member.rank_id), tx.actor).where(
+            Member.status == str(MemberStatus.ACTIVE)
+        )
+    ).all()
+    by_role = {
+        link.member_id
+        for link in tx.session.exec(scoped(select(MemberRole), tx.actor)).all()
+        if link.role_id in holders
+    }
+    return {member for member, rank in active if rank in holders or member in by_role}
+
+
+def _check_editors(tx: Tx, before: set[uuid.UUID]) -> None:
+    """Giving or taking the right to edit permissions needs 役職・権限 管理, as on the roster."""
+    if _permission_editors(tx) != before and not allows(tx.actor, Need(F.PERMISSIONS, L.ADMIN)):
+        raise Refused(F.PERMISSIONS, L.ADMIN, ADMIN_REQUIRED)
+
+
+def _size(plan: ImportPreview) -> int:
+    return len(plan.rows) + len(plan.missing)
+
+
+def _written(step: ProgressCounter, plan: ImportPreview, write: Callable[[Progress], T]) -> T:
+    """write(progress) for one plan, its progress reported as its part of the whole restore."""
+    result = write(step.part(_size(plan)))
+    step.advance(_size(plan))
+    return result
+
+
+def _role_result(plan: ImportPreview) -> ImportResult:
+    counts = plan.counts
+    return ImportResult(
+        created=counts[RowStatus.NEW],
+        updated=counts[RowStatus.CHANGED],
+        unchanged=counts[RowStatus.UNCHANGED],
+        retired=len(plan.missing),
+    )
+
+
+def _counted(plan: ImportPreview) -> ImportResult:
+    counts = plan.counts
+    return ImportResult(
+        created=counts[RowStatus.NEW],
+        updated=counts[RowStatus.CHANGED],
+        unchanged=counts[RowStatus.UNCHANGED],
+    )
+
+
+def _restore_details(backup: fmt.Backup, result: RestoreResult) -> dict[str, Any]:
+    """The file's fingerprint and what changed, in counts: no personal data."""
+    manifest = backup.manifest
+    return {
+        "sha256": result.sha256,
+        "format_version": manifest.format_version,
+        "backup_created_at": manifest.created_at.isoformat(),
+        "source_tenant_id": str(manifest.tenant_id),
+        "source_brigade": manifest.brigade,
+        "other_brigade": result.other_brigade,
+        "encrypted": backup.encrypted,
+        "rows": manifest.rows,
+        "counts": result.counts(),
+    }

@@ -1,0 +1,179 @@
+"""Creating a backup: every function it holds, decrypted for the file, audited by hash and
+counts (white paper 12.3.1)."""
+
+from __future__ import annotations
+
+import tomllib
+import unicodedata
+import uuid
+from collections.abc import Mapping, Sequence
+from functools import cache
+
+from sqlmodel import select
+
+from config import ROOT
+from core.access import Need, allows
+from core.actor import Actor
+from core.timefmt import JST
+from formats import backup as fmt
+from formats import member_csv, water_csv
+from models import Member, MemberPublic, Permission, Rank, Role, Tenant
+from models.base import utcnow
+from models.enums import Function, Level
+from models.water import WaterInspection, WaterSource
+from services import members
+from services.backup.model import BACKUP_NEEDS, FILENAME_UNSAFE, BackupFile, F, L
+from services.base import Tx, record_denial, scoped, transaction
+from services.errors import PermissionDenied, ValidationError
+from services.permissions import (
+    Grant,
+    grant_of,
+)
+
+# -- creating ----------------------------------------------------------------------------------
+
+
+def create_backup(actor: Actor, *, password: str | None = None) -> BackupFile:
+    """The brigade's data as one ZIP; AES-256 encrypted when a password is given."""
+    _require_all(actor, BACKUP_NEEDS, "backup.create")
+    if password is not None:
+        _check_password(password)
+    with transaction(actor, F.CSV_EXPORT, L.VIEW, "backup.create") as tx:
+        files = _backup_files(tx)
+        manifest = fmt.build_manifest(
+            files,
+            tenant_id=tx.tenant_id,
+            brigade=_brigade_name(tx),
+            created_at=utcnow(),
+            app_version=app_version(),
+        )
+        data = fmt.write_zip(manifest, files, password=password)
+        backup = BackupFile(_filename(tx.tenant_id, manifest), data, manifest, password is not None)
+        tx.audit(
+            "backup.create",
+            target_type="backup",
+            details={
+                "filename": backup.filename,
+                "sha256": backup.sha256,
+                "bytes": len(data),
+                "encrypted": backup.encrypted,
+                "rows": manifest.rows,
+            },
+        )
+    return backup
+
+
+def _require_all(actor: Actor, needs: Sequence[tuple[Function, Level]], action: str) -> None:
+    for function, level in needs:
+        if not allows(actor, Need(function, level)):
+            record_denial(actor, function, level, action)
+            raise PermissionDenied()
+
+
+def _check_password(password: str) -> None:
+    try:
+        fmt.check_password(password)
+    except fmt.BackupError as exc:
+        raise ValidationError({"password": str(exc)}) from None
+
+
+def _backup_files(tx: Tx) -> dict[str, bytes]:
+    roles = tx.session.exec(scoped(select(Role), tx.actor).order_by(Role.name)).all()
+    ranks = {r.id: r for r in tx.session.exec(scoped(select(Rank), tx.actor)).all()}
+    return {
+        fmt.ROLES: fmt.encode_roles(fmt.RoleRow(r.name, ranks[r.rank_id].name) for r in roles),
+        fmt.PERMISSIONS: fmt.encode_permissions(_matrix_rows(tx, ranks, roles)),
+        fmt.MEMBERS: member_csv.encode(_current_members(tx)),
+        fmt.WATER_SOURCES: water_csv.encode(_current_sources(tx)),
+        fmt.INSPECTIONS: fmt.encode_inspections(_inspection_rows(tx)),
+    }
+
+
+def _matrix_rows(tx: Tx, ranks: Mapping[uuid.UUID, Rank], roles: Sequence[Role]) -> list:
+    grants = grants_by_subject(tx)
+    subjects = [(fmt.SUBJECT_RANK, r) for r in sorted(ranks.values(), key=lambda r: r.position)]
+    subjects += [(fmt.SUBJECT_ROLE, r) for r in roles]
+    return [
+        fmt.PermissionRow(
+            kind,
+            subject.name,
+            {f: g.label for f, g in grants.get(subject.id, {}).items() if g.level > L.NONE},
+        )
+        for kind, subject in subjects
+    ]
+
+
+def grants_by_subject(tx: Tx) -> dict[uuid.UUID, dict[Function, Grant]]:
+    found: dict[uuid.UUID, dict[Function, Grant]] = {}
+    for row in tx.session.exec(scoped(select(Permission), tx.actor)).all():
+        if (grant := grant_of(row)) is not None:
+            found.setdefault(row.subject_id, {})[Function(row.function)] = grant
+    return found
+
+
+def _current_members(tx: Tx) -> list[MemberPublic]:
+    rows = tx.session.exec(scoped(select(Member), tx.actor).order_by(Member.member_code)).all()
+    org = members.load_org(tx)
+    return [members.to_public(tx, member, org) for member in rows]
+
+
+def _current_sources(tx: Tx) -> list[WaterSource]:
+    """The stored rows: the water layout holds registry fields only, nothing computed."""
+    return list(
+        tx.session.exec(scoped(select(WaterSource), tx.actor).order_by(WaterSource.code)).all()
+    )
+
+
+def _inspection_rows(tx: Tx) -> list[fmt.InspectionRow]:
+    """Read together with their sources' codes, so that one statement sees both."""
+    codes = member_codes(tx)
+    query = select(WaterInspection, WaterSource.code).join(
+        WaterSource, WaterSource.id == WaterInspection.water_source_id
+    )
+    rows = [
+        fmt.InspectionRow(
+            source_code=source_code,
+            inspected_on=row.inspected_on,
+            result=row.result,
+            inspector_code=codes.get(row.inspector_member_id, ""),
+            inspector_name=inspector_name_of(tx, row),
+            notes=row.notes,
+            created_at=row.created_at,
+        )
+        for row, source_code in tx.session.exec(scoped(query, tx.actor)).all()
+    ]
+    return sorted(rows, key=lambda r: (r.source_code, r.inspected_on, r.created_at))
+
+
+def member_codes(tx: Tx) -> dict[uuid.UUID, str]:
+    return dict(tx.session.exec(scoped(select(Member.id, Member.member_code), tx.actor)).all())
+
+
+def inspector_name_of(tx: Tx, row: WaterInspection) -> str:
+    if not row.inspector_name_enc:
+        return ""
+    return tx.cipher.decrypt(
+        row.inspector_name_enc, field="water_inspection.inspector_name", row_id=row.id
+    )
+
+
+def _brigade_name(tx: Tx) -> str:
+    tenant = tx.session.get(Tenant, tx.tenant_id)
+    return tenant.name if tenant else ""
+
+
+def _filename(tenant_id: uuid.UUID, manifest: fmt.Manifest) -> str:
+    """ASCII only (browsers and USB sticks mangle other names): the brigade's name when it has
+    letters or digits, else the start of its id."""
+    name = FILENAME_UNSAFE.sub("-", unicodedata.normalize("NFKC", manifest.brigade)).strip("-")
+    stamp = manifest.created_at.astimezone(JST).strftime("%Y%m%d-%H%M")
+    return f"hikeshi-backup-{name[:40] or str(tenant_id)[:8]}-{stamp}.zip"
+
+
+@cache
+def app_version() -> str:
+    try:
+        with open(ROOT / "pyproject.toml", "rb") as project:
+            return str(tomllib.load(project)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"

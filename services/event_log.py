@@ -13,15 +13,13 @@ Free text is matched in SQL on the non-personal columns only; nothing is decrypt
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, func, or_, text, tuple_
 from sqlmodel import Session, select
@@ -30,14 +28,12 @@ from core.access import Need, allows
 from core.actor import Actor
 from core.timefmt import JST, to_jst
 from formats import event_log_csv
-from integrations.http import ExternalCall
 from models import AuditEvent, Member
 from models.base import utcnow
 from models.enums import AuditCategory, Function, Level
-from services import audit, audit_verify
+from services import audit_verify
 from services.base import Tx, scoped, transaction
 from services.crypto import AUDIT, DecryptionError, TenantCipher
-from services.db import unit_of_work
 from services.errors import NotFound, ValidationError
 
 PAGE_SIZE = 50
@@ -498,141 +494,3 @@ def _report(tx: Tx, result: audit_verify.VerifyResult, from_seq: int) -> Integri
         reason=result.reason,
         broken_event=broken,
     )
-
-
-# --- recording the mail and external-service categories ----------------------------------
-
-PARSE_RESULT = re.compile(r"[a-z][a-z0-9_]{0,39}")
-METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
-SERVICE = re.compile(r"[a-z][a-z0-9_-]{0,39}")
-RETRY_KEY = re.compile(r"[A-Za-z0-9._:-]{0,64}")
-ERROR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,59}")
-# a path segment that identifies someone or something (LINE user/group/room ids, tokens, long
-# numbers) is replaced, so an endpoint never carries a personal identifier
-ID_SEGMENT = re.compile(r"^(?:[UCR][0-9a-f]{32}|(?=[^/]*\d)[A-Za-z0-9._~-]{16,}|\d{6,})$")
-
-
-def message_id_hash(message_id: str) -> str:
-    return hashlib.sha256(message_id.strip().encode()).hexdigest()[:32] if message_id else ""
-
-
-def record_mail_event(
-    actor: Actor,
-    *,
-    sender: str,
-    subject: str,
-    size_bytes: int,
-    parse_result: str,
-    message_id: str = "",
-    session: Session | None = None,
-) -> None:
-    """One received mail: sender and subject go to the encrypted part, only the size, the
-    parse result and a hash of the Message-ID stay readable."""
-    errors: dict[str, str] = {}
-    if not PARSE_RESULT.fullmatch(parse_result or ""):
-        errors["parse_result"] = "解析結果は英小文字の識別子で指定してください。"
-    if not isinstance(size_bytes, int) or size_bytes < 0:
-        errors["size_bytes"] = "サイズは0以上の整数で指定してください。"
-    if errors:
-        raise ValidationError(errors)
-    digest = message_id_hash(message_id)
-    _record(
-        actor,
-        session,
-        category=AuditCategory.MAIL,
-        action="mail.receive",
-        outcome="success" if parse_result == "ok" else "failure",
-        target_type="mail",
-        target_id=digest,
-        details={"size_bytes": size_bytes, "parse_result": parse_result, "message_id": digest},
-        personal={"sender": sender[:320], "subject": subject[:500]},
-    )
-
-
-def external_call_recorder(actor: Actor) -> Callable[[ExternalCall], None]:
-    """What an integrations/ client calls after each request: one external.call event."""
-
-    def record(call: ExternalCall) -> None:
-        record_external_call(
-            actor,
-            service=call.service,
-            endpoint=call.endpoint,
-            method=call.method,
-            status=call.status,
-            latency_ms=call.latency_ms,
-            error=call.error,
-        )
-
-    return record
-
-
-def record_external_call(
-    actor: Actor,
-    *,
-    service: str,
-    endpoint: str,
-    method: str,
-    status: int | None,
-    latency_ms: float,
-    retry_key: str = "",
-    attempt: int = 1,
-    error: str = "",
-    session: Session | None = None,
-) -> None:
-    """One call to LINE or another service. Takes no headers or bodies, so no token or message
-    text can reach the log; the endpoint keeps only scheme, host and path, identifiers masked.
-    error is an exception class name (e.g. "ConnectTimeout"), never its message."""
-    method = (method or "").upper()
-    errors: dict[str, str] = {}
-    if not SERVICE.fullmatch(service or ""):
-        errors["service"] = "サービス名は英小文字の識別子で指定してください。"
-    if method not in METHODS:
-        errors["method"] = "HTTPメソッドが正しくありません。"
-    if status is not None and not 100 <= status <= 599:
-        errors["status"] = "ステータスコードが正しくありません。"
-    if latency_ms < 0 or attempt < 1:
-        errors["latency_ms"] = "所要時間・試行回数が正しくありません。"
-    if not RETRY_KEY.fullmatch(retry_key or ""):
-        errors["retry_key"] = "リトライキーが正しくありません。"
-    if error and not ERROR_NAME.fullmatch(error):
-        errors["error"] = "エラーは例外クラス名で指定してください。"
-    if errors:
-        raise ValidationError(errors)
-    safe = safe_endpoint(endpoint)
-    _record(
-        actor,
-        session,
-        category=AuditCategory.EXTERNAL,
-        action="external.call",
-        outcome="success" if status is not None and status < 400 else "failure",
-        target_type=service,
-        target_id=safe[:80],
-        details={
-            "service": service,
-            "endpoint": safe,
-            "method": method,
-            "status": status,
-            "latency_ms": round(float(latency_ms), 1),
-            "retry_key": retry_key,
-            "attempt": attempt,
-            "error": error,
-        },
-    )
-
-
-def safe_endpoint(url: str) -> str:
-    """scheme://host[:port]/path of url, without user info, query or fragment, ids masked."""
-    parts = urlsplit(url or "")
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    path = "/".join(":id" if ID_SEGMENT.match(s) else s for s in parts.path.split("/"))
-    return f"{parts.scheme}://{host}{path}" if parts.scheme else path
-
-
-def _record(actor: Actor, session: Session | None, **kwargs: Any) -> None:
-    if session is not None:
-        audit.record(session, actor, **kwargs)
-        return
-    with unit_of_work(audit.chain_id(actor)) as own:
-        audit.record(own, actor, **kwargs)

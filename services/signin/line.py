@@ -28,9 +28,9 @@ from models.base import utcnow
 from models.enums import AuditCategory
 from services import audit
 from services.db import unit_of_work
-from services.event_log import external_call_recorder
 from services.signin.line_sessions import LineLoginResult, complete_login
 from services.signin.sessions import token_hash
+from services.traffic_log import external_call_recorder
 
 AUTH_COOKIE = "hikeshi_line_auth"
 CALLBACK_PATH = "/auth/line/callback"

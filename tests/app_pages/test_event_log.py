@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from core.actor import system_actor
 from models import Permission
 from models.enums import AuditCategory, Function, Level
-from services import event_log, permissions
+from services import event_log, permissions, traffic_log
 from services.db import unit_of_work
 from tests.app_pages.conftest import nav_registers, page_text, sign_in
 from tests.factories import (
@@ -46,7 +46,7 @@ def table(at: AppTest):
 
 
 def mail(tenant: uuid.UUID, sender: str = "sender@example.jp") -> None:
-    event_log.record_mail_event(
+    traffic_log.record_mail_event(
         system_actor(tenant),
         sender=sender,
         subject="火災出動の件",

@@ -18,7 +18,7 @@ from core.actor import Actor, RequestContext, system_actor
 from formats import csv_safe
 from models.enums import AuditCategory, Function, Level
 from models.tenant import PLATFORM_TENANT_ID
-from services import audit, event_log
+from services import audit, event_log, traffic_log
 from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, PermissionDenied, ValidationError
 from services.event_log import Cursor, EventFilter
@@ -93,7 +93,7 @@ def test_each_category_is_recorded_and_shown(tenant):
     )
     assert local.login(account, "wrong password!!", RequestContext()).error == "invalid"
     system = system_actor(tenant)
-    event_log.record_mail_event(
+    traffic_log.record_mail_event(
         system,
         sender="yamada@example.jp",
         subject="出動報告 山田",
@@ -101,7 +101,7 @@ def test_each_category_is_recorded_and_shown(tenant):
         parse_result="ok",
         message_id="<abc@mail.example.jp>",
     )
-    event_log.record_external_call(
+    traffic_log.record_external_call(
         system,
         service="line",
         endpoint="https://api.line.me/v2/bot/message/push",
@@ -142,7 +142,7 @@ def test_every_event_carries_time_request_actor_and_client(tenant):
 
 
 def test_mail_sender_and_subject_are_only_in_the_encrypted_part(tenant, engine):
-    event_log.record_mail_event(
+    traffic_log.record_mail_event(
         system_actor(tenant),
         sender="Yamada Taro <yamada@example.jp>",
         subject="火災 山田様宅",
@@ -155,7 +155,7 @@ def test_mail_sender_and_subject_are_only_in_the_encrypted_part(tenant, engine):
     assert row.details_enc and row.outcome == "failure"
     details = json.loads(row.details)
     assert details == {
-        "message_id": event_log.message_id_hash("<x1@example.jp>"),
+        "message_id": traffic_log.message_id_hash("<x1@example.jp>"),
         "parse_result": "no_report_found",
         "size_bytes": 4096,
     }
@@ -174,11 +174,11 @@ def test_mail_event_input_is_checked(tenant):
     for bad in ({"parse_result": "OK!"}, {"size_bytes": -1}, {"parse_result": ""}):
         values = {"sender": "a@b", "subject": "s", "size_bytes": 1, "parse_result": "ok"} | bad
         with pytest.raises(ValidationError):
-            event_log.record_mail_event(system_actor(tenant), **values)
+            traffic_log.record_mail_event(system_actor(tenant), **values)
 
 
 def test_external_calls_keep_no_token_no_body_no_user_id(tenant, engine):
-    event_log.record_external_call(
+    traffic_log.record_external_call(
         system_actor(tenant),
         service="line",
         endpoint=f"https://bot:{TOKEN}@api.line.me/v2/bot/profile/{LINE_USER}?access_token={TOKEN}#x",
@@ -228,7 +228,7 @@ def test_external_calls_keep_no_token_no_body_no_user_id(tenant, engine):
     ],
 )
 def test_safe_endpoint(url, safe):
-    assert event_log.safe_endpoint(url) == safe
+    assert traffic_log.safe_endpoint(url) == safe
 
 
 @pytest.mark.parametrize(
@@ -251,13 +251,13 @@ def test_external_call_input_is_checked(tenant, bad):
         "latency_ms": 1.0,
     } | bad
     with pytest.raises(ValidationError):
-        event_log.record_external_call(system_actor(tenant), **values)
+        traffic_log.record_external_call(system_actor(tenant), **values)
 
 
 def test_external_call_joins_the_callers_transaction(tenant, engine):
     seq = last_audit_seq(engine, tenant)
     with pytest.raises(RuntimeError), unit_of_work(tenant) as session:
-        event_log.record_external_call(
+        traffic_log.record_external_call(
             system_actor(tenant),
             service="line",
             endpoint="https://api.line.me/x",
@@ -273,7 +273,7 @@ def test_external_call_joins_the_callers_transaction(tenant, engine):
 
 def test_an_external_call_without_a_brigade_goes_to_the_platform_chain(engine):
     seq = last_audit_seq(engine, PLATFORM_TENANT_ID)
-    event_log.record_external_call(
+    traffic_log.record_external_call(
         Actor(kind="line", display_name=""),
         service="line",
         endpoint="https://api.line.me/oauth2/v2.1/token",
@@ -328,7 +328,7 @@ def test_filters(tenant):
 
 
 def test_free_text_never_matches_the_encrypted_part(tenant):
-    event_log.record_mail_event(
+    traffic_log.record_mail_event(
         system_actor(tenant),
         sender="hidden@example.jp",
         subject="秘密の件名",
@@ -481,7 +481,7 @@ def test_export_escapes_formulas_and_leaves_personal_data_out(tenant, engine):
         target_id='=HYPERLINK("x")',
         details={"note": "@SUM(A1)", "n": -1},
     )
-    event_log.record_mail_event(
+    traffic_log.record_mail_event(
         system_actor(tenant),
         sender="secret-sender@example.jp",
         subject="件名ひみつ",

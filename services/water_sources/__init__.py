@@ -1,0 +1,317 @@
+"""Water-source (消防水利) registry and inspections: every call checks the permission, scopes to the
+tenant and writes its change and one audit event in the same transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from datetime import date
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from core.actor import Actor
+from core.timefmt import today_jst
+from formats import water_csv
+from models.enums import Function, Level
+from models.water import (
+    WaterInspection,
+    WaterSource,
+    WaterSourceBase,
+    WaterSourceCreate,
+    WaterSourcePublic,
+    WaterSourceUpdate,
+)
+from services import geo
+from services import validation as v
+from services.base import Tx, scoped, transaction
+from services.brigade_settings import WaterMapSettings, settings_in
+from services.errors import Conflict, ValidationError
+from services.water_sources.checks import check_point, validate_fields, validated_values
+from services.water_sources.inspections import (
+    inspector_choices,
+    list_inspections,
+    record_inspection,
+)
+from services.water_sources.model import (
+    BASE_FIELDS,
+    EARLIEST_DATE,
+    EDITABLE_FIELDS,
+    HYDRANT_TYPES,
+    NOT_FOR_HYDRANTS,
+    PUBLIC_COLUMNS,
+    TABLE,
+    USABLE,
+    InspectorOption,
+    NearbySource,
+    Registry,
+    WaterSourceFilter,
+    _public,
+    _summary,
+    load_source,
+    save_source,
+)
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def load_registry(
+    actor: Actor, filters: WaterSourceFilter | None = None, *, today: date | None = None
+) -> Registry:
+    with transaction(actor, Function.WATER_SOURCES, Level.VIEW, "water_source.list") as tx:
+        return _registry(tx, filters, today)
+
+
+def _registry(tx: Tx, filters: WaterSourceFilter | None, today: date | None) -> Registry:
+    rows = tx.session.exec(scoped(select(*PUBLIC_COLUMNS), tx.actor)).all()
+    positions = [
+        (r.latitude, r.longitude)
+        for r in rows
+        if r.latitude is not None and r.longitude is not None
+    ]
+    settings = settings_in(tx, positions)
+    today = today or today_jst()
+    sources = sorted((_public(row, settings, today) for row in rows), key=lambda s: s.code)
+    return Registry(filter_sources(sources, filters or WaterSourceFilter()), settings)
+
+
+def list_water_sources(
+    actor: Actor, filters: WaterSourceFilter | None = None, *, today: date | None = None
+) -> list[WaterSourcePublic]:
+    return load_registry(actor, filters, today=today).sources
+
+
+def registry_stamp(actor: Actor) -> str:
+    """Changes whenever a source, an inspection or the settings change: a cache key."""
+    with transaction(actor, Function.WATER_SOURCES, Level.VIEW, "water_source.stamp") as tx:
+        count, latest = tx.session.exec(
+            scoped(select(func.count(WaterSource.id), func.max(WaterSource.updated_at)), actor)
+        ).one()
+        settings = settings_in(tx, positions=[])
+    return f"{count}:{latest}:{settings.version}"
+
+
+def get_water_source(
+    actor: Actor, source_id: uuid.UUID, *, today: date | None = None
+) -> WaterSourcePublic:
+    with transaction(actor, Function.WATER_SOURCES, Level.VIEW, "water_source.get") as tx:
+        return _public(load_source(tx, source_id), settings_in(tx), today or today_jst())
+
+
+def filter_sources(
+    sources: Iterable[WaterSourcePublic], filters: WaterSourceFilter
+) -> list[WaterSourcePublic]:
+    needle = v.clean(filters.text).lower()
+    tests: list[Callable[[WaterSourcePublic], bool]] = []
+    for values, name in (
+        (filters.kinds, "kind"),
+        (filters.statuses, "status"),
+        (filters.units, "unit"),
+        (filters.labels, "memo"),
+        (filters.grades, "grade"),
+    ):
+        if values:
+            tests.append(lambda s, wanted=set(values), name=name: getattr(s, name) in wanted)
+    if filters.overdue_only:
+        tests.append(lambda s: s.overdue)
+    if needle:
+        tests.append(
+            lambda s: needle in s.code.lower() or needle in s.address or needle in s.memo.lower()
+        )
+    return [s for s in sources if all(test(s) for test in tests)]
+
+
+def nearest_usable_in(
+    sources: Sequence[WaterSourcePublic],
+    settings: WaterMapSettings,
+    latitude: float,
+    longitude: float,
+    n: int = 5,
+) -> list[NearbySource]:
+    """The n usable (使用可) sources closest to a point, closest first."""
+    usable = [s for s in sources if s.status == USABLE]
+    return [
+        NearbySource(hit.item, hit.distance_m, settings.radius_for(hit.item.unit))
+        for hit in geo.nearest(usable, latitude, longitude, n)
+    ]
+
+
+def covering_usable_in(
+    sources: Sequence[WaterSourcePublic],
+    settings: WaterMapSettings,
+    latitude: float,
+    longitude: float,
+) -> list[NearbySource]:
+    """The usable sources whose coverage circle (the standard's radius) contains the point."""
+    usable = [s for s in sources if s.status == USABLE]
+    return [
+        NearbySource(hit.item, hit.distance_m, settings.radius_for(hit.item.unit))
+        for hit in geo.covering(usable, latitude, longitude, lambda s: settings.radius_for(s.unit))
+    ]
+
+
+def nearest_usable(
+    actor: Actor, *, latitude: float, longitude: float, n: int = 5
+) -> list[NearbySource]:
+    check_point(latitude, longitude)
+    registry = load_registry(actor)
+    return nearest_usable_in(registry.sources, registry.settings, latitude, longitude, n)
+
+
+def sources_covering(actor: Actor, *, latitude: float, longitude: float) -> list[NearbySource]:
+    check_point(latitude, longitude)
+    registry = load_registry(actor)
+    return covering_usable_in(registry.sources, registry.settings, latitude, longitude)
+
+
+def export_water_sources_csv(
+    actor: Actor, filters: WaterSourceFilter | None = None, *, today: date | None = None
+) -> bytes:
+    """The filtered list as CSV (UTF-8 with BOM, formula cells neutralised); the export is
+    audited."""
+    with transaction(actor, Function.WATER_SOURCES, Level.VIEW, "water_source.export") as tx:
+        sources = _registry(tx, filters, today).sources
+        tx.audit(
+            "water_source.export",
+            target_type=TABLE,
+            details={"count": len(sources), "filters": asdict(filters or WaterSourceFilter())},
+        )
+    return water_csv.encode_list(sources)
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def create_water_source(actor: Actor, *, data: WaterSourceCreate) -> WaterSourcePublic:
+    with transaction(actor, Function.WATER_SOURCES, Level.EDIT, "water_source.create") as tx:
+        values = validated_values(tx, data.model_dump())
+        source = WaterSource(tenant_id=tx.tenant_id, **values)
+        tx.session.add(source)
+        tx.session.flush()
+        after = _public(source, settings_in(tx), today_jst())
+        tx.audit(
+            "water_source.create",
+            target_type=TABLE,
+            target_id=source.id,
+            details={"code": source.code, "after": _summary(after)},
+        )
+        return after
+
+
+def update_water_source(
+    actor: Actor, source_id: uuid.UUID, *, data: WaterSourceUpdate, expected_version: int
+) -> WaterSourcePublic:
+    """Optimistic concurrency: a stale expected_version raises Conflict and changes nothing."""
+    with transaction(actor, Function.WATER_SOURCES, Level.EDIT, "water_source.update") as tx:
+        source = load_source(tx, source_id)
+        if source.version != expected_version:
+            raise Conflict()
+        before = _summary(source)
+        merged = {name: getattr(source, name) for name in BASE_FIELDS}
+        merged |= data.model_dump(exclude_unset=True)
+        values = validated_values(tx, merged, source_id=source.id)
+        for name in EDITABLE_FIELDS:
+            setattr(source, name, values[name])
+        after = save_source(tx, source)
+        now = _summary(after)
+        changed = [name for name in BASE_FIELDS if before[name] != now[name]]
+        tx.audit(
+            "water_source.update",
+            target_type=TABLE,
+            target_id=source.id,
+            details={
+                "code": source.code,
+                "changed": changed,
+                "before": {name: before[name] for name in changed},
+                "after": {name: now[name] for name in changed},
+            },
+        )
+        return after
+
+
+def delete_water_source(actor: Actor, source_id: uuid.UUID, *, expected_version: int) -> None:
+    """Removes the source and its inspections; the audit event keeps what it was."""
+    with transaction(actor, Function.WATER_SOURCES, Level.EDIT, "water_source.delete") as tx:
+        source = load_source(tx, source_id)
+        if source.version != expected_version:
+            raise Conflict()
+        inspections = tx.session.exec(
+            scoped(select(WaterInspection), actor).where(
+                WaterInspection.water_source_id == source.id
+            )
+        ).all()
+        for inspection in inspections:
+            tx.session.delete(inspection)
+        tx.session.flush()
+        before = _summary(source)
+        tx.session.delete(source)
+        tx.session.flush()
+        tx.audit(
+            "water_source.delete",
+            target_type=TABLE,
+            target_id=source_id,
+            details={
+                "code": before["code"],
+                "before": before,
+                "inspections_deleted": len(inspections),
+            },
+        )
+
+
+def add_water_sources(actor: Actor, items: Sequence[WaterSourceBase]) -> int:
+    """Register several sources in one transaction: all of them or, on any error, none.
+    Errors are keyed "row:field" (rows from 1)."""
+    with transaction(actor, Function.WATER_SOURCES, Level.EDIT, "water_source.bulk_create") as tx:
+        taken = set(tx.session.exec(scoped(select(WaterSource.code), actor)).all())
+        errors: dict[str, str] = {}
+        rows: list[dict] = []
+        for number, item in enumerate(items, start=1):
+            try:
+                values = validated_values(tx, item.model_dump(), taken=taken)
+            except ValidationError as exc:
+                errors |= {f"{number}:{field}": msg for field, msg in exc.errors.items()}
+                continue
+            taken.add(values["code"])
+            rows.append(values)
+        if errors:
+            raise ValidationError(errors)
+        tx.session.add_all(WaterSource(tenant_id=tx.tenant_id, **values) for values in rows)
+        tx.session.flush()
+        tx.audit(
+            "water_source.bulk_create",
+            target_type=TABLE,
+            details={"count": len(rows), "after": {"codes": [r["code"] for r in rows]}},
+        )
+        return len(rows)
+
+
+__all__ = [
+    "BASE_FIELDS",
+    "EARLIEST_DATE",
+    "HYDRANT_TYPES",
+    "NOT_FOR_HYDRANTS",
+    "USABLE",
+    "InspectorOption",
+    "NearbySource",
+    "Registry",
+    "WaterSourceFilter",
+    "add_water_sources",
+    "covering_usable_in",
+    "create_water_source",
+    "delete_water_source",
+    "export_water_sources_csv",
+    "filter_sources",
+    "get_water_source",
+    "inspector_choices",
+    "list_inspections",
+    "list_water_sources",
+    "load_registry",
+    "nearest_usable",
+    "nearest_usable_in",
+    "record_inspection",
+    "registry_stamp",
+    "sources_covering",
+    "update_water_source",
+    "validate_fields",
+]

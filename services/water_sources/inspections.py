@@ -1,0 +1,168 @@
+"""Inspections (点検) of water sources: recording, listing, and the inspector choices."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import select
+
+from core.access import Need, allows
+from core.actor import Actor
+from core.timefmt import today_jst
+from models import Member
+from models.enums import (
+    Function,
+    Level,
+    MemberStatus,
+)
+from models.water import (
+    WaterInspection,
+    WaterInspectionCreate,
+    WaterInspectionPublic,
+)
+from services import validation as v
+from services import water_rules
+from services.base import Tx, scoped, transaction
+from services.errors import ValidationError
+from services.water_sources.model import (
+    EARLIEST_DATE,
+    TABLE,
+    InspectorOption,
+    load_source,
+    save_source,
+)
+
+# -- inspections -------------------------------------------------------------------------------
+
+
+def record_inspection(
+    actor: Actor, source_id: uuid.UUID, *, data: WaterInspectionCreate
+) -> WaterInspectionPublic:
+    """An inspection on or after the last one sets the source's status and last inspection date;
+    an older one is only added to the history."""
+    with transaction(actor, Function.INSPECTIONS, Level.EDIT, "water_source.inspect") as tx:
+        source = load_source(tx, source_id)
+        values = validated_inspection(tx, data)
+        inspection = WaterInspection(
+            tenant_id=tx.tenant_id,
+            water_source_id=source.id,
+            inspected_on=values["inspected_on"],
+            inspector_member_id=values["inspector_member_id"],
+            result=values["result"],
+            notes=values["notes"],
+        )
+        inspection.inspector_name_enc = (
+            tx.cipher.encrypt(
+                values["inspector_name"],
+                field="water_inspection.inspector_name",
+                row_id=inspection.id,
+            )
+            if values["inspector_name"]
+            else ""
+        )
+        tx.session.add(inspection)
+        before = {"status": source.status, "last_inspected_on": source.last_inspected_on}
+        latest = source.last_inspected_on
+        if latest is None or values["inspected_on"] >= latest:
+            source.last_inspected_on = values["inspected_on"]
+            source.status = water_rules.INSPECTION_RESULTS[values["result"]]
+        save_source(tx, source)
+        tx.audit(
+            "water_source.inspect",
+            target_type=TABLE,
+            target_id=source.id,
+            details={
+                "code": source.code,
+                "inspection_id": str(inspection.id),
+                "inspected_on": values["inspected_on"],
+                "result": values["result"],
+                "inspector_member_id": str(values["inspector_member_id"] or ""),
+                "before": before,
+                "after": {"status": source.status, "last_inspected_on": source.last_inspected_on},
+            },
+            personal={"inspector_name": values["inspector_name"], "notes": values["notes"]},
+        )
+        return _inspection_public(tx, inspection, {})
+
+
+def list_inspections(actor: Actor, source_id: uuid.UUID) -> list[WaterInspectionPublic]:
+    """Newest first. Inspectors' names only for those who may view inspections."""
+    with transaction(actor, Function.WATER_SOURCES, Level.VIEW, "water_source.inspections") as tx:
+        source = load_source(tx, source_id)
+        rows = tx.session.exec(
+            scoped(select(WaterInspection), actor)
+            .where(WaterInspection.water_source_id == source.id)
+            .order_by(WaterInspection.inspected_on.desc(), WaterInspection.created_at.desc())
+        ).all()
+        names: dict[uuid.UUID, str] = {}
+        return [_inspection_public(tx, row, names) for row in rows]
+
+
+def inspector_choices(actor: Actor) -> list[InspectorOption]:
+    """Active members, for the inspector picker of whoever records inspections."""
+    with transaction(actor, Function.INSPECTIONS, Level.EDIT, "water_source.inspectors") as tx:
+        rows = tx.session.exec(
+            scoped(select(Member), actor)
+            .where(Member.status == MemberStatus.ACTIVE)
+            .order_by(Member.member_code)
+        ).all()
+        return [InspectorOption(m.id, f"{m.member_code}　{_member_name(tx, m)}") for m in rows]
+
+
+def validated_inspection(tx: Tx, data: WaterInspectionCreate) -> dict:
+    values = {
+        "inspected_on": data.inspected_on,
+        "result": data.result,
+        "inspector_member_id": data.inspector_member_id,
+        "inspector_name": v.clean_text(data.inspector_name),
+        "notes": (data.notes or "").strip(),
+    }
+    errors = {}
+    if not EARLIEST_DATE <= data.inspected_on <= today_jst():
+        errors["inspected_on"] = "点検日は1950年以降、今日までの日付で入力してください。"
+    if data.result not in water_rules.INSPECTION_RESULTS:
+        errors["result"] = "点検結果を選択肢から選んでください。"
+    if data.inspector_member_id is not None and tx.get(Member, data.inspector_member_id) is None:
+        errors["inspector_member_id"] = "点検者（団員）が見つかりません。"
+    for name, label, limit in (
+        ("inspector_name", "点検者の氏名", 50),
+        ("notes", "点検の記録", 1000),
+    ):
+        if len(values[name]) > limit:
+            errors[name] = f"{label}は{limit}文字以内で入力してください。"
+        elif "\x00" in values[name]:
+            errors[name] = f"{label}に使用できない文字（NUL）が含まれています。"
+    if errors:
+        raise ValidationError(errors)
+    return values
+
+
+def _inspection_public(
+    tx: Tx, row: WaterInspection, names: dict[uuid.UUID, str]
+) -> WaterInspectionPublic:
+    inspector = ""
+    if allows(tx.actor, Need(Function.INSPECTIONS, Level.VIEW)):
+        if row.inspector_member_id is not None:
+            if row.inspector_member_id not in names:
+                member = tx.get(Member, row.inspector_member_id)
+                names[row.inspector_member_id] = _member_name(tx, member) if member else ""
+            inspector = names[row.inspector_member_id]
+        if row.inspector_name_enc:
+            outsider = tx.cipher.decrypt(
+                row.inspector_name_enc, field="water_inspection.inspector_name", row_id=row.id
+            )
+            inspector = "・".join(filter(None, (inspector, outsider)))
+    return WaterInspectionPublic(
+        id=row.id,
+        water_source_id=row.water_source_id,
+        inspected_on=row.inspected_on,
+        result=row.result,
+        inspector_member_id=row.inspector_member_id,
+        inspector=inspector,
+        notes=row.notes,
+        created_at=row.created_at,
+    )
+
+
+def _member_name(tx: Tx, member: Member) -> str:
+    return tx.cipher.decrypt(member.name_enc, field="member.name", row_id=member.id)

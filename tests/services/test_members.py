@@ -1146,7 +1146,7 @@ def test_simultaneous_saves_of_the_same_version_conflict(tenant, monkeypatch):
     second must not overwrite it (no lost update), on SQLite and PostgreSQL alike."""
     member = make_member(tenant)
     first_loaded, results = threading.Event(), {}
-    validated = members._validated
+    validated = members.validated_values
 
     def slow_validated(tx, raw, member_id=None):
         if threading.current_thread().name == "first":
@@ -1154,7 +1154,7 @@ def test_simultaneous_saves_of_the_same_version_conflict(tenant, monkeypatch):
             time.sleep(0.5)  # the second editor's save starts meanwhile
         return validated(tx, raw, member_id)
 
-    monkeypatch.setattr(members, "_validated", slow_validated)
+    monkeypatch.setattr(members, "validated_values", slow_validated)
 
     def save(name: str, notes: str) -> None:
         try:

@@ -1,0 +1,361 @@
+"""Roster (団員名簿) services: every call checks the permission, scopes to the tenant and audits.
+
+Roster editing may be narrowed to the editor's own 所属 (permission scope "own_unit"): such an
+editor sees the whole roster but changes only members whose 所属 is theirs or lies below it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+
+from sqlmodel import select
+
+from core.actor import Actor
+from models import Member, MemberCreate, MemberPublic, MemberUpdate, Rank, Role
+from models.enums import Function, Level, MemberStatus
+from services import validation as v
+from services.base import scoped, transaction
+from services.errors import Conflict, ValidationError
+from services.members.model import (
+    AFFILIATION_LIMIT,
+    PLAIN_TEXT_LABELS,
+    TABLE,
+    AffiliationCount,
+    EditScope,
+    MemberFilter,
+    RankOption,
+    RoleOption,
+    in_unit,
+)
+from services.members.records import (
+    ACCOUNT_ACTIONS,
+    changed_fields,
+    linked_ids,
+    load_member,
+    load_members,
+    load_org,
+    member_errors,
+    normalise_member,
+    personal_columns,
+    personal_of,
+    personal_values,
+    revoke_sessions,
+    save_member,
+    set_roles,
+    set_status,
+    summary_of,
+    to_public,
+    valid_affiliation,
+    validated_values,
+    write_personal,
+)
+from services.members.scope import (
+    accounts_editing,
+    check_rank_and_roles,
+    current_scope,
+    editing,
+    permissions_grant,
+    require_scope,
+    subjects_of,
+)
+from services.permissions import Grant, check_grants_permission_editing, combined_grants, no_lockout
+
+
+def list_ranks(actor: Actor) -> list[RankOption]:
+    with transaction(actor, Function.ROSTER, Level.VIEW, "rank.list") as tx:
+        rows = tx.session.exec(scoped(select(Rank), actor).order_by(Rank.position)).all()
+        return [RankOption(r.id, r.name, r.position) for r in rows]
+
+
+def list_roles(actor: Actor) -> list[RoleOption]:
+    with transaction(actor, Function.ROSTER, Level.VIEW, "role.list") as tx:
+        rows = tx.session.exec(scoped(select(Role), actor).order_by(Role.name)).all()
+        return [RoleOption(r.id, r.name, r.rank_id) for r in rows]
+
+
+def edit_scope(actor: Actor) -> EditScope:
+    """What the roster page may offer to edit (the services check again on every call)."""
+    with transaction(actor, Function.ROSTER, Level.VIEW, "member.scope") as tx:
+        return current_scope(tx)
+
+
+def list_members(actor: Actor, filters: MemberFilter | None = None) -> list[MemberPublic]:
+    """The tenant's members, decrypted, filtered and sorted by reading (kana)."""
+    filters = filters or MemberFilter()
+    with transaction(actor, Function.ROSTER, Level.VIEW, "member.list") as tx:
+        query = scoped(select(Member), actor)
+        if filters.rank_ids:
+            query = query.where(Member.rank_id.in_(filters.rank_ids))
+        if filters.statuses:
+            query = query.where(Member.status.in_(filters.statuses))
+        if filters.affiliations:
+            query = query.where(Member.affiliation.in_([v.clean(a) for a in filters.affiliations]))
+        rows = tx.session.exec(query).all()
+        if filters.line_linked is not None:
+            linked = linked_ids(tx)
+            rows = [m for m in rows if (m.id in linked) == filters.line_linked]
+        org = load_org(tx)
+        members = [to_public(tx, m, org) for m in rows]
+    needle = v.search_key(filters.text)
+    if needle:
+        members = [
+            m
+            for m in members
+            if needle in v.search_key(m.name)
+            or needle in v.search_key(m.kana)
+            or needle in m.member_code.lower()
+        ]
+    if filters.role_ids:
+        wanted = set(filters.role_ids)
+        members = [m for m in members if wanted & set(m.role_ids)]
+    if filters.affiliation:
+        label = v.clean(filters.affiliation)
+        members = [m for m in members if label in m.affiliation]
+    return sorted(members, key=lambda m: (m.kana or "\uffff", m.member_code))
+
+
+def line_linked_ids(actor: Actor) -> frozenset[uuid.UUID]:
+    """The members linked to a LINE account."""
+    with transaction(actor, Function.ROSTER, Level.VIEW, "member.line_links") as tx:
+        return linked_ids(tx)
+
+
+def get_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
+    with transaction(actor, Function.ROSTER, Level.VIEW, "member.get") as tx:
+        return to_public(tx, load_member(tx, member_id))
+
+
+def create_member(actor: Actor, *, data: MemberCreate) -> MemberPublic:
+    with editing(actor, "member.create") as (tx, scope):
+        values = validated_values(tx, data.model_dump())
+        require_scope(scope, values["affiliation"])
+        after_grants = combined_grants(tx.session, tx.tenant_id, subjects_of(values))
+        check_grants_permission_editing(tx, Grant(), permissions_grant(after_grants))
+        member = Member(
+            tenant_id=tx.tenant_id,
+            member_code=values["member_code"],
+            rank_id=values["rank_id"],
+            affiliation=values["affiliation"],
+            joined_on=values["joined_on"],
+            notes=values["notes"],
+            name_enc="",
+            kana_enc="",
+            phone_enc="",
+            email_enc="",
+            address_enc="",
+        )
+        write_personal(tx, member, values)
+        tx.session.add(member)
+        tx.session.flush()
+        set_roles(tx, member, values["role_ids"])
+        after = to_public(tx, member)
+        tx.audit(
+            "member.create",
+            target_type=TABLE,
+            target_id=member.id,
+            details={"member_code": member.member_code, "after": summary_of(after)},
+            personal={"after": personal_of(after)},
+        )
+        return after
+
+
+def update_member(
+    actor: Actor, member_id: uuid.UUID, *, data: MemberUpdate, expected_version: int
+) -> MemberPublic:
+    """Optimistic concurrency: a stale expected_version raises Conflict and changes nothing.
+    The row is locked while it is compared, so two simultaneous saves cannot both pass."""
+    with editing(actor, "member.update") as (tx, scope):
+        member = load_member(tx, member_id, lock=True)
+        before = to_public(tx, member)
+        if member.version != expected_version:
+            raise Conflict()
+        merged = before.model_dump() | data.model_dump(exclude_unset=True)
+        values = validated_values(tx, merged, member_id=member.id)
+        require_scope(scope, before.affiliation, values["affiliation"])
+        with no_lockout(tx):
+            check_rank_and_roles(tx, member, values)
+            for name in ("member_code", "rank_id", "affiliation", "joined_on", "notes"):
+                setattr(member, name, values[name])
+            write_personal(tx, member, values)
+            set_roles(tx, member, values["role_ids"])
+            after = save_member(tx, member)
+        tx.audit(
+            "member.update",
+            target_type=TABLE,
+            target_id=member.id,
+            details={
+                "member_code": member.member_code,
+                "changed": changed_fields(before, after),
+                "before": summary_of(before),
+                "after": summary_of(after),
+            },
+            personal={
+                "before": personal_of(before),
+                "after": personal_of(after),
+            },
+        )
+        return after
+
+
+def suspend_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
+    """Suspension blocks login and revokes every open session at once."""
+    with accounts_editing(actor, "member.suspend") as tx:
+        member = load_member(tx, member_id, lock=True)
+        return set_status(tx, member, MemberStatus.SUSPENDED, "member.suspend")
+
+
+def reactivate_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
+    """Lifts a suspension. A retired member comes back only through readmit_member."""
+    with accounts_editing(actor, "member.reactivate") as tx:
+        member = load_member(tx, member_id, lock=True)
+        if member.status == MemberStatus.RETIRED:
+            raise ValidationError(
+                {
+                    "status": "退団した団員は利用再開できません。"
+                    "団員名簿の「再入団」で在籍に戻してください。"
+                }
+            )
+        return set_status(tx, member, MemberStatus.ACTIVE, "member.reactivate")
+
+
+def retire_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
+    """退団: the record stays for history; access ends."""
+    with editing(actor, "member.retire") as (tx, scope), no_lockout(tx):
+        member = load_member(tx, member_id, lock=True)
+        require_scope(scope, member.affiliation)
+        return set_status(tx, member, MemberStatus.RETIRED, "member.retire")
+
+
+def readmit_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
+    """再入団: a retired member is active again. A roster change like retiring, so it needs
+    団員名簿 編集 (a suspension is lifted with アカウント管理 instead)."""
+    with editing(actor, "member.readmit") as (tx, scope):
+        member = load_member(tx, member_id, lock=True)
+        require_scope(scope, member.affiliation)
+        if member.status != MemberStatus.RETIRED:
+            raise ValidationError({"status": "再入団できるのは退団した団員だけです。"})
+        return set_status(tx, member, MemberStatus.ACTIVE, "member.readmit")
+
+
+def bulk_suspend(actor: Actor, member_ids: Sequence[uuid.UUID]) -> int:
+    """Suspend every selected active member (others are left as they are), all or none; one
+    audit event per member. Returns how many were suspended."""
+    with accounts_editing(actor, "member.bulk_suspend") as tx:
+        chosen = load_members(tx, member_ids)
+        active = [m for m in chosen if m.status == MemberStatus.ACTIVE]
+        for member in active:
+            set_status(tx, member, MemberStatus.SUSPENDED, "member.suspend")
+        return len(active)
+
+
+def bulk_set_affiliation(actor: Actor, member_ids: Sequence[uuid.UUID], *, affiliation: str) -> int:
+    """Give every selected member the same 所属, all or none; one audit event per changed
+    member. Returns how many changed."""
+    with editing(actor, "member.bulk_affiliation") as (tx, scope):
+        label = valid_affiliation(affiliation)
+        chosen = load_members(tx, member_ids)
+        require_scope(scope, label, *(m.affiliation for m in chosen))
+        changed = [m for m in chosen if m.affiliation != label]
+        for member in changed:
+            before, member.affiliation = member.affiliation, label
+            save_member(tx, member)
+            tx.audit(
+                "member.update",
+                target_type=TABLE,
+                target_id=member.id,
+                details={
+                    "member_code": member.member_code,
+                    "changed": ["affiliation"],
+                    "before": {"affiliation": before},
+                    "after": {"affiliation": label},
+                    "bulk": True,
+                },
+            )
+        return len(changed)
+
+
+def list_affiliations(actor: Actor) -> list[AffiliationCount]:
+    """The 所属 labels in use, with how many members carry each."""
+    with transaction(actor, Function.ROSTER, Level.VIEW, "member.affiliations") as tx:
+        rows = tx.session.exec(scoped(select(Member.affiliation, Member.status), actor)).all()
+    total = Counter(label for label, _ in rows if label)
+    active = Counter(label for label, status in rows if label and status == MemberStatus.ACTIVE)
+    return [AffiliationCount(label, total[label], active[label]) for label in sorted(total)]
+
+
+def rename_affiliation(actor: Actor, *, old: str, new: str, include_sub_units: bool = False) -> int:
+    """Rename a 所属 label on every member carrying it (and, if asked, on the labels below it:
+    "第1分団 第2部" follows "第1分団"). One audit event; returns how many members changed."""
+    with editing(actor, "member.affiliation_rename") as (tx, scope):
+        old_label, new_label = v.clean(old), valid_affiliation(new, field="new")
+        rows = tx.session.exec(scoped(select(Member), actor).with_for_update()).all()
+        hits = [
+            m
+            for m in rows
+            if m.affiliation == old_label
+            or (include_sub_units and in_unit(m.affiliation, old_label))
+        ]
+        if not old_label or not hits:
+            raise ValidationError({"old": f"所属「{old_label}」の団員はいません。"})
+        renamed = {m.id: new_label + m.affiliation[len(old_label) :] for m in hits}
+        if any(len(label) > AFFILIATION_LIMIT for label in renamed.values()):
+            raise ValidationError(
+                {"new": f"変更後の所属が{AFFILIATION_LIMIT}文字を超える団員がいます。"}
+            )
+        require_scope(scope, *(m.affiliation for m in hits), *renamed.values())
+        changed = [m for m in hits if renamed[m.id] != m.affiliation]
+        for member in changed:
+            member.affiliation = renamed[member.id]
+            save_member(tx, member)
+        if changed:
+            tx.audit(
+                "member.affiliation_rename",
+                target_type="affiliation",
+                details={
+                    "before": old_label,
+                    "after": new_label,
+                    "include_sub_units": include_sub_units,
+                    "member_codes": sorted(m.member_code for m in changed),
+                },
+            )
+        return len(changed)
+
+
+__all__ = [
+    "ACCOUNT_ACTIONS",
+    "AFFILIATION_LIMIT",
+    "PLAIN_TEXT_LABELS",
+    "TABLE",
+    "AffiliationCount",
+    "EditScope",
+    "MemberFilter",
+    "RankOption",
+    "RoleOption",
+    "bulk_set_affiliation",
+    "bulk_suspend",
+    "create_member",
+    "current_scope",
+    "edit_scope",
+    "get_member",
+    "in_unit",
+    "line_linked_ids",
+    "list_affiliations",
+    "list_members",
+    "list_ranks",
+    "list_roles",
+    "load_org",
+    "member_errors",
+    "normalise_member",
+    "personal_columns",
+    "personal_values",
+    "reactivate_member",
+    "readmit_member",
+    "rename_affiliation",
+    "retire_member",
+    "revoke_sessions",
+    "suspend_member",
+    "to_public",
+    "update_member",
+]

@@ -27,6 +27,7 @@ from services.base import Tx
 from services.db import unit_of_work
 from services.errors import PermissionDenied, ValidationError
 from services.imports import FieldChange, ImportPreview, MissingRows, RowStatus
+from services.member_import import planning, writing
 from services.permissions import ADMIN_REQUIRED, CellChange, Grant
 from services.signin import sessions
 from tests.factories import (
@@ -205,7 +206,8 @@ def test_columns_absent_from_the_file_keep_their_values(tenant):
 
 
 def test_progress_is_reported_up_to_the_total(tenant, monkeypatch):
-    monkeypatch.setattr(mi, "CHUNK", 2)
+    for part in (planning, writing):  # rows read, and rows written, per progress report
+        monkeypatch.setattr(part, "CHUNK", 2)
     data = csv_file([row(f"P{i}") for i in range(7)])
     planned = preview(tenant, data)
     calls: list[tuple[int, int]] = []
@@ -643,9 +645,9 @@ def test_a_failure_in_the_middle_of_applying_leaves_the_database_as_it_was(
     rows.append({**member_csv.cells(changed), "status": "退団"})
     planned = preview(tenant, csv_file(rows))
     before, seq = roster(tenant), last_audit_seq(engine, tenant)
-    monkeypatch.setattr(mi, "CHUNK", 3)
+    monkeypatch.setattr(writing, "CHUNK", 3)
     calls = {"n": 0}
-    links = mi._links
+    links = writing._links
 
     def failing_links(*args):
         calls["n"] += 1
@@ -653,7 +655,7 @@ def test_a_failure_in_the_middle_of_applying_leaves_the_database_as_it_was(
             raise RuntimeError("disk full")
         return links(*args)
 
-    monkeypatch.setattr(mi, "_links", failing_links)
+    monkeypatch.setattr(writing, "_links", failing_links)
     with pytest.raises(RuntimeError):
         mi.apply_member_import(actor_with(tenant, IMPORTER), planned, missing=MissingRows.RETIRE)
     assert roster(tenant) == before

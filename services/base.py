@@ -94,14 +94,16 @@ def record_denial(
 
 
 @contextmanager
-def transaction(actor: Actor, function: Function, level: Level, action: str) -> Iterator[Tx]:
-    """Check the permission, then open one transaction scoped to the actor's tenant."""
-    require(actor, Need(function, level), action=action)
+def transaction(actor: Actor, *needs: Need | tuple[Function, Level], action: str) -> Iterator[Tx]:
+    """Check every need through the gate, then open one transaction scoped to the actor's
+    tenant. A PermissionDenied raised inside (a rule on what the call touches) is recorded too."""
+    require(actor, *needs, action=action)
+    first = Need(*needs[0])
     try:
         if actor.tenant_id is None:
             raise PermissionDenied()
         with unit_of_work(actor.tenant_id) as session:
             yield Tx(session, actor)
-    except PermissionDenied:  # refused inside, by a rule on what the call touches
-        record_denial(actor, function, level, action)
+    except PermissionDenied:
+        record_denial(actor, first.function, first.level, action)
         raise

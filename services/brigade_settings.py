@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import select
 
+from core.access import Need
 from core.actor import Actor
 from models.base import utcnow
 from models.enums import Function, Level
@@ -45,7 +46,9 @@ class WaterMapSettings:
 
 
 def get_water_map_settings(actor: Actor) -> WaterMapSettings:
-    with transaction(actor, Function.WATER_SOURCES, Level.VIEW, "brigade_settings.get") as tx:
+    with transaction(
+        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="brigade_settings.get"
+    ) as tx:
         return settings_in(tx)
 
 
@@ -60,7 +63,9 @@ def update_water_map_settings(
     expected_version: int,
 ) -> WaterMapSettings:
     """Optimistic concurrency as for members: version 0 means "no settings saved yet"."""
-    with transaction(actor, Function.SETTINGS, Level.EDIT, "brigade_settings.update") as tx:
+    with transaction(
+        actor, Need(Function.SETTINGS, Level.EDIT), action="brigade_settings.update"
+    ) as tx:
         row = tx.session.get(BrigadeSettings, tx.tenant_id)
         if (row.version if row else 0) != expected_version:
             raise Conflict()

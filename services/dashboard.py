@@ -83,7 +83,7 @@ def unit_of(affiliation: str) -> str:
 
 
 def load(actor: Actor, *, today: date | None = None) -> Dashboard:
-    with transaction(actor, Function.DASHBOARD, Level.VIEW, "dashboard.view") as tx:
+    with transaction(actor, Need(Function.DASHBOARD, Level.VIEW), action="dashboard.view") as tx:
         return Dashboard(
             members=_members(tx),
             water=_water(tx, today or today_jst())

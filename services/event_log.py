@@ -202,7 +202,7 @@ def query_events(
     filters = _validated(filters or EventFilter())
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValidationError({"page_size": f"1〜{MAX_PAGE_SIZE}件で指定してください。"})
-    with transaction(actor, Function.EVENT_LOGS, Level.VIEW, "event_log.view") as tx:
+    with transaction(actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.view") as tx:
         prefer_index_order(tx.session)
         rows = _page(tx, filters, cursor, page_size + 1)
         more = len(rows) > page_size
@@ -223,7 +223,9 @@ def query_events(
 
 def get_event(actor: Actor, seq: int) -> EventDetail:
     """One event with its before/after; the personal part decrypted for EVENT_LOGS 管理."""
-    with transaction(actor, Function.EVENT_LOGS, Level.VIEW, "event_log.view_detail") as tx:
+    with transaction(
+        actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.view_detail"
+    ) as tx:
         row = tx.session.exec(
             scoped(select(AuditEvent), actor).where(AuditEvent.seq == seq)
         ).first()
@@ -246,7 +248,7 @@ def get_event(actor: Actor, seq: int) -> EventDetail:
 def export_events(actor: Actor, filters: EventFilter | None = None) -> EventExport:
     """The filtered events as CSV (newest first, at most MAX_EXPORT), without personal data."""
     filters = _validated(filters or EventFilter())
-    with transaction(actor, Function.EVENT_LOGS, Level.VIEW, "event_log.export") as tx:
+    with transaction(actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.export") as tx:
         prefer_index_order(tx.session)
         events = list(_all(tx, filters, MAX_EXPORT + 1))
         truncated = len(events) > MAX_EXPORT
@@ -264,7 +266,7 @@ def verify_integrity(
     actor: Actor, *, start: datetime | None = None, end: datetime | None = None
 ) -> IntegrityReport:
     """Verify the brigade's chain, or the events of [start, end), and name the first break."""
-    with transaction(actor, Function.EVENT_LOGS, Level.VIEW, "event_log.verify") as tx:
+    with transaction(actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.verify") as tx:
         if start is None and end is None:
             report = _report(tx, audit_verify.verify_chain(tx.session, tx.tenant_id), 1)
         elif (bounds := _seq_bounds(tx, start, end)) is None:
@@ -289,7 +291,9 @@ def verify_integrity(
 
 def known_actions(actor: Actor) -> list[str]:
     """The distinct actions of the tenant's log, by skipping through the action index."""
-    with transaction(actor, Function.EVENT_LOGS, Level.VIEW, "event_log.actions") as tx:
+    with transaction(
+        actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.actions"
+    ) as tx:
         rows = tx.session.execute(
             text(
                 "WITH RECURSIVE a(action) AS ("
@@ -306,7 +310,7 @@ def known_actions(actor: Actor) -> list[str]:
 
 def actor_options(actor: Actor) -> list[ActorOption]:
     """The brigade's members as the actor filter offers them (member code and name)."""
-    with transaction(actor, Function.EVENT_LOGS, Level.VIEW, "event_log.actors") as tx:
+    with transaction(actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.actors") as tx:
         members = tx.session.exec(scoped(select(Member), actor).order_by(Member.member_code)).all()
         return [
             ActorOption(str(m.id), f"{m.member_code}　{_member_name(tx, m)}".strip())

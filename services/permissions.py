@@ -279,7 +279,7 @@ def guarded(
         record_denial(actor, function, level, action)
         raise PermissionDenied()
     try:
-        with transaction(actor, function, opens_at or level, action) as tx:
+        with transaction(actor, Need(function, opens_at or level), action=action) as tx:
             yield tx
     except Refused as refused:
         record_denial(actor, refused.function, refused.level, action)
@@ -351,7 +351,7 @@ class CellChange:
 
 def list_matrix(actor: Actor) -> list[MatrixRow]:
     """The 7 ranks (highest first), then the roles by their rank and name."""
-    with transaction(actor, F.PERMISSIONS, L.VIEW, "permission.list") as tx:
+    with transaction(actor, Need(F.PERMISSIONS, L.VIEW), action="permission.list") as tx:
         return _matrix(tx)
 
 
@@ -412,7 +412,7 @@ class MemberChoice:
 
 
 def preview_choices(actor: Actor) -> list[MemberChoice]:
-    with transaction(actor, F.PERMISSIONS, L.VIEW, "permission.preview_choices") as tx:
+    with transaction(actor, Need(F.PERMISSIONS, L.VIEW), action="permission.preview_choices") as tx:
         rows = tx.session.exec(scoped(select(Member), actor).order_by(Member.member_code)).all()
         return [
             MemberChoice(
@@ -427,7 +427,7 @@ def preview_choices(actor: Actor) -> list[MemberChoice]:
 def preview_member(actor: Actor, member_id: uuid.UUID) -> MemberPreview:
     """What a member may do, function by function, and through which rank or role.
     A member who is not active may do nothing, whatever the matrix says."""
-    with transaction(actor, F.PERMISSIONS, L.VIEW, "permission.preview") as tx:
+    with transaction(actor, Need(F.PERMISSIONS, L.VIEW), action="permission.preview") as tx:
         member = tx.get(Member, member_id)
         if member is None:
             raise NotFound("団員が見つかりません。")

@@ -24,6 +24,7 @@ from sqlmodel import Session as DbSession
 from sqlmodel import select
 
 from config import get_settings
+from core.access import Need
 from core.actor import Actor, ActorKind
 from models import LinePendingLogin, LineRegistration, Member, MemberLine, Rank, Session, Tenant
 from models.base import utcnow
@@ -147,7 +148,9 @@ def code_hash(user_id: str, code: str) -> str:
 
 def list_accounts(actor: Actor) -> list[AccountStatus]:
     """Every member with their status, LINE link and registration state."""
-    with transaction(actor, Function.MEMBER_ACCOUNTS, Level.VIEW, "account.list") as tx:
+    with transaction(
+        actor, Need(Function.MEMBER_ACCOUNTS, Level.VIEW), action="account.list"
+    ) as tx:
         ranks = {r.id: r.name for r in tx.session.exec(scoped(select(Rank), actor)).all()}
         links = {k.member_id: k for k in tx.session.exec(scoped(select(MemberLine), actor)).all()}
         registrations = {
@@ -182,7 +185,9 @@ def list_accounts(actor: Actor) -> list[AccountStatus]:
 def issue_registration(actor: Actor, member_id: uuid.UUID) -> IssuedRegistration:
     """A new user id and code (or a new code for the member's user id); the old code dies."""
     settings = get_settings()
-    with transaction(actor, Function.MEMBER_ACCOUNTS, Level.EDIT, "registration.issue") as tx:
+    with transaction(
+        actor, Need(Function.MEMBER_ACCOUNTS, Level.EDIT), action="registration.issue"
+    ) as tx:
         member = _member(tx, member_id)
         if member.status != MemberStatus.ACTIVE:
             raise ValidationError({"member": "在籍中の団員にのみ登録コードを発行できます。"})
@@ -237,7 +242,7 @@ def issue_registration(actor: Actor, member_id: uuid.UUID) -> IssuedRegistration
 
 def unlink_line(actor: Actor, member_id: uuid.UUID) -> int:
     """Remove the member's LINE link and end the sessions it opened; returns how many ended."""
-    with transaction(actor, Function.MEMBER_ACCOUNTS, Level.EDIT, "line.unlink") as tx:
+    with transaction(actor, Need(Function.MEMBER_ACCOUNTS, Level.EDIT), action="line.unlink") as tx:
         member = _member(tx, member_id)
         link = _link(tx, member.id)
         if link is None:

@@ -41,7 +41,7 @@ class RoleInfo:
 
 def list_roles(actor: Actor) -> list[RoleInfo]:
     """The brigade's roles by rank (highest first) and name, with how many members hold each."""
-    with transaction(actor, Function.PERMISSIONS, Level.VIEW, "role.list") as tx:
+    with transaction(actor, Need(Function.PERMISSIONS, Level.VIEW), action="role.list") as tx:
         ranks = {r.id: r for r in tx.session.exec(scoped(select(Rank), actor)).all()}
         counts: dict[uuid.UUID, int] = {}
         for link in tx.session.exec(scoped(select(MemberRole), actor)).all():
@@ -63,7 +63,7 @@ def list_roles(actor: Actor) -> list[RoleInfo]:
 def create_role(actor: Actor, *, name: str, rank_id: uuid.UUID) -> uuid.UUID:
     """A new role; the well-known names (庶務, 会計, 機関員) start with their default levels,
     capped at the creator's own unless they hold 役職・権限 管理."""
-    with transaction(actor, Function.PERMISSIONS, Level.EDIT, "role.create") as tx:
+    with transaction(actor, Need(Function.PERMISSIONS, Level.EDIT), action="role.create") as tx:
         name = _valid_name(tx, name)
         rank = _rank(tx, rank_id)
         ceiling = (
@@ -81,7 +81,7 @@ def create_role(actor: Actor, *, name: str, rank_id: uuid.UUID) -> uuid.UUID:
 
 
 def rename_role(actor: Actor, role_id: uuid.UUID, *, name: str) -> None:
-    with transaction(actor, Function.PERMISSIONS, Level.EDIT, "role.rename") as tx:
+    with transaction(actor, Need(Function.PERMISSIONS, Level.EDIT), action="role.rename") as tx:
         role = _role(tx, role_id)
         new = _valid_name(tx, name, role_id=role.id)
         before, role.name = role.name, new
@@ -96,7 +96,7 @@ def rename_role(actor: Actor, role_id: uuid.UUID, *, name: str) -> None:
 
 def remap_role(actor: Actor, role_id: uuid.UUID, *, rank_id: uuid.UUID) -> None:
     """Map the role onto another rank (its place in lists; its levels stay its own)."""
-    with transaction(actor, Function.PERMISSIONS, Level.EDIT, "role.remap") as tx:
+    with transaction(actor, Need(Function.PERMISSIONS, Level.EDIT), action="role.remap") as tx:
         role = _role(tx, role_id)
         rank = _rank(tx, rank_id)
         before = tx.get(Rank, role.rank_id)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -22,7 +21,7 @@ from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from core.access import Need, allows
+from core.access import Need
 from core.actor import Actor
 from formats import opendata, tabular, water_csv
 from formats.csv_safe import Unencodable
@@ -34,8 +33,8 @@ from models.enums import HYDRANT_KINDS, OWNERSHIPS, Function, Level
 from models.import_mapping import ImportMapping
 from models.water import WaterInspection, WaterSource, WaterSourceBase
 from services import validation as v
-from services.base import Tx, record_denial, scoped, transaction
-from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from services.base import Tx, require, scoped, transaction
+from services.errors import Conflict, NotFound, ValidationError
 from services.imports import (
     FieldChange,
     ImportPreview,
@@ -59,10 +58,9 @@ SAMPLE_ROWS = 5
 ENCODINGS = ("utf-8", "cp932")
 MAPPING_NAME_MAX = 60
 MAPPING_COLUMNS_MAX = 200
-Needs = tuple[tuple[Function, Level], ...]
-IMPORTING: Needs = ((Function.CSV_IMPORT, Level.EDIT), (Function.WATER_SOURCES, Level.EDIT))
-EXPORTING: Needs = ((Function.CSV_EXPORT, Level.VIEW), (Function.WATER_SOURCES, Level.VIEW))
-MAPPING: Needs = ((Function.CSV_IMPORT, Level.EDIT),)
+IMPORTING = (Need(Function.CSV_IMPORT, Level.EDIT), Need(Function.WATER_SOURCES, Level.EDIT))
+EXPORTING = (Need(Function.CSV_EXPORT, Level.VIEW), Need(Function.WATER_SOURCES, Level.VIEW))
+MAPPING = (Need(Function.CSV_IMPORT, Level.EDIT),)
 EXISTING_COLUMNS = (
     WaterSource.id,
     WaterSource.version,
@@ -157,7 +155,7 @@ def export_water_csv(actor: Actor, *, encoding: str = "utf-8") -> bytes:
     column. The export is audited."""
     if encoding not in ENCODINGS:
         raise ValidationError({"encoding": "文字コードは UTF-8 か Shift_JIS を選んでください。"})
-    with _transaction(actor, EXPORTING, "water_source.export") as tx:
+    with transaction(actor, *EXPORTING, action="water_source.export") as tx:
         query = scoped(select(*EXISTING_COLUMNS), tx.actor).order_by(WaterSource.code)
         rows = tx.session.exec(query).all()
         try:
@@ -177,7 +175,7 @@ def export_water_csv(actor: Actor, *, encoding: str = "utf-8") -> bytes:
 
 def inspect_water_file(actor: Actor, *, data: bytes, filename: str) -> WaterFile:
     """The upload's layout, encoding and sheets, so the page can offer the mapping step."""
-    _require(actor, IMPORTING, "water_source.import")
+    require(actor, *IMPORTING, action="water_source.import")
     try:
         sheets = _sheets(data, filename)
     except TableError as exc:
@@ -193,7 +191,7 @@ def preview_water_import(
 ) -> ImportPreview:
     """Every row validated and classed, nothing written. Our layout and the open-data layout are
     recognised; any other needs a mapping (file_errors says so)."""
-    with _transaction(actor, IMPORTING, "water_source.import") as tx:
+    with transaction(actor, *IMPORTING, action="water_source.import") as tx:
         try:
             parsed, encoding = _parsed(data, filename, mapping)
         except TableError as exc:
@@ -230,7 +228,7 @@ def apply_water_import(
 
     MissingRows.RETIRE retires (廃止) the sources the file does not mention: they are deleted
     together with their inspection records. MissingRows.KEEP leaves them as they are."""
-    with _transaction(actor, IMPORTING, "water_source.import") as tx:
+    with transaction(actor, *IMPORTING, action="water_source.import") as tx:
         if preview.entity != ENTITY or not preview.ready:
             raise ValidationError({"file": "エラーのあるファイルは取り込めません。"})
         plans = plan_water_sources(tx, [(row.row, row.raw) for row in preview.rows])
@@ -324,7 +322,7 @@ def _with_errors(plan: RowPlan, found: Sequence[CellError]) -> RowPlan:
 
 
 def list_mappings(actor: Actor) -> list[SavedMapping]:
-    with _transaction(actor, MAPPING, "import_mapping.list") as tx:
+    with transaction(actor, *MAPPING, action="import_mapping.list") as tx:
         rows = tx.session.exec(
             scoped(select(ImportMapping), tx.actor)
             .where(ImportMapping.entity == ENTITY)
@@ -335,7 +333,7 @@ def list_mappings(actor: Actor) -> list[SavedMapping]:
 
 def save_mapping(actor: Actor, *, name: str, mapping: ColumnMapping) -> SavedMapping:
     """Save under a name; saving again under the same name replaces the mapping."""
-    with _transaction(actor, MAPPING, "import_mapping.save") as tx:
+    with transaction(actor, *MAPPING, action="import_mapping.save") as tx:
         name = _mapping_name(name, mapping)
         row = tx.session.exec(
             scoped(select(ImportMapping), tx.actor).where(
@@ -361,7 +359,7 @@ def save_mapping(actor: Actor, *, name: str, mapping: ColumnMapping) -> SavedMap
 
 
 def delete_mapping(actor: Actor, mapping_id: uuid.UUID) -> None:
-    with _transaction(actor, MAPPING, "import_mapping.delete") as tx:
+    with transaction(actor, *MAPPING, action="import_mapping.delete") as tx:
         row = tx.get(ImportMapping, mapping_id)
         if row is None or row.entity != ENTITY:
             raise NotFound("保存した対応付けが見つかりません。")
@@ -374,24 +372,6 @@ def delete_mapping(actor: Actor, mapping_id: uuid.UUID) -> None:
             target_id=mapping_id,
             details=details,
         )
-
-
-# -- helpers: permissions ------------------------------------------------------------------------
-
-
-def _require(actor: Actor, needs: Needs, action: str) -> None:
-    for function, level in needs:
-        if not allows(actor, Need(function, level)):
-            record_denial(actor, function, level, action)
-            raise PermissionDenied()
-
-
-@contextmanager
-def _transaction(actor: Actor, needs: Needs, action: str) -> Iterator[Tx]:
-    """Every level checked (a denial recorded with the one missing), then one transaction."""
-    _require(actor, needs, action)
-    with transaction(actor, *needs[0], action) as tx:
-        yield tx
 
 
 # -- helpers: reading ----------------------------------------------------------------------------

@@ -64,14 +64,9 @@ from services.backup.model import (
     RestoreResult,
     T,
 )
-from services.backup.records import (
-    plan_inspections,
-    plan_members,
-    plan_water,
-    write_inspections,
-)
-from services.base import Tx, record_denial, scoped, transaction
-from services.errors import PermissionDenied, ValidationError
+from services.backup.records import plan_inspections, plan_members, plan_water, write_inspections
+from services.base import Tx, require, scoped, transaction
+from services.errors import ValidationError
 from services.imports import (
     ImportPreview,
     ImportResult,
@@ -124,9 +119,7 @@ class _DryRun(Exception):
 def inspect_backup(actor: Actor, *, data: bytes, password: str | None = None) -> RestorePreview:
     """Verify the file and plan every entity against the brigade's data; nothing is written."""
     preview = RestorePreview(sha256(data), data, password)
-    if not allows(actor, Need(F.RESTORE, L.EDIT)):
-        record_denial(actor, F.RESTORE, L.EDIT, "backup.inspect")
-        raise PermissionDenied()
+    require(actor, Need(F.RESTORE, L.EDIT), action="backup.inspect")
     try:
         backup = fmt.read_zip(data, password=password)
     except fmt.BackupError as exc:
@@ -136,7 +129,7 @@ def inspect_backup(actor: Actor, *, data: bytes, password: str | None = None) ->
     preview.manifest, preview.encrypted = backup.manifest, backup.encrypted
     preview.other_brigade = backup.manifest.tenant_id != actor.tenant_id
     try:
-        with transaction(actor, F.RESTORE, L.EDIT, "backup.inspect") as tx:
+        with transaction(actor, Need(F.RESTORE, L.EDIT), action="backup.inspect") as tx:
             admins = 0 if actor.is_platform else permission_admins(tx.session, tx.tenant_id)
             raise _DryRun(_stage(tx, backup), admins)
     except _DryRun as dry_run:

@@ -12,19 +12,19 @@ from functools import cache
 from sqlmodel import select
 
 from config import ROOT
-from core.access import Need, allows
+from core.access import Need
 from core.actor import Actor
 from core.timefmt import JST
 from formats import backup as fmt
 from formats import member_csv, water_csv
 from models import Member, MemberPublic, Permission, Rank, Role, Tenant
 from models.base import utcnow
-from models.enums import Function, Level
+from models.enums import Function
 from models.water import WaterInspection, WaterSource
 from services import members
 from services.backup.model import BACKUP_NEEDS, FILENAME_UNSAFE, BackupFile, F, L
-from services.base import Tx, record_denial, scoped, transaction
-from services.errors import PermissionDenied, ValidationError
+from services.base import Tx, require, scoped, transaction
+from services.errors import ValidationError
 from services.permissions import (
     Grant,
     grant_of,
@@ -35,10 +35,10 @@ from services.permissions import (
 
 def create_backup(actor: Actor, *, password: str | None = None) -> BackupFile:
     """The brigade's data as one ZIP; AES-256 encrypted when a password is given."""
-    _require_all(actor, BACKUP_NEEDS, "backup.create")
+    require(actor, *BACKUP_NEEDS, action="backup.create")
     if password is not None:
         _check_password(password)
-    with transaction(actor, F.CSV_EXPORT, L.VIEW, "backup.create") as tx:
+    with transaction(actor, Need(F.CSV_EXPORT, L.VIEW), action="backup.create") as tx:
         files = _backup_files(tx)
         manifest = fmt.build_manifest(
             files,
@@ -61,13 +61,6 @@ def create_backup(actor: Actor, *, password: str | None = None) -> BackupFile:
             },
         )
     return backup
-
-
-def _require_all(actor: Actor, needs: Sequence[tuple[Function, Level]], action: str) -> None:
-    for function, level in needs:
-        if not allows(actor, Need(function, level)):
-            record_denial(actor, function, level, action)
-            raise PermissionDenied()
 
 
 def _check_password(password: str) -> None:

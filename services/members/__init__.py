@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sqlmodel import select
 
+from core.access import Need
 from core.actor import Actor
 from models import Member, MemberCreate, MemberPublic, MemberUpdate, Rank, Role
 from models.enums import Function, Level, MemberStatus
@@ -64,27 +65,27 @@ from services.permissions import Grant, check_grants_permission_editing, combine
 
 
 def list_ranks(actor: Actor) -> list[RankOption]:
-    with transaction(actor, Function.ROSTER, Level.VIEW, "rank.list") as tx:
+    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="rank.list") as tx:
         rows = tx.session.exec(scoped(select(Rank), actor).order_by(Rank.position)).all()
         return [RankOption(r.id, r.name, r.position) for r in rows]
 
 
 def list_roles(actor: Actor) -> list[RoleOption]:
-    with transaction(actor, Function.ROSTER, Level.VIEW, "role.list") as tx:
+    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="role.list") as tx:
         rows = tx.session.exec(scoped(select(Role), actor).order_by(Role.name)).all()
         return [RoleOption(r.id, r.name, r.rank_id) for r in rows]
 
 
 def edit_scope(actor: Actor) -> EditScope:
     """What the roster page may offer to edit (the services check again on every call)."""
-    with transaction(actor, Function.ROSTER, Level.VIEW, "member.scope") as tx:
+    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.scope") as tx:
         return current_scope(tx)
 
 
 def list_members(actor: Actor, filters: MemberFilter | None = None) -> list[MemberPublic]:
     """The tenant's members, decrypted, filtered and sorted by reading (kana)."""
     filters = filters or MemberFilter()
-    with transaction(actor, Function.ROSTER, Level.VIEW, "member.list") as tx:
+    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.list") as tx:
         query = scoped(select(Member), actor)
         if filters.rank_ids:
             query = query.where(Member.rank_id.in_(filters.rank_ids))
@@ -118,12 +119,12 @@ def list_members(actor: Actor, filters: MemberFilter | None = None) -> list[Memb
 
 def line_linked_ids(actor: Actor) -> frozenset[uuid.UUID]:
     """The members linked to a LINE account."""
-    with transaction(actor, Function.ROSTER, Level.VIEW, "member.line_links") as tx:
+    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.line_links") as tx:
         return linked_ids(tx)
 
 
 def get_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
-    with transaction(actor, Function.ROSTER, Level.VIEW, "member.get") as tx:
+    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.get") as tx:
         return to_public(tx, load_member(tx, member_id))
 
 
@@ -278,7 +279,7 @@ def bulk_set_affiliation(actor: Actor, member_ids: Sequence[uuid.UUID], *, affil
 
 def list_affiliations(actor: Actor) -> list[AffiliationCount]:
     """The 所属 labels in use, with how many members carry each."""
-    with transaction(actor, Function.ROSTER, Level.VIEW, "member.affiliations") as tx:
+    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.affiliations") as tx:
         rows = tx.session.exec(scoped(select(Member.affiliation, Member.status), actor)).all()
     total = Counter(label for label, _ in rows if label)
     active = Counter(label for label, status in rows if label and status == MemberStatus.ACTIVE)

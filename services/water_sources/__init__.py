@@ -11,6 +11,7 @@ from datetime import date
 from sqlalchemy import func
 from sqlmodel import select
 
+from core.access import Need
 from core.actor import Actor
 from core.timefmt import today_jst
 from formats import water_csv
@@ -59,7 +60,9 @@ from services.water_sources.model import (
 def load_registry(
     actor: Actor, filters: WaterSourceFilter | None = None, *, today: date | None = None
 ) -> Registry:
-    with transaction(actor, Function.WATER_SOURCES, Level.VIEW, "water_source.list") as tx:
+    with transaction(
+        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="water_source.list"
+    ) as tx:
         return _registry(tx, filters, today)
 
 
@@ -84,7 +87,9 @@ def list_water_sources(
 
 def registry_stamp(actor: Actor) -> str:
     """Changes whenever a source, an inspection or the settings change: a cache key."""
-    with transaction(actor, Function.WATER_SOURCES, Level.VIEW, "water_source.stamp") as tx:
+    with transaction(
+        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="water_source.stamp"
+    ) as tx:
         count, latest = tx.session.exec(
             scoped(select(func.count(WaterSource.id), func.max(WaterSource.updated_at)), actor)
         ).one()
@@ -95,7 +100,9 @@ def registry_stamp(actor: Actor) -> str:
 def get_water_source(
     actor: Actor, source_id: uuid.UUID, *, today: date | None = None
 ) -> WaterSourcePublic:
-    with transaction(actor, Function.WATER_SOURCES, Level.VIEW, "water_source.get") as tx:
+    with transaction(
+        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="water_source.get"
+    ) as tx:
         return _public(load_source(tx, source_id), settings_in(tx), today or today_jst())
 
 
@@ -170,7 +177,9 @@ def export_water_sources_csv(
 ) -> bytes:
     """The filtered list as CSV (UTF-8 with BOM, formula cells neutralised); the export is
     audited."""
-    with transaction(actor, Function.WATER_SOURCES, Level.VIEW, "water_source.export") as tx:
+    with transaction(
+        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="water_source.export"
+    ) as tx:
         sources = _registry(tx, filters, today).sources
         tx.audit(
             "water_source.export",
@@ -184,7 +193,9 @@ def export_water_sources_csv(
 
 
 def create_water_source(actor: Actor, *, data: WaterSourceCreate) -> WaterSourcePublic:
-    with transaction(actor, Function.WATER_SOURCES, Level.EDIT, "water_source.create") as tx:
+    with transaction(
+        actor, Need(Function.WATER_SOURCES, Level.EDIT), action="water_source.create"
+    ) as tx:
         values = validated_values(tx, data.model_dump())
         source = WaterSource(tenant_id=tx.tenant_id, **values)
         tx.session.add(source)
@@ -203,7 +214,9 @@ def update_water_source(
     actor: Actor, source_id: uuid.UUID, *, data: WaterSourceUpdate, expected_version: int
 ) -> WaterSourcePublic:
     """Optimistic concurrency: a stale expected_version raises Conflict and changes nothing."""
-    with transaction(actor, Function.WATER_SOURCES, Level.EDIT, "water_source.update") as tx:
+    with transaction(
+        actor, Need(Function.WATER_SOURCES, Level.EDIT), action="water_source.update"
+    ) as tx:
         source = load_source(tx, source_id)
         if source.version != expected_version:
             raise Conflict()
@@ -232,7 +245,9 @@ def update_water_source(
 
 def delete_water_source(actor: Actor, source_id: uuid.UUID, *, expected_version: int) -> None:
     """Removes the source and its inspections; the audit event keeps what it was."""
-    with transaction(actor, Function.WATER_SOURCES, Level.EDIT, "water_source.delete") as tx:
+    with transaction(
+        actor, Need(Function.WATER_SOURCES, Level.EDIT), action="water_source.delete"
+    ) as tx:
         source = load_source(tx, source_id)
         if source.version != expected_version:
             raise Conflict()
@@ -262,7 +277,9 @@ def delete_water_source(actor: Actor, source_id: uuid.UUID, *, expected_version:
 def add_water_sources(actor: Actor, items: Sequence[WaterSourceBase]) -> int:
     """Register several sources in one transaction: all of them or, on any error, none.
     Errors are keyed "row:field" (rows from 1)."""
-    with transaction(actor, Function.WATER_SOURCES, Level.EDIT, "water_source.bulk_create") as tx:
+    with transaction(
+        actor, Need(Function.WATER_SOURCES, Level.EDIT), action="water_source.bulk_create"
+    ) as tx:
         taken = set(tx.session.exec(scoped(select(WaterSource.code), actor)).all())
         errors: dict[str, str] = {}
         rows: list[dict] = []

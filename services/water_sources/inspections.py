@@ -40,7 +40,9 @@ def record_inspection(
 ) -> WaterInspectionPublic:
     """An inspection on or after the last one sets the source's status and last inspection date;
     an older one is only added to the history."""
-    with transaction(actor, Function.INSPECTIONS, Level.EDIT, "water_source.inspect") as tx:
+    with transaction(
+        actor, Need(Function.INSPECTIONS, Level.EDIT), action="water_source.inspect"
+    ) as tx:
         source = load_source(tx, source_id)
         values = validated_inspection(tx, data)
         inspection = WaterInspection(
@@ -87,7 +89,9 @@ def record_inspection(
 
 def list_inspections(actor: Actor, source_id: uuid.UUID) -> list[WaterInspectionPublic]:
     """Newest first. Inspectors' names only for those who may view inspections."""
-    with transaction(actor, Function.WATER_SOURCES, Level.VIEW, "water_source.inspections") as tx:
+    with transaction(
+        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="water_source.inspections"
+    ) as tx:
         source = load_source(tx, source_id)
         rows = tx.session.exec(
             scoped(select(WaterInspection), actor)
@@ -100,7 +104,9 @@ def list_inspections(actor: Actor, source_id: uuid.UUID) -> list[WaterInspection
 
 def inspector_choices(actor: Actor) -> list[InspectorOption]:
     """Active members, for the inspector picker of whoever records inspections."""
-    with transaction(actor, Function.INSPECTIONS, Level.EDIT, "water_source.inspectors") as tx:
+    with transaction(
+        actor, Need(Function.INSPECTIONS, Level.EDIT), action="water_source.inspectors"
+    ) as tx:
         rows = tx.session.exec(
             scoped(select(Member), actor)
             .where(Member.status == MemberStatus.ACTIVE)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from services import member_import, water_import
+from services import import_mappings, member_import, water_import
 from services.catalog import (
     HEADER_SCAN_ROWS,
     WATER_SOURCE_KINDS,
@@ -112,7 +112,7 @@ def kind_spellings(text: str) -> dict[str, str]:
 
 
 def saved_mappings(found: WaterFile) -> None:
-    saved = {m.name: m for m in water_import.list_mappings(actor)}
+    saved = {m.name: m for m in import_mappings.list_mappings(actor)}
     if not saved:
         return
     cols = st.columns([3, 1, 1], vertical_alignment="bottom")
@@ -127,7 +127,7 @@ def saved_mappings(found: WaterFile) -> None:
     )
     if cols[2].button("削除", disabled=chosen is None, key=key("delete_saved")) and chosen:
         try:
-            water_import.delete_mapping(actor, chosen.id)
+            import_mappings.delete_mapping(actor, chosen.id)
         except ServiceError as exc:
             show_error(exc)
         else:
@@ -207,7 +207,7 @@ def save_mapping_form(mapping: ColumnMapping) -> None:
         label = st.text_input("名前（同じ名前なら上書きします）", key=key("mapping_name"))
         if st.button("保存", key=key("save_mapping")):
             try:
-                water_import.save_mapping(actor, name=label, mapping=mapping)
+                import_mappings.save_mapping(actor, name=label, mapping=mapping)
             except ServiceError as exc:
                 show_error(exc)
             else:

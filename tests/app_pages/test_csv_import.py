@@ -11,7 +11,7 @@ from openpyxl import Workbook
 from streamlit.testing.v1 import AppTest
 
 from formats import csv_safe, member_csv
-from services import members, water_import, water_sources
+from services import import_mappings, members, water_import, water_sources
 from services.catalog import ColumnMapping, MemberStatus, MissingRows
 from tests.app_pages.conftest import nav_registers, page_text, run_page_directly, sign_in
 from tests.factories import admin, make_member, make_tenant
@@ -321,7 +321,7 @@ def test_other_layout_is_read_through_a_column_mapping_which_can_be_saved(open_a
     widget(at.text_input, "名前（同じ名前なら上書きします）").input("市の台帳")
     widget(at.button, "保存").click().run()
     assert "対応付け「市の台帳」を保存しました。" in [s.value for s in at.success]
-    (saved,) = water_import.list_mappings(admin(tenant))
+    (saved,) = import_mappings.list_mappings(admin(tenant))
     assert saved.mapping.columns == LEDGER_MAPPING
     assert saved.mapping.kinds == {"貯水そう": "防火水槽"} and saved.mapping.header_row == 2
 
@@ -335,7 +335,7 @@ def test_other_layout_is_read_through_a_column_mapping_which_can_be_saved(open_a
 def test_a_saved_mapping_fills_the_form(open_app):
     tenant = make_tenant()
     user = sign_in(tenant)
-    water_import.save_mapping(
+    import_mappings.save_mapping(
         admin(tenant),
         name="市の台帳",
         mapping=ColumnMapping(

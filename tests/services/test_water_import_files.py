@@ -12,7 +12,7 @@ import pytest
 
 from formats.opendata import ColumnMapping
 from models.enums import AuditCategory, Function, Level
-from services import water_import
+from services import import_mappings, water_import
 from services.errors import NotFound, PermissionDenied, ValidationError
 from services.imports import MissingRows, RowStatus
 from tests.factories import actor_with, admin, make_tenant
@@ -171,8 +171,8 @@ def test_inspect_describes_the_sheets_for_the_mapping_step(tenant):
 def test_an_unknown_workbook_needs_a_mapping_and_imports_with_a_saved_one(tenant, watch):
     data = ledger_workbook()
     assert preview(tenant, data, "台帳.xlsx").file_errors == [water_import.NO_LAYOUT]
-    saved = water_import.save_mapping(admin(tenant), name="市の台帳", mapping=LEDGER_MAPPING)
-    [listed] = water_import.list_mappings(admin(tenant))
+    saved = import_mappings.save_mapping(admin(tenant), name="市の台帳", mapping=LEDGER_MAPPING)
+    [listed] = import_mappings.list_mappings(admin(tenant))
     assert listed == saved and listed.mapping == LEDGER_MAPPING
     found = preview(tenant, data, "台帳.xlsx", listed.mapping)
     assert found.ready, (found.file_errors, found.errors)
@@ -220,15 +220,18 @@ def test_a_mapping_that_does_not_fit_is_a_file_error(tenant, mapping, message):
 
 def test_save_replace_list_and_delete_a_mapping(tenant, watch):
     audit = watch(tenant)
-    first = water_import.save_mapping(admin(tenant), name=" 市の台帳 ", mapping=LEDGER_MAPPING)
+    first = import_mappings.save_mapping(admin(tenant), name=" 市の台帳 ", mapping=LEDGER_MAPPING)
     assert first.name == "市の台帳"
     other = ColumnMapping({"No": "code", "種別": "kind"})
-    second = water_import.save_mapping(admin(tenant), name="市の台帳", mapping=other)
+    second = import_mappings.save_mapping(admin(tenant), name="市の台帳", mapping=other)
     assert second.id == first.id and second.mapping == other
-    water_import.save_mapping(admin(tenant), name="県の様式", mapping=LEDGER_MAPPING)
-    assert [m.name for m in water_import.list_mappings(admin(tenant))] == ["市の台帳", "県の様式"]
-    water_import.delete_mapping(admin(tenant), first.id)
-    assert [m.name for m in water_import.list_mappings(admin(tenant))] == ["県の様式"]
+    import_mappings.save_mapping(admin(tenant), name="県の様式", mapping=LEDGER_MAPPING)
+    assert [m.name for m in import_mappings.list_mappings(admin(tenant))] == [
+        "市の台帳",
+        "県の様式",
+    ]
+    import_mappings.delete_mapping(admin(tenant), first.id)
+    assert [m.name for m in import_mappings.list_mappings(admin(tenant))] == ["県の様式"]
     events = audit.new()
     assert [e.action for e in events] == [
         "import_mapping.save",
@@ -252,42 +255,42 @@ def test_save_replace_list_and_delete_a_mapping(tenant, watch):
 )
 def test_save_mapping_rejects_bad_input(tenant, name, mapping, field):
     with pytest.raises(ValidationError) as raised:
-        water_import.save_mapping(admin(tenant), name=name, mapping=mapping)
+        import_mappings.save_mapping(admin(tenant), name=name, mapping=mapping)
     assert field in raised.value.errors
-    assert water_import.list_mappings(admin(tenant)) == []
+    assert import_mappings.list_mappings(admin(tenant)) == []
 
 
 def test_mappings_are_per_tenant(tenant, foreign, watch):
-    theirs = water_import.save_mapping(admin(foreign), name="同じ名前", mapping=LEDGER_MAPPING)
-    ours = water_import.save_mapping(admin(tenant), name="同じ名前", mapping=LEDGER_MAPPING)
+    theirs = import_mappings.save_mapping(admin(foreign), name="同じ名前", mapping=LEDGER_MAPPING)
+    ours = import_mappings.save_mapping(admin(tenant), name="同じ名前", mapping=LEDGER_MAPPING)
     assert ours.id != theirs.id
-    assert [m.id for m in water_import.list_mappings(admin(tenant))] == [ours.id]
+    assert [m.id for m in import_mappings.list_mappings(admin(tenant))] == [ours.id]
     foreign_audit = watch(foreign)
     with pytest.raises(NotFound):
-        water_import.delete_mapping(admin(tenant), theirs.id)
-    assert [m.id for m in water_import.list_mappings(admin(foreign))] == [theirs.id]
+        import_mappings.delete_mapping(admin(tenant), theirs.id)
+    assert [m.id for m in import_mappings.list_mappings(admin(foreign))] == [theirs.id]
     assert foreign_audit.new() == []
 
 
 @pytest.mark.parametrize("call", ["list", "save", "delete"])
 def test_mappings_need_csv_import_edit(tenant, watch, call):
-    saved = water_import.save_mapping(admin(tenant), name="台帳", mapping=LEDGER_MAPPING)
+    saved = import_mappings.save_mapping(admin(tenant), name="台帳", mapping=LEDGER_MAPPING)
     viewer = actor_with(
         tenant, {f: Level.ADMIN for f in Function} | {Function.CSV_IMPORT: Level.VIEW}
     )
     calls = {
-        "list": lambda: water_import.list_mappings(viewer),
-        "save": lambda: water_import.save_mapping(viewer, name="別", mapping=LEDGER_MAPPING),
-        "delete": lambda: water_import.delete_mapping(viewer, saved.id),
+        "list": lambda: import_mappings.list_mappings(viewer),
+        "save": lambda: import_mappings.save_mapping(viewer, name="別", mapping=LEDGER_MAPPING),
+        "delete": lambda: import_mappings.delete_mapping(viewer, saved.id),
     }
     audit = watch(tenant)
     with pytest.raises(PermissionDenied):
         calls[call]()
     [event] = audit.new()
     assert (event.category, json.loads(event.details)["function"]) == (AUTH, "csv_import")
-    assert water_import.list_mappings(admin(tenant)) == [saved]
+    assert import_mappings.list_mappings(admin(tenant)) == [saved]
     editor = actor_with(tenant, {Function.CSV_IMPORT: Level.EDIT})
-    assert water_import.list_mappings(editor) == [saved]
+    assert import_mappings.list_mappings(editor) == [saved]
 
 
 def test_an_existing_source_is_updated_from_open_data_without_losing_its_other_fields(tenant):

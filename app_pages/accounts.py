@@ -12,7 +12,7 @@ from formats.registration_sheet import registration_sheet_html
 from services import members, registrations
 from services.catalog import Function, Level, MemberStatus
 from services.errors import ServiceError
-from ui.common import current_actor, show_error
+from ui.common import current_actor, run_action, show_error
 
 ISSUED_KEY = "accounts_issued"
 NOTICE_KEY = "accounts_notice"
@@ -112,15 +112,13 @@ cols = st.columns(3)
 
 
 def run(action, done: str) -> None:
-    try:
-        result = action(actor, account.member_id)
-    except ServiceError as exc:
-        show_error(exc)
-        return
-    if isinstance(result, registrations.IssuedRegistration):
-        st.session_state[ISSUED_KEY] = result
-    st.session_state[NOTICE_KEY] = done
-    st.rerun()
+    def keep_issued(result: object) -> None:
+        if isinstance(result, registrations.IssuedRegistration):
+            st.session_state[ISSUED_KEY] = result
+
+    run_action(
+        lambda: action(actor, account.member_id), done, notice_key=NOTICE_KEY, then=keep_issued
+    )
 
 
 if account.line_linked:

@@ -12,7 +12,7 @@ from core.access import Need, allows
 from services import permissions, roles
 from services.catalog import Function, Level, MemberStatus
 from services.errors import ServiceError
-from ui.common import current_actor, show_error
+from ui.common import current_actor, run_action, show_error
 
 NOTICE_KEY = "permissions_notice"
 REVISION_KEY = "permissions_revision"
@@ -40,14 +40,10 @@ if notice := st.session_state.pop(NOTICE_KEY, None):
 
 
 def run(action: Callable[[], object], notice: str) -> None:
-    try:
-        action()
-    except ServiceError as exc:
-        show_error(exc)
-        return
-    st.session_state[NOTICE_KEY] = notice
-    st.session_state[REVISION_KEY] = st.session_state.get(REVISION_KEY, 0) + 1
-    st.rerun()
+    def next_revision(_result: object) -> None:
+        st.session_state[REVISION_KEY] = st.session_state.get(REVISION_KEY, 0) + 1
+
+    run_action(action, notice, notice_key=NOTICE_KEY, then=next_revision)
 
 
 try:

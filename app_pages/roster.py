@@ -12,8 +12,7 @@ import streamlit as st
 from core.access import Need, allows
 from services import members
 from services.catalog import Function, Level, MemberCreate, MemberStatus, MemberUpdate
-from services.errors import ServiceError
-from ui.common import current_actor, show_error
+from ui.common import current_actor, run_action
 
 LINE_FILTERS = {"すべて": None, "連携済み": True, "未連携": False}
 COLUMNS = [
@@ -111,13 +110,7 @@ else:
 
 
 def run(action: Callable[[], object], notice: str | Callable[[object], str]) -> None:
-    try:
-        result = action()
-    except ServiceError as exc:
-        show_error(exc)
-        return
-    st.session_state["roster_notice"] = notice(result) if callable(notice) else notice
-    st.rerun()
+    run_action(action, notice, notice_key="roster_notice")
 
 
 if selected:

@@ -1,6 +1,10 @@
-"""Helpers shared by pages: the signed-in actor of this run and Japanese error display."""
+"""Helpers shared by pages: the signed-in actor of this run, Japanese error display, and the one
+way a page calls a service that changes something (run_action)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
@@ -44,3 +48,28 @@ def show_error(exc: ServiceError) -> None:
         )
     else:
         st.error(exc.message)
+
+
+def run_action(
+    action: Callable[[], Any],
+    notice: str | Callable[[Any], str],
+    *,
+    notice_key: str,
+    then: Callable[[Any], None] | None = None,
+    forget: tuple[str, ...] = (),
+) -> None:
+    """Call a service from a page. Refused: show the Japanese error and stay. Done: keep the
+    notice (or notice(result)) under notice_key for the next run, hand the result to `then`, and
+    rerun. The session-state keys in `forget` are dropped either way."""
+    try:
+        result = action()
+    except ServiceError as exc:
+        show_error(exc)
+        return
+    finally:
+        for key in forget:
+            st.session_state.pop(key, None)
+    st.session_state[notice_key] = notice(result) if callable(notice) else notice
+    if then is not None:
+        then(result)
+    st.rerun()

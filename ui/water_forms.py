@@ -17,34 +17,16 @@ from services.catalog import (
     WaterInspectionCreate,
     WaterSourcePublic,
 )
-from services.errors import ServiceError
-from ui.common import show_error
+from ui.common import run_action
 
 NOTICE = "water_notice"
 AUTO = "自動判定"
 OWNERSHIP_BY_LABEL = {label: value for value, label in OWNERSHIPS.items()}
 
 
-def run(
-    action: Callable[[], Any],
-    notice: str,
-    then: Callable[[Any], None] | None = None,
-    forget: tuple[str, ...] = (),
-) -> None:
-    """Call a service; on success keep a notice for the next run, pass the result to `then`,
-    and rerun. The session-state keys in `forget` are dropped either way."""
-    try:
-        result = action()
-    except ServiceError as exc:
-        show_error(exc)
-        return
-    finally:
-        for key in forget:
-            st.session_state.pop(key, None)
-    st.session_state[NOTICE] = notice
-    if then is not None:
-        then(result)
-    st.rerun()
+def run(action: Callable[[], Any], notice: str, **options: Any) -> None:
+    """run_action with the 水利マップ's notice."""
+    run_action(action, notice, notice_key=NOTICE, **options)
 
 
 def fresh_key(base: str) -> str:

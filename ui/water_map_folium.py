@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import folium
-from branca.element import Element, MacroElement
+from branca.element import Element
 from folium.elements import JSCSSMixin
 from folium.map import Layer
 from jinja2 import Template
 
-from services.geo import MapAssets, TileLayer, map_assets, tile_layers
+from services.geo import MapAssets, TileLayer, map_assets
+from ui.map_builder import base_map, fit_to, html_safe_json
 
 KIND_STYLES: dict[str, tuple[str, str]] = {  # kind: (letter, colour)
     "消火栓": ("栓", "#d32f2f"),
@@ -34,8 +35,6 @@ KIND_STYLES: dict[str, tuple[str, str]] = {  # kind: (letter, colour)
 STATUSES = ("使用可", "使用不可", "点検中")
 CLUSTER_ABOVE = 1000
 POSITION_TOLERANCE = 1e-6
-JAPAN_VIEW = ((36.2, 138.25), 5)
-_HTML_SAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"}
 
 
 def map_points(sources: Iterable[Any], radius_for: Callable[[str], int]) -> list[dict]:
@@ -88,36 +87,18 @@ def build_map(
     tiles: Sequence[TileLayer] | None = None,
     assets: MapAssets | None = None,
 ) -> folium.Map:
-    """A map of `points` (dicts as map_points makes), fitted to them, or centred on `center`."""
+    """The base map with `points` (dicts as map_points makes), fitted to them, or centred on
+    `center`."""
     assets = assets or map_assets()
-    m = folium.Map(
-        location=center or JAPAN_VIEW[0],
-        zoom_start=15 if center else JAPAN_VIEW[1],
-        tiles=None,
-        prefer_canvas=True,
-    )
-    m.default_js = [("leaflet", assets.leaflet_js)]
-    m.default_css = [("leaflet_css", assets.leaflet_css)]
-    for i, layer in enumerate(tiles or tile_layers()):
-        folium.TileLayer(
-            tiles=layer.url,
-            attr=layer.attribution,
-            name=layer.name,
-            max_zoom=layer.max_zoom,
-            overlay=False,
-            show=i == 0,
-        ).add_to(m)
+    m = base_map(center=center, tiles=tiles, assets=assets)
     clustered = len(points) > CLUSTER_ABOVE if cluster is None else cluster
     markers = WaterSourceLayer(points, show_labels=show_labels, cluster=clustered, assets=assets)
     markers.add_to(m)
     CoverageLayer(markers, show=show_coverage).add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
-    MetricScale().add_to(m)
     m.get_root().header.add_child(Element(f"<style>{CSS}</style>"), name="hikeshi_water_css")
-    if points and center is None:
-        lats = [p["latitude"] for p in points]
-        lons = [p["longitude"] for p in points]
-        m.fit_bounds([[min(lats), min(lons)], [max(lats), max(lons)]], padding=(20, 20))
+    if center is None:
+        fit_to(m, ((p["latitude"], p["longitude"]) for p in points))
     return m
 
 
@@ -143,14 +124,6 @@ def payload(points: Sequence[Mapping[str, Any]]) -> dict:
         "statuses": list(STATUSES),
         "rows": rows,
     }
-
-
-def html_safe_json(value: Any) -> str:
-    """JSON that can sit inside a <script> element: no < > & ' characters left."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    for char, escaped in _HTML_SAFE.items():
-        text = text.replace(char, escaped)
-    return text
 
 
 class WaterSourceLayer(JSCSSMixin, Layer):
@@ -271,18 +244,6 @@ var {{ this.get_name() }} = (function (rows) {
         super().__init__(name="包含範囲（基準距離の円）", overlay=True, control=True, show=show)
         self._name = "WaterCoverage"
         self.markers = markers
-
-
-class MetricScale(MacroElement):
-    """A scale bar in metres only."""
-
-    _template = Template(
-        """
-{% macro script(this, kwargs) %}
-L.control.scale({imperial: false}).addTo({{ this._parent.get_name() }});
-{% endmacro %}
-"""
-    )
 
 
 CSS = """

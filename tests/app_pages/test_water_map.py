@@ -20,10 +20,10 @@ from services.geo import DEFAULT_TILE_LAYERS, map_assets
 from tests.app_pages.conftest import page_text, sign_in
 from tests.factories import admin, make_tenant
 from tests.water_factories import ORIGIN, make_source, north_of_origin
+from ui.map_builder import html_safe_json
 from ui.water_map_folium import (
     CLUSTER_ABOVE,
     build_map,
-    html_safe_json,
     map_points,
     source_at,
 )

@@ -13,6 +13,7 @@ import hmac
 import os
 import secrets
 import uuid
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -158,6 +159,10 @@ class TenantCipher:
             self._nonces = memoryview(os.urandom(12 * 256))
         nonce, self._nonces = bytes(self._nonces[:12]), self._nonces[12:]
         return nonce
+
+    def member_name(self, member: Any) -> str:
+        """A member's name in clear, for display and labels (the one place that spells it)."""
+        return self.decrypt(member.name_enc, field="member.name", row_id=member.id)
 
     def decrypt(self, stored: str, *, field: str, row_id: uuid.UUID | str) -> str:
         fmt, key_id, sealed = [*stored.split(":", 2), "", ""][:3]

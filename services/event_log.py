@@ -446,7 +446,7 @@ def _names(tx: Tx, actor_ids: set[str]) -> dict[str, str]:
 
 def _member_name(tx: Tx, member: Member) -> str:
     try:
-        return tx.cipher.decrypt(member.name_enc, field="member.name", row_id=member.id)
+        return tx.cipher.member_name(member)
     except DecryptionError:
         return ""  # the brigade's data key is gone: the label still identifies the actor
 

@@ -417,8 +417,7 @@ def preview_choices(actor: Actor) -> list[MemberChoice]:
         return [
             MemberChoice(
                 m.id,
-                f"{m.member_code}　"
-                + tx.cipher.decrypt(m.name_enc, field="member.name", row_id=m.id),
+                f"{m.member_code}　{tx.cipher.member_name(m)}",
             )
             for m in rows
         ]

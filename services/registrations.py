@@ -168,7 +168,7 @@ def list_accounts(actor: Actor) -> list[AccountStatus]:
             AccountStatus(
                 member_id=m.id,
                 member_code=m.member_code,
-                name=_name(tx, m),
+                name=tx.cipher.member_name(m),
                 rank_name=ranks.get(m.rank_id, ""),
                 status=m.status,
                 line_linked=m.id in links,
@@ -231,7 +231,7 @@ def issue_registration(actor: Actor, member_id: uuid.UUID) -> IssuedRegistration
             tenant_name=tenant.name if tenant else "",
             member_id=member.id,
             member_code=member.member_code,
-            member_name=_name(tx, member),
+            member_name=tx.cipher.member_name(member),
             user_id=grouped(registration.user_id),
             code=grouped(code),
             expires_at=registration.expires_at,
@@ -295,10 +295,6 @@ def _new_user_id(db: DbSession) -> str:
         taken = select(LineRegistration.id).where(LineRegistration.user_id == candidate)
         if db.exec(taken).first() is None:
             return candidate
-
-
-def _name(tx: Tx, member: Member) -> str:
-    return tx.cipher.decrypt(member.name_enc, field="member.name", row_id=member.id)
 
 
 def _state(registration: LineRegistration | None) -> str:

@@ -216,9 +216,7 @@ def member_actor(
         )
     ).all()
     roles = db.exec(select(Role).where(Role.id.in_(role_ids))).all() if role_ids else []
-    name = TenantCipher(db, tenant.id).decrypt(
-        member.name_enc, field="member.name", row_id=member.id
-    )
+    name = TenantCipher(db, tenant.id).member_name(member)
     return Actor(
         kind=ActorKind.MEMBER,
         display_name=name,

@@ -112,7 +112,7 @@ def inspector_choices(actor: Actor) -> list[InspectorOption]:
             .where(Member.status == MemberStatus.ACTIVE)
             .order_by(Member.member_code)
         ).all()
-        return [InspectorOption(m.id, f"{m.member_code}　{_member_name(tx, m)}") for m in rows]
+        return [InspectorOption(m.id, f"{m.member_code}　{tx.cipher.member_name(m)}") for m in rows]
 
 
 def validated_inspection(tx: Tx, data: WaterInspectionCreate) -> dict:
@@ -151,7 +151,7 @@ def _inspection_public(
         if row.inspector_member_id is not None:
             if row.inspector_member_id not in names:
                 member = tx.get(Member, row.inspector_member_id)
-                names[row.inspector_member_id] = _member_name(tx, member) if member else ""
+                names[row.inspector_member_id] = tx.cipher.member_name(member) if member else ""
             inspector = names[row.inspector_member_id]
         if row.inspector_name_enc:
             outsider = tx.cipher.decrypt(
@@ -168,7 +168,3 @@ def _inspection_public(
         notes=row.notes,
         created_at=row.created_at,
     )
-
-
-def _member_name(tx: Tx, member: Member) -> str:
-    return tx.cipher.decrypt(member.name_enc, field="member.name", row_id=member.id)

@@ -9,7 +9,6 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import delete, or_
 from sqlmodel import Session as DbSession
@@ -184,8 +183,3 @@ def _record_failure(reason: str, request: RequestContext) -> None:
             outcome="failure",
             details={"method": "line", "reason": reason},
         )
-
-
-def verify_id_token(id_token: str, *, nonce: str) -> dict[str, Any]:
-    """The verified claims of an ID token for the configured channel (LineLoginError if not)."""
-    return client().verify_id_token(id_token, nonce=nonce)

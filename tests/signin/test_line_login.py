@@ -729,7 +729,7 @@ def test_logout_of_a_pending_login(flow):
 def test_verify_id_token_accepts_a_genuine_token(line_env):
     claims = line_env.claims(line_env.user, "n-1")
 
-    verified = line.verify_id_token(line_env.sign_hs256(claims), nonce="n-1")
+    verified = line.client().verify_id_token(line_env.sign_hs256(claims), nonce="n-1")
 
     assert verified["sub"] == line_env.user.sub
 

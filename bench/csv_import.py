@@ -211,6 +211,7 @@ def member_rows(
         }
         rank_names = names(session, Rank, source.tenant_id)
         role_names = names(session, Role, source.tenant_id)
+        session.commit()
     new_ids = {row["id"]: uuid.uuid4() for row in rows}
     with unit_of_work(target.tenant_id) as session:
         tx = Tx(session, target)
@@ -230,6 +231,7 @@ def member_rows(
             )
             for row in rows
         ]
+        session.commit()
     out_links = [
         {
             "tenant_id": target.tenant_id,
@@ -276,6 +278,7 @@ def core_insert_encrypting(target: Actor, batches: list[tuple[Any, list[dict]]])
             session.connection().execute(insert(members_table), rows)
             if links:
                 session.connection().execute(insert(links_table), links)
+            session.commit()
 
     return timed(run)[0]
 

@@ -109,6 +109,7 @@ def purge_expired(
             },
             tenant_id=tenant_id,
         )
+        session.commit()
     return PurgeResult(tenant_id, cutoff, purged_through, deleted, event.seq)
 
 

@@ -354,7 +354,9 @@ def write_checkpoint(tenant_id: uuid.UUID) -> AuditCheckpoint | None:
         return None
     try:
         with unit_of_work(tenant_id) as session:
-            return _write_checkpoint(session, tenant_id, private_key)
+            returned = _write_checkpoint(session, tenant_id, private_key)
+            session.commit()
+            return returned
     except IntegrityError:
         return None  # another job signed the same seq a moment earlier
 

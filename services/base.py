@@ -4,7 +4,7 @@ and the audit record written inside it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, TypeVar
@@ -42,6 +42,22 @@ class Tx:
     def __init__(self, session: Session, actor: Actor) -> None:
         self.session = session
         self.actor = actor
+        self._checks: list[Callable[[], None]] = []
+
+    def check_before_commit(self, check: Callable[[], None]) -> None:
+        """Run `check` (which raises to refuse) when the work is committed, after every change."""
+        self._checks.append(check)
+
+    def commit(self) -> None:
+        """Keep the work: the registered checks run first. Without this, nothing is kept."""
+        self.session.flush()
+        for check in self._checks:
+            check()
+        self.session.commit()
+
+    def rollback(self) -> None:
+        """Discard the work (a dry run), and say so: the block then ends without error."""
+        self.session.rollback()
 
     @property
     def tenant_id(self) -> uuid.UUID:
@@ -78,7 +94,7 @@ def record_denial(
     actor: Actor, function: Function | None, level: Level | None, action: str
 ) -> None:
     """A denial is an auth event in its own transaction, since the denied one rolls back."""
-    with unit_of_work(actor.tenant_id) as session:
+    with unit_of_work(actor.tenant_id, independent=True) as session:
         audit.record(
             session,
             actor,
@@ -91,12 +107,15 @@ def record_denial(
                 "attempted": action,
             },
         )
+        session.commit()
+        session.commit()
 
 
 @contextmanager
 def transaction(actor: Actor, *needs: Need | tuple[Function, Level], action: str) -> Iterator[Tx]:
     """Check every need through the gate, then open one transaction scoped to the actor's
-    tenant. A PermissionDenied raised inside (a rule on what the call touches) is recorded too."""
+    tenant. Nothing is kept unless the block calls ``tx.commit()``. A PermissionDenied raised
+    inside (a rule on what the call touches) is recorded too."""
     require(actor, *needs, action=action)
     first = Need(*needs[0])
     try:

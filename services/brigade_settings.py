@@ -91,6 +91,7 @@ def update_water_map_settings(
             target_id=tx.tenant_id,
             details={"before": _summary(before), "after": _summary(after)},
         )
+        tx.commit()
         return after
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from config import get_settings
+from models.tenant import PLATFORM_TENANT_ID
 
 
 def normalise_url(url: str) -> str:
@@ -119,14 +121,95 @@ def set_tenant(session: Session, tenant_id: uuid.UUID | None) -> None:
         )
 
 
+class UncommittedWork(RuntimeError):
+    """A unit of work ended normally with writes it neither committed nor rolled back."""
+
+
+class UnitSession(Session):
+    """A session that belongs to one unit of work. Inside a joined (nested) unit, commit only
+    flushes: the outermost unit decides."""
+
+    def commit(self) -> None:
+        if self.info.get("depth", 0) > 1:
+            self.flush()
+            return
+        super().commit()
+
+
+@event.listens_for(UnitSession, "after_flush")
+def _wrote(session: Session, _context) -> None:
+    session.info["unsaved"] = True
+
+
+@event.listens_for(UnitSession, "do_orm_execute")
+def _wrote_bulk(state) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info["unsaved"] = True
+
+
+@event.listens_for(UnitSession, "after_commit")
+@event.listens_for(UnitSession, "after_rollback")
+def _settled(session: Session) -> None:
+    session.info["unsaved"] = False
+
+
+def _has_unsaved_writes(session: Session) -> bool:
+    if session.info.get("unsaved") or session.new or session.deleted:
+        return True
+    return any(session.is_modified(row) for row in session.dirty)
+
+
+_current: ContextVar[tuple[UnitSession, uuid.UUID | None] | None] = ContextVar(
+    "unit_of_work", default=None
+)
+
+
 @contextmanager
-def unit_of_work(tenant_id: uuid.UUID | None) -> Iterator[Session]:
-    """A session in one transaction scoped to a tenant; commits only if the block completes."""
-    with Session(current_engine(), expire_on_commit=False) as session:
+def unit_of_work(tenant_id: uuid.UUID | None, *, independent: bool = False) -> Iterator[Session]:
+    """A session in one transaction scoped to a tenant. Nothing is kept unless the block calls
+    ``session.commit()``; a block that ends with writes it did not commit raises
+    UncommittedWork (a dry run calls ``session.rollback()`` to say so).
+
+    A unit opened inside another joins it, so a platform task made of several services (a new
+    brigade with its first administrator) is one transaction; only the outermost commit
+    commits. Joining is allowed for the same tenant or from a platform unit. ``independent``
+    opens a separate transaction instead (a denial must be recorded even though the work it
+    refused rolls back)."""
+    outer = None if independent else _current.get()
+    if outer is not None:
+        yield from _joined(outer, tenant_id)
+        return
+    with UnitSession(current_engine(), expire_on_commit=False) as session:
+        session.info["depth"] = 1
+        token = _current.set((session, tenant_id))
         try:
             set_tenant(session, tenant_id)
             yield session
-            session.commit()
+            if _has_unsaved_writes(session):
+                raise UncommittedWork(
+                    "the unit of work ended with writes it did not commit; call "
+                    "session.commit() to keep them or session.rollback() to discard them"
+                )
         except BaseException:
             session.rollback()
             raise
+        finally:
+            _current.reset(token)
+
+
+def _joined(
+    outer: tuple[UnitSession, uuid.UUID | None], tenant_id: uuid.UUID | None
+) -> Iterator[Session]:
+    session, outer_tenant = outer
+    if tenant_id != outer_tenant and outer_tenant not in (None, PLATFORM_TENANT_ID):
+        raise RuntimeError("a unit of work for one brigade cannot join another brigade's")
+    session.info["depth"] += 1
+    token = _current.set((session, tenant_id))
+    try:
+        set_tenant(session, tenant_id)
+        yield session
+    finally:
+        _current.reset(token)
+        session.info["depth"] -= 1
+        if session.is_active:
+            set_tenant(session, outer_tenant)

@@ -217,6 +217,7 @@ def query_events(
             },
             personal={"text": filters.text} if filters.text else None,
         )
+        tx.commit()
     last = rows[-1] if rows else None
     return EventPage(events, Cursor(last.occurred_at, last.seq) if more and last else None)
 
@@ -242,6 +243,7 @@ def get_event(actor: Actor, seq: int) -> EventDetail:
             target_id=str(seq),
             details={"seq": seq, "personal_shown": personal is not None},
         )
+        tx.commit()
     return EventDetail(event, personal, bool(row.details_enc) and not may_see)
 
 
@@ -259,6 +261,7 @@ def export_events(actor: Actor, filters: EventFilter | None = None) -> EventExpo
             details={"filters": filters.summary(), "rows": len(events), "truncated": truncated},
             personal={"text": filters.text} if filters.text else None,
         )
+        tx.commit()
     return EventExport(data, len(events), truncated)
 
 
@@ -286,6 +289,7 @@ def verify_integrity(
                 "first_broken_seq": report.first_broken_seq,
             },
         )
+        tx.commit()
     return report
 
 

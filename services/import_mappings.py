@@ -68,7 +68,9 @@ def save_mapping(actor: Actor, *, name: str, mapping: ColumnMapping) -> SavedMap
             target_id=row.id,
             details={"name": name, "entity": ENTITY, "created": created, "after": row.mapping},
         )
-        return _saved(row)
+        returned = _saved(row)
+        tx.commit()
+        return returned
 
 
 def delete_mapping(actor: Actor, mapping_id: uuid.UUID) -> None:
@@ -85,6 +87,7 @@ def delete_mapping(actor: Actor, mapping_id: uuid.UUID) -> None:
             target_id=mapping_id,
             details=details,
         )
+        tx.commit()
 
 
 def _mapping_name(name: str, mapping: ColumnMapping) -> str:

@@ -108,6 +108,7 @@ def _rewrap_tenant(actor: Actor, tenant_id: uuid.UUID) -> int:
             from_master_key_ids=previous,
             to_master_key_id=active,
         )
+        session.commit()
         return len(stale)
 
 
@@ -174,6 +175,7 @@ def _start_rotation(actor: Actor, tenant_id: uuid.UUID, report: RotationReport) 
             old_key_ids=sorted(r.key_id for r in rows if r.key_id != report.new_key_id),
             resumed=report.resumed,
         )
+        session.commit()
 
 
 def _reencrypt_batch(tenant_id: uuid.UUID, batch_size: int) -> int:
@@ -196,6 +198,7 @@ def _reencrypt_batch(tenant_id: uuid.UUID, batch_size: int) -> int:
                     plain = cipher.decrypt(stored, **where)
                     setattr(member, f"{name}_enc", cipher.encrypt(plain, **where))
             session.add(member)
+        session.commit()
         return len(stale)
 
 
@@ -222,6 +225,7 @@ def _finish_rotation(actor: Actor, tenant_id: uuid.UUID, report: RotationReport)
             retained_key_ids=report.retained_key_ids,
             rows_reencrypted=report.rows_reencrypted,
         )
+        session.commit()
         return True
 
 
@@ -293,6 +297,7 @@ def destroy_tenant_keys(actor: Actor, tenant_id: uuid.UUID) -> int:
             target_id=tenant_id,
             destroyed_key_ids=key_ids,
         )
+        session.commit()
         return len(key_ids)
 
 

@@ -73,6 +73,7 @@ def publish_notice(
             target_id=notice.id,
             details=values,
         )
+        session.commit()
     return notice.id
 
 
@@ -92,6 +93,7 @@ def withdraw_notice(actor: Actor, notice_id: uuid.UUID) -> None:
             target_id=notice.id,
             details={"title": notice.title},
         )
+        session.commit()
 
 
 def current_notices(actor: Actor | None, *, now: datetime | None = None) -> list[Notice]:

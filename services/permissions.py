@@ -288,14 +288,17 @@ def guarded(
 
 @contextmanager
 def no_lockout(tx: Tx) -> Iterator[None]:
-    """Refuse, at the end of the block, a change that removes the last permission administrator."""
+    """Refuse, when the work is committed, a change that removes the last permission
+    administrator."""
     # The command line and the operator are the recovery path: no lock-out guard for them.
     before = 0 if tx.actor.is_platform else permission_admins(tx.session, tx.tenant_id)
-    yield
-    if before:
-        tx.session.flush()
-        if permission_admins(tx.session, tx.tenant_id) == 0:
+
+    def check() -> None:
+        if before and permission_admins(tx.session, tx.tenant_id) == 0:
             raise ValidationError({"lockout": LOCKOUT})
+
+    tx.check_before_commit(check)
+    yield
 
 
 def check_grants_permission_editing(tx: Tx, before: Grant, after: Grant) -> None:
@@ -384,6 +387,7 @@ def update_matrix(actor: Actor, changes: Sequence[CellChange]) -> int:
                 target_type="permission",
                 details={"changes": diff},
             )
+        tx.commit()
         return len(diff)
 
 

@@ -227,7 +227,7 @@ def issue_registration(actor: Actor, member_id: uuid.UUID) -> IssuedRegistration
             },
         )
         tenant = tx.session.get(Tenant, tx.tenant_id)
-        return IssuedRegistration(
+        returned = IssuedRegistration(
             tenant_name=tenant.name if tenant else "",
             member_id=member.id,
             member_code=member.member_code,
@@ -238,6 +238,8 @@ def issue_registration(actor: Actor, member_id: uuid.UUID) -> IssuedRegistration
             url=registration_url(registration.user_id),
             reissued=reissued,
         )
+        tx.commit()
+        return returned
 
 
 def unlink_line(actor: Actor, member_id: uuid.UUID) -> int:
@@ -266,6 +268,7 @@ def unlink_line(actor: Actor, member_id: uuid.UUID) -> int:
             target_id=member.id,
             details={"member_code": member.member_code, "sessions_revoked": revoked},
         )
+        tx.commit()
         return revoked
 
 
@@ -341,17 +344,29 @@ def redeem(actor: Actor, *, user_id: str, code: str) -> RedeemResult:
                 .with_for_update()
             ).first()
         if registration is None:
-            return _wrong_code(db, actor, pending, None, "unknown_user_id")
+            returned = _wrong_code(db, actor, pending, None, "unknown_user_id")
+            db.commit()
+            return returned
         set_tenant(db, registration.tenant_id)
         if registration.locked_at is not None:
-            return _refuse(db, actor, registration, "locked", "registration_locked")
+            returned = _refuse(db, actor, registration, "locked", "registration_locked")
+            db.commit()
+            return returned
         if not hmac.compare_digest(registration.code_hash, code_hash(user_id, code)):
-            return _wrong_code(db, actor, pending, registration, "wrong_code")
+            returned = _wrong_code(db, actor, pending, registration, "wrong_code")
+            db.commit()
+            return returned
         if registration.used_at is not None:
-            return _refuse(db, actor, registration, "used", "code_used")
+            returned = _refuse(db, actor, registration, "used", "code_used")
+            db.commit()
+            return returned
         if registration.expires_at <= utcnow():
-            return _refuse(db, actor, registration, "expired", "code_expired")
-        return _link_member(db, actor, pending, registration)
+            returned = _refuse(db, actor, registration, "expired", "code_expired")
+            db.commit()
+            return returned
+        returned = _link_member(db, actor, pending, registration)
+        db.commit()
+        return returned
 
 
 def _link_member(

@@ -77,6 +77,7 @@ def create_role(actor: Actor, *, name: str, rank_id: uuid.UUID) -> uuid.UUID:
             target_id=role.id,
             details={"name": name, "rank": rank.name},
         )
+        tx.commit()
         return role.id
 
 
@@ -92,6 +93,7 @@ def rename_role(actor: Actor, role_id: uuid.UUID, *, name: str) -> None:
             target_id=role.id,
             details={"before": {"name": before}, "after": {"name": new}},
         )
+        tx.commit()
 
 
 def remap_role(actor: Actor, role_id: uuid.UUID, *, rank_id: uuid.UUID) -> None:
@@ -112,6 +114,7 @@ def remap_role(actor: Actor, role_id: uuid.UUID, *, rank_id: uuid.UUID) -> None:
                 "after": {"rank": rank.name},
             },
         )
+        tx.commit()
 
 
 def delete_role(actor: Actor, role_id: uuid.UUID, *, reassign_to: uuid.UUID | None = None) -> int:
@@ -155,6 +158,7 @@ def delete_role(actor: Actor, role_id: uuid.UUID, *, reassign_to: uuid.UUID | No
                 "reassigned_to": successor.name if successor else "",
             },
         )
+        tx.commit()
         return moved
 
 

@@ -95,6 +95,7 @@ def cancel_brigade(actor: Actor, tenant_id: uuid.UUID, *, cancelled_on: date) ->
                 "sessions_revoked": revoked,
             },
         )
+        session.commit()
     return due
 
 
@@ -129,6 +130,7 @@ def delete_brigade_data(actor: Actor, tenant_id: uuid.UUID) -> DeletionReport:
         counts = {table.name: _delete_rows(session, table, tenant_id) for table in _owned_tables()}
         set_tenant(session, PLATFORM_TENANT_ID)
         report = _report(tenant)
+        session.commit()
     destroyed = keys.destroy_tenant_keys(actor, tenant_id)
     with unit_of_work(PLATFORM_TENANT_ID) as session:
         tenant = _brigade(session, tenant_id)
@@ -148,6 +150,7 @@ def delete_brigade_data(actor: Actor, tenant_id: uuid.UUID) -> DeletionReport:
             target_id=tenant_id,
             details=details,
         )
+        session.commit()
     return DeletionReport(
         report.tenant_id, report.name, report.cancelled_on, report.due, counts, destroyed
     )

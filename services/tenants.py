@@ -53,6 +53,7 @@ def create_tenant(
             details={"name": name, "municipality": municipality},
             tenant_id=PLATFORM_TENANT_ID,
         )
+        session.commit()
     return tenant.id
 
 
@@ -125,19 +126,23 @@ def create_brigade(
         errors["admin_name"] = "管理者の氏名を入力してください。"
     if errors:
         raise ValidationError(errors)
-    tenant_id = create_tenant(actor, name=name, municipality=municipality)
-    inside = replace(system_actor(tenant_id, label=actor.label), kind=actor.kind)
-    ranks = {r.name: r.id for r in members.list_ranks(inside)}
-    member = members.create_member(
-        inside,
-        data=MemberCreate(member_code=admin_code, name=admin_name, rank_id=ranks["団長"]),
-    )
-    create_account(
-        actor,
-        login_name=admin_login,
-        password=admin_password,
-        tenant_id=tenant_id,
-        member_id=member.id,
-        display_name=clean(admin_name),
-    )
+    # One transaction: the services below join it, so a failure in any step (the member, the
+    # login) leaves no brigade behind without an administrator.
+    with unit_of_work(PLATFORM_TENANT_ID) as session:
+        tenant_id = create_tenant(actor, name=name, municipality=municipality)
+        inside = replace(system_actor(tenant_id, label=actor.label), kind=actor.kind)
+        ranks = {r.name: r.id for r in members.list_ranks(inside)}
+        member = members.create_member(
+            inside,
+            data=MemberCreate(member_code=admin_code, name=admin_name, rank_id=ranks["団長"]),
+        )
+        create_account(
+            actor,
+            login_name=admin_login,
+            password=admin_password,
+            tenant_id=tenant_id,
+            member_id=member.id,
+            display_name=clean(admin_name),
+        )
+        session.commit()
     return tenant_id

@@ -153,3 +153,4 @@ def _record(actor: Actor, session: Session | None, **kwargs: Any) -> None:
         return
     with unit_of_work(audit.chain_id(actor)) as own:
         audit.record(own, actor, **kwargs)
+        own.commit()

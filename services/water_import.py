@@ -153,6 +153,7 @@ def export_water_csv(actor: Actor, *, encoding: str = "utf-8") -> bytes:
             target_type=TABLE,
             details={"count": len(rows), "encoding": encoding, "layout": water_csv.LAYOUT},
         )
+        tx.commit()
     return data
 
 
@@ -232,6 +233,7 @@ def apply_water_import(
                 "retired": result.retired,
             },
         )
+        tx.commit()
         return result
 
 

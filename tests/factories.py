@@ -95,4 +95,6 @@ def last_audit_seq(engine: Engine, tenant_id: uuid.UUID) -> int:
 def open_member_session(tenant_id: uuid.UUID, member_id: uuid.UUID) -> str:
     """A server-side session for a member (as a LINE login would open), returning its token."""
     with unit_of_work(tenant_id) as db:
-        return open_session(db, Principal(None, tenant_id, member_id), request_context())
+        returned = open_session(db, Principal(None, tenant_id, member_id), request_context())
+        db.commit()
+        return returned

@@ -108,14 +108,6 @@ __all__ = [
 # -- inspecting --------------------------------------------------------------------------------
 
 
-class _DryRun(Exception):
-    """Ends the planning transaction of a preview: the roles it staged are rolled back."""
-
-    def __init__(self, plans: dict[str, ImportPreview], admins: int) -> None:
-        super().__init__("dry run")
-        self.plans, self.admins = plans, admins
-
-
 def inspect_backup(actor: Actor, *, data: bytes, password: str | None = None) -> RestorePreview:
     """Verify the file and plan every entity against the brigade's data; nothing is written."""
     preview = RestorePreview(sha256(data), data, password)
@@ -128,13 +120,12 @@ def inspect_backup(actor: Actor, *, data: bytes, password: str | None = None) ->
         return preview
     preview.manifest, preview.encrypted = backup.manifest, backup.encrypted
     preview.other_brigade = backup.manifest.tenant_id != actor.tenant_id
-    try:
-        with transaction(actor, Need(F.RESTORE, L.EDIT), action="backup.inspect") as tx:
-            admins = 0 if actor.is_platform else permission_admins(tx.session, tx.tenant_id)
-            raise _DryRun(_stage(tx, backup), admins)
-    except _DryRun as dry_run:
-        preview.plans = {name: _detached(plan) for name, plan in dry_run.plans.items()}
-        preview.errors = _warnings(actor, preview, admins_now=dry_run.admins)
+    with transaction(actor, Need(F.RESTORE, L.EDIT), action="backup.inspect") as tx:
+        admins = 0 if actor.is_platform else permission_admins(tx.session, tx.tenant_id)
+        plans = _stage(tx, backup)
+        tx.rollback()  # a dry run: the roles it staged for planning are not kept
+    preview.plans = {name: _detached(plan) for name, plan in plans.items()}
+    preview.errors = _warnings(actor, preview, admins_now=admins)
     return preview
 
 
@@ -263,6 +254,7 @@ def restore_backup(
             inspections=inspections,
         )
         tx.audit("backup.restore", target_type="backup", details=_restore_details(backup, result))
+        tx.commit()
     return result
 
 

@@ -60,6 +60,7 @@ def create_backup(actor: Actor, *, password: str | None = None) -> BackupFile:
                 "rows": manifest.rows,
             },
         )
+        tx.commit()
     return backup
 
 

@@ -80,6 +80,7 @@ def export_members_csv(actor: Actor, *, encoding: str = "utf-8") -> bytes:
             target_type=members.TABLE,
             details={"count": len(rows), "encoding": encoding},
         )
+        tx.commit()
         return data
 
 
@@ -140,6 +141,7 @@ def apply_member_import(
                 "retired": result.retired,
             },
         )
+        tx.commit()
         return result
 
 

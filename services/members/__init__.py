@@ -159,6 +159,7 @@ def create_member(actor: Actor, *, data: MemberCreate) -> MemberPublic:
             details={"member_code": member.member_code, "after": summary_of(after)},
             personal={"after": personal_of(after)},
         )
+        tx.commit()
         return after
 
 
@@ -197,6 +198,7 @@ def update_member(
                 "after": personal_of(after),
             },
         )
+        tx.commit()
         return after
 
 
@@ -204,7 +206,9 @@ def suspend_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
     """Suspension blocks login and revokes every open session at once."""
     with accounts_editing(actor, "member.suspend") as tx:
         member = load_member(tx, member_id, lock=True)
-        return set_status(tx, member, MemberStatus.SUSPENDED, "member.suspend")
+        returned = set_status(tx, member, MemberStatus.SUSPENDED, "member.suspend")
+        tx.commit()
+        return returned
 
 
 def reactivate_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
@@ -218,7 +222,9 @@ def reactivate_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
                     "団員名簿の「再入団」で在籍に戻してください。"
                 }
             )
-        return set_status(tx, member, MemberStatus.ACTIVE, "member.reactivate")
+        returned = set_status(tx, member, MemberStatus.ACTIVE, "member.reactivate")
+        tx.commit()
+        return returned
 
 
 def retire_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
@@ -226,7 +232,9 @@ def retire_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
     with editing(actor, "member.retire") as (tx, scope), no_lockout(tx):
         member = load_member(tx, member_id, lock=True)
         require_scope(scope, member.affiliation)
-        return set_status(tx, member, MemberStatus.RETIRED, "member.retire")
+        returned = set_status(tx, member, MemberStatus.RETIRED, "member.retire")
+        tx.commit()
+        return returned
 
 
 def readmit_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
@@ -237,7 +245,9 @@ def readmit_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
         require_scope(scope, member.affiliation)
         if member.status != MemberStatus.RETIRED:
             raise ValidationError({"status": "再入団できるのは退団した団員だけです。"})
-        return set_status(tx, member, MemberStatus.ACTIVE, "member.readmit")
+        returned = set_status(tx, member, MemberStatus.ACTIVE, "member.readmit")
+        tx.commit()
+        return returned
 
 
 def bulk_suspend(actor: Actor, member_ids: Sequence[uuid.UUID]) -> int:
@@ -248,6 +258,7 @@ def bulk_suspend(actor: Actor, member_ids: Sequence[uuid.UUID]) -> int:
         active = [m for m in chosen if m.status == MemberStatus.ACTIVE]
         for member in active:
             set_status(tx, member, MemberStatus.SUSPENDED, "member.suspend")
+        tx.commit()
         return len(active)
 
 
@@ -274,6 +285,7 @@ def bulk_set_affiliation(actor: Actor, member_ids: Sequence[uuid.UUID], *, affil
                     "bulk": True,
                 },
             )
+        tx.commit()
         return len(changed)
 
 
@@ -321,6 +333,7 @@ def rename_affiliation(actor: Actor, *, old: str, new: str, include_sub_units: b
                     "member_codes": sorted(m.member_code for m in changed),
                 },
             )
+        tx.commit()
         return len(changed)
 
 

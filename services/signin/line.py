@@ -108,6 +108,7 @@ def begin_login(registration_user_id: str = "") -> tuple[str, str]:
     with unit_of_work(None) as db:
         _purge_stale(db)
         db.add(row)
+        db.commit()
     return url, key
 
 
@@ -136,6 +137,7 @@ def _consume_request(cookie_value: str | None) -> LineAuthRequest:
         if row is None:
             raise LoginFailed("unknown_auth_request", "expired")
         db.delete(row)
+        db.commit()
     if row.expires_at <= utcnow():
         raise LoginFailed("auth_request_expired", "expired")
     return row
@@ -183,3 +185,4 @@ def _record_failure(reason: str, request: RequestContext) -> None:
             outcome="failure",
             details={"method": "line", "reason": reason},
         )
+        db.commit()

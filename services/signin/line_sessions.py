@@ -60,18 +60,27 @@ class BrigadeChoice:
 def complete_login(sub: str, registration_user_id: str, request: RequestContext) -> LineLoginResult:
     with unit_of_work(None) as db:
         if _open_registration(db, registration_user_id):
-            return _pending_session(db, sub, "register", registration_user_id, request)
+            returned = _pending_session(db, sub, "register", registration_user_id, request)
+            db.commit()
+            return returned
         links = find_links(db, sub)
         usable = [link for link in links if link.active]
         if not links:
-            return _pending_session(db, sub, "register", registration_user_id, request)
+            returned = _pending_session(db, sub, "register", registration_user_id, request)
+            db.commit()
+            return returned
         if not usable:
             for link in links:
                 _log_member(db, link, request, "login.failure", reason="account_inactive")
+            db.commit()
             return LineLoginResult(error="inactive")
         if len(usable) == 1:
-            return LineLoginResult(token=member_session(db, usable[0], request))
-        return _pending_session(db, sub, "choose", "", request)
+            returned = LineLoginResult(token=member_session(db, usable[0], request))
+            db.commit()
+            return returned
+        returned = _pending_session(db, sub, "choose", "", request)
+        db.commit()
+        return returned
 
 
 def _open_registration(db: DbSession, user_id: str) -> bool:
@@ -203,6 +212,7 @@ def brigade_choices(actor: Actor) -> list[BrigadeChoice]:
     with unit_of_work(None) as db:
         pending = open_pending(db, actor.session_id)
         if pending is None:
+            db.commit()
             return []
         links = find_links(db, open_sub(pending))
     return sorted(
@@ -218,6 +228,7 @@ def choose_brigade(actor: Actor, tenant_id: uuid.UUID) -> LineLoginResult:
     with unit_of_work(None) as db:
         pending = open_pending(db, actor.session_id)
         if pending is None:
+            db.commit()
             return LineLoginResult(error="expired")
         chosen = [
             link
@@ -227,7 +238,11 @@ def choose_brigade(actor: Actor, tenant_id: uuid.UUID) -> LineLoginResult:
         if not chosen:
             return LineLoginResult(error="inactive")
         end_pending(db, actor.session_id, "brigade_chosen")
-        return LineLoginResult(token=member_session(db, chosen[0], actor.request, "brigade_chosen"))
+        returned = LineLoginResult(
+            token=member_session(db, chosen[0], actor.request, "brigade_chosen")
+        )
+        db.commit()
+        return returned
 
 
 # ---------------------------------------------------------------------------

@@ -44,9 +44,11 @@ def login(login_name: str, password: str, request: RequestContext) -> LoginResul
         password_ok = verify_password(account.password_hash if account else None, password)
         if account is None:
             _log(db, None, login_name, request, "login.failure", "unknown_user")
+            db.commit()
             return LoginResult(error="invalid")
         if account.locked_until is not None and account.locked_until > now:
             _log(db, account, login_name, request, "login.failure", "locked")
+            db.commit()
             return LoginResult(error="locked")
         if not password_ok or account.disabled:
             account.failed_logins += 1
@@ -57,9 +59,11 @@ def login(login_name: str, password: str, request: RequestContext) -> LoginResul
                 reason = "wrong_password_locked"
             db.add(account)
             _log(db, account, login_name, request, "login.failure", reason)
+            db.commit()
             return LoginResult(error="locked" if account.locked_until else "invalid")
         if not _member_may_log_in(db, account):
             _log(db, account, login_name, request, "login.failure", "account_inactive")
+            db.commit()
             return LoginResult(error="suspended")
         account.failed_logins, account.locked_until = 0, None
         if needs_rehash(account.password_hash):
@@ -68,6 +72,7 @@ def login(login_name: str, password: str, request: RequestContext) -> LoginResul
         principal = Principal(account.id, account.tenant_id, account.member_id)
         token = open_session(db, principal, request)
         _log(db, account, login_name, request, "login.success", "")
+        db.commit()
         return LoginResult(token=token)
 
 
@@ -175,6 +180,7 @@ def create_account(
             details={"login_name": account.login_name, "operator": is_operator},
             tenant_id=tenant_id or PLATFORM_TENANT_ID,
         )
+        db.commit()
         return account.id
 
 
@@ -207,3 +213,4 @@ def set_password(actor: Actor, *, login_name: str, password: str) -> None:
             details={"login_name": account.login_name},
             tenant_id=account.tenant_id or PLATFORM_TENANT_ID,
         )
+        db.commit()

@@ -98,10 +98,12 @@ def resolve(token: str | None, request: RequestContext | None = None) -> Actor |
                     target_id=row.id,
                     details={"reason": row.revoke_reason},
                 )
+            db.commit()
             return None
         if now - row.last_seen_at >= TOUCH_INTERVAL:
             row.last_seen_at = now
             db.add(row)
+        db.commit()
         return actor
 
 
@@ -124,6 +126,7 @@ def revoke(token: str | None, request: RequestContext) -> bool:
             target_type="session",
             target_id=row.id,
         )
+        db.commit()
         return True
 
 

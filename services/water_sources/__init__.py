@@ -186,6 +186,7 @@ def export_water_sources_csv(
             target_type=TABLE,
             details={"count": len(sources), "filters": asdict(filters or WaterSourceFilter())},
         )
+        tx.commit()
     return water_csv.encode_list(sources)
 
 
@@ -207,6 +208,7 @@ def create_water_source(actor: Actor, *, data: WaterSourceCreate) -> WaterSource
             target_id=source.id,
             details={"code": source.code, "after": _summary(after)},
         )
+        tx.commit()
         return after
 
 
@@ -240,6 +242,7 @@ def update_water_source(
                 "after": {name: now[name] for name in changed},
             },
         )
+        tx.commit()
         return after
 
 
@@ -272,6 +275,7 @@ def delete_water_source(actor: Actor, source_id: uuid.UUID, *, expected_version:
                 "inspections_deleted": len(inspections),
             },
         )
+        tx.commit()
 
 
 def add_water_sources(actor: Actor, items: Sequence[WaterSourceBase]) -> int:
@@ -300,6 +304,7 @@ def add_water_sources(actor: Actor, items: Sequence[WaterSourceBase]) -> int:
             target_type=TABLE,
             details={"count": len(rows), "after": {"codes": [r["code"] for r in rows]}},
         )
+        tx.commit()
         return len(rows)
 
 

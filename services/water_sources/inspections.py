@@ -84,7 +84,9 @@ def record_inspection(
             },
             personal={"inspector_name": values["inspector_name"], "notes": values["notes"]},
         )
-        return _inspection_public(tx, inspection, {})
+        returned = _inspection_public(tx, inspection, {})
+        tx.commit()
+        return returned
 
 
 def list_inspections(actor: Actor, source_id: uuid.UUID) -> list[WaterInspectionPublic]:

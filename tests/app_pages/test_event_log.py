@@ -137,6 +137,7 @@ def grant_event_logs_admin(monkeypatch, tenant: uuid.UUID, rank: str) -> None:
             )
             .values(level=int(Level.ADMIN))
         )
+        session.commit()
 
 
 def test_detail_shows_jst_and_utc_and_personal_part_only_for_admin(open_app, engine, monkeypatch):

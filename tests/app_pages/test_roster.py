@@ -148,6 +148,7 @@ def test_filters_by_label_and_line_link(open_app):
     below = make_member(tenant, affiliation="第2分団 第1部")
     with unit_of_work(tenant) as db:
         db.add(MemberLine(tenant_id=tenant, member_id=below.id, sub_enc="x", sub_bidx="y"))
+        db.commit()
     at = open_roster(open_app, user.token)
 
     widget(at.multiselect, "所属").select("第2分団").run()

@@ -114,6 +114,7 @@ def append(tenant_id: uuid.UUID, count: int) -> None:
                 target_id=f"M{n:05d}",
                 details={"n": n},
             )
+        session.commit()
 
 
 @dataclass(frozen=True)
@@ -669,6 +670,7 @@ def test_concurrent_writers_never_fork_the_chain(engine):
                         action="test.concurrent",
                         target_id=str(n),
                     )
+                    session.commit()
         except Exception as exc:
             errors.append(repr(exc))
 

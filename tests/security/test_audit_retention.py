@@ -92,6 +92,7 @@ def append(tenant_id: uuid.UUID, when: datetime, count: int) -> None:
                     target_id=str(n),
                     details={"n": n},
                 )
+            session.commit()
 
 
 def build(plan: list[tuple[int, int, bool]], now: datetime) -> uuid.UUID:

@@ -51,6 +51,7 @@ def link_line(tenant_id: uuid.UUID, member_id: uuid.UUID) -> None:
                 sub_bidx=uuid.uuid4().hex,
             )
         )
+        db.commit()
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,7 @@ def record(tenant_id: uuid.UUID, count: int = 1, actor: Actor | None = None, **v
     with unit_of_work(tenant_id) as session:
         for _ in range(count):
             audit.record(session, actor or admin(tenant_id), **values)
+        session.commit()
 
 
 def all_pages(actor: Actor, filters: EventFilter, page_size: int, between=None) -> list[list[int]]:
@@ -133,6 +134,7 @@ def test_every_event_carries_time_request_actor_and_client(tenant):
                 category=AuditCategory.OPERATION,
                 action=action,
             )
+        session.commit()
     events = event_log.query_events(viewer(tenant), EventFilter(text="req-0001")).events
     assert [e.action for e in events] == ["a.two", "a.one"]
     for e in events:

@@ -677,6 +677,7 @@ def test_plans_are_written_only_in_the_transaction_that_made_them(tenant):
         assert [p.status for p in plans] == [RowStatus.NEW, RowStatus.INVALID]
     with unit_of_work(tenant) as session, pytest.raises(ValueError):
         mi.write_members(Tx(session, actor), plans[:1], missing=MissingRows.KEEP)
+        session.commit()
     with unit_of_work(tenant) as session:
         tx = Tx(session, actor)
         with pytest.raises(ValueError):

@@ -905,6 +905,7 @@ def test_filter_by_labels_and_line_link(tenant):
     c = make_member(tenant, affiliation="第2分団")
     with unit_of_work(tenant) as db:
         db.add(MemberLine(tenant_id=tenant, member_id=b.id, sub_enc="x", sub_bidx="y"))
+        db.commit()
     ids = lambda **f: {m.id for m in members.list_members(admin(tenant), MemberFilter(**f))}  # noqa: E731
     assert ids(affiliations=("第1分団",)) == {a.id}
     assert ids(affiliations=("第1分団", "第2分団")) == {a.id, c.id}

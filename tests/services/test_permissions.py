@@ -113,6 +113,7 @@ def _insert(tenant_id: uuid.UUID, subject_id: uuid.UUID, function: str, level: i
                 scope=scope,
             )
         )
+        db.commit()
 
 
 def test_unknown_functions_are_none_and_levels_are_capped(tenant):

@@ -382,6 +382,7 @@ def test_one_line_account_per_member(tenant, member):
         row.code_hash = registrations.code_hash(row.user_id, code)
         row.used_at = None
         db.add(row)
+        db.commit()
 
     second = registrations.redeem(pending(), user_id=issued.user_id, code=code)
 
@@ -565,6 +566,7 @@ def test_redeem_after_logout_is_refused(tenant, member):
         row = db.get(UserSession, actor.session_id)
         row.revoked_at, row.revoke_reason = utcnow(), "logout"
         db.add(row)
+        db.commit()
 
     with pytest.raises(PermissionDenied):
         registrations.redeem(actor, user_id=issued.user_id, code=issued.code)

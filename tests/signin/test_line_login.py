@@ -132,6 +132,7 @@ def link_line(tenant_id: uuid.UUID, member_id: uuid.UUID, sub: str) -> None:
         )
         link.sub_enc = cipher.encrypt(sub, field=line_sessions.SUB_FIELD, row_id=link.id)
         db.add(link)
+        db.commit()
 
 
 def assert_refused(response: httpx.Response, flow: Flow, message: str) -> None:
@@ -672,6 +673,7 @@ def test_suspended_session_stops_on_its_next_request(flow, linked):
         ).one()
         row.revoked_at, row.revoke_reason = None, ""
         db.add(row)
+        db.commit()
 
     assert sessions.resolve(token) is None
 

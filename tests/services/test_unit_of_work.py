@@ -1,0 +1,133 @@
+"""The unit of work keeps nothing unless committed; nested units join one transaction."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlmodel import select
+
+from core.access import Need
+from core.actor import RequestContext
+from models import LocalAccount, Rank, Role, Tenant
+from models.enums import Function, Level
+from models.tenant import PLATFORM_TENANT_ID
+from services import tenants
+from services.base import transaction
+from services.db import UncommittedWork, unit_of_work
+from services.errors import ValidationError
+from services.signin import local, sessions
+from tests.factories import PLATFORM, admin, make_tenant
+
+
+def _roles_named(tenant_id: uuid.UUID, name: str) -> int:
+    with unit_of_work(tenant_id) as session:
+        rows = session.exec(select(Role).where(Role.tenant_id == tenant_id, Role.name == name))
+        return len(rows.all())
+
+
+def _add_role(session, tenant_id: uuid.UUID, name: str) -> None:
+    rank = session.exec(select(Rank).where(Rank.tenant_id == tenant_id)).first()
+    session.add(Role(tenant_id=tenant_id, name=name, rank_id=rank.id))
+    session.flush()
+
+
+def test_writes_without_a_commit_are_refused_and_not_kept(tenant):
+    with pytest.raises(UncommittedWork), unit_of_work(tenant) as session:
+        _add_role(session, tenant, "未確定")
+    assert _roles_named(tenant, "未確定") == 0
+
+
+def test_an_explicit_rollback_is_a_dry_run(tenant):
+    with transaction(admin(tenant), Need(Function.PERMISSIONS, Level.VIEW), action="t") as tx:
+        _add_role(tx.session, tenant, "試し")
+        tx.rollback()
+    assert _roles_named(tenant, "試し") == 0
+
+
+def test_a_commit_keeps_the_work(tenant):
+    with transaction(admin(tenant), Need(Function.PERMISSIONS, Level.VIEW), action="t") as tx:
+        _add_role(tx.session, tenant, "確定")
+        tx.commit()
+    assert _roles_named(tenant, "確定") == 1
+
+
+def test_a_check_registered_for_the_commit_refuses_it(tenant):
+    def refuse() -> None:
+        raise ValidationError({"rule": "だめ"})
+
+    with (
+        pytest.raises(ValidationError),
+        transaction(admin(tenant), Need(Function.PERMISSIONS, Level.VIEW), action="t") as tx,
+    ):
+        _add_role(tx.session, tenant, "検査")
+        tx.check_before_commit(refuse)
+        tx.commit()
+    assert _roles_named(tenant, "検査") == 0
+
+
+def test_a_joined_unit_commits_only_with_the_outermost(tenant):
+    with pytest.raises(RuntimeError), unit_of_work(tenant) as outer:
+        with unit_of_work(tenant) as inner:
+            assert inner is outer
+            _add_role(inner, tenant, "内側")
+            inner.commit()  # only flushes: the outer unit decides
+        raise RuntimeError("the outer work fails after the inner one finished")
+    assert _roles_named(tenant, "内側") == 0
+
+
+def test_a_brigade_unit_cannot_join_another_brigade(tenant):
+    other = make_tenant()
+    with (
+        pytest.raises(RuntimeError, match="another brigade"),
+        unit_of_work(tenant),
+        unit_of_work(other),
+    ):
+        pass
+
+
+def test_creating_a_brigade_is_one_transaction(monkeypatch):
+    """A failure after the last step leaves neither the brigade, its administrator nor the
+    login behind."""
+    name = f"原子消防団{uuid.uuid4().hex[:6]}"
+    login = f"atomic-{uuid.uuid4().hex[:8]}"
+    real = tenants.create_account
+
+    def then_fail(*args, **kwargs):
+        real(*args, **kwargs)
+        raise RuntimeError("the machine went away")
+
+    monkeypatch.setattr(tenants, "create_account", then_fail)
+    with pytest.raises(RuntimeError):
+        tenants.create_brigade(
+            PLATFORM,
+            name=name,
+            municipality="",
+            admin_code="001",
+            admin_name="原子 太郎",
+            admin_login=login,
+            admin_password="long enough password 1",
+        )
+    with unit_of_work(PLATFORM_TENANT_ID) as session:
+        assert session.exec(select(Tenant).where(Tenant.name == name)).first() is None
+        assert (
+            session.exec(select(LocalAccount).where(LocalAccount.login_name == login)).first()
+            is None
+        )
+
+
+def test_a_created_brigade_has_an_administrator_who_can_sign_in():
+    login = f"first-{uuid.uuid4().hex[:8]}"
+    tenant_id = tenants.create_brigade(
+        PLATFORM,
+        name=f"新設消防団{uuid.uuid4().hex[:6]}",
+        municipality="",
+        admin_code="001",
+        admin_name="新設 花子",
+        admin_login=login,
+        admin_password="long enough password 1",
+    )
+    result = local.login(login, "long enough password 1", RequestContext())
+    assert result.error is None and result.token
+    actor = sessions.resolve(result.token)
+    assert actor is not None and actor.tenant_id == tenant_id

@@ -7,6 +7,7 @@ and record through this function; pages may ask it too, to hide what would be re
 
 from __future__ import annotations
 
+import unicodedata
 from enum import Enum
 from typing import NamedTuple
 
@@ -15,10 +16,13 @@ from models.enums import Function, Level
 
 
 class Need(NamedTuple):
-    """A brigade function at a level (閲覧 / 編集 / 管理)."""
+    """A brigade function at a level (閲覧 / 編集 / 管理), for the whole brigade or, with
+    `unit`, for what lies in that 所属: a grant narrowed to the holder's own 所属 meets such a
+    need when the 所属 is the holder's or below it."""
 
     function: Function
     level: Level = Level.VIEW
+    unit: str | None = None
 
 
 class Platform(Enum):
@@ -40,7 +44,20 @@ def allows(actor: Actor, *needs: Need | tuple[Function, Level] | Platform) -> bo
             if not actor.is_platform or actor.tenant_id is not None:
                 return False
             continue
-        function, level = Need(*need)
-        if actor.level(function) < level:
+        function, level, unit = Need(*need)
+        if actor.level(function) >= level:
+            continue
+        if unit is None or actor.unit_level(function) < level or not in_unit(unit, actor.unit):
             return False
     return True
+
+
+def in_unit(affiliation: str, unit: str) -> bool:
+    """Whether a 所属 is `unit` or lies below it: "第1分団 第2部" is in "第1分団", while
+    "第10分団" is not in "第1". Compared after NFKC (full-width digits count as digits)."""
+    affiliation = unicodedata.normalize("NFKC", affiliation or "").strip()
+    unit = unicodedata.normalize("NFKC", unit or "").strip()
+    if not unit or not affiliation.startswith(unit):
+        return False
+    rest = affiliation[len(unit) :]
+    return not (unit[-1].isdigit() and rest[:1].isdigit())

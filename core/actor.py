@@ -54,9 +54,17 @@ class Actor:
     role_names: tuple[str, ...] = ()
     permissions: Mapping[str, Level] = field(default_factory=dict)
     request: RequestContext = field(default_factory=RequestContext)
+    # the member's own 所属, and the levels granted only within it (a grant narrowed to 自所属)
+    unit: str = ""
+    unit_permissions: Mapping[str, Level] = field(default_factory=dict)
 
     def level(self, function: Function | str) -> Level:
+        """The level for the whole brigade."""
         return self.permissions.get(str(function), Level.NONE)
+
+    def unit_level(self, function: Function | str) -> Level:
+        """The level within the own 所属 (never below the brigade-wide level)."""
+        return max(self.level(function), self.unit_permissions.get(str(function), Level.NONE))
 
     @property
     def is_operator(self) -> bool:

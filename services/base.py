@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from services import audit
 from services.crypto import TenantCipher
 from services.db import unit_of_work
 from services.errors import PermissionDenied
+from services.signin.sessions import live_actor
 
 S = TypeVar("S", Select, SelectOfScalar)
 
@@ -81,13 +83,26 @@ class Tx:
         audit.record(self.session, self.actor, action=action, **kwargs)
 
 
-def require(actor: Actor, *needs: Need | tuple[Function, Level] | Platform, action: str) -> None:
-    """Refuse, and record the refusal, unless the actor holds every need (core.access.allows)."""
-    if not allows(actor, *needs):
-        missing = next((n for n in needs if n is not PLATFORM and not allows(actor, n)), None)
-        function, level = Need(*missing) if missing is not None else (None, None)
-        record_denial(actor, function, level, action)
-        raise PermissionDenied()
+def require(actor: Actor, *needs: Need | tuple[Function, Level] | Platform, action: str) -> Actor:
+    """Refuse, and record the refusal, unless the actor holds every need (core.access.allows)
+    as the database has the actor now (a signed-in actor's session must still be live).
+    Returns that current actor."""
+    fresh = actor
+    if actor.session_id is not None:
+        with unit_of_work(actor.tenant_id) as session:
+            fresh = live_actor(session, actor)
+    _check(actor, fresh, needs, action)
+    return fresh
+
+
+def _check(actor: Actor, fresh: Actor | None, needs: tuple, action: str) -> None:
+    if fresh is not None and allows(fresh, *needs):
+        return
+    current = fresh or replace(actor, permissions={}, unit_permissions={})
+    missing = next((n for n in needs if n is not PLATFORM and not allows(current, n)), None)
+    function, level, _ = Need(*missing) if missing is not None else (None, None, None)
+    record_denial(actor, function, level, action)
+    raise PermissionDenied()
 
 
 def record_denial(
@@ -113,16 +128,23 @@ def record_denial(
 
 @contextmanager
 def transaction(actor: Actor, *needs: Need | tuple[Function, Level], action: str) -> Iterator[Tx]:
-    """Check every need through the gate, then open one transaction scoped to the actor's
-    tenant. Nothing is kept unless the block calls ``tx.commit()``. A PermissionDenied raised
-    inside (a rule on what the call touches) is recorded too."""
-    require(actor, *needs, action=action)
+    """Check every need through the gate, against the actor as the database has it now, in one
+    transaction scoped to the actor's tenant. Nothing is kept unless the block calls
+    ``tx.commit()``. A PermissionDenied raised inside (a rule on what the call touches) is
+    recorded too; refusals are recorded after the transaction has closed."""
     first = Need(*needs[0])
+    fresh: Actor | None = None
+    if actor.tenant_id is None:
+        _check(actor, actor, needs, action)
+        record_denial(actor, first.function, first.level, action)
+        raise PermissionDenied()
     try:
-        if actor.tenant_id is None:
-            raise PermissionDenied()
         with unit_of_work(actor.tenant_id) as session:
-            yield Tx(session, actor)
+            fresh = live_actor(session, actor)
+            if fresh is not None and allows(fresh, *needs):
+                yield Tx(session, fresh)
+                return
     except PermissionDenied:
         record_denial(actor, first.function, first.level, action)
         raise
+    _check(actor, fresh, needs, action)

@@ -136,25 +136,23 @@ class UnitSession(Session):
         super().commit()
 
 
-@event.listens_for(UnitSession, "after_flush")
-def _wrote(session: Session, _context) -> None:
-    session.info["unsaved"] = True
+@event.listens_for(Engine, "after_cursor_execute")
+def _wrote(conn, _cursor, _statement, _parameters, context, _executemany) -> None:
+    """Every INSERT, UPDATE or DELETE on a connection, from the ORM's flush or from Core."""
+    if context is not None and (context.isinsert or context.isupdate or context.isdelete):
+        conn.info["unsaved"] = True
 
 
-@event.listens_for(UnitSession, "do_orm_execute")
-def _wrote_bulk(state) -> None:
-    if state.is_insert or state.is_update or state.is_delete:
-        state.session.info["unsaved"] = True
-
-
-@event.listens_for(UnitSession, "after_commit")
-@event.listens_for(UnitSession, "after_rollback")
-def _settled(session: Session) -> None:
-    session.info["unsaved"] = False
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+def _settled(conn) -> None:
+    conn.info["unsaved"] = False
 
 
 def _has_unsaved_writes(session: Session) -> bool:
-    if session.info.get("unsaved") or session.new or session.deleted:
+    if session.new or session.deleted:
+        return True
+    if session.in_transaction() and session.connection().info.get("unsaved"):
         return True
     return any(session.is_modified(row) for row in session.dirty)
 

@@ -129,9 +129,9 @@ def get_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
 
 
 def create_member(actor: Actor, *, data: MemberCreate) -> MemberPublic:
-    with editing(actor, "member.create") as (tx, scope):
+    with editing(actor, "member.create") as tx:
         values = validated_values(tx, data.model_dump())
-        require_scope(scope, values["affiliation"])
+        require_scope(tx, values["affiliation"])
         after_grants = combined_grants(tx.session, tx.tenant_id, subjects_of(values))
         check_grants_permission_editing(tx, Grant(), permissions_grant(after_grants))
         member = Member(
@@ -168,14 +168,14 @@ def update_member(
 ) -> MemberPublic:
     """Optimistic concurrency: a stale expected_version raises Conflict and changes nothing.
     The row is locked while it is compared, so two simultaneous saves cannot both pass."""
-    with editing(actor, "member.update") as (tx, scope):
+    with editing(actor, "member.update") as tx:
         member = load_member(tx, member_id, lock=True)
         before = to_public(tx, member)
         if member.version != expected_version:
             raise Conflict()
         merged = before.model_dump() | data.model_dump(exclude_unset=True)
         values = validated_values(tx, merged, member_id=member.id)
-        require_scope(scope, before.affiliation, values["affiliation"])
+        require_scope(tx, before.affiliation, values["affiliation"])
         with no_lockout(tx):
             check_rank_and_roles(tx, member, values)
             for name in ("member_code", "rank_id", "affiliation", "joined_on", "notes"):
@@ -229,9 +229,9 @@ def reactivate_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
 
 def retire_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
     """退団: the record stays for history; access ends."""
-    with editing(actor, "member.retire") as (tx, scope), no_lockout(tx):
+    with editing(actor, "member.retire") as tx, no_lockout(tx):
         member = load_member(tx, member_id, lock=True)
-        require_scope(scope, member.affiliation)
+        require_scope(tx, member.affiliation)
         returned = set_status(tx, member, MemberStatus.RETIRED, "member.retire")
         tx.commit()
         return returned
@@ -240,9 +240,9 @@ def retire_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
 def readmit_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
     """再入団: a retired member is active again. A roster change like retiring, so it needs
     団員名簿 編集 (a suspension is lifted with アカウント管理 instead)."""
-    with editing(actor, "member.readmit") as (tx, scope):
+    with editing(actor, "member.readmit") as tx:
         member = load_member(tx, member_id, lock=True)
-        require_scope(scope, member.affiliation)
+        require_scope(tx, member.affiliation)
         if member.status != MemberStatus.RETIRED:
             raise ValidationError({"status": "再入団できるのは退団した団員だけです。"})
         returned = set_status(tx, member, MemberStatus.ACTIVE, "member.readmit")
@@ -265,10 +265,10 @@ def bulk_suspend(actor: Actor, member_ids: Sequence[uuid.UUID]) -> int:
 def bulk_set_affiliation(actor: Actor, member_ids: Sequence[uuid.UUID], *, affiliation: str) -> int:
     """Give every selected member the same 所属, all or none; one audit event per changed
     member. Returns how many changed."""
-    with editing(actor, "member.bulk_affiliation") as (tx, scope):
+    with editing(actor, "member.bulk_affiliation") as tx:
         label = valid_affiliation(affiliation)
         chosen = load_members(tx, member_ids)
-        require_scope(scope, label, *(m.affiliation for m in chosen))
+        require_scope(tx, label, *(m.affiliation for m in chosen))
         changed = [m for m in chosen if m.affiliation != label]
         for member in changed:
             before, member.affiliation = member.affiliation, label
@@ -301,7 +301,7 @@ def list_affiliations(actor: Actor) -> list[AffiliationCount]:
 def rename_affiliation(actor: Actor, *, old: str, new: str, include_sub_units: bool = False) -> int:
     """Rename a 所属 label on every member carrying it (and, if asked, on the labels below it:
     "第1分団 第2部" follows "第1分団"). One audit event; returns how many members changed."""
-    with editing(actor, "member.affiliation_rename") as (tx, scope):
+    with editing(actor, "member.affiliation_rename") as tx:
         old_label, new_label = v.clean(old), valid_affiliation(new, field="new")
         rows = tx.session.exec(scoped(select(Member), actor).with_for_update()).all()
         hits = [
@@ -317,7 +317,7 @@ def rename_affiliation(actor: Actor, *, old: str, new: str, include_sub_units: b
             raise ValidationError(
                 {"new": f"変更後の所属が{AFFILIATION_LIMIT}文字を超える団員がいます。"}
             )
-        require_scope(scope, *(m.affiliation for m in hits), *renamed.values())
+        require_scope(tx, *(m.affiliation for m in hits), *renamed.values())
         changed = [m for m in hits if renamed[m.id] != m.affiliation]
         for member in changed:
             member.affiliation = renamed[member.id]

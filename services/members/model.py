@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from services import validation as v
+from core.access import in_unit
 
 TABLE = "member"
 AFFILIATION_LIMIT = 100
@@ -58,13 +58,3 @@ class AffiliationCount:
     label: str
     members: int  # of any status
     active: int
-
-
-def in_unit(affiliation: str, unit: str) -> bool:
-    """Whether a 所属 is `unit` or lies below it: "第1分団 第2部" is in "第1分団", while
-    "第10分団" is not in "第1"."""
-    affiliation, unit = v.clean(affiliation), v.clean(unit)
-    if not unit or not affiliation.startswith(unit):
-        return False
-    rest = affiliation[len(unit) :]
-    return not (unit[-1].isdigit() and rest[:1].isdigit())

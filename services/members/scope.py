@@ -12,7 +12,7 @@ from core.actor import Actor
 from models import (
     Member,
 )
-from models.enums import Function, Level, MemberStatus
+from models.enums import Function, Level
 from services.base import Tx
 from services.members.model import EditScope
 from services.permissions import (
@@ -30,13 +30,13 @@ from services.permissions import (
 
 
 @contextmanager
-def editing(actor: Actor, action: str) -> Iterator[tuple[Tx, EditScope]]:
-    """団員名簿 編集, for the whole brigade or narrowed to the actor's own 所属."""
+def editing(actor: Actor, action: str) -> Iterator[Tx]:
+    """団員名簿 編集, for the whole brigade or narrowed to the actor's own 所属 (each change then
+    states the 所属 it touches through require_scope)."""
     with guarded(actor, Function.ROSTER, Level.EDIT, action, opens_at=Level.VIEW) as tx:
-        scope = current_scope(tx)
-        if not scope.allows_editing:
+        if not current_scope(tx).allows_editing:
             raise Refused(Function.ROSTER, Level.EDIT)
-        yield tx, scope
+        yield tx
 
 
 @contextmanager
@@ -47,22 +47,22 @@ def accounts_editing(actor: Actor, action: str) -> Iterator[Tx]:
 
 
 def current_scope(tx: Tx) -> EditScope:
-    """Where the actor of this unit of work may edit the roster."""
-    if allows(tx.actor, Need(Function.ROSTER, Level.EDIT)):
+    """Where the actor of this unit of work may edit the roster, as the gate decides it."""
+    actor = tx.actor
+    if allows(actor, Need(Function.ROSTER, Level.EDIT)):
         return EditScope(whole_brigade=True)
-    me = tx.get(Member, tx.actor.member_id) if tx.actor.member_id else None
-    if me is None or me.status != MemberStatus.ACTIVE or not me.affiliation:
-        return EditScope(whole_brigade=False)
-    grant = member_grants(tx.session, me).get(str(Function.ROSTER), Grant())
-    return EditScope(whole_brigade=False, unit=me.affiliation if grant.level >= Level.EDIT else "")
+    if actor.unit and allows(actor, Need(Function.ROSTER, Level.EDIT, unit=actor.unit)):
+        return EditScope(whole_brigade=False, unit=actor.unit)
+    return EditScope(whole_brigade=False)
 
 
-def require_scope(scope: EditScope, *affiliations: str) -> None:
-    if not all(scope.covers(a) for a in affiliations):
+def require_scope(tx: Tx, *affiliations: str) -> None:
+    """団員名簿 編集 for every 所属 given (the whole brigade, or each within the own 所属)."""
+    if not allows(tx.actor, *(Need(Function.ROSTER, Level.EDIT, unit=a) for a in affiliations)):
         raise Refused(
             Function.ROSTER,
             Level.EDIT,
-            f"自分の所属（{scope.unit}）以外の団員は編集できません。",
+            f"自分の所属（{tx.actor.unit}）以外の団員は編集できません。",
         )
 
 

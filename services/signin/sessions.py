@@ -20,7 +20,7 @@ from models.enums import AuditCategory, MemberStatus, TenantStatus
 from services import audit
 from services.crypto import TenantCipher
 from services.db import set_tenant, unit_of_work
-from services.permissions import effective_levels
+from services.grants import effective_levels
 
 COOKIE_NAME = "hikeshi_session"
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -162,7 +162,26 @@ def may_sign_in(tenant: Tenant | None, member: Member | None) -> bool:
     )
 
 
-def _actor_for(db: DbSession, row: Session, request: RequestContext) -> Actor | None:
+def live_actor(db: DbSession, actor: Actor) -> Actor | None:
+    """The actor as the database has it now, inside the caller's transaction: None once its
+    session has ended (logout, suspension, timeout) or its member may no longer sign in, and
+    with the grants and 所属 of this moment otherwise. An actor without a session (the command
+    line, a machine job) is returned as it is. A page drawn before a suspension therefore gets
+    nothing from a later service call."""
+    if actor.session_id is None or actor.kind not in (ActorKind.MEMBER, ActorKind.OPERATOR):
+        return actor
+    row = db.get(Session, actor.session_id)
+    if row is None or expiry_reason(row, utcnow()):
+        return None
+    fresh = _actor_for(db, row, actor.request, display_name=actor.display_name)
+    if fresh is None or (fresh.kind, fresh.member_id) != (actor.kind, actor.member_id):
+        return None
+    return fresh
+
+
+def _actor_for(
+    db: DbSession, row: Session, request: RequestContext, display_name: str | None = None
+) -> Actor | None:
     account = db.get(LocalAccount, row.local_account_id) if row.local_account_id else None
     if account is not None and account.disabled:
         return None
@@ -184,7 +203,7 @@ def _actor_for(db: DbSession, row: Session, request: RequestContext) -> Actor | 
     member = db.get(Member, row.member_id) if row.member_id else None
     if not may_sign_in(tenant, member):
         return None
-    return member_actor(db, tenant, member, account, row.id, request)
+    return member_actor(db, tenant, member, account, row.id, request, display_name)
 
 
 def _line_actor(db: DbSession, row: Session, request: RequestContext) -> Actor | None:
@@ -211,6 +230,7 @@ def member_actor(
     account: LocalAccount | None,
     session_id: uuid.UUID | None,
     request: RequestContext,
+    display_name: str | None = None,
 ) -> Actor:
     rank = db.get(Rank, member.rank_id)
     role_ids = db.exec(
@@ -219,7 +239,8 @@ def member_actor(
         )
     ).all()
     roles = db.exec(select(Role).where(Role.id.in_(role_ids))).all() if role_ids else []
-    name = TenantCipher(db, tenant.id).member_name(member)
+    name = display_name or TenantCipher(db, tenant.id).member_name(member)
+    brigade_levels, unit_levels = effective_levels(db, tenant.id, member.rank_id, role_ids)
     return Actor(
         kind=ActorKind.MEMBER,
         display_name=name,
@@ -231,6 +252,8 @@ def member_actor(
         session_id=session_id,
         rank_name=rank.name if rank else "",
         role_names=tuple(sorted(r.name for r in roles)),
-        permissions=effective_levels(db, tenant.id, member.rank_id, role_ids),
+        permissions=brigade_levels,
         request=request,
+        unit=member.affiliation,
+        unit_permissions=unit_levels,
     )

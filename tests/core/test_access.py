@@ -100,3 +100,22 @@ def test_require_records_the_first_missing_need(engine):
         "required": "edit",
         "attempted": "test.both",
     }
+
+
+def test_a_narrowed_grant_meets_a_need_only_within_the_own_unit():
+    leader = Actor(
+        kind=ActorKind.MEMBER,
+        display_name="分団長",
+        tenant_id=TENANT,
+        permissions={str(F.ROSTER): L.VIEW},
+        unit="第1分団",
+        unit_permissions={str(F.ROSTER): L.EDIT},
+    )
+    assert allows(leader, Need(F.ROSTER, L.EDIT, unit="第1分団"))
+    assert allows(leader, Need(F.ROSTER, L.EDIT, unit="第１分団 第2部"))  # below it, full width
+    assert not allows(leader, Need(F.ROSTER, L.EDIT, unit="第10分団"))
+    assert not allows(leader, Need(F.ROSTER, L.EDIT, unit=""))
+    assert not allows(leader, Need(F.ROSTER, L.EDIT))  # the whole brigade
+    assert allows(leader, Need(F.ROSTER, L.VIEW, unit="第2分団"))  # 閲覧 holds everywhere
+    homeless = Actor(**{**leader.__dict__, "unit": ""})
+    assert not allows(homeless, Need(F.ROSTER, L.EDIT, unit="第1分団"))

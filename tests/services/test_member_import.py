@@ -687,6 +687,7 @@ def test_plans_are_written_only_in_the_transaction_that_made_them(tenant):
         result = mi.write_members(
             tx, mi.plan_members(tx, [(2, row("A1"))]), missing=MissingRows.KEEP
         )
+        session.commit()
     assert result.created == 1
     assert [m.member_code for m in roster(tenant)] == ["A1"]
 

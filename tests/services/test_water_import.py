@@ -242,7 +242,7 @@ NEEDS = {
     "apply": water_import.IMPORTING,
     "export": water_import.EXPORTING,
 }
-CASES = [(name, function, level) for name, needs in NEEDS.items() for function, level in needs]
+CASES = [(name, need.function, need.level) for name, needs in NEEDS.items() for need in needs]
 
 
 def _all_but(function: Function, level: Level) -> dict[Function, Level]:
@@ -265,7 +265,7 @@ def test_not_permitted(tenant, watch, name, function, level):
 @pytest.mark.parametrize("name", sorted(NEEDS))
 def test_the_required_levels_are_enough(tenant, watch, name):
     audit = watch(tenant)
-    CALLS[name](actor_with(tenant, dict(NEEDS[name])))
+    CALLS[name](actor_with(tenant, {n.function: n.level for n in NEEDS[name]}))
     assert audit.new(AUTH) == []
 
 

@@ -14,20 +14,29 @@ from sqlmodel import Session as DbSession
 from sqlmodel import select
 
 from config import get_settings
-from core.actor import RequestContext
+from core.access import Need
+from core.actor import Actor, RequestContext
 from models import PLATFORM_TENANT_ID, AuditEvent, Member, MemberPublic, Tenant
 from models import Session as UserSession
 from models.base import utcnow
-from models.enums import MemberStatus, TenantStatus
+from models.enums import Function, MemberStatus, TenantStatus
+from models.member import MemberUpdate
+from services import members, water_sources
+from services.base import require
+from services.errors import PermissionDenied
 from services.signin import local, sessions
 from tests.factories import (
     PLATFORM,
+    admin,
     audit_events,
+    last_audit_seq,
     make_member,
     make_tenant,
     open_member_session,
+    rank_id,
     request_context,
 )
+from tests.water_factories import make_source
 
 
 @dataclass(frozen=True)
@@ -192,3 +201,56 @@ def test_may_sign_in_is_one_rule_for_brigade_and_member():
     )
     assert not sessions.may_sign_in(tenant, stranger)
     assert not sessions.may_sign_in(None, member) and not sessions.may_sign_in(tenant, None)
+
+
+# ---------------------------------------------------------------------------
+# Every service call asks the database who the actor is now (#15, finding 6)
+
+
+def _signed_in_chief(tenant_id: uuid.UUID) -> tuple[MemberPublic, Actor]:
+    chief = make_member(tenant_id, rank_id=rank_id(tenant_id, "団長"))
+    actor = sessions.resolve(open_member_session(tenant_id, chief.id))
+    assert actor is not None
+    return chief, actor
+
+
+def test_an_actor_from_before_a_suspension_gets_nothing(engine):
+    tenant = make_tenant()
+    chief, actor = _signed_in_chief(tenant)
+    make_source(tenant)
+    assert water_sources.export_water_sources_csv(actor)  # the page was drawn while active
+    other_chief, _ = _signed_in_chief(tenant)
+    members.suspend_member(admin(tenant), chief.id)
+    seq = last_audit_seq(engine, tenant)
+    with pytest.raises(PermissionDenied):
+        water_sources.export_water_sources_csv(actor)  # the download button, pressed later
+    with pytest.raises(PermissionDenied):
+        require(actor, Need(Function.WATER_SOURCES), action="water_source.export")
+    events = audit_events(engine, tenant, after_seq=seq)
+    assert [e.action for e in events] == ["permission_denied", "permission_denied"]
+    assert other_chief.id != chief.id
+
+
+def test_grants_lowered_after_sign_in_apply_to_the_next_call(engine):
+    tenant = make_tenant()
+    chief, actor = _signed_in_chief(tenant)
+    assert members.list_members(actor)
+    members.update_member(
+        admin(tenant),
+        chief.id,
+        data=MemberUpdate(rank_id=rank_id(tenant, "団員")),
+        expected_version=chief.version,
+    )
+    with pytest.raises(PermissionDenied):
+        members.list_members(actor)
+
+
+def test_a_logged_out_session_ends_the_actor_at_once(engine):
+    tenant = make_tenant()
+    _, actor = _signed_in_chief(tenant)
+    token = open_member_session(tenant, actor.member_id)
+    fresh = sessions.resolve(token)
+    assert sessions.revoke(token, request_context())
+    with pytest.raises(PermissionDenied):
+        members.list_members(fresh)
+    assert members.list_members(actor)  # the other session is still live

@@ -52,10 +52,10 @@ from sqlalchemy import Engine, create_engine, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from core.actor import Actor, system_actor  # noqa: E402
+from core.personal import ENCRYPTED_MEMBER_FIELDS  # noqa: E402
 from formats import csv_safe, member_csv, water_csv  # noqa: E402
 from models import Member, MemberRole, Rank, Role  # noqa: E402
 from models.enums import MemberStatus  # noqa: E402
-from models.member import PERSONAL_MEMBER_FIELDS  # noqa: E402
 from models.water import WaterSource  # noqa: E402
 from services import demo_data, member_import, members, roles, tenants, water_import  # noqa: E402
 from services.base import Tx  # noqa: E402
@@ -205,7 +205,7 @@ def member_rows(
                 name: tx.cipher.decrypt(
                     row[f"{name}_enc"], field=f"member.{name}", row_id=row["id"]
                 )
-                for name in PERSONAL_MEMBER_FIELDS
+                for name in ENCRYPTED_MEMBER_FIELDS
             }
             for row in rows
         }

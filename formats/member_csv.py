@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.personal import personal_names
 from formats import csv_safe, tabular
 from formats.tabular import CellError, CellValueError, Column
 from models.enums import MemberStatus
@@ -41,6 +42,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("notes", "備考", ("notes", "メモ"), max_length=2000, example="中型免許あり"),
 )
 HEADER = tuple(column.header for column in COLUMNS)
+# The personal data an export of the roster carries (named in its audit record).
+PERSONAL_COLUMNS = tuple(c.key for c in COLUMNS if c.key in personal_names("member"))
 HEADERS = {column.key: column.header for column in COLUMNS}
 ROLE_SEPARATOR = "、"
 # Read at call time, so tests can lower them.

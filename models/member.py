@@ -11,8 +11,6 @@ from sqlmodel import Field, SQLModel
 from models.base import created_field, new_id
 from models.enums import MemberStatus
 
-PERSONAL_MEMBER_FIELDS: tuple[str, ...] = ("name", "kana", "phone", "email", "address")
-
 
 class MemberBase(SQLModel):
     member_code: str = Field(max_length=20)

@@ -11,12 +11,15 @@ from typing import Any
 from sqlmodel import Session, select
 
 from core.actor import Actor
+from core.personal import personal_field
 from models import AuditChainHead, AuditEvent
 from models.base import utcnow
 from models.enums import AuditCategory
 from models.tenant import PLATFORM_TENANT_ID
 from services.crypto import AUDIT, TenantCipher
 from services.db import set_tenant
+
+PERSONAL_PART = personal_field("audit_event", "details")
 
 GENESIS_HASH = "0" * 64
 HASHED_FIELDS = (
@@ -96,7 +99,7 @@ def record(
     if personal and tenant != PLATFORM_TENANT_ID:
         cipher = TenantCipher(session, tenant, purpose=AUDIT)
         payload = json.dumps(personal, default=str, sort_keys=True, ensure_ascii=False)
-        event.details_enc = cipher.encrypt(payload, field="audit_event.details", row_id=event.id)
+        event.details_enc = cipher.encrypt(payload, field=PERSONAL_PART.aad, row_id=event.id)
     event.hash = event_hash(event)
     head.seq, head.hash = event.seq, event.hash
     session.add(event)

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlmodel import Session, select
 
 from config import get_settings
+from core.personal import personal_field
 from models import TenantKey
 
 FORMAT = "v1"
@@ -162,7 +163,8 @@ class TenantCipher:
 
     def member_name(self, member: Any) -> str:
         """A member's name in clear, for display and labels (the one place that spells it)."""
-        return self.decrypt(member.name_enc, field="member.name", row_id=member.id)
+        name = personal_field("member", "name")
+        return self.decrypt(getattr(member, name.column), field=name.aad, row_id=member.id)
 
     def decrypt(self, stored: str, *, field: str, row_id: uuid.UUID | str) -> str:
         fmt, key_id, sealed = [*stored.split(":", 2), "", ""][:3]

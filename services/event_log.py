@@ -32,6 +32,7 @@ from models import AuditEvent, Member
 from models.base import utcnow
 from models.enums import AuditCategory, Function, Level
 from services import audit_verify
+from services.audit import PERSONAL_PART
 from services.base import Tx, scoped, transaction
 from services.crypto import AUDIT, DecryptionError, TenantCipher
 from services.errors import NotFound, ValidationError
@@ -465,7 +466,7 @@ def _uuid(value: str) -> uuid.UUID | None:
 def _decrypt_personal(tx: Tx, row: AuditEvent) -> dict[str, Any]:
     cipher = TenantCipher(tx.session, tx.tenant_id, purpose=AUDIT)
     try:
-        plain = cipher.decrypt(row.details_enc, field="audit_event.details", row_id=row.id)
+        plain = cipher.decrypt(row.details_enc, field=PERSONAL_PART.aad, row_id=row.id)
     except DecryptionError:
         return {"_error": "復号できません（鍵が失われています）"}
     return _loads(plain)

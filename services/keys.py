@@ -21,9 +21,9 @@ from sqlmodel import Session, col, select
 from config import get_settings
 from core.access import PLATFORM
 from core.actor import Actor, ActorKind
+from core.personal import ENCRYPTED_MEMBER_FIELDS
 from models import AuditEvent, Member, Tenant, TenantKey
 from models.enums import AuditCategory
-from models.member import PERSONAL_MEMBER_FIELDS
 from models.tenant import PLATFORM_TENANT_ID
 from services import audit
 from services.base import require
@@ -40,7 +40,7 @@ from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, ValidationError
 
 CLI_ACTOR = Actor(kind=ActorKind.SYSTEM, display_name="cli", label="cli-key-management")
-ENCRYPTED_MEMBER_COLUMNS = tuple(getattr(Member, f"{name}_enc") for name in PERSONAL_MEMBER_FIELDS)
+ENCRYPTED_MEMBER_COLUMNS = tuple(getattr(Member, f"{name}_enc") for name in ENCRYPTED_MEMBER_FIELDS)
 LOCK_TIMEOUT = "10s"
 
 
@@ -191,7 +191,7 @@ def _reencrypt_batch(tenant_id: uuid.UUID, batch_size: int) -> int:
         ).all()
         cipher = TenantCipher(session, tenant_id)
         for member in stale:
-            for name in PERSONAL_MEMBER_FIELDS:
+            for name in ENCRYPTED_MEMBER_FIELDS:
                 stored = getattr(member, f"{name}_enc")
                 if not stored.startswith(prefix):
                     where = {"field": f"member.{name}", "row_id": member.id}

@@ -21,7 +21,7 @@ from models import Member, MemberPublic, Permission, Rank, Role, Tenant
 from models.base import utcnow
 from models.enums import Function
 from models.water import WaterInspection, WaterSource
-from services import members
+from services import members, water_sources
 from services.backup.model import BACKUP_NEEDS, FILENAME_UNSAFE, BackupFile, F, L
 from services.base import Tx, require, scoped, transaction
 from services.errors import ValidationError
@@ -130,7 +130,7 @@ def _inspection_rows(tx: Tx) -> list[fmt.InspectionRow]:
             inspected_on=row.inspected_on,
             result=row.result,
             inspector_code=codes.get(row.inspector_member_id, ""),
-            inspector_name=inspector_name_of(tx, row),
+            inspector_name=water_sources.inspector_name_of(tx, row),
             notes=row.notes,
             created_at=row.created_at,
         )
@@ -141,14 +141,6 @@ def _inspection_rows(tx: Tx) -> list[fmt.InspectionRow]:
 
 def member_codes(tx: Tx) -> dict[uuid.UUID, str]:
     return dict(tx.session.exec(scoped(select(Member.id, Member.member_code), tx.actor)).all())
-
-
-def inspector_name_of(tx: Tx, row: WaterInspection) -> str:
-    if not row.inspector_name_enc:
-        return ""
-    return tx.cipher.decrypt(
-        row.inspector_name_enc, field="water_inspection.inspector_name", row_id=row.id
-    )
 
 
 def _brigade_name(tx: Tx) -> str:

@@ -19,7 +19,7 @@ from models.enums import MemberStatus
 from models.water import WaterInspection, WaterSource
 from services import member_import, water_import, water_rules, water_sources
 from services import validation as v
-from services.backup.create import inspector_name_of, member_codes
+from services.backup.create import member_codes
 from services.backup.model import INSPECTIONS, MEMBERS, WATER, preview_of
 from services.base import Tx, scoped
 from services.imports import (
@@ -124,7 +124,7 @@ def _existing_inspections(tx: Tx) -> dict[InspectionKey, int]:
             row.inspected_on,
             row.result,
             codes.get(row.inspector_member_id, ""),
-            inspector_name_of(tx, row),
+            water_sources.inspector_name_of(tx, row),
             row.notes,
             row.created_at,
         )
@@ -221,8 +221,5 @@ def _inspection_row(
         notes=notes,
         created_at=created,
     )
-    if name:
-        row.inspector_name_enc = tx.cipher.encrypt(
-            name, field="water_inspection.inspector_name", row_id=row.id
-        )
+    water_sources.seal_inspector_name(tx, row, name)
     return row

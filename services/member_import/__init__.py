@@ -78,7 +78,11 @@ def export_members_csv(actor: Actor, *, encoding: str = "utf-8") -> bytes:
         tx.audit(
             "member.export",
             target_type=members.TABLE,
-            details={"count": len(rows), "encoding": encoding},
+            details={
+                "count": len(rows),
+                "encoding": encoding,
+                "personal_fields": list(member_csv.PERSONAL_COLUMNS),
+            },
         )
         tx.commit()
         return data

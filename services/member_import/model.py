@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from core.access import Need, allows
 from core.actor import Actor
+from core.personal import personal_fields
 from formats import member_csv
 from formats.member_csv import COLUMNS
 from formats.tabular import plain
@@ -78,11 +79,7 @@ STORED = (
     Member.joined_on,
     Member.notes,
     Member.version,
-    Member.name_enc,
-    Member.kana_enc,
-    Member.phone_enc,
-    Member.email_enc,
-    Member.address_enc,
+    *(getattr(Member, f.column) for f in personal_fields("member", encrypted=True)),
 )
 
 

@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from core.access import Need
 from core.actor import Actor
+from core.personal import personal_fields
 from models import Member, MemberCreate, MemberPublic, MemberUpdate, Rank, Role
 from models.enums import Function, Level, MemberStatus
 from services import validation as v
@@ -141,11 +142,7 @@ def create_member(actor: Actor, *, data: MemberCreate) -> MemberPublic:
             affiliation=values["affiliation"],
             joined_on=values["joined_on"],
             notes=values["notes"],
-            name_enc="",
-            kana_enc="",
-            phone_enc="",
-            email_enc="",
-            address_enc="",
+            **{f.column: "" for f in personal_fields(TABLE, encrypted=True)},
         )
         write_personal(tx, member, values)
         tx.session.add(member)

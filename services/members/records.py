@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import select
 
+from core.personal import ENCRYPTED_MEMBER_FIELDS, personal_field, personal_fields, personal_names
 from models import (
     Member,
     MemberLine,
@@ -21,7 +22,6 @@ from models import (
 )
 from models.base import utcnow
 from models.enums import AuditCategory, MemberStatus
-from models.member import PERSONAL_MEMBER_FIELDS
 from services import validation as v
 from services.base import Tx, scoped
 from services.errors import NotFound, ValidationError
@@ -199,11 +199,12 @@ def personal_columns(tx: Tx, member_id: uuid.UUID, values: dict) -> dict[str, st
     """The stored (encrypted) form of a member's personal fields and the phone's blind index.
     The row id is part of the associated data, so it must be known first."""
     stored: dict[str, str | None] = {
-        f"{name}_enc": tx.cipher.encrypt(values[name], field=f"{TABLE}.{name}", row_id=member_id)
-        for name in PERSONAL_MEMBER_FIELDS
+        f.column: tx.cipher.encrypt(values[f.name], field=f.aad, row_id=member_id)
+        for f in personal_fields(TABLE, encrypted=True)
     }
     digits = v.phone_digits(values["phone"])
-    stored["phone_bidx"] = tx.cipher.blind_index(digits, field="member.phone") if digits else None
+    phone = personal_field(TABLE, "phone").aad
+    stored["phone_bidx"] = tx.cipher.blind_index(digits, field=phone) if digits else None
     return stored
 
 
@@ -226,10 +227,8 @@ def set_roles(tx: Tx, member: Member, role_ids: list[uuid.UUID]) -> None:
 def personal_values(tx: Tx, member: Any) -> dict[str, str]:
     """The decrypted personal fields of a member row (an entity or a selected row)."""
     return {
-        name: tx.cipher.decrypt(
-            getattr(member, f"{name}_enc"), field=f"{TABLE}.{name}", row_id=member.id
-        )
-        for name in PERSONAL_MEMBER_FIELDS
+        f.name: tx.cipher.decrypt(getattr(member, f.column), field=f.aad, row_id=member.id)
+        for f in personal_fields(TABLE, encrypted=True)
     }
 
 
@@ -280,10 +279,11 @@ def summary_of(member: MemberPublic) -> dict:
 
 
 def personal_of(member: MemberPublic) -> dict:
-    return {name: getattr(member, name) for name in (*PERSONAL_MEMBER_FIELDS, "notes")}
+    """The personal part of an audit record (shown only to イベントログ 管理)."""
+    return {name: getattr(member, name) for name in personal_names(TABLE)}
 
 
 def changed_fields(before: MemberPublic, after: MemberPublic) -> list[str]:
-    fields = ("member_code", *PERSONAL_MEMBER_FIELDS, "rank_id", "role_ids", "affiliation")
+    fields = ("member_code", *ENCRYPTED_MEMBER_FIELDS, "rank_id", "role_ids", "affiliation")
     fields += ("joined_on", "notes")
     return [f for f in fields if getattr(before, f) != getattr(after, f)]

@@ -18,6 +18,7 @@ from sqlmodel import select
 
 from config import get_settings
 from core.actor import Actor, ActorKind, RequestContext
+from core.personal import personal_field
 from models import LinePendingLogin, LineRegistration, Member, MemberLine, Session, Tenant
 from models.base import utcnow
 from models.enums import AuditCategory, TenantStatus
@@ -32,7 +33,7 @@ from services.signin.sessions import (
     token_hash,
 )
 
-SUB_FIELD = "member_line.sub"
+SUB_FIELD = personal_field("member_line", "sub").aad
 PENDING_FORMAT = "p1"
 
 

@@ -32,8 +32,10 @@ from services.errors import Conflict, ValidationError
 from services.water_sources.checks import check_point, validate_fields, validated_values
 from services.water_sources.inspections import (
     inspector_choices,
+    inspector_name_of,
     list_inspections,
     record_inspection,
+    seal_inspector_name,
 )
 from services.water_sources.model import (
     BASE_FIELDS,
@@ -326,6 +328,7 @@ __all__ = [
     "filter_sources",
     "get_water_source",
     "inspector_choices",
+    "inspector_name_of",
     "list_inspections",
     "list_water_sources",
     "load_registry",
@@ -333,6 +336,7 @@ __all__ = [
     "nearest_usable_in",
     "record_inspection",
     "registry_stamp",
+    "seal_inspector_name",
     "sources_covering",
     "update_water_source",
     "validate_fields",

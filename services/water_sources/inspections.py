@@ -8,6 +8,7 @@ from sqlmodel import select
 
 from core.access import Need, allows
 from core.actor import Actor
+from core.personal import personal_field
 from core.timefmt import today_jst
 from models import Member
 from models.enums import (
@@ -53,15 +54,7 @@ def record_inspection(
             result=values["result"],
             notes=values["notes"],
         )
-        inspection.inspector_name_enc = (
-            tx.cipher.encrypt(
-                values["inspector_name"],
-                field="water_inspection.inspector_name",
-                row_id=inspection.id,
-            )
-            if values["inspector_name"]
-            else ""
-        )
+        seal_inspector_name(tx, inspection, values["inspector_name"])
         tx.session.add(inspection)
         before = {"status": source.status, "last_inspected_on": source.last_inspected_on}
         latest = source.last_inspected_on
@@ -155,10 +148,7 @@ def _inspection_public(
                 member = tx.get(Member, row.inspector_member_id)
                 names[row.inspector_member_id] = tx.cipher.member_name(member) if member else ""
             inspector = names[row.inspector_member_id]
-        if row.inspector_name_enc:
-            outsider = tx.cipher.decrypt(
-                row.inspector_name_enc, field="water_inspection.inspector_name", row_id=row.id
-            )
+        if outsider := inspector_name_of(tx, row):
             inspector = "・".join(filter(None, (inspector, outsider)))
     return WaterInspectionPublic(
         id=row.id,
@@ -170,3 +160,19 @@ def _inspection_public(
         notes=row.notes,
         created_at=row.created_at,
     )
+
+
+INSPECTOR_NAME = personal_field("water_inspection", "inspector_name")
+
+
+def seal_inspector_name(tx: Tx, row: WaterInspection, name: str) -> None:
+    """An outside inspector's name (not a member), stored encrypted; empty stays empty."""
+    row.inspector_name_enc = (
+        tx.cipher.encrypt(name, field=INSPECTOR_NAME.aad, row_id=row.id) if name else ""
+    )
+
+
+def inspector_name_of(tx: Tx, row: WaterInspection) -> str:
+    if not row.inspector_name_enc:
+        return ""
+    return tx.cipher.decrypt(row.inspector_name_enc, field=INSPECTOR_NAME.aad, row_id=row.id)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session as DbSession
 from sqlmodel import select
 
+from core.personal import ENCRYPTED_MEMBER_FIELDS
 from models import MemberPublic, MemberUpdate, TenantKey
 from models.enums import Function, Level
 from models.tenant import PLATFORM_TENANT_ID
@@ -46,6 +47,10 @@ SEEDED = (
 EDITED_ADDRESS = "福島県纒町🔔半鐘通り9丁目"
 
 
+def test_the_seed_covers_every_encrypted_member_field():
+    assert all(tuple(values) == ENCRYPTED_MEMBER_FIELDS for values in SEEDED)
+
+
 def seed_brigade() -> tuple[uuid.UUID, list[MemberPublic]]:
     tenant_id = make_tenant()
     people = [
@@ -66,7 +71,7 @@ def personal_texts(people: list[MemberPublic]) -> set[str]:
     for values in SEEDED:
         texts |= set(values.values())
     for m in people:
-        texts |= {m.name, m.kana, m.phone, m.email, m.address, v.phone_digits(m.phone)}
+        texts |= {getattr(m, name) for name in ENCRYPTED_MEMBER_FIELDS} | {v.phone_digits(m.phone)}
     return {t for t in texts if t}
 
 

@@ -19,9 +19,9 @@ from sqlmodel import select
 
 import config
 from core.actor import system_actor
+from core.personal import ENCRYPTED_MEMBER_FIELDS
 from models import Member, MemberPublic, MemberUpdate, Tenant, TenantKey
 from models.enums import AuditCategory, Function, Level
-from models.member import PERSONAL_MEMBER_FIELDS
 from models.tenant import PLATFORM_TENANT_ID
 from services import audit, keys, members
 from services.crypto import AUDIT, DATA, INDEX, TenantCipher
@@ -93,7 +93,7 @@ def stored_values(engine, tenant_id: uuid.UUID) -> list[str]:
     return [
         row[f"{name}_enc"]
         for row in stored_members(engine, tenant_id).values()
-        for name in PERSONAL_MEMBER_FIELDS
+        for name in ENCRYPTED_MEMBER_FIELDS
     ]
 
 
@@ -285,7 +285,7 @@ def test_values_written_after_rotation_use_the_new_key(engine, brigade):
     report = keys.rotate_tenant_data_key(PLATFORM, brigade)
     created = make_member(brigade, name="髙木　新")
     stored = stored_members(engine, brigade)[created.id]
-    assert {key_of(stored[f"{n}_enc"]) for n in PERSONAL_MEMBER_FIELDS} == {report.new_key_id}
+    assert {key_of(stored[f"{n}_enc"]) for n in ENCRYPTED_MEMBER_FIELDS} == {report.new_key_id}
     assert members.get_member(admin(brigade), created.id) == created
     second = keys.rotate_tenant_data_key(PLATFORM, brigade)
     assert second.deleted_key_ids == [report.new_key_id]
@@ -312,7 +312,7 @@ def test_interrupted_rotation_resumes_where_it_stopped(engine, brigade, bystande
     (new,) = data_key(engine, brigade)
     assert data_key(engine, brigade, active=False) == [old]
     rows = stored_members(engine, brigade).values()
-    moved = [r for r in rows if all(key_of(r[f"{n}_enc"]) == new for n in PERSONAL_MEMBER_FIELDS)]
+    moved = [r for r in rows if all(key_of(r[f"{n}_enc"]) == new for n in ENCRYPTED_MEMBER_FIELDS)]
     assert len(moved) == 2
     assert roster(brigade) == before
     midway = make_member(brigade)

@@ -1,0 +1,72 @@
+"""The one registry of personal data (個人情報): which fields of which tables hold it, their
+Japanese labels, and whether they are stored encrypted. Encryption (the `<name>_enc` columns and
+the associated data each value is sealed with), the personal part of audit records, key
+rotation, exports and the at-rest tests all read it here instead of spelling field names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PersonalField:
+    table: str
+    name: str
+    label: str
+    encrypted: bool = True
+
+    @property
+    def column(self) -> str:
+        """The stored column: `<name>_enc` for an encrypted field."""
+        return f"{self.name}_enc" if self.encrypted else self.name
+
+    @property
+    def aad(self) -> str:
+        """The field part of the associated data its value is sealed with."""
+        return f"{self.table}.{self.name}"
+
+
+PERSONAL_FIELDS: tuple[PersonalField, ...] = (
+    PersonalField("member", "name", "氏名"),
+    PersonalField("member", "kana", "ふりがな"),
+    PersonalField("member", "phone", "電話番号"),
+    PersonalField("member", "email", "メールアドレス"),
+    PersonalField("member", "address", "住所"),
+    # Personal, shown only to 管理 in the event log, not yet encrypted (#16).
+    PersonalField("member", "notes", "備考", encrypted=False),
+    PersonalField("water_inspection", "inspector_name", "点検者名"),
+    PersonalField("water_inspection", "notes", "点検メモ", encrypted=False),
+    PersonalField("local_account", "display_name", "表示名", encrypted=False),
+    # The LINE user id of a linked member, and of a sign-in still choosing its brigade (sealed
+    # with a platform key, since no brigade is known yet).
+    PersonalField("member_line", "sub", "LINEユーザーID"),
+    PersonalField("line_pending_login", "sub", "LINEユーザーID"),
+    # The personal part of an audit record (names, senders), shown only to イベントログ 管理.
+    PersonalField("audit_event", "details", "イベントの個人情報部分"),
+)
+
+
+def personal_fields(table: str, *, encrypted: bool | None = None) -> tuple[PersonalField, ...]:
+    """A table's personal fields, in registry order; `encrypted` narrows to stored-encrypted
+    (True) or stored-in-clear (False) ones."""
+    return tuple(
+        f
+        for f in PERSONAL_FIELDS
+        if f.table == table and (encrypted is None or f.encrypted == encrypted)
+    )
+
+
+def personal_names(table: str, *, encrypted: bool | None = None) -> tuple[str, ...]:
+    return tuple(f.name for f in personal_fields(table, encrypted=encrypted))
+
+
+def personal_field(table: str, name: str) -> PersonalField:
+    """One registered field; an unregistered one is a programming error."""
+    for f in PERSONAL_FIELDS:
+        if (f.table, f.name) == (table, name):
+            return f
+    raise KeyError(f"{table}.{name} is not a registered personal field")
+
+
+# The member fields stored encrypted, in the order the roster and the CSV know them.
+ENCRYPTED_MEMBER_FIELDS = personal_names("member", encrypted=True)

@@ -586,7 +586,11 @@ def test_cp932_export_reports_what_it_cannot_hold(tenant, watch):
     (event,) = audit.new()
     assert (event.action, json_details(event)) == (
         "member.export",
-        {"count": 2, "encoding": "utf-8"},
+        {
+            "count": 2,
+            "encoding": "utf-8",
+            "personal_fields": ["name", "kana", "phone", "email", "address", "notes"],
+        },
     )
 
 

@@ -20,7 +20,7 @@ from models.enums import AuditCategory, Function, Level
 from services import audit
 from services.crypto import TenantCipher
 from services.db import unit_of_work
-from services.errors import PermissionDenied
+from services.errors import PermissionDenied, Refused
 from services.signin.sessions import live_actor
 
 S = TypeVar("S", Select, SelectOfScalar)
@@ -144,6 +144,9 @@ def transaction(actor: Actor, *needs: Need | tuple[Function, Level], action: str
             if fresh is not None and allows(fresh, *needs):
                 yield Tx(session, fresh)
                 return
+    except Refused as refused:
+        record_denial(actor, refused.function, refused.level, action)
+        raise
     except PermissionDenied:
         record_denial(actor, first.function, first.level, action)
         raise

@@ -19,6 +19,15 @@ class PermissionDenied(ServiceError):
     message = "この操作を行う権限がありません。"
 
 
+class Refused(PermissionDenied):
+    """A rule on what the call touches refuses it (the own 所属, the ceiling): recorded as a
+    denial of `function` at `level`, shown with its own message."""
+
+    def __init__(self, function: object, level: object, message: str | None = None) -> None:
+        super().__init__(message)
+        self.function, self.level = function, level
+
+
 class Conflict(ServiceError):
     message = "他の利用者が先に更新しました。画面を再読み込みしてからやり直してください。"
 

@@ -19,10 +19,11 @@ from sqlmodel import Session, select
 
 from core.access import Need, allows
 from core.actor import Actor
-from models import Member, MemberRole, Permission, Rank, Role
+from models import LocalAccount, Member, MemberLine, MemberRole, Permission, Rank, Role
+from models.base import utcnow
 from models.enums import Function, Level, MemberStatus, SubjectType
 from services.base import Tx, record_denial, scoped, transaction
-from services.errors import NotFound, PermissionDenied, ValidationError
+from services.errors import NotFound, PermissionDenied, Refused, ValidationError
 from services.grants import (
     DEFAULT_RANK_MATRIX,
     DEFAULT_ROLE_MATRIX,
@@ -52,7 +53,9 @@ LOCKOUT = (
 
 
 def permission_admins(session: Session, tenant_id: uuid.UUID) -> int:
-    """How many active members hold 役職・権限 管理 through their rank or a role."""
+    """How many active members hold 役職・権限 管理 through their rank or a role and can
+    actually sign in: a usable local login (not disabled, not locked out now) or a linked LINE
+    account. A holder who cannot sign in cannot undo a lock-out, so does not count."""
     holders = select(Permission.subject_id).where(
         Permission.tenant_id == tenant_id,
         Permission.function == str(F.PERMISSIONS),
@@ -61,24 +64,25 @@ def permission_admins(session: Session, tenant_id: uuid.UUID) -> int:
     by_role = select(MemberRole.member_id).where(
         MemberRole.tenant_id == tenant_id, MemberRole.role_id.in_(holders)
     )
+    now = utcnow()
+    by_password = select(LocalAccount.member_id).where(
+        LocalAccount.tenant_id == tenant_id,
+        LocalAccount.member_id.is_not(None),
+        LocalAccount.disabled.is_(False),
+        or_(LocalAccount.locked_until.is_(None), LocalAccount.locked_until <= now),
+    )
+    by_line = select(MemberLine.member_id).where(MemberLine.tenant_id == tenant_id)
     query = select(Member.id).where(
         Member.tenant_id == tenant_id,
         Member.status == str(MemberStatus.ACTIVE),
         or_(Member.rank_id.in_(holders), Member.id.in_(by_role)),
+        or_(Member.id.in_(by_password), Member.id.in_(by_line)),
     )
     return len(session.exec(query).all())
 
 
 # ---------------------------------------------------------------------------
 # Guards shared by the services that change who may do what
-
-
-class Refused(Exception):
-    """Raised inside a guarded transaction: it rolls back and is recorded as a denial."""
-
-    def __init__(self, function: Function, level: Level, message: str | None = None) -> None:
-        super().__init__(message)
-        self.function, self.level, self.message = function, level, message
 
 
 @contextmanager
@@ -90,12 +94,8 @@ def guarded(
     if not allows(actor, Need(function, opens_at or level)):
         record_denial(actor, function, level, action)
         raise PermissionDenied()
-    try:
-        with transaction(actor, Need(function, opens_at or level), action=action) as tx:
-            yield tx
-    except Refused as refused:
-        record_denial(actor, refused.function, refused.level, action)
-        raise PermissionDenied(refused.message) from None
+    with transaction(actor, Need(function, opens_at or level), action=action) as tx:
+        yield tx
 
 
 @contextmanager
@@ -375,6 +375,7 @@ __all__ = [
     "OWN_UNIT",
     "SCOPED_FUNCTIONS",
     "Grant",
+    "Refused",
     "add_role",
     "choices",
     "combine",

@@ -26,14 +26,25 @@ from sqlmodel import select
 from config import get_settings
 from core.access import Need
 from core.actor import Actor, ActorKind
-from models import LinePendingLogin, LineRegistration, Member, MemberLine, Rank, Session, Tenant
+from models import (
+    LinePendingLogin,
+    LineRegistration,
+    LocalAccount,
+    Member,
+    MemberLine,
+    Rank,
+    Session,
+    Tenant,
+)
 from models.base import utcnow
 from models.enums import AuditCategory, Function, Level, MemberStatus, TenantStatus
 from services import audit
 from services.base import Tx, record_denial, scoped, transaction
 from services.crypto import TenantCipher
 from services.db import set_tenant, unit_of_work
-from services.errors import NotFound, PermissionDenied, ValidationError
+from services.errors import NotFound, PermissionDenied, Refused, ValidationError
+from services.grants import Grant, member_grants
+from services.members.ceiling import check_ceiling, is_permission_admin
 from services.signin import line_sessions
 from services.signin.sessions import may_sign_in
 
@@ -42,6 +53,10 @@ CODE_LENGTH = 12
 USER_ID_LENGTH = 8
 INPUT_LIMIT = 40
 AUTH = AuditCategory.AUTH
+CODE_NEEDS_ADMIN = (
+    "パスワードでログインする団員や、役職・権限を編集できる団員の登録コードは、"
+    "役職・権限の管理権限を持つ人だけが発行できます。"
+)
 
 MESSAGES = {
     "invalid": "ユーザIDまたは登録コードが正しくありません。",
@@ -191,6 +206,9 @@ def issue_registration(actor: Actor, member_id: uuid.UUID) -> IssuedRegistration
         member = _member(tx, member_id)
         if member.status != MemberStatus.ACTIVE:
             raise ValidationError({"member": "在籍中の団員にのみ登録コードを発行できます。"})
+        check_ceiling(tx, member)
+        if not is_permission_admin(tx.actor) and _needs_admin_to_register(tx, member):
+            raise Refused(Function.PERMISSIONS, Level.ADMIN, CODE_NEEDS_ADMIN)
         if _link(tx, member.id) is not None:
             raise ValidationError(
                 {"member": "既にLINEと連携済みです。再発行するには先に連携を解除してください。"}
@@ -246,6 +264,7 @@ def unlink_line(actor: Actor, member_id: uuid.UUID) -> int:
     """Remove the member's LINE link and end the sessions it opened; returns how many ended."""
     with transaction(actor, Need(Function.MEMBER_ACCOUNTS, Level.EDIT), action="line.unlink") as tx:
         member = _member(tx, member_id)
+        check_ceiling(tx, member)
         link = _link(tx, member.id)
         if link is None:
             raise ValidationError({"member": "この団員はLINEと連携していません。"})
@@ -270,6 +289,16 @@ def unlink_line(actor: Actor, member_id: uuid.UUID) -> int:
         )
         tx.commit()
         return revoked
+
+
+def _needs_admin_to_register(tx: Tx, member: Member) -> bool:
+    """A code for a member who already signs in with a password, or who may edit permissions,
+    would hand that sign-in (or those rights) to whoever redeems it: 管理 decides that."""
+    login = tx.session.exec(
+        scoped(select(LocalAccount.id), tx.actor).where(LocalAccount.member_id == member.id)
+    ).first()
+    grant = member_grants(tx.session, member).get(str(Function.PERMISSIONS), Grant())
+    return login is not None or grant.level >= Level.EDIT
 
 
 def _member(tx: Tx, member_id: uuid.UUID) -> Member:

@@ -98,3 +98,33 @@ def open_member_session(tenant_id: uuid.UUID, member_id: uuid.UUID) -> str:
         returned = open_session(db, Principal(None, tenant_id, member_id), request_context())
         db.commit()
         return returned
+
+
+def plain_members_hold_nothing(tenant_id: uuid.UUID) -> None:
+    """Empty the 団員 rank's row of the matrix, so a test actor holding only what its test is
+    about does not meet the ceiling (services.members.ceiling) just because an ordinary member
+    may see the dashboard, the water sources and the notices."""
+    from services import permissions
+
+    permissions.update_matrix(
+        admin(tenant_id),
+        [
+            permissions.CellChange("rank", rank_id(tenant_id), f, permissions.Grant())
+            for f in Function
+        ],
+    )
+
+
+def give_login(tenant_id: uuid.UUID, member_id: uuid.UUID) -> str:
+    """A local login for a member (so the member can sign in, and counts for the lock-out
+    guard); returns its login name. The password is PASSWORD."""
+    from services.signin import local
+
+    login = f"login-{uuid.uuid4().hex[:10]}"
+    local.create_account(
+        PLATFORM, login_name=login, password=PASSWORD, tenant_id=tenant_id, member_id=member_id
+    )
+    return login
+
+
+PASSWORD = "correct horse battery staple"

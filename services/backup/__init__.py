@@ -142,7 +142,7 @@ def _warnings(actor: Actor, preview: RestorePreview, *, admins_now: int) -> list
         found.append(OTHER_BRIGADE_ADMIN)
     if _changes_permissions(preview.plans) and not allows(actor, Need(F.PERMISSIONS, L.ADMIN)):
         found.append(CHANGES_PERMISSIONS)
-    if admins_now and _admins_after(preview.plans) == 0:
+    if admins_now and _admins_after(preview.plans, actor) == 0:
         found.append(LOCKOUT_PREDICTED)
     return found
 
@@ -155,9 +155,10 @@ def _changes_permissions(plans: Mapping[str, ImportPreview]) -> bool:
     )
 
 
-def _admins_after(plans: Mapping[str, ImportPreview]) -> int:
+def _admins_after(plans: Mapping[str, ImportPreview], actor: Actor) -> int:
     """Active members of the backup holding 役職・権限 管理 under the backup's matrix: after the
-    restore they are the only ones (everyone else is retired)."""
+    restore they are the only ones, with the restorer (a restore never retires the person
+    running it)."""
     holders = {
         (plain(row.raw.get("kind", "")), plain(row.raw.get("name", "")))
         for row in plans[PERMISSIONS].rows
@@ -166,14 +167,19 @@ def _admins_after(plans: Mapping[str, ImportPreview]) -> int:
     admin_roles = {name for kind, name in holders if kind == fmt.SUBJECT_ROLE}
     admin_ranks = {name for kind, name in holders if kind == fmt.SUBJECT_RANK}
     role_names = {plain(row.raw.get("name", "")) for row in plans[ROLES].rows}
-    return sum(
-        1
+    rows = [
+        (plain(row.raw.get("rank", "")), row.raw.get("roles", ""))
         for row in plans[MEMBERS].rows
         if _active(row.raw.get("status", ""))
-        and (
-            plain(row.raw.get("rank", "")) in admin_ranks
-            or admin_roles & set(member_csv.split_roles(row.raw.get("roles", ""), role_names)[0])
-        )
+    ]
+    # The restorer stays with his rank and roles (his own row cannot change them), under the
+    # backup's matrix; counted twice if the backup lists him too, which is still "not none".
+    if actor.member_id is not None:
+        rows.append((plain(actor.rank_name), member_csv.ROLE_SEPARATOR.join(actor.role_names)))
+    return sum(
+        1
+        for rank, roles in rows
+        if rank in admin_ranks or admin_roles & set(member_csv.split_roles(roles, role_names)[0])
     )
 
 

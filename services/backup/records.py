@@ -14,8 +14,6 @@ from sqlmodel import select
 from formats import backup as fmt
 from formats import member_csv, water_csv
 from formats.tabular import CellError, CellValueError, find_header, plain, read_csv, to_date
-from models import Member
-from models.enums import MemberStatus
 from models.water import WaterInspection, WaterSource
 from services import member_import, water_import, water_rules, water_sources
 from services import validation as v
@@ -38,12 +36,11 @@ def plan_members(tx: Tx, backup: fmt.Backup) -> ImportPreview:
             return preview_of(MEMBERS, backup, file_errors=parsed.file_errors)
         records = [(row, raw) for row, raw, _ in parsed.records]
     # Planning checks the lengths the reader checked too, so its errors are not added twice.
-    rows = member_import.plan_members(tx, records)
-    staying = scoped(select(Member.member_code), tx.actor).where(
-        Member.status != str(MemberStatus.RETIRED)
-    )
-    missing = sorted(set(tx.session.exec(staying).all()) - {row.code for row in rows})
-    return preview_of(MEMBERS, backup, rows=rows, missing=missing)
+    # The restorer's own scope and the per-row checks of an import apply (#15 finding 4): a
+    # restore changes nothing its restorer could not change by hand.
+    planned = member_import.plan_members(tx, records, checked=True)
+    missing = [row.member_code for row in planned.absent]
+    return preview_of(MEMBERS, backup, rows=list(planned.rows), missing=missing)
 
 
 def plan_water(tx: Tx, backup: fmt.Backup) -> ImportPreview:

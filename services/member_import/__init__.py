@@ -45,6 +45,7 @@ from services.member_import.model import (
     TEXT_FIELDS,
     MemberRowPlan,
     PlanContext,
+    Planned,
 )
 from services.member_import.planning import absent_members, plan_rows, without_prepared
 from services.member_import.writing import (
@@ -109,7 +110,10 @@ def preview_member_import(actor: Actor, *, data: bytes, filename: str) -> Import
         preview.rows = [without_prepared(plan) for plan in planned.rows]
         preview.missing = [m.member_code for m in planned.absent]
         if planned.outside:
-            preview.notes.append(f"ファイルにない所属外の団員{planned.outside}名は変更されません。")
+            preview.notes.append(
+                f"ファイルにない団員のうち{planned.outside}名（所属外、自分より権限の大きい団員、"
+                "または自分自身）は変更されません。"
+            )
         return preview
 
 
@@ -170,10 +174,15 @@ def _stage(progress: Progress | None, stage: int, stages: int = 2) -> Progress |
 # Transaction-level functions (no permission check: the caller has checked)
 
 
-def plan_members(tx: Tx, records: Sequence[tuple[int, dict[str, str]]]) -> list[RowPlan]:
+def plan_members(
+    tx: Tx, records: Sequence[tuple[int, dict[str, str]]], *, checked: bool = False
+) -> Planned:
     """Each record (row number, {column key: text}) as new, changed, unchanged or invalid,
-    against the tenant's roster; the rows are locked until the transaction ends."""
-    return list(plan_rows(tx, records, scope=None, lock=True).rows)
+    against the tenant's roster; the rows are locked until the transaction ends. `checked`
+    applies the actor's own editing scope and the per-row checks of an import (a restore
+    does); otherwise only the ceiling applies (the caller has checked the rest)."""
+    scope = members.current_scope(tx) if checked else None
+    return plan_rows(tx, records, scope=scope, lock=True)
 
 
 def write_members(

@@ -95,7 +95,7 @@ class PlanContext:
     roles: dict[str, uuid.UUID]
     org: members.Org
     existing: dict[str, Row[Any]]  # by 団員番号
-    grants: dict[frozenset[uuid.UUID], Grant] = field(default_factory=dict)
+    grants: dict[frozenset[uuid.UUID], dict[str, Grant]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, tx: Tx, *, scope: EditScope | None, lock: bool) -> PlanContext:
@@ -140,12 +140,18 @@ class PlanContext:
             )
         )
 
-    def permissions_grant(self, subjects: Sequence[uuid.UUID]) -> Grant:
+    def grants_of(self, subjects: Sequence[uuid.UUID]) -> dict[str, Grant]:
+        """What a rank and roles give together (cached per combination)."""
         key = frozenset(subjects)
         if key not in self.grants:
-            grants = combined_grants(self.tx.session, self.tx.tenant_id, key)
-            self.grants[key] = grants.get(str(Function.PERMISSIONS), Grant())
+            self.grants[key] = combined_grants(self.tx.session, self.tx.tenant_id, key)
         return self.grants[key]
+
+    def permissions_grant(self, subjects: Sequence[uuid.UUID]) -> Grant:
+        return self.grants_of(subjects).get(str(Function.PERMISSIONS), Grant())
+
+    def member_grants(self, row: Row[Any]) -> dict[str, Grant]:
+        return self.grants_of([row.rank_id, *self.org[2].get(row.id, [])])
 
 
 def _may_do_everything(actor: Actor, scope: EditScope) -> bool:

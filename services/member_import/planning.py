@@ -36,6 +36,7 @@ from services.member_import.model import (
     Prepared,
 )
 from services.members import EditScope
+from services.members.ceiling import ceiling_problem
 from services.permissions import (
     Grant,
     Refused,
@@ -78,6 +79,8 @@ def _plan_row(
     changes = _changes(context, before, values) if before is not None else ()
     if not errors and context.checks_rows and (before is None or changes):
         _check_permissions(context, values, before, errors)
+    if not errors and (before is None or changes):
+        _check_ceiling(context, current, values, before, errors)
     return MemberRowPlan(
         row=row,
         code=code,
@@ -196,7 +199,11 @@ def _check_permissions(
     assert scope is not None
     affiliations = [values["affiliation"], *([before["affiliation"]] if before else [])]
     if not all(scope.covers(a) for a in affiliations):
-        errors["affiliation"] = f"自分の所属（{scope.unit}）以外の団員は登録・変更できません。"
+        errors["affiliation"] = (
+            f"自分の所属（{scope.unit}）以外の団員は登録・変更できません。"
+            if scope.unit
+            else "団員名簿の編集権限がないため、団員は登録・変更できません。"
+        )
         return
     subjects = [values["rank_id"], *values["role_ids"]]
     old = [before["rank_id"], *before["role_ids"]] if before is not None else []
@@ -215,16 +222,51 @@ def _check_permissions(
         errors["status"] = ACCOUNTS_REQUIRED
 
 
+def _check_ceiling(
+    context: PlanContext,
+    current: Row[Any] | None,
+    values: Fields,
+    before: Fields | None,
+    errors: dict[str, str],
+) -> None:
+    """The ceiling (services.members.ceiling), as the roster applies it: nobody changes their
+    own status, rank or roles, and without 管理 nobody acts on a member above him or gives more
+    than he holds."""
+    subjects = [values["rank_id"], *values["role_ids"]]
+    old = [before["rank_id"], *before["role_ids"]] if before is not None else None
+    problem = ceiling_problem(
+        context.tx.actor,
+        member_id=current.id if current is not None else None,
+        before=context.grants_of(old) if old is not None else None,
+        after=context.grants_of(subjects) if old is None or set(old) != set(subjects) else None,
+        status_changes=before is not None and before["status"] != values["status"],
+    )
+    if problem is not None:
+        field, message = problem
+        if field == "rank" and before is not None and before["rank_id"] == values["rank_id"]:
+            field = "roles"
+        errors[{"member": "member_code"}.get(field, field)] = message
+
+
 def absent_members(context: PlanContext, codes: set[str]) -> tuple[list[Row[Any]], int]:
-    """Members the file does not mention and that are not retired: (those within the actor's
-    scope, how many outside it)."""
+    """Members the file does not mention and that are not retired: (those the actor may
+    retire, how many are left alone: outside the actor's scope, above his ceiling, or the actor
+    himself)."""
     absent = [
         row
         for code, row in sorted(context.existing.items())
         if code not in codes and row.status != MemberStatus.RETIRED
     ]
-    scope = context.scope
-    inside = [row for row in absent if scope is None or scope.covers(row.affiliation)]
+    scope, actor = context.scope, context.tx.actor
+    inside = [
+        row
+        for row in absent
+        if (scope is None or scope.covers(row.affiliation))
+        and ceiling_problem(
+            actor, member_id=row.id, before=context.member_grants(row), status_changes=True
+        )
+        is None
+    ]
     return inside, len(absent) - len(inside)
 
 

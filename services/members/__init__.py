@@ -20,6 +20,7 @@ from models.enums import Function, Level, MemberStatus
 from services import validation as v
 from services.base import scoped, transaction
 from services.errors import Conflict, ValidationError
+from services.members.ceiling import check_ceiling
 from services.members.model import (
     AFFILIATION_LIMIT,
     PLAIN_TEXT_LABELS,
@@ -133,6 +134,7 @@ def create_member(actor: Actor, *, data: MemberCreate) -> MemberPublic:
     with editing(actor, "member.create") as tx:
         values = validated_values(tx, data.model_dump())
         require_scope(tx, values["affiliation"])
+        check_ceiling(tx, None, subjects=subjects_of(values))
         after_grants = combined_grants(tx.session, tx.tenant_id, subjects_of(values))
         check_grants_permission_editing(tx, Grant(), permissions_grant(after_grants))
         member = Member(
@@ -173,6 +175,8 @@ def update_member(
         merged = before.model_dump() | data.model_dump(exclude_unset=True)
         values = validated_values(tx, merged, member_id=member.id)
         require_scope(tx, before.affiliation, values["affiliation"])
+        grants_change = set(subjects_of(values)) != {member.rank_id, *before.role_ids}
+        check_ceiling(tx, member, subjects=subjects_of(values) if grants_change else None)
         with no_lockout(tx):
             check_rank_and_roles(tx, member, values)
             for name in ("member_code", "rank_id", "affiliation", "joined_on", "notes"):
@@ -268,6 +272,7 @@ def bulk_set_affiliation(actor: Actor, member_ids: Sequence[uuid.UUID], *, affil
         require_scope(tx, label, *(m.affiliation for m in chosen))
         changed = [m for m in chosen if m.affiliation != label]
         for member in changed:
+            check_ceiling(tx, member)
             before, member.affiliation = member.affiliation, label
             save_member(tx, member)
             tx.audit(

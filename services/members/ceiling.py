@@ -16,21 +16,20 @@ its own cached grants, and the services apply them to database rows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from core.access import Need, allows
 from core.actor import Actor
+from models import Member
 from models.enums import Function, Level
-from services.grants import Grant
+from services.base import Tx
+from services.errors import Refused
+from services.grants import Grant, combined_grants, member_grants
 
 F, L = Function, Level
 
-ABOVE = (
-    "自分より大きい権限を持つ団員は操作できません（役職・権限の管理権限が必要です）。"
-)
-ASSIGN_ABOVE = (
-    "自分の権限を超える階級・役職は付与できません（役職・権限の管理権限が必要です）。"
-)
+ABOVE = "自分より大きい権限を持つ団員は操作できません（役職・権限の管理権限が必要です）。"
+ASSIGN_ABOVE = "自分の権限を超える階級・役職は付与できません（役職・権限の管理権限が必要です）。"
 OWN_STATUS = "自分自身の状態（利用停止・退団・再入団）は変更できません。"
 OWN_GRANTS = "自分自身の階級・役職は変更できません（役職・権限の管理権限が必要です）。"
 OWN_ADMIN = "自分自身の「役職・権限」の管理権限を外すことはできません。"
@@ -44,14 +43,8 @@ def exceeds(actor: Actor, grants: Mapping[str, Grant]) -> bool:
     """Whether the grants give more than the actor holds in any function, for the whole
     brigade or within a 所属."""
     return any(
-        g.brigade_level > actor.level(f) or g.level > actor.unit_level(f)
-        for f, g in grants.items()
+        g.brigade_level > actor.level(f) or g.level > actor.unit_level(f) for f, g in grants.items()
     )
-
-
-def beyond_brigade_wide(actor: Actor, grants: Mapping[str, Grant]) -> bool:
-    """Whether the grants exceed the actor's brigade-wide levels (what may be given)."""
-    return any(g.level > actor.level(f) for f, g in grants.items())
 
 
 def ceiling_problem(
@@ -79,6 +72,28 @@ def ceiling_problem(
         return None
     if before is not None and exceeds(actor, before):
         return "member", ABOVE
-    if after is not None and beyond_brigade_wide(actor, after):
+    if after is not None and exceeds(actor, after):
         return "rank", ASSIGN_ABOVE
     return None
+
+
+def check_ceiling(
+    tx: Tx,
+    member: Member | None,
+    *,
+    subjects: Sequence[uuid.UUID] | None = None,
+    status_changes: bool = False,
+) -> None:
+    """Refuse (recorded as a denial) a change to `member` (None: a new one) that breaks the
+    ceiling. `subjects` are the rank and role ids the change gives, when they change."""
+    before = member_grants(tx.session, member) if member is not None else None
+    after = combined_grants(tx.session, tx.tenant_id, subjects) if subjects is not None else None
+    problem = ceiling_problem(
+        tx.actor,
+        member_id=member.id if member is not None else None,
+        before=before,
+        after=after,
+        status_changes=status_changes,
+    )
+    if problem is not None:
+        raise Refused(F.PERMISSIONS, L.ADMIN, problem[1])

@@ -25,6 +25,7 @@ from models.enums import AuditCategory, MemberStatus
 from services import validation as v
 from services.base import Tx, scoped
 from services.errors import NotFound, ValidationError
+from services.members.ceiling import check_ceiling
 from services.members.model import AFFILIATION_LIMIT, PLAIN_TEXT_LABELS, TABLE
 
 # ---------------------------------------------------------------------------
@@ -39,6 +40,7 @@ ACCOUNT_ACTIONS = frozenset({"member.suspend", "member.reactivate"})
 def set_status(tx: Tx, member: Member, status: MemberStatus, action: str) -> MemberPublic:
     if member.status == status:
         raise ValidationError({"status": f"既に「{status.label}」です。"})
+    check_ceiling(tx, member, status_changes=True)
     before = member.status
     member.status = status
     after = save_member(tx, member)

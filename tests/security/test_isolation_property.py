@@ -25,7 +25,7 @@ from models.enums import Function, Level, MemberStatus
 from models.water import WaterSourceBase
 from services import members, roles, water_sources
 from services.db import unit_of_work
-from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from services.errors import Conflict, NotFound, PermissionDenied, Refused, ValidationError
 from services.members import MemberFilter
 from services.validation import clean_text, search_key
 from tests.factories import actor_with, admin, make_tenant
@@ -36,6 +36,7 @@ _serial = itertools.count(1)
 OUTCOMES: dict[type[Exception], str] = {
     NotFound: "not_found",
     PermissionDenied: "denied",
+    Refused: "denied",
     Conflict: "conflict",
     ValidationError: "invalid",
 }

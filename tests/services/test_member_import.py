@@ -37,12 +37,22 @@ from tests.factories import (
     make_member,
     make_tenant,
     open_member_session,
+    plain_members_hold_nothing,
     rank_id,
 )
 
 KEYS = tuple(column.key for column in COLUMNS)
-IMPORTER = {Function.CSV_IMPORT: Level.EDIT, Function.ROSTER: Level.EDIT}
+# What a 分団長 holds by default: CSV一括登録 and 団員名簿 編集, and enough elsewhere to give the
+# ranks and roles these files name (the ceiling, services.members.ceiling).
+# (アカウント管理 only to 閲覧: suspending through a file needs 編集).
+IMPORTER = permissions.DEFAULT_RANK_MATRIX["分団長"] | {Function.MEMBER_ACCOUNTS: Level.VIEW}
 EXPORTER = {Function.CSV_EXPORT: Level.VIEW, Function.ROSTER: Level.VIEW}
+
+
+@pytest.fixture(autouse=True)
+def _plain_members_hold_nothing(tenant):
+    """The synthetic importers here hold only what each test is about (see the factory)."""
+    plain_members_hold_nothing(tenant)
 
 
 def csv_file(rows: list[dict[str, str]], *, keys: tuple[str, ...] = KEYS) -> bytes:
@@ -352,23 +362,23 @@ def test_suspending_needs_account_editing_and_ends_sessions(tenant):
     assert sessions.resolve(token) is None
 
 
-def test_an_import_cannot_remove_the_last_permission_administrator(tenant, watch):
+def test_an_import_leaves_members_above_the_importer_and_himself_alone(tenant):
+    """#15 findings 3 and 5: 「退団にする」 for members missing from the file never reaches a
+    member above the importer (here the 団長) nor the importer himself."""
     chief = make_member(tenant, member_code="C1", rank_id=rank_id(tenant, "団長"))
     leader = make_member(tenant, member_code="L1", rank_id=rank_id(tenant, "分団長"))
+    plain = make_member(tenant, member_code="P1")
     actor = sessions.resolve(open_member_session(tenant, leader.id))
     assert actor is not None
-    before = roster(tenant)
     planned = mi.preview_member_import(
-        actor, data=csv_file([row("L1", name=leader.name, rank="分団長")]), filename="x.csv"
+        actor, data=csv_file([row("X1", name="新入　団員", rank="団員")]), filename="x.csv"
     )
-    assert planned.missing == ["C1"]
-    audit = watch(tenant)
-    with pytest.raises(ValidationError) as err:
-        mi.apply_member_import(actor, planned, missing=MissingRows.RETIRE)
-    assert set(err.value.errors) == {"lockout"}
-    assert roster(tenant) == before
-    assert audit.new() == []
-    assert by_code(tenant)["C1"] == chief
+    assert planned.missing == ["P1"]
+    assert any("2名" in note and "自分自身" in note for note in planned.notes)
+    mi.apply_member_import(actor, planned, missing=MissingRows.RETIRE)
+    now = by_code(tenant)
+    assert now["C1"] == chief and now["L1"].status == MemberStatus.ACTIVE
+    assert now["P1"].status == MemberStatus.RETIRED and plain.status == MemberStatus.ACTIVE
 
 
 @pytest.fixture
@@ -428,7 +438,10 @@ def test_a_unit_leader_retires_missing_members_of_the_own_unit_only(tenant, unit
     data = csv_file([member_csv.cells(leader)])
     planned = preview(tenant, data, unit_leader)
     assert planned.missing == ["A1"]
-    assert planned.notes == ["ファイルにない所属外の団員1名は変更されません。"]
+    assert planned.notes == [
+        "ファイルにない団員のうち1名（所属外、自分より権限の大きい団員、または自分自身）は"
+        "変更されません。"
+    ]
     result = mi.apply_member_import(unit_leader, planned, missing=MissingRows.RETIRE)
     assert result.retired == 1
     assert by_code(tenant)["A1"].status == MemberStatus.RETIRED
@@ -677,7 +690,9 @@ def test_a_failure_in_the_middle_of_applying_leaves_the_database_as_it_was(
 def test_plans_are_written_only_in_the_transaction_that_made_them(tenant):
     actor = admin(tenant)
     with unit_of_work(tenant) as session:
-        plans = mi.plan_members(Tx(session, actor), [(2, row("A1")), (3, row("A2", phone="1"))])
+        plans = mi.plan_members(
+            Tx(session, actor), [(2, row("A1")), (3, row("A2", phone="1"))]
+        ).rows
         assert [p.status for p in plans] == [RowStatus.NEW, RowStatus.INVALID]
     with unit_of_work(tenant) as session, pytest.raises(ValueError):
         mi.write_members(Tx(session, actor), plans[:1], missing=MissingRows.KEEP)
@@ -686,10 +701,10 @@ def test_plans_are_written_only_in_the_transaction_that_made_them(tenant):
         tx = Tx(session, actor)
         with pytest.raises(ValueError):
             mi.write_members(
-                tx, mi.plan_members(tx, [(3, row("A2", phone="1"))]), missing=MissingRows.KEEP
+                tx, mi.plan_members(tx, [(3, row("A2", phone="1"))]).rows, missing=MissingRows.KEEP
             )
         result = mi.write_members(
-            tx, mi.plan_members(tx, [(2, row("A1"))]), missing=MissingRows.KEEP
+            tx, mi.plan_members(tx, [(2, row("A1"))]).rows, missing=MissingRows.KEEP
         )
         session.commit()
     assert result.created == 1

@@ -27,16 +27,24 @@ from services.signin import sessions
 from tests.factories import (
     actor_with,
     admin,
+    give_login,
     make_member,
     make_tenant,
     member_data,
     open_member_session,
+    plain_members_hold_nothing,
     rank_id,
 )
 from tests.services.conftest import AuditWatch
 
 OPERATION = str(AuditCategory.OPERATION)
 AUTH = str(AuditCategory.AUTH)
+
+
+@pytest.fixture(autouse=True)
+def _plain_members_hold_nothing(tenant):
+    """The synthetic actors here hold only what each test is about (see the factory)."""
+    plain_members_hold_nothing(tenant)
 
 
 def make_role(tenant_id: uuid.UUID, name: str = "庶務", rank: str = "団員") -> uuid.UUID:
@@ -88,7 +96,8 @@ def assert_one_operation_event(
 def test_create_member(tenant, watch):
     role = make_role(tenant)
     audit = watch(tenant)
-    actor = actor_with(tenant, {Function.ROSTER: Level.EDIT})
+    # what the 庶務 role gives: an editor may hand out only what he holds himself
+    actor = actor_with(tenant, permissions.DEFAULT_ROLE_MATRIX["庶務"])
     data = member_data(
         tenant,
         member_code="Ｔ－１２３",
@@ -131,7 +140,9 @@ def test_update_member(tenant, watch):
     role = make_role(tenant)
     member = make_member(tenant)
     audit = watch(tenant)
-    actor = actor_with(tenant, {Function.ROSTER: Level.EDIT})
+    # an editor may hand out only what he holds himself: here what 班長 and 庶務 give
+    given = (permissions.DEFAULT_RANK_MATRIX["班長"], permissions.DEFAULT_ROLE_MATRIX["庶務"])
+    actor = actor_with(tenant, {f: max(g.get(f, Level.NONE) for g in given) for f in Function})
     updated = members.update_member(
         actor,
         member.id,
@@ -1065,15 +1076,25 @@ def test_roster_editors_cannot_hand_out_permission_editing(tenant, watch, attemp
     }
 
 
-def test_roster_editors_may_still_edit_a_permission_holder(tenant):
+def test_a_roster_editor_cannot_act_on_a_member_above_him(tenant, watch):
+    """#15 finding 3: without 管理, a member whose grants exceed the editor's is out of reach
+    (edit, rank, retire), and the refusal is recorded."""
     chief = make_member(tenant, rank_id=rank_id(tenant, "団長"))
-    updated = members.update_member(
-        actor_with(tenant, ROSTER_EDITOR),
-        chief.id,
-        data=MemberUpdate(phone="0312345678", rank_id=rank_id(tenant, "副団長")),
-        expected_version=chief.version,
-    )
-    assert (updated.phone, updated.rank_name) == ("0312345678", "副団長")  # 管理 either way
+    editor = actor_with(tenant, ROSTER_EDITOR)
+    audit = watch(tenant)
+    attempts = [
+        lambda: members.update_member(
+            editor, chief.id, data=MemberUpdate(phone="0312345678"), expected_version=1
+        ),
+        lambda: members.retire_member(editor, chief.id),
+        lambda: members.bulk_set_affiliation(editor, [chief.id], affiliation="第9分団"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(PermissionDenied) as err:
+            attempt()
+        assert "権限を持つ団員は操作できません" in err.value.message
+    assert current(tenant, chief.id) == chief
+    assert [e.action for e in audit.new()] == ["permission_denied"] * 3
 
 
 def test_permission_administrators_may_promote(tenant):
@@ -1091,50 +1112,52 @@ def test_permission_administrators_may_promote(tenant):
 
 
 @pytest.fixture
-def sole_chief(tenant) -> tuple[MemberPublic, Actor]:
-    """The brigade's only permission administrator, and a 分団長 acting on them."""
+def chiefs(tenant) -> tuple[MemberPublic, Actor, MemberPublic]:
+    """The 団長 signed in with a password, and a 副団長 (管理 too) who has no way to sign in."""
     chief = make_member(tenant, rank_id=rank_id(tenant, "団長"))
-    leader = make_member(tenant, rank_id=rank_id(tenant, "分団長"))
-    actor = sessions.resolve(open_member_session(tenant, leader.id))
-    assert actor is not None
-    return chief, actor
+    give_login(tenant, chief.id)
+    deputy = make_member(tenant, rank_id=rank_id(tenant, "副団長"))
+    me = sessions.resolve(open_member_session(tenant, chief.id))
+    assert me is not None
+    return chief, me, deputy
 
 
 @pytest.mark.parametrize(
     "attempt",
     [
-        lambda a, chief: members.suspend_member(a, chief.id),
-        lambda a, chief: members.retire_member(a, chief.id),
-        lambda a, chief: members.bulk_suspend(a, [chief.id]),
+        lambda a, m: members.suspend_member(a, m.id),
+        lambda a, m: members.retire_member(a, m.id),
+        lambda a, m: members.bulk_suspend(a, [m.id]),
+        lambda a, m: members.update_member(
+            a, m.id, data=MemberUpdate(rank_id=rank_id(a.tenant_id, "分団長")), expected_version=1
+        ),
     ],
 )
-def test_the_last_administrator_cannot_be_suspended_or_retired(tenant, sole_chief, watch, attempt):
-    chief, actor = sole_chief
+def test_nobody_suspends_retires_or_demotes_themselves(tenant, chiefs, watch, attempt):
+    """#15 finding 5: not even the 団長, and not through a bulk action."""
+    chief, me, _ = chiefs
     audit = watch(tenant)
-    with pytest.raises(ValidationError) as err:
-        attempt(actor, chief)
-    assert set(err.value.errors) == {"lockout"}
+    with pytest.raises(PermissionDenied) as err:
+        attempt(me, chief)
+    assert "自分自身" in err.value.message
     assert current(tenant, chief.id) == chief
-    assert audit.new() == []
+    assert [e.action for e in audit.new()] == ["permission_denied"]
 
 
-def test_the_last_administrator_cannot_demote_themselves(tenant, sole_chief):
-    chief, _ = sole_chief
-    me = sessions.resolve(open_member_session(tenant, chief.id))
+def test_the_lockout_guard_counts_only_administrators_who_can_sign_in(tenant, chiefs):
+    """#15 finding 5: a 副団長 with 管理 but no login does not keep the brigade reachable."""
+    chief, _, deputy = chiefs
     with pytest.raises(ValidationError) as err:
-        members.update_member(
-            me, chief.id, data=MemberUpdate(rank_id=rank_id(tenant, "分団長")), expected_version=1
+        members.suspend_member(
+            actor_with(
+                tenant, {Function.MEMBER_ACCOUNTS: Level.EDIT, Function.PERMISSIONS: Level.ADMIN}
+            ),
+            chief.id,
         )
     assert set(err.value.errors) == {"lockout"}
-    with pytest.raises(ValidationError):
-        members.suspend_member(me, chief.id)
-    assert current(tenant, chief.id) == chief
-
-
-def test_with_a_second_administrator_the_first_may_go(tenant, sole_chief):
-    chief, actor = sole_chief
-    make_member(tenant, rank_id=rank_id(tenant, "副団長"))
-    assert members.suspend_member(actor, chief.id).status == MemberStatus.SUSPENDED
+    give_login(tenant, deputy.id)
+    deputy_actor = sessions.resolve(open_member_session(tenant, deputy.id))
+    assert members.suspend_member(deputy_actor, chief.id).status == MemberStatus.SUSPENDED
 
 
 # ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from tests.factories import (
     actor_with,
     admin,
     audit_events,
+    give_login,
     last_audit_seq,
     make_member,
     make_tenant,
@@ -330,6 +331,7 @@ def test_editor_without_admin_is_refused_beyond_the_ceiling(tenant, engine, name
 
 def test_the_last_permission_administrator_cannot_be_removed(tenant, engine):
     chief = make_member(tenant, rank_id=rank_id(tenant, "団長"))
+    give_login(tenant, chief.id)
     actor = member_session(tenant, chief.id)
     start = last_audit_seq(engine, tenant)
     for grant in (Grant(Level.EDIT), Grant()):
@@ -344,6 +346,8 @@ def test_the_last_permission_administrator_cannot_be_removed(tenant, engine):
 def test_another_active_administrator_makes_the_change_possible(tenant):
     chief = make_member(tenant, rank_id=rank_id(tenant, "団長"))
     deputy = make_member(tenant, rank_id=rank_id(tenant, "副団長"))
+    give_login(tenant, chief.id)
+    give_login(tenant, deputy.id)
     members.suspend_member(admin(tenant), deputy.id)
     actor = member_session(tenant, chief.id)
     change = cell(tenant, "団長", Function.PERMISSIONS, Grant(Level.VIEW))
@@ -359,7 +363,7 @@ def test_a_role_can_carry_the_last_administration(tenant):
         admin(tenant), [cell(tenant, "システム係", Function.PERMISSIONS, Grant(Level.ADMIN))]
     )
     chief = make_member(tenant, rank_id=rank_id(tenant, "団長"))
-    make_member(tenant, role_ids=[keeper])
+    give_login(tenant, make_member(tenant, role_ids=[keeper]).id)
     actor = member_session(tenant, chief.id)
     changes = [
         cell(tenant, "団長", Function.PERMISSIONS, Grant()),

@@ -37,6 +37,7 @@ from tests.factories import (
     make_member,
     make_tenant,
     open_member_session,
+    plain_members_hold_nothing,
     request_context,
 )
 from tests.fakes.line_server import configured, new_sub
@@ -44,6 +45,12 @@ from tests.fakes.line_server import configured, new_sub
 AUTH = str(AuditCategory.AUTH)
 EDITOR = {Function.MEMBER_ACCOUNTS: Level.EDIT}
 VIEWER = {Function.MEMBER_ACCOUNTS: Level.VIEW}
+
+
+@pytest.fixture(autouse=True)
+def _plain_members_hold_nothing(tenant):
+    """The synthetic actors here hold only what each test is about (see the factory)."""
+    plain_members_hold_nothing(tenant)
 
 
 @pytest.fixture
@@ -165,6 +172,7 @@ def test_reissue_keeps_the_user_id_and_kills_the_old_code(engine, tenant, member
 
 def test_issue_for_another_tenants_member_is_not_found(engine, tenant):
     other = make_tenant()
+    plain_members_hold_nothing(other)
     stranger = make_member(other)
 
     with pytest.raises(NotFound):
@@ -409,6 +417,7 @@ def test_one_member_per_line_account_in_a_brigade(tenant, member):
 def test_same_line_account_may_join_another_brigade(tenant, member):
     sub = new_sub()
     other = make_tenant()
+    plain_members_hold_nothing(other)
     other_member = make_member(other)
     first = issue(tenant, member.id)
     registrations.redeem(pending(sub), user_id=first.user_id, code=first.code)
@@ -450,6 +459,7 @@ def test_redeem_only_for_pending_line_logins(engine, tenant, member):
 
 def test_codes_of_another_tenant_link_only_there(tenant, member):
     other = make_tenant()
+    plain_members_hold_nothing(other)
     other_member = make_member(other)
     issued = issue(other, other_member.id)
 
@@ -498,6 +508,7 @@ def test_unlink_line(engine, tenant):
 
 def test_unlink_other_tenants_member_is_not_found(tenant):
     other = make_tenant()
+    plain_members_hold_nothing(other)
     member, token = linked_member(other)
 
     with pytest.raises(NotFound):
@@ -547,6 +558,7 @@ def test_list_accounts(tenant):
 
 def test_list_accounts_shows_only_own_tenant(tenant, member):
     other = make_tenant()
+    plain_members_hold_nothing(other)
     stranger = make_member(other)
 
     listed = {a.member_id for a in registrations.list_accounts(actor_with(tenant, VIEWER))}

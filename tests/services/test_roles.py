@@ -23,6 +23,7 @@ from tests.factories import (
     actor_with,
     admin,
     audit_events,
+    give_login,
     last_audit_seq,
     make_member,
     make_tenant,
@@ -201,6 +202,7 @@ def test_deleting_the_role_of_the_last_administrator_is_refused(tenant):
         [CellChange("role", keeper, Function.PERMISSIONS, Grant(Level.ADMIN))],
     )
     holder = make_member(tenant, role_ids=[keeper])
+    give_login(tenant, holder.id)
     spare = make_role(tenant, "予備係")
     actor = sessions.resolve(open_member_session(tenant, holder.id))
     with pytest.raises(ValidationError) as err:

@@ -98,15 +98,16 @@ def list_inspections(actor: Actor, source_id: uuid.UUID) -> list[WaterInspection
 
 
 def inspector_choices(actor: Actor) -> list[InspectorOption]:
-    """Active members, for the inspector picker of whoever records inspections."""
+    """Active members, for the inspector picker of whoever records inspections; only the
+    actor himself unless he may view the roster (names and codes are roster data, #15
+    finding 7)."""
     with transaction(
         actor, Need(Function.INSPECTIONS, Level.EDIT), action="water_source.inspectors"
     ) as tx:
-        rows = tx.session.exec(
-            scoped(select(Member), actor)
-            .where(Member.status == MemberStatus.ACTIVE)
-            .order_by(Member.member_code)
-        ).all()
+        query = scoped(select(Member), actor).where(Member.status == MemberStatus.ACTIVE)
+        if not allows(tx.actor, Need(Function.ROSTER, Level.VIEW)):
+            query = query.where(Member.id == tx.actor.member_id)
+        rows = tx.session.exec(query.order_by(Member.member_code)).all()
         return [InspectorOption(m.id, f"{m.member_code}　{tx.cipher.member_name(m)}") for m in rows]
 
 
@@ -123,7 +124,11 @@ def validated_inspection(tx: Tx, data: WaterInspectionCreate) -> dict:
         errors["inspected_on"] = "点検日は1950年以降、今日までの日付で入力してください。"
     if data.result not in water_rules.INSPECTION_RESULTS:
         errors["result"] = "点検結果を選択肢から選んでください。"
-    if data.inspector_member_id is not None and tx.get(Member, data.inspector_member_id) is None:
+    chosen = data.inspector_member_id
+    if chosen is not None and (
+        tx.get(Member, chosen) is None
+        or (chosen != tx.actor.member_id and not allows(tx.actor, Need(Function.ROSTER)))
+    ):
         errors["inspector_member_id"] = "点検者（団員）が見つかりません。"
     for name, label, limit in (
         ("inspector_name", "点検者の氏名", 50),

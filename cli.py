@@ -1,4 +1,5 @@
-"""Command line: `python cli.py bootstrap | migrate | seed-demo | create-operator | set-password`."""
+"""Command line: `python cli.py bootstrap | migrate | seed-demo | create-operator | set-password |
+recover | ...` (see `python cli.py --help`)."""
 
 from __future__ import annotations
 
@@ -112,6 +113,14 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("purge-cancelled", help="delete the data of brigades whose contract ended")
     sub.add_parser("rotate-master-key", help="re-wrap every brigade key with the active master key")
     sub.add_parser("rotate-tenant-key", help="re-encrypt one brigade's data").add_argument("tenant")
+    recover = sub.add_parser(
+        "recover",
+        help="let a member of a locked-out brigade back in: lift a suspension or readmit, "
+        "and with --give-admin give 役職・権限 管理",
+    )
+    recover.add_argument("tenant", help="brigade id or name")
+    recover.add_argument("member_code")
+    recover.add_argument("--give-admin", action="store_true")
     args = parser.parse_args(argv)
     try:
         match args.command:
@@ -145,6 +154,10 @@ def main(argv: list[str] | None = None) -> None:
                 from services.keys import main_rotate_tenant
 
                 sys.exit(main_rotate_tenant(args.tenant))
+            case "recover":
+                from services.recovery import main_recover
+
+                sys.exit(main_recover(args.tenant, args.member_code, give_admin=args.give_admin))
     except config.ConfigError as exc:
         sys.exit(f"設定エラー: {exc}")
 

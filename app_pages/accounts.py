@@ -13,9 +13,12 @@ from services import members, registrations
 from services.catalog import Function, Level, MemberStatus
 from services.errors import ServiceError
 from ui.common import current_actor, run_action, show_error
+from ui.confirm import SELF_ACTION, Confirmation, confirm_button, named
+from ui.pickers import member_picker, next_round
 
 ISSUED_KEY = "accounts_issued"
 NOTICE_KEY = "accounts_notice"
+PAGE = "accounts"
 
 actor = current_actor()
 st.title("アカウント管理")
@@ -100,14 +103,22 @@ if not accounts or not allows(actor, Need(Function.MEMBER_ACCOUNTS, Level.EDIT))
 
 st.subheader("操作")
 by_id = {a.member_id: a for a in accounts}
-member_id = st.selectbox(
+member_id = member_picker(
+    st,
     "団員",
-    options=list(by_id),
+    list(by_id),
+    page=PAGE,
     format_func=lambda i: f"{by_id[i].member_code} {by_id[i].name}（{by_id[i].status_label}）",
 )
+if member_id is None:
+    st.stop()
 account = by_id[member_id]
 active = account.status == MemberStatus.ACTIVE
-confirmed = st.checkbox("連携解除・利用停止を行うことを確認しました")
+is_self = account.member_id == actor.member_id
+who = named(account.name, account.member_code)
+start_over = next_round(PAGE)
+if is_self:
+    st.info(SELF_ACTION)
 cols = st.columns(3)
 
 
@@ -115,21 +126,41 @@ def run(action, done: str) -> None:
     def keep_issued(result: object) -> None:
         if isinstance(result, registrations.IssuedRegistration):
             st.session_state[ISSUED_KEY] = result
+        start_over(result)
 
     run_action(
         lambda: action(actor, account.member_id), done, notice_key=NOTICE_KEY, then=keep_issued
     )
 
 
+def question(action, message: str, done: str) -> Confirmation:
+    return Confirmation(
+        message=message,
+        action=lambda: action(actor, account.member_id),
+        notice=done,
+        notice_key=NOTICE_KEY,
+        then=start_over,
+    )
+
+
 if account.line_linked:
-    if cols[0].button("LINE連携を解除", disabled=not confirmed):
-        run(registrations.unlink_line, f"{account.name} さんのLINE連携を解除しました。")
+    if not is_self:
+        unlink = question(
+            registrations.unlink_line,
+            f"{who}のLINE連携を解除します。よろしいですか？",
+            f"{account.name} さんのLINE連携を解除しました。",
+        )
+        confirm_button(cols[0], "LINE連携を解除", unlink, key="accounts_unlink")
 elif active:
     label = "登録コードを発行" if account.registration == "none" else "登録コードを再発行"
     if cols[0].button(label, type="primary"):
         run(registrations.issue_registration, f"{account.name} さんの登録コードを発行しました。")
-if active:
-    if cols[1].button("利用停止", disabled=not confirmed):
-        run(members.suspend_member, f"{account.name} さんを利用停止にしました。")
+if active and not is_self:
+    suspend = question(
+        members.suspend_member,
+        f"{who}を利用停止にします。よろしいですか？",
+        f"{account.name} さんを利用停止にしました。",
+    )
+    confirm_button(cols[1], "利用停止", suspend, key="accounts_suspend")
 elif account.status == MemberStatus.SUSPENDED and cols[1].button("利用再開"):
     run(members.reactivate_member, f"{account.name} さんの利用を再開しました。")

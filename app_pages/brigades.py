@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.timefmt import to_jst, today_jst
-from services import tenant_lifecycle, tenants
+from services import recovery, tenant_lifecycle, tenants
 from services.errors import ServiceError
 from ui.common import current_actor, show_error
 
@@ -94,5 +94,33 @@ if cancel:
         else:
             st.session_state["brigades_notice"] = (
                 f"「{chosen}」を解約しました。データ削除期限: {due:%Y-%m-%d}"
+            )
+            st.rerun()
+
+st.subheader("アクセスの復旧")
+st.caption(
+    "団の管理者が全員ログインできなくなったときに使います。指定した団員の利用停止・退団を"
+    "解除し、必要なら役職「権限管理（復旧）」（役職・権限 管理）を付与します。"
+    "操作は運営者の操作として団と運営者の両方のイベントログに記録されます。"
+)
+with st.form("brigade_recover"):
+    target = st.selectbox("消防団", list(active), index=None, placeholder="選択してください")
+    member_code = st.text_input("団員番号")
+    give_admin = st.checkbox("役職・権限の管理権限を付与する")
+    recover = st.form_submit_button("復旧する")
+
+if recover:
+    if target is None or not member_code.strip():
+        st.error("消防団を選び、団員番号を入力してください。")
+    else:
+        try:
+            done = recovery.recover_member(
+                actor, tenant_id=active[target], member_code=member_code, give_admin=give_admin
+            )
+        except ServiceError as exc:
+            show_error(exc)
+        else:
+            st.session_state["brigades_notice"] = (
+                f"「{done.brigade}」の団員 {done.member_code}: {'、'.join(done.done)}しました。"
             )
             st.rerun()

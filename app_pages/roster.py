@@ -13,7 +13,10 @@ from core.access import Need, allows
 from services import members
 from services.catalog import Function, Level, MemberCreate, MemberStatus, MemberUpdate
 from ui.common import current_actor, run_action
+from ui.confirm import SELF_ACTION, Confirmation, confirm_button, named
+from ui.pickers import fresh_key, member_picker, next_round
 
+PAGE = "roster"
 LINE_FILTERS = {"すべて": None, "連携済み": True, "未連携": False}
 COLUMNS = [
     "団員番号",
@@ -101,7 +104,7 @@ if selectable:
         width="stretch",
         on_select="rerun",
         selection_mode="multi-row",
-        key=f"roster_table_{listed}",
+        key=fresh_key(PAGE, f"table_{listed}"),
     )
     selected = [rows[i] for i in event.selection.rows if i < len(rows)]
 else:
@@ -110,7 +113,11 @@ else:
 
 
 def run(action: Callable[[], object], notice: str | Callable[[object], str]) -> None:
-    run_action(action, notice, notice_key="roster_notice")
+    run_action(action, notice, notice_key="roster_notice", then=next_round(PAGE))
+
+
+def question(message: str, action: Callable[[], object], notice, *details: str) -> Confirmation:
+    return Confirmation(message, action, notice, "roster_notice", details, next_round(PAGE))
 
 
 if selected:
@@ -127,13 +134,17 @@ if selected:
                     ),
                     lambda n: f"{n} 名の所属を変更しました。",
                 )
-        if can_manage_accounts:
-            confirmed = cols[1].checkbox("選択した団員の利用停止を確認しました", key="bulk_confirm")
-            if cols[1].button("利用停止", disabled=not confirmed, key="bulk_suspend"):
-                run(
-                    lambda: members.bulk_suspend(actor, [m.id for m in selected]),
-                    lambda n: f"{n} 名の利用を停止しました。",
-                )
+        targets = [m for m in selected if m.status == MemberStatus.ACTIVE]
+        if can_manage_accounts and any(m.id == actor.member_id for m in selected):
+            cols[1].info(SELF_ACTION)
+        elif can_manage_accounts and targets:
+            bulk = question(
+                f"選択した団員のうち在籍中の {len(targets)} 名を利用停止にします。よろしいですか？",
+                lambda: members.bulk_suspend(actor, [m.id for m in targets]),
+                lambda n: f"{n} 名の利用を停止しました。",
+                "対象: " + "、".join(f"{m.member_code} {m.name}" for m in targets),
+            )
+            confirm_button(cols[1], "利用停止", bulk, key="bulk_suspend")
 
 
 def member_form(key: str, current: members.MemberPublic | None) -> dict | None:
@@ -180,12 +191,17 @@ if can_edit:
             )
 
 st.divider()
-labels = {f"{m.member_code}　{m.name}": m for m in rows}
-choice = st.selectbox(
-    "詳細を表示する団員", list(labels), index=None, placeholder="選択してください"
+by_id = {m.id: m for m in rows}
+choice = member_picker(
+    st,
+    "詳細を表示する団員",
+    list(by_id),
+    page=PAGE,
+    format_func=lambda i: f"{by_id[i].member_code}　{by_id[i].name}",
 )
 if choice is not None:
-    member = labels[choice]
+    member = by_id[choice]
+    who, is_self = named(member.name, member.member_code), member.id == actor.member_id
     st.subheader(f"{member.name}（{member.kana}）")
     status = MemberStatus(member.status)
     st.caption(f"状態: {status.label}　／　団員番号: {member.member_code}")
@@ -211,16 +227,26 @@ if choice is not None:
                 "備考": member.notes,
             }
         )
+    if is_self and (can_manage_accounts or editable) and status != MemberStatus.RETIRED:
+        st.info(SELF_ACTION)
     buttons = st.columns(3)
-    if can_manage_accounts and status == MemberStatus.ACTIVE:
-        if buttons[0].button("利用停止", icon=":material/block:", key="suspend"):
-            run(lambda: members.suspend_member(actor, member.id), "利用を停止しました。")
+    if can_manage_accounts and status == MemberStatus.ACTIVE and not is_self:
+        suspend = question(
+            f"{who}を利用停止にします。よろしいですか？",
+            lambda: members.suspend_member(actor, member.id),
+            f"{who}の利用を停止しました。",
+        )
+        confirm_button(buttons[0], "利用停止", suspend, key="suspend", icon=":material/block:")
     if can_manage_accounts and status == MemberStatus.SUSPENDED:
         if buttons[0].button("利用再開", icon=":material/check_circle:", key="reactivate"):
             run(lambda: members.reactivate_member(actor, member.id), "利用を再開しました。")
-    if editable and status != MemberStatus.RETIRED:
-        if buttons[1].button("退団処理", icon=":material/logout:", key="retire"):
-            run(lambda: members.retire_member(actor, member.id), "退団として記録しました。")
+    if editable and status != MemberStatus.RETIRED and not is_self:
+        retire = question(
+            f"{who}を退団として記録します。よろしいですか？",
+            lambda: members.retire_member(actor, member.id),
+            f"{who}を退団として記録しました。",
+        )
+        confirm_button(buttons[1], "退団処理", retire, key="retire", icon=":material/logout:")
     if editable and status == MemberStatus.RETIRED:
         if buttons[1].button("再入団", icon=":material/undo:", key="readmit"):
             run(lambda: members.readmit_member(actor, member.id), "在籍に戻しました。")

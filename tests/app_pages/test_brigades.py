@@ -71,3 +71,27 @@ def test_operator_cancels_a_brigade_and_sees_the_deletion_deadline(open_app):
 
 def brigades():
     return tenants.list_brigades(PLATFORM)
+
+
+def test_operator_lets_a_locked_out_administrator_back_in(open_app):
+    from models.enums import MemberStatus
+    from services import members
+    from tests.factories import admin, make_member, rank_id
+
+    tenant = make_tenant(f"締め出し消防団{uuid.uuid4().hex[:6]}")
+    chief = make_member(tenant, rank_id=rank_id(tenant, "団員"), member_code="C-9")
+    members.suspend_member(admin(tenant), chief.id)
+    name = next(b.name for b in brigades() if b.id == tenant)
+    at = open_app(operator_token())
+
+    at.selectbox[1].set_value(name)
+    widget(at.text_input, "団員番号").input("C-9")
+    widget(at.checkbox, "役職・権限の管理権限を付与する").check()
+    widget(at.button, "復旧する").click().run()
+
+    assert not at.exception
+    assert [s.value for s in at.success] == [
+        f"「{name}」の団員 C-9: 利用停止を解除、役職「権限管理（復旧）」（役職・権限 管理）を付与しました。"
+    ]
+    after = members.get_member(admin(tenant), chief.id)
+    assert after.status == MemberStatus.ACTIVE and after.role_names == ["権限管理（復旧）"]

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.access import Need, allows
 from core.timefmt import to_jst
-from services import members, notices
+from services import members, notices, registrations
 from services.catalog import FUNCTION_LABELS, Function, Level
 from ui.common import current_actor
 
@@ -17,6 +17,21 @@ st.write(f"ようこそ、{actor.display_name} さん。")
 cols = st.columns(2)
 cols[0].metric("階級", actor.rank_name or "—")
 cols[1].metric("役職", "・".join(actor.role_names) or "—")
+
+for notice in registrations.code_notices(actor):
+    when = to_jst(notice.issued_at)
+    if notice.for_me:
+        st.warning(
+            f"{when} に、あなたのLINE登録コードが {notice.issued_by} により発行されました。"
+            "心当たりがない場合は、すぐに団の管理者に連絡してください。",
+            icon=":material/key:",
+        )
+    else:
+        st.info(
+            f"{when} に、団員 {notice.member_code}（パスワードでログインする団員、または"
+            f"権限を編集できる団員）のLINE登録コードが {notice.issued_by} により発行されました。",
+            icon=":material/key:",
+        )
 
 st.subheader("付与されている権限")
 labels = {f: actor.level(f).label for f in Function if allows(actor, Need(f, Level.VIEW))}

@@ -14,6 +14,7 @@ from services import members
 from services.catalog import Function, Level, MemberCreate, MemberStatus, MemberUpdate
 from ui.common import current_actor, run_action
 from ui.confirm import SELF_ACTION, Confirmation, confirm_button, named
+from ui.member_form import member_form
 from ui.pickers import fresh_key, member_picker, next_round
 
 PAGE = "roster"
@@ -39,6 +40,7 @@ rank_by_name = {r.name: r.id for r in ranks}
 role_by_name = {r.name: r.id for r in roles}
 status_by_label = {s.label: s.value for s in MemberStatus}
 can_edit = scope.allows_editing
+form_lists = {"rank_by_name": rank_by_name, "role_by_name": role_by_name, "unit": scope.unit}
 can_manage_accounts = allows(actor, Need(Function.MEMBER_ACCOUNTS, Level.EDIT))
 
 st.title("団員名簿")
@@ -116,7 +118,9 @@ def run(action: Callable[[], object], notice: str | Callable[[object], str]) -> 
     run_action(action, notice, notice_key="roster_notice", then=next_round(PAGE))
 
 
-def question(message: str, action: Callable[[], object], notice, *details: str) -> Confirmation:
+def question(
+    message: str, action: Callable[[], object], notice: str | Callable[[object], str], *details: str
+) -> Confirmation:
     return Confirmation(message, action, notice, "roster_notice", details, next_round(PAGE))
 
 
@@ -147,44 +151,11 @@ if selected:
             confirm_button(cols[1], "利用停止", bulk, key="bulk_suspend")
 
 
-def member_form(key: str, current: members.MemberPublic | None) -> dict | None:
-    """The add/edit form; returns the submitted values or None."""
-    rank_names_list = list(rank_by_name)
-    with st.form(key, clear_on_submit=current is None):
-        c = st.columns(3)
-        values = {
-            "member_code": c[0].text_input("団員番号 *", current.member_code if current else ""),
-            "name": c[1].text_input("氏名 *", current.name if current else ""),
-            "kana": c[2].text_input("ふりがな", current.kana if current else ""),
-        }
-        c = st.columns(3)
-        rank_index = rank_names_list.index(current.rank_name) if current else len(ranks) - 1
-        values["rank_id"] = rank_by_name[c[0].selectbox("階級 *", rank_names_list, rank_index)]
-        values["role_ids"] = [
-            role_by_name[n]
-            for n in c[1].multiselect(
-                "役職", list(role_by_name), current.role_names if current else []
-            )
-        ]
-        default_unit = current.affiliation if current else scope.unit
-        values["affiliation"] = c[2].text_input("所属", default_unit)
-        c = st.columns(3)
-        values["phone"] = c[0].text_input("電話番号", current.phone if current else "")
-        values["email"] = c[1].text_input("メール", current.email if current else "")
-        values["joined_on"] = c[2].date_input(
-            "入団日", current.joined_on if current else None, format="YYYY/MM/DD"
-        )
-        values["address"] = st.text_input("住所", current.address if current else "")
-        values["notes"] = st.text_area("備考", current.notes if current else "")
-        submitted = st.form_submit_button("登録" if current is None else "保存")
-    return values if submitted else None
-
-
 if can_edit:
     with st.expander("団員を追加", icon=":material/person_add:"):
         if not scope.whole_brigade:
             st.caption(f"自分の所属（{scope.unit}）の団員だけを追加できます。")
-        if (values := member_form("member_add", None)) is not None:
+        if (values := member_form("member_add", None, **form_lists)) is not None:
             run(
                 lambda: members.create_member(actor, data=MemberCreate(**values)),
                 f"{values['name']} さんを登録しました。",
@@ -207,7 +178,7 @@ if choice is not None:
     st.caption(f"状態: {status.label}　／　団員番号: {member.member_code}")
     editable = scope.covers(member.affiliation)
     if editable and status != MemberStatus.RETIRED:
-        if (values := member_form(f"member_edit_{member.id}", member)) is not None:
+        if (values := member_form(f"member_edit_{member.id}", member, **form_lists)) is not None:
             run(
                 lambda: members.update_member(
                     actor, member.id, data=MemberUpdate(**values), expected_version=member.version

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import unicodedata
 import uuid
@@ -27,6 +28,7 @@ from config import get_settings
 from core.access import Need
 from core.actor import Actor, ActorKind
 from models import (
+    AuditEvent,
     LinePendingLogin,
     LineRegistration,
     LocalAccount,
@@ -45,7 +47,7 @@ from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, PermissionDenied, Refused, ValidationError
 from services.grants import Grant, member_grants
 from services.members.ceiling import check_ceiling, is_permission_admin
-from services.signin import line_sessions
+from services.signin import line_sessions, sessions
 from services.signin.sessions import may_sign_in
 
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed from paper
@@ -207,7 +209,8 @@ def issue_registration(actor: Actor, member_id: uuid.UUID) -> IssuedRegistration
         if member.status != MemberStatus.ACTIVE:
             raise ValidationError({"member": "在籍中の団員にのみ登録コードを発行できます。"})
         check_ceiling(tx, member)
-        if not is_permission_admin(tx.actor) and _needs_admin_to_register(tx, member):
+        sensitive = _needs_admin_to_register(tx, member)
+        if sensitive and not is_permission_admin(tx.actor):
             raise Refused(Function.PERMISSIONS, Level.ADMIN, CODE_NEEDS_ADMIN)
         if _link(tx, member.id) is not None:
             raise ValidationError(
@@ -242,6 +245,7 @@ def issue_registration(actor: Actor, member_id: uuid.UUID) -> IssuedRegistration
                 "member_code": member.member_code,
                 "user_id": registration.user_id,
                 "expires_at": registration.expires_at,
+                "sensitive": sensitive,
             },
         )
         tenant = tx.session.get(Tenant, tx.tenant_id)
@@ -289,6 +293,50 @@ def unlink_line(actor: Actor, member_id: uuid.UUID) -> int:
         )
         tx.commit()
         return revoked
+
+
+@dataclass(frozen=True)
+class CodeNotice:
+    """A registration code issued recently, shown on ホーム (#15): to the member it was issued
+    for, and to the 管理 holders when it could hand over a password user or a permission
+    editor."""
+
+    issued_at: datetime
+    member_code: str
+    issued_by: str
+    for_me: bool
+
+
+NOTICE_DAYS = 14
+
+
+def code_notices(actor: Actor) -> list[CodeNotice]:
+    """Codes issued in the last NOTICE_DAYS days that the actor should know about, newest
+    first. Read from the event log, where every issue is recorded."""
+    if actor.tenant_id is None or actor.member_id is None:
+        return []
+    admin = is_permission_admin(actor)
+    with unit_of_work(actor.tenant_id) as db:
+        live = sessions.live_actor(db, actor)
+        if live is None:
+            return []
+        rows = db.exec(
+            scoped(select(AuditEvent), live)
+            .where(
+                AuditEvent.action.in_(["registration.issue", "registration.reissue"]),
+                AuditEvent.occurred_at >= utcnow() - timedelta(days=NOTICE_DAYS),
+            )
+            .order_by(AuditEvent.occurred_at.desc())
+        ).all()
+    found = []
+    for row in rows:
+        details = json.loads(row.details or "{}")
+        for_me = row.target_id == str(actor.member_id)
+        if for_me or (admin and details.get("sensitive")):
+            found.append(
+                CodeNotice(row.occurred_at, details.get("member_code", ""), row.actor_label, for_me)
+            )
+    return found
 
 
 def _needs_admin_to_register(tx: Tx, member: Member) -> bool:

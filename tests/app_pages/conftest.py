@@ -17,7 +17,7 @@ import pytest
 from google.protobuf import text_format
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1.element_tree import Dataframe
+from streamlit.testing.v1.element_tree import Block, Dataframe
 
 import ui.common
 from core.actor import RequestContext
@@ -100,3 +100,24 @@ def nav_registers(at: AppTest, page: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def open_dialog(at: AppTest) -> Block | None:
+    """The modal dialog the last run opened (ui.confirm), or None."""
+    dialogs = [d for d in at.get("dialog") if d.proto.dialog.is_open]
+    assert len(dialogs) <= 1
+    return dialogs[0] if dialogs else None
+
+
+def dialog_lines(at: AppTest) -> list[str]:
+    """The text of the open dialog: the question, then the lines under it."""
+    dialog = open_dialog(at)
+    assert dialog is not None, "no dialog is open"
+    return [t.value for t in dialog.text] + [c.value for c in dialog.caption]
+
+
+def answer(at: AppTest, label: str) -> AppTest:
+    """Press 実行する or キャンセル in the open dialog."""
+    dialog = open_dialog(at)
+    assert dialog is not None, "no dialog is open"
+    return next(b for b in dialog.button if b.label == label).click().run()

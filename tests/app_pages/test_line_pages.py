@@ -6,7 +6,14 @@ import pytest
 
 from services import members, registrations
 from services.signin import line, line_sessions, sessions
-from tests.app_pages.conftest import nav_registers, page_text, sign_in
+from tests.app_pages.conftest import (
+    answer,
+    dialog_lines,
+    nav_registers,
+    open_dialog,
+    page_text,
+    sign_in,
+)
 from tests.factories import admin, make_member, make_tenant, request_context
 from tests.fakes.line_server import configured, new_sub
 
@@ -166,39 +173,103 @@ def test_administrator_issues_a_code_and_gets_the_sheet(open_app):
     assert issued.code not in page_text(at)
 
 
-def test_administrator_unlinks_only_after_confirming(open_app):
-    tenant = make_tenant()
-    user = sign_in(tenant)
+def linked_member(tenant):
     target = make_member(tenant)
     issued = registrations.issue_registration(admin(tenant), target.id)
-    actor = sessions.resolve(pending_token())
-    registrations.redeem(actor, user_id=issued.user_id, code=issued.code)
+    registrations.redeem(
+        sessions.resolve(pending_token()), user_id=issued.user_id, code=issued.code
+    )
+    return target
+
+
+def account_of(tenant, member_id):
+    return next(a for a in registrations.list_accounts(admin(tenant)) if a.member_id == member_id)
+
+
+def test_picker_starts_empty_and_offers_nothing_until_a_member_is_chosen(open_app):
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    make_member(tenant)
+
+    at = open_app(user.token).switch_page(ACCOUNTS).run()
+
+    picker = at.selectbox[0]
+    assert picker.value is None and picker.placeholder == "団員を選択してください"
+    assert user.member.id in picker.options or any(
+        user.member.member_code in o for o in picker.options
+    )
+    assert not {"利用停止", "LINE連携を解除", "利用再開"} & {b.label for b in at.button}
+    assert not at.checkbox
+
+
+def test_administrator_is_offered_no_suspension_or_unlink_of_himself(open_app):
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    at = open_app(user.token).switch_page(ACCOUNTS).run()
+
+    at.selectbox[0].select(user.member.id).run()
+
+    assert not at.exception
+    assert [i.value for i in at.info] == ["自分自身の利用停止・退団・連携解除はできません。"]
+    assert not {"利用停止", "LINE連携を解除"} & {b.label for b in at.button}
+    assert members.get_member(admin(tenant), user.member.id).status == "active"
+
+
+def test_unlink_asks_in_a_dialog_naming_the_member(open_app):
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    target = linked_member(tenant)
     at = open_app(user.token).switch_page(ACCOUNTS).run()
     at.selectbox[0].select(target.id).run()
 
-    assert button(at, "LINE連携を解除").disabled
-    at.checkbox[0].check().run()
     button(at, "LINE連携を解除").click().run()
+    assert dialog_lines(at) == [
+        f"{target.name} さん（{target.member_code}）のLINE連携を解除します。よろしいですか？"
+    ]
+    answer(at, "キャンセル")
+    assert open_dialog(at) is None
+    assert account_of(tenant, target.id).line_linked
 
-    assert not at.exception
-    account = next(
-        a for a in registrations.list_accounts(admin(tenant)) if a.member_id == target.id
-    )
-    assert not account.line_linked
-    assert "LINE連携を解除しました" in page_text(at)
+    button(at, "LINE連携を解除").click().run()
+    answer(at, "実行する")
+
+    assert not at.exception and open_dialog(at) is None
+    assert not account_of(tenant, target.id).line_linked
+    assert [s.value for s in at.success] == [f"{target.name} さんのLINE連携を解除しました。"]
+    assert at.selectbox[0].value is None
 
 
-def test_administrator_suspends_and_reactivates(open_app):
+def test_administrator_suspends_after_the_dialog_and_reactivates(open_app):
     tenant = make_tenant()
     user = sign_in(tenant)
     target = make_member(tenant)
     at = open_app(user.token).switch_page(ACCOUNTS).run()
     at.selectbox[0].select(target.id).run()
-    at.checkbox[0].check().run()
 
     button(at, "利用停止").click().run()
+    assert dialog_lines(at) == [
+        f"{target.name} さん（{target.member_code}）を利用停止にします。よろしいですか？"
+    ]
+    assert members.get_member(admin(tenant), target.id).status == "active"
+    answer(at, "実行する")
     assert members.get_member(admin(tenant), target.id).status == "suspended"
+    assert open_dialog(at) is None and at.selectbox[0].value is None
 
     at.selectbox[0].select(target.id).run()
     button(at, "利用再開").click().run()
     assert members.get_member(admin(tenant), target.id).status == "active"
+    assert open_dialog(at) is None and at.selectbox[0].value is None
+
+
+def test_issuing_a_code_needs_no_dialog_and_empties_the_picker(open_app):
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    target = make_member(tenant)
+    at = open_app(user.token).switch_page(ACCOUNTS).run()
+    at.selectbox[0].select(target.id).run()
+
+    button(at, "登録コードを発行").click().run()
+
+    assert open_dialog(at) is None
+    assert account_of(tenant, target.id).registration == "issued"
+    assert at.selectbox[0].value is None

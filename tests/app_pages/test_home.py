@@ -1,0 +1,41 @@
+"""ホーム tells a member when a LINE registration code was issued for them, and tells the 管理
+holders when one was issued for a password user or a permission editor (#15)."""
+
+from __future__ import annotations
+
+import uuid
+
+from services import registrations
+from services.signin import sessions
+from tests.app_pages.conftest import sign_in
+from tests.factories import make_member, make_tenant, open_member_session, rank_id
+
+
+HOME = "app_pages/home.py"
+
+
+def _texts(at) -> list[str]:
+    at.switch_page(HOME).run()
+    assert not at.exception
+    return [e.value for e in (*at.warning, *at.info)]
+
+
+def test_codes_issued_for_me_and_for_password_users_are_shown(open_app):
+    tenant = make_tenant(f"通知消防団{uuid.uuid4().hex[:6]}")
+    chief = sign_in(tenant)  # 団長, 管理, password login
+    deputy = sign_in(tenant, "副団長")  # a password user too
+    plain = make_member(tenant, rank_id=rank_id(tenant, "団員"), member_code="P-1")
+    chief_actor = sessions.resolve(chief.token)
+    registrations.issue_registration(chief_actor, deputy.member.id)
+    registrations.issue_registration(chief_actor, plain.id)
+
+    seen_by_deputy = _texts(open_app(deputy.token))
+    assert any("あなたのLINE登録コード" in t for t in seen_by_deputy)
+
+    seen_by_chief = _texts(open_app(chief.token))
+    assert any(deputy.member.member_code in t for t in seen_by_chief)
+    assert not any("P-1" in t for t in seen_by_chief)  # an ordinary code is no news
+
+    plain_actor = sessions.resolve(open_member_session(tenant, plain.id))
+    (mine,) = registrations.code_notices(plain_actor)
+    assert mine.for_me and mine.member_code == "P-1"

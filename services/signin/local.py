@@ -38,8 +38,12 @@ def login(login_name: str, password: str, request: RequestContext) -> LoginResul
     settings = get_settings()
     now = utcnow()
     with unit_of_work(None) as db:
+        # Locked for the rest of the transaction, so concurrent wrong guesses are all counted
+        # (on SQLite the transaction already holds the write lock).
         account = db.exec(
-            select(LocalAccount).where(LocalAccount.login_name == login_name.strip())
+            select(LocalAccount)
+            .where(LocalAccount.login_name == login_name.strip())
+            .with_for_update()
         ).first()
         password_ok = verify_password(account.password_hash if account else None, password)
         if account is None:

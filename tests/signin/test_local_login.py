@@ -414,3 +414,21 @@ def test_created_account_is_audited(engine):
         ).all()
     assert [e.target_id for e in created] == [str(account.account_id)]
     assert PASSWORD not in created[0].details
+
+
+def test_concurrent_wrong_guesses_are_all_counted(engine, brigade_admin):
+    """#16: the failure counter was read, incremented and written without a lock, so 24
+    simultaneous wrong guesses on PostgreSQL left it at 1 and never locked the account."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    limit = get_settings().login_max_failures
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(
+            pool.map(
+                lambda _: local.login(brigade_admin.login_name, WRONG, request_context()).error,
+                range(limit * 3),
+            )
+        )
+    assert answers.count("locked") >= limit * 2  # every guess after the limit-th is refused
+    row = account_row(engine, brigade_admin.account_id)
+    assert row.locked_until is not None

@@ -40,6 +40,11 @@ DATA_FILES = (ROLES, PERMISSIONS, MEMBERS, WATER_SOURCES, INSPECTIONS)
 MAX_BACKUP_BYTES = 100 * 1024 * 1024
 MAX_UNCOMPRESSED_BYTES = 400 * 1024 * 1024
 MAX_ENTRIES = 16
+# The manifest lists a handful of files: a few KB. A larger one is padding or a bomb (#16).
+MAX_MANIFEST_BYTES = 64 * 1024
+MANIFEST_TOO_LARGE = (
+    "管理情報（manifest.json）が大きすぎます。Hikeshi のバックアップではありません。"
+)
 MIN_PASSWORD_CHARS = 12
 _ENCRYPTED_FLAG = 0x1
 _READ_CHUNK = 1024 * 1024
@@ -107,9 +112,12 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: bytes) -> Manifest:
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise BackupError(MANIFEST_TOO_LARGE)
         try:
             document = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            # deep nesting ([[[[…) is no manifest either; json gives up by recursion
             raise BackupError("管理情報（manifest.json）が読めません。") from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise BackupError("Hikeshi のバックアップファイルではありません。")
@@ -244,6 +252,8 @@ def _checked_entries(infos: list[pyzipper.ZipInfo]) -> list[pyzipper.ZipInfo]:
         raise BackupError("ZIPにフォルダが含まれています。バックアップの形式ではありません。")
     if sum(info.file_size for info in infos) > MAX_UNCOMPRESSED_BYTES:
         raise BackupError("展開後のサイズが大きすぎます。")
+    if any(i.filename == MANIFEST and i.file_size > MAX_MANIFEST_BYTES for i in infos):
+        raise BackupError(MANIFEST_TOO_LARGE)
     if MANIFEST not in names:
         raise BackupError(
             "管理情報（manifest.json）がありません。Hikeshi のバックアップではありません。"
@@ -265,8 +275,9 @@ def _read_entries(
     sizes the headers claim."""
     contents: dict[str, bytes] = {}
     budget = MAX_UNCOMPRESSED_BYTES
-    for info in infos:
+    for info in sorted(infos, key=lambda i: i.filename != MANIFEST):  # the small one first
         chunks: list[bytes] = []
+        limit = MAX_MANIFEST_BYTES if info.filename == MANIFEST else None
         try:
             with archive.open(info) as stream:
                 while chunk := stream.read(min(_READ_CHUNK, budget + 1)):
@@ -274,6 +285,8 @@ def _read_entries(
                     if budget < 0:
                         raise BackupError("展開後のサイズが大きすぎます。")
                     chunks.append(chunk)
+                    if limit is not None and sum(map(len, chunks)) > limit:
+                        raise BackupError(MANIFEST_TOO_LARGE)  # whatever its header claims
         except RuntimeError as exc:
             if "password" in str(exc).lower():
                 raise WrongPassword() from None

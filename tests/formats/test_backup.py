@@ -280,3 +280,23 @@ def test_roles_round_trip(rows):
     table = b.read_table(data, b.ROLE_COLUMNS)
     assert b.count_rows(data) == len(rows)
     assert [(v["name"], v["rank"]) for _, v in table.records] == rows
+
+
+def test_a_deeply_nested_manifest_is_refused_not_crashed():
+    """#16: 100,000 nested brackets raised an uncaught RecursionError (the 復元 page crashed).
+    Under the size cap a nesting of 60,000 still overflows json's recursion."""
+    nested = b"[" * 60_000 + b"]" * 60_000
+    bomb = rezip(make_zip(), lambda e: e.update({b.MANIFEST: nested[: b.MAX_MANIFEST_BYTES]}))
+    assert problems(bomb) == ["管理情報（manifest.json）が読めません。"]
+
+
+def test_a_padded_manifest_is_refused_before_it_is_read():
+    """#16: a 300 MB padded manifest (300 KB zipped) was accepted with 1.1 GB peak memory."""
+    padded = rezip(make_zip(), lambda e: e.update({b.MANIFEST: b" " * 3_000_000 + b"{}"}))
+    assert problems(padded) == [b.MANIFEST_TOO_LARGE]
+
+
+def test_a_manifest_lying_about_its_size_stops_at_the_cap(monkeypatch):
+    padded = rezip(make_zip(), lambda e: e.update({b.MANIFEST: b" " * 3_000_000 + b"{}"}))
+    monkeypatch.setattr(b, "_checked_entries", lambda infos: infos)
+    assert problems(padded) == [b.MANIFEST_TOO_LARGE]

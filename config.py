@@ -42,6 +42,9 @@ class Settings:
     line_jwks_url: str = "https://api.line.me/oauth2/v2.1/certs"
     line_bot_prompt: str = ""  # "", "normal" or "aggressive": offer the brigade's official account
     line_prompt_consent: bool = False  # ask LINE to show the consent screen at every login
+    # Keep the session cookie across browser restarts (Max-Age). Off by default: a shared
+    # fire-station PC should forget the sign-in when the browser closes.
+    persistent_sessions: bool = False
     registration_code_days: int = 14
     registration_max_failures: int = 5
     audit_signing_key: bytes | None = field(default=None, repr=False)
@@ -180,7 +183,10 @@ def load_settings() -> Settings:
         raise ConfigError("HIKESHI_LINE_BOT_PROMPT must be empty, normal or aggressive")
     flags = {
         name: raw[key].strip().lower() in ("1", "true", "yes", "on")
-        for name, key in (("line_prompt_consent", "LINE_PROMPT_CONSENT"),)
+        for name, key in (
+            ("line_prompt_consent", "LINE_PROMPT_CONSENT"),
+            ("persistent_sessions", "PERSISTENT_SESSIONS"),
+        )
         if key in raw
     }
     return Settings(

@@ -49,9 +49,13 @@ def _redirect(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303)
 
 
-async def healthz(_request: Request) -> Response:
+def _database_answers() -> None:
     with current_engine().connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+async def healthz(_request: Request) -> Response:
+    await run_in_threadpool(_database_answers)  # never block the event loop every user shares
     return PlainTextResponse("ok")
 
 
@@ -61,7 +65,9 @@ async def login(request: Request) -> Response:
     form = await request.form()
     login_name = str(form.get("login_name", ""))[:LOGIN_FIELD_LIMIT]
     password = str(form.get("password", ""))[:LOGIN_FIELD_LIMIT]
-    result = local.login(login_name, password, request_context(request))
+    # argon2 and the database run in a worker thread: the event loop (every user's WebSocket)
+    # stays free while passwords are checked (#16)
+    result = await run_in_threadpool(local.login, login_name, password, request_context(request))
     if result.token is None:
         return _redirect(f"/?login_error={result.error}")
     response = _redirect("/")
@@ -74,7 +80,9 @@ def set_session_cookie(response: Response, token: str) -> None:
     response.set_cookie(
         sessions.COOKIE_NAME,
         token,
-        max_age=settings.session_absolute_hours * 3600,
+        # a session cookie unless the operator asks otherwise; the server ends the session
+        # after its idle and absolute limits either way
+        max_age=settings.session_absolute_hours * 3600 if settings.persistent_sessions else None,
         path="/",
         httponly=True,
         samesite="lax",
@@ -85,7 +93,9 @@ def set_session_cookie(response: Response, token: str) -> None:
 async def logout(request: Request) -> Response:
     if not same_origin(request):
         return PlainTextResponse("不正なリクエストです。", status_code=403)
-    sessions.revoke(request.cookies.get(sessions.COOKIE_NAME), request_context(request))
+    await run_in_threadpool(
+        sessions.revoke, request.cookies.get(sessions.COOKIE_NAME), request_context(request)
+    )
     response = _redirect("/?logged_out=1")
     response.delete_cookie(sessions.COOKIE_NAME, path="/")
     return response

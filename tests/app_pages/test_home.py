@@ -10,7 +10,6 @@ from services.signin import sessions
 from tests.app_pages.conftest import sign_in
 from tests.factories import make_member, make_tenant, open_member_session, rank_id
 
-
 HOME = "app_pages/home.py"
 
 

@@ -432,3 +432,27 @@ def test_concurrent_wrong_guesses_are_all_counted(engine, brigade_admin):
     assert answers.count("locked") >= limit * 2  # every guess after the limit-th is refused
     row = account_row(engine, brigade_admin.account_id)
     assert row.locked_until is not None
+
+
+@pytest.mark.parametrize(("persistent", "max_age"), [("", False), ("1", True)])
+def test_the_session_cookie_dies_with_the_browser_unless_configured(
+    brigade_admin, persistent, max_age
+):
+    """#16: a shared fire-station PC must not stay signed in after the browser closes."""
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    import server
+    from tests.fakes.line_server import configured
+
+    env = {"HIKESHI_PERSISTENT_SESSIONS": persistent} if persistent else {}
+    with configured(env), TestClient(Starlette(routes=server.routes)) as client:
+        response = client.post(
+            "/auth/login",
+            data={"login_name": brigade_admin.login_name, "password": PASSWORD},
+            headers={"origin": "http://testserver"},
+            follow_redirects=False,
+        )
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("hikeshi_session=") and "HttpOnly" in cookie
+    assert ("Max-Age=" in cookie) is max_age

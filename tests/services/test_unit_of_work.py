@@ -131,3 +131,20 @@ def test_a_created_brigade_has_an_administrator_who_can_sign_in():
     assert result.error is None and result.token
     actor = sessions.resolve(result.token)
     assert actor is not None and actor.tenant_id == tenant_id
+
+
+def test_the_sqlite_file_is_readable_by_its_owner_only(tmp_path):
+    """#16: the SQLite file was created 0644."""
+    from sqlalchemy import text
+
+    from services.db import build_engine
+
+    path = tmp_path / "data" / "hikeshi.db"
+    engine = build_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    engine.dispose()
+    files = [p for p in path.parent.iterdir() if p.name.startswith("hikeshi.db")]
+    assert path in files
+    assert all(p.stat().st_mode & 0o077 == 0 for p in files), [oct(p.stat().st_mode) for p in files]

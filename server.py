@@ -22,6 +22,7 @@ from core.actor import Actor, ActorKind, RequestContext
 from services import registrations
 from services.db import current_engine
 from services.signin import line, line_sessions, local, sessions
+from web.hidden_paths import HiddenPaths
 from web.security_headers import SecurityHeaders
 from web.vendor_route import vendor_route
 
@@ -190,4 +191,9 @@ routes = [
     vendor_route(),
 ]
 
-app = st.App("app.py", routes=routes, middleware=[Middleware(SecurityHeaders)])
+app = st.App(
+    "app.py",
+    routes=routes,
+    # the outer one first: a hidden path's 404 carries the security headers too
+    middleware=[Middleware(SecurityHeaders), Middleware(HiddenPaths)],
+)

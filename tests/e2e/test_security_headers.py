@@ -85,3 +85,12 @@ def test_vendored_files_are_cached_for_a_year(base_url: str):
     assert response.headers["cache-control"] == CACHE_CONTROL
     assert response.headers["content-type"].startswith("text/css")
     assert httpx.get(f"{base_url}/vendor/manifest.json").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/_stcore/metrics", "/_stcore/metrics/"])
+def test_streamlits_metrics_are_not_public(base_url: str, path: str):
+    """#16: /_stcore/metrics answered anyone with the server's session and cache figures."""
+    response = httpx.get(f"{base_url}{path}")
+    assert response.status_code == 404
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert httpx.get(f"{base_url}/_stcore/health").status_code == 200  # the rest still works

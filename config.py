@@ -35,6 +35,8 @@ class Settings:
     session_absolute_hours: int = 12
     login_max_failures: int = 5
     login_lockout_minutes: int = 15
+    # failed sign-ins from one client address (any names) before it waits the lockout time
+    login_address_max_failures: int = 30
     line_channel_id: str = ""
     line_channel_secret: str = ""
     line_authorize_url: str = "https://access.line.me/oauth2/v2.1/authorize"
@@ -158,6 +160,7 @@ def load_settings() -> Settings:
             ("session_absolute_hours", "SESSION_ABSOLUTE_HOURS"),
             ("login_max_failures", "LOGIN_MAX_FAILURES"),
             ("login_lockout_minutes", "LOGIN_LOCKOUT_MINUTES"),
+            ("login_address_max_failures", "LOGIN_ADDRESS_MAX_FAILURES"),
             ("registration_code_days", "REGISTRATION_CODE_DAYS"),
             ("registration_max_failures", "REGISTRATION_MAX_FAILURES"),
             ("argon2_time_cost", "ARGON2_TIME_COST"),

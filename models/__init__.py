@@ -1,6 +1,6 @@
 """All tables. Importing this package registers them on SQLModel.metadata."""
 
-from models.account import LocalAccount, Session
+from models.account import LocalAccount, LoginThrottle, Session
 from models.audit import AuditChainHead, AuditCheckpoint, AuditEvent, AuditPurgeGuard
 from models.import_mapping import ImportMapping
 from models.line import LineAuthRequest, LinePendingLogin, LineRegistration, MemberLine
@@ -38,6 +38,7 @@ __all__ = [
     "LinePendingLogin",
     "LineRegistration",
     "LocalAccount",
+    "LoginThrottle",
     "MaintenanceNotice",
     "Member",
     "MemberCreate",

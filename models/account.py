@@ -43,3 +43,17 @@ class Session(SQLModel, table=True):
     revoke_reason: str = Field(default="", max_length=40)
     client_addr: str = Field(default="", max_length=64)
     user_agent: str = Field(default="", max_length=300)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed sign-ins counted per login name (known or not) and per client address, shared by
+    every server process through the database. The key is an HMAC of the name or address, so
+    the table holds neither (#16)."""
+
+    __tablename__ = "login_throttle"
+
+    key: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    window_started_at: datetime = created_field()
+    locked_until: datetime | None = optional_time_field()
+    reported_at: datetime | None = optional_time_field()  # when the lock was last audited

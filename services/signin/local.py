@@ -18,6 +18,7 @@ from models.tenant import PLATFORM_TENANT_ID
 from services import audit
 from services.db import set_tenant, unit_of_work
 from services.errors import PermissionDenied, ValidationError
+from services.signin import throttle
 from services.signin.passwords import hash_password, needs_rehash, password_problem, verify_password
 from services.signin.sessions import Principal, may_sign_in, open_session
 
@@ -25,6 +26,8 @@ MESSAGES = {
     "invalid": "ログイン名またはパスワードが正しくありません。",
     "locked": "ログインに続けて失敗したため、一時的にロックしています。しばらくしてからお試しください。",
     "suspended": "このアカウントは利用停止中です。団の管理者にお問い合わせください。",
+    "throttled": "この端末からのログインの失敗が多すぎるため、しばらく受け付けません。"
+    "時間をおいてからお試しください。",
 }
 
 
@@ -37,7 +40,15 @@ class LoginResult:
 def login(login_name: str, password: str, request: RequestContext) -> LoginResult:
     settings = get_settings()
     now = utcnow()
+    address = request.client_addr
     with unit_of_work(None) as db:
+        if address and (held := throttle.locked(db, throttle.ADDRESS, address, now)):
+            # refused before any password is checked; audited once per lock, not per attempt
+            if throttle.first_report(held, now):
+                db.add(held)
+                _log(db, None, login_name, request, "login.failure", "address_throttled")
+            db.commit()
+            return LoginResult(error="throttled")
         # Locked for the rest of the transaction, so concurrent wrong guesses are all counted
         # (on SQLite the transaction already holds the write lock).
         account = db.exec(
@@ -47,14 +58,22 @@ def login(login_name: str, password: str, request: RequestContext) -> LoginResul
         ).first()
         password_ok = verify_password(account.password_hash if account else None, password)
         if account is None:
+            # an unknown name locks like a real one, so 「ロックしています」 reveals nothing
+            name = login_name.strip()
+            was_locked = throttle.locked(db, throttle.NAME, name, now) is not None
+            locks = was_locked or throttle.failed(db, throttle.NAME, name, now)
+            if address and not was_locked:
+                throttle.failed(db, throttle.ADDRESS, address, now)
             _log(db, None, login_name, request, "login.failure", "unknown_user")
             db.commit()
-            return LoginResult(error="invalid")
+            return LoginResult(error="locked" if locks else "invalid")
         if account.locked_until is not None and account.locked_until > now:
             _log(db, account, login_name, request, "login.failure", "locked")
             db.commit()
             return LoginResult(error="locked")
         if not password_ok or account.disabled:
+            if address:
+                throttle.failed(db, throttle.ADDRESS, address, now)
             account.failed_logins += 1
             reason = "disabled" if password_ok else "wrong_password"
             if account.failed_logins >= settings.login_max_failures:

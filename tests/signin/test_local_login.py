@@ -456,3 +456,47 @@ def test_the_session_cookie_dies_with_the_browser_unless_configured(
     cookie = response.headers["set-cookie"]
     assert cookie.startswith("hikeshi_session=") and "HttpOnly" in cookie
     assert ("Max-Age=" in cookie) is max_age
+
+
+# ---------------------------------------------------------------------------
+# Throttling per login name and per client address (#16)
+
+
+def test_an_unknown_name_locks_like_a_real_one(brigade_admin):
+    """Only real accounts used to answer 「ロックしています」, so the answer told which login
+    names exist; an unknown name now gives the same answers, attempt by attempt."""
+    attempts = get_settings().login_max_failures + 2
+    real = [
+        local.login(brigade_admin.login_name, WRONG, request_context()).error
+        for _ in range(attempts)
+    ]
+    unknown_name = f"nobody-{uuid.uuid4().hex[:8]}"
+    unknown = [local.login(unknown_name, WRONG, request_context()).error for _ in range(attempts)]
+    assert unknown == real
+    assert real[-1] == "locked"
+
+
+def test_a_flooding_address_is_refused_before_any_password_is_checked(
+    engine, brigade_admin, verify_calls
+):
+    from tests.fakes.line_server import configured
+
+    flood = RequestContext(request_id="flood", client_addr=f"198.51.100.{uuid.uuid4().int % 250}")
+    with configured({"HIKESHI_LOGIN_ADDRESS_MAX_FAILURES": "3"}):
+        for i in range(3):
+            assert local.login(f"guess-{i}-{uuid.uuid4().hex[:6]}", WRONG, flood).error == "invalid"
+        verify_calls.clear()
+        answers = [local.login(brigade_admin.login_name, PASSWORD, flood).error for _ in range(4)]
+        assert answers == ["throttled"] * 4
+        assert verify_calls == []  # no argon2 work for a throttled address
+        # another address is not affected
+        assert local.login(brigade_admin.login_name, PASSWORD, request_context()).token
+    with DbSession(engine) as db:
+        set_tenant(db, PLATFORM_TENANT_ID)
+        throttled = db.exec(
+            select(AuditEvent).where(
+                AuditEvent.request_id == "flood", AuditEvent.details.contains("address_throttled")
+            )
+        ).all()
+    assert len(throttled) == 1  # audited once per lock, not once per attempt
+    assert local.MESSAGES["throttled"].startswith("この端末からのログインの失敗が多すぎる")

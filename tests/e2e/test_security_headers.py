@@ -94,3 +94,19 @@ def test_streamlits_metrics_are_not_public(base_url: str, path: str):
     assert response.status_code == 404
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert httpx.get(f"{base_url}/_stcore/health").status_code == 200  # the rest still works
+
+
+def test_tables_offer_no_csv_download(browser: Browser, base_url: str, brigade: Brigade):
+    """#16: every st.dataframe offered 「Download as CSV」, which skipped the audit log, the
+    formula neutralisation and the CSV出力 permission (the roster came out with phones and
+    e-mails for anyone who may view it)."""
+    context = browser.new_context()
+    page = context.new_page()
+    submit_login(page, base_url, brigade.admin_login)
+    page.goto(f"{base_url}/roster")
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    expect(grid).to_be_visible()
+    grid.hover()
+    expect(page.get_by_role("button", name="Search")).to_be_visible()  # the toolbar is there
+    expect(page.get_by_role("button", name="Download as CSV")).to_have_count(0)
+    context.close()

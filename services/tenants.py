@@ -142,7 +142,6 @@ def create_brigade(
             password=admin_password,
             tenant_id=tenant_id,
             member_id=member.id,
-            display_name=clean(admin_name),
         )
         session.commit()
     return tenant_id

@@ -170,7 +170,8 @@ def create_account(
     display_name: str = "",
 ) -> uuid.UUID:
     """Platform task (operator or command line): a local account for an operator or a
-    brigade's first administrator."""
+    brigade's first administrator. Only an operator's account keeps a display name: a brigade
+    member's name lives, encrypted, on the member (#16: no clear copy here)."""
     if actor.kind not in ("operator", "system"):
         raise PermissionDenied()
     login_name = login_name.strip()  # login() strips, so " admin" must collide with "admin"
@@ -189,7 +190,7 @@ def create_account(
             is_operator=is_operator,
             tenant_id=tenant_id,
             member_id=member_id,
-            display_name=display_name,
+            display_name=display_name if is_operator else "",
         )
         db.add(account)
         db.flush()

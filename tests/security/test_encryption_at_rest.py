@@ -188,3 +188,23 @@ def test_destroying_keys_bad_input(engine):
         keys.destroy_tenant_keys(PLATFORM, PLATFORM_TENANT_ID)
     with pytest.raises(NotFound):
         keys.destroy_tenant_keys(PLATFORM, uuid.uuid4())
+
+
+def test_a_brigade_account_keeps_no_clear_copy_of_the_name(engine):
+    """#16: local_account.display_name held the first administrator's full name in clear."""
+    from models import LocalAccount
+    from services import tenants
+
+    login = f"first-{uuid.uuid4().hex[:8]}"
+    tenants.create_brigade(
+        PLATFORM,
+        name=f"平文なし消防団{uuid.uuid4().hex[:6]}",
+        municipality="",
+        admin_code="001",
+        admin_name="髙橋　平文子",
+        admin_login=login,
+        admin_password="long enough password 1",
+    )
+    with DbSession(engine) as db:
+        row = db.exec(select(LocalAccount).where(LocalAccount.login_name == login)).one()
+    assert row.display_name == ""

@@ -1,5 +1,6 @@
-"""Destructive actions (suspend, retire, unlink) ask first (issue #15): a button opens a modal
-dialog that names the member and the action, and only 「実行する」 runs it, through run_action.
+"""Destructive actions (suspend, retire, unlink, delete) ask first (issue #15): a button opens a
+modal dialog that names the member (or the record) and the action, and only 「実行する」 runs it,
+through run_action.
 
 Which question is open is kept in session state (the button's key and the question's text), not
 only in the dialog's own fragment: a rerun of the whole page (AppTest knows no other) shows the
@@ -38,6 +39,7 @@ class Confirmation:
     notice_key: str
     details: tuple[str, ...] = ()
     then: Callable[[Any], None] | None = None
+    forget: tuple[str, ...] = ()
 
 
 def _forget() -> None:
@@ -57,7 +59,13 @@ def _ask(question: Confirmation) -> None:
             if question.then is not None:
                 question.then(result)
 
-        run_action(question.action, question.notice, notice_key=question.notice_key, then=done)
+        run_action(
+            question.action,
+            question.notice,
+            notice_key=question.notice_key,
+            then=done,
+            forget=question.forget,
+        )
     if cols[1].button("キャンセル", key="confirm_cancel", width="stretch"):
         _forget()
         st.rerun()

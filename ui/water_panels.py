@@ -12,6 +12,7 @@ from services import brigade_settings, geo, water_sources
 from services.catalog import WaterSourceCreate, WaterSourceUpdate
 from services.water_sources import Registry
 from ui import water_forms as forms
+from ui.confirm import Confirmation, confirm_button
 
 SELECTED, POINT = "wm_selected", "wm_point"
 EDIT_VERSION, SETTINGS_VERSION = "wm_edit_version_", "wm_settings_version"
@@ -91,16 +92,18 @@ def source_panel(rights: Rights, registry: Registry, source) -> None:
                     f"{values['code']} を保存しました。",
                     forget=(version_key,),
                 )
-            confirm = st.checkbox("削除する（点検履歴も削除されます）", key=f"wm_del_{source.id}")
-            if st.button("削除", disabled=not confirm, key=f"wm_delete_{source.id}"):
-                forms.run(
-                    lambda: water_sources.delete_water_source(
-                        actor, source.id, expected_version=seen
-                    ),
-                    f"{source.code} を削除しました。",
-                    then=lambda _: select(None, None),
-                    forget=(version_key,),
-                )
+            delete = Confirmation(
+                message=f"水利 {source.code}（{source.kind}）を削除します。"
+                "点検履歴も削除されます。よろしいですか？",
+                action=lambda: water_sources.delete_water_source(
+                    actor, source.id, expected_version=seen
+                ),
+                notice=f"{source.code} を削除しました。",
+                notice_key=forms.NOTICE,
+                then=lambda _: select(None, None),
+                forget=(version_key,),
+            )
+            confirm_button(st, "削除", delete, key=f"wm_delete_{source.id}")
     if st.button("選択を解除", key="wm_clear"):
         select(None, None)
         st.rerun()

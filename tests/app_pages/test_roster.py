@@ -14,11 +14,12 @@ from services.db import unit_of_work
 from services.errors import PermissionDenied
 from services.permissions import CellChange, Grant
 from services.signin import sessions
-from tests.app_pages.conftest import page_text, sign_in
+from tests.app_pages.conftest import answer, dialog_lines, open_dialog, page_text, sign_in
 from tests.factories import admin, audit_events, last_audit_seq, make_member, make_tenant, rank_id
 
 ROSTER = "app_pages/roster.py"
 DETAIL = "詳細を表示する団員"
+SELF_ACTION = "自分自身の利用停止・退団・連携解除はできません。"
 
 
 def open_roster(open_app, token: str) -> AppTest:
@@ -31,6 +32,14 @@ def open_roster(open_app, token: str) -> AppTest:
 
 def widget(elements, label: str):
     return next(e for e in elements if e.label == label)
+
+
+def choose(at: AppTest, member) -> None:
+    widget(at.selectbox, DETAIL).select(member.id).run()
+
+
+def status_of(tenant_id: uuid.UUID, member) -> MemberStatus:
+    return members.get_member(admin(tenant_id), member.id).status
 
 
 def codes(tenant_id: uuid.UUID) -> set[str]:
@@ -96,20 +105,77 @@ def test_add_form_rejects_bad_input_and_writes_nothing(open_app, engine):
     assert audit_events(engine, tenant, after_seq=seq, category=AuditCategory.OPERATION) == []
 
 
-def test_suspend_button_suspends_the_selected_member(open_app, engine):
+def test_detail_picker_starts_empty(open_app):
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    at = open_roster(open_app, user.token)
+
+    picker = widget(at.selectbox, DETAIL)
+    assert picker.value is None and picker.placeholder == "団員を選択してください"
+    assert not at.subheader
+    assert not {"suspend", "retire"} & {b.key for b in at.button}
+
+
+def test_suspend_asks_in_a_dialog_naming_the_member(open_app, engine):
     tenant = make_tenant()
     user = sign_in(tenant)
     target = make_member(tenant)
     at = open_roster(open_app, user.token)
+    choose(at, target)
 
-    widget(at.selectbox, DETAIL).select(f"{target.member_code}　{target.name}").run()
     at.button(key="suspend").click().run()
+    assert dialog_lines(at) == [
+        f"{target.name} さん（{target.member_code}）を利用停止にします。よろしいですか？"
+    ]
+    answer(at, "キャンセル")
+    assert open_dialog(at) is None and status_of(tenant, target) == MemberStatus.ACTIVE
 
-    assert not at.exception
-    assert [s.value for s in at.success] == ["利用を停止しました。"]
-    assert members.get_member(admin(tenant), target.id).status == MemberStatus.SUSPENDED
+    at.button(key="suspend").click().run()
+    answer(at, "実行する")
+
+    assert not at.exception and open_dialog(at) is None
+    assert [s.value for s in at.success] == [
+        f"{target.name} さん（{target.member_code}）の利用を停止しました。"
+    ]
+    assert status_of(tenant, target) == MemberStatus.SUSPENDED
     row = at.dataframe[0].value.set_index("団員番号").loc[target.member_code]
     assert row["状態"] == "停止中"
+    assert widget(at.selectbox, DETAIL).value is None
+
+
+def test_retire_asks_in_a_dialog_naming_the_member(open_app):
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    target = make_member(tenant)
+    at = open_roster(open_app, user.token)
+    choose(at, target)
+
+    at.button(key="retire").click().run()
+    assert dialog_lines(at) == [
+        f"{target.name} さん（{target.member_code}）を退団として記録します。よろしいですか？"
+    ]
+    assert status_of(tenant, target) == MemberStatus.ACTIVE
+    answer(at, "実行する")
+
+    assert status_of(tenant, target) == MemberStatus.RETIRED
+    assert open_dialog(at) is None and widget(at.selectbox, DETAIL).value is None
+
+
+def test_own_entry_offers_no_suspension_or_retirement(open_app):
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    other = make_member(tenant)
+    at = open_roster(open_app, user.token)
+
+    choose(at, user.member)
+    assert [i.value for i in at.info] == [SELF_ACTION]
+    assert not {"suspend", "retire"} & {b.key for b in at.button}
+    assert "保存" in [b.label for b in at.button]  # editing his own details stays possible
+
+    select_rows(at, {user.member.member_code, other.member_code})
+    assert SELF_ACTION in [i.value for i in at.info]
+    assert "bulk_suspend" not in [b.key for b in at.button]
+    assert status_of(tenant, user.member) == MemberStatus.ACTIVE
 
 
 @pytest.mark.parametrize("rank", ["副分団長", "部長"])
@@ -119,7 +185,7 @@ def test_suspend_button_is_absent_without_account_edit_permission(open_app, rank
     target = make_member(tenant)
     at = open_roster(open_app, user.token)
 
-    widget(at.selectbox, DETAIL).select(f"{target.member_code}　{target.name}").run()
+    choose(at, target)
 
     assert not at.exception
     assert at.subheader[0].value.startswith(target.name)
@@ -182,21 +248,31 @@ def test_bulk_affiliation_change_on_a_selection(open_app, engine):
     assert sorted(e.target_id for e in events) == sorted(str(m.id) for m in picked)
 
 
-def test_bulk_suspend_needs_the_confirmation(open_app):
+def test_bulk_suspend_asks_in_a_dialog_naming_the_members(open_app):
     tenant = make_tenant()
     user = sign_in(tenant)
     picked = [make_member(tenant) for _ in range(2)]
     at = open_roster(open_app, user.token)
 
     select_rows(at, {m.member_code for m in picked})
-    assert at.button(key="bulk_suspend").disabled
-    at.checkbox(key="bulk_confirm").check().run()
+    assert "bulk_confirm" not in [c.key for c in at.checkbox]
     at.button(key="bulk_suspend").click().run()
+    question, targets = dialog_lines(at)
+    assert question == "選択した団員のうち在籍中の 2 名を利用停止にします。よろしいですか？"
+    assert all(f"{m.member_code} {m.name}" in targets for m in picked)
+    answer(at, "キャンセル")
+    assert open_dialog(at) is None
+    assert [status_of(tenant, m) for m in picked] == [MemberStatus.ACTIVE] * 2
+
+    at.button(key="bulk_suspend").click().run()
+    answer(at, "実行する")
 
     assert [s.value for s in at.success] == ["2 名の利用を停止しました。"]
     statuses = {m.id: m.status for m in members.list_members(admin(tenant))}
     assert [statuses[m.id] for m in picked] == [MemberStatus.SUSPENDED] * 2
     assert statuses[user.member.id] == MemberStatus.ACTIVE
+    assert open_dialog(at) is None
+    assert "bulk_suspend" not in [b.key for b in at.button]  # the selection is gone
 
 
 def test_retired_member_is_readmitted(open_app):
@@ -205,7 +281,7 @@ def test_retired_member_is_readmitted(open_app):
     target = members.retire_member(admin(tenant), make_member(tenant).id)
     at = open_roster(open_app, user.token)
     widget(at.multiselect, "状態").select("退団").run()
-    widget(at.selectbox, DETAIL).select(f"{target.member_code}　{target.name}").run()
+    choose(at, target)
 
     assert "reactivate" not in [b.key for b in at.button]
     assert "retire" not in [b.key for b in at.button]
@@ -252,9 +328,9 @@ def test_narrowed_editor_edits_only_their_own_unit(open_app):
 
     add_form = at.get("form")[0]
     assert widget(add_form.text_input, "所属").value == "第1分団"
-    widget(at.selectbox, DETAIL).select(f"{inside.member_code}　{inside.name}").run()
+    choose(at, inside)
     assert "保存" in [b.label for b in at.button] and "retire" in [b.key for b in at.button]
-    widget(at.selectbox, DETAIL).select(f"{outside.member_code}　{outside.name}").run()
+    choose(at, outside)
     assert "保存" not in [b.label for b in at.button]
     assert "retire" not in [b.key for b in at.button]
     assert at.json  # read-only details
@@ -277,7 +353,7 @@ def test_viewer_gets_no_editing_controls_and_the_services_refuse(open_app):
     assert not at.get("form")
     assert not [b for b in at.button if b.key in {"rename_apply", "bulk_affiliation_apply"}]
     assert at.dataframe[0].key is None  # no row selection, so no bulk actions
-    widget(at.selectbox, DETAIL).select(f"{target.member_code}　{target.name}").run()
+    choose(at, target)
     assert not {b.key for b in at.button} & {"suspend", "retire", "readmit"}
 
     actor = sessions.resolve(user.token)

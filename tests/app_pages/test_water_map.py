@@ -16,8 +16,9 @@ import streamlit_folium
 from streamlit.testing.v1 import AppTest
 
 from services import brigade_settings, water_sources
+from services.errors import NotFound
 from services.geo import DEFAULT_TILE_LAYERS, map_assets
-from tests.app_pages.conftest import page_text, sign_in
+from tests.app_pages.conftest import answer, dialog_lines, open_dialog, page_text, sign_in
 from tests.factories import admin, make_tenant
 from tests.water_factories import ORIGIN, make_source, north_of_origin
 from ui.map_builder import html_safe_json
@@ -281,6 +282,32 @@ def test_edit_from_the_panel_and_a_stale_edit_conflicts(open_app, brigade):
         "他の利用者が先に更新しました。画面を再読み込みしてからやり直してください。"
     ]
     assert water_sources.get_water_source(admin(tenant), sources["tank"].id).memo == "先に更新"
+
+
+def test_delete_asks_in_a_dialog_naming_the_source(open_app, brigade):
+    tenant, sources = brigade
+    tank = sources["tank"]
+    at = open_map(open_app, sign_in(tenant).token)
+    at.session_state["wm_selected"] = str(tank.id)
+    at.run()
+    assert not [c for c in at.checkbox if c.key == f"wm_del_{tank.id}"]
+
+    at.button(key=f"wm_delete_{tank.id}").click().run()
+    assert dialog_lines(at) == [
+        "水利 T-1（防火水槽）を削除します。点検履歴も削除されます。よろしいですか？"
+    ]
+    answer(at, "キャンセル")
+    assert open_dialog(at) is None
+    assert water_sources.get_water_source(admin(tenant), tank.id).code == "T-1"
+
+    at.button(key=f"wm_delete_{tank.id}").click().run()
+    answer(at, "実行する")
+
+    assert not at.exception and open_dialog(at) is None
+    assert [s.value for s in at.success] == ["T-1 を削除しました。"]
+    assert at.session_state["wm_selected"] is None
+    with pytest.raises(NotFound):
+        water_sources.get_water_source(admin(tenant), tank.id)
 
 
 def test_a_point_shows_the_nearest_usable_sources_and_adds_one_there(open_app, brigade):

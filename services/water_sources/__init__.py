@@ -177,14 +177,16 @@ def sources_covering(actor: Actor, *, latitude: float, longitude: float) -> list
 def export_water_sources_csv(
     actor: Actor, filters: WaterSourceFilter | None = None, *, today: date | None = None
 ) -> bytes:
-    """The filtered list as CSV (UTF-8 with BOM, formula cells neutralised); the export is
-    audited."""
+    """The filtered list of the water map as CSV (UTF-8 with BOM, formula cells neutralised),
+    audited as water_source.list_export: what a viewer of the map sees, the list's columns.
+    The full export for re-import (water_import.export_water_sources, CSV出力 too) is
+    water_source.export."""
     with transaction(
-        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="water_source.export"
+        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="water_source.list_export"
     ) as tx:
         sources = _registry(tx, filters, today).sources
         tx.audit(
-            "water_source.export",
+            "water_source.list_export",
             target_type=TABLE,
             details={"count": len(sources), "filters": asdict(filters or WaterSourceFilter())},
         )

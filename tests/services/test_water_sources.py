@@ -336,7 +336,7 @@ def test_export_csv_neutralises_formulas_and_is_audited(tenant, watch):
     assert "'-要連絡" in rows[2] and "'@第3分団" in rows[2]
     assert len(rows) == 3
     [event] = audit.new()
-    assert event.action == "water_source.export"
+    assert event.action == "water_source.list_export"  # not the full export's name
     assert json.loads(event.details)["count"] == 2
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import Engine
 
 from models import MemberPublic
@@ -76,10 +77,28 @@ def expect_empty(picker: Locator) -> None:
     expect(picker).to_have_attribute("placeholder", PLACEHOLDER)
 
 
+def idle(page: Page) -> None:
+    """No script run in progress: a rerun re-renders the picker and closes its option list."""
+    expect(page.get_by_test_id("stApp")).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=30_000
+    )
+
+
 def choose(page: Page, member: MemberPublic) -> None:
-    picker(page).click()
-    page.get_by_role("option", name=re.compile(re.escape(member.member_code))).click()
+    """Pick the member; if a late rerun closes the list under the click, open it again."""
+    option = page.get_by_role("option", name=re.compile(re.escape(member.member_code)))
+    for attempt in range(3):
+        idle(page)
+        picker(page).click()
+        try:
+            option.click(timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
     expect(picker(page)).to_have_value(re.compile(re.escape(member.member_code)))
+    idle(page)
 
 
 def dialog(page: Page) -> Locator:

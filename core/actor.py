@@ -57,6 +57,9 @@ class Actor:
     # the member's own 所属, and the levels granted only within it (a grant narrowed to 自所属)
     unit: str = ""
     unit_permissions: Mapping[str, Level] = field(default_factory=dict)
+    # when the database last confirmed this actor (monotonic seconds, and the process's write
+    # epoch then); see services.base.live
+    checked: tuple[float, int] | None = field(default=None, compare=False, repr=False)
 
     def level(self, function: Function | str) -> Level:
         """The level for the whole brigade."""

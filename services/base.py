@@ -3,6 +3,7 @@ and the audit record written inside it."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from core.actor import Actor
 from models.enums import AuditCategory, Function, Level
 from services import audit
 from services.crypto import TenantCipher
-from services.db import unit_of_work
+from services.db import unit_of_work, write_epoch
 from services.errors import PermissionDenied, Refused
 from services.signin.sessions import live_actor
 
@@ -88,11 +89,28 @@ def require(actor: Actor, *needs: Need | tuple[Function, Level] | Platform, acti
     as the database has the actor now (a signed-in actor's session must still be live).
     Returns that current actor."""
     fresh = actor
-    if actor.session_id is not None:
+    if not _just_checked(actor):
         with unit_of_work(actor.tenant_id) as session:
             fresh = live_actor(session, actor)
     _check(actor, fresh, needs, action)
     return fresh
+
+
+# An actor the database confirmed less than this long ago, with no write committed in this
+# process since, is not read again: a page run makes many service calls right after resolving
+# its actor. A deferred call (a download pressed later), any write here (a suspension, a
+# logout, a changed grant) or a second's wait reads it again; a change made by another server
+# process is seen within that second.
+JUST_CHECKED_SECONDS = 1.0
+
+
+def _just_checked(actor: Actor) -> bool:
+    if actor.session_id is None:
+        return True  # no session to check (the command line, a machine job, a test actor)
+    if actor.checked is None:
+        return False
+    at, epoch = actor.checked
+    return epoch == write_epoch() and time.monotonic() - at < JUST_CHECKED_SECONDS
 
 
 def _check(actor: Actor, fresh: Actor | None, needs: tuple, action: str) -> None:
@@ -140,7 +158,7 @@ def transaction(actor: Actor, *needs: Need | tuple[Function, Level], action: str
         raise PermissionDenied()
     try:
         with unit_of_work(actor.tenant_id) as session:
-            fresh = live_actor(session, actor)
+            fresh = actor if _just_checked(actor) else live_actor(session, actor)
             if fresh is not None and allows(fresh, *needs):
                 yield Tx(session, fresh)
                 return

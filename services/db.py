@@ -155,9 +155,25 @@ def _wrote(conn, _cursor, _statement, _parameters, context, _executemany) -> Non
 
 
 @event.listens_for(Engine, "commit")
+def _committed(conn) -> None:
+    if conn.info.get("unsaved"):
+        _epoch[0] += 1
+    conn.info["unsaved"] = False
+
+
 @event.listens_for(Engine, "rollback")
 def _settled(conn) -> None:
     conn.info["unsaved"] = False
+
+
+_epoch = [0]
+
+
+def write_epoch() -> int:
+    """How many transactions with writes this process has committed: a cheap way to know that
+    nothing changed here since some moment (services.base uses it to skip re-reading an actor
+    it has just checked)."""
+    return _epoch[0]
 
 
 def _has_unsaved_writes(session: Session) -> bool:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlmodel import Session as DbSession
@@ -19,7 +20,7 @@ from models.base import utcnow
 from models.enums import AuditCategory, MemberStatus, TenantStatus
 from services import audit
 from services.crypto import TenantCipher
-from services.db import set_tenant, unit_of_work
+from services.db import set_tenant, unit_of_work, write_epoch
 from services.grants import effective_levels
 
 COOKIE_NAME = "hikeshi_session"
@@ -104,7 +105,12 @@ def resolve(token: str | None, request: RequestContext | None = None) -> Actor |
             row.last_seen_at = now
             db.add(row)
         db.commit()
-        return actor
+        return checked(actor)
+
+
+def checked(actor: Actor) -> Actor:
+    """The actor, stamped as confirmed by the database at this moment."""
+    return replace(actor, checked=(time.monotonic(), write_epoch()))
 
 
 def revoke(token: str | None, request: RequestContext) -> bool:
@@ -170,13 +176,55 @@ def live_actor(db: DbSession, actor: Actor) -> Actor | None:
     nothing from a later service call."""
     if actor.session_id is None or actor.kind not in (ActorKind.MEMBER, ActorKind.OPERATOR):
         return actor
-    row = db.get(Session, actor.session_id)
-    if row is None or expiry_reason(row, utcnow()):
+    # Three reads of plain columns (nothing enters the identity map, so a later locked read of
+    # the same member by the service sees the row as it is then).
+    row = db.exec(
+        select(
+            Session.revoked_at,
+            Session.expires_at,
+            Session.last_seen_at,
+            Session.tenant_id,
+            Session.member_id,
+            LocalAccount.disabled,
+            LocalAccount.is_operator,
+            Tenant.status.label("tenant_status"),
+            Member.status.label("member_status"),
+            Member.rank_id,
+            Member.affiliation,
+            Rank.name.label("rank_name"),
+        )
+        .select_from(Session)
+        .join(LocalAccount, LocalAccount.id == Session.local_account_id, isouter=True)
+        .join(Tenant, Tenant.id == Session.tenant_id, isouter=True)
+        .join(Member, Member.id == Session.member_id, isouter=True)
+        .join(Rank, Rank.id == Member.rank_id, isouter=True)
+        .where(Session.id == actor.session_id)
+    ).first()
+    if row is None or expiry_reason(row, utcnow()) or row.disabled:
         return None
-    fresh = _actor_for(db, row, actor.request, display_name=actor.display_name)
-    if fresh is None or (fresh.kind, fresh.member_id) != (actor.kind, actor.member_id):
+    if actor.kind == ActorKind.OPERATOR:
+        return checked(actor) if row.tenant_id is None and row.is_operator else None
+    if (
+        row.tenant_id != actor.tenant_id
+        or row.member_id != actor.member_id
+        or row.tenant_status != TenantStatus.ACTIVE
+        or row.member_status != MemberStatus.ACTIVE
+    ):
         return None
-    return fresh
+    roles = db.exec(
+        select(Role.id, Role.name)
+        .join(MemberRole, MemberRole.role_id == Role.id)
+        .where(MemberRole.tenant_id == row.tenant_id, MemberRole.member_id == row.member_id)
+    ).all()
+    brigade, unit = effective_levels(db, row.tenant_id, row.rank_id, [r.id for r in roles])
+    return replace(
+        checked(actor),
+        rank_name=row.rank_name or "",
+        role_names=tuple(sorted(r.name for r in roles)),
+        permissions=brigade,
+        unit=row.affiliation,
+        unit_permissions=unit,
+    )
 
 
 def _actor_for(

@@ -254,3 +254,30 @@ def test_a_logged_out_session_ends_the_actor_at_once(engine):
     with pytest.raises(PermissionDenied):
         members.list_members(fresh)
     assert members.list_members(actor)  # the other session is still live
+
+
+def test_a_change_made_by_another_process_is_seen_within_a_second(engine, monkeypatch):
+    """An actor confirmed a moment ago is not read again on every call of the same page run;
+    a change committed by another server process (here: a raw connection, unseen by this
+    process's write epoch) reaches the gate within services.base.JUST_CHECKED_SECONDS."""
+    from services import base
+
+    tenant = make_tenant()
+    _, actor = _signed_in_chief(tenant)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        placeholder = "%s" if engine.dialect.name == "postgresql" else "?"
+        session_id = actor.session_id.hex if engine.dialect.name == "sqlite" else actor.session_id
+        cursor.execute(
+            f"UPDATE user_session SET revoked_at = expires_at WHERE id = {placeholder}",
+            (session_id,),
+        )
+        raw.commit()
+    finally:
+        raw.close()
+    assert members.list_members(actor)  # within the second: the page run carries on
+    later = base.time.monotonic() + base.JUST_CHECKED_SECONDS
+    monkeypatch.setattr(base.time, "monotonic", lambda: later)
+    with pytest.raises(PermissionDenied):
+        members.list_members(actor)

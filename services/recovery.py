@@ -153,6 +153,9 @@ def main_recover(brigade: str, member_code: str, *, give_admin: bool) -> int:
         result = recover_member(
             cli, tenant_id=tenant.id, member_code=member_code, give_admin=give_admin
         )
+    except ValidationError as exc:
+        print(f"NG  {' '.join(exc.errors.values())}")
+        return 1
     except ServiceError as exc:
         print(f"NG  {exc.message}")
         return 1

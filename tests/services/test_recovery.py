@@ -86,3 +86,7 @@ def test_the_command_line_recovers_by_brigade_name(engine, capsys):
     with pytest.raises(SystemExit) as refused:
         cli.main(["recover", "ない消防団", "M7"])
     assert refused.value.code == 1
+    with pytest.raises(SystemExit) as unknown:
+        cli.main(["recover", name, "X9"])
+    assert unknown.value.code == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "NG  団員番号「X9」の団員はいません。"

@@ -128,3 +128,19 @@ def give_login(tenant_id: uuid.UUID, member_id: uuid.UUID) -> str:
 
 
 PASSWORD = "correct horse battery staple"
+
+
+def rebuilt_backup(made, changes: dict[str, bytes]) -> bytes:
+    """A backup (services.backup.BackupFile) with some files replaced and a manifest that
+    matches them, as whoever edits a backup and rebuilds its manifest would make it."""
+    from formats import backup as fmt
+
+    contents = fmt.read_zip(made.data).files | changes
+    manifest = fmt.build_manifest(
+        contents,
+        tenant_id=made.manifest.tenant_id,
+        brigade=made.manifest.brigade,
+        created_at=made.manifest.created_at,
+        app_version="test",
+    )
+    return fmt.write_zip(manifest, contents, password=None)

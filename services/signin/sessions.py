@@ -227,9 +227,7 @@ def live_actor(db: DbSession, actor: Actor) -> Actor | None:
     )
 
 
-def _actor_for(
-    db: DbSession, row: Session, request: RequestContext, display_name: str | None = None
-) -> Actor | None:
+def _actor_for(db: DbSession, row: Session, request: RequestContext) -> Actor | None:
     account = db.get(LocalAccount, row.local_account_id) if row.local_account_id else None
     if account is not None and account.disabled:
         return None
@@ -251,7 +249,7 @@ def _actor_for(
     member = db.get(Member, row.member_id) if row.member_id else None
     if not may_sign_in(tenant, member):
         return None
-    return member_actor(db, tenant, member, account, row.id, request, display_name)
+    return member_actor(db, tenant, member, account, row.id, request)
 
 
 def _line_actor(db: DbSession, row: Session, request: RequestContext) -> Actor | None:
@@ -278,7 +276,6 @@ def member_actor(
     account: LocalAccount | None,
     session_id: uuid.UUID | None,
     request: RequestContext,
-    display_name: str | None = None,
 ) -> Actor:
     rank = db.get(Rank, member.rank_id)
     role_ids = db.exec(
@@ -287,7 +284,7 @@ def member_actor(
         )
     ).all()
     roles = db.exec(select(Role).where(Role.id.in_(role_ids))).all() if role_ids else []
-    name = display_name or TenantCipher(db, tenant.id).member_name(member)
+    name = TenantCipher(db, tenant.id).member_name(member)
     brigade_levels, unit_levels = effective_levels(db, tenant.id, member.rank_id, role_ids)
     return Actor(
         kind=ActorKind.MEMBER,

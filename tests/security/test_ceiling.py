@@ -28,6 +28,7 @@ from tests.factories import (
     make_tenant,
     open_member_session,
     rank_id,
+    rebuilt_backup,
 )
 from tests.water_factories import make_source
 
@@ -168,15 +169,7 @@ def _edited_roster(made: backup.BackupFile, edit) -> bytes:
     for _, raw, _ in parsed.records:
         raw = edit(dict(raw))
         rows.append([raw.get(k, "") for k in member_csv.HEADERS])
-    changed = contents | {fmt.MEMBERS: csv_safe.encode(headers, rows)}
-    manifest = fmt.build_manifest(
-        changed,
-        tenant_id=made.manifest.tenant_id,
-        brigade=made.manifest.brigade,
-        created_at=made.manifest.created_at,
-        app_version="test",
-    )
-    return fmt.write_zip(manifest, changed, password=None)
+    return rebuilt_backup(made, {fmt.MEMBERS: csv_safe.encode(headers, rows)})
 
 
 def test_4_a_restore_applies_the_restorers_scope_and_the_ceiling_row_by_row(brigade):

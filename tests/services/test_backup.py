@@ -29,6 +29,7 @@ from tests.factories import (
     make_tenant,
     open_member_session,
     rank_id,
+    rebuilt_backup,
 )
 from tests.water_factories import make_source
 
@@ -475,26 +476,12 @@ def test_taking_permission_editing_through_the_roster_needs_admin(tenant, watch)
     assert snapshot(tenant) == before
 
 
-def _crafted(made: backup.BackupFile, changes: dict[str, bytes]) -> bytes:
-    """The backup with some files replaced and a manifest that matches them, as whoever edits
-    a backup and rebuilds its manifest would make it."""
-    contents = fmt.read_zip(made.data).files | changes
-    manifest = fmt.build_manifest(
-        contents,
-        tenant_id=made.manifest.tenant_id,
-        brigade=made.manifest.brigade,
-        created_at=made.manifest.created_at,
-        app_version="test",
-    )
-    return fmt.write_zip(manifest, contents, password=None)
-
-
 def test_invalid_rows_are_reported_by_row_and_column(tenant):
     chief = populate(tenant)
     made = backup.create_backup(chief)
     files = fmt.read_zip(made.data).files
     inspections = files[fmt.INSPECTIONS].decode("utf-8-sig").replace("W-001", "W-404", 1)
-    data = _crafted(
+    data = rebuilt_backup(
         made,
         {
             fmt.ROLES: fmt.encode_roles([fmt.RoleRow("庶務", "隊長"), fmt.RoleRow("団長", "団員")]),

@@ -141,7 +141,6 @@ def record_denial(
             },
         )
         session.commit()
-        session.commit()
 
 
 @contextmanager

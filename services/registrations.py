@@ -315,11 +315,11 @@ def code_notices(actor: Actor) -> list[CodeNotice]:
     first. Read from the event log, where every issue is recorded."""
     if actor.tenant_id is None or actor.member_id is None:
         return []
-    admin = is_permission_admin(actor)
     with unit_of_work(actor.tenant_id) as db:
         live = sessions.live_actor(db, actor)
         if live is None:
             return []
+        admin = is_permission_admin(live)  # as the member's grants are now
         rows = db.exec(
             scoped(select(AuditEvent), live)
             .where(

@@ -210,8 +210,7 @@ def send_mail(
     wire = re.sub(rb"\r\n|\r|\n", b"\r\n", raw)
     with smtplib.SMTP(host, port, local_hostname=socket.gethostname(), timeout=timeout) as smtp:
         smtp.ehlo_or_helo_if_needed()
-        eight_bit = any(byte > 0x7F for byte in wire)
-        options = ["BODY=8BITMIME"] if eight_bit and smtp.has_extn("8bitmime") else []
+        options = ["BODY=8BITMIME"] if not wire.isascii() and smtp.has_extn("8bitmime") else []
         refused = smtp.sendmail(mail_from, list(rcpt_tos), wire, mail_options=options)
     if refused:
         raise smtplib.SMTPRecipientsRefused(refused)
@@ -431,16 +430,18 @@ class ImapPoller:
     def _record(self, method: str, started: float, error: str) -> None:
         if self.record is None:
             return
-        self.record(
-            ExternalCall(
-                service=IMAP_SERVICE,
-                endpoint=self.endpoint,
-                method=method,
-                status=None,  # IMAP answers have no status code; error says how it went
-                latency_ms=(time.perf_counter() - started) * 1000,
-                error=error,
-            )
+        call = ExternalCall(
+            service=IMAP_SERVICE,
+            endpoint=self.endpoint,
+            method=method,
+            status=None,  # IMAP answers have no status code; error says how it went
+            latency_ms=(time.perf_counter() - started) * 1000,
+            error=error,
         )
+        try:
+            self.record(call)
+        except Exception:  # a traffic log that cannot write must not hold up dispatch mail
+            log.exception("could not record IMAP %s to %s", method, self.endpoint)
 
 
 def _announces_mail(responses: list[tuple[Any, ...]]) -> bool:
@@ -487,6 +488,8 @@ def verify_dkim(raw: bytes, *, dnsfunc: DnsLookup | None = None) -> DkimResult:
     """Verify the mail's DKIM signatures (dkimpy) until one passes. "none" when it has none.
 
     Looks the keys up in DNS unless dnsfunc is given; DNS trouble and missing keys are "fail".
+    Never raises: the mail is the sender's to shape, and whatever it makes dkimpy or the DNS
+    library throw is a failed verification.
     """
     lookup: Callable[..., bytes | None] = (
         dkim.dnsplug.get_txt if dnsfunc is None else lambda name, timeout=5: dnsfunc(name)
@@ -495,8 +498,8 @@ def verify_dkim(raw: bytes, *, dnsfunc: DnsLookup | None = None) -> DkimResult:
         signatures = sum(
             1 for name, _ in dkim.DKIM(raw).headers if name.lower() == b"dkim-signature"
         )
-    except dkim.DKIMException as exc:
-        return DkimResult("fail", None, f"unreadable message: {exc}"[:300])
+    except Exception as exc:
+        return DkimResult("fail", None, f"unreadable message: {type(exc).__name__}: {exc}"[:300])
     if not signatures:
         return DkimResult("none", None, "no DKIM-Signature header")
     first_domain, reasons = None, []
@@ -505,7 +508,7 @@ def verify_dkim(raw: bytes, *, dnsfunc: DnsLookup | None = None) -> DkimResult:
         checker = dkim.DKIM(raw, logger=notes)
         try:
             passed = checker.verify(idx=idx, dnsfunc=lookup)
-        except dkim.DKIMException as exc:
+        except Exception as exc:
             passed = False
             notes.errors.append(f"{type(exc).__name__}: {exc}")
         domain = checker.domain.decode("ascii", "replace") if checker.domain else None

@@ -443,6 +443,15 @@ def test_dkim_fails_when_the_key_is_not_published(signing_key: SigningKey) -> No
     assert "missing public key" in result.detail
 
 
+def test_dkim_fails_rather_than_raises_when_the_lookup_blows_up(signing_key: SigningKey) -> None:
+    def broken_lookup(name: bytes) -> bytes | None:
+        raise ValueError("label too long")
+
+    result = verify_dkim(sign(iso2022jp_mail(), signing_key), dnsfunc=broken_lookup)
+    assert (result.status, result.domain) == ("fail", "city.example.jp")
+    assert "ValueError: label too long" in result.detail
+
+
 def test_dkim_none_for_an_unsigned_mail() -> None:
     assert verify_dkim(iso2022jp_mail(), dnsfunc=lambda name: None) == DkimResult(
         "none", None, "no DKIM-Signature header"

@@ -23,7 +23,7 @@ import email.message
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import getaddresses, parsedate_to_datetime
 from enum import StrEnum
@@ -176,10 +176,20 @@ def decode_cp50220(data: bytes, errors: str = "strict") -> str:
     return "".join(out)
 
 
+_HALF_WIDTH_KANA = re.compile("[\uff61-\uff9f]+")
+
+
+def _widen(match: re.Match[str]) -> str:
+    """ｶﾞ → ガ as a run (NFKC composes the voiced mark); a lone ﾞ → ゛, not a combining mark."""
+    wide = unicodedata.normalize("NFKC", match.group())
+    return wide.replace("\u3099", "\u309b").replace("\u309a", "\u309c")
+
+
 def encode_cp50220(text: str) -> bytes:
     """Text as Microsoft's CP50220 writes it: CP932 characters as JIS pairs after ESC $ B,
     half-width katakana widened, back to ASCII before each line end and at the end. Raises
     UnicodeEncodeError for what CP932 cannot hold (and for its user-defined characters)."""
+    text = _HALF_WIDTH_KANA.sub(_widen, text)
     out = bytearray()
     kanji = False
     for index, char in enumerate(text):
@@ -191,8 +201,6 @@ def encode_cp50220(text: str) -> bytes:
                 kanji = False
             out += char.encode("ascii")
             continue
-        if "\uff61" <= char <= "\uff9f":
-            char = unicodedata.normalize("NFKC", char)
         encoded = char.encode("cp932")
         if len(encoded) != 2:
             raise UnicodeEncodeError("cp50220", text, index, index + 1, "not double-byte")
@@ -458,10 +466,12 @@ def _leaves(message: email.message.Message) -> Iterator[email.message.Message]:
     while stack and seen < MAX_PARTS:
         part, depth = stack.pop()
         seen += 1
-        payload = part.get_payload()
-        if isinstance(payload, list):
+        # Not get_payload() on a leaf: without decode=True it decodes the text with whatever
+        # codec the mail names, and raises on some names.
+        if part.is_multipart():
             if depth < MAX_DEPTH:
-                stack.extend((sub, depth + 1) for sub in reversed(payload) if _is_message(sub))
+                subparts = part.get_payload()
+                stack.extend((sub, depth + 1) for sub in reversed(subparts) if _is_message(sub))
         else:
             yield part
 
@@ -591,6 +601,8 @@ def decode_mail(raw: bytes, *, charset_override: str | None = None) -> DecodedMa
     message_id, id_problem = _message_id(_first(headers, "message-id"))
     problems.extend((*body.problems, *subject.problems, *from_name.problems))
     problems.extend(p for p in (date_problem, id_problem) if p)
+    if any("\ufffd" in attachment.filename for attachment in attachments):
+        problems.append("添付ファイル名の一部を復号できず「\ufffd」に置き換えました")
     return DecodedMail(
         message_id=message_id,
         header_from=from_address,
@@ -622,19 +634,26 @@ def _address(raw: str) -> str:
     return address if ok else ""
 
 
+def _is_plain(value: str) -> bool:
+    return value.isascii() and "\x1b" not in value
+
+
 def _pairs(value: str) -> list[tuple[str, str]]:
     """(display name, address) pairs. ASCII values are split first and the names decoded after,
     so a decoded name with a comma or angle bracket cannot move the address; raw 8-bit or
     ISO-2022 values must be decoded first (JIS bytes include "(" and ",")."""
-    if value.isascii() and "\x1b" not in value:
+    if _is_plain(value):
         return getaddresses([re.sub(r"\r?\n(?=[ \t])", "", value)])
     return getaddresses([_header_text(value)])
 
 
 def _mailbox(value: str) -> tuple[_Decoded, str]:
-    pairs = _pairs(value)
-    name, address = pairs[0] if pairs else ("", "")
-    return decode_header_value(name, what="差出人名"), _address(address)
+    if _is_plain(value):
+        name, address = next(iter(_pairs(value)), ("", ""))
+        return decode_header_value(name, what="差出人名"), _address(address)
+    whole = decode_header_value(value, what="差出人名")
+    name, address = next(iter(getaddresses([whole.text])), ("", ""))
+    return replace(whole, text=name.strip()), _address(address)
 
 
 def _recipients(values: list[str]) -> tuple[str, ...]:

@@ -95,8 +95,12 @@ _FOLD = {
     **{code: code - 0xFEE0 for code in range(0xFF41, 0xFF5B)},
     0x3000: 0x20,
 }
-# Stored values (place, landmark, reference, map URL) fold all of full-width ASCII.
-_FULL_WIDTH_ASCII = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+# Stored values (place, landmark, reference, map URL) fold all of full-width ASCII, and the
+# minus sign that JIS 0x215D decodes to outside Windows (U+2212; Windows: U+FF0D).
+_FULL_WIDTH_ASCII = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {
+    0x3000: 0x20,
+    0x2212: 0x2D,
+}
 
 
 def fold(text: str) -> str:
@@ -180,7 +184,9 @@ class ParserProfile:
 
 
 def _mapping(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = data.get(key) or {}
+    value = data.get(key)
+    if value is None:
+        return {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise ProfileError(f"解析プロファイルの {key} の形式が正しくありません")
     return value
@@ -193,7 +199,8 @@ def _text(value: Any, key: str) -> str:
 
 
 def _string(data: Mapping[str, Any], key: str) -> str:
-    return _text(data.get(key) or "", key)
+    value = data.get(key)
+    return "" if value is None else _text(value, key)
 
 
 def _strings(value: Any, key: str) -> tuple[str, ...]:
@@ -300,12 +307,15 @@ def parse_dispatch(mail: DecodedMail, profile: ParserProfile) -> ParsedDispatch:
         raw = value(name)
         half = raw.translate(_FULL_WIDTH_ASCII) if raw else raw
         if half != raw:
-            normalised.append(f"{FIELD_LABELS[name]}: 全角英数字・記号→半角")
+            normalised.append(f"{FIELD_LABELS[name]}: 全角英数字・記号・空白→半角")
         return half
 
     followup = _followup(fold(mail.subject), fold(section), profile)
-    place = folded_value("place")
-    withheld = place is not None and any(word in place for word in profile.withheld_words)
+    written_place = value("place")
+    withheld = bool(written_place) and any(
+        w.strip() and w in written_place for w in profile.withheld_words
+    )
+    place = None if withheld else folded_value("place")
     unit_words = _unit_words(text, folded, patterns.get("units"))
     occurred_at, occurred_text = _occurred(value("date"), value("time"), mail, normalised, notes)
     parsed = ParsedDispatch(
@@ -313,7 +323,7 @@ def parse_dispatch(mail: DecodedMail, profile: ParserProfile) -> ParsedDispatch:
         kind=value("kind"),
         occurred_at=occurred_at,
         occurred_text=occurred_text,
-        place=None if withheld else place,
+        place=place,
         place_approximate=place is not None and any(w in place for w in APPROXIMATE_WORDS),
         place_withheld=withheld,
         landmark=folded_value("landmark"),
@@ -430,29 +440,27 @@ _TIME = re.compile(r"(午前|午後)?\s*(?<!\d)(\d{1,2})\s*(?:時|:)\s*(?:(\d{1,
 
 @dataclass(frozen=True)
 class _Date:
-    day: date | None  # None: month and day only
-    month_day: tuple[int, int]
+    year: int | None  # None: month and day only
+    month: int
+    day: int
     end: int  # where the date ends in the text it was found in
+    era: str | None  # "令和8年→2026年" when written in an era
 
 
-def _find_date(text: str, normalised: list[str]) -> _Date | None:
+def _find_date(text: str) -> _Date | None:
     folded = fold(text)
     if match := _ERA_DATE.search(folded):
-        era, year_text = match.group(1), match.group(2)
+        era, year_text, month, day = match.groups()
         year = _ERAS[era] + (1 if year_text == "元" else int(year_text))
         era_name = "令和" if era in ("令和", "R") else "平成"
-        normalised.append(f"{era_name}{year_text}年→{year}年")
-    elif match := _WESTERN_DATE.search(folded):
-        year = int(match.group(1))
-    elif match := _MONTH_DAY.search(folded):
-        return _Date(None, (int(match.group(1)), int(match.group(2))), match.end())
-    else:
-        return None
-    month, day = int(match.group(3)), int(match.group(4))
-    try:
-        return _Date(date(year, month, day), (month, day), match.end())
-    except ValueError:
-        return _Date(None, (0, 0), match.end())
+        note = f"{era_name}{year_text}年→{year}年"
+        return _Date(year, int(month), int(day), match.end(), note)
+    if match := _WESTERN_DATE.search(folded):
+        year_text, month, day = match.groups()
+        return _Date(int(year_text), int(month), int(day), match.end(), None)
+    if match := _MONTH_DAY.search(folded):
+        return _Date(None, int(match.group(1)), int(match.group(2)), match.end(), None)
+    return None
 
 
 def _occurred(
@@ -462,32 +470,49 @@ def _occurred(
     normalised: list[str],
     notes: list[str],
 ) -> tuple[datetime | None, str | None]:
-    """The 覚知 time (JST) as aware UTC, and the text it was read from."""
+    """The 覚知 time (JST) as aware UTC, and the text it was read from. The date is the date
+    field's, else one written with the time, else the mail's (JST)."""
     if time_text is None:
         return None, date_text
     shown = time_text if not date_text or date_text in time_text else f"{date_text} {time_text}"
     if fold(shown) != shown:
         normalised.append(f"{FIELD_LABELS['time']}: 全角数字→半角")
-    found = _find_date(date_text, normalised) if date_text else None
-    in_time = _find_date(time_text, normalised) if found is None else None
+    in_time = _find_date(time_text)
+    written = (_find_date(date_text) if date_text else None) or in_time
     clock = _clock(fold(time_text)[in_time.end if in_time else 0 :], normalised)
-    found = found or in_time
-    if clock is None or (found is not None and found.month_day == (0, 0)):
+    if written is not None and written.era is not None:
+        normalised.append(written.era)
+    mail_time = mail.date.astimezone(JST) if mail.date else None
+    occurred = _resolve(written, clock, mail_time, normalised) if clock else None
+    if occurred is None:
         notes.append("覚知時刻を日時として読めません")
-        return None, shown
-    mail_day = mail.date.astimezone(JST) if mail.date else None
-    if found is not None and found.day is not None:
-        return _utc(found.day, clock), shown
-    if mail_day is None:
-        notes.append("覚知日が本文になく、メールの日付もないため日時を決められません")
-        return None, shown
-    if found is not None:
-        return _month_day(found.month_day, clock, mail_day, notes), shown
-    normalised.append("覚知日: 本文にないためメールの送信日（日本時間）を使用")
-    occurred = _utc(mail_day.date(), clock)
-    if occurred > mail_day + CLOCK_SKEW:
-        occurred = _utc(mail_day.date() - timedelta(days=1), clock)
     return occurred, shown
+
+
+def _resolve(
+    written: _Date | None, clock: time, mail_time: datetime | None, normalised: list[str]
+) -> datetime | None:
+    if written is not None and written.year is not None:
+        return _at(written.year, written.month, written.day, clock)
+    if mail_time is None:
+        return None
+    if written is None:
+        normalised.append("覚知日: 本文にないためメールの送信日時（日本時間）から判断")
+        day = mail_time.date()
+        candidates = [_at(d.year, d.month, d.day, clock) for d in (day, day - timedelta(days=1))]
+    else:
+        years = (mail_time.year, mail_time.year - 1)
+        candidates = [_at(year, written.month, written.day, clock) for year in years]
+    # The 覚知 is before the mail: 23:58 in a mail sent at 00:03 was the day before, 12/31 in a
+    # mail of 1/1 the year before.
+    return next((c for c in candidates if c and c <= mail_time + CLOCK_SKEW), None)
+
+
+def _at(year: int, month: int, day: int, clock: time) -> datetime | None:
+    try:
+        return datetime.combine(date(year, month, day), clock, tzinfo=JST).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _clock(text: str, normalised: list[str]) -> time | None:
@@ -503,29 +528,12 @@ def _clock(text: str, normalised: list[str]) -> time | None:
     return time(hour, minute)
 
 
-def _month_day(
-    month_day: tuple[int, int], clock: time, mail_day: datetime, notes: list[str]
-) -> datetime | None:
-    """A date without a year is in the mail's year, or the year before for a 12/31 mail that
-    arrives on 1/1."""
-    for year in (mail_day.year, mail_day.year - 1):
-        try:
-            occurred = _utc(date(year, *month_day), clock)
-        except ValueError:
-            break
-        if occurred <= mail_day + CLOCK_SKEW:
-            return occurred
-    notes.append("覚知時刻を日時として読めません")
-    return None
-
-
-def _utc(day: date, clock: time) -> datetime:
-    return datetime.combine(day, clock, tzinfo=JST).astimezone(UTC)
-
-
 # --- Example profiles (docs/dispatch_profiles.md explains them) ---------------------------------
 
-_LINE_END = r"\s*$"
+# Linear patterns: a line start is ^[ \t]* (not ^\s*, which rescans every blank line) and a
+# value runs to the line end as \S.* (not .+?\s*$, which rescans trailing spaces); the value's
+# surrounding spaces are stripped anyway.
+_REST = r"(?P<value>\S.*)"
 BRACKET = ParserProfile(
     name="bracket",
     description=(
@@ -533,12 +541,12 @@ BRACKET = ParserProfile(
         "「災害種別：建物火災」のように1行に1項目。覚知時刻は令和と全角数字、出動は分団名。"
     ),
     patterns={
-        "kind": r"^\s*災害(?:種別|区分)\s*[:：]\s*(?P<value>.+?)" + _LINE_END,
-        "place": r"^\s*(?:発生場所|災害場所|住所)\s*[:：]\s*(?P<value>.+?)" + _LINE_END,
-        "landmark": r"^\s*目標物?\s*[:：]\s*(?P<value>.+?)" + _LINE_END,
-        "time": r"^\s*(?:覚知|指令)(?:時刻|日時)\s*[:：]\s*(?P<value>.+?)" + _LINE_END,
-        "units": r"^\s*出動(?:分団|隊)\s*[:：]\s*(?P<value>.+?)" + _LINE_END,
-        "reference": r"^\s*事案番号\s*[:：]\s*(?P<value>\S+)",
+        "kind": r"^[ \t]*災害(?:種別|区分)[ \t]*[:：][ \t]*" + _REST,
+        "place": r"^[ \t]*(?:発生場所|災害場所|住所)[ \t]*[:：][ \t]*" + _REST,
+        "landmark": r"^[ \t]*目標物?[ \t]*[:：][ \t]*" + _REST,
+        "time": r"^[ \t]*(?:覚知|指令)(?:時刻|日時)[ \t]*[:：][ \t]*" + _REST,
+        "units": r"^[ \t]*出動(?:分団|隊)[ \t]*[:：][ \t]*" + _REST,
+        "reference": r"^[ \t]*事案番号[ \t]*[:：][ \t]*(?P<value>\S+)",
         "map_url": r"(?P<value>https?://[^\s<>\"'「」（）()]+)",
     },
     followup_words={
@@ -561,11 +569,11 @@ TERSE = ParserProfile(
     ),
     patterns={
         "kind": r"^(?:指令|要請|種別)[ \t]+(?P<value>\S+)",
-        "place": r"^場所[ \t]+(?P<value>.+?)" + _LINE_END,
-        "landmark": r"^目標[ \t]+(?P<value>.+?)" + _LINE_END,
+        "place": r"^場所[ \t]+" + _REST,
+        "landmark": r"^目標[ \t]+" + _REST,
         "date": r"^覚知[ \t]+(?P<value>\d{1,2}/\d{1,2})",
         "time": r"^覚知[ \t]+(?:\d{1,2}/\d{1,2}[ \t]+)?(?P<value>\d{1,2}:\d{2})",
-        "units": r"^(?:出動|追加)[ \t]+(?P<value>.+?)" + _LINE_END,
+        "units": r"^(?:出動|追加)[ \t]+" + _REST,
         "reference": r"^番号[ \t]+(?P<value>\S+)",
         "map_url": r"(?P<value>https?://[^\s<>\"']+)",
     },

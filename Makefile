@@ -10,8 +10,11 @@ setup:
 	command -v uv >/dev/null || python3 -m pip install --quiet uv
 	uv sync --frozen
 
+# The mail intake runs beside the app and receives one sample dispatch mail for the demo.
 run: setup
 	$(BIN)/python cli.py bootstrap
+	$(BIN)/python cli.py mail-intake --send-sample & MAIL_INTAKE=$$!; \
+	trap 'kill $$MAIL_INTAKE 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/streamlit run server.py --server.port $(PORT)
 
 lint: setup

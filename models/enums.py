@@ -34,6 +34,7 @@ class Function(StrEnum):
     EVENT_LOGS = "event_logs"
     NOTICES = "notices"
     SETTINGS = "settings"
+    DISPATCH = "dispatch"
 
     @property
     def label(self) -> str:
@@ -53,6 +54,7 @@ FUNCTION_LABELS = {
     Function.EVENT_LOGS: "イベントログ",
     Function.NOTICES: "お知らせ",
     Function.SETTINGS: "団設定",
+    Function.DISPATCH: "災害出動",
 }
 
 

@@ -30,6 +30,8 @@ FUNCTION_LEVELS: dict[Function, tuple[Level, ...]] = {
     F.EVENT_LOGS: (L.NONE, L.VIEW, L.ADMIN),
     F.NOTICES: (L.NONE, L.VIEW, L.EDIT),
     F.SETTINGS: (L.NONE, L.VIEW, L.EDIT),
+    # 閲覧: the incident board; 編集: incidents by hand, status; 管理: where dispatch mail comes from
+    F.DISPATCH: (L.NONE, L.VIEW, L.EDIT, L.ADMIN),
 }
 assert set(FUNCTION_LEVELS) == set(Function)
 # Functions whose grants may be narrowed to the holder's own 所属 (they act on members).
@@ -79,6 +81,7 @@ _UNIT_LEADER = {
     F.EVENT_LOGS: L.VIEW,
     F.NOTICES: L.EDIT,
     F.SETTINGS: L.VIEW,
+    F.DISPATCH: L.EDIT,
 }
 _SECTION_LEADER = {
     F.DASHBOARD: L.VIEW,
@@ -86,8 +89,9 @@ _SECTION_LEADER = {
     F.WATER_SOURCES: L.VIEW,
     F.INSPECTIONS: L.EDIT,
     F.NOTICES: L.VIEW,
+    F.DISPATCH: L.VIEW,
 }
-_MEMBER = {F.DASHBOARD: L.VIEW, F.WATER_SOURCES: L.VIEW, F.NOTICES: L.VIEW}
+_MEMBER = {F.DASHBOARD: L.VIEW, F.WATER_SOURCES: L.VIEW, F.NOTICES: L.VIEW, F.DISPATCH: L.VIEW}
 
 DEFAULT_RANK_MATRIX: dict[str, dict[Function, Level]] = {
     "団長": _EVERYTHING,

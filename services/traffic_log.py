@@ -21,6 +21,8 @@ from services.errors import ValidationError
 
 PARSE_RESULT = re.compile(r"[a-z][a-z0-9_]{0,39}")
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
+# IMAP commands a mailbox poller reports (integrations/mail.py); they carry no status code
+IMAP_COMMANDS = frozenset({"LOGIN", "CAPABILITY", "SELECT", "SEARCH", "FETCH", "STORE", "IDLE"})
 SERVICE = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 RETRY_KEY = re.compile(r"[A-Za-z0-9._:-]{0,64}")
 ERROR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,59}")
@@ -103,8 +105,8 @@ def record_external_call(
     errors: dict[str, str] = {}
     if not SERVICE.fullmatch(service or ""):
         errors["service"] = "サービス名は英小文字の識別子で指定してください。"
-    if method not in METHODS:
-        errors["method"] = "HTTPメソッドが正しくありません。"
+    if method not in METHODS | IMAP_COMMANDS:
+        errors["method"] = "HTTPメソッドまたはIMAPコマンドが正しくありません。"
     if status is not None and not 100 <= status <= 599:
         errors["status"] = "ステータスコードが正しくありません。"
     if latency_ms < 0 or attempt < 1:
@@ -121,7 +123,7 @@ def record_external_call(
         session,
         category=AuditCategory.EXTERNAL,
         action="external.call",
-        outcome="success" if status is not None and status < 400 else "failure",
+        outcome="failure" if error or (status is not None and status >= 400) else "success",
         target_type=service,
         target_id=safe[:80],
         details={

@@ -236,7 +236,7 @@ def test_safe_endpoint(url, safe):
 @pytest.mark.parametrize(
     "bad",
     [
-        {"method": "FETCH"},
+        {"method": "RETR"},
         {"status": 99},
         {"latency_ms": -1},
         {"service": "LINE API"},
@@ -271,6 +271,22 @@ def test_external_call_joins_the_callers_transaction(tenant, engine):
         )
         raise RuntimeError("the caller's work failed")
     assert last_audit_seq(engine, tenant) == seq
+
+
+@pytest.mark.parametrize(("error", "outcome"), [("", "success"), ("TimeoutError", "failure")])
+def test_an_imap_command_has_no_status_and_fails_only_with_an_error(tenant, engine, error, outcome):
+    seq = last_audit_seq(engine, tenant)
+    traffic_log.record_external_call(
+        system_actor(tenant),
+        service="imap",
+        endpoint="imaps://mail.example.jp:993/INBOX",
+        method="FETCH",
+        status=None,
+        latency_ms=12,
+        error=error,
+    )
+    (event,) = audit_events(engine, tenant, after_seq=seq, category="external")
+    assert event.outcome == outcome
 
 
 def test_an_external_call_without_a_brigade_goes_to_the_platform_chain(engine):

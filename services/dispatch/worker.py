@@ -1,0 +1,211 @@
+"""The mail intake of one process (`cli.py mail-intake`): the SMTP receiver, one IMAP poller per
+brigade mailbox, and a sweep that handles mail a stopped process left unhandled and empties raw
+text past its retention. Several such processes may run against one database; the claims in
+services.dispatch.intake keep each mail to one of them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+
+from sqlmodel import select
+
+from config import get_settings
+from core.actor import Actor, ActorKind, system_actor
+from formats.dispatch_profile import sample_dispatch_mail
+from integrations.mail import Envelope, ImapPoller, SmtpReceiver, send_mail
+from models.base import utcnow
+from models.dispatch import MailSource, MailTransport
+from services import tenants
+from services.base import transaction
+from services.dispatch import intake
+from services.dispatch.sources import imap_password, list_sources
+from services.traffic_log import external_call_recorder
+
+log = logging.getLogger(__name__)
+SWEEP_SECONDS = 30.0
+PURGE_EVERY_SWEEPS = 120  # about an hour
+UNKNOWN_RECIPIENT = "No such recipient"
+OPERATOR = Actor(kind=ActorKind.SYSTEM, display_name="send-test-mail", label="send-test-mail")
+
+
+@dataclass(frozen=True)
+class ImapSource:
+    tenant_id: uuid.UUID
+    source_id: uuid.UUID
+    host: str
+    port: int
+    ssl: bool
+    username: str
+    password: str
+    folder: str
+
+
+def accept_rcpt(address: str) -> bool:
+    return intake.route(address) is not None
+
+
+def smtp_sink(
+    envelope: Envelope, raw: bytes, *, dnsfunc: intake.DNSFunc | None = None
+) -> str | None:
+    """Store the mail once per brigade address it was sent to, then handle it. The SMTP answer
+    waits only for the store: a failure after it leaves the mail for the sweep, not lost."""
+    stored = []
+    for rcpt in dict.fromkeys(envelope.rcpt_tos):
+        where = intake.route(rcpt)
+        if where is None:
+            continue
+        mail_id = intake.store(
+            where,
+            raw,
+            transport=MailTransport.SMTP,
+            envelope_from=envelope.mail_from,
+            rcpt=rcpt,
+            peer=envelope.peer,
+        )
+        stored.append((where.tenant_id, mail_id))
+    if not stored:
+        return UNKNOWN_RECIPIENT
+    for tenant_id, mail_id in stored:
+        try:
+            intake.process(tenant_id, mail_id, dnsfunc=dnsfunc)
+        except Exception:
+            log.exception("mail %s stored but not handled; the sweep will retry", mail_id)
+    return None
+
+
+def imap_sources() -> list[ImapSource]:
+    """Every active brigade mailbox, read by each brigade's intake actor."""
+    found = []
+    for tenant_id in intake.brigades():
+        actor = intake.intake_actor(tenant_id)
+        with transaction(actor, intake.RECEIVE, action="mail_source.imap_list") as tx:
+            rows = tx.session.exec(
+                select(MailSource).where(
+                    MailSource.tenant_id == tx.tenant_id,
+                    MailSource.transport == MailTransport.IMAP,
+                    MailSource.active,
+                )
+            ).all()
+            found += [
+                ImapSource(
+                    tenant_id,
+                    row.id,
+                    row.imap_host,
+                    row.imap_port,
+                    row.imap_ssl,
+                    row.imap_username,
+                    imap_password(tx, row),
+                    row.imap_folder,
+                )
+                for row in rows
+            ]
+    return found
+
+
+def imap_sink(source: ImapSource, *, dnsfunc: intake.DNSFunc | None = None):
+    where = intake.Route(source.tenant_id, source.source_id)
+
+    def sink(raw: bytes) -> None:
+        mail_id = intake.store(where, raw, transport=MailTransport.IMAP)
+        try:
+            intake.process(source.tenant_id, mail_id, dnsfunc=dnsfunc)
+        except Exception:
+            log.exception("mail %s stored but not handled; the sweep will retry", mail_id)
+
+    return sink
+
+
+class MailIntake:
+    def __init__(
+        self,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        dnsfunc: intake.DNSFunc | None = None,
+        imap: bool = True,
+    ) -> None:
+        settings = get_settings()
+        self.dnsfunc = dnsfunc
+        self.receiver = SmtpReceiver(
+            lambda envelope, raw: smtp_sink(envelope, raw, dnsfunc=dnsfunc),
+            host=host or settings.smtp_host,
+            port=port or settings.smtp_port,
+            max_bytes=settings.mail_max_bytes,
+            accept_rcpt=accept_rcpt,
+        )
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.imap = imap
+
+    def start(self) -> None:
+        self.receiver.start()
+        if self.imap:
+            for source in imap_sources():
+                self._start_poller(source)
+
+    def _start_poller(self, source: ImapSource) -> None:
+        poller = ImapPoller(
+            host=source.host,
+            port=source.port,
+            ssl=source.ssl,
+            username=source.username,
+            password=source.password,
+            folder=source.folder,
+            record=external_call_recorder(intake.intake_actor(source.tenant_id)),
+        )
+        thread = threading.Thread(
+            target=poller.run,
+            args=(imap_sink(source, dnsfunc=self.dnsfunc),),
+            kwargs={"stop": self.stop_event},
+            name=f"imap-{source.source_id}",
+            daemon=True,
+        )
+        thread.start()
+        self.threads.append(thread)
+
+    def run(self) -> None:
+        """Sweep until stopped."""
+        sweeps = 0
+        while not self.stop_event.wait(SWEEP_SECONDS):
+            try:
+                intake.process_pending(dnsfunc=self.dnsfunc)
+                sweeps += 1
+                if sweeps % PURGE_EVERY_SWEEPS == 0:
+                    intake.purge_expired_raw()
+            except Exception:
+                log.exception("mail sweep failed; trying again at the next one")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.receiver.stop()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+def send_sample(brigade: str, *, host: str | None = None, port: int | None = None) -> str:
+    """Send a sample dispatch mail to a brigade's first receiving address (the demo, and
+    `cli.py send-test-mail`); returns the address."""
+    tenant_id = tenants.get_tenant_by_name(OPERATOR, brigade).id
+    smtp = [
+        s
+        for s in list_sources(system_actor(tenant_id, label="send-test-mail"))
+        if s.transport == MailTransport.SMTP and s.active
+    ]
+    if not smtp:
+        raise LookupError(f"{brigade} has no receiving address (出動メール設定)")
+    source = smtp[0]
+    sender = source.senders[0]
+    sender = f"shirei{sender}" if sender.startswith("@") else sender
+    settings = get_settings()
+    raw = sample_dispatch_mail(to=source.address, sender=sender, now=utcnow())
+    send_mail(
+        raw,
+        host=host or settings.smtp_host,
+        port=port or settings.smtp_port,
+        mail_from=sender,
+        rcpt_tos=[source.address],
+    )
+    return source.address

@@ -7,8 +7,8 @@ a Shift_JIS label usually carries CP932 (① and 髙 again). So `email` is used 
 the MIME structure and undo the transfer encodings; every text is decoded from its bytes by this
 module: the declared charset first, then ISO-2022-JP, CP50220, UTF-8, Shift_JIS and CP932, each
 strictly. Only when none of them decodes is anything replaced, and then the status and a problem
-line say so. Problem lines never quote the mail's text (they are stored beside personal data
-that is sealed; they are not).
+line say so. Problem lines never quote the mail's text: the text is sealed where it is stored,
+the problem lines are not.
 
 No database access: services/dispatch calls this and stores what it returns.
 """
@@ -59,7 +59,7 @@ DECODE_STATUS_LABELS = {
     DecodeStatus.REPLACED: "一部復号不能",
     DecodeStatus.EMPTY: "本文なし",
 }
-# Worst first wins when the body and the headers are combined into one status.
+# The worst wins when the body's and the headers' statuses are combined.
 _SEVERITY = {
     DecodeStatus.OK: 0,
     DecodeStatus.FALLBACK: 1,
@@ -97,8 +97,9 @@ class DecodedMail:
 # --- CP50220: ISO-2022-JP as Microsoft writes it ------------------------------------------------
 
 # CP50220 writes every CP932 double-byte character, NEC row 13 (①) and the NEC-selected IBM
-# extensions (髙 at row 92) included, as a JIS pair after ESC $ B; stdlib's iso2022 codecs know
-# only JIS X 0208 there. A JIS pair converts to Shift_JIS by arithmetic and CP932 decodes it.
+# extensions (髙 at row 92) included, as a JIS pair after ESC $ B. No stdlib codec reads them
+# (iso2022_jp, _1, _2, _3, _2004 and _ext all reject both under ESC $ B; checked on 3.11). A
+# JIS pair converts to Shift_JIS by arithmetic, and CP932 decodes that.
 _ESC, _SO, _SI = 0x1B, 0x0E, 0x0F
 _ASCII, _KANA, _KANJI = "ascii", "kana", "kanji"
 _DESIGNATIONS = {
@@ -253,6 +254,8 @@ _LABELS = {
 # 7-bit ISO-2022 first (8-bit data fails it at once), then UTF-8, which 8-bit Japanese legacy
 # text almost never passes by accident, then Shift_JIS and its Microsoft superset.
 FALLBACK_CHAIN = ("ISO-2022-JP", "CP50220", "UTF-8", "Shift_JIS", "CP932")
+# What Microsoft clients send under these labels.
+_WIDER = {"ISO-2022-JP": "CP50220", "Shift_JIS": "CP932"}
 
 
 def canonical_charset(label: str | None) -> str | None:
@@ -296,32 +299,46 @@ def _replaced(data: bytes, charset: str) -> str:
 
 
 def decode_bytes(data: bytes, declared: str | None, *, what: str = "本文") -> _Decoded:
-    """Decode with the declared charset (RFC 2045's US-ASCII when none is declared), then the
-    fallback chain, each strictly; failing all, the candidate with the fewest U+FFFD."""
+    """Decode with the declared charset (RFC 2045's US-ASCII when none is declared) or its
+    Microsoft superset, then the rest of the chain, each strictly; failing all, the candidate
+    with the fewest U+FFFD. A declared charset that fails on a damaged byte or two is kept, with
+    those replaced: reading the whole text in another charset would make all of it mojibake."""
     problems: list[str] = []
     first = canonical_charset(declared) if declared else "US-ASCII"
     if declared and first is None:
         problems.append(f"{what}の文字コード {_shown(declared)} には対応していません")
-    candidates = list(dict.fromkeys([c for c in (first, *FALLBACK_CHAIN) if c]))
-    for charset in candidates:
-        text = _strict(data, charset)
-        if text is None:
-            continue
-        if charset == first:
-            return _Decoded(text, charset, DecodeStatus.OK, tuple(problems))
-        if declared and first:
-            problems.append(f"{what}の文字コード {first} で復号できず {charset} で復号しました")
-        elif not declared:
-            problems.append(f"{what}の文字コードの宣言がないため {charset} で復号しました")
-        else:
-            problems.append(f"{what}を {charset} で復号しました")
-        return _Decoded(text, charset, DecodeStatus.FALLBACK, tuple(problems))
+    own = [c for c in (first, _WIDER.get(first or "")) if c]
+    for charset in own:
+        if (text := _strict(data, charset)) is not None:
+            status = DecodeStatus.OK if charset == first else DecodeStatus.FALLBACK
+            if status == DecodeStatus.FALLBACK:
+                problems.append(f"{what}の文字コード {first} で復号できず {charset} で復号しました")
+            return _Decoded(text, charset, status, tuple(problems))
+    if declared and own:
+        text = _replaced(data, own[-1])
+        if text.count("\ufffd") * 100 <= len(text):  # at most 1 in 100 characters
+            line = f"{what}の文字コード {own[-1]} で復号できない箇所があります"
+            return _replacement(text, own[-1], [*problems, line])
+    candidates = list(dict.fromkeys([*own, *FALLBACK_CHAIN]))
+    for charset in candidates[len(own) :]:
+        if (text := _strict(data, charset)) is not None:
+            if declared and first:
+                line = f"{what}の文字コード {first} で復号できず {charset} で復号しました"
+            elif declared:
+                line = f"{what}を {charset} で復号しました"
+            else:
+                line = f"{what}の文字コードの宣言がないため {charset} で復号しました"
+            problems.append(line)
+            return _Decoded(text, charset, DecodeStatus.FALLBACK, tuple(problems))
     decoded = [(_replaced(data, c), c) for c in candidates]
     text, charset = min(decoded, key=lambda pair: pair[0].count("\ufffd"))
-    problems.append(
-        f"{what}はどの文字コードでも正しく復号できません。{charset} で復号し、"
-        f"読めない {text.count(chr(0xFFFD))} 箇所を「\ufffd」に置き換えました"
-    )
+    line = f"{what}はどの文字コードでも正しく復号できません。{charset} で復号しました"
+    return _replacement(text, charset, [*problems, line])
+
+
+def _replacement(text: str, charset: str, problems: list[str]) -> _Decoded:
+    count = text.count("\ufffd")
+    problems[-1] += f"。読めない {count} 箇所を「\ufffd」に置き換えました"
     return _Decoded(text, charset, DecodeStatus.REPLACED, tuple(problems))
 
 

@@ -153,9 +153,26 @@ def test_undecodable_body_is_replaced_and_says_so() -> None:
     assert mail.body.count("\ufffd") == 4
     assert "災害種別：建物火災" in mail.body and "以上" in mail.body
     assert mail.problems == (
-        "本文はどの文字コードでも正しく復号できません。ISO-2022-JP で復号し、"
+        "本文はどの文字コードでも正しく復号できません。ISO-2022-JP で復号しました。"
         "読めない 4 箇所を「\ufffd」に置き換えました",
     )
+
+
+def test_one_damaged_byte_in_a_long_text_is_replaced_not_read_in_another_charset() -> None:
+    text = "災害種別：建物火災\n発生場所：住吉町３丁目付近\n" * 10
+    data = text.encode()
+    at = data.index(b"\n") + 1
+    damaged = data[:at] + b"\xff" + data[at:]
+    raw = b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + damaged
+    mail = decode_mail(raw)
+    assert mail.decode_status == DecodeStatus.REPLACED
+    assert mail.body.replace("\ufffd", "") == text
+    assert mail.problems[0] == (
+        "本文の文字コード UTF-8 で復号できない箇所があります。読めない 1 箇所を「\ufffd」に置き換えました"
+    )
+    # the same text under a wrong label is many failures: read in the charset that fits
+    mislabelled = b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + text.encode("cp932")
+    assert decode_mail(mislabelled).body == text
 
 
 def test_a_mail_without_a_text_part_is_empty() -> None:

@@ -53,6 +53,7 @@ class FollowUp(StrEnum):
         return FOLLOWUP_LABELS[self]
 
 
+FOLLOWUP_VALUES = frozenset(followup.value for followup in FollowUp)
 FOLLOWUP_LABELS = {
     FollowUp.DISPATCH: "出動指令",
     FollowUp.REQUEST: "出動要請",
@@ -143,10 +144,9 @@ class ParserProfile:
         if not isinstance(data, Mapping):
             raise ProfileError("解析プロファイルの形式が正しくありません")
         words = _mapping(data, "followup_words")
-        try:
-            followups = {FollowUp(key): _strings(value, key) for key, value in words.items()}
-        except ValueError as error:
-            raise ProfileError(f"続報の種類が正しくありません: {error}") from None
+        if unknown := [key for key in words if key not in FOLLOWUP_VALUES]:
+            raise ProfileError(f"続報の種類 {unknown[0][:40]} は使えません")
+        followups = {FollowUp(key): _strings(value, key) for key, value in words.items()}
         return cls(
             name=_string(data, "name"),
             description=_string(data, "description"),
@@ -547,7 +547,7 @@ BRACKET = ParserProfile(
         "time": r"^[ \t]*(?:覚知|指令)(?:時刻|日時)[ \t]*[:：][ \t]*" + _REST,
         "units": r"^[ \t]*出動(?:分団|隊)[ \t]*[:：][ \t]*" + _REST,
         "reference": r"^[ \t]*事案番号[ \t]*[:：][ \t]*(?P<value>\S+)",
-        "map_url": r"(?P<value>https?://[^\s<>\"'「」（）()]+)",
+        "map_url": r'(?P<value>https?://[^\s<>"「」（）()]+)',
     },
     followup_words={
         FollowUp.DISPATCH: ("【出動指令】",),
@@ -575,7 +575,7 @@ TERSE = ParserProfile(
         "time": r"^覚知[ \t]+(?:\d{1,2}/\d{1,2}[ \t]+)?(?P<value>\d{1,2}:\d{2})",
         "units": r"^(?:出動|追加)[ \t]+" + _REST,
         "reference": r"^番号[ \t]+(?P<value>\S+)",
-        "map_url": r"(?P<value>https?://[^\s<>\"']+)",
+        "map_url": r'(?P<value>https?://[^\s<>"]+)',
     },
     followup_words={
         FollowUp.DISPATCH: ("出動指令",),

@@ -239,8 +239,8 @@ _DECODERS: dict[str, Decoder] = {
 }
 _LABELS = {
     **dict.fromkeys(("us-ascii", "ascii", "ansi_x3.4-1968", "csascii"), "US-ASCII"),
-    **dict.fromkeys(("utf-8", "utf8"), "UTF-8"),
-    **dict.fromkeys(("iso-2022-jp", "csiso2022jp", "jis"), "ISO-2022-JP"),
+    **dict.fromkeys(("utf-8", "utf8", "utf_8"), "UTF-8"),
+    **dict.fromkeys(("iso-2022-jp", "iso2022_jp", "csiso2022jp", "jis"), "ISO-2022-JP"),
     **dict.fromkeys(
         ("cp50220", "cp50221", "cp50222", "iso-2022-jp-ms", "x-iso-2022-jp-ms"), "CP50220"
     ),
@@ -248,8 +248,8 @@ _LABELS = {
     **dict.fromkeys(
         ("cp932", "windows-31j", "ms932", "x-ms-cp932", "cswindows31j", "ms_kanji"), "CP932"
     ),
-    **dict.fromkeys(("euc-jp", "x-euc-jp", "cseucpkdfmtjapanese", "eucjp"), "EUC-JP"),
-    **dict.fromkeys(("iso-8859-1", "latin1", "latin-1", "iso_8859-1"), "ISO-8859-1"),
+    **dict.fromkeys(("euc-jp", "euc_jp", "x-euc-jp", "cseucpkdfmtjapanese", "eucjp"), "EUC-JP"),
+    **dict.fromkeys(("iso-8859-1", "iso8859-1", "latin1", "latin-1", "iso_8859-1"), "ISO-8859-1"),
 }
 # 7-bit ISO-2022 first (8-bit data fails it at once), then UTF-8, which 8-bit Japanese legacy
 # text almost never passes by accident, then Shift_JIS and its Microsoft superset.
@@ -259,7 +259,8 @@ _WIDER = {"ISO-2022-JP": "CP50220", "Shift_JIS": "CP932"}
 
 
 def canonical_charset(label: str | None) -> str | None:
-    """The charset a label names, of those this module decodes; None for an unknown label."""
+    """The charset a label names, of those this module decodes; None for an unknown label.
+    MIME labels and Python's codec names alike; use it to check a source's charset setting."""
     if not label:
         return None
     return _LABELS.get(label.strip().strip('"').lower())

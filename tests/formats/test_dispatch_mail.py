@@ -19,6 +19,7 @@ from formats.dispatch_mail import (
     DecodedMail,
     DecodeStatus,
     MailAttachment,
+    canonical_charset,
     decode_cp50220,
     decode_mail,
     encode_cp50220,
@@ -193,6 +194,20 @@ def test_charset_override() -> None:
     unknown = decode_mail(raw, charset_override="x-klingon")
     assert unknown.charset_used == "CP932"
     assert "設定された文字コード x-klingon には対応していないため使いません" in unknown.problems
+
+
+def test_charset_labels() -> None:
+    for label, name in [
+        ("ISO-2022-JP", "ISO-2022-JP"),
+        ("iso2022_jp", "ISO-2022-JP"),
+        ("CP50220", "CP50220"),
+        ('"Shift_JIS"', "Shift_JIS"),
+        ("Windows-31J", "CP932"),
+        ("utf8", "UTF-8"),
+    ]:
+        assert canonical_charset(label) == name
+    assert canonical_charset("rot13") is None  # a label never picks an arbitrary codec
+    assert canonical_charset("") is None
 
 
 def test_8bit_text_without_a_charset_and_a_wrong_latin1_label() -> None:

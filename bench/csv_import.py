@@ -24,46 +24,28 @@ this process: the machines are shared, and the fastest run is the one least dist
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime
-import os
-import secrets
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-_DATA = tempfile.mkdtemp(prefix="hikeshi-bench-")
-os.environ["HIKESHI_DATA_DIR"] = _DATA
-os.environ.setdefault(
-    "HIKESHI_MASTER_KEYS", "bench:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-)
-os.environ.setdefault("HIKESHI_SESSION_SECRET", secrets.token_urlsafe(48))
+from scratch import APP_ROLE, Database
+from sqlalchemy import Engine, insert, select, text
 
-from alembic import command  # noqa: E402
-from alembic.config import Config  # noqa: E402
-from sqlalchemy import Engine, create_engine, insert, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
-from core.actor import Actor, system_actor  # noqa: E402
-from core.personal import ENCRYPTED_MEMBER_FIELDS  # noqa: E402
-from formats import csv_safe, member_csv, water_csv  # noqa: E402
-from models import Member, MemberRole, Rank, Role  # noqa: E402
-from models.enums import MemberStatus  # noqa: E402
-from models.water import WaterSource  # noqa: E402
-from services import demo_data, member_import, members, roles, tenants, water_import  # noqa: E402
-from services.base import Tx  # noqa: E402
-from services.db import build_engine, normalise_url, set_engine, unit_of_work  # noqa: E402
-from services.imports import MissingRows  # noqa: E402
+from core.actor import Actor, system_actor
+from core.personal import ENCRYPTED_MEMBER_FIELDS
+from formats import csv_safe, member_csv, water_csv
+from models import Member, MemberRole, Rank, Role
+from models.enums import MemberStatus
+from models.water import WaterSource
+from services import demo_data, member_import, members, roles, tenants, water_import
+from services.base import Tx
+from services.db import unit_of_work
+from services.imports import MissingRows
 
 TODAY = datetime.date(2026, 11, 26)
-APP_ROLE = os.environ.get("HIKESHI_APP_DB_ROLE", "hikeshi_app")
 PLATFORM = Actor(kind="system", display_name="bench", label="bench")
 TARGET = 3.0
 MEMBER_TABLES = (Member.__table__, MemberRole.__table__)
@@ -110,51 +92,6 @@ def water_file(count: int) -> bytes:
 
 
 # -- the database --------------------------------------------------------------------------------
-
-
-def migrate(url: str) -> None:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("sqlalchemy.url", url)
-    cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, "heads")
-
-
-class Database:
-    """A scratch database: the application's engine (set for the services) and the owner's."""
-
-    def __init__(self, server_url: str | None) -> None:
-        self.server_url, self.name = server_url, ""
-        if server_url is None:
-            url = f"sqlite:///{Path(_DATA) / 'bench.db'}"
-            migrate(url)
-            self.app = self.owner = build_engine(url)
-        else:
-            server = make_url(normalise_url(server_url))
-            self.name = f"hikeshi_bench_{uuid.uuid4().hex[:8]}"
-            with self._admin() as conn:
-                conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-            owner = server.set(database=self.name)
-            migrate(owner.render_as_string(hide_password=False))
-            self.owner = build_engine(owner.render_as_string(hide_password=False))
-            app = owner.set(username=APP_ROLE, password=None)
-            self.app = build_engine(app.render_as_string(hide_password=False))
-        set_engine(self.app)
-
-    @property
-    def dialect(self) -> str:
-        return self.app.dialect.name
-
-    def _admin(self):
-        server = make_url(normalise_url(self.server_url or ""))
-        admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        return admin.connect()
-
-    def close(self) -> None:
-        self.app.dispose()
-        self.owner.dispose()
-        if self.name:
-            with self._admin() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
 
 
 def brigade(label: str) -> Actor:

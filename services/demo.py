@@ -7,14 +7,19 @@ from dataclasses import dataclass
 from datetime import date
 
 from core.actor import Actor, ActorKind, system_actor
+from formats.dispatch_profile import EXAMPLE_PROFILES
 from models import MemberCreate
 from models.water import WaterSourceBase
 from services import demo_data, members, tenants, water_sources
 from services import roles as roles_service
+from services.dispatch import sources
 from services.errors import NotFound
 from services.signin import local
 
 ADMIN_LOGIN = "demo-admin"
+# The demo's 消防本部: its mail is read by the first example profile (【】-bracket layout);
+# `cli.py send-test-mail` sends a sample in that layout from this sender.
+DISPATCH_SENDER = "shirei@demo-fd.example.jp"
 PLATFORM = Actor(kind=ActorKind.SYSTEM, display_name="seed", label="seed-demo")
 
 
@@ -71,6 +76,12 @@ def seed_demo(*, today: date | None = None) -> SeedResult:
             WaterSourceBase.model_validate(w, from_attributes=True)
             for w in demo_data.generate_water_sources(today=today)
         ],
+    )
+    profile = next(iter(EXAMPLE_PROFILES.values())).to_dict()
+    profile["vocabulary"] = {unit: unit for unit in demo_data.DEMO_UNITS}
+    sources.create_source(
+        seeder,
+        sources.SourceInput(name="デモ市消防本部", senders=(DISPATCH_SENDER,), profile=profile),
     )
     password = secrets.token_urlsafe(12)
     local.create_account(

@@ -319,7 +319,8 @@ def find_match(
     now: datetime,
 ) -> Incident | None:
     """The open incident a mail continues: the same reference number; else, within the window,
-    the same kind at the same place; a map mail without either joins the source's newest."""
+    the same kind at the same place (unless both carry different numbers); a map mail or a
+    follow-up without either joins the source's newest."""
     open_rows = scoped(select(Incident), tx.actor).where(Incident.status != S.CLOSED)
     if parsed.reference:
         row = tx.session.exec(
@@ -335,6 +336,8 @@ def find_match(
     ).all()
     place = _same_place_key(parsed.place or "")
     for row in recent:
+        if parsed.reference and row.reference and row.reference != parsed.reference:
+            continue  # two numbers: two incidents, wherever they are
         if place and _same_place_key(unseal(tx, row, "place")) == place:
             if not parsed.kind or not row.kind or parsed.kind == row.kind:
                 return row

@@ -4,7 +4,6 @@ from, and the parser profile that reads it. 災害出動 管理 only: the addres
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import json
 import re
@@ -18,7 +17,7 @@ from sqlmodel import select
 from config import get_settings
 from core.access import Need
 from core.actor import Actor
-from formats.dispatch_mail import DecodedMail, decode_mail
+from formats.dispatch_mail import DecodedMail, canonical_charset, decode_mail
 from formats.dispatch_profile import EXAMPLE_PROFILES, ParsedDispatch, ParserProfile, parse_dispatch
 from models.base import utcnow
 from models.dispatch import MailSource, MailTransport
@@ -352,10 +351,8 @@ def _profile(profile: dict[str, Any]) -> ParserProfile:
 
 
 def _charset(name: str) -> str | None:
-    try:
-        return codecs.lookup(name).name if name else None
-    except LookupError:
-        return None
+    """A charset the decoder knows (MIME labels and Python codec names, CP50220 included)."""
+    return canonical_charset(name)
 
 
 def _looks_like_mail(sample: bytes) -> bool:

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -152,6 +155,14 @@ def test_a_follow_up_without_reference_matches_kind_and_place_within_the_window(
     )
     (incident,) = board(tenant)
     assert outcome.incident_id == incident.id and incident.status == IncidentStatus.FALSE_ALARM
+
+
+def test_two_numbers_at_one_place_are_two_incidents():
+    tenant = make_tenant()
+    source = make_source(tenant)
+    intake.receive(where(source), mail(source.address, body(reference="A-1")))
+    intake.receive(where(source), mail(source.address, body(reference="A-2")))
+    assert [i.reference for i in board(tenant)] == ["A-2", "A-1"]
 
 
 def test_a_map_mail_after_the_dispatch_adds_the_map_link():
@@ -315,6 +326,11 @@ def test_a_bad_source_names_the_field(field, value, label):
     assert label in caught.value.errors
 
 
+@pytest.mark.parametrize("charset", ["CP50220", "windows-31j", "shift_jis", "ISO-2022-JP"])
+def test_the_charsets_the_manual_names_are_accepted(charset):
+    assert make_source(make_tenant(), charset_override=charset).charset_override == charset
+
+
 def test_incidents_by_hand_follow_the_status_order():
     tenant = make_tenant()
     made = incidents.create_incident(
@@ -345,3 +361,44 @@ def test_places_are_sealed_at_rest():
     with unit_of_work(tenant) as db:
         row = db.exec(select(Incident).where(Incident.tenant_id == tenant)).one()
     assert "秘密町" not in row.place_enc and row.place_enc.startswith("v")
+
+
+HANDLER = """
+import sys, uuid
+from services.db import build_engine, set_engine
+from config import get_settings
+from services.dispatch import intake
+set_engine(build_engine(get_settings().database_url))
+print("ready", flush=True)
+sys.stdin.readline()  # both processes are up: go
+tenant = uuid.UUID(sys.argv[1])
+for mail_id in sys.argv[2:]:
+    intake.process(tenant, uuid.UUID(mail_id))
+"""
+
+
+def test_two_intake_processes_on_one_database_make_one_incident(dialect):
+    """Two separate processes handle the same two stored copies of one mail, in opposite
+    orders, released at once: exactly one incident, one copy accepted, one duplicate."""
+    if dialect != "postgresql":
+        pytest.skip("several intake processes share a PostgreSQL database; SQLite is embedded")
+    tenant = make_tenant()
+    source = make_source(tenant)
+    raw = mail(source.address, body(), message_id="<two-processes@fd.example.lg.jp>")
+    ids = [str(intake.store(where(source), raw, transport="smtp")) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", HANDLER, str(tenant), *order],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        for order in (ids, ids[::-1])
+    ]
+    assert [proc.stdout.readline() for proc in procs] == [b"ready\n"] * 2
+    for proc in procs:
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+    assert [proc.wait(timeout=60) for proc in procs] == [0, 0]
+    assert len(board(tenant)) == 1
+    assert sorted(m.status for m in mails(tenant)) == ["accepted", "duplicate"]

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import smtplib
 import time
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from sqlmodel import select
 
-from formats.dispatch_profile import EXAMPLE_PROFILES
 from integrations.mail import free_loopback_port, send_mail
 from models.dispatch import InboundMail, MailTransport
+from services import tenants
 from services.db import unit_of_work
+from services.demo import seed_demo
+from services.demo_data import DEMO_BRIGADE
 from services.dispatch import incidents
 from services.dispatch.worker import MailIntake, send_sample
 from tests.dispatch_factories import SENDER, body, mail, make_source
-from tests.factories import admin, make_tenant
+from tests.factories import PLATFORM, admin, make_tenant
 from tests.fakes.imap_server import FakeImap
 
 
@@ -75,16 +76,18 @@ def test_an_unknown_recipient_is_refused_at_rcpt(running):
         )
 
 
-def test_the_sample_mail_is_read_completely_by_the_example_profile(running):
-    name = f"サンプル消防団{uuid.uuid4().hex[:6]}"
-    tenant = make_tenant(name)
-    profile = next(iter(EXAMPLE_PROFILES.values()))
-    make_source(tenant, name="デモ消防本部", profile=profile.to_dict())
+def test_the_demo_brigade_receives_its_sample_mail_completely_read(running):
+    """What `make run` does: seed the demo, start the intake, send the sample."""
+    seeded = seed_demo()
+    assert seeded.created
     intake = running(imap=False)
-    send_sample(name, port=intake.receiver.port)
+    address = send_sample(DEMO_BRIGADE["name"], port=intake.receiver.port)
+    tenant = tenants.get_tenant_by_name(PLATFORM, DEMO_BRIGADE["name"]).id
     (incident,) = incidents.list_incidents(admin(tenant))
+    assert address.startswith("dispatch+")
     assert not incident.needs_review, incident.review_reasons
     assert incident.kind == "建物火災" and incident.occurred_at is not None
+    assert incident.units == ("第1分団", "第3分団")
     assert incident.landmark == "髙橋商店"  # CP50220 under an ISO-2022-JP label, kept
 
 

@@ -71,19 +71,6 @@ def set_password(login_name: str) -> None:
     print(f"{login_name} のパスワードを再設定しました。")
 
 
-def checkpoint_audit() -> int:
-    from services.audit_verify import checkpoint_all
-
-    run = checkpoint_all()
-    if not run.available:
-        print("HIKESHI_AUDIT_SIGNING_KEY が未設定のため、チェックポイントは書けません。")
-        return 1
-    print(f"チェックポイント: 新規 {len(run.written)} 件、変化なし {run.unchanged} 件")
-    for tenant_id, result in run.broken.items():
-        print(f"NG  {tenant_id}: seq {result.first_broken_seq}: {result.reason}")
-    return 1 if run.broken else 0
-
-
 def purge_cancelled() -> int:
     from core.timefmt import today_jst
     from services.keys import CLI_ACTOR
@@ -105,10 +92,17 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("seed-demo", help="create the demo brigade if it does not exist")
     for name in ("create-operator", "set-password"):
         sub.add_parser(name).add_argument("login_name")
-    sub.add_parser("verify-audit", help="verify audit hash chains").add_argument(
-        "tenant", nargs="?", help="brigade id or name, or 'platform'; all when omitted"
+    sub.add_parser(
+        "verify-audit",
+        help="verify audit hash chains with the public key; exit 1 broken, 3 warnings",
+    ).add_argument("tenant", nargs="?", help="brigade id or name, or 'platform'; all when omitted")
+    sub.add_parser(
+        "checkpoint-audit",
+        help="sign a checkpoint of every audit chain that grew and export it to a file",
     )
-    sub.add_parser("checkpoint-audit", help="sign a checkpoint of every audit chain that grew")
+    sub.add_parser(
+        "audit-public-key", help="print HIKESHI_AUDIT_VERIFY_KEY for the configured signing key"
+    )
     sub.add_parser("purge-audit", help="delete events past the retention, up to a checkpoint")
     sub.add_parser("purge-cancelled", help="delete the data of brigades whose contract ended")
     sub.add_parser("rotate-master-key", help="re-wrap every brigade key with the active master key")
@@ -139,7 +133,13 @@ def main(argv: list[str] | None = None) -> None:
 
                 sys.exit(main_verify(args.tenant))
             case "checkpoint-audit":
-                sys.exit(checkpoint_audit())
+                from services.audit_checkpoint import main_checkpoint
+
+                sys.exit(main_checkpoint())
+            case "audit-public-key":
+                from services.audit_checkpoint import main_public_key
+
+                sys.exit(main_public_key())
             case "purge-audit":
                 from services.audit_retention import main_purge
 

@@ -14,6 +14,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
+
 ROOT = Path(__file__).resolve().parent
 DATA_DIR = Path(os.environ.get("HIKESHI_DATA_DIR", ROOT / "data"))
 LOCAL_SETTINGS = DATA_DIR / "local.toml"
@@ -50,6 +57,12 @@ class Settings:
     registration_code_days: int = 14
     registration_max_failures: int = 5
     audit_signing_key: bytes | None = field(default=None, repr=False)
+    # The raw Ed25519 public key that verifies checkpoints: verifiers never hold the seed.
+    audit_verify_key: bytes | None = None
+    # Every checkpoint is also written here, one file each, for shipping to write-once storage.
+    audit_checkpoint_dir: Path = field(default_factory=lambda: DATA_DIR / "audit-checkpoints")
+    # A chain that grew after its newest checkpoint warns once that checkpoint is this old.
+    audit_checkpoint_max_age_hours: int = 48
     log_retention_days: int = 365  # white paper 18.1.3: event logs are kept at least one year
     # argon2id cost; the defaults are RFC 9106's second recommended option (argon2-cffi's
     # RFC_9106_LOW_MEMORY). Only the test suite lowers them, to keep thousands of logins cheap.
@@ -110,6 +123,50 @@ def parse_signing_key(encoded: str) -> bytes | None:
     if len(seed) != 32:
         raise ConfigError("HIKESHI_AUDIT_SIGNING_KEY must be a 32-byte Ed25519 seed")
     return seed
+
+
+def parse_verify_key(value: str) -> bytes | None:
+    """Decode HIKESHI_AUDIT_VERIFY_KEY, the Ed25519 public key: base64 (url-safe or standard) of
+    its 32 raw bytes, or a PEM "PUBLIC KEY" block; "" means none."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.startswith("-----BEGIN"):
+        try:
+            key = load_pem_public_key(value.encode())
+        except ValueError as exc:
+            raise ConfigError("HIKESHI_AUDIT_VERIFY_KEY is not a readable PEM public key") from exc
+        if not isinstance(key, Ed25519PublicKey):
+            raise ConfigError("HIKESHI_AUDIT_VERIFY_KEY must be an Ed25519 public key")
+        return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    try:
+        raw = base64.b64decode(
+            value.replace("+", "-").replace("/", "_") + "=" * (-len(value) % 4),
+            altchars=b"-_",
+            validate=True,
+        )
+    except ValueError as exc:
+        raise ConfigError("HIKESHI_AUDIT_VERIFY_KEY is not base64") from exc
+    if len(raw) != 32:
+        raise ConfigError("HIKESHI_AUDIT_VERIFY_KEY must be a 32-byte Ed25519 public key")
+    return raw
+
+
+def verify_key_of(seed: bytes) -> str:
+    """The HIKESHI_AUDIT_VERIFY_KEY value (base64url) that belongs to a signing seed."""
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def parse_max_age_hours(value: str) -> int:
+    try:
+        hours = int(value)
+    except ValueError as exc:
+        raise ConfigError("HIKESHI_AUDIT_CHECKPOINT_MAX_AGE_HOURS must be whole hours") from exc
+    if hours < 1:
+        raise ConfigError("HIKESHI_AUDIT_CHECKPOINT_MAX_AGE_HOURS must be at least 1")
+    return hours
 
 
 MIN_LOG_RETENTION_DAYS = 365
@@ -198,6 +255,13 @@ def load_settings() -> Settings:
         active_master_key_id=active,
         session_secret=session_secret.encode(),
         audit_signing_key=parse_signing_key(raw.get("AUDIT_SIGNING_KEY", "")),
+        audit_verify_key=parse_verify_key(raw.get("AUDIT_VERIFY_KEY", "")),
+        audit_checkpoint_dir=Path(raw["AUDIT_CHECKPOINT_DIR"])
+        if raw.get("AUDIT_CHECKPOINT_DIR")
+        else DATA_DIR / "audit-checkpoints",
+        audit_checkpoint_max_age_hours=parse_max_age_hours(
+            raw.get("AUDIT_CHECKPOINT_MAX_AGE_HOURS", "48")
+        ),
         log_retention_days=parse_retention_days(
             raw.get("LOG_RETENTION_DAYS", str(MIN_LOG_RETENTION_DAYS))
         ),
@@ -218,13 +282,15 @@ def generate_local_settings() -> bool:
         return False
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
-    signing_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    seed = secrets.token_bytes(32)
+    signing_key = base64.urlsafe_b64encode(seed).decode().rstrip("=")
     LOCAL_SETTINGS.write_text(
         "# Generated for the local demo by `python cli.py bootstrap`. Keep it secret.\n"
         f'master_keys = "local1:{key}"\n'
         'active_master_key = "local1"\n'
         f'session_secret = "{secrets.token_urlsafe(48)}"\n'
-        f'audit_signing_key = "{signing_key}"\n',
+        f'audit_signing_key = "{signing_key}"\n'
+        f'audit_verify_key = "{verify_key_of(seed)}"\n',
         encoding="utf-8",
     )
     LOCAL_SETTINGS.chmod(0o600)

@@ -207,16 +207,8 @@ with st.expander("改ざん検証（ハッシュチェーン）", icon=":materia
         except ServiceError as exc:
             show_error(exc)
         else:
-            if report.ok:
-                st.success(
-                    f"OK: {report.checked}件の記録を検証しました"
-                    + (
-                        f"（連番 {report.first_seq}〜{report.last_seq}）。"
-                        if report.checked
-                        else "。"
-                    )
-                )
-            else:
+            span = f"（連番 {report.first_seq}〜{report.last_seq}）" if report.checked else ""
+            if not report.ok:
                 st.error(
                     f"NG: 連番 {report.first_broken_seq} で不整合を検出しました: {report.reason}"
                 )
@@ -224,11 +216,19 @@ with st.expander("改ざん検証（ハッシュチェーン）", icon=":materia
                     st.write(
                         f"該当記録: {b.occurred_jst}　{b.category_label}　{b.action}　{target(b)}"
                     )
-            if report.checkpoints_checked is None:
-                st.caption("署名鍵が未設定のため、署名済みチェックポイントは確認していません。")
+            elif report.warnings:
+                st.warning(
+                    f"要確認: {report.checked}件の記録{span}に不整合は見つかりませんでしたが、"
+                    "次の点を確認できていません。"
+                )
             else:
+                st.success(f"OK: {report.checked}件の記録を検証しました{span}。")
+            for message in report.warnings:
+                st.warning(message, icon=":material/warning:")
+            if report.checkpoints_checked is not None:
                 st.caption(
-                    f"署名済みチェックポイント {report.checkpoints_checked}件と照合しました。"
+                    f"署名済みチェックポイント {report.checkpoints_checked}件と照合しました"
+                    "（データベースと書き出し先の両方）。"
                 )
             if report.purged_through:
                 st.caption(

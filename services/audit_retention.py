@@ -42,7 +42,7 @@ GUARDS = AuditPurgeGuard.__table__
 
 
 class RetentionUnavailable(RuntimeError):
-    """No signing key: checkpoints cannot be verified, so nothing may be purged."""
+    """No public key: checkpoints cannot be verified, so nothing may be purged."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,9 @@ def purge_expired(
     tenant_id: uuid.UUID, *, now: datetime | None = None, days: int | None = None
 ) -> PurgeResult:
     """Purge one chain. now is the clock (injected in tests); raises AuditChainBroken when the
-    part to purge does not verify, RetentionUnavailable without a signing key."""
+    part to purge does not verify, RetentionUnavailable without the public key."""
     if verification_key() is None:
-        raise RetentionUnavailable("HIKESHI_AUDIT_SIGNING_KEY is not set")
+        raise RetentionUnavailable("HIKESHI_AUDIT_VERIFY_KEY is not set")
     days = retention_days(days)
     actor = replace(system_actor(tenant_id, label=PURGE_LABEL), label=PURGE_LABEL)
     with unit_of_work(tenant_id) as session:
@@ -170,7 +170,7 @@ def main_purge() -> int:
     """`cli.py purge-audit`: 0 when every chain was handled, 1 otherwise."""
     run = purge_all()
     if not run.available:
-        print("NG  HIKESHI_AUDIT_SIGNING_KEY が未設定のため削除できません / no signing key")
+        print("NG  HIKESHI_AUDIT_VERIFY_KEY が未設定のため削除できません / no public key")
         return 1
     deleted = sum(r.deleted for r in run.results)
     print(

@@ -134,10 +134,11 @@ class IntegrityReport:
     first_seq: int  # 0 when nothing was checked
     last_seq: int
     purged_through: int
-    checkpoints_checked: int | None  # None: no signing key configured
+    checkpoints_checked: int | None  # None: no public key configured
     first_broken_seq: int | None = None
     reason: str = ""
     broken_event: EventRow | None = None
+    warnings: tuple[str, ...] = ()  # what could not be checked: not a pass
 
 
 @dataclass(frozen=True)
@@ -502,4 +503,5 @@ def _report(tx: Tx, result: audit_verify.VerifyResult, from_seq: int) -> Integri
         first_broken_seq=result.first_broken_seq,
         reason=result.reason,
         broken_event=broken,
+        warnings=tuple(w.japanese for w in result.warnings),
     )

@@ -3,16 +3,23 @@ integrity check, and that viewing is logged once per query."""
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
+import config
 from core.actor import system_actor
 from models import Permission
 from models.enums import AuditCategory, Function, Level
 from services import event_log, permissions, traffic_log
+from services.audit_checkpoint import write_checkpoint
 from services.db import unit_of_work
 from tests.app_pages.conftest import nav_registers, page_text, sign_in
 from tests.factories import (
@@ -175,14 +182,50 @@ def test_detail_shows_jst_and_utc_and_personal_part_only_for_admin(open_app, eng
     }
 
 
-def test_integrity_check_reports_ok(open_app, engine):
-    tenant = make_tenant()
+@pytest.fixture
+def checkpoint_keys(tmp_path: Path) -> Iterator[None]:
+    seed = secrets.token_bytes(32)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HIKESHI_AUDIT_SIGNING_KEY", base64.urlsafe_b64encode(seed).decode())
+        mp.setenv("HIKESHI_AUDIT_VERIFY_KEY", config.verify_key_of(seed))
+        mp.setenv("HIKESHI_AUDIT_CHECKPOINT_DIR", str(tmp_path))
+        config.get_settings.cache_clear()
+        yield
+    config.get_settings.cache_clear()
+
+
+def verify_on_page(open_app, tenant: uuid.UUID, *, checkpoint: bool = False) -> AppTest:
     user = sign_in(tenant)
+    if checkpoint:
+        assert write_checkpoint(tenant) is not None
     at = open_log(open_app, user.token)
     widget(at.button, "検証する").click().run()
     assert not at.exception
+    return at
+
+
+def test_integrity_check_reports_ok_with_its_checkpoints(open_app, engine, checkpoint_keys):
+    tenant = make_tenant()
+    at = verify_on_page(open_app, tenant, checkpoint=True)
     assert [s.value for s in at.success][-1].startswith("OK: ")
+    assert not [w for w in at.warning if "要確認" in w.value]
+    assert "署名済みチェックポイント 1件と照合しました" in page_text(at)
     assert "event_log.verify" in {e.action for e in audit_events(engine, tenant)}
+
+
+def test_integrity_check_without_a_public_key_warns_instead_of_passing(open_app):
+    at = verify_on_page(open_app, make_tenant())
+    assert not [s for s in at.success if s.value.startswith("OK")]
+    warnings = [w.value for w in at.warning]
+    assert warnings[0].startswith("要確認: ") and "不整合は見つかりませんでした" in warnings[0]
+    assert any("検証用の公開鍵が設定されていない" in w for w in warnings[1:])
+
+
+def test_integrity_check_warns_when_no_checkpoint_was_signed(open_app, checkpoint_keys):
+    at = verify_on_page(open_app, make_tenant())
+    warnings = [w.value for w in at.warning]
+    assert warnings[0].startswith("要確認: ")
+    assert any("署名済みチェックポイントが一つもありません" in w for w in warnings[1:])
 
 
 def test_export_is_offered_as_a_download(open_app):

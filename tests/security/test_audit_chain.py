@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import random
 import secrets
@@ -22,41 +23,55 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Engine, bindparam, delete, insert, inspect, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, select
 
+import cli
 import config
 from core.actor import RequestContext
 from models import AuditChainHead, AuditCheckpoint, AuditEvent
 from models.base import utcnow
 from models.enums import AuditCategory
 from models.tenant import PLATFORM_TENANT_ID
-from services import audit, audit_verify
+from services import audit, audit_checkpoint, audit_export, audit_verify
 from services.audit import GENESIS_HASH, event_hash
+from services.audit_checkpoint import (
+    ExportFailed,
+    checkpoint_all,
+    main_checkpoint,
+    main_public_key,
+    write_checkpoint,
+)
 from services.audit_verify import (
     BAD_SIGNATURE,
+    CHECKPOINT_DELETED,
     CHECKPOINT_MISMATCH,
+    EXPORT_UNREADABLE,
     HASH_MISMATCH,
     HEAD_MISMATCH,
     HEAD_MISSING,
     LINK_BROKEN,
+    NO_CHECKPOINT,
+    NO_VERIFY_KEY,
+    NOT_EXPORTED,
     SEQ_MISSING,
+    STALE_CHECKPOINT,
     TRUNCATED,
     AuditChainBroken,
     VerifyResult,
-    checkpoint_all,
     main_verify,
     sign_checkpoint,
     verify_chain,
-    write_checkpoint,
 )
 from services.db import build_engine, set_tenant, unit_of_work
 from tests.conftest import _create_postgres_database, _drop_postgres_database, alembic_config
@@ -65,7 +80,9 @@ from tests.factories import admin, make_tenant
 EVENTS = AuditEvent.__table__
 HEADS = AuditChainHead.__table__
 CHECKPOINTS = AuditCheckpoint.__table__
+LOCKED = ("audit_event", "audit_checkpoint")
 SEED = secrets.token_bytes(32)
+VERIFY_KEY = config.verify_key_of(SEED)
 EDITABLE = {
     "action": 60,
     "outcome": 20,
@@ -84,21 +101,49 @@ EDITABLE = {
 
 
 @pytest.fixture(scope="module", autouse=True)
-def signing_key(engine: Engine) -> Iterator[Ed25519PrivateKey]:
+def signing_key(engine: Engine, tmp_path_factory) -> Iterator[Ed25519PrivateKey]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HIKESHI_AUDIT_SIGNING_KEY", base64.urlsafe_b64encode(SEED).decode().rstrip("="))
+        mp.setenv("HIKESHI_AUDIT_VERIFY_KEY", VERIFY_KEY)
+        mp.setenv("HIKESHI_AUDIT_CHECKPOINT_DIR", str(tmp_path_factory.mktemp("checkpoints")))
+        mp.delenv("HIKESHI_AUDIT_CHECKPOINT_MAX_AGE_HOURS", raising=False)
         config.get_settings.cache_clear()
         yield Ed25519PrivateKey.from_private_bytes(SEED)
     config.get_settings.cache_clear()
 
 
 @contextmanager
-def no_signing_key() -> Iterator[None]:
+def settings_env(**values: str | None) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("HIKESHI_AUDIT_SIGNING_KEY")
+        for name, value in values.items():
+            if value is None:
+                mp.delenv(name, raising=False)
+            else:
+                mp.setenv(name, value)
         config.get_settings.cache_clear()
         yield
     config.get_settings.cache_clear()
+
+
+def no_signing_key():
+    return settings_env(HIKESHI_AUDIT_SIGNING_KEY=None)
+
+
+def no_verify_key():
+    return settings_env(HIKESHI_AUDIT_VERIFY_KEY=None)
+
+
+@pytest.fixture
+def own_checkpoint_dir(own_database: Engine, tmp_path: Path) -> Iterator[Path]:
+    """A database of its own restarts the platform's chain at seq 1: its checkpoint files must
+    not meet those of the shared database's platform chain."""
+    directory = tmp_path / "own-checkpoints"
+    with settings_env(HIKESHI_AUDIT_CHECKPOINT_DIR=str(directory)):
+        yield directory
+
+
+def kinds(result: VerifyResult) -> list[str]:
+    return [w.kind for w in result.warnings]
 
 
 def append(tenant_id: uuid.UUID, count: int) -> None:
@@ -162,27 +207,31 @@ class Forger:
         return verify_chain(self.session, self.tenant_id, **kwargs)
 
     def unlock(self) -> None:
-        """Switch the append-only triggers off for the rest of this transaction or relock()."""
+        """Switch the append-only triggers of the events and the checkpoints off for the rest of
+        this transaction or relock()."""
         if self.dropped_triggers is not None:
             return
         if self.postgres:
-            self.session.execute(text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
+            for table in LOCKED:
+                self.session.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
             self.dropped_triggers = []
             return
-        self.dropped_triggers = list(
-            self.session.execute(
-                text("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
-                {"t": "audit_event"},
-            ).scalars()
-        )
-        for name in ("audit_event_no_update", "audit_event_no_delete"):
+        triggers = self.session.execute(
+            text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                "AND tbl_name IN ('audit_event', 'audit_checkpoint')"
+            )
+        ).all()
+        for name, _sql in triggers:
             self.session.execute(text(f"DROP TRIGGER {name}"))
+        self.dropped_triggers = [sql for _name, sql in triggers]
 
     def relock(self) -> None:
         if self.dropped_triggers is None:
             return
         if self.postgres:
-            self.session.execute(text("ALTER TABLE audit_event ENABLE TRIGGER USER"))
+            for table in LOCKED:
+                self.session.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
         for sql in self.dropped_triggers:
             self.session.execute(text(sql))
         self.dropped_triggers = None
@@ -279,6 +328,15 @@ class Forger:
             update(HEADS).where(HEADS.c.tenant_id == self.tenant_id).values(values)
         )
 
+    def delete_checkpoints(self, first: int = 0) -> None:
+        """What a forger who read the old issue does next: the database's checkpoints go."""
+        self.unlock()
+        self.session.execute(
+            delete(CHECKPOINTS).where(
+                CHECKPOINTS.c.tenant_id == self.tenant_id, CHECKPOINTS.c.seq >= first
+            )
+        )
+
     def add_checkpoint(self, checkpoint: AuditCheckpoint) -> None:
         self.session.execute(
             insert(CHECKPOINTS).values({c.name: getattr(checkpoint, c.name) for c in CHECKPOINTS.c})
@@ -334,8 +392,15 @@ def test_intact_chain_verifies_with_its_checkpoints(long_chain, owner_engine, en
     for chosen in (engine, owner_engine):
         with Session(chosen) as session:
             result = verify_chain(session, long_chain.tenant_id)
-        assert result.ok, result
+        assert result.ok and result.warnings == (), result
         assert (result.checked, result.last_seq, result.checkpoints_checked) == (2000, 2000, 3)
+
+
+def test_the_verifier_needs_only_the_public_key(long_chain, engine):
+    with no_signing_key(), Session(engine) as session:
+        assert config.get_settings().audit_signing_key is None
+        result = verify_chain(session, long_chain.tenant_id)
+    assert result.ok and result.warnings == () and result.checkpoints_checked == 3
 
 
 def test_a_range_verifies_on_its_own(long_chain, owner_engine):
@@ -346,12 +411,34 @@ def test_a_range_verifies_on_its_own(long_chain, owner_engine):
         assert_broken(forger.verify(from_seq=1501), 1800, HASH_MISMATCH)
 
 
-def test_without_a_signing_key_checkpoints_are_unavailable_not_failed(long_chain, engine):
-    with no_signing_key(), Session(engine) as session:
-        result = verify_chain(session, long_chain.tenant_id)
+def test_without_a_public_key_verification_warns_instead_of_passing(long_chain, engine, capsys):
+    with no_verify_key():
+        with Session(engine) as session:
+            result = verify_chain(session, long_chain.tenant_id)
+        assert main_verify(str(long_chain.tenant_id)) == 3
+    assert result.ok and result.checkpoints_checked is None
+    assert kinds(result) == [NO_VERIFY_KEY]
+    out = capsys.readouterr().out
+    assert out.startswith("WARN") and "HIKESHI_AUDIT_VERIFY_KEY is not set" in out
+    assert "公開鍵が設定されていない" in out
+
+
+def test_without_a_signing_key_no_checkpoint_is_written(long_chain):
+    with no_signing_key():
         assert write_checkpoint(long_chain.tenant_id) is None
         assert checkpoint_all().available is False
-    assert result.ok and result.checkpoints_checked is None
+        assert main_checkpoint() == 1
+
+
+def test_a_wrong_public_key_fails_and_the_signer_refuses_it(long_chain, engine, capsys):
+    other = config.verify_key_of(secrets.token_bytes(32))
+    with settings_env(HIKESHI_AUDIT_VERIFY_KEY=other):
+        with Session(engine) as session:
+            assert_broken(verify_chain(session, long_chain.tenant_id), 700, BAD_SIGNATURE)
+        assert main_verify(str(long_chain.tenant_id)) == 1
+        with pytest.raises(config.ConfigError, match="does not belong"):
+            write_checkpoint(long_chain.tenant_id)
+    assert "invalid checkpoint signature" in capsys.readouterr().out
 
 
 # --- each kind of tampering -------------------------------------------------------------------
@@ -414,8 +501,9 @@ def test_some_tampering_only_a_checkpoint_can_show(long_chain, owner_engine, nam
     tamper, _seq, _reason = SCENARIOS[name]
     with forging(owner_engine, long_chain.tenant_id) as forger:
         tamper(forger)
-        with no_signing_key():
-            assert forger.verify().ok
+        with no_verify_key():
+            unchecked = forger.verify()
+        assert unchecked.ok and kinds(unchecked) == [NO_VERIFY_KEY]
         assert not forger.verify().ok
 
 
@@ -591,7 +679,7 @@ def test_checkpoint_is_signed_with_the_configured_key(signing_key):
     assert write_checkpoint(tenant_id).seq == 5
 
 
-def test_checkpoint_all_covers_every_chain_including_the_platform(own_database):
+def test_checkpoint_all_covers_every_chain_including_the_platform(own_checkpoint_dir):
     grown, idle = make_tenant(), make_tenant()
     append(grown, 4)
     append(idle, 2)
@@ -637,8 +725,14 @@ def test_a_broken_chain_is_never_signed_and_the_cli_says_so(owner_engine, capsys
     assert capsys.readouterr().out.startswith("OK")
 
 
-def test_cli_verifies_every_chain_and_rejects_unknown_tenants(own_database, capsys):
-    make_tenant()
+def test_cli_verifies_every_chain_and_rejects_unknown_tenants(own_checkpoint_dir, capsys):
+    append(make_tenant(), 2)
+    assert main_verify(None) == 3  # chains with events and no checkpoint yet
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.startswith(("WARN", "     警告")) for line in lines)
+    assert any("no signed checkpoint" in line for line in lines)
+    assert main_checkpoint() == 0
+    assert "新規" in capsys.readouterr().out
     assert main_verify(None) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines and all(line.startswith("OK") for line in lines)
@@ -646,6 +740,196 @@ def test_cli_verifies_every_chain_and_rejects_unknown_tenants(own_database, caps
     assert main_verify("platform") == 0
     assert main_verify(str(uuid.uuid4())) == 2
     assert "no such brigade" in capsys.readouterr().out.splitlines()[-1]
+
+
+# --- checkpoints outside the database -------------------------------------------------------
+
+
+def verify(tenant_id: uuid.UUID) -> VerifyResult:
+    with unit_of_work(tenant_id) as session:
+        return verify_chain(session, tenant_id)
+
+
+def export_path(tenant_id: uuid.UUID, seq: int) -> Path:
+    return audit_export.chain_dir(tenant_id) / f"{seq:012d}.json"
+
+
+def test_every_checkpoint_is_also_a_file_written_once(signing_key):
+    tenant_id = make_tenant()
+    append(tenant_id, 3)
+    checkpoint = write_checkpoint(tenant_id)
+    path = export_path(tenant_id, checkpoint.seq)
+    assert json.loads(path.read_text(encoding="utf-8")) == {
+        "format": "hikeshi-audit-checkpoint/1",
+        "tenant_id": str(tenant_id),
+        "seq": checkpoint.seq,
+        "hash": checkpoint.hash,
+        "signed_at": checkpoint.signed_at.isoformat(timespec="microseconds"),
+        "key_id": checkpoint.key_id,
+        "signature": checkpoint.signature,
+    }
+    assert path.stat().st_mode & 0o222 == 0
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+    assert audit_export.export(checkpoint) is False  # the same checkpoint again changes nothing
+    other = sign_checkpoint(
+        signing_key, tenant_id=tenant_id, seq=checkpoint.seq, hash="0" * 64, signed_at=utcnow()
+    )
+    with pytest.raises(audit_export.ExportConflict):
+        audit_export.export(other)
+    assert audit_export.read(tenant_id, checkpoint.seq).hash == checkpoint.hash
+
+
+# The issue's attack and its relatives: the forger rewrites or cuts the chain and deletes the
+# database's checkpoints that would show it. The files still hold them.
+ATTACKS: dict[str, tuple[Callable[[Forger], None], int, str]] = {
+    "rewrite-and-delete-every-checkpoint": (
+        lambda f: (f.rewrite(1200, 2000, fix_head=True), f.delete_checkpoints()),
+        700,
+        CHECKPOINT_DELETED,
+    ),
+    "rewrite-and-delete-the-checkpoints-after-it": (
+        lambda f: (f.rewrite(1200, 2000, fix_head=True), f.delete_checkpoints(1200)),
+        1500,
+        CHECKPOINT_MISMATCH,
+    ),
+    "truncate-and-delete-the-checkpoints-after-it": (
+        lambda f: (f.truncate(1800, fix_head=True), f.delete_checkpoints(1800)),
+        1801,
+        TRUNCATED,
+    ),
+    "delete-checkpoints-only": (lambda f: f.delete_checkpoints(1500), 1500, CHECKPOINT_DELETED),
+}
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_checkpoints_deleted_from_the_database_still_show_in_their_files(
+    long_chain, owner_engine, tmp_path, name
+):
+    tamper, seq, reason = ATTACKS[name]
+    with forging(owner_engine, long_chain.tenant_id) as forger:
+        tamper(forger)
+        with no_signing_key():
+            assert_broken(forger.verify(), seq, reason)
+        with settings_env(HIKESHI_AUDIT_CHECKPOINT_DIR=str(tmp_path)):
+            blind = forger.verify()  # a verifier that has lost the files
+    assert blind.ok and blind.warnings, blind  # nothing to show, and it says so
+
+
+def test_the_checkpoint_job_never_signs_a_rewritten_chain(owner_engine, capsys):
+    chain = build_chain((10, 10))
+    with forging(owner_engine, chain.tenant_id, commit=True) as forger:
+        forger.rewrite(5, chain.length, fix_head=True)
+        forger.delete_checkpoints()
+    with pytest.raises(AuditChainBroken) as raised:
+        write_checkpoint(chain.tenant_id)
+    first = chain.checkpoints[0]
+    assert (raised.value.result.first_broken_seq, raised.value.result.reason) == (
+        first,
+        CHECKPOINT_MISMATCH,
+    )
+    with no_signing_key():
+        assert main_verify(str(chain.tenant_id)) == 1
+    assert capsys.readouterr().out.startswith("NG")
+    assert audit_export.exported_seqs(chain.tenant_id) == list(chain.checkpoints)
+
+
+def test_a_checkpoint_missing_from_the_files_is_reported_and_exported_again():
+    tenant_id = make_tenant()
+    append(tenant_id, 4)
+    checkpoint = write_checkpoint(tenant_id)
+    export_path(tenant_id, checkpoint.seq).unlink()
+    missing = verify(tenant_id)
+    assert missing.ok and kinds(missing) == [NOT_EXPORTED]
+    assert (
+        f"1件が書き出し先にありません（最初は連番 {checkpoint.seq}）"
+        in missing.warnings[0].japanese
+    )
+    assert write_checkpoint(tenant_id) is None  # nothing new to sign; the file is written again
+    assert export_path(tenant_id, checkpoint.seq).exists()
+    assert verify(tenant_id).warnings == ()
+
+
+def test_a_checkpoint_that_cannot_be_exported_is_reported_and_exported_later(
+    tmp_path, monkeypatch, capsys
+):
+    blocked = tmp_path / "a-file-not-a-directory"
+    blocked.write_text("", encoding="utf-8")
+    tenant_id = make_tenant()
+    append(tenant_id, 2)
+    monkeypatch.setattr(audit_checkpoint, "chains", lambda: [(tenant_id, "brigade")])
+    with settings_env(HIKESHI_AUDIT_CHECKPOINT_DIR=str(blocked)):
+        with pytest.raises(ExportFailed):
+            write_checkpoint(tenant_id)
+        assert kinds(verify(tenant_id)) == [NOT_EXPORTED]
+        append(tenant_id, 1)
+        assert main_checkpoint() == 1
+        assert "export failed" in capsys.readouterr().out
+    assert main_checkpoint() == 0
+    assert len(audit_export.exported_seqs(tenant_id)) == 2
+    assert verify(tenant_id).warnings == ()
+
+
+@pytest.mark.parametrize("how", ["garbage", "other-key", "other-chain"])
+def test_a_bad_checkpoint_file_fails(how):
+    tenant_id = make_tenant()
+    append(tenant_id, 3)
+    write_checkpoint(tenant_id)
+    append(tenant_id, 3)
+    last = write_checkpoint(tenant_id)
+    seq = last.seq - 1
+    if how == "garbage":
+        data = b"{not json"
+    elif how == "other-key":
+        forged = sign_checkpoint(
+            Ed25519PrivateKey.generate(),
+            tenant_id=tenant_id,
+            seq=seq,
+            hash="0" * 64,
+            signed_at=utcnow(),
+        )
+        data = audit_export.to_json(forged)
+    else:
+        other = make_tenant()
+        append(other, seq)
+        data = export_path(other, write_checkpoint(other).seq).read_bytes()
+    export_path(tenant_id, seq).write_bytes(data)
+    assert_broken(
+        verify(tenant_id), seq, BAD_SIGNATURE if how == "other-key" else EXPORT_UNREADABLE
+    )
+
+
+def test_a_chain_without_any_checkpoint_warns():
+    tenant_id = make_tenant()
+    append(tenant_id, 2)
+    result = verify(tenant_id)
+    assert result.ok and kinds(result) == [NO_CHECKPOINT]
+
+
+def test_a_stale_checkpoint_warns_once_the_chain_grew(capsys):
+    tenant_id = make_tenant()
+    append(tenant_id, 3)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(audit_checkpoint, "utcnow", lambda: utcnow() - timedelta(hours=49))
+        checkpoint = write_checkpoint(tenant_id)
+    assert verify(tenant_id).warnings == ()  # a quiet chain is covered however old its checkpoint
+    append(tenant_id, 1)
+    stale = verify(tenant_id)
+    assert stale.ok and kinds(stale) == [STALE_CHECKPOINT]
+    assert f"連番 {checkpoint.seq}" in stale.warnings[0].japanese
+    assert "48 時間" in stale.warnings[0].japanese
+    assert main_verify(str(tenant_id)) == 3
+    assert "older than 48 hours" in capsys.readouterr().out
+    with settings_env(HIKESHI_AUDIT_CHECKPOINT_MAX_AGE_HOURS="72"):
+        assert verify(tenant_id).warnings == ()
+
+
+def test_the_cli_prints_the_public_key_of_the_signing_seed(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["audit-public-key"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"HIKESHI_AUDIT_VERIFY_KEY={VERIFY_KEY}"
+    with no_signing_key():
+        assert main_public_key() == 1
 
 
 # --- concurrent writers -------------------------------------------------------------------------
@@ -806,12 +1090,42 @@ def test_signing_key_setting_is_a_32_byte_seed():
         config.parse_signing_key(base64.urlsafe_b64encode(b"short").decode())
 
 
+def test_verify_key_setting_takes_base64_or_pem(signing_key):
+    public = signing_key.public_key()
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    pem = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    assert config.parse_verify_key("") is None
+    for value in (VERIFY_KEY, base64.b64encode(raw).decode(), pem, f"  {pem}\n"):
+        assert config.parse_verify_key(value) == raw
+    not_ed25519 = (
+        X25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    broken_pem = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"
+    for bad in ("not base64!", base64.b64encode(b"short").decode(), not_ed25519, broken_pem):
+        with pytest.raises(config.ConfigError, match="HIKESHI_AUDIT_VERIFY_KEY"):
+            config.parse_verify_key(bad)
+    assert config.parse_max_age_hours("12") == 12
+    for bad in ("0", "-3", "1.5", "day"):
+        with pytest.raises(config.ConfigError, match="MAX_AGE_HOURS"):
+            config.parse_max_age_hours(bad)
+
+
 def test_local_demo_settings_include_a_signing_key(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "DATA_DIR", tmp_path)
     monkeypatch.setattr(config, "LOCAL_SETTINGS", tmp_path / "local.toml")
-    for name in ("AUDIT_SIGNING_KEY", "MASTER_KEYS", "ACTIVE_MASTER_KEY", "SESSION_SECRET"):
+    for name in ("MASTER_KEYS", "ACTIVE_MASTER_KEY", "SESSION_SECRET"):
         monkeypatch.delenv(f"HIKESHI_{name}", raising=False)
+    for name in ("SIGNING_KEY", "VERIFY_KEY", "CHECKPOINT_DIR"):
+        monkeypatch.delenv(f"HIKESHI_AUDIT_{name}", raising=False)
     assert config.generate_local_settings()
     written = tomllib.loads((tmp_path / "local.toml").read_text(encoding="utf-8"))
     seed = config.parse_signing_key(written["audit_signing_key"])
-    assert seed is not None and config.load_settings().audit_signing_key == seed
+    settings = config.load_settings()
+    assert seed is not None and settings.audit_signing_key == seed
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+    assert settings.audit_verify_key == public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert settings.audit_checkpoint_max_age_hours == 48
+    assert settings.audit_checkpoint_dir == tmp_path / "audit-checkpoints"

@@ -29,6 +29,7 @@ from models.base import utcnow
 from models.enums import AuditCategory
 from models.tenant import PLATFORM_TENANT_ID
 from services import audit, audit_retention, audit_verify
+from services.audit_checkpoint import write_checkpoint
 from services.audit_retention import (
     PurgeResult,
     RetentionUnavailable,
@@ -43,7 +44,6 @@ from services.audit_verify import (
     AuditChainBroken,
     main_verify,
     verify_chain,
-    write_checkpoint,
 )
 from services.db import build_engine, set_tenant, unit_of_work
 from tests.conftest import _create_postgres_database, _drop_postgres_database, alembic_config
@@ -55,9 +55,11 @@ DAY = timedelta(days=1)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def signing_key(engine: Engine) -> Iterator[None]:
+def signing_key(engine: Engine, tmp_path_factory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HIKESHI_AUDIT_SIGNING_KEY", base64.urlsafe_b64encode(SEED).decode().rstrip("="))
+        mp.setenv("HIKESHI_AUDIT_VERIFY_KEY", config.verify_key_of(SEED))
+        mp.setenv("HIKESHI_AUDIT_CHECKPOINT_DIR", str(tmp_path_factory.mktemp("checkpoints")))
         mp.delenv("HIKESHI_LOG_RETENTION_DAYS", raising=False)
         config.get_settings.cache_clear()
         yield
@@ -141,8 +143,9 @@ def test_purge_deletes_old_events_up_to_the_newest_signed_checkpoint(engine):
     assert result.cutoff == now - 365 * DAY
     assert seqs(tenant_id, engine) == list(range(11, 21))
     checked = verify(tenant_id)
-    assert checked.ok, checked
+    assert checked.ok and checked.warnings == (), checked
     assert (checked.purged_through, checked.checked, checked.last_seq) == (10, 10, 20)
+    assert checked.checkpoints_checked == 3  # the boundary (10), 17 and 19, files included
 
 
 def test_each_run_is_recorded_in_the_chain(engine):
@@ -245,12 +248,18 @@ def test_a_broken_chain_is_not_purged(engine, owner_engine):
     assert purge_expired(tenant_id, now=now).deleted == 10
 
 
-def test_purge_needs_the_signing_key():
-    with settings_env(HIKESHI_AUDIT_SIGNING_KEY=None):
+def test_purge_needs_the_public_key_and_not_the_signing_seed(engine, capsys):
+    with settings_env(HIKESHI_AUDIT_VERIFY_KEY=None):
         with pytest.raises(RetentionUnavailable):
             purge_expired(make_tenant())
         assert purge_all().available is False
         assert main_purge() == 1
+    assert "HIKESHI_AUDIT_VERIFY_KEY" in capsys.readouterr().out
+    now = utcnow()
+    tenant_id = build(PLAN, now)
+    with settings_env(HIKESHI_AUDIT_SIGNING_KEY=None):
+        assert purge_expired(tenant_id, now=now).deleted == 10
+        assert verify(tenant_id).ok
 
 
 def test_purge_all_covers_every_chain_and_the_cli_reports(engine, monkeypatch, capsys):

@@ -23,6 +23,7 @@ from services.dispatch import incidents, intake, mail_log, sources
 from services.errors import PermissionDenied, ValidationError
 from tests.dispatch_factories import PROFILE, SENDER, body, mail, make_source, where
 from tests.factories import actor_with, admin, make_tenant
+from tests.fakes.dkim_key import SigningKey
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -103,6 +104,41 @@ def test_a_domain_entry_allows_every_address_of_that_domain():
     assert intake.receive(where(source), raw).status == MailStatus.ACCEPTED
     raw = mail(source.address, body(), sender="x@notfd.example.lg.jp.evil")
     assert intake.receive(where(source), raw).status == MailStatus.REJECTED_SENDER
+
+
+@pytest.fixture(scope="module")
+def headquarters_key() -> SigningKey:
+    return SigningKey(domain="fd.example.lg.jp")
+
+
+@pytest.mark.parametrize(
+    ("how", "status"),
+    [
+        ("signed", MailStatus.ACCEPTED),
+        ("altered", MailStatus.REJECTED_DKIM),
+        ("unsigned", MailStatus.REJECTED_DKIM),
+        ("other domain", MailStatus.REJECTED_DKIM),
+    ],
+)
+def test_a_source_that_requires_dkim_takes_only_mail_signed_by_the_senders_domain(
+    headquarters_key, how, status
+):
+    tenant = make_tenant()
+    source = make_source(tenant, dkim_required=True)
+    raw = mail(source.address, body())
+    if how == "signed":
+        raw = headquarters_key.sign(raw)
+    elif how == "altered":
+        raw = headquarters_key.sign(raw).replace(b"2026-00123", b"2026-00999")
+    elif how == "other domain":
+        other = SigningKey(domain="evil.example")
+        raw = other.sign(raw)
+        headquarters_key.records.update(other.records)
+    outcome = intake.receive(where(source), raw, dnsfunc=headquarters_key.lookup)
+    assert outcome.status == status
+    (row,) = mails(tenant)
+    assert row.dkim == ("pass" if how in ("signed", "other domain") else row.dkim)
+    assert len(board(tenant)) == (1 if status == MailStatus.ACCEPTED else 0)
 
 
 def test_the_same_message_twice_is_recorded_and_dropped():

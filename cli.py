@@ -84,6 +84,34 @@ def purge_cancelled() -> int:
     return 0
 
 
+def mail_intake(port: int | None, send_sample: str | None) -> None:
+    import signal
+
+    from services.dispatch.worker import MailIntake
+
+    intake = MailIntake(port=port)
+    intake.start()
+    signal.signal(signal.SIGTERM, lambda *_: intake.stop_event.set())
+    print(f"出動メールの受信を開始しました（SMTP {intake.receiver.host}:{intake.receiver.port}）。")
+    if send_sample is not None:
+        send_test_mail(send_sample or None, intake.receiver.port)
+    try:
+        intake.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        intake.stop()
+
+
+def send_test_mail(brigade: str | None, port: int | None) -> None:
+    from services.demo_data import DEMO_BRIGADE
+    from services.dispatch.worker import send_sample
+
+    name = brigade or DEMO_BRIGADE["name"]
+    address = send_sample(name, port=port)
+    print(f"見本の出動指令メールを {name} の受信アドレス {address} に送信しました。")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="cli.py", description="Hikeshi administration")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +135,23 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("purge-cancelled", help="delete the data of brigades whose contract ended")
     sub.add_parser("rotate-master-key", help="re-wrap every brigade key with the active master key")
     sub.add_parser("rotate-tenant-key", help="re-encrypt one brigade's data").add_argument("tenant")
+    intake = sub.add_parser(
+        "mail-intake",
+        help="receive dispatch mail: the SMTP receiver, brigade IMAP mailboxes and the sweep",
+    )
+    intake.add_argument("--port", type=int, help="SMTP port (default HIKESHI_SMTP_PORT, 2525)")
+    intake.add_argument(
+        "--send-sample",
+        nargs="?",
+        const="",
+        metavar="BRIGADE",
+        help="once listening, send BRIGADE (default: the demo brigade) a sample mail",
+    )
+    test_mail = sub.add_parser(
+        "send-test-mail", help="send a sample dispatch mail to a brigade's receiving address"
+    )
+    test_mail.add_argument("brigade", nargs="?", help="brigade name (default: the demo brigade)")
+    test_mail.add_argument("--port", type=int, help="SMTP port of the receiver")
     recover = sub.add_parser(
         "recover",
         help="let a member of a locked-out brigade back in: lift a suspension or readmit, "
@@ -154,6 +199,10 @@ def main(argv: list[str] | None = None) -> None:
                 from services.keys import main_rotate_tenant
 
                 sys.exit(main_rotate_tenant(args.tenant))
+            case "mail-intake":
+                mail_intake(args.port, args.send_sample)
+            case "send-test-mail":
+                send_test_mail(args.brigade, args.port)
             case "recover":
                 from services.recovery import main_recover
 

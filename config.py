@@ -69,6 +69,12 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
+    # Dispatch mail: the domain of the receiving addresses (dispatch+<token>@domain), where the
+    # SMTP receiver listens, and the largest mail it takes.
+    mail_domain: str = "localhost"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    mail_max_bytes: int = 10 * 1024 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -223,6 +229,8 @@ def load_settings() -> Settings:
             ("argon2_time_cost", "ARGON2_TIME_COST"),
             ("argon2_memory_kib", "ARGON2_MEMORY_KIB"),
             ("argon2_parallelism", "ARGON2_PARALLELISM"),
+            ("smtp_port", "SMTP_PORT"),
+            ("mail_max_bytes", "MAIL_MAX_BYTES"),
         )
         if key in raw
     }
@@ -236,6 +244,8 @@ def load_settings() -> Settings:
             ("line_token_url", "LINE_TOKEN_URL"),
             ("line_jwks_url", "LINE_JWKS_URL"),
             ("line_bot_prompt", "LINE_BOT_PROMPT"),
+            ("mail_domain", "MAIL_DOMAIN"),
+            ("smtp_host", "SMTP_HOST"),
         )
         if key in raw
     }

@@ -32,10 +32,11 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
     PersonalField("member", "phone", "電話番号"),
     PersonalField("member", "email", "メールアドレス"),
     PersonalField("member", "address", "住所"),
-    # Personal, shown only to 管理 in the event log, not yet encrypted (#16).
-    PersonalField("member", "notes", "備考", encrypted=False),
+    # Free text that carries health, family and work details (休団（療養）, 看護師).
+    PersonalField("member", "notes", "備考"),
     PersonalField("water_inspection", "inspector_name", "点検者名"),
-    PersonalField("water_inspection", "notes", "点検メモ", encrypted=False),
+    PersonalField("water_inspection", "notes", "点検メモ"),
+    # Kept in clear for operators only: brigade accounts hold none (migration u001).
     PersonalField("local_account", "display_name", "表示名", encrypted=False),
     # The LINE user id of a linked member, and of a sign-in still choosing its brigade (sealed
     # with a platform key, since no brigade is known yet).

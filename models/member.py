@@ -18,7 +18,6 @@ class MemberBase(SQLModel):
     affiliation: str = Field(default="", max_length=100)
     status: str = Field(default=MemberStatus.ACTIVE, max_length=20)
     joined_on: date | None = None
-    notes: str = Field(default="", max_length=2000)
 
 
 class Member(MemberBase, table=True):
@@ -34,6 +33,7 @@ class Member(MemberBase, table=True):
     phone_enc: str
     email_enc: str
     address_enc: str
+    notes_enc: str
     phone_bidx: str | None = Field(default=None, max_length=64)
     version: int = 1
     created_at: datetime = created_field()

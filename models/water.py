@@ -108,7 +108,8 @@ class WaterSourcePublic(WaterSourceBase):
 
 
 class WaterInspection(SQLModel, table=True):
-    """One inspection. The inspector is a member (by id) or, for outsiders, an encrypted name."""
+    """One inspection. The inspector is a member (by id) or, for outsiders, an encrypted name;
+    the notes are encrypted too."""
 
     __tablename__ = "water_inspection"
     __table_args__ = (Index("ix_water_inspection_source", "tenant_id", "water_source_id"),)
@@ -120,7 +121,7 @@ class WaterInspection(SQLModel, table=True):
     inspector_member_id: uuid.UUID | None = Field(default=None, foreign_key="member.id")
     inspector_name_enc: str = ""
     result: str = Field(max_length=20)
-    notes: str = Field(default="", max_length=1000)
+    notes_enc: str = ""
     created_at: datetime = created_field()
 
 

@@ -15,16 +15,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, delete, or_, text
-from sqlmodel import Session, col, select
+from sqlalchemy import ColumnElement, and_, delete, or_, text
+from sqlmodel import Session, SQLModel, col, select
 
 from config import get_settings
 from core.access import PLATFORM
 from core.actor import Actor, ActorKind
-from core.personal import ENCRYPTED_MEMBER_FIELDS
-from models import AuditEvent, Member, Tenant, TenantKey
+from core.personal import PersonalField, personal_fields
+from models import AuditEvent, Member, MemberLine, Tenant, TenantKey
 from models.enums import AuditCategory
 from models.tenant import PLATFORM_TENANT_ID
+from models.water import WaterInspection
 from services import audit
 from services.base import require
 from services.crypto import (
@@ -40,7 +41,9 @@ from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, ValidationError
 
 CLI_ACTOR = Actor(kind=ActorKind.SYSTEM, display_name="cli", label="cli-key-management")
-ENCRYPTED_MEMBER_COLUMNS = tuple(getattr(Member, f"{name}_enc") for name in ENCRYPTED_MEMBER_FIELDS)
+# The tables whose personal fields are sealed with the tenant's data key. Audit details have a
+# key of their own (never re-encrypted); a pending LINE login is sealed with a platform key.
+REENCRYPTED: tuple[type[SQLModel], ...] = (Member, WaterInspection, MemberLine)
 LOCK_TIMEOUT = "10s"
 
 
@@ -179,35 +182,39 @@ def _start_rotation(actor: Actor, tenant_id: uuid.UUID, report: RotationReport) 
 
 
 def _reencrypt_batch(tenant_id: uuid.UUID, batch_size: int) -> int:
-    """Re-encrypt up to batch_size member rows holding a value under a non-active key."""
+    """Re-encrypt up to batch_size rows (of the first table that has any) holding a value under
+    a non-active key."""
     with unit_of_work(tenant_id) as session:
         prefix = _stored_prefix(_active_data_key(session, tenant_id))
-        stale = session.exec(
-            select(Member)
-            .where(Member.tenant_id == tenant_id, or_(*(~c for c in _under_key(prefix))))
-            .order_by(Member.id)
-            .limit(batch_size)
-            .with_for_update()
-        ).all()
         cipher = TenantCipher(session, tenant_id)
-        for member in stale:
-            for name in ENCRYPTED_MEMBER_FIELDS:
-                stored = getattr(member, f"{name}_enc")
-                if not stored.startswith(prefix):
-                    where = {"field": f"member.{name}", "row_id": member.id}
-                    plain = cipher.decrypt(stored, **where)
-                    setattr(member, f"{name}_enc", cipher.encrypt(plain, **where))
-            session.add(member)
-        session.commit()
-        return len(stale)
+        for model in REENCRYPTED:
+            stale = session.exec(
+                select(model)
+                .where(model.tenant_id == tenant_id, or_(*_not_under_key(model, prefix)))
+                .order_by(model.id)
+                .limit(batch_size)
+                .with_for_update()
+            ).all()
+            for row in stale:
+                for f in _encrypted(model):
+                    stored = getattr(row, f.column)
+                    if stored and not stored.startswith(prefix):
+                        where = {"field": f.aad, "row_id": row.id}
+                        plain = cipher.decrypt(stored, **where)
+                        setattr(row, f.column, cipher.encrypt(plain, **where))
+                session.add(row)
+            if stale:
+                session.commit()
+                return len(stale)
+        return 0
 
 
 def _finish_rotation(actor: Actor, tenant_id: uuid.UUID, report: RotationReport) -> bool:
-    """Delete old data keys no value uses any more; False if members still need a pass."""
+    """Delete old data keys no value uses any more; False if rows still need a pass."""
     with unit_of_work(tenant_id) as session:
         _lock_keys_against_stale_writers(session)
         old = [r for r in _tenant_keys(session, tenant_id) if r.purpose == DATA and not r.active]
-        if any(_members_use(session, tenant_id, r.key_id) for r in old):
+        if any(_values_use(session, tenant_id, r.key_id) for r in old):
             return False
         retained = {r.key_id for r in old if _audit_uses(session, tenant_id, r.key_id)}
         for row in old:
@@ -241,16 +248,35 @@ def _lock_keys_against_stale_writers(session: Session) -> None:
         session.execute(text("LOCK TABLE tenant_key IN ACCESS EXCLUSIVE MODE"))
 
 
-def _members_use(session: Session, tenant_id: uuid.UUID, key_id: str) -> bool:
-    query = select(Member.id).where(
-        Member.tenant_id == tenant_id, or_(*_under_key(_stored_prefix(key_id)))
-    )
-    return session.exec(query.limit(1)).first() is not None
+def _values_use(session: Session, tenant_id: uuid.UUID, key_id: str) -> bool:
+    prefix = _stored_prefix(key_id)
+    for model in REENCRYPTED:
+        query = select(model.id).where(
+            model.tenant_id == tenant_id, or_(*_under_key(model, prefix))
+        )
+        if session.exec(query.limit(1)).first() is not None:
+            return True
+    return False
 
 
-def _under_key(prefix: str) -> list[ColumnElement[bool]]:
+def _encrypted(model: type[SQLModel]) -> tuple[PersonalField, ...]:
+    return personal_fields(str(model.__tablename__), encrypted=True)
+
+
+def _under_key(model: type[SQLModel], prefix: str) -> list[ColumnElement[bool]]:
     """Per personal column: "this value is stored under the key with this prefix"."""
-    return [column.startswith(prefix, autoescape=True) for column in ENCRYPTED_MEMBER_COLUMNS]
+    return [
+        col(getattr(model, f.column)).startswith(prefix, autoescape=True) for f in _encrypted(model)
+    ]
+
+
+def _not_under_key(model: type[SQLModel], prefix: str) -> list[ColumnElement[bool]]:
+    """Per personal column: "this value is stored, under another key" (an inspection without
+    an outside inspector or notes stores nothing)."""
+    return [
+        and_(column != "", ~column.startswith(prefix, autoescape=True))
+        for column in (col(getattr(model, f.column)) for f in _encrypted(model))
+    ]
 
 
 def _audit_uses(session: Session, tenant_id: uuid.UUID, key_id: str) -> bool:

@@ -130,9 +130,8 @@ def _inspection_rows(tx: Tx) -> list[fmt.InspectionRow]:
             inspected_on=row.inspected_on,
             result=row.result,
             inspector_code=codes.get(row.inspector_member_id, ""),
-            inspector_name=water_sources.inspector_name_of(tx, row),
-            notes=row.notes,
             created_at=row.created_at,
+            **water_sources.inspection_personal(tx, row),
         )
         for row, source_code in tx.session.exec(scoped(query, tx.actor)).all()
     ]

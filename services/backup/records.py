@@ -116,13 +116,14 @@ def _existing_inspections(tx: Tx) -> dict[InspectionKey, int]:
     )
     found: dict[InspectionKey, int] = {}
     for row in tx.session.exec(scoped(select(WaterInspection), tx.actor)).all():
+        personal = water_sources.inspection_personal(tx, row)
         key = (
             sources[row.water_source_id],
             row.inspected_on,
             row.result,
             codes.get(row.inspector_member_id, ""),
-            water_sources.inspector_name_of(tx, row),
-            row.notes,
+            personal["inspector_name"],
+            personal["notes"],
             row.created_at,
         )
         found[key] = found.get(key, 0) + 1
@@ -184,7 +185,8 @@ def _aware(text: str) -> datetime:
 
 def write_inspections(tx: Tx, plan: ImportPreview) -> ImportResult:
     """Every inspection of the brigade replaced by the backup's (its sources are the backup's
-    now); inspectors by member code, outsiders' names encrypted again under the new rows."""
+    now); inspectors by member code, outsiders' names and notes encrypted again under the new
+    rows."""
     removed = tx.session.exec(
         delete(WaterInspection)
         .where(WaterInspection.tenant_id == tx.tenant_id)
@@ -215,8 +217,7 @@ def _inspection_row(
         inspected_on=on,
         inspector_member_id=codes[inspector] if inspector else None,
         result=result,
-        notes=notes,
         created_at=created,
     )
-    water_sources.seal_inspector_name(tx, row, name)
+    water_sources.seal_inspection(tx, row, {"inspector_name": name, "notes": notes})
     return row

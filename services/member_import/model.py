@@ -77,7 +77,6 @@ STORED = (
     Member.affiliation,
     Member.status,
     Member.joined_on,
-    Member.notes,
     Member.version,
     *(getattr(Member, f.column) for f in personal_fields("member", encrypted=True)),
 )
@@ -122,7 +121,6 @@ class PlanContext:
             "affiliation": row.affiliation,
             "status": MemberStatus(row.status),
             "joined_on": row.joined_on,
-            "notes": row.notes,
         }
 
     def cells(self, fields: Fields) -> dict[str, str]:

@@ -109,7 +109,6 @@ def _columns(tx: Tx, member_id: uuid.UUID, p: Prepared, now: Any) -> dict[str, A
         "affiliation": values["affiliation"],
         "status": str(values["status"]),
         "joined_on": values["joined_on"],
-        "notes": values["notes"],
         "updated_at": now,
         **members.personal_columns(tx, member_id, values),
     }

@@ -23,7 +23,7 @@ from services.errors import Conflict, ValidationError
 from services.members.ceiling import check_ceiling
 from services.members.model import (
     AFFILIATION_LIMIT,
-    PLAIN_TEXT_LABELS,
+    FREE_TEXT_LABELS,
     TABLE,
     AffiliationCount,
     EditScope,
@@ -143,7 +143,6 @@ def create_member(actor: Actor, *, data: MemberCreate) -> MemberPublic:
             rank_id=values["rank_id"],
             affiliation=values["affiliation"],
             joined_on=values["joined_on"],
-            notes=values["notes"],
             **{f.column: "" for f in personal_fields(TABLE, encrypted=True)},
         )
         write_personal(tx, member, values)
@@ -179,7 +178,7 @@ def update_member(
         check_ceiling(tx, member, subjects=subjects_of(values) if grants_change else None)
         with no_lockout(tx):
             check_rank_and_roles(tx, member, values)
-            for name in ("member_code", "rank_id", "affiliation", "joined_on", "notes"):
+            for name in ("member_code", "rank_id", "affiliation", "joined_on"):
                 setattr(member, name, values[name])
             write_personal(tx, member, values)
             set_roles(tx, member, values["role_ids"])
@@ -342,7 +341,7 @@ def rename_affiliation(actor: Actor, *, old: str, new: str, include_sub_units: b
 __all__ = [
     "ACCOUNT_ACTIONS",
     "AFFILIATION_LIMIT",
-    "PLAIN_TEXT_LABELS",
+    "FREE_TEXT_LABELS",
     "TABLE",
     "AffiliationCount",
     "EditScope",

@@ -9,8 +9,8 @@ from core.access import in_unit
 
 TABLE = "member"
 AFFILIATION_LIMIT = 100
-# Plain-text columns (stored unencrypted) and their labels; notes may span lines.
-PLAIN_TEXT_LABELS = {"affiliation": "所属", "notes": "備考"}
+# Free-text fields checked for control characters, and their labels; notes may span lines.
+FREE_TEXT_LABELS = {"affiliation": "所属", "notes": "備考"}
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from services import validation as v
 from services.base import Tx, scoped
 from services.errors import NotFound, ValidationError
 from services.members.ceiling import check_ceiling
-from services.members.model import AFFILIATION_LIMIT, PLAIN_TEXT_LABELS, TABLE
+from services.members.model import AFFILIATION_LIMIT, FREE_TEXT_LABELS, TABLE
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -181,7 +181,7 @@ def member_errors(values: dict) -> dict[str, str]:
         errors["affiliation"] = f"所属は{AFFILIATION_LIMIT}文字以内で入力してください。"
     if len(values["notes"]) > 2000:
         errors["notes"] = "備考は2000文字以内で入力してください。"
-    for field, label in PLAIN_TEXT_LABELS.items():
+    for field, label in FREE_TEXT_LABELS.items():
         if v.has_control_chars(values[field], multiline=field == "notes"):
             errors[field] = v.control_chars_message(label)
     return errors
@@ -250,7 +250,6 @@ def to_public(tx: Tx, member: Member, org: Org | None = None) -> MemberPublic:
         affiliation=member.affiliation,
         status=member.status,
         joined_on=member.joined_on,
-        notes=member.notes,
         version=member.version,
         updated_at=member.updated_at,
         **personal,
@@ -287,5 +286,5 @@ def personal_of(member: MemberPublic) -> dict:
 
 def changed_fields(before: MemberPublic, after: MemberPublic) -> list[str]:
     fields = ("member_code", *ENCRYPTED_MEMBER_FIELDS, "rank_id", "role_ids", "affiliation")
-    fields += ("joined_on", "notes")
+    fields += ("joined_on",)
     return [f for f in fields if getattr(before, f) != getattr(after, f)]

@@ -31,11 +31,11 @@ from services.brigade_settings import WaterMapSettings, settings_in
 from services.errors import Conflict, ValidationError
 from services.water_sources.checks import check_point, validate_fields, validated_values
 from services.water_sources.inspections import (
+    inspection_personal,
     inspector_choices,
-    inspector_name_of,
     list_inspections,
     record_inspection,
-    seal_inspector_name,
+    seal_inspection,
 )
 from services.water_sources.model import (
     BASE_FIELDS,
@@ -329,8 +329,8 @@ __all__ = [
     "export_water_sources_csv",
     "filter_sources",
     "get_water_source",
+    "inspection_personal",
     "inspector_choices",
-    "inspector_name_of",
     "list_inspections",
     "list_water_sources",
     "load_registry",
@@ -338,7 +338,7 @@ __all__ = [
     "nearest_usable_in",
     "record_inspection",
     "registry_stamp",
-    "seal_inspector_name",
+    "seal_inspection",
     "sources_covering",
     "update_water_source",
     "validate_fields",

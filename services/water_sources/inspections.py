@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 from sqlmodel import select
 
 from core.access import Need, allows
 from core.actor import Actor
-from core.personal import personal_field
+from core.personal import personal_fields
 from core.timefmt import today_jst
 from models import Member
 from models.enums import (
@@ -52,9 +53,8 @@ def record_inspection(
             inspected_on=values["inspected_on"],
             inspector_member_id=values["inspector_member_id"],
             result=values["result"],
-            notes=values["notes"],
         )
-        seal_inspector_name(tx, inspection, values["inspector_name"])
+        seal_inspection(tx, inspection, values)
         tx.session.add(inspection)
         before = {"status": source.status, "last_inspected_on": source.last_inspected_on}
         latest = source.last_inspected_on
@@ -147,13 +147,14 @@ def _inspection_public(
     tx: Tx, row: WaterInspection, names: dict[uuid.UUID, str]
 ) -> WaterInspectionPublic:
     inspector = ""
+    personal = inspection_personal(tx, row)
     if allows(tx.actor, Need(Function.INSPECTIONS, Level.VIEW)):
         if row.inspector_member_id is not None:
             if row.inspector_member_id not in names:
                 member = tx.get(Member, row.inspector_member_id)
                 names[row.inspector_member_id] = tx.cipher.member_name(member) if member else ""
             inspector = names[row.inspector_member_id]
-        if outsider := inspector_name_of(tx, row):
+        if outsider := personal["inspector_name"]:
             inspector = "・".join(filter(None, (inspector, outsider)))
     return WaterInspectionPublic(
         id=row.id,
@@ -162,22 +163,28 @@ def _inspection_public(
         result=row.result,
         inspector_member_id=row.inspector_member_id,
         inspector=inspector,
-        notes=row.notes,
+        notes=personal["notes"],
         created_at=row.created_at,
     )
 
 
-INSPECTOR_NAME = personal_field("water_inspection", "inspector_name")
+# An outside inspector's name (not a member) and the notes.
+INSPECTION_PERSONAL = personal_fields("water_inspection", encrypted=True)
 
 
-def seal_inspector_name(tx: Tx, row: WaterInspection, name: str) -> None:
-    """An outside inspector's name (not a member), stored encrypted; empty stays empty."""
-    row.inspector_name_enc = (
-        tx.cipher.encrypt(name, field=INSPECTOR_NAME.aad, row_id=row.id) if name else ""
-    )
+def seal_inspection(tx: Tx, row: WaterInspection, values: Mapping[str, str]) -> None:
+    """An inspection's personal fields, stored encrypted; empty stays empty (most inspections
+    have neither an outside inspector nor notes)."""
+    for f in INSPECTION_PERSONAL:
+        value = values[f.name]
+        stored = tx.cipher.encrypt(value, field=f.aad, row_id=row.id) if value else ""
+        setattr(row, f.column, stored)
 
 
-def inspector_name_of(tx: Tx, row: WaterInspection) -> str:
-    if not row.inspector_name_enc:
-        return ""
-    return tx.cipher.decrypt(row.inspector_name_enc, field=INSPECTOR_NAME.aad, row_id=row.id)
+def inspection_personal(tx: Tx, row: WaterInspection) -> dict[str, str]:
+    """The decrypted personal fields of an inspection, by name."""
+    found = {}
+    for f in INSPECTION_PERSONAL:
+        stored = getattr(row, f.column)
+        found[f.name] = tx.cipher.decrypt(stored, field=f.aad, row_id=row.id) if stored else ""
+    return found

@@ -1,13 +1,16 @@
 """Encryption at rest: what lands on disk (the SQLite file and its WAL, or a pg_dump) holds no
-member's personal data and no unwrapped key, and destroying a brigade's keys (crypto-shredding)
-leaves its data unreadable while the other brigades carry on."""
+registered personal value (core/personal.py) in any common encoding and no unwrapped key, and
+destroying a brigade's keys (crypto-shredding) leaves its data unreadable while the other
+brigades carry on."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import subprocess
 import uuid
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -15,16 +18,28 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session as DbSession
 from sqlmodel import select
 
-from core.personal import ENCRYPTED_MEMBER_FIELDS
+from core.personal import ENCRYPTED_MEMBER_FIELDS, PERSONAL_FIELDS
 from models import MemberPublic, MemberUpdate, TenantKey
 from models.enums import Function, Level
 from models.tenant import PLATFORM_TENANT_ID
-from services import keys, members
+from models.water import WaterInspectionCreate
+from services import event_log, keys, members, registrations, water_sources
 from services import validation as v
 from services.crypto import DecryptionError, TenantCipher, unwrap_key
 from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, PermissionDenied, ValidationError
-from tests.factories import PLATFORM, actor_with, admin, audit_events, make_member, make_tenant
+from services.signin import line_sessions, sessions
+from tests.factories import (
+    PLATFORM,
+    actor_with,
+    admin,
+    audit_events,
+    give_login,
+    make_member,
+    make_tenant,
+    request_context,
+)
+from tests.water_factories import make_source
 
 PG_DUMP = Path("/usr/bin/pg_dump")
 
@@ -35,6 +50,7 @@ SEEDED = (
         "phone": "080-2468-1357",
         "email": "toko.hikeshi-at-rest@example.jp",
         "address": "岩手県火消市髙田町🚒三丁目4番5号",
+        "notes": "休団（療養）2027年3月まで・腰椎椎間板ヘルニア",
     },
     {
         "name": "𠮷田　纏🧯之介",
@@ -42,37 +58,106 @@ SEEDED = (
         "phone": "0191-55-9731",
         "email": "matoi.at-rest@example.jp",
         "address": "宮城県纏郡🏮竜頭村字火の見2-8",
+        "notes": "勤務先：纏郡立病院の看護師（夜勤あり）\n妻が第３分団に在籍",
     },
 )
-EDITED_ADDRESS = "福島県纒町🔔半鐘通り9丁目"
+EDITED = {"address": "福島県纒町🔔半鐘通り9丁目", "notes": "復団予定：主治医の許可待ち🩺"}
+INSPECTION = {
+    "inspector_name": "纏屋🪣権兵衛",
+    "notes": "吸管の口金に錆🔧、纏屋さん宅の井戸水を併用",
+}
+SEARCHED = "纏屋の権兵衛🧯さん"  # a free-text search, kept in the audit record's personal part
+UNIT = "第9分団🧯纏班"  # not personal: stored in clear, proves the scan finds such text
+# Registered but kept in clear: operators' display names; brigade accounts hold none (u001).
+CLEAR_FIELDS = {("local_account", "display_name")}
 
 
 def test_the_seed_covers_every_encrypted_member_field():
     assert all(tuple(values) == ENCRYPTED_MEMBER_FIELDS for values in SEEDED)
 
 
+def test_only_operators_display_names_are_registered_in_clear():
+    assert {(f.table, f.name) for f in PERSONAL_FIELDS if not f.encrypted} == CLEAR_FIELDS
+
+
 def seed_brigade() -> tuple[uuid.UUID, list[MemberPublic]]:
     tenant_id = make_tenant()
     people = [
-        make_member(tenant_id, member_code=f"AR{uuid.uuid4().hex[:8]}", **values)
+        make_member(tenant_id, member_code=f"AR{uuid.uuid4().hex[:8]}", affiliation=UNIT, **values)
         for values in SEEDED
     ]
     people[1] = members.update_member(
         admin(tenant_id),
         people[1].id,
-        data=MemberUpdate(address=EDITED_ADDRESS),
+        data=MemberUpdate(**EDITED),
         expected_version=people[1].version,
     )
     return tenant_id, people
 
 
-def personal_texts(people: list[MemberPublic]) -> set[str]:
-    texts = {EDITED_ADDRESS}
-    for values in SEEDED:
-        texts |= set(values.values())
-    for m in people:
-        texts |= {getattr(m, name) for name in ENCRYPTED_MEMBER_FIELDS} | {v.phone_digits(m.phone)}
-    return {t for t in texts if t}
+def seed_everything() -> tuple[uuid.UUID, dict[tuple[str, str], set[str]], set[str]]:
+    """A brigade with a distinctive value in every registered encrypted field: members (one
+    edited, so audit details hold before and after), an inspection by an outsider with notes, a
+    member linked to LINE through a redeemed code, a LINE sign-in still pending, and a search
+    of the event log. Returns the brigade, the values by (table, field), and clear texts that
+    must be found (proof that the scan reads the rows)."""
+    tenant_id, people = seed_brigade()
+    source = make_source(tenant_id, unit=UNIT)
+    water_sources.record_inspection(
+        admin(tenant_id),
+        source.id,
+        data=WaterInspectionCreate(inspected_on=date(2026, 5, 1), result="異常なし", **INSPECTION),
+    )
+    linked, waiting = (f"U{uuid.uuid4().hex}" for _ in range(2))
+    issued = registrations.issue_registration(admin(tenant_id), people[0].id)
+    line = sessions.resolve(
+        line_sessions.complete_login(linked, "", request_context()).token, request_context()
+    )
+    assert registrations.redeem(line, user_id=issued.user_id, code=issued.code).token
+    line_sessions.complete_login(waiting, "", request_context())
+    give_login(tenant_id, people[1].id)
+    event_log.query_events(admin(tenant_id), event_log.EventFilter(text=SEARCHED))
+
+    member_values = [*SEEDED, EDITED, *(m.model_dump() for m in people)]
+    seeded = {
+        ("member", f): {str(values[f]) for values in member_values if values.get(f)}
+        for f in ENCRYPTED_MEMBER_FIELDS
+    }
+    seeded[("member", "phone")] |= {v.phone_digits(values["phone"]) for values in SEEDED}
+    seeded |= {("water_inspection", f): {value} for f, value in INSPECTION.items()}
+    seeded[("member_line", "sub")] = {linked}
+    seeded[("line_pending_login", "sub")] = {waiting}
+    seeded[("audit_event", "details")] = {SEARCHED}
+    found = {m.member_code for m in people} | {source.code, UNIT}
+    return tenant_id, seeded, found
+
+
+def test_the_seed_covers_every_registered_encrypted_field(engine):
+    _, seeded, _ = seed_everything()
+    encrypted = {(f.table, f.name) for f in PERSONAL_FIELDS if f.encrypted}
+    assert set(seeded) == encrypted
+    assert all(seeded.values())
+
+
+def encodings(text: str) -> set[bytes]:
+    """The byte forms a value could take on disk: UTF-8 (and as pg_dump escapes it), UTF-16,
+    the Japanese legacy encodings, JSON's ASCII escapes; and each line of a multi-line value."""
+    forms = set()
+    for part in {text, *(line for line in text.splitlines() if len(line) >= 4)}:
+        copy_escaped = part.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+        forms |= {part.encode(), copy_escaped.encode(), json.dumps(part)[1:-1].encode()}
+        for codec in ("utf-16-le", "utf-16-be", "cp932", "euc_jp"):
+            with contextlib.suppress(UnicodeEncodeError):  # characters it cannot hold
+                forms.add(part.encode(codec))
+    return forms
+
+
+def hits(dump: bytes, seeded: dict[tuple[str, str], set[str]]) -> dict[str, int]:
+    """How many seeded values of each field appear on disk in any of their forms."""
+    return {
+        f"{table}.{name}": sum(any(form in dump for form in encodings(t)) for t in texts)
+        for (table, name), texts in seeded.items()
+    }
 
 
 def raw_keys(tenant_id: uuid.UUID) -> list[bytes]:
@@ -101,14 +186,14 @@ def on_disk(engine, database_url: str) -> bytes:
 
 
 def test_personal_data_is_not_stored_in_plaintext(engine, database_url):
-    tenant_id, people = seed_brigade()
+    """#16: a scan of the SQLite file (and its WAL) or of pg_dump for every seeded value."""
+    tenant_id, seeded, found = seed_everything()
 
     dump = on_disk(engine, database_url)
 
-    for member in people:
-        assert member.member_code.encode() in dump  # not personal: proves we read the rows
-    leaked = [text for text in personal_texts(people) if text.encode() in dump]
-    assert leaked == []
+    assert all(text.encode() in dump for text in found)  # the scan reads the rows
+    assert hits(dump, {("member", "affiliation"): {UNIT}}) == {"member.affiliation": 1}
+    assert hits(dump, seeded) == dict.fromkeys(hits(dump, seeded), 0)
     for raw in raw_keys(tenant_id):
         for form in (raw, base64.urlsafe_b64encode(raw).rstrip(b"="), base64.b64encode(raw)):
             assert form not in dump
@@ -196,7 +281,7 @@ def test_a_brigade_account_keeps_no_clear_copy_of_the_name(engine):
     from services import tenants
 
     login = f"first-{uuid.uuid4().hex[:8]}"
-    tenants.create_brigade(
+    tenant_id = tenants.create_brigade(
         PLATFORM,
         name=f"平文なし消防団{uuid.uuid4().hex[:6]}",
         municipality="",
@@ -206,5 +291,6 @@ def test_a_brigade_account_keeps_no_clear_copy_of_the_name(engine):
         admin_password="long enough password 1",
     )
     with DbSession(engine) as db:
+        set_tenant(db, tenant_id)  # the account is the brigade's, under its row-level security
         row = db.exec(select(LocalAccount).where(LocalAccount.login_name == login)).one()
     assert row.display_name == ""

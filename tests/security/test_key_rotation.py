@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import date
 
 import pytest
 from sqlalchemy import text
@@ -19,15 +20,17 @@ from sqlmodel import select
 
 import config
 from core.actor import system_actor
-from core.personal import ENCRYPTED_MEMBER_FIELDS
-from models import Member, MemberPublic, MemberUpdate, Tenant, TenantKey
+from core.personal import ENCRYPTED_MEMBER_FIELDS, PERSONAL_FIELDS, personal_fields
+from models import Member, MemberLine, MemberPublic, MemberUpdate, Tenant, TenantKey
 from models.enums import AuditCategory, Function, Level
 from models.tenant import PLATFORM_TENANT_ID
-from services import audit, keys, members
+from models.water import WaterInspection, WaterInspectionCreate
+from services import audit, keys, members, water_sources
 from services.crypto import AUDIT, DATA, INDEX, TenantCipher
 from services.db import set_tenant, unit_of_work
 from services.errors import NotFound, PermissionDenied, ValidationError
 from services.keys import KeyStateError
+from services.signin import line_sessions
 from tests.factories import (
     PLATFORM,
     actor_with,
@@ -37,6 +40,7 @@ from tests.factories import (
     make_member,
     make_tenant,
 )
+from tests.water_factories import make_source
 
 MasterKeys = Callable[[dict[str, bytes], str], None]
 
@@ -290,6 +294,56 @@ def test_values_written_after_rotation_use_the_new_key(engine, brigade):
     second = keys.rotate_tenant_data_key(PLATFORM, brigade)
     assert second.deleted_key_ids == [report.new_key_id]
     assert members.get_member(admin(brigade), created.id) == created
+
+
+def test_rotation_covers_every_field_sealed_with_the_data_key():
+    """A registered field the rotation skipped would lose its key with the old one. Audit
+    details have their own key; a pending LINE login is sealed with a platform key."""
+    own_keys = {("audit_event", "details"), ("line_pending_login", "sub")}
+    sealed = {(f.table, f.name) for f in PERSONAL_FIELDS if f.encrypted} - own_keys
+    rotated = {
+        (model.__tablename__, f.name)
+        for model in keys.REENCRYPTED
+        for f in personal_fields(str(model.__tablename__), encrypted=True)
+    }
+    assert rotated == sealed
+
+
+def test_data_key_rotation_reencrypts_inspections_and_line_links(engine, brigade):
+    """Every table sealed with the data key moves to the new one, not only the roster: an
+    inspection's outside inspector and notes, and a member's LINE user id."""
+    person = roster(brigade)[0]
+    source = make_source(brigade)
+    for values in ({"inspector_name": "纏屋　権兵衛", "notes": "吸管に錆"}, {}):
+        data = WaterInspectionCreate(inspected_on=date(2026, 5, 1), result="異常なし", **values)
+        water_sources.record_inspection(admin(brigade), source.id, data=data)
+    sub = f"U{uuid.uuid4().hex}"
+    with unit_of_work(brigade) as db:
+        cipher = TenantCipher(db, brigade)
+        bidx = cipher.blind_index(sub, field=line_sessions.SUB_FIELD)
+        link = MemberLine(tenant_id=brigade, member_id=person.id, sub_enc="", sub_bidx=bidx)
+        link.sub_enc = cipher.encrypt(sub, field=line_sessions.SUB_FIELD, row_id=link.id)
+        db.add(link)
+        db.commit()
+    inspections = water_sources.list_inspections(admin(brigade), source.id)
+
+    report = keys.rotate_tenant_data_key(PLATFORM, brigade, batch_size=1)
+
+    assert report.ok and report.rows_reencrypted == 7 + 1 + 1
+    with DbSession(engine) as db:
+        set_tenant(db, brigade)
+        rows = db.exec(select(WaterInspection).where(WaterInspection.tenant_id == brigade)).all()
+        stored = [r.inspector_name_enc for r in rows] + [r.notes_enc for r in rows]
+        stored += db.exec(select(MemberLine.sub_enc).where(MemberLine.tenant_id == brigade)).all()
+    sealed = [value for value in stored if value]
+    assert len(sealed) == 3 and {key_of(value) for value in sealed} == {report.new_key_id}
+    assert water_sources.list_inspections(admin(brigade), source.id) == inspections
+    with unit_of_work(brigade) as db:
+        link = db.exec(select(MemberLine).where(MemberLine.tenant_id == brigade)).one()
+        opened = TenantCipher(db, brigade).decrypt(
+            link.sub_enc, field=line_sessions.SUB_FIELD, row_id=link.id
+        )
+    assert opened == sub
 
 
 class Interrupted(Exception):

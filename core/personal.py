@@ -44,6 +44,17 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
     PersonalField("line_pending_login", "sub", "LINEユーザーID"),
     # The personal part of an audit record (names, senders), shown only to イベントログ 管理.
     PersonalField("audit_event", "details", "イベントの個人情報部分"),
+    # Dispatch: where a fire is (a house is someone's home), and the mail that said so.
+    PersonalField("incident", "place", "発生場所"),
+    PersonalField("incident", "landmark", "目標物"),
+    PersonalField("incident", "map_url", "地図URL"),
+    PersonalField("incident", "subject", "件名"),
+    PersonalField("inbound_mail", "raw", "メール原文"),
+    PersonalField("inbound_mail", "envelope", "送信者・宛先・件名"),
+    # Not personal but secret, sealed with the brigade's data key like the rest (so key rotation
+    # and the at-rest scan cover them): a receiving address's token, a mailbox password.
+    PersonalField("mail_source", "address_token", "受信アドレスの秘密部分"),
+    PersonalField("mail_source", "imap_password", "IMAPパスワード"),
 )
 
 

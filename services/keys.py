@@ -23,6 +23,7 @@ from core.access import PLATFORM
 from core.actor import Actor, ActorKind
 from core.personal import PersonalField, personal_fields
 from models import AuditEvent, Member, MemberLine, Tenant, TenantKey
+from models.dispatch import InboundMail, Incident, MailSource
 from models.enums import AuditCategory
 from models.tenant import PLATFORM_TENANT_ID
 from models.water import WaterInspection
@@ -43,7 +44,14 @@ from services.errors import NotFound, ValidationError
 CLI_ACTOR = Actor(kind=ActorKind.SYSTEM, display_name="cli", label="cli-key-management")
 # The tables whose personal fields are sealed with the tenant's data key. Audit details have a
 # key of their own (never re-encrypted); a pending LINE login is sealed with a platform key.
-REENCRYPTED: tuple[type[SQLModel], ...] = (Member, WaterInspection, MemberLine)
+REENCRYPTED: tuple[type[SQLModel], ...] = (
+    Member,
+    WaterInspection,
+    MemberLine,
+    MailSource,
+    InboundMail,
+    Incident,
+)
 LOCK_TIMEOUT = "10s"
 
 

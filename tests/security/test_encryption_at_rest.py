@@ -20,6 +20,7 @@ from sqlmodel import select
 
 from core.personal import ENCRYPTED_MEMBER_FIELDS, PERSONAL_FIELDS
 from models import MemberPublic, MemberUpdate, TenantKey
+from models.dispatch import MailTransport
 from models.enums import Function, Level
 from models.tenant import PLATFORM_TENANT_ID
 from models.water import WaterInspectionCreate
@@ -27,8 +28,13 @@ from services import event_log, keys, members, registrations, water_sources
 from services import validation as v
 from services.crypto import DecryptionError, TenantCipher, unwrap_key
 from services.db import set_tenant, unit_of_work
+from services.dispatch import incidents, intake
+from services.dispatch.sources import token_of
 from services.errors import NotFound, PermissionDenied, ValidationError
 from services.signin import line_sessions, sessions
+from tests.dispatch_factories import body, where
+from tests.dispatch_factories import mail as dispatch_mail
+from tests.dispatch_factories import make_source as make_dispatch_source
 from tests.factories import (
     PLATFORM,
     actor_with,
@@ -66,6 +72,15 @@ INSPECTION = {
     "inspector_name": "纏屋🪣権兵衛",
     "notes": "吸管の口金に錆🔧、纏屋さん宅の井戸水を併用",
 }
+DISPATCH = {
+    "place": "火消市纏町🔥五丁目7番地付近",
+    "landmark": "纏屋🏮酒店",
+    "map_url": "https://map.example.jp/?q=matoi-at-rest-7c1",
+    "subject": "【出動指令】纏町🔥建物火災",
+}
+RAW_MARKER = "RAW-AT-REST-marker-93c1"  # only in the mail's raw text
+ENVELOPE_FROM = "kanrinin.at-rest@fd.example.lg.jp"
+IMAP_PASSWORD = "imap-pw-at-rest-5d2"
 SEARCHED = "纏屋の権兵衛🧯さん"  # a free-text search, kept in the audit record's personal part
 UNIT = "第9分団🧯纏班"  # not personal: stored in clear, proves the scan finds such text
 # Registered but kept in clear: operators' display names; brigade accounts hold none (u001).
@@ -117,6 +132,7 @@ def seed_everything() -> tuple[uuid.UUID, dict[tuple[str, str], set[str]], set[s
     line_sessions.complete_login(waiting, "", request_context())
     give_login(tenant_id, people[1].id)
     event_log.query_events(admin(tenant_id), event_log.EventFilter(text=SEARCHED))
+    token = seed_dispatch(tenant_id)
 
     member_values = [*SEEDED, EDITED, *(m.model_dump() for m in people)]
     seeded = {
@@ -128,8 +144,36 @@ def seed_everything() -> tuple[uuid.UUID, dict[tuple[str, str], set[str]], set[s
     seeded[("member_line", "sub")] = {linked}
     seeded[("line_pending_login", "sub")] = {waiting}
     seeded[("audit_event", "details")] = {SEARCHED}
+    seeded |= {("incident", f): {value} for f, value in DISPATCH.items()}
+    seeded[("inbound_mail", "raw")] = {RAW_MARKER}
+    seeded[("inbound_mail", "envelope")] = {ENVELOPE_FROM}
+    seeded[("mail_source", "address_token")] = {token}
+    seeded[("mail_source", "imap_password")] = {IMAP_PASSWORD}
     found = {m.member_code for m in people} | {source.code, UNIT}
     return tenant_id, seeded, found
+
+
+def seed_dispatch(tenant_id: uuid.UUID) -> str:
+    """A dispatch mail received into an incident (place, landmark, map link, subject; the raw
+    mail and its envelope), and a mailbox source with a password. Returns the address token."""
+    source = make_dispatch_source(tenant_id)
+    make_dispatch_source(
+        tenant_id,
+        transport=MailTransport.IMAP,
+        imap_host="127.0.0.1",
+        imap_username="dispatch",
+        imap_password=IMAP_PASSWORD,
+    )
+    text = body(place=DISPATCH["place"], landmark=DISPATCH["landmark"], extra=RAW_MARKER)
+    text += DISPATCH["map_url"] + "\n"
+    raw = dispatch_mail(source.address, text, subject=DISPATCH["subject"], charset="utf-8")
+    outcome = intake.receive(where(source), raw, envelope_from=ENVELOPE_FROM)
+    assert outcome.incident_id is not None
+    (incident,) = incidents.list_incidents(admin(tenant_id))
+    assert (incident.place, incident.map_url) == (DISPATCH["place"], DISPATCH["map_url"])
+    token = token_of(source.address)
+    assert token
+    return token
 
 
 def test_the_seed_covers_every_registered_encrypted_field(engine):

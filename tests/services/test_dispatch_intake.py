@@ -18,11 +18,12 @@ from models import AuditEvent
 from models.base import utcnow
 from models.dispatch import InboundMail, Incident, IncidentStatus, MailStatus
 from models.enums import AuditCategory, Function, Level
+from services import keys
 from services.db import unit_of_work
 from services.dispatch import incidents, intake, mail_log, sources
 from services.errors import PermissionDenied, ValidationError
 from tests.dispatch_factories import PROFILE, SENDER, body, mail, make_source, where
-from tests.factories import actor_with, admin, make_tenant
+from tests.factories import PLATFORM, actor_with, admin, make_tenant
 from tests.fakes.dkim_key import SigningKey
 
 pytestmark = pytest.mark.usefixtures("engine")
@@ -438,3 +439,19 @@ def test_two_intake_processes_on_one_database_make_one_incident(dialect):
     assert [proc.wait(timeout=60) for proc in procs] == [0, 0]
     assert len(board(tenant)) == 1
     assert sorted(m.status for m in mails(tenant)) == ["accepted", "duplicate"]
+
+
+def test_dispatch_data_stays_readable_after_the_data_key_rotates():
+    """Incidents, stored mail and the source's secrets are re-encrypted with the new key before
+    the old one is deleted."""
+    tenant = make_tenant()
+    source = make_source(tenant)
+    raw = mail(source.address, body())
+    intake.receive(where(source), raw)
+    before = board(tenant)
+    report = keys.rotate_tenant_data_key(PLATFORM, tenant)
+    assert report.ok and report.deleted_key_ids and report.rows_reencrypted >= 3
+    assert board(tenant) == before
+    assert mail_log.raw_mail(admin(tenant), mails(tenant)[0].id).raw == raw
+    (after,) = sources.list_sources(admin(tenant))
+    assert after.address == source.address and intake.route(source.address)

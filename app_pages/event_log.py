@@ -18,10 +18,12 @@ from services import event_log
 from services.catalog import AuditCategory, Function, Level
 from services.errors import ServiceError
 from services.event_log import EventFilter, EventRow
+from ui import mail_log_view
 from ui.common import current_actor, show_error
 
 ALL = "すべて"
 CUSTOM = "期間を指定"
+MAIL_LOG = "メール受信ログ"
 
 actor = current_actor()
 is_admin = allows(actor, Need(Function.EVENT_LOGS, Level.ADMIN))
@@ -37,6 +39,10 @@ st.caption(
         else "個人情報を含む詳細の表示には、イベントログの管理権限が必要です。"
     )
 )
+# The mail log is its own table (one row per received mail); only the chosen view is read.
+if st.radio("表示", ["イベント", MAIL_LOG], horizontal=True, key="elog_view") == MAIL_LOG:
+    mail_log_view.show(actor, is_admin=is_admin)
+    st.stop()
 
 try:
     actor_ids = {o.label: o.actor_id for o in event_log.actor_options(actor)}

@@ -4,6 +4,7 @@ from formats.backup import MIN_PASSWORD_CHARS
 from formats.csv_safe import Unencodable
 from formats.opendata import ColumnMapping
 from formats.tabular import ENCODING_LABELS, HEADER_SCAN_ROWS
+from models.dispatch import IncidentStatus, MailStatus, MailTransport
 from models.enums import (
     FUNCTION_LABELS,
     HYDRANT_KINDS,
@@ -50,7 +51,10 @@ __all__ = [
     "Function",
     "ImportPreview",
     "ImportResult",
+    "IncidentStatus",
     "Level",
+    "MailStatus",
+    "MailTransport",
     "MemberCreate",
     "MemberPublic",
     "MemberStatus",

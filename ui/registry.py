@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.access import Need, allows
 from core.actor import Actor, ActorKind
-from services.catalog import Function
+from services.catalog import Function, Level
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class PageSpec:
     icon: str
     function: Function | None  # None: every signed-in brigade user
     url_path: str
+    level: Level = Level.VIEW  # what the function must reach for the page to be offered
 
 
 MEMBER_PAGES = (
@@ -29,6 +30,13 @@ MEMBER_PAGES = (
         "dashboard",
     ),
     PageSpec("app_pages/home.py", "ホーム", ":material/home:", None, "home"),
+    PageSpec(
+        "app_pages/incidents.py",
+        "災害出動",
+        ":material/local_fire_department:",
+        Function.DISPATCH,
+        "incidents",
+    ),
     PageSpec("app_pages/roster.py", "団員名簿", ":material/groups:", Function.ROSTER, "roster"),
     PageSpec(
         "app_pages/water_map.py",
@@ -79,6 +87,15 @@ MEMBER_PAGES = (
         Function.PERMISSIONS,
         "permissions",
     ),
+    # The receiving address is a credential: only 管理 gets the page at all.
+    PageSpec(
+        "app_pages/mail_sources.py",
+        "出動メール設定",
+        ":material/forward_to_inbox:",
+        Function.DISPATCH,
+        "mail-sources",
+        Level.ADMIN,
+    ),
 )
 OPERATOR_PAGES = (
     PageSpec("app_pages/brigades.py", "消防団管理", ":material/apartment:", None, "brigades"),
@@ -103,7 +120,9 @@ def specs_for(actor: Actor | None) -> tuple[PageSpec, ...]:
         return OPERATOR_PAGES
     if actor.kind in LINE_PAGES:
         return (LINE_PAGES[actor.kind],)
-    return tuple(p for p in MEMBER_PAGES if p.function is None or allows(actor, Need(p.function)))
+    return tuple(
+        p for p in MEMBER_PAGES if p.function is None or allows(actor, Need(p.function, p.level))
+    )
 
 
 def pages_for(actor: Actor | None) -> list[st.Page]:

@@ -20,7 +20,11 @@ from models import Permission
 from models.enums import AuditCategory, Function, Level
 from services import event_log, permissions, traffic_log
 from services.audit_checkpoint import write_checkpoint
+from services.catalog import MailStatus
 from services.db import unit_of_work
+from services.dispatch import intake, mail_log
+from services.dispatch.sources import SourceView
+from tests import dispatch_factories as dispatch
 from tests.app_pages.conftest import nav_registers, page_text, sign_in
 from tests.factories import (
     admin,
@@ -232,3 +236,99 @@ def test_export_is_offered_as_a_download(open_app):
     at = open_log(open_app, sign_in(make_tenant()).token)
     buttons = at.get("download_button")
     assert [b.proto.label for b in buttons] == ["CSVを出力"]
+
+
+# -- メール受信ログ ---------------------------------------------------------------------------------
+
+MAIL_COLUMNS = [
+    "受信日時",
+    "送信元設定",
+    "状態",
+    "Message-ID",
+    "Date",
+    "サイズ",
+    "SHA-256",
+    "DKIM",
+    "文字コード",
+    "解析",
+    "事案番号",
+    "問題",
+]
+STRANGER = "stranger@evil.example"
+REJECTED = "拒否（送信元が許可リストにない）"
+
+
+def received_mails(tenant: uuid.UUID) -> SourceView:
+    """One accepted dispatch mail and one from a sender off the allow-list."""
+    source = dispatch.make_source(tenant)
+    for sender in (dispatch.SENDER, STRANGER):
+        raw = dispatch.mail(source.address, dispatch.body(), sender=sender)
+        intake.receive(dispatch.where(source), raw)
+    return source
+
+
+def show_mail_log(at: AppTest) -> AppTest:
+    widget(at.radio, "表示").set_value("メール受信ログ").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def open_mail_log(open_app, token: str) -> AppTest:
+    return show_mail_log(open_log(open_app, token))
+
+
+def test_mail_log_lists_each_mail_without_senders_for_viewers(open_app, engine):
+    tenant = make_tenant()
+    source = received_mails(tenant)
+    at = open_log(open_app, sign_in(tenant, rank="分団長").token)  # イベントログ 閲覧
+    seq = last_audit_seq(engine, tenant)
+
+    show_mail_log(at)
+
+    shown = table(at)
+    assert list(shown.columns) == MAIL_COLUMNS
+    assert list(shown["状態"]) == [REJECTED, "受理"]  # newest first
+    assert list(shown["送信元設定"]) == [source.name, source.name]
+    assert list(shown["事案番号"]) == ["", "第1号"]
+    assert list(shown["解析"]) == ["—", "解析済み"]
+    assert all(len(digest) == 64 for digest in shown["SHA-256"])
+    text = page_text(at)
+    assert STRANGER not in text and dispatch.SENDER not in text
+    assert "原文を表示するメール" not in [s.label for s in at.selectbox]
+    assert "管理権限が必要です" in text
+    # the events are not read (and their reading not logged) while the mail log is shown
+    assert "event_log.view" not in {e.action for e in audit_events(engine, tenant, after_seq=seq)}
+
+
+def test_mail_log_filters_by_status_and_period(open_app):
+    tenant = make_tenant()
+    received_mails(tenant)
+    at = open_mail_log(open_app, sign_in(tenant).token)
+
+    widget(at.multiselect, "状態").select(MailStatus.REJECTED_SENDER).run()
+    assert list(table(at)["状態"]) == [REJECTED]
+
+    widget(at.selectbox, "期間").select("昨日").run()
+    assert table(at).empty
+    assert "条件に合う受信メールはありません。" in page_text(at)
+
+
+def test_mail_log_shows_senders_and_the_raw_mail_to_admin_only(open_app, engine):
+    tenant = make_tenant()
+    received_mails(tenant)
+    at = open_mail_log(open_app, sign_in(tenant).token)  # 団長: イベントログ 管理
+    shown = table(at)
+    assert list(shown["差出人（From）"]) == [STRANGER, dispatch.SENDER]
+    assert list(shown["件名"]) == ["【出動指令】建物火災"] * 2
+    (rejected,) = [m for m in mail_log.list_mail(admin(tenant)) if m.header_from == STRANGER]
+
+    widget(at.selectbox, "原文を表示するメール").select(str(rejected.id)).run()
+    assert not at.code and "mail.raw_view" not in {e.action for e in audit_events(engine, tenant)}
+    widget(at.button, "原文を表示").click().run()
+
+    assert not at.exception, at.exception
+    assert "【災害種別】建物火災" in at.code[0].value
+    assert f"差出人: {STRANGER}" in [t.value for t in at.text]
+    assert [b.proto.label for b in at.get("download_button")] == ["原文（.eml）をダウンロード"]
+    (view,) = [e for e in audit_events(engine, tenant) if e.action == "mail.raw_view"]
+    assert json.loads(view.details)["sha256"] == rejected.sha256

@@ -256,7 +256,7 @@ def expected_pages(function: Function, grant: Grant) -> set[str]:
     return {
         p.path
         for p in MEMBER_PAGES
-        if p.function is None or (p.function == function and grant.brigade_level >= Level.VIEW)
+        if p.function is None or (p.function == function and grant.brigade_level >= p.level)
     }
 
 

@@ -6,7 +6,7 @@ is empty) to exactly one grant, resolves a real member session through services.
 each call of that function to be allowed or denied accordingly, and the page list to follow the
 same rule. A grant narrowed to the own 所属 is tried on a member inside and one outside it.
 
-Functions without services yet (CSV import / export, restore, notices, event logs) and levels no
+Functions without services yet (CSV import / export, restore, notices) and levels no
 service refuses on (点検 閲覧 only shows inspectors' names; 団設定 閲覧) are checked through the
 effective level and the page rules only.
 """
@@ -36,7 +36,8 @@ from services import (
     roles,
     water_sources,
 )
-from services.errors import PermissionDenied
+from services.dispatch import incidents, mail_log, sources
+from services.errors import NotFound, PermissionDenied
 from services.permissions import CellChange, Grant, choices
 from services.signin import sessions
 from tests.factories import admin, make_member, make_tenant, open_member_session, rank_id
@@ -114,6 +115,14 @@ def _permission_cell(a: Actor, w: World, unit: str) -> object:
     flipped = Grant(Level.VIEW) if now.level == Level.NONE else Grant()
     change = CellChange(SubjectType.ROLE, w.spare_role, Function.PERMISSIONS, flipped)
     return permissions.update_matrix(a, [change])
+
+
+def _raw_mail(a: Actor, w: World, unit: str) -> object:
+    """Past the gate, a mail that does not exist is simply not found."""
+    try:
+        return mail_log.raw_mail(a, uuid.uuid4())
+    except NotFound:
+        return None
 
 
 F, L = Function, Level
@@ -213,8 +222,20 @@ ACCESS: dict[Function, tuple[Probe, ...]] = {
     F.CSV_IMPORT: (),
     F.CSV_EXPORT: (),
     F.RESTORE: (),
-    F.EVENT_LOGS: (),
+    F.EVENT_LOGS: (
+        Probe("list_mail", L.VIEW, lambda a, w, u: mail_log.list_mail(a)),
+        Probe("raw_mail", L.ADMIN, _raw_mail),
+    ),
     F.NOTICES: (),
+    F.DISPATCH: (
+        Probe("list_incidents", L.VIEW, lambda a, w, u: incidents.list_incidents(a)),
+        Probe(
+            "create_incident",
+            L.EDIT,
+            lambda a, w, u: incidents.create_incident(a, incidents.IncidentInput(kind="建物火災")),
+        ),
+        Probe("list_sources", L.ADMIN, lambda a, w, u: sources.list_sources(a)),
+    ),
 }
 assert set(ACCESS) == set(Function)
 

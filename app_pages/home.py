@@ -8,6 +8,7 @@ from core.access import Need, allows
 from core.timefmt import to_jst
 from services import members, notices, registrations
 from services.catalog import FUNCTION_LABELS, Function, Level
+from services.dispatch import incidents
 from ui.common import current_actor
 
 actor = current_actor()
@@ -17,6 +18,18 @@ st.write(f"ようこそ、{actor.display_name} さん。")
 cols = st.columns(2)
 cols[0].metric("階級", actor.rank_name or "—")
 cols[1].metric("役職", "・".join(actor.role_names) or "—")
+
+if allows(actor, Need(Function.DISPATCH, Level.VIEW)) and (
+    reviews := incidents.open_reviews(actor)
+):
+    st.error(
+        f"要確認の出動が {reviews} 件あります。出動メールを読み取れなかった項目があります。"
+        "「災害出動」で内容を確認してください。",
+        icon=":material/warning:",
+    )
+    st.page_link(
+        "app_pages/incidents.py", label="災害出動を開く", icon=":material/local_fire_department:"
+    )
 
 for notice in registrations.code_notices(actor):
     when = to_jst(notice.issued_at)

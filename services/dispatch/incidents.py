@@ -110,6 +110,15 @@ def list_incidents(
         return [view_of(tx, row) for row in rows]
 
 
+def open_reviews(actor: Actor) -> int:
+    """How many open incidents are marked 要確認 (for ホーム), without unsealing any."""
+    with transaction(actor, VIEW, action="incident.open_reviews") as tx:
+        query = scoped(select(func.count(Incident.id)), actor).where(
+            Incident.needs_review, Incident.status != S.CLOSED
+        )
+        return tx.session.exec(query).one()
+
+
 def get_incident(actor: Actor, incident_id: uuid.UUID) -> tuple[IncidentView, list[EntryView]]:
     with transaction(actor, VIEW, action="incident.get") as tx:
         row = _get(tx, incident_id)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import uuid
 
 from services import registrations
+from services.dispatch import intake
 from services.signin import sessions
 from tests.app_pages.conftest import sign_in
+from tests.dispatch_factories import mail, make_source, where
 from tests.factories import make_member, make_tenant, open_member_session, rank_id
 
 HOME = "app_pages/home.py"
@@ -38,3 +40,19 @@ def test_codes_issued_for_me_and_for_password_users_are_shown(open_app):
     plain_actor = sessions.resolve(open_member_session(tenant, plain.id))
     (mine,) = registrations.code_notices(plain_actor)
     assert mine.for_me and mine.member_code == "P-1"
+
+
+def test_an_incident_marked_for_review_is_announced_on_home(open_app):
+    tenant = make_tenant(f"要確認消防団{uuid.uuid4().hex[:6]}")
+    chief = sign_in(tenant)
+    source = make_source(tenant)
+    at = open_app(chief.token)
+    at.switch_page(HOME).run()
+    assert not any("要確認の出動" in e.value for e in at.error)
+    intake.receive(where(source), mail(source.address, "項目のない本文\n"))
+    at.switch_page(HOME).run()
+    assert any("要確認の出動が 1 件" in e.value for e in at.error)
+    stranger = sign_in(make_tenant(f"他の消防団{uuid.uuid4().hex[:6]}"))
+    at = open_app(stranger.token)
+    at.switch_page(HOME).run()
+    assert not any("要確認の出動" in e.value for e in at.error)

@@ -10,18 +10,18 @@ from models.org import Permission, Rank, Role
 from models.tenant import PLATFORM_TENANT_ID, Tenant, TenantKey
 from models.water import WaterSource
 
-# Platform tables carry no tenant_id, or carry one that is looked up before a tenant is known
-# (login name, session token hash, LINE login state, registration user id); every other table is
-# tenant-owned.
+# Platform tables carry no tenant_id (tests/security/test_tenant_isolation.py holds every table
+# with one to forced row-level security, without exceptions). Rows that belong to no brigade but
+# live in a tenant table (operators' accounts and sessions, LINE logins not yet bound to a member,
+# the platform's audit chain) belong to PLATFORM_TENANT_ID. The sign-in tables, read before a
+# tenant is known, are reached through services/signin/owners.py.
 PLATFORM_TABLES = frozenset(
     {
         "tenant",
-        "local_account",
-        "user_session",
         "alembic_version",
         "line_auth_request",
         "line_pending_login",
-        "line_registration",
+        "login_throttle",
         "maintenance_notice",
     }
 )

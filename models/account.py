@@ -1,5 +1,7 @@
-"""Local password accounts and server-side sessions (platform tables, looked up before a tenant
-is known: by login name or by the hash of a session token)."""
+"""Local password accounts and server-side sessions. Tenant tables under row-level security,
+though sign-in finds them before a tenant is known (by login name, by the hash of a session
+token: services/signin/owners.py). An operator's account and sessions, and a LINE login bound to
+no member yet, belong to PLATFORM_TENANT_ID."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """LINE Login: the OIDC transaction, a LINE login not yet bound to a member, registration codes
 and the member ↔ LINE account link.
 
-Platform tables (looked up before a tenant is known): line_auth_request (by the hash of a cookie
-value), line_pending_login (by session id) and line_registration (by its public user id; it holds
-no personal data). member_line is tenant data: the LINE user id encrypted for the brigade, found
-by a per-brigade blind index.
+Platform tables (no tenant_id, looked up before a tenant is known): line_auth_request (by the
+hash of a cookie value) and line_pending_login (by session id). line_registration is tenant data
+under row-level security, found by its public user id through services/signin/owners.py (it
+holds no personal data). member_line is tenant data: the LINE user id encrypted for the brigade,
+found by a per-brigade blind index.
 """
 
 from __future__ import annotations

@@ -43,11 +43,11 @@ from models.enums import AuditCategory, Function, Level, MemberStatus, TenantSta
 from services import audit
 from services.base import Tx, record_denial, scoped, transaction
 from services.crypto import TenantCipher
-from services.db import set_tenant, unit_of_work
+from services.db import unit_of_work
 from services.errors import NotFound, PermissionDenied, Refused, ValidationError
 from services.grants import Grant, member_grants
 from services.members.ceiling import check_ceiling, is_permission_admin
-from services.signin import line_sessions, sessions
+from services.signin import line_sessions, owners, sessions
 from services.signin.sessions import may_sign_in
 
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed from paper
@@ -372,8 +372,7 @@ def _new_user_id(db: DbSession) -> str:
     """User ids are global (they find the brigade); a collision in 31^8 is retried."""
     while True:
         candidate = _random(USER_ID_LENGTH)
-        taken = select(LineRegistration.id).where(LineRegistration.user_id == candidate)
-        if db.exec(taken).first() is None:
+        if owners.registration_tenant(db, candidate) is None:
             return candidate
 
 
@@ -413,18 +412,11 @@ def redeem(actor: Actor, *, user_id: str, code: str) -> RedeemResult:
         pending = line_sessions.open_pending(db, actor.session_id)
         if pending is None:
             raise PermissionDenied()
-        registration = None
-        if valid_user_id(user_id):
-            registration = db.exec(
-                select(LineRegistration)
-                .where(LineRegistration.user_id == user_id)
-                .with_for_update()
-            ).first()
+        registration = _registration_by_user_id(db, user_id) if valid_user_id(user_id) else None
         if registration is None:
             returned = _wrong_code(db, actor, pending, None, "unknown_user_id")
             db.commit()
             return returned
-        set_tenant(db, registration.tenant_id)
         if registration.locked_at is not None:
             returned = _refuse(db, actor, registration, "locked", "registration_locked")
             db.commit()
@@ -444,6 +436,17 @@ def redeem(actor: Actor, *, user_id: str, code: str) -> RedeemResult:
         returned = _link_member(db, actor, pending, registration)
         db.commit()
         return returned
+
+
+def _registration_by_user_id(db: DbSession, user_id: str) -> LineRegistration | None:
+    """The registration of a sheet's user id, locked, read (and from here on acted on) for its
+    brigade."""
+    tenant_id = owners.registration_tenant(db, user_id)
+    if tenant_id is None:
+        return None
+    owners.act_for(db, tenant_id)
+    query = select(LineRegistration).where(LineRegistration.user_id == user_id)
+    return db.exec(query.with_for_update()).first()
 
 
 def _link_member(

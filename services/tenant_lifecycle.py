@@ -77,11 +77,13 @@ def cancel_brigade(actor: Actor, tenant_id: uuid.UUID, *, cancelled_on: date) ->
         tenant.status = TenantStatus.CANCELLED
         tenant.contract_end = cancelled_on
         session.add(tenant)
+        set_tenant(session, tenant_id)  # the brigade's sessions are visible only to itself
         revoked = session.execute(
             update(UserSession)
             .where(UserSession.tenant_id == tenant_id, UserSession.revoked_at.is_(None))
             .values(revoked_at=utcnow(), revoke_reason="tenant_cancelled")
         ).rowcount
+        set_tenant(session, PLATFORM_TENANT_ID)
         due = deletion_due(cancelled_on)
         audit.record_platform(
             session,

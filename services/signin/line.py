@@ -27,6 +27,7 @@ from models.base import utcnow
 from models.enums import AuditCategory
 from services import audit
 from services.db import unit_of_work
+from services.signin import owners
 from services.signin.line_sessions import LineLoginResult, complete_login
 from services.signin.sessions import token_hash
 from services.traffic_log import external_call_recorder
@@ -113,8 +114,10 @@ def begin_login(registration_user_id: str = "") -> tuple[str, str]:
 
 
 def _purge_stale(db: DbSession) -> None:
-    """Expired authorization requests, and the encrypted LINE ids of ended pending logins."""
+    """Expired authorization requests, and the encrypted LINE ids of ended pending logins
+    (their sessions are the platform's rows)."""
     now = utcnow()
+    owners.act_for_platform(db)
     db.exec(delete(LineAuthRequest).where(LineAuthRequest.expires_at <= now))
     ended = (
         select(LinePendingLogin.session_id)

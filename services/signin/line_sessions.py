@@ -25,6 +25,7 @@ from models.enums import AuditCategory, TenantStatus
 from services import audit
 from services.crypto import DecryptionError, TenantCipher, platform_key, seal, unseal
 from services.db import set_tenant, unit_of_work
+from services.signin import owners
 from services.signin.sessions import (
     Principal,
     line_actor,
@@ -86,12 +87,16 @@ def complete_login(sub: str, registration_user_id: str, request: RequestContext)
 
 def _open_registration(db: DbSession, user_id: str) -> bool:
     """Whether a sheet's user id still awaits its code (a used one just logs the member in)."""
-    if not user_id:
+    tenant_id = owners.registration_tenant(db, user_id) if user_id else None
+    if tenant_id is None:
         return False
+    set_tenant(db, tenant_id)
     query = select(LineRegistration.id).where(
         LineRegistration.user_id == user_id, LineRegistration.used_at.is_(None)
     )
-    return db.exec(query).first() is not None
+    open_ = db.exec(query).first() is not None
+    set_tenant(db, None)
+    return open_
 
 
 def find_links(db: DbSession, sub: str) -> list[Link]:
@@ -153,7 +158,9 @@ def _session_id_of(db: DbSession, token: str) -> uuid.UUID:
 
 
 def open_pending(db: DbSession, session_id: uuid.UUID | None) -> LinePendingLogin | None:
-    """The pending LINE login of a session that is still open, locked for this transaction."""
+    """The pending LINE login of a session that is still open, locked for this transaction.
+    The transaction acts for the platform from here on (a pending session is its row)."""
+    owners.act_for_platform(db)
     query = (
         select(LinePendingLogin)
         .join(Session, Session.id == LinePendingLogin.session_id)
@@ -163,7 +170,9 @@ def open_pending(db: DbSession, session_id: uuid.UUID | None) -> LinePendingLogi
 
 
 def end_pending(db: DbSession, session_id: uuid.UUID, reason: str) -> None:
-    """Revoke a pending LINE session and forget its encrypted LINE user id."""
+    """Revoke a pending LINE session and forget its encrypted LINE user id. The transaction
+    acts for the platform from here on."""
+    owners.act_for_platform(db)
     db.exec(
         update(Session)
         .where(Session.id == session_id, Session.revoked_at.is_(None))

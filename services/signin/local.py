@@ -18,7 +18,7 @@ from models.tenant import PLATFORM_TENANT_ID
 from services import audit
 from services.db import set_tenant, unit_of_work
 from services.errors import PermissionDenied, ValidationError
-from services.signin import throttle
+from services.signin import owners, throttle
 from services.signin.passwords import hash_password, needs_rehash, password_problem, verify_password
 from services.signin.sessions import Principal, may_sign_in, open_session
 
@@ -49,13 +49,7 @@ def login(login_name: str, password: str, request: RequestContext) -> LoginResul
                 _log(db, None, login_name, request, "login.failure", "address_throttled")
             db.commit()
             return LoginResult(error="throttled")
-        # Locked for the rest of the transaction, so concurrent wrong guesses are all counted
-        # (on SQLite the transaction already holds the write lock).
-        account = db.exec(
-            select(LocalAccount)
-            .where(LocalAccount.login_name == login_name.strip())
-            .with_for_update()
-        ).first()
+        account = _account(db, login_name.strip(), lock=True)
         password_ok = verify_password(account.password_hash if account else None, password)
         if account is None:
             # an unknown name locks like a real one, so 「ロックしています」 reveals nothing
@@ -99,12 +93,23 @@ def login(login_name: str, password: str, request: RequestContext) -> LoginResul
         return LoginResult(token=token)
 
 
+def _account(db, login_name: str, *, lock: bool = False) -> LocalAccount | None:
+    """The account of a login name, read (and from here on acted on) for its own tenant. With
+    `lock`, locked for the rest of the transaction, so concurrent wrong guesses are all counted
+    (on SQLite the transaction already holds the write lock)."""
+    tenant_id = owners.account_tenant(db, login_name)
+    if tenant_id is None:
+        return None
+    set_tenant(db, tenant_id)
+    query = select(LocalAccount).where(LocalAccount.login_name == login_name)
+    return db.exec(query.with_for_update() if lock else query).first()
+
+
 def _member_may_log_in(db, account: LocalAccount) -> bool:
     if account.is_operator:
-        return True
-    if account.tenant_id is None or account.member_id is None:
+        return account.tenant_id == PLATFORM_TENANT_ID
+    if account.member_id is None:
         return False
-    set_tenant(db, account.tenant_id)
     return may_sign_in(db.get(Tenant, account.tenant_id), db.get(Member, account.member_id))
 
 
@@ -116,8 +121,7 @@ def _log(
     action: str,
     reason: str,
 ) -> None:
-    tenant_id = account.tenant_id if account and account.tenant_id else PLATFORM_TENANT_ID
-    set_tenant(db, tenant_id)
+    tenant_id = account.tenant_id if account else PLATFORM_TENANT_ID
     actor = Actor(
         kind=ActorKind.MEMBER if tenant_id != PLATFORM_TENANT_ID else ActorKind.OPERATOR,
         display_name="",
@@ -155,8 +159,7 @@ def login_name_problems(login_name: str, password: str) -> dict[str, str]:
 
 def login_name_available(login_name: str) -> bool:
     with unit_of_work(None) as db:
-        query = select(LocalAccount.id).where(LocalAccount.login_name == login_name.strip())
-        return db.exec(query).first() is None
+        return owners.account_tenant(db, login_name.strip()) is None
 
 
 def create_account(
@@ -179,8 +182,7 @@ def create_account(
     if is_operator == (tenant_id is not None):
         errors["tenant_id"] = "運営者アカウントか団のアカウントかのどちらかを指定してください。"
     with unit_of_work(tenant_id or PLATFORM_TENANT_ID) as db:
-        taken = db.exec(select(LocalAccount).where(LocalAccount.login_name == login_name)).first()
-        if taken is not None:
+        if owners.account_tenant(db, login_name) is not None:
             errors["login_name"] = "このログイン名は既に使われています。"
         if errors:
             raise ValidationError(errors)
@@ -188,7 +190,7 @@ def create_account(
             login_name=login_name.strip(),
             password_hash=hash_password(password),
             is_operator=is_operator,
-            tenant_id=tenant_id,
+            tenant_id=tenant_id or PLATFORM_TENANT_ID,
             member_id=member_id,
             display_name=display_name if is_operator else "",
         )
@@ -215,7 +217,7 @@ def set_password(actor: Actor, *, login_name: str, password: str) -> None:
     if problem := password_problem(password):
         raise ValidationError({"password": problem})
     with unit_of_work(None) as db:
-        account = db.exec(select(LocalAccount).where(LocalAccount.login_name == login_name)).first()
+        account = _account(db, login_name)
         if account is None:
             raise ValidationError({"login_name": "そのログイン名のアカウントはありません。"})
         account.password_hash = hash_password(password)
@@ -226,7 +228,6 @@ def set_password(actor: Actor, *, login_name: str, password: str) -> None:
             .where(Session.local_account_id == account.id, Session.revoked_at.is_(None))
             .values(revoked_at=utcnow(), revoke_reason="password_reset")
         )
-        set_tenant(db, account.tenant_id or PLATFORM_TENANT_ID)
         audit.record(
             db,
             actor,
@@ -235,6 +236,6 @@ def set_password(actor: Actor, *, login_name: str, password: str) -> None:
             target_type="local_account",
             target_id=account.id,
             details={"login_name": account.login_name},
-            tenant_id=account.tenant_id or PLATFORM_TENANT_ID,
+            tenant_id=account.tenant_id,
         )
         db.commit()

@@ -18,10 +18,12 @@ from core.actor import Actor, ActorKind, RequestContext
 from models import LinePendingLogin, LocalAccount, Member, MemberRole, Rank, Role, Session, Tenant
 from models.base import utcnow
 from models.enums import AuditCategory, MemberStatus, TenantStatus
+from models.tenant import PLATFORM_TENANT_ID
 from services import audit
 from services.crypto import TenantCipher
 from services.db import set_tenant, unit_of_work, write_epoch
 from services.grants import effective_levels
+from services.signin import owners
 
 COOKIE_NAME = "hikeshi_session"
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -41,15 +43,17 @@ class Principal:
 
 
 def open_session(db: DbSession, principal: Principal, request: RequestContext) -> str:
-    """Create a session inside the caller's transaction; returns the cookie token."""
+    """Create a session inside the caller's transaction, acting for its tenant (the platform's
+    when the principal has none); returns the cookie token."""
     settings = get_settings()
     token = secrets.token_urlsafe(32)
     now = utcnow()
+    owners.act_for(db, principal.tenant_id or PLATFORM_TENANT_ID)
     db.add(
         Session(
             token_hash=token_hash(token),
             local_account_id=principal.account_id,
-            tenant_id=principal.tenant_id,
+            tenant_id=principal.tenant_id or PLATFORM_TENANT_ID,
             member_id=principal.member_id,
             created_at=now,
             last_seen_at=now,
@@ -58,6 +62,7 @@ def open_session(db: DbSession, principal: Principal, request: RequestContext) -
             user_agent=request.user_agent[:300],
         )
     )
+    db.flush()
     return token
 
 
@@ -79,7 +84,7 @@ def resolve(token: str | None, request: RequestContext | None = None) -> Actor |
     request = request or RequestContext()
     now = utcnow()
     with unit_of_work(None) as db:
-        row = db.exec(select(Session).where(Session.token_hash == token_hash(token))).first()
+        row = _session_of(db, token)
         if row is None:
             return None
         reason = expiry_reason(row, now)
@@ -88,7 +93,6 @@ def resolve(token: str | None, request: RequestContext | None = None) -> Actor |
             if row.revoked_at is None:
                 row.revoked_at, row.revoke_reason = now, reason or "account_inactive"
                 db.add(row)
-                set_tenant(db, row.tenant_id)
                 audit.record(
                     db,
                     _anonymous(row, request),
@@ -108,6 +112,16 @@ def resolve(token: str | None, request: RequestContext | None = None) -> Actor |
         return checked(actor)
 
 
+def _session_of(db: DbSession, token: str) -> Session | None:
+    """The session of a cookie token, read (and from here on acted on) for its own tenant."""
+    digest = token_hash(token)
+    tenant_id = owners.session_tenant(db, digest)
+    if tenant_id is None:
+        return None
+    set_tenant(db, tenant_id)
+    return db.exec(select(Session).where(Session.token_hash == digest)).first()
+
+
 def checked(actor: Actor) -> Actor:
     """The actor, stamped as confirmed by the database at this moment."""
     return replace(actor, checked=(time.monotonic(), write_epoch()))
@@ -118,12 +132,11 @@ def revoke(token: str | None, request: RequestContext) -> bool:
     if not token:
         return False
     with unit_of_work(None) as db:
-        row = db.exec(select(Session).where(Session.token_hash == token_hash(token))).first()
+        row = _session_of(db, token)
         if row is None or row.revoked_at is not None:
             return False
         row.revoked_at, row.revoke_reason = utcnow(), "logout"
         db.add(row)
-        set_tenant(db, row.tenant_id)
         audit.record(
             db,
             _anonymous(row, request),
@@ -137,17 +150,18 @@ def revoke(token: str | None, request: RequestContext) -> bool:
 
 
 def _anonymous(row: Session, request: RequestContext) -> Actor:
+    brigade = owners.brigade_of(row.tenant_id)
     return Actor(
         kind=(
             ActorKind.MEMBER
-            if row.tenant_id
+            if brigade
             else ActorKind.OPERATOR
             if row.local_account_id
             else ActorKind.LINE
         ),
         display_name="",
         label="",
-        tenant_id=row.tenant_id,
+        tenant_id=brigade,
         member_id=row.member_id,
         account_id=row.local_account_id,
         session_id=row.id,
@@ -176,6 +190,15 @@ def live_actor(db: DbSession, actor: Actor) -> Actor | None:
     nothing from a later service call."""
     if actor.session_id is None or actor.kind not in (ActorKind.MEMBER, ActorKind.OPERATOR):
         return actor
+    if actor.kind == ActorKind.OPERATOR:
+        set_tenant(db, PLATFORM_TENANT_ID)  # an operator's session is the platform's row
+        fresh = _live(db, actor)
+        set_tenant(db, actor.tenant_id)
+        return fresh
+    return _live(db, actor)
+
+
+def _live(db: DbSession, actor: Actor) -> Actor | None:
     # Three reads of plain columns (nothing enters the identity map, so a later locked read of
     # the same member by the service sees the row as it is then).
     row = db.exec(
@@ -203,7 +226,7 @@ def live_actor(db: DbSession, actor: Actor) -> Actor | None:
     if row is None or expiry_reason(row, utcnow()) or row.disabled:
         return None
     if actor.kind == ActorKind.OPERATOR:
-        return checked(actor) if row.tenant_id is None and row.is_operator else None
+        return checked(actor) if row.tenant_id == PLATFORM_TENANT_ID and row.is_operator else None
     if (
         row.tenant_id != actor.tenant_id
         or row.member_id != actor.member_id
@@ -231,7 +254,7 @@ def _actor_for(db: DbSession, row: Session, request: RequestContext) -> Actor | 
     account = db.get(LocalAccount, row.local_account_id) if row.local_account_id else None
     if account is not None and account.disabled:
         return None
-    if row.tenant_id is None:
+    if row.tenant_id == PLATFORM_TENANT_ID:
         if account is None:
             return _line_actor(db, row, request)
         if not account.is_operator:
@@ -244,7 +267,6 @@ def _actor_for(db: DbSession, row: Session, request: RequestContext) -> Actor | 
             session_id=row.id,
             request=request,
         )
-    set_tenant(db, row.tenant_id)
     tenant = db.get(Tenant, row.tenant_id)
     member = db.get(Member, row.member_id) if row.member_id else None
     if not may_sign_in(tenant, member):

@@ -19,9 +19,20 @@ from tests.factories import make_member, make_tenant
 postgres_only = pytest.mark.postgres_only
 
 TENANT_TABLES = sorted(
-    name
-    for name, table in SQLModel.metadata.tables.items()
-    if "tenant_id" in table.c and name not in models.PLATFORM_TABLES
+    name for name, table in SQLModel.metadata.tables.items() if "tenant_id" in table.c
+)
+# Keys that find the tenant, so they are unique across brigades by design: a login name, a
+# session token's hash, the user id printed on a registration sheet. Only the narrow look-ups of
+# services/signin/owners.py ask across brigades, and they answer only with the tenant.
+GLOBAL_KEYS = {
+    ("local_account", ("login_name",)),
+    ("user_session", ("token_hash",)),
+    ("line_registration", ("user_id",)),
+}
+
+
+TENANT_POLICY = (
+    "(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)"
 )
 
 
@@ -38,6 +49,15 @@ def two_tenants(engine):
 
 def test_every_tenant_table_is_known():
     assert {"member", "audit_event", "water_source", "permission"} <= set(TENANT_TABLES)
+    assert {"local_account", "user_session", "line_registration"} <= set(TENANT_TABLES)
+
+
+def test_platform_tables_have_no_tenant_column():
+    """PLATFORM_TABLES names the tables without tenant_id; it exempts none that has one."""
+    tables = SQLModel.metadata.tables
+    assert [
+        t for t in sorted(models.PLATFORM_TABLES & set(tables)) if "tenant_id" in tables[t].c
+    ] == []
 
 
 def test_unique_keys_include_tenant_id(engine):
@@ -46,8 +66,8 @@ def test_unique_keys_include_tenant_id(engine):
     for table in TENANT_TABLES:
         uniques = [u["column_names"] for u in inspector.get_unique_constraints(table)]
         uniques += [i["column_names"] for i in inspector.get_indexes(table) if i["unique"]]
-        offenders += [(table, cols) for cols in uniques if "tenant_id" not in cols]
-    assert offenders == []
+        offenders += [(table, tuple(cols)) for cols in uniques if "tenant_id" not in cols]
+    assert set(offenders) == GLOBAL_KEYS
 
 
 @postgres_only
@@ -63,7 +83,17 @@ def test_every_tenant_table_has_forced_rls_and_a_policy(owner_engine):
                 )
             )
         )
-        policies = {r[0] for r in conn.execute(text("SELECT tablename FROM pg_policies"))}
+        policies = conn.execute(
+            text(
+                "SELECT tablename, policyname, cmd, roles::text[] AS roles, qual, with_check "
+                "FROM pg_policies WHERE schemaname = 'public'"
+            )
+        ).all()
+        owners = dict(
+            conn.execute(
+                text("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'")
+            ).all()
+        )
         tenant_columns = {
             r[0]
             for r in conn.execute(
@@ -73,12 +103,26 @@ def test_every_tenant_table_has_forced_rls_and_a_policy(owner_engine):
                 )
             )
         }
+    assert set(TENANT_TABLES) <= tenant_columns
+    isolated = {
+        p.tablename
+        for p in policies
+        if (p.policyname, p.cmd, p.roles) == ("tenant_isolation", "ALL", ["public"])
+        and p.qual == p.with_check == TENANT_POLICY
+    }
     unprotected = [
-        t
-        for t in sorted(tenant_columns - models.PLATFORM_TABLES)
-        if flags.get(t) != (True, True) or t not in policies
+        t for t in sorted(tenant_columns) if flags.get(t) != (True, True) or t not in isolated
     ]
     assert unprotected == []
+    # Policies are permissive: any other would widen what the application sees. The only ones
+    # allowed let the owner read (the sign-in look-ups run as the owner, services/signin/owners.py).
+    widening = [
+        (p.tablename, p.policyname)
+        for p in policies
+        if p.policyname != "tenant_isolation"
+        and (p.cmd, p.roles) != ("SELECT", [owners[p.tablename]])
+    ]
+    assert widening == []
 
 
 @postgres_only

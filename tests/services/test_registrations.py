@@ -79,8 +79,8 @@ def issue(tenant_id: uuid.UUID, member_id: uuid.UUID) -> IssuedRegistration:
     return registrations.issue_registration(editor(tenant_id), member_id)
 
 
-def registration_row(engine, member_id: uuid.UUID) -> LineRegistration:
-    with DbSession(engine) as db:
+def registration_row(tenant_id: uuid.UUID, member_id: uuid.UUID) -> LineRegistration:
+    with unit_of_work(tenant_id) as db:
         return db.exec(
             select(LineRegistration).where(LineRegistration.member_id == member_id)
         ).one()
@@ -140,7 +140,7 @@ def test_issue_registration(engine, tenant, member):
     assert issued.url == f"http://localhost:8501/auth/line/login?uid={user_id}"
     assert not issued.reissued
     assert timedelta(days=13, hours=23) < issued.expires_at - utcnow() <= timedelta(days=14)
-    row = registration_row(engine, member.id)
+    row = registration_row(tenant, member.id)
     assert row.user_id == user_id and row.tenant_id == tenant
     assert row.code_hash == registrations.code_hash(user_id, code)
     assert code not in row.code_hash
@@ -178,7 +178,7 @@ def test_issue_for_another_tenants_member_is_not_found(engine, tenant):
     with pytest.raises(NotFound):
         issue(tenant, stranger.id)
 
-    with DbSession(engine) as db:
+    with unit_of_work(other) as db:
         assert (
             db.exec(
                 select(LineRegistration).where(LineRegistration.member_id == stranger.id)
@@ -265,7 +265,7 @@ def test_redeem_links_the_member_and_swaps_the_session(engine, tenant, member):
         cipher = TenantCipher(db, tenant)
         assert cipher.decrypt(link.sub_enc, field=line_sessions.SUB_FIELD, row_id=link.id) == sub
         assert link.sub_bidx == cipher.blind_index(sub, field=line_sessions.SUB_FIELD)
-    assert registration_row(engine, member.id).used_at is not None
+    assert registration_row(tenant, member.id).used_at is not None
     events = audit_events(engine, tenant, after_seq=start, category=AUTH)
     assert [(e.action, e.outcome) for e in events] == [
         ("registration.redeem", "success"),
@@ -284,7 +284,7 @@ def test_pending_session_ends_when_the_code_is_redeemed(tenant, member):
     registrations.redeem(actor, user_id=issued.user_id, code=issued.code)
 
     assert not session_open(actor.session_id)
-    with unit_of_work(None) as db:
+    with unit_of_work(PLATFORM_TENANT_ID) as db:  # a pending session
         assert db.get(UserSession, actor.session_id).revoke_reason == "registered"
 
 
@@ -299,7 +299,7 @@ def test_code_is_single_use(tenant, member):
 
 def test_expired_code_is_refused(engine, tenant, member):
     issued = issue(tenant, member.id)
-    with DbSession(engine) as db:
+    with unit_of_work(tenant) as db:
         row = db.exec(select(LineRegistration).where(LineRegistration.member_id == member.id)).one()
         row.expires_at = utcnow() - timedelta(seconds=1)
         db.add(row)
@@ -323,7 +323,7 @@ def test_wrong_code_is_refused_and_counted(engine, tenant, member):
     result = registrations.redeem(pending(), user_id=issued.user_id, code="AAAA-AAAA-AAAA")
 
     assert result.error == "invalid"
-    assert registration_row(engine, member.id).failed_attempts == 1
+    assert registration_row(tenant, member.id).failed_attempts == 1
     events = audit_events(engine, tenant, after_seq=start, category=AUTH)
     assert [(e.action, e.outcome) for e in events] == [("registration.redeem", "failure")]
     assert json.loads(events[0].details)["reason"] == "wrong_code"
@@ -341,7 +341,7 @@ def test_wrong_codes_lock_the_registration(engine, tenant, member):
 
     assert [r.error for r in results] == ["invalid"] * 4
     assert fifth.error == "session_locked"
-    assert registration_row(engine, member.id).locked_at is not None
+    assert registration_row(tenant, member.id).locked_at is not None
     assert not session_open(actor.session_id)
     actions = new_auth_events(engine, tenant, start)
     assert actions == [("registration.redeem", "failure")] * 5 + [("registration.lock", "success")]
@@ -351,7 +351,7 @@ def test_wrong_codes_lock_the_registration(engine, tenant, member):
 
 
 def session_open(session_id: uuid.UUID) -> bool:
-    with unit_of_work(None) as db:
+    with unit_of_work(PLATFORM_TENANT_ID) as db:  # a pending session
         return db.get(UserSession, session_id).revoked_at is None
 
 
@@ -454,7 +454,7 @@ def test_redeem_only_for_pending_line_logins(engine, tenant, member):
             registrations.redeem(actor, user_id=issued.user_id, code=issued.code)
 
     assert link_row(tenant, member.id) is None
-    assert registration_row(engine, member.id).used_at is None
+    assert registration_row(tenant, member.id).used_at is None
 
 
 def test_codes_of_another_tenant_link_only_there(tenant, member):
@@ -574,7 +574,7 @@ def test_list_accounts_not_permitted(tenant, member):
 def test_redeem_after_logout_is_refused(tenant, member):
     issued = issue(tenant, member.id)
     actor = pending()
-    with unit_of_work(None) as db:
+    with unit_of_work(PLATFORM_TENANT_ID) as db:  # a pending session
         row = db.get(UserSession, actor.session_id)
         row.revoked_at, row.revoke_reason = utcnow(), "logout"
         db.add(row)

@@ -90,7 +90,7 @@ def test_cancel_stops_sign_in_and_revokes_sessions(engine):
 
     assert due == date(2027, 1, 15)
     assert local.login(login_name, PASSWORD, request_context()).token is None
-    with unit_of_work(PLATFORM_TENANT_ID) as db:
+    with unit_of_work(tenant) as db:  # the brigade's sessions are visible to it alone
         open_sessions = db.execute(
             select(func.count()).where(
                 lifecycle.UserSession.tenant_id == tenant,
@@ -103,6 +103,7 @@ def test_cancel_stops_sign_in_and_revokes_sessions(engine):
     ]
     assert event.action == "tenant.cancel"
     assert json.loads(event.details)["deletion_due"] == "2027-01-15"
+    assert json.loads(event.details)["sessions_revoked"] == 1
     with pytest.raises(ValidationError):
         lifecycle.cancel_brigade(PLATFORM, tenant, cancelled_on=date(2026, 12, 25))
 

@@ -9,14 +9,14 @@ from sqlmodel import select
 
 from core.access import Need
 from core.actor import RequestContext
-from models import LocalAccount, Rank, Role, Tenant
+from models import Rank, Role, Tenant
 from models.enums import Function, Level
 from models.tenant import PLATFORM_TENANT_ID
 from services import tenants
 from services.base import transaction
 from services.db import UncommittedWork, unit_of_work
 from services.errors import ValidationError
-from services.signin import local, sessions
+from services.signin import local, owners, sessions
 from tests.factories import PLATFORM, admin, make_tenant
 
 
@@ -110,10 +110,7 @@ def test_creating_a_brigade_is_one_transaction(monkeypatch):
         )
     with unit_of_work(PLATFORM_TENANT_ID) as session:
         assert session.exec(select(Tenant).where(Tenant.name == name)).first() is None
-        assert (
-            session.exec(select(LocalAccount).where(LocalAccount.login_name == login)).first()
-            is None
-        )
+        assert owners.account_tenant(session, login) is None  # in no brigade
 
 
 def test_a_created_brigade_has_an_administrator_who_can_sign_in():

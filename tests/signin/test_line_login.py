@@ -667,7 +667,7 @@ def test_suspended_session_stops_on_its_next_request(flow, linked):
     flow.login()
     token = flow.session_token
     members.suspend_member(admin(tenant), member.id)
-    with unit_of_work(None) as db:
+    with unit_of_work(tenant) as db:
         row = db.exec(
             select(UserSession).where(UserSession.token_hash == sessions.token_hash(token))
         ).one()

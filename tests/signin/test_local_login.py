@@ -110,14 +110,17 @@ def actions(engine, account: Account, request: RequestContext) -> list[tuple[str
     return [(e.category, e.action, e.outcome) for e in events(engine, account, request)]
 
 
-def account_row(engine, account_id: uuid.UUID) -> LocalAccount:
+def account_row(engine, account: Account) -> LocalAccount:
+    """The account row, read for its tenant (the sign-in tables are under row-level security)."""
     with DbSession(engine) as db:
-        return db.get(LocalAccount, account_id)
+        set_tenant(db, account.chain)
+        return db.get(LocalAccount, account.account_id)
 
 
-def set_account(engine, account_id: uuid.UUID, **values) -> None:
+def set_account(engine, account: Account, **values) -> None:
     with DbSession(engine) as db:
-        row = db.get(LocalAccount, account_id)
+        set_tenant(db, account.chain)
+        row = db.get(LocalAccount, account.account_id)
         for name, value in values.items():
             setattr(row, name, value)
         db.add(row)
@@ -206,7 +209,7 @@ def test_wrong_password(engine, brigade_admin, verify_calls):
     result = local.login(brigade_admin.login_name, WRONG, request)
     assert result == local.LoginResult(error="invalid")
     assert len(verify_calls) == 1
-    assert account_row(engine, brigade_admin.account_id).failed_logins == 1
+    assert account_row(engine, brigade_admin).failed_logins == 1
     assert actions(engine, brigade_admin, request) == [("auth", "login.failure", "failure")]
     assert '"wrong_password"' in events(engine, brigade_admin, request)[0].details
 
@@ -250,14 +253,14 @@ def test_lockout_after_max_failures_and_expiry(engine, brigade_admin, monkeypatc
     monkeypatch.setattr(local, "utcnow", lambda: now + lockout + timedelta(minutes=1))
     result = local.login(brigade_admin.login_name, PASSWORD, request_context())
     assert result.error is None and sessions.resolve(result.token) is not None
-    row = account_row(engine, brigade_admin.account_id)
+    row = account_row(engine, brigade_admin)
     assert (row.failed_logins, row.locked_until) == (0, None)
 
 
 def test_lock_in_the_past_has_expired(engine, brigade_admin):
-    set_account(engine, brigade_admin.account_id, locked_until=utcnow() - timedelta(seconds=1))
+    set_account(engine, brigade_admin, locked_until=utcnow() - timedelta(seconds=1))
     assert local.login(brigade_admin.login_name, PASSWORD, request_context()).token
-    set_account(engine, brigade_admin.account_id, locked_until=utcnow() + timedelta(minutes=5))
+    set_account(engine, brigade_admin, locked_until=utcnow() + timedelta(minutes=5))
     assert local.login(brigade_admin.login_name, PASSWORD, request_context()).error == "locked"
 
 
@@ -281,7 +284,7 @@ def test_inactive_member_cannot_log_in(engine, brigade_admin, service):
 
 
 def test_disabled_account_cannot_log_in(engine, brigade_admin):
-    set_account(engine, brigade_admin.account_id, disabled=True)
+    set_account(engine, brigade_admin, disabled=True)
     assert local.login(brigade_admin.login_name, PASSWORD, request_context()) == (
         local.LoginResult(error="invalid")
     )
@@ -375,7 +378,7 @@ def test_login_names_are_unique(brigade_admin, spelling):
 
 
 def test_password_is_stored_as_argon2id(engine, brigade_admin):
-    stored = account_row(engine, brigade_admin.account_id).password_hash
+    stored = account_row(engine, brigade_admin).password_hash
     assert stored.startswith("$argon2id$")
     assert PASSWORD not in stored
 
@@ -430,7 +433,7 @@ def test_concurrent_wrong_guesses_are_all_counted(engine, brigade_admin):
             )
         )
     assert answers.count("locked") >= limit * 2  # every guess after the limit-th is refused
-    row = account_row(engine, brigade_admin.account_id)
+    row = account_row(engine, brigade_admin)
     assert row.locked_until is not None
 
 

@@ -23,8 +23,9 @@ from models.enums import Function, MemberStatus, TenantStatus
 from models.member import MemberUpdate
 from services import members, water_sources
 from services.base import require
+from services.db import set_tenant
 from services.errors import PermissionDenied
-from services.signin import local, sessions
+from services.signin import local, owners, sessions
 from tests.factories import (
     PLATFORM,
     admin,
@@ -53,19 +54,22 @@ def open_(engine) -> Open:
     return Open(tenant, member, open_member_session(tenant, member.id))
 
 
+def _own_row(db: DbSession, token: str) -> UserSession:
+    """The session of a token, read for its tenant (user_session is under row-level security)."""
+    digest = sessions.token_hash(token)
+    set_tenant(db, owners.session_tenant(db, digest))
+    return db.exec(select(UserSession).where(UserSession.token_hash == digest)).one()
+
+
 def row_for(engine, token: str) -> UserSession:
     with DbSession(engine) as db:
-        return db.exec(
-            select(UserSession).where(UserSession.token_hash == sessions.token_hash(token))
-        ).one()
+        return _own_row(db, token)
 
 
 def age(engine, token: str, **values) -> None:
     """Move a session's timestamps, as if time had passed."""
     with DbSession(engine) as db:
-        row = db.exec(
-            select(UserSession).where(UserSession.token_hash == sessions.token_hash(token))
-        ).one()
+        row = _own_row(db, token)
         for name, value in values.items():
             setattr(row, name, value)
         db.add(row)
@@ -159,9 +163,9 @@ def test_revoke_of_nothing(engine, token):
     assert sessions.revoke(token, request_context()) is False
 
 
-def test_database_stores_only_the_sha256_of_the_token(engine, open_):
+def test_database_stores_only_the_sha256_of_the_token(owner_engine, open_):
     digest = hashlib.sha256(open_.token.encode()).hexdigest()
-    with engine.connect() as conn:
+    with owner_engine.connect() as conn:
         rows = conn.execute(text("SELECT * FROM user_session")).mappings().all()
     mine = [r for r in rows if r["token_hash"] == digest]
     assert len(mine) == 1
@@ -269,6 +273,8 @@ def test_a_change_made_by_another_process_is_seen_within_a_second(engine, monkey
         cursor = raw.cursor()
         placeholder = "%s" if engine.dialect.name == "postgresql" else "?"
         session_id = actor.session_id.hex if engine.dialect.name == "sqlite" else actor.session_id
+        if engine.dialect.name == "postgresql":
+            cursor.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
         cursor.execute(
             f"UPDATE user_session SET revoked_at = expires_at WHERE id = {placeholder}",
             (session_id,),

@@ -89,8 +89,7 @@ def water_preview() -> ImportPreview | None:
         upload_id,
         lambda: water_import.inspect_water_file(actor, data=data, filename=filename),
     )
-    for message in found.file_errors:
-        st.error(message)
+    view.show_errors(found.file_errors)
     if found.file_errors:
         return None
     st.caption(f"文字コード: {found.encoding}　形式: {LAYOUTS.get(found.layout or '', 'その他')}")

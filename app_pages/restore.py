@@ -45,8 +45,7 @@ try:
 except ServiceError as exc:
     show_error(exc)
     st.stop()
-for message in preview.errors:
-    st.error(message)
+view.show_errors(preview.errors)
 if preview.manifest is None:
     st.stop()
 

@@ -10,7 +10,6 @@ rewrite the manifest too. No database access: services/backup.py calls this.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -23,7 +22,7 @@ from typing import Any
 
 import pyzipper
 
-from formats import csv_safe
+from formats import csv_safe, tabular, zip_limits
 from formats.tabular import CellError, Column, TableError, find_header, read_csv, records
 from models.enums import Function
 
@@ -38,13 +37,16 @@ INSPECTIONS = "inspections.csv"
 DATA_FILES = (ROLES, PERMISSIONS, MEMBERS, WATER_SOURCES, INSPECTIONS)
 
 MAX_BACKUP_BYTES = 100 * 1024 * 1024
-MAX_UNCOMPRESSED_BYTES = 400 * 1024 * 1024
+# Each file is read by the CSV reader, which refuses one larger than this (#16).
+MAX_ENTRY_BYTES = tabular.MAX_FILE_BYTES
 MAX_ENTRIES = 16
 # The manifest lists a handful of files: a few KB. A larger one is padding or a bomb (#16).
 MAX_MANIFEST_BYTES = 64 * 1024
+TOO_LARGE_EXPANDED = "展開後のサイズが大きすぎます。"
 MANIFEST_TOO_LARGE = (
     "管理情報（manifest.json）が大きすぎます。Hikeshi のバックアップではありません。"
 )
+MAX_UNCOMPRESSED_BYTES = len(DATA_FILES) * MAX_ENTRY_BYTES + MAX_MANIFEST_BYTES
 MIN_PASSWORD_CHARS = 12
 _ENCRYPTED_FLAG = 0x1
 _READ_CHUNK = 1024 * 1024
@@ -153,12 +155,15 @@ def _utc(text: str) -> datetime:
 
 
 def count_rows(data: bytes) -> int:
-    """Data rows of a CSV file as written by csv_safe.encode: non-blank rows below the header."""
+    """Data rows of a CSV file as written by csv_safe.encode (UTF-8): non-blank rows below the
+    header, counted one at a time (a file of any shape holds one row in memory); -1 when the
+    file is no such CSV."""
     try:
-        rows = csv_safe.decode(data)
-    except (UnicodeDecodeError, csv.Error):
+        rows = tabular.csv_rows(data.decode("utf-8").removeprefix(csv_safe.BOM))
+        next(rows, None)  # the header
+        return sum(1 for row in rows if any(cell.strip() for cell in row))
+    except (UnicodeDecodeError, TableError):
         return -1
-    return sum(1 for row in rows[1:] if any(cell.strip() for cell in row))
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -224,6 +229,8 @@ def read_zip(data: bytes, *, password: str | None = None) -> Backup:
     """Open, decrypt and verify a backup; BackupError (with every problem found) otherwise."""
     if len(data) > MAX_BACKUP_BYTES:
         raise BackupError(f"ファイルが大きすぎます（{MAX_BACKUP_BYTES // 1_048_576}MB まで）。")
+    if problem := zip_limits.count_problem(data, MAX_ENTRIES):
+        raise BackupError(problem)
     try:
         with pyzipper.AESZipFile(io.BytesIO(data)) as archive:
             infos = _checked_entries(archive.infolist())
@@ -233,7 +240,10 @@ def read_zip(data: bytes, *, password: str | None = None) -> Backup:
                     raise PasswordRequired()
                 archive.setpassword(password.encode("utf-8"))
             contents = _read_entries(archive, infos)
-    except (pyzipper.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError):
+    except BackupError:
+        raise
+    except (pyzipper.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, ValueError):
+        # damaged: bad headers or CRC, a cut stream, a seek before the start (ValueError)
         raise BackupError(
             "ZIPファイルとして読めません（壊れているか、途中までしか保存されていません）。"
         ) from None
@@ -243,18 +253,16 @@ def read_zip(data: bytes, *, password: str | None = None) -> Backup:
 
 
 def _checked_entries(infos: list[pyzipper.ZipInfo]) -> list[pyzipper.ZipInfo]:
-    if len(infos) > MAX_ENTRIES:
-        raise BackupError(f"ZIPに含まれるファイルが多すぎます（{len(infos)}個）。")
-    names = [info.filename for info in infos]
-    if len(set(names)) != len(names):
-        raise BackupError("ZIPに同じ名前のファイルが複数あります。")
     if any("/" in info.filename or "\\" in info.filename or info.is_dir() for info in infos):
         raise BackupError("ZIPにフォルダが含まれています。バックアップの形式ではありません。")
-    if sum(info.file_size for info in infos) > MAX_UNCOMPRESSED_BYTES:
-        raise BackupError("展開後のサイズが大きすぎます。")
     if any(i.filename == MANIFEST and i.file_size > MAX_MANIFEST_BYTES for i in infos):
         raise BackupError(MANIFEST_TOO_LARGE)
-    if MANIFEST not in names:
+    problem = zip_limits.entry_problem(
+        infos, max_entry_bytes=MAX_ENTRY_BYTES, max_total_bytes=MAX_UNCOMPRESSED_BYTES
+    )
+    if problem:
+        raise BackupError(problem)
+    if MANIFEST not in (info.filename for info in infos):
         raise BackupError(
             "管理情報（manifest.json）がありません。Hikeshi のバックアップではありません。"
         )
@@ -283,7 +291,7 @@ def _read_entries(
                 while chunk := stream.read(min(_READ_CHUNK, budget + 1)):
                     budget -= len(chunk)
                     if budget < 0:
-                        raise BackupError("展開後のサイズが大きすぎます。")
+                        raise BackupError(TOO_LARGE_EXPANDED)
                     chunks.append(chunk)
                     if limit is not None and sum(map(len, chunks)) > limit:
                         raise BackupError(MANIFEST_TOO_LARGE)  # whatever its header claims

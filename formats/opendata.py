@@ -24,6 +24,7 @@ from formats.tabular import (
     HeaderMatch,
     Sheet,
     header_key,
+    named,
     plain,
     records,
 )
@@ -59,6 +60,7 @@ COPIED = {
 }
 UNUSED = ("municipality_code", "municipality")
 BUILDING_SEPARATOR = "　"
+NOTE_NAMES = 20  # columns named in a note; a file may have a thousand
 
 
 def parse(sheet: Sheet, match: HeaderMatch) -> ParsedRows:
@@ -67,14 +69,16 @@ def parse(sheet: Sheet, match: HeaderMatch) -> ParsedRows:
     header = sheet.rows[match.row_index]
     found = {key: header[index].strip() for index, key in match.columns.items()}
     parsed = ParsedRows(LAYOUT, sheet.name, match.row_index + 1, _our_headers(found))
-    parsed.file_errors = [f"列「{name}」が複数あります。" for name in match.duplicated]
+    parsed.file_errors = [
+        f"列「{name}」が複数あります。" for name in dict.fromkeys(match.duplicated)
+    ]
     parsed.file_errors += [f"必須の列「{name}」がありません。" for name in match.missing]
     parsed.notes.append(
         "自治体標準オープンデータセット（消防水利施設一覧）の形式として読み込みます。"
     )
     if match.unknown:
         parsed.notes.append(
-            "標準の形式にない列は読み込みません: " + "、".join(f"「{n}」" for n in match.unknown)
+            "標準の形式にない列は読み込みません: " + named(match.unknown, NOTE_NAMES)
         )
     for number, values, errors in records(sheet, match, COLUMNS):
         for error in errors:
@@ -196,9 +200,7 @@ def apply_mapping(sheets: Sequence[Sheet], mapping: ColumnMapping) -> ParsedRows
         return parsed
     unmapped = [c.strip() for i, c in enumerate(header) if c.strip() and i not in positions]
     if unmapped:
-        parsed.notes.append(
-            "対応付けのない列は読み込みません: " + "、".join(f"「{n}」" for n in unmapped)
-        )
+        parsed.notes.append("対応付けのない列は読み込みません: " + named(unmapped, NOTE_NAMES))
     columns = [Column(name, written[name], max_length=MAX_CELL_CHARS) for name in written]
     match = HeaderMatch(row_index, positions)
     for number, values, errors in records(sheet, match, columns):

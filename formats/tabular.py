@@ -10,17 +10,26 @@ import csv
 import io
 import re
 import unicodedata
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any
+from datetime import date
 
 from formats.csv_safe import unneutralise
 
 MAX_FILE_BYTES = 30 * 1024 * 1024
 MAX_ROWS = 100_000
+# Every cell read is a Python string held until the import is done (~60 bytes and a pointer):
+# MAX_ROWS rows of our widest layout (the map's 24-column list), ~150 MB of cells at most,
+# whatever the file's shape (#16). Our own exports and backups must read back.
+MAX_CELLS = 2_500_000
+# Our layouts have 12 to 24 columns and the municipal ones we map a few dozen; a row is held
+# whole (csv and openpyxl build it before we see it), so a row of millions of columns is
+# refused while it is read.
+MAX_COLUMNS = 1_000
 MAX_CELL_CHARS = 5_000
+# Header names quoted in a message: a file may have a thousand, each as long as a cell.
+NAMES_SHOWN = 3
+NAME_CHARS = 30
 HEADER_SCAN_ROWS = 30
 ENCODING_LABELS = {
     "utf-8-sig": "UTF-8（BOM付き）",
@@ -89,10 +98,25 @@ class HeaderMatch:
 
     @property
     def problems(self) -> list[str]:
+        """One sentence per missing or repeated column of the layout, and one for all the
+        columns it does not have, however many."""
         found = [f"必須の列「{name}」がありません。" for name in self.missing]
-        found += [f"列「{name}」が複数あります。" for name in self.duplicated]
-        found += [f"列「{name}」はこの形式にない列です。" for name in self.unknown]
+        found += [f"列「{name}」が複数あります。" for name in dict.fromkeys(self.duplicated)]
+        if len(self.unknown) == 1:
+            found.append(f"列{named(self.unknown)}はこの形式にない列です。")
+        elif self.unknown:
+            found.append(
+                f"この形式にない列が {len(self.unknown):,} 個あります（例: {named(self.unknown)}）。"
+            )
         return found
+
+
+def named(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:
+    """「A」、「B」、「C」 ほか 997 列: a bounded list of header names for a message."""
+    quoted = "、".join(
+        f"「{name[:NAME_CHARS]}{'…' if len(name) > NAME_CHARS else ''}」" for name in names[:shown]
+    )
+    return quoted + (f" ほか {len(names) - shown:,} 列" if len(names) > shown else "")
 
 
 # -- decoding ----------------------------------------------------------------------------------
@@ -154,46 +178,67 @@ def _cp932_text(text: str) -> str:
 
 
 def read_csv(data: bytes, *, max_rows: int | None = None) -> Sheet:
+    """The rows of a CSV file; TableError when it cannot be decoded or parsed, or passes a
+    limit (rows, columns in a row, cells in all)."""
     max_rows = max_rows or MAX_ROWS
     check_size(data)
     text, encoding = decode(data)
     rows: list[list[str]] = []
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    cells = 0
+    for row in csv_rows(text):
+        check_row_count(len(rows), max_rows)
+        cells += len(row)
+        if cells > MAX_CELLS:
+            raise TableError(too_many_cells(MAX_CELLS))
+        rows.append([unneutralise(cell) for cell in row])
+    return Sheet(name="", rows=rows, encoding=encoding)
+
+
+def csv_rows(text: str) -> Iterator[list[str]]:
+    """The rows of decoded CSV text one at a time, each refused before csv builds it when it
+    is wider than MAX_COLUMNS; TableError when the text is not CSV."""
+    lines = _Lines(text, MAX_COLUMNS)
+    reader = csv.reader(lines, strict=True)
     try:
         for row in reader:
-            _check_row_count(len(rows), max_rows)
-            rows.append([unneutralise(cell) for cell in row])
+            yield row
+            lines.next_row()
     except csv.Error as exc:
         raise TableError(
             f"{reader.line_num}行目付近のCSVの形式が正しくありません（{exc}）。"
         ) from exc
-    return Sheet(name="", rows=rows, encoding=encoding)
 
 
-def read_xlsx(data: bytes, *, max_rows: int | None = None) -> list[Sheet]:
-    from openpyxl import load_workbook  # imported here: only uploads of workbooks need it
+class _Lines:
+    """The lines csv.reader asks for, counting the commas of the row it is reading: a row is
+    refused before csv builds it (30 MB of commas would be one row of 30 million fields).
+    Commas inside quotes count too; a row with more than MAX_COLUMNS of them is no roster."""
 
-    max_rows = max_rows or MAX_ROWS
-    check_size(data)
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise TableError("Excel（.xlsx）ファイルとして読めません。") from exc
-    try:
-        sheets = []
-        for sheet in book.worksheets:
-            rows: list[list[str]] = []
-            for values in sheet.iter_rows(values_only=True):
-                _check_row_count(len(rows), max_rows)
-                rows.append([unneutralise(xlsx_cell(value)) for value in values])
-            sheets.append(Sheet(name=sheet.title, rows=_trimmed(rows), encoding="xlsx"))
-        return sheets
-    finally:
-        book.close()
+    def __init__(self, text: str, max_columns: int) -> None:
+        self.lines = io.StringIO(text, newline="")
+        self.max_columns = max_columns
+        self.row = 1
+        self.commas = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        self.commas += line.count(",")
+        if self.commas >= self.max_columns:
+            raise TableError(too_many_columns(self.row, self.max_columns))
+        return line
+
+    def next_row(self) -> None:
+        self.row += 1
+        self.commas = 0
 
 
 def read_table(data: bytes, filename: str) -> list[Sheet]:
     """Every sheet of an upload: one for a CSV, one per worksheet for an XLSX."""
+    from formats.workbook import read_xlsx  # imported here: it builds on this module
+
     name = filename.lower()
     if name.endswith(".xls") or data.startswith(b"\xd0\xcf\x11\xe0"):
         raise TableError(
@@ -204,29 +249,23 @@ def read_table(data: bytes, filename: str) -> list[Sheet]:
     return [read_csv(data)]
 
 
-def xlsx_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == datetime.min.time() else str(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _check_row_count(count: int, limit: int) -> None:
+def check_row_count(count: int, limit: int) -> None:
     if count > limit:
-        raise TableError(f"行数が多すぎます。{limit:,}行以下に分けてください。")
+        raise TableError(too_many_rows(limit))
 
 
-def _trimmed(rows: list[list[str]]) -> list[list[str]]:
-    """Without the empty rows and columns a worksheet's used range often carries at its end."""
-    while rows and not any(cell.strip() for cell in rows[-1]):
-        rows.pop()
-    width = max((i + 1 for row in rows for i, cell in enumerate(row) if cell.strip()), default=0)
-    return [row[:width] for row in rows]
+def too_many_rows(limit: int) -> str:
+    return f"行数が多すぎます。{limit:,}行以下に分けてください。"
+
+
+def too_many_columns(row: int, limit: int) -> str:
+    return f"{row:,}行目の列が多すぎます（{limit:,}列まで）。不要な列を削除してください。"
+
+
+def too_many_cells(limit: int) -> str:
+    return (
+        f"セルが多すぎます（{limit:,}個まで）。ファイルを分けるか、不要な行・列を削除してください。"
+    )
 
 
 # -- headers -----------------------------------------------------------------------------------

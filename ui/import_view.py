@@ -4,7 +4,7 @@ choice for records missing from the file, and a progress bar for the services to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
 import pandas as pd
@@ -26,6 +26,9 @@ from services.catalog import (
 T = TypeVar("T")
 CHANGE_COLUMNS = ["行", "番号", "区分", "項目", "変更前", "変更後"]
 ERROR_COLUMNS = ["行", "列", "内容"]
+# What one page run draws of a hostile file's errors (#16): a few boxes, a bounded table.
+ERRORS_SHOWN = 10
+ERROR_ROWS_SHOWN = 1_000
 
 
 def require(actor: Actor, function: Function, level: Level) -> None:
@@ -59,9 +62,16 @@ def forget(*keys: str) -> None:
         st.session_state.pop(key, None)
 
 
-def show_preview(preview: ImportPreview) -> None:
-    for message in preview.file_errors:
+def show_errors(messages: Sequence[str]) -> None:
+    """The first ERRORS_SHOWN messages, each in its box, and how many more there are."""
+    for message in messages[:ERRORS_SHOWN]:
         st.error(message)
+    if len(messages) > ERRORS_SHOWN:
+        st.error(f"ほかに {len(messages) - ERRORS_SHOWN:,}件のエラーがあります。")
+
+
+def show_preview(preview: ImportPreview) -> None:
+    show_errors(preview.file_errors)
     if preview.file_errors:
         return
     where = f"・シート「{preview.sheet}」" if preview.sheet else ""
@@ -85,11 +95,14 @@ def show_preview(preview: ImportPreview) -> None:
         )
     if errors := preview.errors:
         st.markdown(f"**エラー {len(errors):,}件**（すべて直してから、もう一度読み込んでください）")
+        shown = errors[:ERROR_ROWS_SHOWN]
         st.dataframe(
-            pd.DataFrame([[e.row, e.column, e.message] for e in errors], columns=ERROR_COLUMNS),
+            pd.DataFrame([[e.row, e.column, e.message] for e in shown], columns=ERROR_COLUMNS),
             hide_index=True,
             width="stretch",
         )
+        if len(errors) > ERROR_ROWS_SHOWN:
+            st.caption(f"最初の {ERROR_ROWS_SHOWN:,}件を表示しています。")
 
 
 def change_lines(plan: RowPlan) -> list[list[object]]:

@@ -94,9 +94,10 @@ def test_every_default_level_is_offered_by_its_function():
 
 
 def test_choices_offer_admin_only_where_it_means_something_and_narrowing_only_for_the_roster():
-    # 役職・権限 管理 grants without limit; イベントログ 管理 also decrypts personal details
+    # 役職・権限 管理 grants without limit; イベントログ 管理 also decrypts personal details;
+    # 災害出動 管理 decides where dispatch mail comes from
     admin_functions = [f for f in Function if Grant(Level.ADMIN) in choices(f)]
-    assert admin_functions == [Function.PERMISSIONS, Function.EVENT_LOGS]
+    assert admin_functions == [Function.PERMISSIONS, Function.EVENT_LOGS, Function.DISPATCH]
     narrowed = [f for f in Function if any(g.own_unit for g in choices(f))]
     assert narrowed == [Function.ROSTER]
     assert [g.label for g in choices(Function.ROSTER)] == ["なし", "閲覧", "編集（自所属）", "編集"]
@@ -460,4 +461,9 @@ def test_stored_rows_match_the_grid(tenant):
             )
         ).all()
         stored = {(r.function, r.level, r.scope) for r in rows}
-    assert stored == {("dashboard", 1, ""), ("water_sources", 1, ""), ("roster", 2, "own_unit")}
+    assert stored == {
+        ("dashboard", 1, ""),
+        ("water_sources", 1, ""),
+        ("dispatch", 1, ""),
+        ("roster", 2, "own_unit"),
+    }

@@ -2,6 +2,7 @@
 
 from models.account import LocalAccount, LoginThrottle, Session
 from models.audit import AuditChainHead, AuditCheckpoint, AuditEvent, AuditPurgeGuard
+from models.dispatch import InboundMail, Incident, IncidentEntry, MailSource
 from models.import_mapping import ImportMapping
 from models.line import LineAuthRequest, LinePendingLogin, LineRegistration, MemberLine
 from models.member import Member, MemberCreate, MemberPublic, MemberRole, MemberUpdate
@@ -34,11 +35,15 @@ __all__ = [
     "AuditEvent",
     "AuditPurgeGuard",
     "ImportMapping",
+    "InboundMail",
+    "Incident",
+    "IncidentEntry",
     "LineAuthRequest",
     "LinePendingLogin",
     "LineRegistration",
     "LocalAccount",
     "LoginThrottle",
+    "MailSource",
     "MaintenanceNotice",
     "Member",
     "MemberCreate",

@@ -10,8 +10,8 @@ import uuid
 from urllib.parse import urlsplit
 
 import streamlit as st
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -23,6 +23,7 @@ from services import registrations
 from services.db import current_engine
 from services.signin import line, line_sessions, local, sessions
 from web.hidden_paths import HiddenPaths
+from web.password_checks import run_password_check
 from web.security_headers import SecurityHeaders
 from web.vendor_route import vendor_route
 
@@ -46,13 +47,28 @@ def same_origin(request: Request) -> bool:
     return parts.netloc in allowed
 
 
+def form_text(form: FormData, name: str) -> str:
+    """A text field of a posted form, cut to LOGIN_FIELD_LIMIT; a file part counts as empty.
+    NUL, which no keyboard types and PostgreSQL refuses in text, becomes U+FFFD: such a value
+    then matches nothing, on either database, instead of failing the request (found by
+    tests/security/test_route_fuzz.py)."""
+    value = form.get(name)
+    return value[:LOGIN_FIELD_LIMIT].replace("\x00", "\ufffd") if isinstance(value, str) else ""
+
+
 def _redirect(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303)
 
 
 def _database_answers() -> None:
-    with current_engine().connect() as conn:
-        conn.execute(text("SELECT 1"))
+    # A plain read on the driver's connection, outside SQLAlchemy's transaction: on SQLite every
+    # transaction begins IMMEDIATE (services/db.py), and the health check would otherwise queue
+    # for the write lock behind every writer and report a busy server as dead.
+    connection = current_engine().raw_connection()
+    try:
+        connection.cursor().execute("SELECT 1")
+    finally:
+        connection.close()
 
 
 async def healthz(_request: Request) -> Response:
@@ -64,11 +80,10 @@ async def login(request: Request) -> Response:
     if not same_origin(request):
         return PlainTextResponse("不正なリクエストです。", status_code=403)
     form = await request.form()
-    login_name = str(form.get("login_name", ""))[:LOGIN_FIELD_LIMIT]
-    password = str(form.get("password", ""))[:LOGIN_FIELD_LIMIT]
-    # argon2 and the database run in a worker thread: the event loop (every user's WebSocket)
-    # stays free while passwords are checked (#16)
-    result = await run_in_threadpool(local.login, login_name, password, request_context(request))
+    login_name, password = form_text(form, "login_name"), form_text(form, "password")
+    # argon2 and the database run on a password-check thread: the event loop (every user's
+    # WebSocket) and the shared thread pool stay free while passwords are checked (#16)
+    result = await run_password_check(local.login, login_name, password, request_context(request))
     if result.token is None:
         return _redirect(f"/?login_error={result.error}")
     response = _redirect("/")
@@ -141,8 +156,8 @@ async def line_register(request: Request) -> Response:
     result = await run_in_threadpool(
         registrations.redeem,
         actor,
-        user_id=str(form.get("user_id", ""))[:LOGIN_FIELD_LIMIT],
-        code=str(form.get("code", ""))[:LOGIN_FIELD_LIMIT],
+        user_id=form_text(form, "user_id"),
+        code=form_text(form, "code"),
     )
     if result.error == "session_locked":
         response = _redirect("/?line_error=register_locked")
@@ -158,7 +173,7 @@ async def line_brigade(request: Request) -> Response:
         return PlainTextResponse("不正なリクエストです。", status_code=403)
     form = await request.form()
     try:
-        tenant_id = uuid.UUID(str(form.get("tenant_id", "")))
+        tenant_id = uuid.UUID(form_text(form, "tenant_id"))
     except ValueError:
         return _redirect("/")
     result = await run_in_threadpool(line_sessions.choose_brigade, actor, tenant_id)
@@ -191,9 +206,7 @@ routes = [
     vendor_route(),
 ]
 
-app = st.App(
-    "app.py",
-    routes=routes,
-    # the outer one first: a hidden path's 404 carries the security headers too
-    middleware=[Middleware(SecurityHeaders), Middleware(HiddenPaths)],
-)
+# the outer one first: a hidden path's 404 carries the security headers too
+middleware = [Middleware(SecurityHeaders), Middleware(HiddenPaths)]
+
+app = st.App("app.py", routes=routes, middleware=middleware)

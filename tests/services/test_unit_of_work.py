@@ -86,7 +86,7 @@ def test_a_brigade_unit_cannot_join_another_brigade(tenant):
         pass
 
 
-def test_creating_a_brigade_is_one_transaction(monkeypatch):
+def test_creating_a_brigade_is_one_transaction(engine, monkeypatch):
     """A failure after the last step leaves neither the brigade, its administrator nor the
     login behind."""
     name = f"原子消防団{uuid.uuid4().hex[:6]}"
@@ -113,7 +113,7 @@ def test_creating_a_brigade_is_one_transaction(monkeypatch):
         assert owners.account_tenant(session, login) is None  # in no brigade
 
 
-def test_a_created_brigade_has_an_administrator_who_can_sign_in():
+def test_a_created_brigade_has_an_administrator_who_can_sign_in(engine):
     login = f"first-{uuid.uuid4().hex[:8]}"
     tenant_id = tenants.create_brigade(
         PLATFORM,

@@ -41,6 +41,8 @@ def login(login_name: str, password: str, request: RequestContext) -> LoginResul
     settings = get_settings()
     now = utcnow()
     address = request.client_addr
+    # The password is checked between two short transactions, never inside one: argon2 takes
+    # a CPU-second, and on SQLite every transaction holds the database's write lock.
     with unit_of_work(None) as db:
         if address and (held := throttle.locked(db, throttle.ADDRESS, address, now)):
             # refused before any password is checked; audited once per lock, not per attempt
@@ -49,8 +51,14 @@ def login(login_name: str, password: str, request: RequestContext) -> LoginResul
                 _log(db, None, login_name, request, "login.failure", "address_throttled")
             db.commit()
             return LoginResult(error="throttled")
+        account = _account(db, login_name.strip())
+        checked_hash = account.password_hash if account else None
+    password_ok = verify_password(checked_hash, password)
+    with unit_of_work(None) as db:
         account = _account(db, login_name.strip(), lock=True)
-        password_ok = verify_password(account.password_hash if account else None, password)
+        if account is not None and account.password_hash != checked_hash:
+            # changed while the password was checked (a reset): check against the new one
+            password_ok = verify_password(account.password_hash, password)
         if account is None:
             # an unknown name locks like a real one, so 「ロックしています」 reveals nothing
             name = login_name.strip()

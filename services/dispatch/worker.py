@@ -44,7 +44,13 @@ class ImapSource:
 
 
 def accept_rcpt(address: str) -> bool:
-    return intake.route(address) is not None
+    """A receiving address of some brigade's active source. Anything else is refused at RCPT
+    (550: the sender gets a bounce) and noted in the intake's log, without the address's
+    token, since no brigade's メール受信ログ can hold a mail that belongs to none."""
+    if intake.route(address) is not None:
+        return True
+    log.warning("refused mail to an unknown address at %s", address.rpartition("@")[2][:100])
+    return False
 
 
 def smtp_sink(

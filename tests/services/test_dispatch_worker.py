@@ -64,7 +64,7 @@ def test_a_mail_sent_over_smtp_becomes_an_incident(running):
     assert incident.kind == "建物火災" and incident.units == ("第1分団", "第2分団")
 
 
-def test_an_unknown_recipient_is_refused_at_rcpt(running):
+def test_an_unknown_recipient_is_refused_at_rcpt_and_noted(running, caplog):
     intake = running(imap=False)
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         send_mail(
@@ -74,6 +74,8 @@ def test_an_unknown_recipient_is_refused_at_rcpt(running):
             mail_from=SENDER,
             rcpt_tos=["dispatch+" + "0" * 24 + "@localhost"],
         )
+    assert "refused mail to an unknown address at localhost" in caplog.text
+    assert "0" * 24 not in caplog.text
 
 
 def test_the_demo_brigade_receives_its_sample_mail_completely_read(running):

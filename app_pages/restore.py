@@ -1,7 +1,8 @@
 """復元: a backup ZIP made on CSV出力・バックアップ, verified and previewed file by file, then
-restored in one transaction that replaces the brigade's roles, permissions, roster, water sources
-and inspections. The restore is asked for twice: the brigade's name typed, and, for another
-brigade's backup, an explicit checkbox."""
+restored in one transaction that replaces the brigade's roles, permissions, roster, water sources,
+inspections, dispatch mail sources and incidents (the メール受信ログ is not restored). The restore
+is asked for twice: the brigade's name typed, and, for another brigade's backup, an explicit
+checkbox."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from services.errors import ServiceError
 from ui import import_view as view
 from ui.common import current_actor, show_error
 
-MISSING_EFFECTS = {backup.MEMBERS: "退団にします"}  # everything else absent is deleted
+# everything else absent is deleted
+MISSING_EFFECTS = {
+    backup.MEMBERS: "退団にします",
+    backup.MAIL_SOURCES: "無効にします（メール受信ログが参照するため削除しません）",
+}
 RESULT_COLUMNS = ["内容", "新規", "変更", "変更なし", "削除・退団"]
 
 actor = current_actor()
@@ -25,8 +30,9 @@ if notice := state.pop("rst_notice", None):
     st.success(notice[0])
     st.dataframe(pd.DataFrame(notice[1], columns=RESULT_COLUMNS), hide_index=True)
 st.warning(
-    "復元すると、この消防団の役職・権限の設定・団員名簿・消防水利・点検記録がバックアップの内容に"
-    "置き換わります。バックアップにない団員は退団に、消防水利・役職・点検記録は削除されます。"
+    "復元すると、この消防団の役職・権限の設定・団員名簿・消防水利・点検記録・出動メール設定・"
+    "災害出動の事案がバックアップの内容に置き換わります。バックアップにない団員は退団に、"
+    "出動メールの送信元は無効になり、消防水利・役職・点検記録・事案は削除されます。"
 )
 generation = state.setdefault("rst_generation", 0)
 upload = view.uploaded_file("バックアップファイル（.zip）", ["zip"], f"rst_file_{generation}")
@@ -58,13 +64,16 @@ st.caption("検証済み: すべてのファイルが管理情報（SHA-256・�
 st.dataframe(
     pd.DataFrame(
         [
-            [label, preview.manifest.rows.get(backup.ENTITIES[name], 0)]
+            [label, preview.manifest.rows[backup.ENTITIES[name]]]
             for name, label in backup.ENTITY_LABELS.items()
+            if backup.ENTITIES[name] in preview.manifest.rows
         ],
         columns=["内容", "件数"],
     ),
     hide_index=True,
 )
+for note in preview.notes:
+    st.info(note)
 allow_other = False
 if preview.other_brigade:
     allow_other = st.checkbox(

@@ -1,5 +1,6 @@
-"""The backup file: one ZIP with the brigade's data as CSV files (each opens in Excel) and a
-manifest (format, version, brigade, UTC time, and each file's row count, size and SHA-256),
+"""The backup file: one ZIP with the brigade's data as CSV files (each opens in Excel), the mail
+sources' settings as one JSON file (their parser profiles are nested and can outgrow a CSV cell),
+and a manifest (format, version, brigade, UTC time, and each file's row count, size and SHA-256),
 optionally encrypted with AES-256 (WinZip AE-2, via pyzipper) for carrying personal data on
 removable media. Reading verifies everything before anything is parsed: size and entry limits
 (a ZIP bomb is refused before it is inflated), password, manifest, every file's hash and rows.
@@ -27,14 +28,32 @@ from formats.tabular import CellError, Column, TableError, find_header, read_csv
 from models.enums import Function
 
 FORMAT = "hikeshi-backup"
-FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ROLES = "roles.csv"
 PERMISSIONS = "permissions.csv"
 MEMBERS = "members.csv"
 WATER_SOURCES = "water_sources.csv"
 INSPECTIONS = "inspections.csv"
-DATA_FILES = (ROLES, PERMISSIONS, MEMBERS, WATER_SOURCES, INSPECTIONS)
+MAIL_SOURCES = "mail_sources.json"
+INCIDENTS = "incidents.csv"
+INCIDENT_ENTRIES = "incident_entries.csv"
+# The files each version holds. Version 2 added dispatch (#20); a version 1 backup is still read
+# and says nothing about dispatch.
+VERSION_FILES = {
+    1: (ROLES, PERMISSIONS, MEMBERS, WATER_SOURCES, INSPECTIONS),
+    2: (
+        ROLES,
+        PERMISSIONS,
+        MEMBERS,
+        WATER_SOURCES,
+        INSPECTIONS,
+        MAIL_SOURCES,
+        INCIDENTS,
+        INCIDENT_ENTRIES,
+    ),
+}
+FORMAT_VERSION = max(VERSION_FILES)
+DATA_FILES = VERSION_FILES[FORMAT_VERSION]
 
 MAX_BACKUP_BYTES = 100 * 1024 * 1024
 # Each file is read by the CSV reader, which refuses one larger than this (#16).
@@ -46,7 +65,18 @@ TOO_LARGE_EXPANDED = "展開後のサイズが大きすぎます。"
 MANIFEST_TOO_LARGE = (
     "管理情報（manifest.json）が大きすぎます。Hikeshi のバックアップではありません。"
 )
-MAX_UNCOMPRESSED_BYTES = len(DATA_FILES) * MAX_ENTRY_BYTES + MAX_MANIFEST_BYTES
+# A handful of sources, each with a profile of at most some 60,000 characters.
+MAX_SOURCES_BYTES = 4 * 1024 * 1024
+SOURCES_TOO_LARGE = f"{MAIL_SOURCES} が大きすぎます（{MAX_SOURCES_BYTES // 1_048_576}MB まで）。"
+# The JSON entries are parsed whole: each is capped below the CSV files' limit, by its header
+# and by the bytes actually read.
+_JSON_CAPS = {
+    MANIFEST: (MAX_MANIFEST_BYTES, MANIFEST_TOO_LARGE),
+    MAIL_SOURCES: (MAX_SOURCES_BYTES, SOURCES_TOO_LARGE),
+}
+MAX_UNCOMPRESSED_BYTES = MAX_MANIFEST_BYTES + sum(
+    _JSON_CAPS[name][0] if name in _JSON_CAPS else MAX_ENTRY_BYTES for name in DATA_FILES
+)
 MIN_PASSWORD_CHARS = 12
 _ENCRYPTED_FLAG = 0x1
 _READ_CHUNK = 1024 * 1024
@@ -93,6 +123,10 @@ class Manifest:
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
+    @property
+    def data_files(self) -> tuple[str, ...]:
+        return VERSION_FILES[self.format_version]
+
     def entry(self, name: str) -> FileEntry | None:
         return next((entry for entry in self.files if entry.name == name), None)
 
@@ -123,10 +157,12 @@ class Manifest:
             raise BackupError("管理情報（manifest.json）が読めません。") from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise BackupError("Hikeshi のバックアップファイルではありません。")
-        if document.get("format_version") != FORMAT_VERSION:
+        version = document.get("format_version")
+        if type(version) is not int or version not in VERSION_FILES:  # JSON true is no 1
+            readable = "、".join(str(v) for v in VERSION_FILES)
             raise BackupError(
-                f"このバックアップの形式（版 {document.get('format_version')!s:.10}）には"
-                f"対応していません（対応している版: {FORMAT_VERSION}）。"
+                f"このバックアップの形式（版 {version!s:.10}）には"
+                f"対応していません（対応している版: {readable}）。"
             )
         try:
             return cls(
@@ -135,6 +171,7 @@ class Manifest:
                 created_at=_utc(document["created_at"]),
                 app_version=str(document.get("app_version", "")),
                 files=tuple(_entry(item) for item in document["files"]),
+                format_version=version,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise BackupError("管理情報（manifest.json）の内容が正しくありません。") from None
@@ -166,6 +203,22 @@ def count_rows(data: bytes) -> int:
         return -1
 
 
+def count_records(data: bytes) -> int:
+    """Records of a JSON file as written by encode_mail_sources: the items of its list; -1 when
+    the file is no such JSON."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return -1
+    return len(document) if isinstance(document, list) else -1
+
+
+def _rows(name: str, data: bytes) -> int:
+    """Only the capped JSON file is parsed whole; anything else is counted as CSV, a row at a
+    time."""
+    return count_records(data) if name == MAIL_SOURCES else count_rows(data)
+
+
 # -- writing -----------------------------------------------------------------------------------
 
 
@@ -181,6 +234,7 @@ def build_manifest(
     brigade: str,
     created_at: datetime,
     app_version: str,
+    format_version: int = FORMAT_VERSION,
 ) -> Manifest:
     return Manifest(
         tenant_id=tenant_id,
@@ -188,9 +242,10 @@ def build_manifest(
         created_at=created_at,
         app_version=app_version,
         files=tuple(
-            FileEntry(name, count_rows(data), _sha256(data), len(data))
+            FileEntry(name, _rows(name, data), _sha256(data), len(data))
             for name, data in files.items()
         ),
+        format_version=format_version,
     )
 
 
@@ -255,8 +310,9 @@ def read_zip(data: bytes, *, password: str | None = None) -> Backup:
 def _checked_entries(infos: list[pyzipper.ZipInfo]) -> list[pyzipper.ZipInfo]:
     if any("/" in info.filename or "\\" in info.filename or info.is_dir() for info in infos):
         raise BackupError("ZIPにフォルダが含まれています。バックアップの形式ではありません。")
-    if any(i.filename == MANIFEST and i.file_size > MAX_MANIFEST_BYTES for i in infos):
-        raise BackupError(MANIFEST_TOO_LARGE)
+    for info in infos:
+        if info.filename in _JSON_CAPS and info.file_size > _JSON_CAPS[info.filename][0]:
+            raise BackupError(_JSON_CAPS[info.filename][1])
     problem = zip_limits.entry_problem(
         infos, max_entry_bytes=MAX_ENTRY_BYTES, max_total_bytes=MAX_UNCOMPRESSED_BYTES
     )
@@ -285,7 +341,7 @@ def _read_entries(
     budget = MAX_UNCOMPRESSED_BYTES
     for info in sorted(infos, key=lambda i: i.filename != MANIFEST):  # the small one first
         chunks: list[bytes] = []
-        limit = MAX_MANIFEST_BYTES if info.filename == MANIFEST else None
+        limit, too_large = _JSON_CAPS.get(info.filename, (None, ""))
         try:
             with archive.open(info) as stream:
                 while chunk := stream.read(min(_READ_CHUNK, budget + 1)):
@@ -294,7 +350,7 @@ def _read_entries(
                         raise BackupError(TOO_LARGE_EXPANDED)
                     chunks.append(chunk)
                     if limit is not None and sum(map(len, chunks)) > limit:
-                        raise BackupError(MANIFEST_TOO_LARGE)  # whatever its header claims
+                        raise BackupError(too_large)  # whatever its header claims
         except RuntimeError as exc:
             if "password" in str(exc).lower():
                 raise WrongPassword() from None
@@ -304,20 +360,22 @@ def _read_entries(
 
 
 def verify(manifest: Manifest, contents: Mapping[str, bytes]) -> None:
-    """Every data file listed, present and as the manifest describes it; nothing else."""
+    """Every data file of the manifest's version listed, present and as the manifest describes
+    it; nothing else."""
     problems: list[str] = []
     listed = [entry.name for entry in manifest.files]
-    for name in DATA_FILES:
+    expected = manifest.data_files
+    for name in expected:
         if name not in listed:
             problems.append(f"管理情報に {name} が記載されていません。")
-    for name in sorted(set(listed) - set(DATA_FILES)):
+    for name in sorted(set(listed) - set(expected)):
         problems.append(f"管理情報に不明なファイル {name} が記載されています。")
     for name in sorted(set(contents) - set(listed)):
         problems.append(f"管理情報に記載のないファイル {name} が含まれています。")
     for entry in manifest.files:
         if entry.name in contents:
             problems += _file_problems(entry, contents[entry.name])
-        elif entry.name in DATA_FILES:
+        elif entry.name in expected:
             problems.append(f"{entry.name} がありません。")
     if problems:
         raise BackupError(*problems)
@@ -328,7 +386,7 @@ def _file_problems(entry: FileEntry, data: bytes) -> list[str]:
         return [
             f"{entry.name} の内容が作成時と一致しません（SHA-256 不一致）。編集されたか壊れています。"
         ]
-    if count_rows(data) != entry.rows:
+    if _rows(entry.name, data) != entry.rows:
         return [f"{entry.name} の行数が管理情報と一致しません。"]
     return []
 

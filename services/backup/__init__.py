@@ -1,21 +1,27 @@
 """Backup and restore (バックアップ・復元) of one brigade: roles, the permission matrix, the roster,
-the water sources and their inspections, in one ZIP (formats/backup.py).
+the water sources and their inspections, the dispatch mail sources' settings and the incidents
+with their timelines, in one ZIP (formats/backup.py, formats/backup_dispatch.py).
 
 Who may do what, and why:
 
 - create_backup needs CSV出力・バックアップ 閲覧 and 閲覧 of everything the file holds: 団員名簿,
-  消防水利, 水利点検 (inspectors' names) and 役職・権限. The file holds personal data decrypted,
-  hence the optional AES password.
+  消防水利, 水利点検 (inspectors' names), 役職・権限, and 災害出動 管理 (the level that shows a mail
+  source's settings). The file holds personal data decrypted, hence the optional AES password;
+  it never holds a receiving address or an IMAP password.
 - inspect_backup and restore_backup need 復元 編集. A restore that changes roles or the matrix, or
-  who may edit permissions, needs 役職・権限 管理 as well, as the matrix page would; restoring
-  another brigade's backup needs 役職・権限 管理 and the administrator's explicit choice.
+  who may edit permissions, needs 役職・権限 管理 as well, as the matrix page would; one that
+  changes the mail sources needs 災害出動 管理, as 出動メール設定 would; restoring another
+  brigade's backup needs 役職・権限 管理 and the administrator's explicit choice.
 
 A restore replaces the brigade's data in one transaction, everything or nothing: members absent
 from the backup are retired, not deleted (accounts, sessions and the audit log refer to them);
 water sources absent from it are deleted with their inspections; roles absent from it are
-removed after the members are re-linked; the matrix and the inspections are replaced. The
-no-lock-out guard of the matrix holds: a backup that would leave no active member with
-役職・権限 管理 is refused.
+removed after the members are re-linked; the matrix and the inspections are replaced; mail
+sources absent from it are made 無効 (the メール受信ログ refers to them), incidents absent from it
+are deleted with their timelines. The メール受信ログ itself is a log, never restored. A backup of
+format version 1 holds no dispatch data, and its restore leaves the mail sources and incidents
+as they are. The no-lock-out guard of the matrix holds: a backup that would leave no active
+member with 役職・権限 管理 is refused.
 """
 
 from __future__ import annotations
@@ -43,17 +49,28 @@ from services.backup.access import (
     write_permissions,
 )
 from services.backup.create import app_version, create_backup
+from services.backup.incidents import plan_entries, plan_incidents, write_entries, write_incidents
+from services.backup.mail_sources import plan_mail_sources, write_mail_sources
 from services.backup.model import (
     BACKUP_NEEDS,
+    CHANGES_MAIL_SOURCES,
     CHANGES_PERMISSIONS,
+    CREDENTIALS_NOT_IN_BACKUP,
     ENTITIES,
     ENTITY_LABELS,
+    ENTRIES,
+    INCIDENTS,
     INSPECTIONS,
     LOCKOUT_PREDICTED,
+    MAIL_LOG_KEPT,
+    MAIL_SOURCES,
     MEMBERS,
+    NEW_ADDRESS,
+    NO_DISPATCH,
     NOT_READY,
     OTHER_BRIGADE,
     OTHER_BRIGADE_ADMIN,
+    PASSWORD_NEEDED,
     PERMISSIONS,
     ROLES,
     WATER,
@@ -89,12 +106,20 @@ from services.permissions import (
 
 __all__ = [
     "BACKUP_NEEDS",
+    "CHANGES_MAIL_SOURCES",
     "CHANGES_PERMISSIONS",
+    "CREDENTIALS_NOT_IN_BACKUP",
     "ENTITIES",
     "ENTITY_LABELS",
+    "INCIDENTS",
     "LOCKOUT_PREDICTED",
+    "MAIL_LOG_KEPT",
+    "MAIL_SOURCES",
     "MEMBERS",
+    "NEW_ADDRESS",
+    "NO_DISPATCH",
     "OTHER_BRIGADE_ADMIN",
+    "PASSWORD_NEEDED",
     "BackupFile",
     "RestorePreview",
     "RestoreResult",
@@ -120,6 +145,9 @@ def inspect_backup(actor: Actor, *, data: bytes, password: str | None = None) ->
         return preview
     preview.manifest, preview.encrypted = backup.manifest, backup.encrypted
     preview.other_brigade = backup.manifest.tenant_id != actor.tenant_id
+    preview.notes = [MAIL_LOG_KEPT]
+    if not _holds_dispatch(backup):
+        preview.notes.append(NO_DISPATCH.format(version=backup.manifest.format_version))
     with transaction(actor, Need(F.RESTORE, L.EDIT), action="backup.inspect") as tx:
         admins = 0 if actor.is_platform else permission_admins(tx.session, tx.tenant_id)
         plans = _stage(tx, backup)
@@ -142,16 +170,21 @@ def _warnings(actor: Actor, preview: RestorePreview, *, admins_now: int) -> list
         found.append(OTHER_BRIGADE_ADMIN)
     if _changes_permissions(preview.plans) and not allows(actor, Need(F.PERMISSIONS, L.ADMIN)):
         found.append(CHANGES_PERMISSIONS)
+    if _changes(preview.plans, MAIL_SOURCES) and not allows(actor, Need(F.DISPATCH, L.ADMIN)):
+        found.append(CHANGES_MAIL_SOURCES)
     if admins_now and _admins_after(preview.plans, actor) == 0:
         found.append(LOCKOUT_PREDICTED)
     return found
 
 
 def _changes_permissions(plans: Mapping[str, ImportPreview]) -> bool:
-    return any(
-        plans[name].missing or any(row.status != RowStatus.UNCHANGED for row in plans[name].rows)
-        for name in (ROLES, PERMISSIONS)
-        if name in plans
+    return _changes(plans, ROLES) or _changes(plans, PERMISSIONS)
+
+
+def _changes(plans: Mapping[str, ImportPreview], name: str) -> bool:
+    plan = plans.get(name)
+    return plan is not None and bool(
+        plan.missing or any(row.status != RowStatus.UNCHANGED for row in plan.rows)
     )
 
 
@@ -200,13 +233,27 @@ def _stage(tx: Tx, backup: fmt.Backup) -> dict[str, ImportPreview]:
     apply_roles(tx, roles)
     water = plan_water(tx, backup)
     people = plan_members(tx, backup)
-    return {
+    plans = {
         ROLES: roles,
         PERMISSIONS: plan_permissions(tx, backup, roles),
         MEMBERS: people,
         WATER: water,
         INSPECTIONS: plan_inspections(tx, backup, people, water),
     }
+    if _holds_dispatch(backup):
+        sources = plan_mail_sources(tx, backup)
+        incidents = plan_incidents(tx, backup, sources)
+        plans |= {
+            MAIL_SOURCES: sources,
+            INCIDENTS: incidents,
+            ENTRIES: plan_entries(tx, backup, incidents),
+        }
+    return plans
+
+
+def _holds_dispatch(backup: fmt.Backup) -> bool:
+    """Version 1 backups (made before dispatch) say nothing about it: it is left as it is."""
+    return fmt.MAIL_SOURCES in backup.manifest.data_files
 
 
 # -- restoring ---------------------------------------------------------------------------------
@@ -250,6 +297,8 @@ def restore_backup(
         )
         inspections = write_inspections(tx, plans[INSPECTIONS])
         step.advance(_size(plans[INSPECTIONS]))
+        dispatch = _write_dispatch(tx, plans) if _holds_dispatch(backup) else {}
+        step.advance(sum(_size(plans[name]) for name in dispatch))
         result = RestoreResult(
             sha256=preview.sha256,
             other_brigade=other,
@@ -258,10 +307,20 @@ def restore_backup(
             members=people,
             water_sources=water,
             inspections=inspections,
+            **dispatch,
         )
         tx.audit("backup.restore", target_type="backup", details=_restore_details(backup, result))
         tx.commit()
     return result
+
+
+def _write_dispatch(tx: Tx, plans: Mapping[str, ImportPreview]) -> dict[str, ImportResult]:
+    """In this order: incidents name their sources, timelines their incidents."""
+    return {
+        MAIL_SOURCES: write_mail_sources(tx, plans[MAIL_SOURCES]),
+        INCIDENTS: write_incidents(tx, plans[INCIDENTS]),
+        ENTRIES: write_entries(tx, plans[ENTRIES]),
+    }
 
 
 def _verified(preview: RestorePreview) -> fmt.Backup:
@@ -289,6 +348,8 @@ def _check_plans(tx: Tx, plans: dict[str, ImportPreview]) -> None:
         raise ValidationError({"backup": NOT_READY})
     if _changes_permissions(plans) and not allows(tx.actor, Need(F.PERMISSIONS, L.ADMIN)):
         raise Refused(F.PERMISSIONS, L.ADMIN, CHANGES_PERMISSIONS)
+    if _changes(plans, MAIL_SOURCES) and not allows(tx.actor, Need(F.DISPATCH, L.ADMIN)):
+        raise Refused(F.DISPATCH, L.ADMIN, CHANGES_MAIL_SOURCES)
 
 
 def _permission_editors(tx: Tx) -> set[uuid.UUID]:

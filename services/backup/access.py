@@ -14,8 +14,7 @@ from models.base import utcnow
 from models.enums import RANK_NAMES, Function, SubjectType
 from services import validation as v
 from services.backup.create import grants_by_subject
-from services.backup.model import PERMISSIONS, ROLES, L, preview_of
-from services.backup.records import with_cell_errors
+from services.backup.model import PERMISSIONS, ROLES, L, preview_of, with_cell_errors
 from services.base import Tx, scoped
 from services.imports import (
     FieldChange,
@@ -247,6 +246,3 @@ def write_permissions(tx: Tx, plan: ImportPreview) -> None:
             if grant.level > L.NONE
         )
     tx.session.flush()
-
-
-# members and water sources ----------------------------------------------------------------------

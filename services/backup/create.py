@@ -1,5 +1,5 @@
-"""Creating a backup: every function it holds, decrypted for the file, audited by hash and
-counts (white paper 12.3.1)."""
+"""Creating a backup: every function it holds, decrypted for the file (credentials excepted:
+see services/backup/mail_sources.py), audited by hash and counts (white paper 12.3.1)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from models.base import utcnow
 from models.enums import Function
 from models.water import WaterInspection, WaterSource
 from services import members, water_sources
+from services.backup.incidents import incident_files
+from services.backup.mail_sources import mail_source_settings
 from services.backup.model import BACKUP_NEEDS, FILENAME_UNSAFE, BackupFile, F, L
 from services.base import Tx, require, scoped, transaction
 from services.errors import ValidationError
@@ -80,6 +82,8 @@ def _backup_files(tx: Tx) -> dict[str, bytes]:
         fmt.MEMBERS: member_csv.encode(_current_members(tx)),
         fmt.WATER_SOURCES: water_csv.encode(_current_sources(tx)),
         fmt.INSPECTIONS: fmt.encode_inspections(_inspection_rows(tx)),
+        fmt.MAIL_SOURCES: mail_source_settings(tx),
+        **incident_files(tx),
     }
 
 

@@ -4,21 +4,21 @@ labels, the permissions a backup needs, the messages, and the result types."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from core.timefmt import to_jst
 from formats import backup as fmt
+from formats.tabular import CellError
 from models.enums import Function, Level
 from services.imports import (
     ImportPreview,
     ImportResult,
+    RowPlan,
     RowStatus,
     sha256,
 )
-
-F, L = Function, Level
-
 
 F, L = Function, Level
 T = TypeVar("T")
@@ -29,12 +29,16 @@ ROLES, PERMISSIONS, MEMBERS, WATER, INSPECTIONS = (
     "water_sources",
     "inspections",
 )
+MAIL_SOURCES, INCIDENTS, ENTRIES = "mail_sources", "incidents", "incident_entries"
 ENTITIES: dict[str, str] = {
     ROLES: fmt.ROLES,
     PERMISSIONS: fmt.PERMISSIONS,
     MEMBERS: fmt.MEMBERS,
     WATER: fmt.WATER_SOURCES,
     INSPECTIONS: fmt.INSPECTIONS,
+    MAIL_SOURCES: fmt.MAIL_SOURCES,
+    INCIDENTS: fmt.INCIDENTS,
+    ENTRIES: fmt.INCIDENT_ENTRIES,
 }
 ENTITY_LABELS = {
     ROLES: "役職",
@@ -42,13 +46,18 @@ ENTITY_LABELS = {
     MEMBERS: "団員名簿",
     WATER: "消防水利",
     INSPECTIONS: "水利点検の記録",
+    MAIL_SOURCES: "出動メール設定",
+    INCIDENTS: "災害出動の事案",
+    ENTRIES: "事案の経過",
 }
+# 閲覧 of everything the file holds; a mail source's settings are shown to 災害出動 管理 only.
 BACKUP_NEEDS = (
     (F.CSV_EXPORT, L.VIEW),
     (F.ROSTER, L.VIEW),
     (F.WATER_SOURCES, L.VIEW),
     (F.INSPECTIONS, L.VIEW),
     (F.PERMISSIONS, L.VIEW),
+    (F.DISPATCH, L.ADMIN),
 )
 OTHER_BRIGADE = (
     "このバックアップは別の消防団（{brigade}）のものです。この消防団へ復元するには、"
@@ -58,10 +67,31 @@ OTHER_BRIGADE_ADMIN = "別の消防団のバックアップを復元するには
 CHANGES_PERMISSIONS = (
     "この復元は役職または権限の設定を変更するため、役職・権限の管理権限が必要です。"
 )
+CHANGES_MAIL_SOURCES = "この復元は出動メール設定を変更するため、災害出動の管理権限が必要です。"
 NOT_READY = "バックアップに誤りがあるため復元できません。プレビューのエラーを確認してください。"
 LOCKOUT_PREDICTED = (
     "この復元を行うと、役職・権限を管理できる在籍中の団員がいなくなります。"
     "バックアップの内容を確認してください。"
+)
+MAIL_LOG_KEPT = (
+    "メール受信ログは復元しません（イベントログと同じく、受信の記録としてそのまま残ります）。"
+    "削除される事案を参照している受信メールは、記録は残り、事案との関連付けだけが外れます。"
+)
+NO_DISPATCH = (
+    "このバックアップ（形式の版 {version}）には災害出動のデータ（出動メール設定・事案）が"
+    "含まれていません。現在の出動メール設定と事案は変更せず、そのまま残ります。"
+)
+CREDENTIALS_NOT_IN_BACKUP = (
+    "受信アドレスとIMAPパスワードはバックアップに含まれていません。同じ名前の送信元は、"
+    "現在の受信アドレスとパスワードのまま設定だけが戻ります。"
+)
+NEW_ADDRESS = (
+    "「{name}」には新しい受信アドレスを発行します。復元後に出動メール設定で確認し、"
+    "消防本部に伝えてください。"
+)
+PASSWORD_NEEDED = (
+    "「{name}」はIMAPパスワードがないため、無効の状態で復元します。復元後に出動メール設定で"
+    "パスワードを入力し、有効にしてください。"
 )
 FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -95,6 +125,7 @@ class RestorePreview:
     other_brigade: bool = False
     plans: dict[str, ImportPreview] = field(default_factory=dict)  # ENTITIES order
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the restore leaves as it is
 
     @property
     def brigade(self) -> str:
@@ -109,7 +140,7 @@ class RestorePreview:
         return (
             self.manifest is not None
             and not self.errors
-            and list(self.plans) == list(ENTITIES)
+            and list(self.plans) == restored_entities(self.manifest)
             and all(
                 not p.file_errors and not p.counts[RowStatus.INVALID] for p in self.plans.values()
             )
@@ -118,8 +149,9 @@ class RestorePreview:
 
 @dataclass(frozen=True)
 class RestoreResult:
-    """What the restore did. For roles, water sources and inspections `retired` counts rows
-    deleted; members are only ever retired."""
+    """What the restore did. For roles, water sources, inspections, incidents and their entries
+    `retired` counts rows deleted; members are only ever retired, mail sources made 無効. The
+    dispatch counts are None when the backup holds no dispatch data (format version 1)."""
 
     sha256: str
     other_brigade: bool
@@ -128,12 +160,21 @@ class RestoreResult:
     members: ImportResult
     water_sources: ImportResult
     inspections: ImportResult
+    mail_sources: ImportResult | None = None
+    incidents: ImportResult | None = None
+    incident_entries: ImportResult | None = None
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {
             name: getattr(self, name).__dict__.copy()
-            for name in (ROLES, PERMISSIONS, MEMBERS, WATER, INSPECTIONS)
+            for name in ENTITIES
+            if getattr(self, name) is not None
         }
+
+
+def restored_entities(manifest: fmt.Manifest) -> list[str]:
+    """The entities a backup of this manifest's version holds, in ENTITIES order."""
+    return [name for name, file in ENTITIES.items() if file in manifest.data_files]
 
 
 def preview_of(entity: str, backup: fmt.Backup, **values: Any) -> ImportPreview:
@@ -141,4 +182,14 @@ def preview_of(entity: str, backup: fmt.Backup, **values: Any) -> ImportPreview:
     return ImportPreview(entity, name, sha256(backup.files[name]), "utf-8-sig", **values)
 
 
-# roles ------------------------------------------------------------------------------------------
+def with_cell_errors(rows: list[RowPlan], errors: Sequence[CellError]) -> list[RowPlan]:
+    """Rows with the errors found while reading their cells (an over-long cell, say)."""
+    by_row: dict[int, list[CellError]] = {}
+    for error in errors:
+        by_row.setdefault(error.row, []).append(error)
+    return [
+        replace(row, status=RowStatus.INVALID, errors=(*row.errors, *by_row[row.row]))
+        if row.row in by_row
+        else row
+        for row in rows
+    ]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -18,7 +17,7 @@ from models.water import WaterInspection, WaterSource
 from services import member_import, water_import, water_rules, water_sources
 from services import validation as v
 from services.backup.create import member_codes
-from services.backup.model import INSPECTIONS, MEMBERS, WATER, preview_of
+from services.backup.model import INSPECTIONS, MEMBERS, WATER, preview_of, with_cell_errors
 from services.base import Tx, scoped
 from services.imports import (
     ImportPreview,
@@ -59,19 +58,6 @@ def plan_water(tx: Tx, backup: fmt.Backup) -> ImportPreview:
     current = set(tx.session.exec(scoped(select(WaterSource.code), tx.actor)).all())
     missing = sorted(current - {row.code for row in rows})
     return preview_of(WATER, backup, rows=rows, missing=missing)
-
-
-def with_cell_errors(rows: list[RowPlan], errors: Sequence[CellError]) -> list[RowPlan]:
-    """Rows with the errors found while reading their cells (an over-long cell, say)."""
-    by_row: dict[int, list[CellError]] = {}
-    for error in errors:
-        by_row.setdefault(error.row, []).append(error)
-    return [
-        replace(row, status=RowStatus.INVALID, errors=(*row.errors, *by_row[row.row]))
-        if row.row in by_row
-        else row
-        for row in rows
-    ]
 
 
 # inspections ------------------------------------------------------------------------------------

@@ -107,10 +107,10 @@ def list_sources(actor: Actor) -> list[SourceView]:
 
 def create_source(actor: Actor, source: SourceInput) -> SourceView:
     with transaction(actor, ADMIN, action="mail_source.create") as tx:
-        values = _validated(tx, source, None)
+        values = validated_settings(tx, source, None)
         row = MailSource(tenant_id=tx.tenant_id, **values)
         if source.transport == MailTransport.SMTP:
-            _new_address(tx, row)
+            issue_address(tx, row)
         _seal_password(tx, row, source.imap_password)
         tx.session.add(row)
         tx.session.flush()
@@ -133,10 +133,10 @@ def update_source(
         if row.version != expected_version:
             raise Conflict()
         before = _summary(row)
-        for name, value in _validated(tx, source, row).items():
+        for name, value in validated_settings(tx, source, row).items():
             setattr(row, name, value)
         if row.transport == MailTransport.SMTP and row.address_hash is None:
-            _new_address(tx, row)
+            issue_address(tx, row)
         if row.transport == MailTransport.IMAP:
             row.address_hash = row.address_token_enc = None
         _seal_password(tx, row, source.imap_password)
@@ -159,7 +159,7 @@ def rotate_address(actor: Actor, source_id: uuid.UUID) -> SourceView:
         row = _get(tx, source_id)
         if row.transport != MailTransport.SMTP:
             raise ValidationError({"受信方法": "受信アドレスを使う送信元ではありません。"})
-        _new_address(tx, row)
+        issue_address(tx, row)
         row.version += 1
         row.updated_at = utcnow()
         tx.audit("mail_source.rotate_address", target_type="mail_source", target_id=row.id)
@@ -216,7 +216,8 @@ def _get(tx: Tx, source_id: uuid.UUID) -> MailSource:
     return row
 
 
-def _new_address(tx: Tx, row: MailSource) -> None:
+def issue_address(tx: Tx, row: MailSource) -> None:
+    """A new secret receiving address for the source (the old one stops working)."""
     token = secrets.token_hex(12)
     row.address_hash = address_hash(token)
     row.address_token_enc = tx.cipher.encrypt(token, field=TOKEN_FIELD, row_id=row.id)
@@ -278,7 +279,11 @@ def _summary(row: MailSource) -> dict[str, Any]:
     }
 
 
-def _validated(tx: Tx, source: SourceInput, row: MailSource | None) -> dict[str, Any]:
+def validated_settings(
+    tx: Tx, source: SourceInput, row: MailSource | None, *, password_required: bool = True
+) -> dict[str, Any]:
+    """The columns a source's settings set, checked; ValidationError names every bad field. A
+    restore has no password to give (backups carry none): it checks without one."""
     errors: dict[str, str] = {}
     name = clean(source.name)
     if not name or len(name) > 100 or has_control_chars(name):
@@ -308,7 +313,9 @@ def _validated(tx: Tx, source: SourceInput, row: MailSource | None) -> dict[str,
     if source.transport == MailTransport.IMAP:
         if not clean(source.imap_host) or not clean(source.imap_username):
             errors["IMAP"] = "IMAPサーバーとユーザー名を入力してください。"
-        elif not (source.imap_password or (row is not None and row.imap_password_enc)):
+        elif password_required and not (
+            source.imap_password or (row is not None and row.imap_password_enc)
+        ):
             errors["IMAP"] = "IMAPのパスワードを入力してください。"
         elif not 1 <= source.imap_port <= 65535:
             errors["IMAP"] = "IMAPのポート番号が正しくありません。"

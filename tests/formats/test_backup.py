@@ -1,4 +1,5 @@
-"""The backup ZIP: manifest, AES, and every way a file can be refused before it is parsed."""
+"""The backup ZIP: manifest, AES, versions, the dispatch layouts (no place for a credential),
+and every way a file can be refused before it is parsed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import random
 import uuid
 import zipfile
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -14,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from formats import backup as b
+from formats import backup_dispatch as d
 from models.enums import Function
 
 CREATED = datetime(2025, 4, 1, 3, 4, 5, tzinfo=UTC)
@@ -30,13 +33,65 @@ def files() -> dict[str, bytes]:
         b.MEMBERS: "\ufeff団員番号,氏名\r\nA1,消防　太郎\r\nA2,消防　花子\r\n".encode(),
         b.WATER_SOURCES: "\ufeff水利番号\r\nW-1\r\n".encode(),
         b.INSPECTIONS: b.encode_inspections([]),
+        b.MAIL_SOURCES: d.encode_mail_sources([SOURCE, SOURCE | {"name": "第二本部"}]),
+        b.INCIDENTS: d.encode_incidents([INCIDENT]),
+        b.INCIDENT_ENTRIES: d.encode_entries([ENTRY]),
     }
 
 
-def make_zip(password: str | None = None, contents: dict[str, bytes] | None = None) -> bytes:
+SOURCE = {
+    "name": "テスト消防本部",
+    "transport": "imap",
+    "senders": ["shirei@fd.example.lg.jp"],
+    "dkim_required": True,
+    "charset_override": "cp932",
+    "profile": {"name": "例", "patterns": {"place": "【場所】(?P<value>.+)"}},
+    "followup_window_minutes": 180,
+    "raw_retention_days": 30,
+    "imap_host": "imap.example.jp",
+    "imap_port": 993,
+    "imap_ssl": True,
+    "imap_username": "brigade",
+    "imap_folder": "INBOX",
+    "active": True,
+}
+INCIDENT = d.IncidentRow(
+    number=7,
+    status="出動中",
+    needs_review=True,
+    review_reasons=("場所を読み取れませんでした。",),
+    kind="=建物火災",
+    reference="2026-00123",
+    units=("第1分団", "第2分団"),
+    place="-本町1丁目付近",
+    place_approximate=True,
+    landmark="本町公民館",
+    map_url="https://map.example.jp/?q=1",
+    subject="【出動指令】建物火災\n続き",
+    source="テスト消防本部",
+    occurred_at=datetime(2026, 1, 2, 1, 5, tzinfo=UTC),
+    mail_date=None,
+    received_at=datetime(2026, 1, 2, 1, 6, 7, 891011, tzinfo=UTC),
+    created_at=datetime(2026, 1, 2, 1, 6, 8, tzinfo=UTC),
+    updated_at=datetime(2026, 1, 2, 2, 0, tzinfo=UTC),
+    closed_at=None,
+)
+ENTRY = d.EntryRow(7, CREATED, "status", "@状態を変更しました。", "出動中", TENANT, "machine:x")
+
+
+def make_zip(
+    password: str | None = None,
+    contents: dict[str, bytes] | None = None,
+    version: int = b.FORMAT_VERSION,
+) -> bytes:
     contents = contents or files()
     manifest = b.build_manifest(
-        contents, tenant_id=TENANT, brigade="テスト消防団", created_at=CREATED, app_version="0.1.0"
+        contents,
+        tenant_id=TENANT,
+        brigade="テスト消防団",
+        created_at=CREATED,
+        app_version="0.1.0",
+        format_version=version,
     )
     return b.write_zip(manifest, contents, password=password)
 
@@ -62,7 +117,7 @@ def problems(data: bytes, password: str | None = None) -> list[str]:
 def test_manifest_describes_every_file():
     backup = b.read_zip(make_zip())
     manifest = backup.manifest
-    assert (manifest.format, manifest.format_version) == ("hikeshi-backup", 1)
+    assert (manifest.format, manifest.format_version) == ("hikeshi-backup", 2)
     assert (manifest.tenant_id, manifest.brigade, manifest.created_at) == (
         TENANT,
         "テスト消防団",
@@ -74,6 +129,9 @@ def test_manifest_describes_every_file():
         b.MEMBERS: 2,
         b.WATER_SOURCES: 1,
         b.INSPECTIONS: 0,
+        b.MAIL_SOURCES: 2,
+        b.INCIDENTS: 1,
+        b.INCIDENT_ENTRIES: 1,
     }
     assert backup.files == files()
     assert not backup.encrypted
@@ -159,7 +217,8 @@ def test_row_count_must_match():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"format_version": 2}, "版 2"),
+        ({"format_version": 3}, "版 3"),
+        ({"format_version": True}, "版 True"),
         ({"format": "other"}, "Hikeshi のバックアップファイルではありません"),
         ({"tenant_id": "not-a-uuid"}, "内容が正しくありません"),
         ({"created_at": "2025-04-01T03:04:05"}, "内容が正しくありません"),
@@ -302,3 +361,121 @@ def test_a_manifest_lying_about_its_size_stops_at_the_cap(monkeypatch):
     padded = rezip(make_zip(), lambda e: e.update({b.MANIFEST: b" " * 3_000_000 + b"{}"}))
     monkeypatch.setattr(b, "_checked_entries", lambda infos: infos)
     assert problems(padded) == [b.MANIFEST_TOO_LARGE]
+
+
+# -- versions ------------------------------------------------------------------------------------
+
+
+def test_a_version_1_backup_is_read_without_the_dispatch_files():
+    old = {name: files()[name] for name in b.VERSION_FILES[1]}
+    backup = b.read_zip(make_zip(contents=old, version=1))
+    assert backup.manifest.format_version == 1
+    assert backup.manifest.data_files == b.VERSION_FILES[1]
+    assert set(backup.files) == set(b.VERSION_FILES[1])
+
+
+def test_each_version_needs_exactly_its_files():
+    assert problems(make_zip(version=1)) == [
+        f"管理情報に不明なファイル {name} が記載されています。"
+        for name in sorted((b.MAIL_SOURCES, b.INCIDENTS, b.INCIDENT_ENTRIES))
+    ]
+    old = {name: files()[name] for name in b.VERSION_FILES[1]}
+    assert problems(make_zip(contents=old)) == [
+        f"管理情報に {name} が記載されていません。"
+        for name in (b.MAIL_SOURCES, b.INCIDENTS, b.INCIDENT_ENTRIES)
+    ]
+
+
+def test_mail_sources_rows_are_the_list_items():
+    def miscount(entries):
+        document = json.loads(entries[b.MANIFEST])
+        next(f for f in document["files"] if f["name"] == b.MAIL_SOURCES)["rows"] = 1
+        entries[b.MANIFEST] = json.dumps(document).encode()
+
+    assert problems(rezip(make_zip(), miscount)) == [
+        "mail_sources.json の行数が管理情報と一致しません。"
+    ]
+    assert b.count_records(b"{}") == b.count_records(b"\xff") == b.count_records(b"[[[") == -1
+
+
+def test_a_large_mail_sources_file_is_refused_by_its_size(monkeypatch):
+    monkeypatch.setattr(b, "MAX_SOURCES_BYTES", 1000)
+    monkeypatch.setitem(b._JSON_CAPS, b.MAIL_SOURCES, (1000, b.SOURCES_TOO_LARGE))
+    padded = rezip(make_zip(), lambda e: e.update({b.MAIL_SOURCES: b" " * 5000 + b"[]"}))
+    assert problems(padded) == [b.SOURCES_TOO_LARGE]
+    monkeypatch.setattr(b, "_checked_entries", lambda infos: infos)  # a header that lies
+    assert problems(padded) == [b.SOURCES_TOO_LARGE]
+
+
+# -- dispatch layouts ----------------------------------------------------------------------------
+
+
+def test_mail_sources_round_trip_and_hold_no_credentials():
+    with_secrets = SOURCE | {"address_token": "0123456789abcdef01234567", "imap_password": "pw!"}
+    data = d.encode_mail_sources([with_secrets])
+    assert b"0123456789abcdef01234567" not in data and b"pw!" not in data
+    table = d.read_mail_sources(data)
+    assert not table.errors and not table.problems
+    ((number, raw),) = table.records
+    assert number == 1 and d.source_values(raw) == SOURCE
+
+
+def test_mail_sources_with_unknown_missing_or_mistyped_keys():
+    broken = dict(SOURCE, imap_password="secret", imap_port="993", active=1)
+    del broken["senders"]
+    data = json.dumps([broken, "not a source", SOURCE | {"senders": ["a", 1]}]).encode()
+    table = d.read_mail_sources(data)
+    assert [str(e) for e in table.errors] == [
+        "1行目「imap_password」: この項目は使えません。",
+        "1行目「送信元」: 項目がありません。",
+        "1行目「IMAPポート」: 値の種類が正しくありません。",
+        "1行目「有効」: 値の種類が正しくありません。",
+        "2行目「送信元の設定」: 形式が正しくありません。",
+        "3行目「送信元」: 値の種類が正しくありません。",
+    ]
+    assert [number for number, _ in table.records] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("data", [b"\xff", b"{}", b"[" * 100_000])
+def test_unreadable_mail_sources(data):
+    table = d.read_mail_sources(data)
+    assert table.problems and not table.records
+
+
+def test_incidents_and_entries_round_trip_exactly():
+    data = d.encode_incidents([INCIDENT, replace(INCIDENT, number=8, closed_at=CREATED)])
+    table = b.read_table(data, d.INCIDENT_COLUMNS)
+    assert not table.errors and not table.problems
+    parsed = [d.parse_incident(number, raw) for number, raw in table.records]
+    assert parsed == [(INCIDENT, []), (replace(INCIDENT, number=8, closed_at=CREATED), [])]
+    assert b"'=" in data and b"'-" in data  # neutralised for Excel, restored exactly
+    entries = b.read_table(d.encode_entries([ENTRY]), d.ENTRY_COLUMNS)
+    assert [d.parse_entry(n, raw) for n, raw in entries.records] == [(ENTRY, [])]
+
+
+def test_incident_cells_that_are_no_values():
+    (row,) = b.read_table(d.encode_incidents([INCIDENT]), d.INCIDENT_COLUMNS).records[0:1]
+    number, raw = row
+    bad = raw | {
+        "number": "0",
+        "needs_review": "多分",
+        "units": '{"a": 1}',
+        "review_reasons": "[" * 3000,
+        "place": "本町\x00",
+        "created_at": "",
+        "received_at": "2026-01-02T01:06:07",
+    }
+    incident, errors = d.parse_incident(number, bad)
+    assert incident is None
+    assert [(e.column, e.message) for e in errors] == [
+        ("番号", "1以上の整数にしてください。"),
+        ("要確認", "「はい」か「いいえ」にしてください。"),
+        ("要確認の理由", "文字列のリストにしてください。"),
+        ("出動分団", "文字列のリストにしてください。"),
+        ("発生場所", "使用できない文字が含まれています。"),
+        ("受信（UTC）", "日時（タイムゾーン付き）が正しくありません。"),
+        ("登録（UTC）", "入力してください。"),
+    ]
+    entry, errors = d.parse_entry(2, {c.key: "" for c in d.ENTRY_COLUMNS} | {"mail_id": "x"})
+    assert entry is None
+    assert [e.column for e in errors] == ["番号", "日時（UTC）", "受信メールID"]

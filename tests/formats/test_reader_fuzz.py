@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape, quoteattr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from formats import backup, member_csv, tabular
+from formats import backup, backup_dispatch, member_csv, tabular
 from tests.formats import bombs
 from tests.formats.bombs import SHEET, STRINGS, stored
 
@@ -55,6 +55,9 @@ def backup_zip(password: str | None = None) -> bytes:
         backup.MEMBERS: member_csv.encode([]),
         backup.WATER_SOURCES: "\ufeff水利番号\r\nW-1\r\n".encode(),
         backup.INSPECTIONS: backup.encode_inspections([]),
+        backup.MAIL_SOURCES: backup_dispatch.encode_mail_sources([]),
+        backup.INCIDENTS: backup_dispatch.encode_incidents([]),
+        backup.INCIDENT_ENTRIES: backup_dispatch.encode_entries([]),
     }
     manifest = backup.build_manifest(
         files,

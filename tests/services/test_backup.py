@@ -1,5 +1,6 @@
-"""Backup and restore: a brigade restored from its backup is the brigade at the backup moment;
-every refused file, permission or choice writes nothing."""
+"""Backup and restore: a brigade restored from its backup is the brigade at the backup moment
+(dispatch mail sources and incidents included, credentials excepted); every refused file,
+permission or choice writes nothing."""
 
 from __future__ import annotations
 
@@ -7,20 +8,27 @@ import io
 import json
 import uuid
 import zipfile
+from dataclasses import asdict
 from datetime import date
 
 import pytest
 
 from core.actor import Actor
 from formats import backup as fmt
+from formats import backup_dispatch as bd
+from models.dispatch import IncidentStatus, MailTransport
 from models.enums import AuditCategory, Function, Level, MemberStatus
 from models.member import MemberUpdate
 from models.water import WaterInspectionCreate, WaterSourceUpdate
 from services import backup, members, permissions, roles, water_sources
+from services.dispatch import incidents, intake, mail_log
+from services.dispatch import sources as mail_sources
 from services.errors import PermissionDenied, ValidationError
 from services.imports import RowStatus
 from services.permissions import CellChange, Grant
 from services.signin import sessions
+from tests.dispatch_factories import SENDER, body, mail, where
+from tests.dispatch_factories import make_source as make_mail_source
 from tests.factories import (
     actor_with,
     admin,
@@ -35,6 +43,8 @@ from tests.water_factories import make_source
 
 PASSWORD = "消防団の秘密のパスワード"
 TODAY = date(2025, 4, 1)
+IMAP_PASSWORD = "imap-pass-消防本部-2026"
+SMTP_NAME, IMAP_NAME = "本町消防本部", "北消防本部"
 
 
 def member_session(tenant_id: uuid.UUID, member_id: uuid.UUID) -> Actor:
@@ -69,11 +79,77 @@ def populate(tenant: uuid.UUID) -> Actor:
         boss,
         [CellChange(cell.subject_type, cell.subject_id, Function.INSPECTIONS, Grant(Level.VIEW))],
     )
+    populate_dispatch(tenant)
     return member_session(tenant, chief.id)
 
 
-def snapshot(tenant: uuid.UUID, codes: set[str] | None = None) -> dict:
-    """What the services show, without ids, versions and times that a restore renews."""
+def populate_dispatch(tenant: uuid.UUID) -> None:
+    """An SMTP and an IMAP source; a fire from mail with its follow-up, an unreadable mail
+    (要確認), an incident by hand moved on."""
+    boss = admin(tenant)
+    smtp = make_mail_source(tenant, name=SMTP_NAME)
+    make_mail_source(
+        tenant,
+        name=IMAP_NAME,
+        transport=MailTransport.IMAP,
+        imap_host="imap.example.jp",
+        imap_username="brigade",
+        imap_password=IMAP_PASSWORD,
+    )
+    receive(smtp, body(place="=本町1丁目付近"))
+    receive(smtp, body(), subject="【鎮圧】建物火災")
+    receive(smtp, "読めない本文", subject="お知らせ")
+    made = incidents.create_incident(
+        boss, incidents.IncidentInput(kind="救助", place="-川原町", units=("第2分団",))
+    )
+    incidents.set_status(boss, made.id, IncidentStatus.DISPATCHED, expected_version=made.version)
+
+
+def receive(source: mail_sources.SourceView, text: str, **headers: str) -> intake.Outcome:
+    outcome = intake.receive(where(source), mail(source.address, text, **headers))
+    assert outcome is not None
+    return outcome
+
+
+def sources_by_name(tenant: uuid.UUID) -> dict[str, mail_sources.SourceView]:
+    return {s.name: s for s in mail_sources.list_sources(admin(tenant))}
+
+
+def edited(view: mail_sources.SourceView, **changes) -> mail_sources.SourceInput:
+    """The source as its settings page would send it, with some fields changed."""
+    fields = asdict(mail_sources.SourceInput(name=""))
+    values = {key: getattr(view, key) for key in fields if hasattr(view, key)}
+    return mail_sources.SourceInput(**values | changes)
+
+
+def dispatch_snapshot(tenant: uuid.UUID, names: set[str] | None = None) -> dict:
+    """Sources (addresses aside: a restore keeps each brigade's own), incidents with their
+    timelines, as the services show them."""
+    boss = admin(tenant)
+    shown = [
+        {k: v for k, v in asdict(s).items() if k not in ("id", "version", "address")}
+        for s in mail_sources.list_sources(boss)
+        if names is None or s.name in names
+    ]
+    board = []
+    for listed in incidents.list_incidents(boss):
+        view, entries = incidents.get_incident(boss, listed.id)
+        kept = {k: v for k, v in asdict(view).items() if k not in ("id", "version")}
+        board.append((kept, entries))
+    return {"mail_sources": shown, "incidents": sorted(board, key=lambda i: i[0]["number"])}
+
+
+def mail_links(tenant: uuid.UUID) -> list[tuple]:
+    """The メール受信ログ: each mail's status and the incident it is linked to, oldest first."""
+    rows = mail_log.list_mail(admin(tenant))
+    return [(r.id, r.status, r.incident_number) for r in reversed(rows)]
+
+
+def snapshot(
+    tenant: uuid.UUID, codes: set[str] | None = None, names: set[str] | None = None
+) -> dict:
+    """What the services show, without ids, versions and times that a restore renews; `codes`
+    and `names` narrow the members and mail sources shown."""
     boss = admin(tenant)
     people = [
         m.model_dump(exclude={"id", "rank_id", "role_ids", "version", "updated_at"})
@@ -95,6 +171,7 @@ def snapshot(tenant: uuid.UUID, codes: set[str] | None = None) -> dict:
             ]
             for s in sources
         },
+        "dispatch": dispatch_snapshot(tenant, names),
     }
 
 
@@ -134,6 +211,27 @@ def mutate(tenant: uuid.UUID) -> None:
     water_sources.record_inspection(
         boss, added.id, data=WaterInspectionCreate(inspected_on=TODAY, result="使用不可")
     )
+    mutate_dispatch(tenant)
+
+
+def mutate_dispatch(tenant: uuid.UUID) -> None:
+    """Edit a source, add one; move and confirm incidents, add one by hand and one by mail."""
+    boss = admin(tenant)
+    smtp = sources_by_name(tenant)[SMTP_NAME]
+    mail_sources.update_source(
+        boss,
+        smtp.id,
+        edited(smtp, senders=("@other.example.jp", SENDER), followup_window_minutes=60),
+        expected_version=smtp.version,
+    )
+    make_mail_source(tenant, name="新設の本部")
+    board = {i.number: i for i in incidents.list_incidents(boss)}
+    incidents.set_status(
+        boss, board[1].id, IncidentStatus.EXTINGUISHED, expected_version=board[1].version
+    )
+    incidents.confirm_review(boss, board[2].id, expected_version=board[2].version)
+    incidents.create_incident(boss, incidents.IncidentInput(kind="訓練"))
+    receive(sources_by_name(tenant)[SMTP_NAME], body(reference="2026-00999", place="港町"))
 
 
 def details(event) -> dict:
@@ -159,32 +257,42 @@ def test_backup_holds_every_file_with_its_manifest(tenant, watch):
     assert made.filename.startswith("hikeshi-backup-") and made.filename.endswith(".zip")
     assert made.filename.isascii()
     manifest = made.manifest
-    assert (manifest.tenant_id, manifest.format_version) == (tenant, 1)
+    assert (manifest.tenant_id, manifest.format_version) == (tenant, 2)
     assert manifest.rows == {
         fmt.ROLES: 3,
         fmt.PERMISSIONS: 10,
         fmt.MEMBERS: 5,
         fmt.WATER_SOURCES: 3,
         fmt.INSPECTIONS: 2,
+        fmt.MAIL_SOURCES: 2,
+        fmt.INCIDENTS: 3,
+        fmt.INCIDENT_ENTRIES: 6,
     }
     with zipfile.ZipFile(io.BytesIO(made.data)) as archive:
         members_csv = archive.read(fmt.MEMBERS).decode("utf-8-sig")
+        incidents_csv = archive.read(fmt.INCIDENTS).decode("utf-8-sig")
     assert "'=1+2 は文字" in members_csv  # neutralised for Excel, restored exactly
+    # sealed in the database, opened for the file like the roster's personal fields
+    assert "'=本町1丁目付近" in incidents_csv and "'-川原町" in incidents_csv
     (event,) = [e for e in audit.new() if e.action == "backup.create"]
     assert details(event)["sha256"] == made.sha256
     assert details(event)["encrypted"] is False
     assert details(event)["rows"] == manifest.rows
     logged = event.details
-    assert not any(text in logged for text in ("太郎", "090-", "外部")) and not event.details_enc
+    assert (
+        not any(text in logged for text in ("太郎", "090-", "外部", "本町"))
+        and not event.details_enc
+    )
 
 
 def test_backup_needs_every_function_it_holds(tenant, watch):
     audit = watch(tenant)
-    levels = {f: Level.VIEW for f, _ in backup.BACKUP_NEEDS}
+    levels = dict(backup.BACKUP_NEEDS)
+    assert levels[Function.DISPATCH] == Level.ADMIN  # the level that shows a source's settings
     backup.create_backup(actor_with(tenant, levels))
-    for function, _ in backup.BACKUP_NEEDS:
+    for function, level in backup.BACKUP_NEEDS:
         with pytest.raises(PermissionDenied):
-            backup.create_backup(actor_with(tenant, levels | {function: Level.NONE}))
+            backup.create_backup(actor_with(tenant, levels | {function: Level(level - 1)}))
     denials = [details(e)["function"] for e in audit.new(str(AuditCategory.AUTH))]
     assert denials == [str(f) for f, _ in backup.BACKUP_NEEDS]
 
@@ -211,13 +319,16 @@ def test_restore_brings_back_the_backup_moment(tenant, engine, watch):
     seen: list[tuple[int, int]] = []
     result = backup.restore_backup(chief, preview, progress=lambda d, t: seen.append((d, t)))
     codes = {m["member_code"] for m in before["members"]}
-    assert snapshot(tenant, codes) == before
+    names = {s["name"] for s in before["dispatch"]["mail_sources"]}
+    assert snapshot(tenant, codes, names) == before
     extra = [m for m in members.list_members(admin(tenant)) if m.member_code not in codes]
     assert [(m.member_code, m.status) for m in extra] == [("N-001", MemberStatus.RETIRED)]
     assert extra[0].role_ids == []  # its role was not in the backup and is gone
     assert (result.roles.created, result.roles.retired) == (1, 1)
     assert (result.members.updated, result.members.retired) == (3, 1)
     assert (result.water_sources.created, result.water_sources.retired) == (1, 1)
+    assert (result.mail_sources.updated, result.mail_sources.retired) == (1, 1)
+    assert (result.incidents.updated, result.incidents.retired) == (2, 2)
     assert (
         seen and seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == sorted(d for d, _ in seen)
     )
@@ -225,8 +336,9 @@ def test_restore_brings_back_the_backup_moment(tenant, engine, watch):
     assert details(event)["sha256"] == made.sha256 and details(event)["other_brigade"] is False
     assert details(event)["source_tenant_id"] == str(tenant)
     assert details(event)["counts"]["members"]["retired"] == 1
+    assert details(event)["counts"]["incidents"]["retired"] == 2
     logged = event.details
-    assert not any(text in logged for text in ("改名", "太郎", "090-", "外部", "良好"))
+    assert not any(text in logged for text in ("改名", "太郎", "090-", "外部", "良好", "本町"))
 
 
 def test_preview_shows_what_would_change_and_writes_nothing(tenant):
@@ -359,6 +471,141 @@ def test_other_brigade_is_refused_unless_chosen(tenant, engine):
     assert details(event)["source_tenant_id"] == str(tenant)
 
 
+def test_another_brigades_sources_get_new_addresses_and_wait_for_passwords(tenant):
+    """Their credentials are not in the file: the SMTP source gets this brigade's own new
+    address, the IMAP source comes back 無効 until its password is entered; the incidents come
+    back whole, only their timelines no longer point at mails of a log this brigade lacks."""
+    populate(tenant)
+    made = backup.create_backup(admin(tenant))
+    theirs = sources_by_name(tenant)
+    their_board = dispatch_snapshot(tenant)["incidents"]
+    target = make_tenant()
+    preview = backup.inspect_backup(admin(target), data=made.data)
+    notes = preview.plans[backup.MAIL_SOURCES].notes
+    assert backup.CREDENTIALS_NOT_IN_BACKUP in notes
+    assert backup.NEW_ADDRESS.format(name=SMTP_NAME) in notes
+    assert backup.PASSWORD_NEEDED.format(name=IMAP_NAME) in notes
+    assert backup.MAIL_LOG_KEPT in preview.notes
+    backup.restore_backup(admin(target), preview, allow_other_brigade=True)
+
+    ours = sources_by_name(target)
+    smtp, imap = ours[SMTP_NAME], ours[IMAP_NAME]
+    assert smtp.address and smtp.address != theirs[SMTP_NAME].address and smtp.active
+    assert intake.route(smtp.address) == intake.Route(target, smtp.id)
+    assert intake.route(theirs[SMTP_NAME].address) == intake.Route(tenant, theirs[SMTP_NAME].id)
+    assert (imap.imap_password_set, imap.active) == (False, False)
+    assert (imap.imap_host, imap.imap_username) == ("imap.example.jp", "brigade")
+    assert (smtp.senders, smtp.profile) == (theirs[SMTP_NAME].senders, theirs[SMTP_NAME].profile)
+    board = dispatch_snapshot(target)["incidents"]
+    assert [view for view, _ in board] == [view for view, _ in their_board]
+    assert [[(e.summary, e.from_mail) for e in entries] for _, entries in board] == [
+        [(e.summary, False) for e in entries] for _, entries in their_board
+    ]
+    assert mail_log.list_mail(admin(target)) == []  # the log is not restored
+
+
+def test_a_restore_keeps_each_sources_address_and_unlinks_mails_of_removed_incidents(tenant):
+    populate(tenant)
+    chief = admin(tenant)
+    made = backup.create_backup(chief)
+    links = mail_links(tenant)
+    mutate(tenant)
+    rotated = mail_sources.rotate_address(chief, sources_by_name(tenant)[SMTP_NAME].id)
+    added = sources_by_name(tenant)["新設の本部"]
+    later_mail = mail_links(tenant)[-1]
+    assert later_mail[2] == 5
+
+    backup.restore_backup(chief, backup.inspect_backup(chief, data=made.data))
+
+    restored = sources_by_name(tenant)
+    assert restored[SMTP_NAME].address == rotated.address  # the current one, not renewed
+    assert restored[IMAP_NAME].imap_password_set and restored[IMAP_NAME].active
+    assert not restored["新設の本部"].active  # absent from the backup: 無効, kept for its log
+    assert intake.route(added.address) is None
+    assert mail_links(tenant) == [*links, (later_mail[0], later_mail[1], None)]
+    numbers = [i.number for i in incidents.list_incidents(chief)]
+    assert sorted(numbers) == [1, 2, 3]
+
+
+def test_a_removed_incident_comes_back_with_its_mails_linked_again(tenant):
+    populate(tenant)
+    chief = admin(tenant)
+    full = backup.create_backup(chief)
+    before, links = dispatch_snapshot(tenant), mail_links(tenant)
+    empty = rebuilt_backup(
+        full,
+        {fmt.INCIDENTS: bd.encode_incidents([]), fmt.INCIDENT_ENTRIES: bd.encode_entries([])},
+    )
+    backup.restore_backup(chief, backup.inspect_backup(chief, data=empty))
+    assert incidents.list_incidents(chief) == []
+    assert [number for _, _, number in mail_links(tenant)] == [None] * len(links)
+
+    backup.restore_backup(chief, backup.inspect_backup(chief, data=full.data))
+    assert dispatch_snapshot(tenant) == before
+    assert mail_links(tenant) == links
+
+
+def test_a_backup_never_holds_a_receiving_address_or_an_imap_password(tenant):
+    populate(tenant)
+    smtp = sources_by_name(tenant)[SMTP_NAME]
+    token = mail_sources.token_of(smtp.address)
+    assert token
+    secrets = [token.encode(), IMAP_PASSWORD.encode("utf-8"), smtp.address.encode()]
+    for password in (None, PASSWORD):
+        made = backup.create_backup(admin(tenant), password=password)
+        contents = fmt.read_zip(made.data, password=password).files
+        everything = [made.data, made.manifest.to_json(), *contents.values()]
+        assert b"imap.example.jp" in contents[fmt.MAIL_SOURCES]  # the scan reads the settings
+        assert not [s for s in secrets for data in everything if s in data]
+
+
+def test_a_version_1_backup_restores_and_leaves_dispatch_as_it_is(tenant, engine):
+    """Made before dispatch was backed up, it says nothing about it: the sources and incidents
+    of now stay (deleting them all would surprise more than keeping them)."""
+    chief = populate(tenant)
+    before = snapshot(tenant)
+    made = backup.create_backup(chief)
+    contents = fmt.read_zip(made.data).files
+    old = {name: contents[name] for name in fmt.VERSION_FILES[1]}
+    manifest = fmt.build_manifest(
+        old,
+        tenant_id=tenant,
+        brigade=made.manifest.brigade,
+        created_at=made.manifest.created_at,
+        app_version="0.1.0",
+        format_version=1,
+    )
+    data = fmt.write_zip(manifest, old, password=None)
+    mutate(tenant)
+    dispatch_now, links_now = dispatch_snapshot(tenant), mail_links(tenant)
+
+    preview = backup.inspect_backup(chief, data=data)
+    assert preview.ready, preview.errors
+    assert list(preview.plans) == [
+        backup.ROLES,
+        "permissions",
+        backup.MEMBERS,
+        "water_sources",
+        "inspections",
+    ]
+    assert backup.NO_DISPATCH.format(version=1) in preview.notes
+    result = backup.restore_backup(chief, preview)
+
+    codes = {m["member_code"] for m in before["members"]}
+    after = snapshot(tenant, codes)
+    assert {k: v for k, v in after.items() if k != "dispatch"} == {
+        k: v for k, v in before.items() if k != "dispatch"
+    }
+    assert after["dispatch"] == dispatch_now and mail_links(tenant) == links_now
+    assert set(result.counts()) == set(backup.ENTITIES) - {
+        backup.MAIL_SOURCES,
+        "incidents",
+        "incident_entries",
+    }
+    (event,) = restore_events(engine, tenant, 0)
+    assert details(event)["format_version"] == 1
+
+
 def test_other_brigade_needs_permissions_admin(tenant, watch):
     made = backup.create_backup(admin(make_tenant()))
     actor = actor_with(tenant, {Function.RESTORE: Level.EDIT, Function.PERMISSIONS: Level.EDIT})
@@ -423,7 +670,8 @@ def test_a_restore_never_retires_the_restorer(tenant, engine):
     assert members.get_member(admin(tenant), chief_id).status == MemberStatus.ACTIVE
 
 
-def test_failure_in_the_middle_leaves_everything_as_it_was(tenant, engine, monkeypatch):
+@pytest.mark.parametrize("step", ["write_inspections", "write_entries"])
+def test_failure_in_the_middle_leaves_everything_as_it_was(tenant, engine, monkeypatch, step):
     chief = populate(tenant)
     made = backup.create_backup(chief)
     mutate(tenant)
@@ -433,7 +681,7 @@ def test_failure_in_the_middle_leaves_everything_as_it_was(tenant, engine, monke
     def broken(tx, plan):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(backup, "write_inspections", broken)
+    monkeypatch.setattr(backup, step, broken)
     with pytest.raises(RuntimeError):
         backup.restore_backup(chief, preview)
     assert snapshot(tenant) == before
@@ -446,11 +694,13 @@ def test_restore_never_touches_another_brigade(tenant):
     make_member(bystander, member_code="C-001")
     make_source(bystander, code="W-001")
     roles.create_role(admin(bystander), name="庶務", rank_id=rank_id(bystander))
-    theirs = snapshot(bystander)
+    populate_dispatch(bystander)
+    theirs, their_mail = snapshot(bystander), mail_links(bystander)
     made = backup.create_backup(chief)
     mutate(tenant)
     backup.restore_backup(chief, backup.inspect_backup(chief, data=made.data))
     assert snapshot(bystander) == theirs
+    assert mail_links(bystander) == their_mail
 
 
 def test_taking_permission_editing_through_the_roster_needs_admin(tenant, watch):
@@ -512,6 +762,79 @@ def test_backup_holds_only_the_actors_brigade(tenant):
     make_member(other, member_code="X-001", name="他団　団員")
     make_source(other, code="X-W-1")
     roles.create_role(admin(other), name="他団の係", rank_id=rank_id(other))
+    incidents.create_incident(admin(other), incidents.IncidentInput(kind="他団の火災"))
+    make_mail_source(other, name="他団の本部")
     contents = fmt.read_zip(backup.create_backup(chief).data).files
     everything = b"".join(contents.values()).decode("utf-8")
     assert not any(text in everything for text in ("X-001", "他団", "X-W-1"))
+    assert "救助" in everything  # this brigade's incidents are there
+
+
+def test_mail_source_changes_need_dispatch_admin(tenant, watch):
+    populate(tenant)
+    boss = admin(tenant)
+    made = backup.create_backup(boss)
+    restorer = actor_with(
+        tenant,
+        {
+            Function.RESTORE: Level.EDIT,
+            Function.PERMISSIONS: Level.ADMIN,
+            Function.DISPATCH: Level.EDIT,
+        },
+    )
+    incidents.create_incident(boss, incidents.IncidentInput(kind="訓練"))
+    same_sources = backup.inspect_backup(restorer, data=made.data)
+    assert same_sources.ready  # incidents change, as water sources do, with 復元 編集
+    smtp = sources_by_name(tenant)[SMTP_NAME]
+    mail_sources.update_source(
+        boss, smtp.id, edited(smtp, dkim_required=True), expected_version=smtp.version
+    )
+    preview = backup.inspect_backup(restorer, data=made.data)
+    assert preview.errors == [backup.CHANGES_MAIL_SOURCES]
+    (row,) = [r for r in preview.plans[backup.MAIL_SOURCES].rows if r.status == RowStatus.CHANGED]
+    assert [(c.column, c.before, c.after) for c in row.changes] == [("DKIM必須", "はい", "いいえ")]
+    before = snapshot(tenant)
+    audit = watch(tenant)
+    with pytest.raises(PermissionDenied):
+        backup.restore_backup(restorer, preview)
+    assert snapshot(tenant) == before
+    (denial,) = audit.new()
+    assert details(denial)["function"] == "dispatch" and details(denial)["required"] == "admin"
+
+
+def test_invalid_dispatch_rows_are_reported_by_row_and_column(tenant):
+    chief = populate(tenant)
+    made = backup.create_backup(chief)
+    files = fmt.read_zip(made.data).files
+    settings = json.loads(files[fmt.MAIL_SOURCES])
+    settings[0]["senders"] = ["not an address"]
+    settings[1]["imap_password"] = "smuggled"
+    found = files[fmt.INCIDENTS].decode("utf-8-sig")
+    found = found.replace("出動中", "燃焼中", 1).replace(SMTP_NAME, "不明な本部", 1)
+    timeline = files[fmt.INCIDENT_ENTRIES].decode("utf-8-sig").replace("\r\n1,", "\r\n9,", 1)
+    data = rebuilt_backup(
+        made,
+        {
+            fmt.MAIL_SOURCES: json.dumps(settings, ensure_ascii=False).encode(),
+            fmt.INCIDENTS: ("\ufeff" + found).encode(),
+            fmt.INCIDENT_ENTRIES: ("\ufeff" + timeline).encode(),
+        },
+    )
+    before = snapshot(tenant)
+    preview = backup.inspect_backup(chief, data=data)
+    assert not preview.ready
+    source_errors = sorted(str(e) for e in preview.plans[backup.MAIL_SOURCES].errors)
+    assert source_errors == [
+        "1行目「送信元」: 送信元の形式が正しくありません: not an address",
+        "2行目「imap_password」: この項目は使えません。",
+    ]
+    incident_errors = [str(e) for e in preview.plans["incidents"].errors]
+    assert incident_errors == [
+        "2行目「送信元」: 送信元「不明な本部」が出動メール設定にありません。",
+        "4行目「状態」: 状態が正しくありません。",
+    ]
+    (entry_error,) = [str(e) for e in preview.plans["incident_entries"].errors]
+    assert entry_error == "2行目「番号」: 番号 9 の事案が災害出動の事案にありません。"
+    with pytest.raises(ValidationError):
+        backup.restore_backup(chief, preview)
+    assert snapshot(tenant) == before

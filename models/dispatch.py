@@ -174,8 +174,9 @@ class Incident(SQLModel, table=True):
     needs_review: bool = False
     # JSON list of Japanese reasons it needs review
     review_reasons: str = Field(default="[]", sa_column=Column(Text, nullable=False))
-    kind: str = Field(default="", max_length=50)
-    reference: str = Field(default="", max_length=100)
+    # as long as the parser takes a value (formats.dispatch_profile.MAX_VALUE_CHARS)
+    kind: str = Field(default="", max_length=200)
+    reference: str = Field(default="", max_length=200)
     # JSON list of the brigade's 分団 called out
     units: str = Field(default="[]", sa_column=Column(Text, nullable=False))
     place_approximate: bool = False

@@ -455,3 +455,15 @@ def test_dispatch_data_stays_readable_after_the_data_key_rotates():
     assert mail_log.raw_mail(admin(tenant), mails(tenant)[0].id).raw == raw
     (after,) = sources.list_sources(admin(tenant))
     assert after.address == source.address and intake.route(source.address)
+
+
+def test_a_long_kind_and_number_as_the_parser_takes_them_are_stored():
+    tenant = make_tenant()
+    source = make_source(tenant)
+    kind, reference = "建物火災（" + "延焼" * 80 + "）", "R-" + "9" * 150
+    outcome = intake.receive(
+        where(source), mail(source.address, body(kind=kind, reference=reference))
+    )
+    assert outcome.status == MailStatus.ACCEPTED
+    (incident,) = board(tenant)
+    assert incident.kind == kind[:200] and incident.reference == reference

@@ -22,8 +22,12 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
+# Compiled modules are cached (in .venv/pycache) even where PYTHONDONTWRITEBYTECODE is set:
+# otherwise every worker, app server and subprocess compiles Streamlit, SQLAlchemy, pandas and
+# the app from source again, 5-10 s of CPU each.
 test: lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/.venv/pycache \
+	  $(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 fmt: setup
 	$(BIN)/ruff format .

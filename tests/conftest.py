@@ -6,15 +6,22 @@ brigades (tenants), so nothing needs truncating between tests.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import os
 import secrets
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-_TMP = Path(tempfile.mkdtemp(prefix="hikeshi-test-"))
+# The SQLite test database and the data directory live in memory (tmpfs) where there is one:
+# a test database need not survive a crash, and every commit then costs no fsync.
+_SHM = Path("/dev/shm")
+_IN_MEMORY = _SHM.is_dir() and os.access(_SHM, os.W_OK)
+_TMP = Path(tempfile.mkdtemp(prefix="hikeshi-test-", dir=_SHM if _IN_MEMORY else None))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 os.environ["HIKESHI_DATA_DIR"] = str(_TMP)
 os.environ.setdefault(
     "HIKESHI_MASTER_KEYS",
@@ -33,7 +40,7 @@ os.environ.setdefault("HIKESHI_LOGIN_ADDRESS_MAX_FAILURES", "1000000")
 import pytest  # noqa: E402
 from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
-from sqlalchemy import Engine, create_engine, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, event, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from services.db import (  # noqa: E402
@@ -60,6 +67,8 @@ def _create_postgres_database(server_url: str) -> tuple[str, str]:
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+        # A test database need not survive a crash: commits do not wait for the WAL flush.
+        conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     admin.dispose()
     return url.set(database=name).render_as_string(hide_password=False), name
 
@@ -73,19 +82,166 @@ def _drop_postgres_database(server_url: str, name: str) -> None:
 
 
 BROWSER_TESTS = "tests/e2e/"
+# Tests that share a fixture too costly to build once per worker: the audit chain tests' 2000-
+# event chain (long_chain) takes 5-15 s.
+KEEP_TOGETHER = (BROWSER_TESTS, "tests/security/test_audit_chain.py")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """Spread tests one by one over the workers, but keep the browser tests together on one
-    worker, so a run starts one app server and one Chromium. (xdist's own loadgroup marks rely
-    on rewriting node ids, which pytest 9.2 no longer allows.)"""
+    worker, so a run starts one app server and one Chromium, and likewise each group in
+    KEEP_TOGETHER. xdist hands out the biggest groups first, so they start at once on their
+    workers while the single tests fill in around them. (xdist's own loadgroup marks rely on
+    rewriting node ids, which pytest 9.2 no longer allows.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class BrowserTestsTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return BROWSER_TESTS if nodeid.startswith(BROWSER_TESTS) else nodeid
+            return next((group for group in KEEP_TOGETHER if nodeid.startswith(group)), nodeid)
 
     return BrowserTestsTogether(config, log)
+
+
+# --- tests that never touch a database run on the SQLite pass only -----------------------------
+
+# Every fixture that reaches the test database depends on database_url (engine, owner_engine,
+# app_database_url, own_database, tenant, open_app, base_url, ...), so a test whose fixture
+# closure lacks it does not see which database the run is for.
+DATABASE_FIXTURE = "database_url"
+# A module that imports these makes databases of its own on the test server (migration tests).
+SERVER_HELPERS = ("_create_postgres_database", "alembic_config")
+NO_DATABASE_REASON = "use no database (no database_url in their fixture closure): SQLite pass only"
+
+
+def uses_database(item: pytest.Item) -> bool:
+    """Whether a test can behave differently on PostgreSQL: it requests the test database
+    (directly or through any fixture), is a browser or PostgreSQL-only test, or sits in a
+    module that makes databases of its own on the server."""
+    if DATABASE_FIXTURE in getattr(item, "fixturenames", ()):
+        return True
+    if item.nodeid.startswith(BROWSER_TESTS) or any(
+        item.get_closest_marker(name) for name in ("e2e", "postgres_only")
+    ):
+        return True
+    module = getattr(item, "module", None)
+    return module is not None and any(hasattr(module, name) for name in SERVER_HELPERS)
+
+
+DESELECTED = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass, leave out the tests that use no database: the SQLite pass has run
+    them, and a second run proves nothing new. (The SQLite pass fails a test that reaches a
+    database without asking for it, so none can hide here: see _UndeclaredDatabase.)"""
+    if not os.environ.get("HIKESHI_TEST_DATABASE_URL"):
+        return
+    dropped = [item for item in items if not uses_database(item)]
+    if not dropped:
+        return
+    config.hook.pytest_deselected(items=dropped)
+    items[:] = [item for item in items if uses_database(item)]
+    config.stash[DESELECTED] = len(dropped)
+    if hasattr(config, "workeroutput"):  # an xdist worker: the controller reports it
+        config.workeroutput["database_free_deselected"] = len(dropped)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    count = getattr(node, "workeroutput", {}).get("database_free_deselected", 0)
+    config = node.config
+    config.stash[DESELECTED] = max(count, config.stash.get(DESELECTED, 0))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    count = config.stash.get(DESELECTED, 0)
+    if count and not hasattr(config, "workerinput"):
+        terminalreporter.write_line(
+            f"PostgreSQL pass: deselected {count} tests that {NO_DATABASE_REASON}"
+        )
+
+
+class _UndeclaredDatabase:
+    """Connections a database-free test makes, in its setup or its body, to the test database
+    (or to the app's default one, under the same directory), or to any server: the SQLite pass
+    fails such a test, since the PostgreSQL pass would leave it out. A SQLite file of the
+    test's own (tmp_path) is the same database on both passes and does not count. Teardown is
+    not watched: it also finalizes module and session fixtures that other tests asked for."""
+
+    def __init__(self) -> None:
+        self.watching = False
+        self.seen: list[str] = []
+
+    def on_connect(self, conn, *_args) -> None:
+        if not self.watching:
+            return
+        url = conn.engine.url
+        if url.get_backend_name() == "sqlite":
+            database = url.database or ""
+            if database in ("", ":memory:") or Path(database).parent != _TMP:
+                return
+        self.seen.append(url.render_as_string(hide_password=True))
+
+    def check(self, item: pytest.Item, when: str) -> None:
+        seen, self.seen = self.seen, []
+        if seen:
+            pytest.fail(
+                f"{item.nodeid} connected to {seen[0]} during {when} but requests no database "
+                "fixture, so the PostgreSQL pass would leave it out: request `engine` (or "
+                "`database_url`).",
+                pytrace=False,
+            )
+
+
+_UNDECLARED = _UndeclaredDatabase()
+event.listen(Engine, "engine_connect", _UNDECLARED.on_connect)
+
+
+def _watched(item: pytest.Item, when: str):
+    if uses_database(item):
+        return (yield)
+    _UNDECLARED.watching, _UNDECLARED.seen = True, []
+    try:
+        result = yield
+    finally:
+        _UNDECLARED.watching = False
+    _UNDECLARED.check(item, when)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    return (yield from _watched(item, "setup"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    return (yield from _watched(item, "the test"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _component_manifests_scanned_once() -> Iterator[None]:
+    """Every new AppTest scans all installed distributions for Streamlit component manifests
+    (a third of a page test's time); the installed packages do not change during a run, so
+    the first scan's result serves the rest."""
+    try:
+        from streamlit.components.v2 import manifest_scanner
+    except ImportError:  # a Streamlit without v2 components
+        yield
+        return
+    real = manifest_scanner.scan_component_manifests
+    found: list = []
+
+    def scan_once(max_workers: int | None = None) -> list:
+        if not found:
+            found.append(real(max_workers))
+        return list(found[0])
+
+    manifest_scanner.scan_component_manifests = scan_once
+    try:
+        yield
+    finally:
+        manifest_scanner.scan_component_manifests = real
 
 
 @pytest.fixture(scope="session")

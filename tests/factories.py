@@ -48,12 +48,13 @@ def member_data(tenant_id: uuid.UUID, **overrides: object) -> MemberCreate:
         "member_code": f"T{n:05d}",
         "name": f"消防　太郎{n}",
         "kana": "ショウボウ　タロウ",
-        "rank_id": rank_id(tenant_id),
         "affiliation": "第1分団",
         "phone": f"090-{n % 10000:04d}-{(n * 7) % 10000:04d}",
         "email": f"member{n}@example.jp",
     }
     values.update(overrides)
+    if "rank_id" not in values:  # looked up only when not given: a service call of its own
+        values["rank_id"] = rank_id(tenant_id)
     return MemberCreate(**values)
 
 
@@ -106,12 +107,10 @@ def plain_members_hold_nothing(tenant_id: uuid.UUID) -> None:
     may see the dashboard, the water sources and the notices."""
     from services import permissions
 
+    plain = rank_id(tenant_id)
     permissions.update_matrix(
         admin(tenant_id),
-        [
-            permissions.CellChange("rank", rank_id(tenant_id), f, permissions.Grant())
-            for f in Function
-        ],
+        [permissions.CellChange("rank", plain, f, permissions.Grant()) for f in Function],
     )
 
 

@@ -18,6 +18,7 @@ import html
 import os
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,10 @@ TOKEN_PATH = "/oauth2/v2.1/token"
 VERIFY_PATH = "/oauth2/v2.1/verify"
 PROFILE_PATH = "/v2/profile"
 CERTS_PATH = "/oauth2/v2.1/certs"
+
+# One TLS context for every client the fake browser opens: each new httpx.Client would load the
+# CA bundle again (40 ms), and the fake serves plain HTTP anyway.
+_TLS = ssl.create_default_context()
 
 
 def new_sub() -> str:
@@ -144,7 +149,7 @@ class FakeLine:
 
     def approve(self, authorize_url: str, *, allow: bool = True) -> str:
         """Open the consent page and press 許可する (or キャンセル); returns the redirect URL."""
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=10, verify=_TLS) as client:
             page = client.get(authorize_url)
             page.raise_for_status()
             request_id = page.headers["x-fake-line-request"]

@@ -47,6 +47,7 @@ from ui.registry import MEMBER_PAGES, specs_for
 HOME_UNIT = "第1分団"
 OTHER_UNIT = "第2分団"
 ROLE = "検証係"
+PLAIN = "団員"  # the rank tests.factories.rank_id and make_member default to
 _codes = itertools.count(1)
 
 
@@ -62,12 +63,18 @@ class World:
     role_id: uuid.UUID
     spare_role: uuid.UUID
     source_id: uuid.UUID
+    ranks: dict[str, uuid.UUID]  # by name, looked up once (no case changes the ranks)
 
     @property
     def admin(self) -> Actor:
         return admin(self.tenant_id)
 
+    @property
+    def plain_rank(self) -> uuid.UUID:
+        return self.ranks[PLAIN]
+
     def target(self, unit: str = HOME_UNIT, **overrides: Any):
+        overrides.setdefault("rank_id", self.plain_rank)  # the factory's default, without a lookup
         return make_member(self.tenant_id, affiliation=unit, **overrides)
 
 
@@ -141,7 +148,7 @@ ACCESS: dict[Function, tuple[Probe, ...]] = {
                 data=MemberCreate(
                     member_code=fresh("C"),
                     name="新入　団員",
-                    rank_id=rank_id(w.tenant_id),
+                    rank_id=w.plain_rank,
                     affiliation=u,
                 ),
             ),
@@ -185,7 +192,7 @@ ACCESS: dict[Function, tuple[Probe, ...]] = {
         Probe(
             "create_role",
             L.EDIT,
-            lambda a, w, u: roles.create_role(a, name=fresh("係"), rank_id=rank_id(w.tenant_id)),
+            lambda a, w, u: roles.create_role(a, name=fresh("係"), rank_id=w.plain_rank),
         ),
         Probe(
             "rename_role",
@@ -307,15 +314,16 @@ PROBE_CASES = [
 @pytest.fixture(scope="module")
 def world(engine) -> World:
     tenant = make_tenant()
+    ranks = {name: rank_id(tenant, name) for name in RANK_NAMES}
     rank_members = {
-        name: make_member(tenant, rank_id=rank_id(tenant, name), affiliation=HOME_UNIT).id
+        name: make_member(tenant, rank_id=ranks[name], affiliation=HOME_UNIT).id
         for name in RANK_NAMES
     }
-    role_id = roles.create_role(admin(tenant), name=ROLE, rank_id=rank_id(tenant))
-    spare = roles.create_role(admin(tenant), name="予備係", rank_id=rank_id(tenant))
-    holder = make_member(tenant, role_ids=[role_id], affiliation=HOME_UNIT).id
+    role_id = roles.create_role(admin(tenant), name=ROLE, rank_id=ranks[PLAIN])
+    spare = roles.create_role(admin(tenant), name="予備係", rank_id=ranks[PLAIN])
+    holder = make_member(tenant, role_ids=[role_id], affiliation=HOME_UNIT, rank_id=ranks[PLAIN]).id
     source = make_source(tenant).id
-    return World(tenant, rank_members, holder, role_id, spare, source)
+    return World(tenant, rank_members, holder, role_id, spare, source, ranks)
 
 
 def set_row(world: World, subject_type: SubjectType, subject_id: uuid.UUID, only: dict) -> None:
@@ -332,13 +340,13 @@ def actor_holding(world: World, function: Function, grant: Grant, subject: str) 
     The probes' targets are new 団員, so the 団員 row is emptied first (unless it is the subject):
     what an earlier case left there must not decide this one (the suite runs in any order)."""
     if subject != "rank:団員":
-        set_row(world, SubjectType.RANK, rank_id(world.tenant_id), {})
+        set_row(world, SubjectType.RANK, world.plain_rank, {})
     if subject == "role":
         set_row(world, SubjectType.ROLE, world.role_id, {function: grant})
         member_id = world.role_member
     else:
         name = subject.removeprefix("rank:")
-        set_row(world, SubjectType.RANK, rank_id(world.tenant_id, name), {function: grant})
+        set_row(world, SubjectType.RANK, world.ranks[name], {function: grant})
         member_id = world.rank_members[name]
     actor = sessions.resolve(open_member_session(world.tenant_id, member_id))
     assert actor is not None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlmodel import select
 
@@ -39,8 +39,8 @@ class ImapSource:
     port: int
     ssl: bool
     username: str
-    password: str
-    folder: str
+    password: str = field(repr=False)
+    folder: str = "INBOX"
 
 
 def accept_rcpt(address: str) -> bool:
@@ -143,14 +143,23 @@ class MailIntake:
             accept_rcpt=accept_rcpt,
         )
         self.stop_event = threading.Event()
-        self.threads: list[threading.Thread] = []
+        # one poller per mailbox as configured now; a changed or disabled source's poller stops
+        self.pollers: dict[ImapSource, tuple[threading.Event, threading.Thread]] = {}
         self.imap = imap
 
     def start(self) -> None:
         self.receiver.start()
         if self.imap:
-            for source in imap_sources():
-                self._start_poller(source)
+            self.refresh_pollers()
+
+    def refresh_pollers(self) -> None:
+        """Poll the mailboxes configured now: a source added on 出動メール設定 is picked up at
+        the next sweep, a changed one is polled with its new settings, a disabled one no more."""
+        wanted = set(imap_sources())
+        for source in [s for s in self.pollers if s not in wanted]:
+            self.pollers.pop(source)[0].set()  # the thread ends at its next wait
+        for source in wanted - set(self.pollers):
+            self._start_poller(source)
 
     def _start_poller(self, source: ImapSource) -> None:
         poller = ImapPoller(
@@ -162,21 +171,24 @@ class MailIntake:
             folder=source.folder,
             record=external_call_recorder(intake.intake_actor(source.tenant_id)),
         )
+        stop = threading.Event()
         thread = threading.Thread(
             target=poller.run,
             args=(imap_sink(source, dnsfunc=self.dnsfunc),),
-            kwargs={"stop": self.stop_event},
+            kwargs={"stop": stop},
             name=f"imap-{source.source_id}",
             daemon=True,
         )
         thread.start()
-        self.threads.append(thread)
+        self.pollers[source] = (stop, thread)
 
     def run(self) -> None:
         """Sweep until stopped."""
         sweeps = 0
         while not self.stop_event.wait(SWEEP_SECONDS):
             try:
+                if self.imap:
+                    self.refresh_pollers()
                 intake.process_pending(dnsfunc=self.dnsfunc)
                 sweeps += 1
                 if sweeps % PURGE_EVERY_SWEEPS == 0:
@@ -186,8 +198,10 @@ class MailIntake:
 
     def stop(self) -> None:
         self.stop_event.set()
+        for stop, _thread in self.pollers.values():
+            stop.set()
         self.receiver.stop()
-        for thread in self.threads:
+        for _stop, thread in self.pollers.values():
             thread.join(timeout=10)
 
 

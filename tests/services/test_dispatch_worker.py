@@ -16,7 +16,8 @@ from services import tenants
 from services.db import unit_of_work
 from services.demo import seed_demo
 from services.demo_data import DEMO_BRIGADE
-from services.dispatch import incidents
+from services.dispatch import incidents, sources
+from services.dispatch.sources import SourceInput
 from services.dispatch.worker import MailIntake, send_sample
 from tests.dispatch_factories import SENDER, body, mail, make_source
 from tests.factories import PLATFORM, admin, make_tenant
@@ -114,3 +115,34 @@ def test_a_brigade_mailbox_is_polled_and_its_mail_marked_seen(running):
             row = db.exec(select(InboundMail).where(InboundMail.tenant_id == tenant)).one()
         assert row.transport == "imap" and row.source_id == source.id
         intake.stop()
+
+
+def test_a_mailbox_added_or_disabled_later_is_picked_up_by_the_sweep(running):
+    tenant = make_tenant()
+    intake = running(imap=True)
+    with FakeImap() as server:
+        imap = {
+            "transport": MailTransport.IMAP,
+            "imap_host": server.host,
+            "imap_port": server.port,
+            "imap_ssl": False,
+            "imap_username": server.username,
+            "imap_password": server.password,
+        }
+        source = make_source(tenant, **imap)
+        uid = server.deliver(mail("dispatch@example.jp", body()))
+        intake.refresh_pollers()  # what each sweep does
+        assert eventually(lambda: server.is_seen(uid))
+        (stop, thread) = next(iter(intake.pollers.values()))
+        assert server.password not in repr(next(iter(intake.pollers)))
+        settings = {k: getattr(source, k) for k in ("name", "senders", "profile")}
+        sources.update_source(
+            admin(tenant),
+            source.id,
+            SourceInput(**settings, **{**imap, "imap_password": ""}, active=False),
+            expected_version=source.version,
+        )
+        intake.refresh_pollers()
+        assert intake.pollers == {} and stop.is_set()
+        thread.join(timeout=10)
+        assert not thread.is_alive()

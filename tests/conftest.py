@@ -18,9 +18,23 @@ from pathlib import Path
 
 # The SQLite test database and the data directory live in memory (tmpfs) where there is one:
 # a test database need not survive a crash, and every commit then costs no fsync.
+# Each process removes its directory when it exits, and what a killed run left behind (named
+# after a process that is gone) when the next one starts, since tmpfs keeps files in memory.
 _SHM = Path("/dev/shm")
 _IN_MEMORY = _SHM.is_dir() and os.access(_SHM, os.W_OK)
-_TMP = Path(tempfile.mkdtemp(prefix="hikeshi-test-", dir=_SHM if _IN_MEMORY else None))
+
+
+def _process_is_gone(pid: str) -> bool:
+    return pid.isdigit() and not Path(f"/proc/{pid}").exists()
+
+
+if _IN_MEMORY:
+    for _stale in _SHM.glob("hikeshi-test-*-*"):
+        if _process_is_gone(_stale.name.split("-")[2]):
+            shutil.rmtree(_stale, ignore_errors=True)
+_TMP = Path(
+    tempfile.mkdtemp(prefix=f"hikeshi-test-{os.getpid()}-", dir=_SHM if _IN_MEMORY else None)
+)
 atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 os.environ["HIKESHI_DATA_DIR"] = str(_TMP)
 os.environ.setdefault(

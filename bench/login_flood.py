@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import multiprocessing
 import os
@@ -46,8 +45,6 @@ import secrets
 import shutil
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -57,33 +54,21 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-_DATA = tempfile.mkdtemp(prefix="hikeshi-bench-")
-os.environ["HIKESHI_DATA_DIR"] = _DATA
-os.environ.setdefault(
-    "HIKESHI_MASTER_KEYS", "bench:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-)
-os.environ.setdefault("HIKESHI_SESSION_SECRET", secrets.token_urlsafe(48))
 # the production profile: no test-suite overrides of the argon2 cost or the login limits
 for _name in [n for n in os.environ if n.startswith(("HIKESHI_ARGON2_", "HIKESHI_LOGIN_"))]:
     del os.environ[_name]
 
 import httpx  # noqa: E402
-from alembic import command  # noqa: E402
-from alembic.config import Config  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from scratch import DATA, Database  # noqa: E402 - sets up the environment
 from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 from websockets.sync.client import ClientConnection, connect  # noqa: E402
 
 from core.actor import system_actor  # noqa: E402
 from services import demo, demo_data, members, tenants  # noqa: E402
-from services.db import build_engine, normalise_url, set_engine  # noqa: E402
 from services.signin import local  # noqa: E402
 from tests.e2e.conftest import _free_port, _wait_until_healthy  # noqa: E402
 
-APP_ROLE = os.environ.get("HIKESHI_APP_DB_ROLE", "hikeshi_app")
 EXTRA_ACCOUNTS = 2
 PASSWORD = "bench-password-" + secrets.token_hex(8)
 HEALTHZ_PAUSE = 0.05
@@ -92,44 +77,6 @@ LIMIT = 2.0
 SUCCESS = ForwardMsg.ScriptFinishedStatus.FINISHED_SUCCESSFULLY
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ERROR_LINE = re.compile(r"^[\w.]*(?:Error|Exception): .*$", re.MULTILINE)
-
-
-# -- the database --------------------------------------------------------------------------------
-
-
-class Database:
-    """A scratch database, migrated; `app_url` is what the server connects with."""
-
-    def __init__(self, server_url: str | None) -> None:
-        self.server_url, self.name = server_url, ""
-        if server_url is None:
-            self.owner_url = self.app_url = f"sqlite:///{Path(_DATA) / 'bench.db'}"
-        else:
-            self.name = f"hikeshi_bench_{uuid.uuid4().hex[:8]}"
-            with self._admin() as conn:
-                conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-            owner = make_url(normalise_url(server_url)).set(database=self.name)
-            self.owner_url = owner.render_as_string(hide_password=False)
-            self.app_url = owner.set(username=APP_ROLE, password=None).render_as_string(
-                hide_password=False
-            )
-        cfg = Config(str(ROOT / "alembic.ini"))
-        cfg.set_main_option("sqlalchemy.url", self.owner_url)
-        cfg.attributes["configure_logger"] = False
-        command.upgrade(cfg, "heads")
-        self.engine = build_engine(self.app_url)
-        set_engine(self.engine)
-
-    def _admin(self):
-        server = make_url(normalise_url(self.server_url or ""))
-        admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        return admin.connect()
-
-    def close(self) -> None:
-        self.engine.dispose()
-        if self.name:
-            with self._admin() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
 
 
 def seed() -> tuple[str, list[str]]:
@@ -164,7 +111,7 @@ class Server:
     def start(cls, db: Database) -> Server:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        log = Path(_DATA) / "server.log"
+        log = Path(DATA) / "server.log"
         env = os.environ | {
             "HIKESHI_DATABASE_URL": db.app_url,
             "HIKESHI_MIGRATION_DATABASE_URL": db.owner_url,
@@ -406,7 +353,7 @@ def main() -> None:
 
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        stack.callback(shutil.rmtree, _DATA, ignore_errors=True)
+        stack.callback(shutil.rmtree, DATA, ignore_errors=True)
         db = Database(args.database_url)
         stack.callback(db.close)
         server = Server.start(db)  # starts up on one core while the brigade is seeded on the other

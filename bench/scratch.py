@@ -40,24 +40,25 @@ def migrate(url: str) -> None:
 
 
 class Database:
-    """A scratch database: the application's engine (set for the services) and the owner's."""
+    """A scratch database: the application's engine (set for the services) and the owner's;
+    `app_url` and `owner_url` for a server process started on it."""
 
     def __init__(self, server_url: str | None) -> None:
         self.server_url, self.name = server_url, ""
         if server_url is None:
-            url = f"sqlite:///{Path(DATA) / 'bench.db'}"
-            migrate(url)
-            self.app = self.owner = build_engine(url)
+            self.owner_url = self.app_url = f"sqlite:///{Path(DATA) / 'bench.db'}"
         else:
             server = make_url(normalise_url(server_url))
             self.name = f"hikeshi_bench_{uuid.uuid4().hex[:8]}"
             with self._admin() as conn:
                 conn.execute(text(f'CREATE DATABASE "{self.name}"'))
             owner = server.set(database=self.name)
-            migrate(owner.render_as_string(hide_password=False))
-            self.owner = build_engine(owner.render_as_string(hide_password=False))
+            self.owner_url = owner.render_as_string(hide_password=False)
             app = owner.set(username=APP_ROLE, password=None)
-            self.app = build_engine(app.render_as_string(hide_password=False))
+            self.app_url = app.render_as_string(hide_password=False)
+        migrate(self.owner_url)
+        self.owner = build_engine(self.owner_url)
+        self.app = self.owner if self.app_url == self.owner_url else build_engine(self.app_url)
         set_engine(self.app)
 
     @property

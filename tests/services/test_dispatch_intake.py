@@ -21,7 +21,8 @@ from models.enums import AuditCategory, Function, Level
 from services import keys
 from services.db import unit_of_work
 from services.dispatch import incidents, intake, mail_log, sources
-from services.errors import PermissionDenied, ValidationError
+from services.dispatch.sources import SourceInput
+from services.errors import NotFound, PermissionDenied, ValidationError
 from tests.dispatch_factories import PROFILE, SENDER, body, mail, make_source, where
 from tests.factories import PLATFORM, actor_with, admin, make_tenant
 from tests.fakes.dkim_key import SigningKey
@@ -467,3 +468,30 @@ def test_a_long_kind_and_number_as_the_parser_takes_them_are_stored():
     assert outcome.status == MailStatus.ACCEPTED
     (incident,) = board(tenant)
     assert incident.kind == kind[:200] and incident.reference == reference
+
+
+def test_another_brigade_cannot_reach_a_source_an_incident_or_a_mail_by_id():
+    a, b = make_tenant(), make_tenant()
+    source = make_source(a)
+    outcome = intake.receive(where(source), mail(source.address, body()))
+    (incident,) = board(a)
+    other = admin(b)
+    calls = [
+        lambda: sources.rotate_address(other, source.id),
+        lambda: sources.update_source(
+            other,
+            source.id,
+            SourceInput(name="乗っ取り", senders=(SENDER,), profile=PROFILE),
+            expected_version=source.version,
+        ),
+        lambda: incidents.get_incident(other, incident.id),
+        lambda: incidents.set_status(
+            other, incident.id, IncidentStatus.DISPATCHED, expected_version=incident.version
+        ),
+        lambda: incidents.confirm_review(other, incident.id, expected_version=incident.version),
+        lambda: mail_log.raw_mail(other, outcome.mail_id),
+    ]
+    for call in calls:
+        with pytest.raises(NotFound):
+            call()
+    assert board(a) == [incident] and sources.list_sources(admin(a))[0].address == source.address

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -306,10 +306,20 @@ def _error(error: str, description: str = "", status: int = 400) -> JSONResponse
     return JSONResponse(body, status_code=status)
 
 
+class Servable(Protocol):
+    app: Starlette
+    base_url: str
+
+
+_Fake = TypeVar("_Fake", bound=Servable)
+
+
 @contextmanager
-def serve(fake: FakeLine) -> Iterator[FakeLine]:
-    """Run the fake on a free port of 127.0.0.1 in a background thread."""
-    sock = socket.socket()
+def serve(fake: _Fake) -> Iterator[_Fake]:
+    """Run a fake (FakeLine, FakeMessaging) on a free port of 127.0.0.1 in a background thread."""
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that name it, and without
+    # it every answer on a kept-alive connection waits 40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()
     server = uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off"))

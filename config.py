@@ -51,6 +51,11 @@ class Settings:
     line_jwks_url: str = "https://api.line.me/oauth2/v2.1/certs"
     line_bot_prompt: str = ""  # "", "normal" or "aggressive": offer the brigade's official account
     line_prompt_consent: bool = False  # ask LINE to show the consent screen at every login
+    # The Messaging API channel (the call-out, #21): one per installation, under the same LINE
+    # provider as the Login channel so that a member's user id is the same in both.
+    line_messaging_token: str = field(default="", repr=False)
+    line_messaging_secret: str = field(default="", repr=False)
+    line_api_url: str = "https://api.line.me"
     # Keep the session cookie across browser restarts (Max-Age). Off by default: a shared
     # fire-station PC should forget the sign-in when the browser closes.
     persistent_sessions: bool = False
@@ -84,6 +89,10 @@ class Settings:
     @property
     def line_configured(self) -> bool:
         return bool(self.line_channel_id and self.line_channel_secret)
+
+    @property
+    def line_messaging_configured(self) -> bool:
+        return bool(self.line_messaging_token and self.line_messaging_secret)
 
 
 def _file_values(path: Path, table: str | None) -> dict[str, str]:
@@ -244,6 +253,9 @@ def load_settings() -> Settings:
             ("line_token_url", "LINE_TOKEN_URL"),
             ("line_jwks_url", "LINE_JWKS_URL"),
             ("line_bot_prompt", "LINE_BOT_PROMPT"),
+            ("line_messaging_token", "LINE_MESSAGING_TOKEN"),
+            ("line_messaging_secret", "LINE_MESSAGING_SECRET"),
+            ("line_api_url", "LINE_API_URL"),
             ("mail_domain", "MAIL_DOMAIN"),
             ("smtp_host", "SMTP_HOST"),
         )

@@ -10,6 +10,7 @@ import uuid
 from urllib.parse import urlsplit
 
 import streamlit as st
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.middleware import Middleware
@@ -21,6 +22,7 @@ from config import get_settings
 from core.actor import Actor, ActorKind, RequestContext
 from services import registrations
 from services.db import current_engine
+from services.dispatch import line_webhook
 from services.signin import line, line_sessions, local, sessions
 from web.hidden_paths import HiddenPaths
 from web.password_checks import run_password_check
@@ -28,6 +30,7 @@ from web.security_headers import SecurityHeaders
 from web.vendor_route import vendor_route
 
 LOGIN_FIELD_LIMIT = 200
+WEBHOOK_MAX_BYTES = 1024 * 1024  # LINE's webhook bodies are a few kilobytes
 
 
 def request_context(request: Request) -> RequestContext:
@@ -187,6 +190,27 @@ def _line_actor(request: Request, kind: ActorKind) -> Actor | None:
     return actor if actor is not None and actor.kind == kind else None
 
 
+async def line_webhook_route(request: Request) -> Response:
+    """LINE's webhook: signature first (over the raw body), events kept once by their id, 200
+    at once; the events are handled after the answer, off the event loop."""
+    if not get_settings().line_messaging_configured:
+        return PlainTextResponse("Not Found", status_code=404)
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > WEBHOOK_MAX_BYTES:
+            return PlainTextResponse("too large", status_code=413)
+    kept = await run_in_threadpool(
+        line_webhook.receive,
+        bytes(body),
+        request.headers.get("x-line-signature"),
+        request_context(request),
+    )
+    if kept is None:
+        return PlainTextResponse("invalid signature", status_code=400)
+    return PlainTextResponse("ok", background=BackgroundTask(line_webhook.handle, kept))
+
+
 def _signed_in(token: str | None, failure: str) -> Response:
     if token is None:
         return _redirect(failure)
@@ -203,6 +227,7 @@ routes = [
     Route(line.CALLBACK_PATH, line_callback, methods=["GET"]),
     Route("/auth/line/register", line_register, methods=["POST"]),
     Route("/auth/line/brigade", line_brigade, methods=["POST"]),
+    Route(line_webhook.WEBHOOK_PATH, line_webhook_route, methods=["POST"]),
     vendor_route(),
 ]
 

@@ -16,6 +16,7 @@ from services.catalog import Function, IncidentStatus, Level
 from services.dispatch import incidents
 from services.dispatch.incidents import IncidentView
 from services.errors import ServiceError
+from ui.callout_view import show_callout
 from ui.common import current_actor, run_action, show_error
 from ui.confirm import Confirmation, confirm_button
 from ui.import_view import require
@@ -43,6 +44,10 @@ require(actor, Function.DISPATCH, Level.VIEW)
 can_edit = allows(actor, Need(Function.DISPATCH, Level.EDIT))
 state = st.session_state
 # A widget's value may be set only before it is drawn: a new incident is picked on the next run.
+# The link in a LINE call-out opens the page with ?incident=<id>.
+if linked := st.query_params.get("incident"):
+    state.setdefault(PICK_NEXT, linked)
+    del st.query_params["incident"]
 if PICK_NEXT in state:
     state[PICK] = state.pop(PICK_NEXT)
 
@@ -87,6 +92,8 @@ st.dataframe(incident_table(rows), hide_index=True, width="stretch")
 st.caption("時刻は日本時間（JST）。覚知は本部の記載、受信はこのシステムがメールを受けた時刻です。")
 
 labels = {str(i.id): label(i) for i in rows}
+if state.get(PICK) not in labels:  # a link to an incident not listed here (or not ours)
+    state.pop(PICK, None)
 picked = st.selectbox(
     "詳細を表示する出動",
     list(labels),
@@ -105,6 +112,7 @@ except ServiceError as exc:
 
 st.divider()
 show_incident(incident, entries)
+show_callout(actor, incident, can_edit=can_edit, notice_key=NOTICE)
 if not can_edit:
     st.stop()
 

@@ -2,6 +2,14 @@
 
 from models.account import LocalAccount, LoginThrottle, Session
 from models.audit import AuditChainHead, AuditCheckpoint, AuditEvent, AuditPurgeGuard
+from models.callout import (
+    Callout,
+    CalloutAnswer,
+    CalloutSettings,
+    CalloutTarget,
+    LineOutbox,
+    LineWebhookEvent,
+)
 from models.dispatch import InboundMail, Incident, IncidentEntry, MailSource
 from models.import_mapping import ImportMapping
 from models.line import LineAuthRequest, LinePendingLogin, LineRegistration, MemberLine
@@ -22,6 +30,7 @@ PLATFORM_TABLES = frozenset(
         "alembic_version",
         "line_auth_request",
         "line_pending_login",
+        "line_webhook_event",
         "login_throttle",
         "maintenance_notice",
     }
@@ -34,13 +43,19 @@ __all__ = [
     "AuditCheckpoint",
     "AuditEvent",
     "AuditPurgeGuard",
+    "Callout",
+    "CalloutAnswer",
+    "CalloutSettings",
+    "CalloutTarget",
     "ImportMapping",
     "InboundMail",
     "Incident",
     "IncidentEntry",
     "LineAuthRequest",
+    "LineOutbox",
     "LinePendingLogin",
     "LineRegistration",
+    "LineWebhookEvent",
     "LocalAccount",
     "LoginThrottle",
     "MailSource",

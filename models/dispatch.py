@@ -191,6 +191,7 @@ class Incident(SQLModel, table=True):
     created_at: datetime = created_field()
     updated_at: datetime = created_field()
     closed_at: datetime | None = optional_time_field()
+    test: bool = False  # a test call-out (テスト): never counted, never reported
     version: int = 1
 
 

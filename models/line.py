@@ -81,3 +81,6 @@ class MemberLine(SQLModel, table=True):
     sub_enc: str
     sub_bidx: str = Field(max_length=64)
     linked_at: datetime = created_field()
+    # models.callout.FriendStatus: whether the official account may message this member
+    friend_status: str = Field(default="unknown", max_length=10)
+    friend_status_at: datetime | None = optional_time_field()

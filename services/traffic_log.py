@@ -96,6 +96,9 @@ def record_external_call(
     retry_key: str = "",
     attempt: int = 1,
     error: str = "",
+    request_id: str = "",
+    recipients: int | None = None,
+    quota_remaining: int | None = None,
     session: Session | None = None,
 ) -> None:
     """One call to LINE or another service. Takes no headers or bodies, so no token or message
@@ -113,6 +116,8 @@ def record_external_call(
         errors["latency_ms"] = "所要時間・試行回数が正しくありません。"
     if not RETRY_KEY.fullmatch(retry_key or ""):
         errors["retry_key"] = "リトライキーが正しくありません。"
+    if not RETRY_KEY.fullmatch(request_id or ""):
+        errors["request_id"] = "リクエストIDが正しくありません。"
     if error and not ERROR_NAME.fullmatch(error):
         errors["error"] = "エラーは例外クラス名で指定してください。"
     if errors:
@@ -135,6 +140,9 @@ def record_external_call(
             "retry_key": retry_key,
             "attempt": attempt,
             "error": error,
+            **({"request_id": request_id} if request_id else {}),
+            **({"recipients": recipients} if recipients is not None else {}),
+            **({"quota_remaining": quota_remaining} if quota_remaining is not None else {}),
         },
     )
 

@@ -33,7 +33,7 @@ from models.dispatch import InboundMail, Incident, MailSource, MailStatus, MailT
 from models.enums import AuditCategory, Function, Level, TenantStatus
 from services.base import Tx, transaction
 from services.db import unit_of_work
-from services.dispatch import incidents
+from services.dispatch import callout, incidents
 from services.dispatch.sources import (
     address_hash,
     sender_allowed,
@@ -368,6 +368,7 @@ def _correlate(
     incidents.add_entry(
         tx, row, "created", f"{followup.label}メールから登録しました。", mail_id=mail.id
     )
+    callout.start_for_new_incident(tx, row)
     return row
 
 
@@ -396,6 +397,7 @@ def _follow_up(tx: Tx, row: Incident, mail: InboundMail, parsed: ParsedDispatch)
     target = incidents.FOLLOWUP_STATUS.get(parsed.followup)
     if target is not None and incidents.can_move(incidents.S(row.status), target):
         incidents.move(tx, row, target, by_hand=False, mail_id=mail.id)
+        callout.notify_followup(tx, row, target)
 
 
 def _aligned(dkim_domain: str | None, header_from: str) -> bool:

@@ -20,12 +20,13 @@ from models.base import utcnow
 from models.dispatch import MailSource, MailTransport
 from services import tenants
 from services.base import transaction
-from services.dispatch import intake
+from services.dispatch import intake, line_webhook, outbox
 from services.dispatch.sources import imap_password, list_sources
 from services.traffic_log import external_call_recorder
 
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 30.0
+SEND_SECONDS = 1.0
 PURGE_EVERY_SWEEPS = 120  # about an hour
 UNKNOWN_RECIPIENT = "No such recipient"
 OPERATOR = Actor(kind=ActorKind.SYSTEM, display_name="send-test-mail", label="send-test-mail")
@@ -79,6 +80,7 @@ def smtp_sink(
             intake.process(tenant_id, mail_id, dnsfunc=dnsfunc)
         except Exception:
             log.exception("mail %s stored but not handled; the sweep will retry", mail_id)
+    outbox.wake.set()  # a call-out queued with the incident goes out now, not at the next pass
     return None
 
 
@@ -120,6 +122,7 @@ def imap_sink(source: ImapSource, *, dnsfunc: intake.DNSFunc | None = None):
             intake.process(source.tenant_id, mail_id, dnsfunc=dnsfunc)
         except Exception:
             log.exception("mail %s stored but not handled; the sweep will retry", mail_id)
+        outbox.wake.set()
 
     return sink
 
@@ -146,11 +149,25 @@ class MailIntake:
         # one poller per mailbox as configured now; a changed or disabled source's poller stops
         self.pollers: dict[ImapSource, tuple[threading.Event, threading.Thread]] = {}
         self.imap = imap
+        self.quota = outbox.QuotaGuard()
+        self.sender = threading.Thread(target=self.send_loop, name="line-outbox", daemon=True)
 
     def start(self) -> None:
         self.receiver.start()
+        self.sender.start()
         if self.imap:
             self.refresh_pollers()
+
+    def send_loop(self) -> None:
+        """The LINE outbox and the call-out timers: at once when this process queued a wave,
+        else every second (waves queued by the app's pages and by other processes)."""
+        while not self.stop_event.is_set():
+            outbox.wake.wait(SEND_SECONDS)
+            outbox.wake.clear()
+            try:
+                outbox.run_due(self.quota)
+            except Exception:
+                log.exception("LINE outbox pass failed; trying again")
 
     def refresh_pollers(self) -> None:
         """Poll the mailboxes configured now: a source added on 出動メール設定 is picked up at
@@ -190,6 +207,7 @@ class MailIntake:
                 if self.imap:
                     self.refresh_pollers()
                 intake.process_pending(dnsfunc=self.dnsfunc)
+                line_webhook.handle_pending()
                 sweeps += 1
                 if sweeps % PURGE_EVERY_SWEEPS == 0:
                     intake.purge_expired_raw()
@@ -198,6 +216,8 @@ class MailIntake:
 
     def stop(self) -> None:
         self.stop_event.set()
+        outbox.wake.set()
+        self.sender.join(timeout=10)
         for stop, _thread in self.pollers.values():
             stop.set()
         self.receiver.stop()

@@ -1,0 +1,479 @@
+"""The call-out (出動連絡, #21): whom an incident calls, the waves of LINE messages queued for
+them in the same transaction as the decision (the outbox, sent by services.dispatch.outbox),
+their answers (出動可否), and the tally a leader watches.
+
+Targets are the active members of the called 分団 plus the leaders (the configured rank and
+above). Only members linked to LINE and not blocking the official account are messaged; the
+others are still targets, shown as 未回答 so that a leader can phone them and enter the answer
+(代理入力). Without a Messaging API channel nobody is messaged and the page says so."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import select
+
+from config import get_settings
+from core.access import Need, in_unit
+from core.actor import Actor
+from formats import line_callout
+from formats.line_callout import CalloutContent
+from integrations.line_messaging import MAX_RECIPIENTS, new_retry_key
+from models import Member, MemberLine, Rank
+from models.base import utcnow
+from models.callout import (
+    Answer,
+    Callout,
+    CalloutAnswer,
+    CalloutKind,
+    CalloutSettings,
+    CalloutTarget,
+    FriendStatus,
+    LineOutbox,
+)
+from models.dispatch import Incident, IncidentStatus
+from models.enums import Function, Level, MemberStatus
+from services.base import Tx, scoped, transaction
+from services.dispatch import incidents
+from services.errors import NotFound, ValidationError
+
+VIEW = Need(Function.DISPATCH, Level.VIEW)
+EDIT = Need(Function.DISPATCH, Level.EDIT)
+ADMIN = Need(Function.DISPATCH, Level.ADMIN)
+MESSAGES_FIELD = "callout.messages"
+CALLABLE = frozenset(
+    {IncidentStatus.RECEIVED, IncidentStatus.DISPATCHED, IncidentStatus.SUPPRESSED}
+)
+NOT_OPEN = "この出動は鎮火・誤報・取消・終了のため、連絡できません。"
+
+
+def messaging_enabled() -> bool:
+    return get_settings().line_messaging_configured
+
+
+def unit_of(affiliation: str) -> str:
+    """The 分団 part of a 所属 (「第1分団 第2部」→「第1分団」), as the tally groups members."""
+    text = unicodedata.normalize("NFKC", affiliation or "").strip()
+    return text.split()[0] if text else "（所属なし）"
+
+
+def settings_in(tx: Tx) -> CalloutSettings:
+    row = tx.session.get(CalloutSettings, tx.tenant_id)
+    return row or CalloutSettings(tenant_id=tx.tenant_id, version=0)
+
+
+def incident_link(incident_id: uuid.UUID) -> str:
+    return f"{get_settings().public_base_url.rstrip('/')}/incidents?incident={incident_id}"
+
+
+def content_of(tx: Tx, row: Incident) -> CalloutContent:
+    return CalloutContent(
+        tenant_id=row.tenant_id,
+        incident_id=row.id,
+        number=row.number,
+        kind=row.kind,
+        place=incidents.unseal(tx, row, "place"),
+        landmark=incidents.unseal(tx, row, "landmark"),
+        occurred_at=row.occurred_at or row.received_at or row.created_at,
+        units=tuple(json.loads(row.units)),
+        link=incident_link(row.id),
+        test=row.test,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Who is called
+
+
+@dataclass(frozen=True)
+class Candidate:
+    member_id: uuid.UUID
+    unit: str
+    leader: bool
+    reachable: bool
+
+
+def candidates(tx: Tx, units: tuple[str, ...], *, leaders: bool) -> list[Candidate]:
+    """Active members of `units` (every active member when units is empty and the brigade
+    calls all for such mail), and with `leaders` every member of the leader ranks."""
+    settings = settings_in(tx)
+    query = scoped(select(Member, Rank), tx.actor).where(
+        Member.rank_id == Rank.id, Member.status == MemberStatus.ACTIVE
+    )
+    links = {
+        link.member_id: link for link in tx.session.exec(scoped(select(MemberLine), tx.actor)).all()
+    }
+    everyone = not units and settings.no_units_target == "all"
+    found = []
+    for member, rank in tx.session.exec(query).all():
+        leader = rank.position <= settings.leader_rank_position
+        called = next((u for u in units if in_unit(member.affiliation, u)), None)
+        if called is None and not everyone and not (leaders and leader):
+            continue
+        link = links.get(member.id)
+        reachable = link is not None and link.friend_status != FriendStatus.BLOCKED
+        found.append(Candidate(member.id, called or unit_of(member.affiliation), leader, reachable))
+    return found
+
+
+def targeted(tx: Tx, incident_id: uuid.UUID) -> dict[uuid.UUID, CalloutTarget]:
+    rows = tx.session.exec(
+        scoped(select(CalloutTarget), tx.actor).where(CalloutTarget.incident_id == incident_id)
+    ).all()
+    return {row.member_id: row for row in rows}
+
+
+# ---------------------------------------------------------------------------
+# Waves and the outbox
+
+
+def queue_wave(
+    tx: Tx,
+    row: Incident,
+    kind: CalloutKind,
+    member_ids: list[uuid.UUID],
+    messages: list[dict],
+    *,
+    units: tuple[str, ...] = (),
+    escalate_at: datetime | None = None,
+) -> Callout:
+    """One wave: the same messages to every member, in chunks LINE takes in one multicast."""
+    wave = Callout(
+        tenant_id=tx.tenant_id,
+        incident_id=row.id,
+        kind=kind,
+        units=json.dumps(list(units), ensure_ascii=False),
+        recipients=len(member_ids) if messaging_enabled() else 0,
+        messages_enc="",
+        escalate_at=escalate_at,
+        actor_label=tx.actor.label or tx.actor.display_name,
+    )
+    wave.messages_enc = tx.cipher.encrypt(
+        json.dumps(messages, ensure_ascii=False), field=MESSAGES_FIELD, row_id=wave.id
+    )
+    tx.session.add(wave)
+    if messaging_enabled():
+        now = utcnow()
+        for chunk, start in enumerate(range(0, len(member_ids), MAX_RECIPIENTS)):
+            ids = [str(m) for m in member_ids[start : start + MAX_RECIPIENTS]]
+            tx.session.add(
+                LineOutbox(
+                    tenant_id=tx.tenant_id,
+                    callout_id=wave.id,
+                    chunk=chunk,
+                    member_ids=json.dumps(ids),
+                    retry_key=new_retry_key(),
+                    next_attempt_at=now,
+                )
+            )
+    tx.session.flush()
+    return wave
+
+
+def wave_messages(tx: Tx, wave: Callout) -> list[dict]:
+    return json.loads(tx.cipher.decrypt(wave.messages_enc, field=MESSAGES_FIELD, row_id=wave.id))
+
+
+def call_units(
+    tx: Tx, row: Incident, units: tuple[str, ...], *, kind: CalloutKind, leaders: bool
+) -> Callout | None:
+    """Call the members of `units` not called for this incident yet; None if there are none."""
+    if IncidentStatus(row.status) not in CALLABLE:
+        raise ValidationError({"状態": NOT_OPEN})
+    already = targeted(tx, row.id)
+    fresh = [c for c in candidates(tx, units, leaders=leaders) if c.member_id not in already]
+    if not fresh:
+        return None
+    settings = settings_in(tx)
+    heading = "応援要請" if kind == CalloutKind.WIDEN else ""
+    message = line_callout.callout_message(content_of(tx, row), heading=heading)
+    reachable = [c.member_id for c in fresh if c.reachable]
+    wave = queue_wave(
+        tx,
+        row,
+        kind,
+        reachable,
+        [message],
+        units=units,
+        escalate_at=utcnow() + timedelta(minutes=settings.reminder_minutes),
+    )
+    notified = messaging_enabled()
+    for c in fresh:
+        tx.session.add(
+            CalloutTarget(
+                tenant_id=tx.tenant_id,
+                incident_id=row.id,
+                member_id=c.member_id,
+                callout_id=wave.id,
+                unit=c.unit,
+                leader=c.leader,
+                notified=notified and c.reachable,
+            )
+        )
+    how = f"LINEで{len(reachable)}名に送信します" if notified else "LINE未設定のため通知なし"
+    called = "・".join(units) or "全団員"
+    incidents.add_entry(
+        tx, row, "callout", f"{kind.label}: {called}（対象{len(fresh)}名、{how}）。"
+    )
+    tx.audit(
+        f"callout.{kind.value}",
+        target_type="incident",
+        target_id=row.id,
+        details={
+            "number": row.number,
+            "units": list(units),
+            "targets": len(fresh),
+            "messaged": len(reachable) if notified else 0,
+        },
+    )
+    return wave
+
+
+def start_for_new_incident(tx: Tx, row: Incident) -> Callout | None:
+    """The automatic call-out of a dispatch mail's incident, in the intake's transaction."""
+    if not settings_in(tx).auto_callout or IncidentStatus(row.status) not in CALLABLE:
+        return None
+    return call_units(tx, row, tuple(json.loads(row.units)), kind=CalloutKind.CALLOUT, leaders=True)
+
+
+def notify_followup(tx: Tx, row: Incident, status: IncidentStatus) -> Callout | None:
+    """鎮圧・鎮火・誤報・取消 to those whose latest answer says they are coming; an end stops
+    the reminders."""
+    if status not in incidents.FOLLOWUP_STATUS.values():
+        return None
+    if status in incidents.ENDS:
+        for wave in _waves(tx, row.id):
+            wave.escalate_at = None
+    coming = [
+        member_id
+        for member_id, answer in latest_answers(tx, row.id).items()
+        if Answer(answer.answer).coming
+    ]
+    targets = targeted(tx, row.id)
+    recipients = [m for m in coming if m in targets and targets[m].notified]
+    if not recipients:
+        return None
+    message = line_callout.followup_message(content_of(tx, row), status.label)
+    return queue_wave(tx, row, CalloutKind.FOLLOWUP, recipients, [message])
+
+
+def call_out(actor: Actor, incident_id: uuid.UUID, units: tuple[str, ...]) -> int:
+    """A leader calls 分団 by hand: the first call-out of an incident entered by hand, or more
+    分団 when crews are short (応援要請). Returns how many members were newly called."""
+    with transaction(actor, EDIT, action="callout.call_out") as tx:
+        row = _incident(tx, incident_id)
+        if not units and targeted(tx, row.id):
+            raise ValidationError({"分団": "応援要請する分団を選んでください。"})
+        first = not targeted(tx, row.id)
+        kind = CalloutKind.CALLOUT if first else CalloutKind.WIDEN
+        wave = call_units(tx, row, units, kind=kind, leaders=first)
+        count = 0 if wave is None else len(targeted(tx, row.id))
+        tx.commit()
+        return count
+
+
+# ---------------------------------------------------------------------------
+# Answers and the tally
+
+
+def latest_answers(tx: Tx, incident_id: uuid.UUID) -> dict[uuid.UUID, CalloutAnswer]:
+    rows = tx.session.exec(
+        scoped(select(CalloutAnswer), tx.actor)
+        .where(CalloutAnswer.incident_id == incident_id)
+        .order_by(CalloutAnswer.at, CalloutAnswer.id)
+    ).all()
+    return {row.member_id: row for row in rows}  # later rows win
+
+
+def add_answer(
+    tx: Tx,
+    row: Incident,
+    member: Member,
+    answer: Answer,
+    *,
+    eta_minutes: int | None,
+    via: str,
+) -> CalloutAnswer:
+    record = CalloutAnswer(
+        tenant_id=tx.tenant_id,
+        incident_id=row.id,
+        member_id=member.id,
+        answer=answer,
+        eta_minutes=eta_minutes,
+        via=via,
+        actor_label=tx.actor.label or tx.actor.display_name,
+        at=utcnow(),
+    )
+    tx.session.add(record)
+    eta = f"（到着見込み{eta_minutes}分）" if eta_minutes else ""
+    proxy = "（代理入力）" if via == "proxy" else ""
+    incidents.add_entry(tx, row, "answer", f"{member.member_code}: {answer.label}{eta}{proxy}")
+    tx.audit(
+        "callout.answer_proxy" if via == "proxy" else "callout.answer",
+        target_type="incident",
+        target_id=row.id,
+        details={
+            "number": row.number,
+            "member": member.member_code,
+            "answer": answer.value,
+            "eta_minutes": eta_minutes,
+            "via": via,
+        },
+    )
+    return record
+
+
+def answer_by_proxy(
+    actor: Actor,
+    incident_id: uuid.UUID,
+    member_id: uuid.UUID,
+    answer: Answer,
+    *,
+    eta_minutes: int | None = None,
+) -> None:
+    """A leader enters the answer of a member reached by telephone (代理入力, audited)."""
+    with transaction(actor, EDIT, action="callout.answer_proxy") as tx:
+        row = _incident(tx, incident_id)
+        if IncidentStatus(row.status) not in CALLABLE:
+            raise ValidationError({"状態": NOT_OPEN})
+        member = tx.get(Member, member_id)
+        if member is None or member.status != MemberStatus.ACTIVE:
+            raise NotFound()
+        if member_id not in targeted(tx, row.id):
+            raise ValidationError(
+                {"団員": "この出動の対象ではない団員です。先に分団を呼び出してください。"}
+            )
+        if eta_minutes is not None and not 0 < eta_minutes <= 240:
+            raise ValidationError({"到着見込み": "到着見込みは1〜240分で入力してください。"})
+        add_answer(tx, row, member, answer, eta_minutes=eta_minutes, via="proxy")
+        tx.commit()
+
+
+@dataclass(frozen=True)
+class TargetLine:
+    member_id: uuid.UUID
+    member_code: str
+    name: str
+    unit: str
+    leader: bool
+    notified: bool
+    answer: Answer | None
+    eta_minutes: int | None
+    answered_at: datetime | None
+    via: str
+    reminded: bool
+
+    @property
+    def answer_label(self) -> str:
+        return self.answer.label if self.answer else "未回答"
+
+
+@dataclass(frozen=True)
+class UnitTally:
+    unit: str
+    counts: dict[str, int]  # Answer values and "none"
+    crew_minimum: int
+
+    @property
+    def coming(self) -> int:
+        return self.counts.get(Answer.AVAILABLE, 0) + self.counts.get(Answer.LATE, 0)
+
+    @property
+    def short(self) -> bool:
+        return self.coming < self.crew_minimum
+
+
+@dataclass(frozen=True)
+class Tally:
+    incident_id: uuid.UUID
+    messaging: bool
+    units: list[UnitTally]
+    lines: list[TargetLine]
+    waves: list[tuple[str, datetime, int]]  # kind label, at, recipients
+
+    @property
+    def totals(self) -> Counter:
+        return Counter(line.answer.value if line.answer else "none" for line in self.lines)
+
+
+def tally(actor: Actor, incident_id: uuid.UUID) -> Tally:
+    """The answers per 分団 against the crew minimum and per member (names for 編集 only)."""
+    with transaction(actor, VIEW, action="callout.tally") as tx:
+        row = _incident(tx, incident_id)
+        names = tx.actor.level(Function.DISPATCH) >= Level.EDIT
+        targets = targeted(tx, row.id)
+        answers = latest_answers(tx, row.id)
+        members = {
+            m.id: m
+            for m in tx.session.exec(
+                scoped(select(Member), tx.actor).where(Member.id.in_(list(targets)))
+            ).all()
+        }
+        lines = []
+        for target in targets.values():
+            member, answer = members[target.member_id], answers.get(target.member_id)
+            lines.append(
+                TargetLine(
+                    member_id=member.id,
+                    member_code=member.member_code,
+                    name=tx.cipher.member_name(member) if names else "",
+                    unit=target.unit,
+                    leader=target.leader,
+                    notified=target.notified,
+                    answer=Answer(answer.answer) if answer else None,
+                    eta_minutes=answer.eta_minutes if answer else None,
+                    answered_at=answer.at if answer else None,
+                    via=answer.via if answer else "",
+                    reminded=target.reminded_at is not None,
+                )
+            )
+        lines.sort(key=lambda line: (line.unit, line.answer is not None, line.member_code))
+        minimum = settings_in(tx).crew_minimum
+        waves = _waves(tx, row.id)
+        called = set(json.loads(row.units)).union(*(json.loads(w.units) for w in waves))
+        per_unit: dict[str, Counter] = {}
+        for line in lines:
+            if line.leader and called and line.unit not in called:
+                continue  # a leader called as such is not one of the crews counted
+            key = line.answer.value if line.answer else "none"
+            per_unit.setdefault(line.unit, Counter())[key] += 1
+        return Tally(
+            incident_id=row.id,
+            messaging=messaging_enabled(),
+            units=[UnitTally(u, dict(c), minimum) for u, c in sorted(per_unit.items())],
+            lines=lines,
+            waves=[(CalloutKind(w.kind).label, w.created_at, w.recipients) for w in waves],
+        )
+
+
+def _waves(tx: Tx, incident_id: uuid.UUID) -> list[Callout]:
+    return list(
+        tx.session.exec(
+            scoped(select(Callout), tx.actor)
+            .where(Callout.incident_id == incident_id)
+            .order_by(Callout.created_at)
+        ).all()
+    )
+
+
+def _incident(tx: Tx, incident_id: uuid.UUID) -> Incident:
+    row = tx.get(Incident, incident_id)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+def unit_choices(actor: Actor) -> list[str]:
+    """The 分団 of the brigade's active members, for calling or widening by hand."""
+    with transaction(actor, EDIT, action="callout.unit_choices") as tx:
+        rows = tx.session.exec(
+            scoped(select(Member.affiliation), tx.actor).where(
+                Member.status == MemberStatus.ACTIVE
+            )
+        ).all()
+        return sorted({unit_of(a) for a in rows if a})

@@ -1,0 +1,410 @@
+"""The call-out on LINE (#21): targets, the outbox against the fake Messaging API (chunks, retry
+keys, 409, 429, quota), the webhook (signature, dedup, postbacks), answers and the tally,
+escalation on a fake clock, follow-ups, permissions and other brigades."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from formats.line_callout import Postback, decode_postback
+from models import PLATFORM_TENANT_ID, Member, MemberLine
+from models.base import utcnow
+from models.callout import Answer, CalloutTarget, LineOutbox, OutboxStatus
+from models.enums import AuditCategory, Function, Level
+from services.crypto import TenantCipher
+from services.db import unit_of_work
+from services.dispatch import callout, incidents, intake, line_webhook, outbox
+from services.errors import NotFound, PermissionDenied, ValidationError
+from services.signin import line_sessions
+from tests.callout_factories import Brigade, make_brigade, messaging
+from tests.dispatch_factories import SENDER, body, mail, make_source, where
+from tests.factories import actor_with, admin, audit_events, rank_id
+from tests.fakes.line_messaging import new_user_id
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+
+def dispatch(brigade: Brigade, **fields: str) -> uuid.UUID:
+    source = make_source(brigade.tenant_id)
+    outcome = intake.receive(
+        where(source), mail(source.address, body(**fields)), envelope_from=SENDER
+    )
+    return outcome.incident_id
+
+
+def send_all(brigade: Brigade, *, later: timedelta = timedelta(0)) -> int:
+    """One pass of the timers and the sender for this brigade only (other tests' brigades may
+    have rows waiting for a retry)."""
+    now = utcnow() + later
+    outbox.escalate(brigade.tenant_id, now=now)
+    return outbox.send_tenant(brigade.tenant_id, outbox.QuotaGuard(), now=now)
+
+
+def multicast_recipients(fake) -> list[str]:
+    return [u for d in fake.deliveries if d.endpoint == "multicast" for u in d.to]
+
+
+def press(fake, brigade: Brigade, member_id: uuid.UUID, incident_id: uuid.UUID, answer: Answer):
+    data = Postback(brigade.tenant_id, incident_id, answer=answer).encode()
+    event = fake.postback_event(brigade.sub_of(member_id), data)
+    return post_webhook(fake, [event])
+
+
+def post_webhook(fake, events: list[dict], *, body: bytes | None = None, headers=None):
+    import server
+
+    raw, signed = fake.webhook(events)
+    with TestClient(Starlette(routes=server.routes)) as client:  # runs the background task
+        return client.post(
+            line_webhook.WEBHOOK_PATH, content=body or raw, headers=headers or signed
+        )
+
+
+# ---------------------------------------------------------------------------
+# Targets and sending
+
+
+def test_a_dispatch_mail_calls_exactly_the_listed_units_and_the_leaders(engine):
+    brigade = make_brigade({"第1分団": 3, "第2分団": 2, "第3分団": 2}, unlinked=1)
+    with messaging() as fake:
+        incident_id = dispatch(brigade, units="本町団1、第2分団")
+        assert send_all(brigade) == 1
+
+    expected = brigade.in_unit("第1分団") | brigade.in_unit("第2分団") | brigade.leaders
+    reached = {m for m in expected if brigade.subs[m]}
+    assert sorted(multicast_recipients(fake)) == sorted(brigade.subs[m] for m in reached)
+    message = fake.deliveries[0].messages[0]
+    assert message["type"] == "flex" and "建物火災" in message["altText"]
+    assert "１丁目" not in json.dumps(message, ensure_ascii=False)  # 町名 level only
+    data = [a["action"]["data"] for a in message["contents"]["footer"]["contents"][:3]]
+    assert [decode_postback(d).answer for d in data] == list(Answer)
+    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    assert {line.member_id for line in board.lines} == expected  # the unlinked one is listed
+    assert sum(not line.notified for line in board.lines) == 1
+    with unit_of_work(brigade.tenant_id) as db:
+        (row,) = db.exec(select(LineOutbox).where(LineOutbox.tenant_id == brigade.tenant_id))
+        assert row.status == OutboxStatus.SENT and row.request_id == fake.deliveries[0].request_id
+    events = audit_events(engine, brigade.tenant_id, category=AuditCategory.EXTERNAL)
+    calls = [
+        json.loads(e.details)
+        for e in events
+        if json.loads(e.details).get("endpoint", "").endswith("/multicast")
+    ]
+    assert calls and calls[0]["request_id"] == row.request_id
+    assert calls[0]["recipients"] == len(reached)
+    assert not any(sub in json.dumps(calls) for sub in brigade.subs.values() if sub)
+
+
+def bulk_members(tenant_id: uuid.UUID, count: int, unit: str) -> None:
+    """Many linked members at once, written directly (the roster service is tested elsewhere)."""
+    rank = rank_id(tenant_id)
+    with unit_of_work(tenant_id) as db:
+        cipher = TenantCipher(db, tenant_id)
+        for n in range(count):
+            member = Member(
+                tenant_id=tenant_id,
+                member_code=f"B{n:05d}",
+                rank_id=rank,
+                affiliation=unit,
+                **{f"{f}_enc": "" for f in ("name", "kana", "phone", "email", "address", "notes")},
+            )
+            for f in ("name", "kana", "phone", "email", "address", "notes"):
+                setattr(
+                    member,
+                    f"{f}_enc",
+                    cipher.encrypt("団員", field=f"member.{f}", row_id=member.id),
+                )
+            db.add(member)
+            db.flush()
+            sub = new_user_id()
+            link = MemberLine(
+                tenant_id=tenant_id,
+                member_id=member.id,
+                sub_enc="",
+                sub_bidx=cipher.blind_index(sub, field=line_sessions.SUB_FIELD),
+            )
+            link.sub_enc = cipher.encrypt(sub, field=line_sessions.SUB_FIELD, row_id=link.id)
+            db.add(link)
+        db.commit()
+
+
+def test_1600_recipients_go_in_four_multicasts_with_a_retry_key_each():
+    brigade = make_brigade({"第1分団": 0})
+    bulk_members(brigade.tenant_id, 1600, "第1分団")
+    with messaging() as fake:
+        dispatch(brigade, units="本町団1")
+        send_all(brigade)
+    sizes = sorted(len(d.to) for d in fake.deliveries)
+    assert sizes == [101, 500, 500, 500]  # 1,600 and the leader
+    assert len({d.retry_key for d in fake.deliveries}) == 4
+    assert len(set(multicast_recipients(fake))) == 1601
+
+
+def test_a_5xx_is_retried_later_with_the_same_retry_key():
+    brigade = make_brigade({"第1分団": 2})
+    with messaging() as fake:
+        fake.fail_next(500)
+        dispatch(brigade, units="本町団1")
+        assert send_all(brigade) == 0
+        assert send_all(brigade) == 0  # not due yet: the backoff holds it
+        assert send_all(brigade, later=timedelta(seconds=5)) == 1
+    (first, second) = [s for s in fake.requests if s.endpoint == "multicast"]
+    assert first.status == 500 and second.status == 200
+    assert first.retry_key == second.retry_key
+    assert len(fake.deliveries) == 1
+
+
+def test_a_lost_answer_is_retried_and_409_counts_as_sent(monkeypatch):
+    monkeypatch.setattr(outbox, "SEND_TIMEOUT", 0.3)
+    brigade = make_brigade({"第1分団": 2})
+    with messaging() as fake:
+        fake.lose_response_next(1.0)
+        dispatch(brigade, units="本町団1")
+        assert send_all(brigade) == 0  # LINE took it, but the answer never came
+        assert send_all(brigade, later=timedelta(seconds=5)) == 1
+    assert [s.status for s in fake.requests if s.endpoint == "multicast"][-1] == 409
+    assert len(fake.deliveries) == 1  # delivered once
+
+
+def test_429_waits_at_least_retry_after_and_never_duplicates():
+    brigade = make_brigade({"第1分団": 2})
+    with messaging() as fake:
+        fake.rate_limit_next(2, retry_after=20)
+        dispatch(brigade, units="本町団1")
+        send_all(brigade)
+        assert send_all(brigade, later=timedelta(seconds=10)) == 0
+        send_all(brigade, later=timedelta(seconds=25))
+        assert send_all(brigade, later=timedelta(seconds=90)) == 1
+    assert len(fake.deliveries) == 1
+
+
+def test_the_quota_guard_sends_nothing_beyond_the_months_allowance():
+    brigade = make_brigade({"第1分団": 4})
+    with messaging(quota_limit=3) as fake:
+        incident_id = dispatch(brigade, units="本町団1")
+        assert send_all(brigade) == 0
+    assert not fake.deliveries
+    assert not [s for s in fake.requests if s.endpoint == "multicast"]
+    _, entries = incidents.get_incident(admin(brigade.tenant_id), incident_id)
+    assert any("送信上限" in e.summary for e in entries)
+
+
+def test_two_senders_never_send_a_chunk_twice():
+    brigade = make_brigade({"第1分団": 0})
+    bulk_members(brigade.tenant_id, 1200, "第1分団")
+    with messaging(latency=0.05) as fake:
+        for _ in range(3):
+            dispatch(brigade, units="本町団1", reference=uuid.uuid4().hex[:10])
+        threads = [threading.Thread(target=send_all, args=(brigade,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        send_all(brigade)
+    keys = [d.retry_key for d in fake.deliveries]
+    assert len(keys) == 9 and len(set(keys)) == 9
+    assert len([s for s in fake.requests if s.endpoint == "multicast"]) == 9
+
+
+def test_without_line_nobody_is_messaged_and_proxy_answers_work():
+    brigade = make_brigade({"第1分団": 2})
+    incident_id = dispatch(brigade, units="本町団1")
+    send_all(brigade)
+    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    assert not board.messaging and not any(line.notified for line in board.lines)
+    member = next(iter(brigade.in_unit("第1分団")))
+    callout.answer_by_proxy(
+        admin(brigade.tenant_id), incident_id, member, Answer.AVAILABLE, eta_minutes=10
+    )
+    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    line = next(line for line in board.lines if line.member_id == member)
+    assert line.answer == Answer.AVAILABLE and line.via == "proxy" and line.eta_minutes == 10
+    (unit,) = board.units
+    assert unit.unit == "第1分団" and unit.coming == 1 and unit.short
+
+
+# ---------------------------------------------------------------------------
+# The webhook
+
+
+def test_a_button_press_is_recorded_confirmed_once_and_counted_once():
+    brigade = make_brigade({"第1分団": 2})
+    member = next(iter(brigade.in_unit("第1分団")))
+    with messaging() as fake:
+        incident_id = dispatch(brigade, units="本町団1")
+        data = Postback(brigade.tenant_id, incident_id, answer=Answer.AVAILABLE).encode()
+        event = fake.postback_event(brigade.sub_of(member), data)
+        assert post_webhook(fake, [event]).status_code == 200
+        redelivered = {**event, "deliveryContext": {"isRedelivery": True}}
+        assert post_webhook(fake, [redelivered]).status_code == 200
+        eta = Postback(brigade.tenant_id, incident_id, eta_minutes=10).encode()
+        post_webhook(fake, [fake.postback_event(brigade.sub_of(member), eta)])
+    replies = [d for d in fake.deliveries if d.endpoint == "reply"]
+    assert len(replies) == 2
+    assert "出動可" in replies[0].messages[0]["text"]
+    assert len(replies[0].messages[0]["quickReply"]["items"]) == 4
+    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    line = next(line for line in board.lines if line.member_id == member)
+    assert line.answer == Answer.AVAILABLE and line.eta_minutes == 10 and line.via == "line"
+    assert board.totals[Answer.AVAILABLE] == 1
+
+
+def test_postbacks_from_non_targets_and_for_ended_incidents_are_refused():
+    brigade = make_brigade({"第1分団": 1, "第2分団": 1})
+    outsider = next(iter(brigade.in_unit("第2分団")))
+    member = next(iter(brigade.in_unit("第1分団")))
+    with messaging() as fake:
+        incident_id = dispatch(brigade, units="本町団1")
+        press(fake, brigade, outsider, incident_id, Answer.AVAILABLE)
+        row = incidents.get_incident(admin(brigade.tenant_id), incident_id)[0]
+        incidents.set_status(
+            admin(brigade.tenant_id),
+            incident_id,
+            incidents.S.FALSE_ALARM,
+            expected_version=row.version,
+        )
+        press(fake, brigade, member, incident_id, Answer.AVAILABLE)
+    texts = [d.messages[0]["text"] for d in fake.deliveries if d.endpoint == "reply"]
+    assert "連絡先に含まれていない" in texts[0] and "終了している" in texts[1]
+    assert callout.tally(admin(brigade.tenant_id), incident_id).totals["none"] == 2
+
+
+def test_a_webhook_with_a_bad_or_missing_signature_is_refused_and_logged(engine):
+    brigade = make_brigade({"第1分団": 1})
+    member = next(iter(brigade.in_unit("第1分団")))
+    with messaging() as fake:
+        incident_id = dispatch(brigade, units="本町団1")
+        data = Postback(brigade.tenant_id, incident_id, answer=Answer.AVAILABLE).encode()
+        raw, headers = fake.webhook([fake.postback_event(brigade.sub_of(member), data)])
+        tampered = raw.replace(b"available", b"unavailable")
+        assert post_webhook(fake, [], body=tampered, headers=headers).status_code == 400
+        missing = {"content-type": "application/json"}
+        assert post_webhook(fake, [], body=raw, headers=missing).status_code == 400
+        assert post_webhook(fake, []).status_code == 200  # LINE's verification call
+    assert callout.tally(admin(brigade.tenant_id), incident_id).totals["none"] == 2
+    refused = [
+        e
+        for e in audit_events(engine, PLATFORM_TENANT_ID, category=AuditCategory.AUTH)
+        if e.action == "line.webhook_refused"
+    ]
+    assert len(refused) >= 2
+
+
+def test_unfollow_blocks_messages_and_follow_restores_them():
+    brigade = make_brigade({"第1分団": 2})
+    member = next(iter(brigade.in_unit("第1分団")))
+    with messaging() as fake:
+        post_webhook(fake, [fake.unfollow_event(brigade.sub_of(member))])
+        dispatch(brigade, units="本町団1")
+        send_all(brigade)
+        assert brigade.sub_of(member) not in multicast_recipients(fake)
+        post_webhook(fake, [fake.follow_event(brigade.sub_of(member))])
+        dispatch(brigade, units="本町団1", reference="other-1")
+        send_all(brigade)
+        assert brigade.sub_of(member) in multicast_recipients(fake)
+
+
+# ---------------------------------------------------------------------------
+# Escalation, follow-ups
+
+
+def test_the_silent_are_reminded_and_leaders_told_of_a_short_crew():
+    brigade = make_brigade({"第1分団": 4})
+    first, *silent = sorted(brigade.in_unit("第1分団"))
+    with messaging() as fake:
+        incident_id = dispatch(brigade, units="本町団1")
+        send_all(brigade)
+        press(fake, brigade, first, incident_id, Answer.AVAILABLE)
+        fake.deliveries.clear()
+        send_all(brigade, later=timedelta(minutes=2))
+        assert not fake.deliveries  # not yet: 3 minutes by default
+        send_all(brigade, later=timedelta(minutes=4))
+        send_all(brigade, later=timedelta(minutes=4))
+    by_kind = {}
+    for d in fake.deliveries:
+        by_kind.setdefault(d.messages[0]["type"], set()).update(d.to)
+    reminded = by_kind["flex"]
+    leaders = {brigade.sub_of(m) for m in brigade.leaders}
+    assert reminded == {brigade.sub_of(m) for m in silent} | leaders - {brigade.sub_of(first)}
+    assert by_kind["text"] == leaders  # the shortage: 1 of 3
+    assert (
+        "人員不足"
+        in next(d for d in fake.deliveries if d.messages[0]["type"] == "text").messages[0]["text"]
+    )
+
+
+def test_no_reminder_after_a_false_alarm_and_the_follow_up_goes_to_those_coming():
+    brigade = make_brigade({"第1分団": 3})
+    coming, not_coming, _silent = sorted(brigade.in_unit("第1分団"))
+    with messaging() as fake:
+        incident_id = dispatch(brigade, units="本町団1")
+        send_all(brigade)
+        press(fake, brigade, coming, incident_id, Answer.LATE)
+        press(fake, brigade, not_coming, incident_id, Answer.UNAVAILABLE)
+        fake.deliveries.clear()
+        source = make_source(brigade.tenant_id)
+        followup = mail(source.address, body(units=""), subject="【誤報】建物火災")
+        intake.receive(where(source), followup, envelope_from=SENDER)
+        send_all(brigade, later=timedelta(minutes=10))
+    (sent,) = [d for d in fake.deliveries if d.endpoint == "multicast"]
+    assert sent.to == (brigade.sub_of(coming),)
+    assert "誤報" in sent.messages[0]["text"]
+
+
+# ---------------------------------------------------------------------------
+# Permissions and other brigades
+
+
+def test_call_out_and_proxy_answers_need_dispatch_edit():
+    brigade = make_brigade({"第1分団": 1, "第2分団": 1})
+    incident_id = dispatch(brigade, units="本町団1")
+    viewer = actor_with(brigade.tenant_id, {Function.DISPATCH: Level.VIEW})
+    member = next(iter(brigade.in_unit("第1分団")))
+    with pytest.raises(PermissionDenied):
+        callout.call_out(viewer, incident_id, ("第2分団",))
+    with pytest.raises(PermissionDenied):
+        callout.answer_by_proxy(viewer, incident_id, member, Answer.AVAILABLE)
+    assert callout.tally(viewer, incident_id).lines[0].name == ""  # no names for 閲覧
+    editor = actor_with(brigade.tenant_id, {Function.DISPATCH: Level.EDIT})
+    outsider = next(iter(brigade.in_unit("第2分団")))
+    with pytest.raises(ValidationError):  # not called for this incident
+        callout.answer_by_proxy(editor, incident_id, outsider, Answer.AVAILABLE)
+    assert callout.call_out(editor, incident_id, ("第2分団",)) == 3
+    callout.answer_by_proxy(editor, incident_id, outsider, Answer.AVAILABLE)
+    with pytest.raises(NotFound):
+        callout.answer_by_proxy(editor, incident_id, uuid.uuid4(), Answer.AVAILABLE)
+
+
+def test_another_brigade_reaches_nothing_of_this_ones_call_out():
+    brigade = make_brigade({"第1分団": 1})
+    other = make_brigade({"第1分団": 1})
+    incident_id = dispatch(brigade, units="本町団1")
+    member = next(iter(brigade.in_unit("第1分団")))
+    for call in (
+        lambda: callout.tally(admin(other.tenant_id), incident_id),
+        lambda: callout.call_out(admin(other.tenant_id), incident_id, ("第1分団",)),
+        lambda: callout.answer_by_proxy(
+            admin(other.tenant_id), incident_id, member, Answer.AVAILABLE
+        ),
+    ):
+        with pytest.raises(NotFound):
+            call()
+    # a postback naming this brigade from a LINE user linked only in the other is refused
+    with messaging() as fake:
+        outsider = next(iter(other.in_unit("第1分団")))
+        data = Postback(brigade.tenant_id, incident_id, answer=Answer.AVAILABLE).encode()
+        post_webhook(fake, [fake.postback_event(other.sub_of(outsider), data)])
+    assert callout.tally(admin(brigade.tenant_id), incident_id).totals["none"] == 2
+    with unit_of_work(brigade.tenant_id) as db:
+        targets = db.exec(
+            select(CalloutTarget).where(CalloutTarget.tenant_id == brigade.tenant_id)
+        ).all()
+        assert {t.member_id for t in targets} <= set(brigade.subs)

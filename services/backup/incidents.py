@@ -24,6 +24,7 @@ from core.timefmt import to_jst
 from formats import backup as fmt
 from formats import backup_dispatch as bd
 from formats.tabular import CellError
+from models.callout import Callout, CalloutAnswer, CalloutTarget, LineOutbox
 from models.dispatch import InboundMail, Incident, IncidentEntry, IncidentStatus, MailSource
 from services.backup.model import ENTRIES, INCIDENTS, preview_of, with_cell_errors
 from services.base import Tx, scoped
@@ -210,8 +211,20 @@ _EMPTY_SEALS = {f"{name}_enc": "" for name in dispatch.SEALED}
 
 
 def _remove(tx: Tx, ids: list[uuid.UUID]) -> None:
-    """Incidents with their timelines; their mails stay in the log, unlinked."""
+    """Incidents with their timelines and call-outs; their mails stay in the log, unlinked."""
     tenant = tx.tenant_id
+    waves = select(Callout.id).where(Callout.tenant_id == tenant, Callout.incident_id.in_(ids))
+    tx.session.exec(
+        delete(LineOutbox)
+        .where(LineOutbox.tenant_id == tenant, LineOutbox.callout_id.in_(waves))
+        .execution_options(synchronize_session=False)
+    )
+    for table in (CalloutAnswer, CalloutTarget, Callout):
+        tx.session.exec(
+            delete(table)
+            .where(table.tenant_id == tenant, table.incident_id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
     tx.session.exec(
         update(InboundMail)
         .where(InboundMail.tenant_id == tenant, InboundMail.incident_id.in_(ids))

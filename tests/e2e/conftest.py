@@ -9,6 +9,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,16 +63,20 @@ def _wait_until_healthy(server: subprocess.Popen, base_url: str, log: Path) -> N
     )
 
 
-@pytest.fixture(scope="session")
-def base_url(engine: Engine, request: pytest.FixtureRequest) -> Iterator[str]:
-    """The app served as in production, sharing the test database (the engine fixture has
-    migrated it and put its URLs and the test keys into os.environ)."""
+@contextmanager
+def serve_app(prefix: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, Path]]:
+    """`streamlit run server.py` on a free port with these extra settings, sharing the test
+    database (the engine fixture has migrated it and put its URLs and the test keys into
+    os.environ); yields its URL and log file."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    data_dir = Path(tempfile.mkdtemp(prefix="hikeshi-e2e-"))
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     log = data_dir / "server.log"
-    request.config.stash[SERVER_LOG] = log
-    env = os.environ | {"HIKESHI_DATA_DIR": str(data_dir), "HIKESHI_PUBLIC_BASE_URL": url}
+    full_env = (
+        os.environ
+        | (env or {})
+        | {"HIKESHI_DATA_DIR": str(data_dir), "HIKESHI_PUBLIC_BASE_URL": url}
+    )
     command = [
         str(ROOT / ".venv" / "bin" / "streamlit"),
         "run",
@@ -84,10 +89,12 @@ def base_url(engine: Engine, request: pytest.FixtureRequest) -> Iterator[str]:
         "true",
     ]
     with log.open("wb") as out:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         _wait_until_healthy(server, url, log)
-        yield url
+        yield url, log
     finally:
         server.terminate()
         try:
@@ -95,6 +102,14 @@ def base_url(engine: Engine, request: pytest.FixtureRequest) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.fixture(scope="session")
+def base_url(engine: Engine, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The app served as in production."""
+    with serve_app("hikeshi-e2e-") as (url, log):
+        request.config.stash[SERVER_LOG] = log
+        yield url
 
 
 @pytest.hookimpl(wrapper=True)

@@ -3,12 +3,8 @@ LINE server, the browser clicking through login button → consent → back in t
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -16,7 +12,7 @@ from sqlalchemy import Engine
 
 from services import members, registrations
 from services.signin import line, sessions
-from tests.e2e.conftest import ROOT, _free_port, _wait_until_healthy
+from tests.e2e.conftest import serve_app
 from tests.factories import admin, make_member, make_tenant
 from tests.fakes.line_server import FakeLine, FakeUser, configured, serve
 
@@ -32,39 +28,9 @@ def fake_line() -> Iterator[FakeLine]:
 @pytest.fixture(scope="module")
 def line_app(engine: Engine, fake_line: FakeLine) -> Iterator[str]:
     """A server of its own: the shared one is started without LINE settings."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    fake_line.redirect_uris = {url + line.CALLBACK_PATH}
-    data_dir = Path(tempfile.mkdtemp(prefix="hikeshi-e2e-line-"))
-    log = data_dir / "server.log"
-    env = (
-        os.environ
-        | fake_line.settings_env()
-        | {"HIKESHI_DATA_DIR": str(data_dir), "HIKESHI_PUBLIC_BASE_URL": url}
-    )
-    command = [
-        str(ROOT / ".venv" / "bin" / "streamlit"),
-        "run",
-        "server.py",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-    ]
-    with log.open("wb") as out:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_until_healthy(server, url, log)
+    with serve_app("hikeshi-e2e-line-", fake_line.settings_env()) as (url, _log):
+        fake_line.redirect_uris = {url + line.CALLBACK_PATH}
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture

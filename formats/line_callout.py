@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.timefmt import to_jst
-from models.callout import ETA_CHOICES, Answer
+from models.enums import ETA_CHOICES, Answer
 
 POSTBACK_VERSION = "h1"
 MAX_POSTBACK_CHARS = 300

@@ -14,31 +14,6 @@ from sqlmodel import Field, SQLModel
 from models.base import UTCDateTime, created_field, new_id, optional_time_field
 
 
-class Answer(StrEnum):
-    """出動可否: what a member answered, by LINE button or through a leader (代理入力)."""
-
-    AVAILABLE = "available"
-    LATE = "late"
-    UNAVAILABLE = "unavailable"
-
-    @property
-    def label(self) -> str:
-        return ANSWER_LABELS[self]
-
-    @property
-    def coming(self) -> bool:
-        return self != Answer.UNAVAILABLE
-
-
-ANSWER_LABELS = {
-    Answer.AVAILABLE: "出動可",
-    Answer.LATE: "遅れて出動",
-    Answer.UNAVAILABLE: "出動不可",
-}
-NO_ANSWER_LABEL = "未回答"
-ETA_CHOICES = (5, 10, 15, 30)  # 到着見込み（分）, the quick reply's buttons
-
-
 class CalloutKind(StrEnum):
     """One wave of LINE messages for an incident."""
 

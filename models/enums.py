@@ -111,3 +111,27 @@ WATER_SOURCE_KINDS: tuple[str, ...] = (
 HYDRANT_KINDS = frozenset({"消火栓", "私設消火栓"})
 WATER_SOURCE_STATUSES: tuple[str, ...] = ("使用可", "使用不可", "点検中")
 OWNERSHIPS = {"public": "公設", "private": "私設", "designated": "指定水利"}
+
+
+class Answer(StrEnum):
+    """出動可否: what a member answered, by LINE button or through a leader (代理入力)."""
+
+    AVAILABLE = "available"
+    LATE = "late"
+    UNAVAILABLE = "unavailable"
+
+    @property
+    def label(self) -> str:
+        return ANSWER_LABELS[self]
+
+    @property
+    def coming(self) -> bool:
+        return self != Answer.UNAVAILABLE
+
+
+ANSWER_LABELS = {
+    Answer.AVAILABLE: "出動可",
+    Answer.LATE: "遅れて出動",
+    Answer.UNAVAILABLE: "出動不可",
+}
+ETA_CHOICES = (5, 10, 15, 30)  # 到着見込み（分）, the quick reply's buttons

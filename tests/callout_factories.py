@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from models import MemberLine
+from models import Member, MemberLine
 from services.crypto import TenantCipher
 from services.db import unit_of_work
 from services.signin import line_sessions
@@ -81,3 +81,36 @@ def messaging(**settings: object) -> Iterator[FakeMessaging]:
         setattr(fake, name, value)
     with serve(fake), configured(fake.settings_env()):
         yield fake
+
+
+def bulk_members(tenant_id: uuid.UUID, count: int, unit: str) -> None:
+    """Many linked members at once, written directly (the roster service is tested elsewhere)."""
+    rank = rank_id(tenant_id)
+    with unit_of_work(tenant_id) as db:
+        cipher = TenantCipher(db, tenant_id)
+        for n in range(count):
+            member = Member(
+                tenant_id=tenant_id,
+                member_code=f"B{n:05d}",
+                rank_id=rank,
+                affiliation=unit,
+                **{f"{f}_enc": "" for f in ("name", "kana", "phone", "email", "address", "notes")},
+            )
+            for f in ("name", "kana", "phone", "email", "address", "notes"):
+                setattr(
+                    member,
+                    f"{f}_enc",
+                    cipher.encrypt("団員", field=f"member.{f}", row_id=member.id),
+                )
+            db.add(member)
+            db.flush()
+            sub = new_user_id()
+            link = MemberLine(
+                tenant_id=tenant_id,
+                member_id=member.id,
+                sub_enc="",
+                sub_bidx=cipher.blind_index(sub, field=line_sessions.SUB_FIELD),
+            )
+            link.sub_enc = cipher.encrypt(sub, field=line_sessions.SUB_FIELD, row_id=link.id)
+            db.add(link)
+        db.commit()

@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.actor import Actor
 from core.timefmt import to_jst
-from models.callout import ETA_CHOICES, Answer
+from services.catalog import ETA_CHOICES, Answer
 from services.dispatch import callout
 from services.dispatch.incidents import IncidentView
 from services.errors import ServiceError

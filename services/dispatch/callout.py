@@ -27,7 +27,6 @@ from integrations.line_messaging import MAX_RECIPIENTS, new_retry_key
 from models import Member, MemberLine, Rank
 from models.base import utcnow
 from models.callout import (
-    Answer,
     Callout,
     CalloutAnswer,
     CalloutKind,
@@ -37,7 +36,7 @@ from models.callout import (
     LineOutbox,
 )
 from models.dispatch import Incident, IncidentStatus
-from models.enums import Function, Level, MemberStatus
+from models.enums import Answer, Function, Level, MemberStatus
 from services.base import Tx, scoped, transaction
 from services.dispatch import incidents
 from services.errors import NotFound, ValidationError
@@ -472,8 +471,6 @@ def unit_choices(actor: Actor) -> list[str]:
     """The 分団 of the brigade's active members, for calling or widening by hand."""
     with transaction(actor, EDIT, action="callout.unit_choices") as tx:
         rows = tx.session.exec(
-            scoped(select(Member.affiliation), tx.actor).where(
-                Member.status == MemberStatus.ACTIVE
-            )
+            scoped(select(Member.affiliation), tx.actor).where(Member.status == MemberStatus.ACTIVE)
         ).all()
         return sorted({unit_of(a) for a in rows if a})

@@ -34,9 +34,9 @@ from integrations.line_messaging import (
 )
 from models import Member, MemberLine
 from models.base import utcnow
-from models.callout import Answer, FriendStatus, LineWebhookEvent
+from models.callout import FriendStatus, LineWebhookEvent
 from models.dispatch import Incident, IncidentStatus
-from models.enums import AuditCategory, Function, Level, MemberStatus
+from models.enums import Answer, AuditCategory, Function, Level, MemberStatus
 from services import audit
 from services.base import Tx, scoped, transaction
 from services.crypto import DecryptionError, platform_key, seal, unseal

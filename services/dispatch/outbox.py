@@ -33,9 +33,9 @@ from integrations.line_messaging import (
 )
 from models import MemberLine
 from models.base import utcnow
-from models.callout import Answer, Callout, CalloutTarget, FriendStatus, LineOutbox, OutboxStatus
+from models.callout import Callout, CalloutTarget, FriendStatus, LineOutbox, OutboxStatus
 from models.dispatch import Incident, IncidentStatus
-from models.enums import Function, Level
+from models.enums import Answer, Function, Level
 from services import traffic_log
 from services.base import Tx, scoped, transaction
 from services.db import unit_of_work

@@ -22,8 +22,7 @@ from sqlalchemy import Engine
 from formats.line_callout import Postback
 from integrations.mail import free_loopback_port, send_mail
 from models.base import utcnow
-from models.callout import Answer
-from models.enums import AuditCategory
+from models.enums import Answer, AuditCategory
 from services.dispatch import line_webhook, outbox
 from services.dispatch.worker import MailIntake
 from tests.callout_factories import make_brigade

@@ -15,19 +15,16 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from formats.line_callout import Postback, decode_postback
-from models import PLATFORM_TENANT_ID, Member, MemberLine
+from models import PLATFORM_TENANT_ID
 from models.base import utcnow
-from models.callout import Answer, CalloutTarget, LineOutbox, OutboxStatus
-from models.enums import AuditCategory, Function, Level
-from services.crypto import TenantCipher
+from models.callout import CalloutTarget, LineOutbox, OutboxStatus
+from models.enums import Answer, AuditCategory, Function, Level
 from services.db import unit_of_work
 from services.dispatch import callout, incidents, intake, line_webhook, outbox
 from services.errors import NotFound, PermissionDenied, ValidationError
-from services.signin import line_sessions
-from tests.callout_factories import Brigade, make_brigade, messaging
+from tests.callout_factories import Brigade, bulk_members, make_brigade, messaging
 from tests.dispatch_factories import SENDER, body, mail, make_source, where
-from tests.factories import actor_with, admin, audit_events, rank_id
-from tests.fakes.line_messaging import new_user_id
+from tests.factories import actor_with, admin, audit_events
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -101,39 +98,6 @@ def test_a_dispatch_mail_calls_exactly_the_listed_units_and_the_leaders(engine):
     assert calls and calls[0]["request_id"] == row.request_id
     assert calls[0]["recipients"] == len(reached)
     assert not any(sub in json.dumps(calls) for sub in brigade.subs.values() if sub)
-
-
-def bulk_members(tenant_id: uuid.UUID, count: int, unit: str) -> None:
-    """Many linked members at once, written directly (the roster service is tested elsewhere)."""
-    rank = rank_id(tenant_id)
-    with unit_of_work(tenant_id) as db:
-        cipher = TenantCipher(db, tenant_id)
-        for n in range(count):
-            member = Member(
-                tenant_id=tenant_id,
-                member_code=f"B{n:05d}",
-                rank_id=rank,
-                affiliation=unit,
-                **{f"{f}_enc": "" for f in ("name", "kana", "phone", "email", "address", "notes")},
-            )
-            for f in ("name", "kana", "phone", "email", "address", "notes"):
-                setattr(
-                    member,
-                    f"{f}_enc",
-                    cipher.encrypt("団員", field=f"member.{f}", row_id=member.id),
-                )
-            db.add(member)
-            db.flush()
-            sub = new_user_id()
-            link = MemberLine(
-                tenant_id=tenant_id,
-                member_id=member.id,
-                sub_enc="",
-                sub_bidx=cipher.blind_index(sub, field=line_sessions.SUB_FIELD),
-            )
-            link.sub_enc = cipher.encrypt(sub, field=line_sessions.SUB_FIELD, row_id=link.id)
-            db.add(link)
-        db.commit()
 
 
 def test_1600_recipients_go_in_four_multicasts_with_a_retry_key_each():

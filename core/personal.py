@@ -51,6 +51,10 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
     PersonalField("incident", "subject", "件名"),
     PersonalField("inbound_mail", "raw", "メール原文"),
     PersonalField("inbound_mail", "envelope", "送信者・宛先・件名"),
+    # The call-out (#21): the LINE message of a wave names the place; a LINE webhook event kept
+    # until handled holds the member's LINE user id (sealed with a platform key).
+    PersonalField("callout", "messages", "出動連絡の本文"),
+    PersonalField("line_webhook_event", "event", "LINEの受信イベント"),
     # Not personal but secret, sealed with the brigade's data key like the rest (so key rotation
     # and the at-rest scan cover them): a receiving address's token, a mailbox password.
     PersonalField("mail_source", "address_token", "受信アドレスの秘密部分"),

@@ -6,6 +6,7 @@ from formats.opendata import ColumnMapping
 from formats.tabular import ENCODING_LABELS, HEADER_SCAN_ROWS
 from models.dispatch import IncidentStatus, MailStatus, MailTransport
 from models.enums import (
+    ETA_CHOICES,
     FUNCTION_LABELS,
     HYDRANT_KINDS,
     LEVEL_LABELS,
@@ -13,6 +14,7 @@ from models.enums import (
     RANK_NAMES,
     WATER_SOURCE_KINDS,
     WATER_SOURCE_STATUSES,
+    Answer,
     AuditCategory,
     Function,
     Level,
@@ -37,6 +39,7 @@ from services.imports import (
 
 __all__ = [
     "ENCODING_LABELS",
+    "ETA_CHOICES",
     "FUNCTION_LABELS",
     "HEADER_SCAN_ROWS",
     "HYDRANT_KINDS",
@@ -46,6 +49,7 @@ __all__ = [
     "RANK_NAMES",
     "WATER_SOURCE_KINDS",
     "WATER_SOURCE_STATUSES",
+    "Answer",
     "AuditCategory",
     "ColumnMapping",
     "Function",

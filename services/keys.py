@@ -23,6 +23,7 @@ from core.access import PLATFORM
 from core.actor import Actor, ActorKind
 from core.personal import PersonalField, personal_fields
 from models import AuditEvent, Member, MemberLine, Tenant, TenantKey
+from models.callout import Callout
 from models.dispatch import InboundMail, Incident, MailSource
 from models.enums import AuditCategory
 from models.tenant import PLATFORM_TENANT_ID
@@ -51,6 +52,7 @@ REENCRYPTED: tuple[type[SQLModel], ...] = (
     MailSource,
     InboundMail,
     Incident,
+    Callout,
 )
 LOCK_TIMEOUT = "10s"
 

@@ -115,9 +115,20 @@ def show_callout(actor: Actor, incident: IncidentView, *, can_edit: bool, notice
             lines = []
         names = {str(line.member_id): f"{line.member_code} {line.name}" for line in lines}
         member = st.selectbox(
-            "団員", list(names), format_func=names.get, index=None, placeholder="選択"
+            "団員",
+            list(names),
+            format_func=names.get,
+            index=None,
+            placeholder="選択",
+            key="callout_proxy_member",
         )
-        answer = st.radio("回答", list(Answer), format_func=lambda a: a.label, horizontal=True)
+        answer = st.radio(
+            "回答",
+            list(Answer),
+            format_func=lambda a: a.label,
+            horizontal=True,
+            key="callout_proxy_answer",
+        )
         eta = st.selectbox(
             "到着見込み（分）",
             [None, *ETA_CHOICES],

@@ -11,8 +11,8 @@ from streamlit.testing.v1 import AppTest
 from core.timefmt import to_jst
 from models.enums import Function, SubjectType
 from services import permissions
-from services.catalog import IncidentStatus
-from services.dispatch import incidents, intake
+from services.catalog import Answer, IncidentStatus
+from services.dispatch import callout, incidents, intake
 from services.dispatch.incidents import IncidentInput
 from services.grants import Grant
 from services.permissions import CellChange
@@ -25,7 +25,7 @@ from tests.app_pages.conftest import (
     sign_in,
 )
 from tests.dispatch_factories import body, mail, make_source, where
-from tests.factories import admin, make_tenant, rank_id
+from tests.factories import admin, make_member, make_tenant, rank_id
 
 PAGE = "app_pages/incidents.py"
 PICK = "詳細を表示する出動"
@@ -71,7 +71,7 @@ def test_the_list_shows_incidents_and_puts_a_review_in_front_with_its_reasons(op
 
     assert [m.value for m in at.metric] == ["2件", "1件"]
     assert "要確認の出動が 1件あります" in at.error[0].value
-    (warning,) = [w.value for w in at.warning]
+    (warning,) = [w.value for w in at.warning if "要確認" in w.value]
     assert f"第{unclear.number}号" in warning and "発生場所が見つかりません。" in warning
     table = at.dataframe[0].value
     assert list(table["番号"]) == [unclear.number, fire.number]  # newest first
@@ -136,7 +136,8 @@ def test_confirming_a_review_clears_it(open_app):
     assert not at.exception, at.exception
     assert not incidents.get_incident(admin(tenant), unclear.id)[0].needs_review
     assert [m.value for m in at.metric] == ["1件", "0件"]
-    assert not at.warning and "要確認を確認済みにしました。" in page_text(at)
+    assert not [w for w in at.warning if "要確認" in w.value]
+    assert "要確認を確認済みにしました。" in page_text(at)
 
 
 def test_entering_an_incident_by_hand(open_app):
@@ -191,3 +192,55 @@ def test_a_rank_without_dispatch_gets_no_page_and_a_direct_run_refuses(open_app)
     assert [e.value for e in direct.error] == ["この画面を使う権限がありません。"]
     assert not direct.dataframe and "本町" not in page_text(direct)
     assert nav_registers(open_app(sign_in(tenant, rank="班長").token), PAGE)
+
+
+# ---------------------------------------------------------------------------
+# The call-out (#21)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_the_tally_and_a_proxy_answer_without_line(open_app):
+    tenant = make_tenant()
+    leader = sign_in(tenant, rank="分団長")
+    crew = make_member(tenant, affiliation="第1分団 第2部")
+    fire = receive(tenant, body(units="本町団1"))
+    at = pick(open_board(open_app, leader.token), fire)
+    text = page_text(at)
+    assert "出動連絡と回答状況" in text
+    assert "LINE（Messaging API）が設定されていないため、団員には通知されていません" in text
+    assert metric(at, "未回答") == "2名" and metric(at, "出動可") == "0名"
+
+    at.selectbox(key="callout_proxy_member").select(str(crew.id))
+    at.radio(key="callout_proxy_answer").set_value(Answer.AVAILABLE)
+    button(at, "記録する").click().run()
+    assert not at.exception, at.exception
+    assert metric(at, "出動可") == "1名" and metric(at, "未回答") == "1名"
+    (line,) = [
+        line for line in callout.tally(admin(tenant), fire.id).lines if line.member_id == crew.id
+    ]
+    assert line.via == "proxy"
+
+
+def test_a_viewer_sees_the_tally_but_no_actions(open_app):
+    tenant = make_tenant()
+    make_member(tenant, affiliation="第1分団")
+    fire = receive(tenant, body(units="本町団1"))
+    at = pick(open_board(open_app, sign_in(tenant, rank="団員").token), fire)
+    assert "出動連絡と回答状況" in page_text(at)
+    assert not [b for b in at.button if b.label in ("記録する", "呼び出す")]
+
+
+def test_the_link_in_a_call_out_opens_its_incident(open_app):
+    tenant = make_tenant()
+    fire = receive(tenant, body(units="本町団1"))
+    token = sign_in(tenant, rank="団員").token
+    at = open_app(token)
+    at.switch_page(PAGE)
+    at.query_params["incident"] = str(fire.id)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="inc_pick").value == str(fire.id)
+    assert "出動連絡と回答状況" in page_text(at)

@@ -28,7 +28,7 @@ from services import event_log, keys, members, registrations, water_sources
 from services import validation as v
 from services.crypto import DecryptionError, TenantCipher, unwrap_key
 from services.db import set_tenant, unit_of_work
-from services.dispatch import incidents, intake
+from services.dispatch import callout, incidents, intake, line_webhook
 from services.dispatch.sources import token_of
 from services.errors import NotFound, PermissionDenied, ValidationError
 from services.signin import line_sessions, sessions
@@ -149,8 +149,18 @@ def seed_everything() -> tuple[uuid.UUID, dict[tuple[str, str], set[str]], set[s
     seeded[("inbound_mail", "envelope")] = {ENVELOPE_FROM}
     seeded[("mail_source", "address_token")] = {token}
     seeded[("mail_source", "imap_password")] = {IMAP_PASSWORD}
+    seeded[("callout", "messages")] = {DISPATCH["landmark"]}
+    seeded[("line_webhook_event", "event")] = {seed_webhook_event()}
     found = {m.member_code for m in people} | {source.code, UNIT}
     return tenant_id, seeded, found
+
+
+def seed_webhook_event() -> str:
+    """A LINE webhook event kept and not yet handled; returns its LINE user id."""
+    user_id = f"U{uuid.uuid4().hex}"
+    event = {"webhookEventId": uuid.uuid4().hex, "type": "follow", "source": {"userId": user_id}}
+    assert line_webhook.keep([event])
+    return user_id
 
 
 def seed_dispatch(tenant_id: uuid.UUID) -> str:
@@ -171,6 +181,7 @@ def seed_dispatch(tenant_id: uuid.UUID) -> str:
     assert outcome.incident_id is not None
     (incident,) = incidents.list_incidents(admin(tenant_id))
     assert (incident.place, incident.map_url) == (DISPATCH["place"], DISPATCH["map_url"])
+    assert callout.call_out(admin(tenant_id), incident.id, (UNIT,))  # a wave names the landmark
     token = token_of(source.address)
     assert token
     return token

@@ -20,7 +20,7 @@ from models.base import utcnow
 from models.callout import CalloutTarget, LineOutbox, OutboxStatus
 from models.enums import Answer, AuditCategory, Function, Level
 from services.db import unit_of_work
-from services.dispatch import callout, incidents, intake, line_webhook, outbox
+from services.dispatch import callout, callout_settings, incidents, intake, line_webhook, outbox
 from services.errors import NotFound, PermissionDenied, ValidationError
 from tests.callout_factories import Brigade, bulk_members, make_brigade, messaging
 from tests.dispatch_factories import SENDER, body, mail, make_source, where
@@ -372,3 +372,70 @@ def test_another_brigade_reaches_nothing_of_this_ones_call_out():
             select(CalloutTarget).where(CalloutTarget.tenant_id == brigade.tenant_id)
         ).all()
         assert {t.member_id for t in targets} <= set(brigade.subs)
+
+
+# ---------------------------------------------------------------------------
+# The brigade's rules
+
+
+def rules_of(brigade: Brigade, **changes) -> callout_settings.CalloutRules:
+    current = callout_settings.get_rules(admin(brigade.tenant_id))
+    values = {
+        "auto_callout": current.auto_callout,
+        "reminder_minutes": current.reminder_minutes,
+        "crew_minimum": current.crew_minimum,
+        "leader_rank_position": current.leader_rank_position,
+        "no_units_target": current.no_units_target,
+    } | changes
+    return callout_settings.update_rules(
+        admin(brigade.tenant_id), expected_version=current.version, **values
+    )
+
+
+def test_rules_change_who_is_called_and_the_crew_minimum():
+    brigade = make_brigade({"第1分団": 2, "第2分団": 2})
+    rules = rules_of(brigade, crew_minimum=2, no_units_target="leaders")
+    assert rules.crew_minimum == 2 and rules.version == 1
+    incident_id = dispatch(brigade, units="")  # names no 分団: only the leaders
+    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    assert {line.member_id for line in board.lines} == brigade.leaders
+    rules_of(brigade, auto_callout=False)
+    quiet = dispatch(brigade, units="本町団1", reference="quiet-1")
+    assert not callout.tally(admin(brigade.tenant_id), quiet).lines
+    assert callout.call_out(admin(brigade.tenant_id), quiet, ("第1分団",)) == 3
+    (unit,) = callout.tally(admin(brigade.tenant_id), quiet).units
+    assert unit.crew_minimum == 2
+
+
+def test_rules_need_dispatch_admin_and_valid_values():
+    brigade = make_brigade({"第1分団": 1})
+    editor = actor_with(brigade.tenant_id, {Function.DISPATCH: Level.EDIT})
+    with pytest.raises(PermissionDenied):
+        callout_settings.update_rules(
+            editor,
+            auto_callout=True,
+            reminder_minutes=3,
+            crew_minimum=3,
+            leader_rank_position=3,
+            no_units_target="all",
+            expected_version=0,
+        )
+    with pytest.raises(ValidationError) as refused:
+        rules_of(brigade, reminder_minutes=0, crew_minimum=99, leader_rank_position=42)
+    assert set(refused.value.errors) == {"再通知までの時間", "必要人数", "幹部とする階級"}
+    with pytest.raises(PermissionDenied):
+        callout_settings.quota(editor)
+
+
+def test_the_quota_is_read_from_line_and_logged(engine):
+    brigade = make_brigade({"第1分団": 1})
+    assert callout_settings.quota(admin(brigade.tenant_id)) is None  # no channel
+    with messaging(quota_limit=500) as fake:
+        fake.used = 120
+        quota = callout_settings.quota(admin(brigade.tenant_id))
+    assert (quota.limit, quota.used, quota.remaining) == (500, 120, 380)
+    endpoints = [
+        json.loads(e.details)["endpoint"]
+        for e in audit_events(engine, brigade.tenant_id, category=AuditCategory.EXTERNAL)
+    ]
+    assert any(e.endswith("/v2/bot/message/quota") for e in endpoints)

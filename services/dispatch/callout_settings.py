@@ -1,0 +1,110 @@
+"""A brigade's call-out rules (出動連絡の設定) and the installation's LINE message quota, for
+the administrators who keep an eye on what a call-out will cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import select
+
+from core.actor import Actor
+from integrations.line_messaging import MessagingClient, MessagingError, Quota
+from models import Rank
+from models.base import utcnow
+from models.callout import CalloutSettings
+from services.base import require, scoped, transaction
+from services.dispatch import callout, outbox
+from services.errors import Conflict, ValidationError
+
+NO_UNITS = {"all": "全団員を呼び出す", "leaders": "幹部だけを呼び出す"}
+
+
+@dataclass(frozen=True)
+class CalloutRules:
+    auto_callout: bool
+    reminder_minutes: int
+    crew_minimum: int
+    leader_rank_position: int
+    no_units_target: str
+    ranks: tuple[tuple[int, str], ...]  # (position, name), highest first
+    version: int
+
+    @property
+    def leader_rank_name(self) -> str:
+        return dict(self.ranks).get(self.leader_rank_position, "")
+
+
+def get_rules(actor: Actor) -> CalloutRules:
+    with transaction(actor, callout.VIEW, action="callout_settings.get") as tx:
+        row = callout.settings_in(tx)
+        ranks = tx.session.exec(scoped(select(Rank), tx.actor).order_by(Rank.position)).all()
+        return CalloutRules(
+            auto_callout=row.auto_callout,
+            reminder_minutes=row.reminder_minutes,
+            crew_minimum=row.crew_minimum,
+            leader_rank_position=row.leader_rank_position,
+            no_units_target=row.no_units_target,
+            ranks=tuple((r.position, r.name) for r in ranks),
+            version=row.version,
+        )
+
+
+def update_rules(
+    actor: Actor,
+    *,
+    auto_callout: bool,
+    reminder_minutes: int,
+    crew_minimum: int,
+    leader_rank_position: int,
+    no_units_target: str,
+    expected_version: int,
+) -> CalloutRules:
+    """Version 0 means no rules saved yet (the defaults)."""
+    with transaction(actor, callout.ADMIN, action="callout_settings.update") as tx:
+        row = tx.session.get(CalloutSettings, tx.tenant_id)
+        if (row.version if row else 0) != expected_version:
+            raise Conflict()
+        errors = {}
+        if not 1 <= reminder_minutes <= 60:
+            errors["再通知までの時間"] = "再通知までの時間は1〜60分で入力してください。"
+        if not 1 <= crew_minimum <= 20:
+            errors["必要人数"] = "必要人数は1〜20名で入力してください。"
+        positions = set(tx.session.exec(scoped(select(Rank.position), tx.actor)).all())
+        if leader_rank_position not in positions:
+            errors["幹部とする階級"] = "階級を選んでください。"
+        if no_units_target not in NO_UNITS:
+            errors["分団の記載がないとき"] = "選択肢から選んでください。"
+        if errors:
+            raise ValidationError(errors)
+        before = callout.settings_in(tx)
+        row = row or CalloutSettings(tenant_id=tx.tenant_id, version=0)
+        changes = {}
+        for name, value in (
+            ("auto_callout", auto_callout),
+            ("reminder_minutes", reminder_minutes),
+            ("crew_minimum", crew_minimum),
+            ("leader_rank_position", leader_rank_position),
+            ("no_units_target", no_units_target),
+        ):
+            if getattr(before, name) != value:
+                changes[name] = [getattr(before, name), value]
+            setattr(row, name, value)
+        row.version += 1
+        row.updated_at = utcnow()
+        tx.session.add(row)
+        tx.audit("callout_settings.update", target_type="callout_settings", details=changes)
+        tx.commit()
+    return get_rules(actor)
+
+
+def quota(actor: Actor) -> Quota | None:
+    """This month's LINE messages used and allowed (the installation's channel); None without
+    a channel. The call is logged in the brigade's 外部サービス log."""
+    require(actor, callout.ADMIN, action="line.quota")
+    if not callout.messaging_enabled():
+        return None
+    try:
+        with MessagingClient(outbox.channel(), outbox.recorder(actor)) as client:
+            return client.quota()
+    except MessagingError as exc:
+        raise ValidationError({"LINE": "LINEから送信数を取得できませんでした。"}) from exc

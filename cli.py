@@ -87,12 +87,15 @@ def purge_cancelled() -> int:
 def mail_intake(port: int | None, send_sample: str | None) -> None:
     import signal
 
+    from config import get_settings
     from services.dispatch.worker import MailIntake
 
     intake = MailIntake(port=port)
     intake.start()
     signal.signal(signal.SIGTERM, lambda *_: intake.stop_event.set())
     print(f"出動メールの受信を開始しました（SMTP {intake.receiver.host}:{intake.receiver.port}）。")
+    if not get_settings().line_messaging_configured:
+        print("LINE（Messaging API）が未設定のため、出動連絡は団員に送信されません。")
     if send_sample is not None:
         send_test_mail(send_sample or None, intake.receiver.port)
     try:
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("rotate-tenant-key", help="re-encrypt one brigade's data").add_argument("tenant")
     intake = sub.add_parser(
         "mail-intake",
-        help="receive dispatch mail: the SMTP receiver, brigade IMAP mailboxes and the sweep",
+        help="receive dispatch mail and send the call-out: SMTP, IMAP mailboxes, the LINE outbox",
     )
     intake.add_argument("--port", type=int, help="SMTP port (default HIKESHI_SMTP_PORT, 2525)")
     intake.add_argument(

@@ -3,10 +3,12 @@ used against the channel's allowance (each recipient of a message counts)."""
 
 from __future__ import annotations
 
+import uuid
+
 import streamlit as st
 
 from core.actor import Actor
-from services.dispatch import callout_settings
+from services.dispatch import callout, callout_settings
 from services.dispatch.callout_settings import NO_UNITS
 from services.errors import ServiceError
 from ui.common import run_action, show_error
@@ -66,3 +68,36 @@ def callout_settings_form(actor: Actor, *, notice_key: str) -> None:
                 "出動連絡の設定を保存しました。",
                 notice_key=notice_key,
             )
+
+
+def test_callout_form(actor: Actor, *, notice_key: str) -> None:
+    """テスト送信: a test incident called out to the chosen members (default: oneself)."""
+    st.markdown("**テスト送信**")
+    st.caption(
+        "「【テスト】」と示した出動連絡を選んだ団員だけに送ります。ボタンの回答は"
+        "テスト用の出動（災害出動の一覧）で確認できます。"
+    )
+    try:
+        people = callout.test_recipients(actor)
+    except ServiceError as exc:
+        show_error(exc)
+        return
+    labels = {
+        str(p.member_id): f"{p.member_code} {p.name}" + ("" if p.reachable else "（LINE未連携）")
+        for p in people
+    }
+    own = [str(actor.member_id)] if str(actor.member_id) in labels else []
+    chosen = st.multiselect(
+        "送信先",
+        list(labels),
+        default=own,
+        format_func=labels.get,
+        placeholder="選択",
+        key="callout_test_to",
+    )
+    if st.button("テスト送信する", icon=":material/send:", key="callout_test_send"):
+        run_action(
+            lambda: callout.send_test(actor, tuple(uuid.UUID(m) for m in chosen)),
+            f"テスト送信を登録しました（{len(chosen)}名）。LINEでの送信は数秒以内に行われます。",
+            notice_key=notice_key,
+        )

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from formats.dispatch_profile import sample_dispatch_mail
 from services.catalog import MailTransport
-from services.dispatch import intake, sources
+from services.dispatch import callout, callout_settings, incidents, intake, sources
 from tests.app_pages.conftest import (
     answer,
     dialog_lines,
@@ -232,3 +232,23 @@ def test_only_dispatch_admin_gets_the_page_and_a_direct_run_refuses(open_app):
     assert not direct.exception, direct.exception
     assert [e.value for e in direct.error] == ["この画面を使う権限がありません。"]
     assert source.address not in page_text(direct) and not direct.code
+
+
+def test_call_out_rules_are_saved_and_a_test_goes_to_oneself(open_app):
+    tenant = make_tenant()
+    chief = sign_in(tenant)
+    at = open_settings(open_app, chief.token)
+    assert any("LINE（Messaging API）が設定されていない" in w.value for w in at.warning)
+    crew = next(n for n in at.number_input if "必要人数" in n.label)
+    crew.set_value(4)
+    button(at, "保存").click().run()
+    assert not at.exception, at.exception
+    assert callout_settings.get_rules(admin(tenant)).crew_minimum == 4
+
+    assert at.multiselect(key="callout_test_to").value == [str(chief.member.id)]
+    button(at, "テスト送信する").click().run()
+    assert not at.exception, at.exception
+    (test,) = incidents.list_incidents(admin(tenant))
+    assert test.kind.startswith("【テスト】")
+    (line,) = callout.tally(admin(tenant), test.id).lines
+    assert line.member_id == chief.member.id and not line.notified  # no LINE channel here

@@ -439,3 +439,23 @@ def test_the_quota_is_read_from_line_and_logged(engine):
         for e in audit_events(engine, brigade.tenant_id, category=AuditCategory.EXTERNAL)
     ]
     assert any(e.endswith("/v2/bot/message/quota") for e in endpoints)
+
+
+def test_a_test_call_out_reaches_only_the_chosen_and_its_buttons_work():
+    brigade = make_brigade({"第1分団": 3})
+    chosen, other, _ = sorted(brigade.in_unit("第1分団"))
+    editor = actor_with(brigade.tenant_id, {Function.DISPATCH: Level.EDIT})
+    with pytest.raises(PermissionDenied):
+        callout.send_test(editor, (chosen,))
+    with pytest.raises(ValidationError):
+        callout.send_test(admin(brigade.tenant_id), ())
+    with messaging() as fake:
+        incident_id = callout.send_test(admin(brigade.tenant_id), (chosen,))
+        send_all(brigade)
+        assert multicast_recipients(fake) == [brigade.sub_of(chosen)]
+        assert "【テスト】" in fake.deliveries[0].messages[0]["altText"]
+        press(fake, brigade, chosen, incident_id, Answer.AVAILABLE)
+        press(fake, brigade, other, incident_id, Answer.AVAILABLE)  # not chosen: refused
+    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    assert [(line.member_id, line.answer) for line in board.lines] == [(chosen, Answer.AVAILABLE)]
+    assert {r.member_id for r in callout.test_recipients(admin(brigade.tenant_id))} >= {chosen}

@@ -208,7 +208,9 @@ async def line_webhook_route(request: Request) -> Response:
     )
     if kept is None:
         return PlainTextResponse("invalid signature", status_code=400)
-    return PlainTextResponse("ok", background=BackgroundTask(line_webhook.handle, kept))
+    return PlainTextResponse(
+        "ok", background=BackgroundTask(line_webhook.handle_after_answer, kept)
+    )
 
 
 def _signed_in(token: str | None, failure: str) -> Response:

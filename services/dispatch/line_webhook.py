@@ -11,15 +11,19 @@ brigade it concerned."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session as DbSession
 from sqlmodel import select
 
 from config import get_settings
@@ -28,6 +32,8 @@ from formats import line_callout
 from formats.line_callout import REFUSAL_TEXT, Postback, decode_postback
 from integrations.line_messaging import (
     InvalidSignature,
+    MessagingCall,
+    MessagingChannel,
     MessagingClient,
     parse_events,
     verify_signature,
@@ -62,9 +68,9 @@ def webhook_actor(tenant_id: uuid.UUID) -> Actor:
 # Receiving
 
 
-def receive(body: bytes, signature: str | None, request: RequestContext) -> list[str] | None:
-    """The ids of the events kept for handling (new ones only); None for a request that is not
-    LINE's (bad signature or body), recorded as an 認証・認可 failure."""
+def receive(body: bytes, signature: str | None, request: RequestContext) -> list[Kept] | None:
+    """The events kept for handling (new ones only); None for a request that is not LINE's
+    (bad signature or body), recorded as an 認証・認可 failure."""
     try:
         verify_signature(body, signature, get_settings().line_messaging_secret)
         events = parse_events(body)
@@ -74,8 +80,8 @@ def receive(body: bytes, signature: str | None, request: RequestContext) -> list
     return keep([e for e in events if _event_id(e)])
 
 
-def keep(events: list[dict]) -> list[str]:
-    """Insert each event unless its id is known; returns the ids inserted now."""
+def keep(events: list[dict]) -> list[Kept]:
+    """Insert each event unless its id is known; returns those inserted now."""
     if not events:
         return []
     master_id = get_settings().active_master_key_id
@@ -99,9 +105,9 @@ def keep(events: list[dict]) -> list[str]:
             .on_conflict_do_nothing(index_elements=["event_id"])
             .returning(LineWebhookEvent.event_id)
         )
-        kept = [r[0] for r in db.execute(statement).all()]
+        kept = {r[0] for r in db.execute(statement).all()}
         db.commit()
-    return kept
+    return [(_event_id(e), e) for e in events if _event_id(e) in kept]
 
 
 def _event_id(event: dict) -> str:
@@ -129,31 +135,56 @@ def _record_refusal(reason: str, request: RequestContext) -> None:
 # ---------------------------------------------------------------------------
 # Handling
 
+Kept = tuple[str, dict]  # (webhookEventId, the event)
+# Events are handled on threads of their own, never on the server's shared pool: a burst of
+# button presses must not keep the webhook (or any page) from answering.
+HANDLERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="line-webhook")
 
-def handle(event_ids: list[str]) -> int:
-    """Handle kept events, each by the one process that claims it; returns how many."""
-    handled = 0
-    for event_id in event_ids:
-        event = _claim(event_id)
-        if event is None:
-            continue
+
+# Replies wait on LINE (tens of milliseconds each): they go out from threads of their own, so
+# the handlers go on to the next answer meanwhile.
+REPLIES = ThreadPoolExecutor(max_workers=8, thread_name_prefix="line-reply")
+
+
+async def handle_after_answer(events: list[Kept]) -> None:
+    """The webhook route's background task: handle on the handler threads, then wait for the
+    replies without holding a thread."""
+    if events:
+        replies = await asyncio.get_running_loop().run_in_executor(HANDLERS, _handle, events)
+        await asyncio.gather(*(asyncio.wrap_future(r) for r in replies))
+
+
+def handle(events: list[Kept]) -> int:
+    """Handle kept events (and wait for their replies); returns how many were handled."""
+    replies = _handle(events)
+    for reply in replies:
+        reply.result()
+    return len(replies)
+
+
+def _handle(events: list[Kept]) -> list[Future]:
+    """Each event is marked done in the transaction that handles it, so a second process (or a
+    redelivery) finds nothing left to do. One future per event handled: its reply."""
+    replies = []
+    for event_id, event in events:
         try:
-            _dispatch(event)
+            reply = _dispatch(event_id, event)
         except Exception:
-            log.exception("LINE webhook event could not be handled")
-        _done(event_id)
-        handled += 1
-    return handled
+            log.exception("LINE webhook event could not be handled; the sweep retries it")
+            continue
+        if reply is not None:
+            replies.append(reply)
+    return replies
 
 
 def handle_pending(*, older_than_seconds: float = 30) -> int:
-    """Events a stopped process kept but did not handle (or claimed and did not finish)."""
+    """Events a stopped process kept but did not handle; handled ones are forgotten after
+    KEEP_HANDLED (their ids guard against redelivery until then)."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     with unit_of_work(None) as db:
-        ids = db.exec(
-            select(LineWebhookEvent.event_id).where(
-                LineWebhookEvent.status.in_(("pending", "claimed")),
-                LineWebhookEvent.received_at < cutoff,
+        rows = db.exec(
+            select(LineWebhookEvent).where(
+                LineWebhookEvent.status == "pending", LineWebhookEvent.received_at < cutoff
             )
         ).all()
         db.exec(
@@ -163,49 +194,47 @@ def handle_pending(*, older_than_seconds: float = 30) -> int:
             )
         )
         db.commit()
-    with unit_of_work(None) as db:  # a claim older than the cutoff is a dead process's
-        db.exec(
-            update(LineWebhookEvent)
-            .where(LineWebhookEvent.event_id.in_(ids), LineWebhookEvent.status == "claimed")
-            .values(status="pending")
-        )
-        db.commit()
-    return handle(list(ids))
+    return handle([(row.event_id, event) for row in rows if (event := _open(row)) is not None])
 
 
-def _claim(event_id: str) -> dict | None:
-    with unit_of_work(None) as db:
-        claimed = db.exec(
-            update(LineWebhookEvent)
-            .where(LineWebhookEvent.event_id == event_id, LineWebhookEvent.status == "pending")
-            .values(status="claimed")
-        ).rowcount
-        row = db.get(LineWebhookEvent, event_id) if claimed else None
-        db.commit()
-    if row is None or row.event_enc is None:
-        return None
-    fmt, master_id, sealed = [*row.event_enc.split(":", 2), "", ""][:3]
+def _open(row: LineWebhookEvent) -> dict | None:
+    fmt, master_id, sealed = [*(row.event_enc or "").split(":", 2), "", ""][:3]
     try:
         if fmt != FORMAT:
             raise DecryptionError("unknown format")
-        raw = unseal(platform_key(master_id, PURPOSE), sealed, _aad(event_id))
+        return json.loads(unseal(platform_key(master_id, PURPOSE), sealed, _aad(row.event_id)))
     except DecryptionError:
+        log.warning("a kept LINE webhook event cannot be opened")
         return None
-    return json.loads(raw)
 
 
-def _done(event_id: str) -> None:
-    """Handled: the sealed content (user id, reply token) goes; the id stays for dedup."""
-    with unit_of_work(None) as db:
-        db.exec(
+def claim(session: DbSession, event_id: str) -> bool:
+    """Mark the event done inside the caller's transaction; False when it is done already.
+    Its sealed content (user id, reply token) goes; the id stays for deduplication."""
+    return bool(
+        session.exec(
             update(LineWebhookEvent)
-            .where(LineWebhookEvent.event_id == event_id)
+            .where(LineWebhookEvent.event_id == event_id, LineWebhookEvent.status == "pending")
             .values(status="done", event_enc=None, handled_at=utcnow())
-        )
+        ).rowcount
+    )
+
+
+def _claim_alone(event_id: str) -> bool:
+    with unit_of_work(None) as db:
+        claimed = claim(db, event_id)
         db.commit()
+    return claimed
 
 
-def _dispatch(event: dict) -> None:
+def _done_future() -> Future:
+    future: Future = Future()
+    future.set_result(None)
+    return future
+
+
+def _dispatch(event_id: str, event: dict) -> Future | None:
+    """The reply's future once handled; None when there was nothing (left) to do."""
     kind = event.get("type")
     source = event.get("source") or {}
     user_id = source.get("userId") if isinstance(source, dict) else None
@@ -213,12 +242,14 @@ def _dispatch(event: dict) -> None:
         data = (event.get("postback") or {}).get("data", "")
         postback = decode_postback(data if isinstance(data, str) else "")
         if postback is not None:
-            _postback(postback, user_id, event)
-            return
+            return _postback(event_id, postback, user_id, event)
+    if not _claim_alone(event_id):
+        return None
     if kind in ("follow", "unfollow") and isinstance(user_id, str):
         _friendship(user_id, FriendStatus.FRIEND if kind == "follow" else FriendStatus.BLOCKED)
-        return
-    _log_event(PLATFORM_ACTOR, event, "ignored")
+    else:
+        _log_event(PLATFORM_ACTOR, event, "ignored")
+    return _done_future()
 
 
 @dataclass(frozen=True)
@@ -227,24 +258,52 @@ class Decision:
     reply: dict | None
 
 
-def _postback(postback: Postback, user_id: str, event: dict) -> None:
+def _postback(event_id: str, postback: Postback, user_id: str, event: dict) -> Future | None:
     try:
-        decision = decide(postback, user_id, event)
-    except Exception:
+        decision = decide(event_id, postback, user_id, event)
+    except DecryptionError:  # a brigade that does not exist (or has no keys left)
+        if not _claim_alone(event_id):
+            return None
         _log_event(PLATFORM_ACTOR, event, "unknown_brigade")
-        raise
+        return _done_future()
+    if decision is None:
+        return None  # handled already (another process, or a redelivery)
     token = event.get("replyToken")
-    if decision.reply is not None and isinstance(token, str) and token:
-        with MessagingClient(
-            outbox.channel(), outbox.recorder(webhook_actor(postback.tenant_id))
-        ) as client:
-            client.reply(token, [decision.reply])
+    if decision.reply is None or not isinstance(token, str) or not token:
+        return _done_future()
+    return REPLIES.submit(_reply, postback.tenant_id, token, decision.reply)
 
 
-def decide(postback: Postback, user_id: str, event: dict) -> Decision:
-    """Record the answer (or the ETA) if the member may give it, and say what to reply."""
+_replying = threading.local()  # the brigade whose log records the reply being sent
+_clients: dict[MessagingChannel, MessagingClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _reply(tenant_id: uuid.UUID, token: str, message: dict) -> None:
+    _replying.actor = webhook_actor(tenant_id)
+    _reply_client().reply(token, [message])
+
+
+def _reply_client() -> MessagingClient:
+    """One client per channel for all replies (building one costs more than a reply)."""
+    channel = outbox.channel()
+    with _clients_lock:
+        if channel not in _clients:
+            _clients[channel] = MessagingClient(channel, _record_reply)
+        return _clients[channel]
+
+
+def _record_reply(call: MessagingCall) -> None:
+    outbox.recorder(_replying.actor)(call)
+
+
+def decide(event_id: str, postback: Postback, user_id: str, event: dict) -> Decision | None:
+    """Record the answer (or the ETA) if the member may give it, and say what to reply; None
+    when the event was handled already."""
     actor = webhook_actor(postback.tenant_id)
     with transaction(actor, callout.VIEW, action="callout.answer") as tx:
+        if not claim(tx.session, event_id):
+            return None
         decision = _decide(tx, postback, user_id)
         _log_event(actor, event, decision.outcome, session=tx)
         tx.commit()
@@ -260,7 +319,7 @@ def _decide(tx: Tx, postback: Postback, user_id: str) -> Decision:
     if member is None or member.status != MemberStatus.ACTIVE:
         return _refuse("not_member")
     row = tx.get(Incident, postback.incident_id)
-    if row is None or member.id not in callout.targeted(tx, row.id):
+    if row is None or not callout.is_target(tx, row.id, member.id):
         return _refuse("not_target")
     if IncidentStatus(row.status) not in callout.CALLABLE:
         return _refuse("closed")

@@ -459,3 +459,22 @@ def test_a_test_call_out_reaches_only_the_chosen_and_its_buttons_work():
     board = callout.tally(admin(brigade.tenant_id), incident_id)
     assert [(line.member_id, line.answer) for line in board.lines] == [(chosen, Answer.AVAILABLE)]
     assert {r.member_id for r in callout.test_recipients(admin(brigade.tenant_id))} >= {chosen}
+
+
+def test_an_event_kept_but_not_handled_is_handled_by_the_sweep_once():
+    brigade = make_brigade({"第1分団": 1})
+    member = next(iter(brigade.in_unit("第1分団")))
+    with messaging() as fake:
+        incident_id = dispatch(brigade, units="本町団1")
+        data = Postback(brigade.tenant_id, incident_id, answer=Answer.LATE).encode()
+        event = fake.postback_event(brigade.sub_of(member), data)
+        assert line_webhook.keep([event])  # the process stopped before handling it
+        assert not line_webhook.keep([event])  # a redelivery finds its id taken
+        assert line_webhook.handle_pending(older_than_seconds=0) >= 1
+        assert (
+            line_webhook.handle(line_webhook.keep([event]) or [(event["webhookEventId"], event)])
+            == 0
+        )
+    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    assert board.totals[Answer.LATE] == 1
+    assert len([d for d in fake.deliveries if d.endpoint == "reply"]) == 1

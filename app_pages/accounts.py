@@ -75,6 +75,7 @@ st.dataframe(
                 "階級": a.rank_name,
                 "状態": a.status_label,
                 "LINE連携": "連携済み" if a.line_linked else "未連携",
+                "出動連絡（公式アカウント）": a.friend_label,
                 "登録コード": a.registration_label,
                 "ユーザID": a.user_id,
                 "コード有効期限 (JST)": to_jst(a.expires_at) if a.registration == "issued" else "",
@@ -88,6 +89,7 @@ st.dataframe(
             "階級",
             "状態",
             "LINE連携",
+            "出動連絡（公式アカウント）",
             "登録コード",
             "ユーザID",
             "コード有効期限 (JST)",
@@ -96,6 +98,11 @@ st.dataframe(
     ),
     hide_index=True,
     width="stretch",
+)
+st.caption(
+    "出動連絡（公式アカウント）: 「友だち」はLINEで出動連絡が届きます。「ブロック中」の団員には届きません"
+    "（出動の回答状況では未回答として表示され、電話での確認と代理入力が必要です）。"
+    "「不明」は友だち追加・ブロックの通知をまだ受けていない状態です。"
 )
 
 if not accounts or not allows(actor, Need(Function.MEMBER_ACCOUNTS, Level.EDIT)):

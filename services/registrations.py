@@ -39,6 +39,7 @@ from models import (
     Tenant,
 )
 from models.base import utcnow
+from models.callout import FriendStatus
 from models.enums import AuditCategory, Function, Level, MemberStatus, TenantStatus
 from services import audit
 from services.base import Tx, record_denial, scoped, transaction
@@ -102,6 +103,7 @@ class AccountStatus:
     status: str
     line_linked: bool
     linked_at: datetime | None
+    friend_status: str  # models.callout.FriendStatus of a linked member, "" when not linked
     registration: str  # a key of STATE_LABELS
     user_id: str
     expires_at: datetime | None
@@ -110,6 +112,11 @@ class AccountStatus:
     @property
     def status_label(self) -> str:
         return MemberStatus(self.status).label
+
+    @property
+    def friend_label(self) -> str:
+        """Whether the call-out reaches the member on LINE (follow / unfollow events)."""
+        return FriendStatus(self.friend_status).label if self.friend_status else ""
 
     @property
     def registration_label(self) -> str:
@@ -190,6 +197,7 @@ def list_accounts(actor: Actor) -> list[AccountStatus]:
                 status=m.status,
                 line_linked=m.id in links,
                 linked_at=links[m.id].linked_at if m.id in links else None,
+                friend_status=links[m.id].friend_status if m.id in links else "",
                 registration=_state(registrations.get(m.id)),
                 user_id=grouped(registrations[m.id].user_id) if m.id in registrations else "",
                 expires_at=registrations[m.id].expires_at if m.id in registrations else None,

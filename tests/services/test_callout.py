@@ -19,6 +19,7 @@ from models import PLATFORM_TENANT_ID
 from models.base import utcnow
 from models.callout import CalloutTarget, LineOutbox, OutboxStatus
 from models.enums import Answer, AuditCategory, Function, Level
+from services import registrations
 from services.db import unit_of_work
 from services.dispatch import callout, callout_settings, incidents, intake, line_webhook, outbox
 from services.errors import NotFound, PermissionDenied, ValidationError
@@ -262,15 +263,22 @@ def test_a_webhook_with_a_bad_or_missing_signature_is_refused_and_logged(engine)
     assert len(refused) >= 2
 
 
+def friend_label(brigade: Brigade, member_id: uuid.UUID) -> str:
+    accounts = registrations.list_accounts(admin(brigade.tenant_id))
+    return next(a.friend_label for a in accounts if a.member_id == member_id)
+
+
 def test_unfollow_blocks_messages_and_follow_restores_them():
     brigade = make_brigade({"第1分団": 2})
     member = next(iter(brigade.in_unit("第1分団")))
     with messaging() as fake:
         post_webhook(fake, [fake.unfollow_event(brigade.sub_of(member))])
+        assert friend_label(brigade, member) == "ブロック中"  # shown on アカウント管理
         dispatch(brigade, units="本町団1")
         send_all(brigade)
         assert brigade.sub_of(member) not in multicast_recipients(fake)
         post_webhook(fake, [fake.follow_event(brigade.sub_of(member))])
+        assert friend_label(brigade, member) == "友だち"
         dispatch(brigade, units="本町団1", reference="other-1")
         send_all(brigade)
         assert brigade.sub_of(member) in multicast_recipients(fake)

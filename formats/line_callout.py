@@ -190,9 +190,8 @@ def followup_message(content: CalloutContent, status_label: str) -> dict:
 
 
 def answer_reply(content_title: str, answer: Answer) -> dict:
-    """The reply confirming an answer; 出動可 and 遅れて出動 are asked for an ETA."""
-    message = text_message(f"{content_title}：「{answer.label}」で受け付けました。")
-    return message
+    """The reply confirming an answer (with_eta_question adds the ETA buttons)."""
+    return text_message(f"{content_title}：「{answer.label}」で受け付けました。")
 
 
 def with_eta_question(message: dict, tenant_id: uuid.UUID, incident_id: uuid.UUID) -> dict:

@@ -42,12 +42,6 @@ class OutboxStatus(StrEnum):
     SENT = "sent"  # accepted by LINE (200, or 409 for its retry key)
     FAILED = "failed"  # given up: refused by LINE, quota exhausted, or retries spent
 
-    @property
-    def label(self) -> str:
-        return {"pending": "送信待ち", "sending": "送信中", "sent": "送信済み", "failed": "失敗"}[
-            self.value
-        ]
-
 
 class FriendStatus(StrEnum):
     """Whether LINE delivers the official account's messages to a linked member: known from

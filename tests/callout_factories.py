@@ -12,24 +12,9 @@ from models import Member, MemberLine
 from services.crypto import TenantCipher
 from services.db import unit_of_work
 from services.signin import line_sessions
-from tests.factories import make_member, make_tenant, rank_id
+from tests.factories import link_line, make_member, make_tenant, rank_id
 from tests.fakes.line_messaging import FakeMessaging, new_user_id
 from tests.fakes.line_server import configured, serve
-
-
-def link_line(tenant_id: uuid.UUID, member_id: uuid.UUID, sub: str) -> None:
-    """Bind a LINE user id to a member directly, as a redeemed registration would."""
-    with unit_of_work(tenant_id) as db:
-        cipher = TenantCipher(db, tenant_id)
-        link = MemberLine(
-            tenant_id=tenant_id,
-            member_id=member_id,
-            sub_enc="",
-            sub_bidx=cipher.blind_index(sub, field=line_sessions.SUB_FIELD),
-        )
-        link.sub_enc = cipher.encrypt(sub, field=line_sessions.SUB_FIELD, row_id=link.id)
-        db.add(link)
-        db.commit()
 
 
 @dataclass

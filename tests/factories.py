@@ -10,10 +10,12 @@ from sqlmodel import Session as DbSession
 from sqlmodel import select
 
 from core.actor import Actor, ActorKind, RequestContext, system_actor
-from models import AuditEvent, MemberCreate
+from models import AuditEvent, MemberCreate, MemberLine
 from models.enums import Function, Level
 from services import members, tenants
+from services.crypto import TenantCipher
 from services.db import set_tenant, unit_of_work
+from services.signin import line_sessions
 from services.signin.sessions import Principal, open_session
 
 _counter = itertools.count(1)
@@ -143,3 +145,18 @@ def rebuilt_backup(made, changes: dict[str, bytes]) -> bytes:
         app_version="test",
     )
     return fmt.write_zip(manifest, contents, password=None)
+
+
+def link_line(tenant_id: uuid.UUID, member_id: uuid.UUID, sub: str) -> None:
+    """Bind a LINE user id to a member directly, as a redeemed registration would."""
+    with unit_of_work(tenant_id) as db:
+        cipher = TenantCipher(db, tenant_id)
+        link = MemberLine(
+            tenant_id=tenant_id,
+            member_id=member_id,
+            sub_enc="",
+            sub_bidx=cipher.blind_index(sub, field=line_sessions.SUB_FIELD),
+        )
+        link.sub_enc = cipher.encrypt(sub, field=line_sessions.SUB_FIELD, row_id=link.id)
+        db.add(link)
+        db.commit()

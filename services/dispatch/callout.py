@@ -273,12 +273,12 @@ def call_out(actor: Actor, incident_id: uuid.UUID, units: tuple[str, ...]) -> in
     分団 when crews are short (応援要請). Returns how many members were newly called."""
     with transaction(actor, EDIT, action="callout.call_out") as tx:
         row = _incident(tx, incident_id)
-        if not units and targeted(tx, row.id):
+        before = len(targeted(tx, row.id))
+        if not units and before:
             raise ValidationError({"分団": "応援要請する分団を選んでください。"})
-        first = not targeted(tx, row.id)
-        kind = CalloutKind.CALLOUT if first else CalloutKind.WIDEN
-        wave = call_units(tx, row, units, kind=kind, leaders=first)
-        count = 0 if wave is None else len(targeted(tx, row.id))
+        kind = CalloutKind.WIDEN if before else CalloutKind.CALLOUT
+        call_units(tx, row, units, kind=kind, leaders=not before)
+        count = len(targeted(tx, row.id)) - before
         tx.commit()
         return count
 

@@ -349,7 +349,8 @@ def test_call_out_and_proxy_answers_need_dispatch_edit():
     outsider = next(iter(brigade.in_unit("第2分団")))
     with pytest.raises(ValidationError):  # not called for this incident
         callout.answer_by_proxy(editor, incident_id, outsider, Answer.AVAILABLE)
-    assert callout.call_out(editor, incident_id, ("第2分団",)) == 3
+    assert callout.call_out(editor, incident_id, ("第2分団",)) == 1  # newly called
+    assert callout.call_out(editor, incident_id, ("第2分団",)) == 0  # called already
     callout.answer_by_proxy(editor, incident_id, outsider, Answer.AVAILABLE)
     with pytest.raises(NotFound):
         callout.answer_by_proxy(editor, incident_id, uuid.uuid4(), Answer.AVAILABLE)
@@ -457,6 +458,9 @@ def test_a_test_call_out_reaches_only_the_chosen_and_its_buttons_work():
         callout.send_test(editor, (chosen,))
     with pytest.raises(ValidationError):
         callout.send_test(admin(brigade.tenant_id), ())
+    elsewhere = make_brigade({"第1分団": 1})
+    with pytest.raises(ValidationError):  # another brigade's member is no member here
+        callout.send_test(admin(elsewhere.tenant_id), (chosen,))
     with messaging() as fake:
         incident_id = callout.send_test(admin(brigade.tenant_id), (chosen,))
         send_all(brigade)

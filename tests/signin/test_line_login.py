@@ -35,11 +35,17 @@ from models import Session as UserSession
 from models.base import utcnow
 from models.enums import AuditCategory
 from services import members, registrations
-from services.crypto import TenantCipher
 from services.db import unit_of_work
 from services.errors import PermissionDenied
 from services.signin import line, line_sessions, sessions
-from tests.factories import admin, audit_events, last_audit_seq, make_member, make_tenant
+from tests.factories import (
+    admin,
+    audit_events,
+    last_audit_seq,
+    link_line,
+    make_member,
+    make_tenant,
+)
 from tests.fakes.line_server import FakeLine, FakeUser, callback_target, configured, serve
 from ui.registry import LINE_PAGES, specs_for
 
@@ -118,21 +124,6 @@ class PlatformWatch:
 @pytest.fixture
 def platform(engine) -> PlatformWatch:
     return PlatformWatch(engine)
-
-
-def link_line(tenant_id: uuid.UUID, member_id: uuid.UUID, sub: str) -> None:
-    """Bind a LINE user id to a member directly, as a redeemed registration would."""
-    with unit_of_work(tenant_id) as db:
-        cipher = TenantCipher(db, tenant_id)
-        link = MemberLine(
-            tenant_id=tenant_id,
-            member_id=member_id,
-            sub_enc="",
-            sub_bidx=cipher.blind_index(sub, field=line_sessions.SUB_FIELD),
-        )
-        link.sub_enc = cipher.encrypt(sub, field=line_sessions.SUB_FIELD, row_id=link.id)
-        db.add(link)
-        db.commit()
 
 
 def assert_refused(response: httpx.Response, flow: Flow, message: str) -> None:

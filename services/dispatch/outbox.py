@@ -363,17 +363,17 @@ def _check_crews(tx: Tx, row: Incident, wave: Callout) -> None:
     if not shortages:
         return
     leaders = [t.member_id for t in targets if t.leader and t.notified]
-    callout.queue_wave(
-        tx,
-        row,
-        callout.CalloutKind.SHORTAGE,
-        leaders,
-        [shortage_message(callout.content_of(tx, row), shortages)],
-    )
+    if leaders:
+        callout.queue_wave(
+            tx,
+            row,
+            callout.CalloutKind.SHORTAGE,
+            leaders,
+            [shortage_message(callout.content_of(tx, row), shortages)],
+        )
     short = "、".join(f"{u} {c}/{m}名" for u, (c, m) in shortages.items())
-    incidents.add_entry(
-        tx, row, "shortage", f"人員不足（出動可/必要）: {short}。幹部に連絡します。"
-    )
+    told = "LINEで幹部に連絡します" if leaders else "LINEで連絡できる幹部がいません"
+    incidents.add_entry(tx, row, "shortage", f"人員不足（出動可/必要）: {short}。{told}。")
     tx.audit(
         "callout.shortage",
         target_type="incident",

@@ -194,6 +194,9 @@ def test_without_line_nobody_is_messaged_and_proxy_answers_work():
     assert line.answer == Answer.AVAILABLE and line.via == "proxy" and line.eta_minutes == 10
     (unit,) = board.units
     assert unit.unit == "第1分団" and unit.coming == 1 and unit.short
+    send_all(brigade, later=timedelta(minutes=4))  # the crew check: noted, nobody to message
+    _, entries = incidents.get_incident(admin(brigade.tenant_id), incident_id)
+    assert any("LINEで連絡できる幹部がいません" in e.summary for e in entries)
 
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.base import UTCDateTime, created_field, new_id, optional_time_field
@@ -41,6 +41,7 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"  # claimed by a sender until claimed_until
     SENT = "sent"  # accepted by LINE (200, or 409 for its retry key)
     FAILED = "failed"  # given up: refused by LINE, quota exhausted, or retries spent
+    CANCELLED = "cancelled"  # not sent: the incident was cancelled (取消) or ended first
 
 
 class FriendStatus(StrEnum):
@@ -69,6 +70,20 @@ class CalloutSettings(SQLModel, table=True):
     leader_rank_position: int = 3  # 分団長
     # a mail that names no 分団 of the brigade calls: "all" members or only the "leaders"
     no_units_target: str = Field(default="all", max_length=10)
+    # targeting rules by incident kind and time of day (JSON list, see callout_settings.Rule)
+    rules: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))
+    # 分団 → neighbouring 分団 offered when its crew is short (JSON object)
+    neighbours: str = Field(
+        default="{}", sa_column=Column(Text, nullable=False, server_default="{}")
+    )
+    # the scheduled self-test: the JST hour it runs each day (None: off), and its last result
+    selftest_hour: int | None = Field(
+        default=6, sa_column=Column(Integer, nullable=True, server_default="6")
+    )
+    selftest_last_at: datetime | None = optional_time_field()
+    selftest_last_error: str = Field(
+        default="", sa_column=Column(Text, nullable=False, server_default="")
+    )
     version: int = 1
     updated_at: datetime = created_field()
 

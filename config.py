@@ -49,7 +49,10 @@ class Settings:
     line_authorize_url: str = "https://access.line.me/oauth2/v2.1/authorize"
     line_token_url: str = "https://api.line.me/oauth2/v2.1/token"
     line_jwks_url: str = "https://api.line.me/oauth2/v2.1/certs"
-    line_bot_prompt: str = ""  # "", "normal" or "aggressive": offer the brigade's official account
+    line_friendship_url: str = "https://api.line.me/friendship/v1/status"
+    # offer the official account at login: "normal", "aggressive" or "none"; empty means
+    # "aggressive" when the Messaging API channel is set (services.signin.line.bot_prompt)
+    line_bot_prompt: str = ""
     line_prompt_consent: bool = False  # ask LINE to show the consent screen at every login
     # The Messaging API channel (the call-out, #21): one per installation, under the same LINE
     # provider as the Login channel so that a member's user id is the same in both.
@@ -252,6 +255,7 @@ def load_settings() -> Settings:
             ("line_authorize_url", "LINE_AUTHORIZE_URL"),
             ("line_token_url", "LINE_TOKEN_URL"),
             ("line_jwks_url", "LINE_JWKS_URL"),
+            ("line_friendship_url", "LINE_FRIENDSHIP_URL"),
             ("line_bot_prompt", "LINE_BOT_PROMPT"),
             ("line_messaging_token", "LINE_MESSAGING_TOKEN"),
             ("line_messaging_secret", "LINE_MESSAGING_SECRET"),
@@ -261,8 +265,8 @@ def load_settings() -> Settings:
         )
         if key in raw
     }
-    if strings.get("line_bot_prompt", "") not in ("", "normal", "aggressive"):
-        raise ConfigError("HIKESHI_LINE_BOT_PROMPT must be empty, normal or aggressive")
+    if strings.get("line_bot_prompt", "") not in ("", "normal", "aggressive", "none"):
+        raise ConfigError("HIKESHI_LINE_BOT_PROMPT must be empty, normal, aggressive or none")
     flags = {
         name: raw[key].strip().lower() in ("1", "true", "yes", "on")
         for name, key in (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -37,6 +37,9 @@ CLOCK_LEEWAY_SECONDS = 60
 JWKS_MAX_AGE_SECONDS = 3600
 JWKS_REFRESH_SECONDS = 60
 HTTP_TIMEOUT_SECONDS = 10
+# The friendship status is asked while the member waits for the sign-in to finish, and the
+# sign-in never depends on it: a slow answer is given up sooner than the login's own calls.
+FRIENDSHIP_TIMEOUT_SECONDS = 3
 
 
 class LineLoginError(Exception):
@@ -62,6 +65,16 @@ class LineChannel:
     authorize_url: str
     token_url: str
     jwks_url: str
+    friendship_url: str
+
+
+@dataclass(frozen=True)
+class LoginTokens:
+    """What the token endpoint returns for a code: the ID token to verify, and the access token
+    that only the friendship status is asked with (never stored, never logged)."""
+
+    id_token: str
+    access_token: str = field(default="", repr=False)
 
 
 def safe_code(text: str) -> str:
@@ -92,8 +105,8 @@ class LineLoginClient:
             )
         return url
 
-    def exchange_code(self, code: str, code_verifier: str) -> str:
-        """The ID token the token endpoint returns for an authorization code."""
+    def exchange_code(self, code: str, code_verifier: str) -> LoginTokens:
+        """The tokens the token endpoint returns for an authorization code."""
         try:
             with self._oauth() as client:
                 token = client.fetch_token(
@@ -109,7 +122,26 @@ class LineLoginClient:
         id_token = token.get("id_token")
         if not isinstance(id_token, str) or not id_token:
             raise LineLoginError("no_id_token")
-        return id_token
+        access_token = token.get("access_token")
+        return LoginTokens(id_token, access_token if isinstance(access_token, str) else "")
+
+    def friendship(self, access_token: str) -> bool | None:
+        """Whether the user has the official account linked to this channel as a friend and has
+        not blocked it (LINE tells neither "never added" nor "blocked" apart: both are False).
+        Needs the profile scope. None when LINE did not answer it: refused (no linked account,
+        scope or token), failed or timed out; the call is in the log either way."""
+        transport = LoggedTransport(SERVICE, self.record)
+        try:
+            with httpx.Client(transport=transport, timeout=FRIENDSHIP_TIMEOUT_SECONDS) as client:
+                response = client.get(
+                    self.channel.friendship_url,
+                    headers={"Authorization": f"Bearer {access_token}"},
+                )
+            body = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        flag = body.get("friendFlag") if isinstance(body, dict) else None
+        return flag if isinstance(flag, bool) else None
 
     def verify_id_token(self, id_token: str, *, nonce: str) -> dict[str, Any]:
         """The verified claims of a LINE ID token, or InvalidIdToken with the reason."""

@@ -46,15 +46,29 @@ class OutboxStatus(StrEnum):
 
 class FriendStatus(StrEnum):
     """Whether LINE delivers the official account's messages to a linked member: known from
-    follow / unfollow webhook events."""
+    follow / unfollow webhook events, and asked of LINE Login at each sign-in
+    (services/signin/line_friendship.py)."""
 
     UNKNOWN = "unknown"
     FRIEND = "friend"
-    BLOCKED = "blocked"
+    BLOCKED = "blocked"  # an unfollow event: the member blocked the account
+    # a sign-in found no friendship: LINE does not say whether the account was never added or
+    # blocked (before the webhook was set up); either way the member must add or unblock it
+    NOT_FRIEND = "not_friend"
 
     @property
     def label(self) -> str:
-        return {"unknown": "不明", "friend": "友だち", "blocked": "ブロック中"}[self.value]
+        return {
+            "unknown": "不明",
+            "friend": "友だち",
+            "blocked": "ブロック中",
+            "not_friend": "未追加またはブロック",
+        }[self.value]
+
+    @property
+    def reachable(self) -> bool:
+        """Whether a call-out is sent to the member (an unknown status is tried)."""
+        return self in (FriendStatus.UNKNOWN, FriendStatus.FRIEND)
 
 
 class CalloutSettings(SQLModel, table=True):

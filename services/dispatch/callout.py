@@ -115,7 +115,7 @@ def candidates(tx: Tx, units: tuple[str, ...], *, leaders: bool) -> list[Candida
         if called is None and not everyone and not (leaders and leader):
             continue
         link = links.get(member.id)
-        reachable = link is not None and link.friend_status != FriendStatus.BLOCKED
+        reachable = link is not None and FriendStatus(link.friend_status).reachable
         found.append(Candidate(member.id, called or unit_of(member.affiliation), leader, reachable))
     return found
 
@@ -512,7 +512,7 @@ def test_recipients(actor: Actor) -> list[Recipient]:
                 m.id,
                 m.member_code,
                 tx.cipher.member_name(m),
-                m.id in links and links[m.id].friend_status != FriendStatus.BLOCKED,
+                m.id in links and FriendStatus(links[m.id].friend_status).reachable,
             )
             for m in rows
         ]
@@ -547,7 +547,7 @@ def send_test(actor: Actor, member_ids: tuple[uuid.UUID, ...]) -> uuid.UUID:
             ).all()
         }
         reachable = [
-            m for m in chosen if m in linked and linked[m].friend_status != FriendStatus.BLOCKED
+            m for m in chosen if m in linked and FriendStatus(linked[m].friend_status).reachable
         ]
         message = line_callout.callout_message(content_of(tx, row))
         wave = queue_wave(tx, row, CalloutKind.TEST, reachable, [message])

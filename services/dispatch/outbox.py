@@ -202,7 +202,7 @@ def _user_ids(tx: Tx, member_ids: list[uuid.UUID]) -> tuple[str, ...]:
     return tuple(
         tx.cipher.decrypt(row.sub_enc, field=SUB_FIELD, row_id=row.id)
         for row in rows
-        if row.friend_status != FriendStatus.BLOCKED
+        if FriendStatus(row.friend_status).reachable
     )
 
 

@@ -6,6 +6,7 @@ verifier, used once), the callback's checks, and what a verified LINE user id le
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Mapping
 from datetime import timedelta
@@ -28,6 +29,7 @@ from models.enums import AuditCategory
 from services import audit
 from services.db import unit_of_work
 from services.signin import owners
+from services.signin.line_friendship import refresh_friendship
 from services.signin.line_sessions import LineLoginResult, complete_login
 from services.signin.sessions import token_hash
 from services.traffic_log import external_call_recorder
@@ -37,6 +39,8 @@ CALLBACK_PATH = "/auth/line/callback"
 REQUEST_LIFETIME = timedelta(minutes=10)
 # Calls to LINE happen before any brigade is known: they are logged in the platform's chain.
 LINE_ACTOR = system_actor(None, label="line-login")
+
+log = logging.getLogger(__name__)
 
 MESSAGES = {
     "failed": "LINEでのログインに失敗しました。もう一度お試しください。",
@@ -75,8 +79,21 @@ def client() -> LineLoginClient:
         authorize_url=settings.line_authorize_url,
         token_url=settings.line_token_url,
         jwks_url=settings.line_jwks_url,
+        friendship_url=settings.line_friendship_url,
     )
     return LineLoginClient(channel, external_call_recorder(LINE_ACTOR))
+
+
+def bot_prompt() -> str:
+    """How LINE offers the official account at login ("" for not at all). With a Messaging API
+    channel the default is "aggressive", a screen of its own after the consent screen (harder
+    to pass over than the option "normal" adds to the consent screen): a member who has not
+    added the account gets no call-out."""
+    settings = get_settings()
+    chosen = settings.line_bot_prompt or (
+        "aggressive" if settings.line_messaging_configured else "none"
+    )
+    return "" if chosen == "none" else chosen
 
 
 # ---------------------------------------------------------------------------
@@ -90,7 +107,6 @@ def begin_login(registration_user_id: str = "") -> tuple[str, str]:
     registration is unused, the login leads to code entry even if the LINE account is linked
     elsewhere.
     """
-    settings = get_settings()
     key = secrets.token_urlsafe(32)
     row = LineAuthRequest(
         key_hash=token_hash(key),
@@ -101,9 +117,9 @@ def begin_login(registration_user_id: str = "") -> tuple[str, str]:
         expires_at=utcnow() + REQUEST_LIFETIME,
     )
     options: dict[str, str] = {"nonce": row.nonce}
-    if settings.line_bot_prompt:
-        options["bot_prompt"] = settings.line_bot_prompt
-    if settings.line_prompt_consent:
+    if prompt := bot_prompt():
+        options["bot_prompt"] = prompt
+    if get_settings().line_prompt_consent:
         options["prompt"] = "consent"
     url = client().authorization_url(state=row.state, code_verifier=row.code_verifier, **options)
     with unit_of_work(None) as db:
@@ -153,7 +169,8 @@ def _consume_request(cookie_value: str | None) -> LineAuthRequest:
 def finish_login(
     cookie_value: str | None, params: Mapping[str, str], request: RequestContext
 ) -> LineLoginResult:
-    """Check the callback, exchange the code, verify the ID token, then open a session."""
+    """Check the callback, exchange the code, verify the ID token, then open a session and
+    record whether the official account reaches this LINE account."""
     try:
         if not is_configured():
             raise LoginFailed("not_configured", "unavailable")
@@ -166,15 +183,20 @@ def finish_login(
         if not params.get("code"):
             raise LoginFailed("missing_code")
         line = client()
-        id_token = line.exchange_code(params["code"], auth_request.code_verifier)
-        claims = line.verify_id_token(id_token, nonce=auth_request.nonce)
+        tokens = line.exchange_code(params["code"], auth_request.code_verifier)
+        claims = line.verify_id_token(tokens.id_token, nonce=auth_request.nonce)
     except LineLoginError as failure:
         _record_failure(failure.reason, request)
         return LineLoginResult(error="failed")
     except LoginFailed as failure:
         _record_failure(failure.reason, request)
         return LineLoginResult(error=failure.message_key)
-    return complete_login(claims["sub"], auth_request.registration_user_id, request)
+    result = complete_login(claims["sub"], auth_request.registration_user_id, request)
+    try:
+        refresh_friendship(line, claims["sub"], tokens.access_token, request)
+    except Exception:  # the member is signed in already; the status is learned next time
+        log.exception("friendship status not recorded")
+    return result
 
 
 def _record_failure(reason: str, request: RequestContext) -> None:

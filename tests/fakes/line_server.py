@@ -2,16 +2,20 @@
 
 Endpoints as LINE documents them: GET /oauth2/v2.1/authorize (here a consent page with 許可する /
 キャンセル), POST /oauth2/v2.1/token (authorization_code with PKCE; a code works once),
-POST /oauth2/v2.1/verify (ID token verification), GET /v2/profile (Bearer access token) and
+POST /oauth2/v2.1/verify (ID token verification), GET /v2/profile (Bearer access token),
+GET /friendship/v1/status (Bearer access token with the profile scope) and
 GET /oauth2/v2.1/certs (the ES256 keys, for native-app tokens). ID tokens are real JWTs, HS256
 with the channel secret, as LINE issues them for web login.
 
-Tests choose who is "logged in to LINE" (FakeLine.user) and may make the next ID token a bad
-one (FakeLine.tamper) to see the application refuse it.
+Tests choose who is "logged in to LINE" (FakeLine.user) and whether that user has the official
+account as a friend (FakeUser.friend, or 友だち追加 on the consent page when bot_prompt asks),
+may make the next ID token a bad one (FakeLine.tamper) to see the application refuse it, and may
+make the friendship status fail (FakeLine.friendship_status, friendship_delay).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import html
@@ -42,6 +46,7 @@ TOKEN_PATH = "/oauth2/v2.1/token"
 VERIFY_PATH = "/oauth2/v2.1/verify"
 PROFILE_PATH = "/v2/profile"
 CERTS_PATH = "/oauth2/v2.1/certs"
+FRIENDSHIP_PATH = "/friendship/v1/status"
 
 # One TLS context for every client the fake browser opens: each new httpx.Client would load the
 # CA bundle again (40 ms), and the fake serves plain HTTP anyway.
@@ -57,6 +62,7 @@ def new_sub() -> str:
 class FakeUser:
     sub: str = field(default_factory=new_sub)
     name: str = "LINE 太郎"
+    friend: bool = False  # has the official account linked to the channel as a friend
 
 
 @dataclass
@@ -82,8 +88,13 @@ class FakeLine:
         self.base_url = ""
         self._pending: dict[str, dict[str, str]] = {}
         self._codes: dict[str, _Grant] = {}
-        self._access_tokens: dict[str, FakeUser] = {}
+        self._access_tokens: dict[str, _Grant] = {}
         self._tamper: Callable[[dict[str, Any]], str] | None = None
+        # the friendship status: the access tokens it was asked with, and a failure to inject
+        # (an HTTP status to answer instead, or a delay before answering)
+        self.friendship_requests: list[str] = []
+        self.friendship_status: int | None = None
+        self.friendship_delay = 0.0
         self.app = Starlette(
             routes=[
                 Route(AUTHORIZE_PATH, self.authorize, methods=["GET"]),
@@ -91,6 +102,7 @@ class FakeLine:
                 Route(TOKEN_PATH, self.token, methods=["POST"]),
                 Route(VERIFY_PATH, self.verify, methods=["POST"]),
                 Route(PROFILE_PATH, self.profile, methods=["GET"]),
+                Route(FRIENDSHIP_PATH, self.friendship, methods=["GET"]),
                 Route(CERTS_PATH, self.certs, methods=["GET"]),
             ]
         )
@@ -105,6 +117,7 @@ class FakeLine:
             "HIKESHI_LINE_AUTHORIZE_URL": self.base_url + AUTHORIZE_PATH,
             "HIKESHI_LINE_TOKEN_URL": self.base_url + TOKEN_PATH,
             "HIKESHI_LINE_JWKS_URL": self.base_url + CERTS_PATH,
+            "HIKESHI_LINE_FRIENDSHIP_URL": self.base_url + FRIENDSHIP_PATH,
         }
 
     def tamper(self, make_token: Callable[[dict[str, Any]], str]) -> None:
@@ -147,15 +160,20 @@ class FakeLine:
 
     # --- a browser's part, for tests without a browser ---------------------------------------
 
-    def approve(self, authorize_url: str, *, allow: bool = True) -> str:
-        """Open the consent page and press 許可する (or キャンセル); returns the redirect URL."""
+    def approve(self, authorize_url: str, *, allow: bool = True, add_friend: bool = False) -> str:
+        """Open the consent page and press 許可する (or キャンセル), having ticked 友だち追加 if
+        add_friend (offered only when the request had bot_prompt); returns the redirect URL."""
         with httpx.Client(timeout=10, verify=_TLS) as client:
             page = client.get(authorize_url)
             page.raise_for_status()
             request_id = page.headers["x-fake-line-request"]
             answer = client.post(
                 self.base_url + AUTHORIZE_PATH + "/consent",
-                data={"request": request_id, "action": "allow" if allow else "deny"},
+                data={
+                    "request": request_id,
+                    "action": "allow" if allow else "deny",
+                    **({"add_friend": "on"} if add_friend else {}),
+                },
             )
         assert answer.status_code == 302, answer.text
         return answer.headers["location"]
@@ -170,13 +188,18 @@ class FakeLine:
             return HTMLResponse(f"<p>400 Bad Request: {html.escape(problem)}</p>", status_code=400)
         request_id = secrets.token_urlsafe(16)
         self._pending[request_id] = params
+        offer = (
+            '<label><input type="checkbox" name="add_friend">公式アカウントを友だち追加</label>'
+            if params.get("bot_prompt") in ("normal", "aggressive") and not self.user.friend
+            else ""
+        )
         page = f"""<!DOCTYPE html><html lang="ja"><head><meta charset="utf-8">
 <title>LINE Login (fake)</title></head><body>
 <h1>LINE（テスト用）</h1>
 <p>{html.escape(self.user.name)} としてログインし、アプリに次の情報の利用を許可しますか。</p>
 <ul><li>プロフィール情報</li><li>ユーザーID</li></ul>
 <form method="post" action="{AUTHORIZE_PATH}/consent">
-<input type="hidden" name="request" value="{request_id}">
+<input type="hidden" name="request" value="{request_id}">{offer}
 <button type="submit" name="action" value="allow">許可する</button>
 <button type="submit" name="action" value="deny">キャンセル</button>
 </form></body></html>"""
@@ -206,6 +229,8 @@ class FakeLine:
             return HTMLResponse("<p>expired</p>", status_code=400)
         answer: dict[str, str]
         if form.get("action") == "allow":
+            if form.get("add_friend") == "on" and params.get("bot_prompt"):
+                self.user.friend = True
             code = secrets.token_urlsafe(16)
             self._codes[code] = _Grant(
                 user=self.user,
@@ -249,7 +274,7 @@ class FakeLine:
         id_token = self._tamper(claims) if self._tamper else self.sign_hs256(claims)
         self._tamper = None
         access_token = secrets.token_urlsafe(32)
-        self._access_tokens[access_token] = grant.user
+        self._access_tokens[access_token] = grant
         return JSONResponse(
             {
                 "access_token": access_token,
@@ -281,19 +306,35 @@ class FakeLine:
             return _error("invalid_request", "Invalid IdToken Nonce.")
         return JSONResponse(claims)
 
-    async def profile(self, request: Request) -> Response:
+    def _bearer(self, request: Request) -> tuple[str, _Grant | None]:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        user = self._access_tokens.get(token) if scheme == "Bearer" else None
-        if user is None:
+        return token, self._access_tokens.get(token) if scheme == "Bearer" else None
+
+    async def profile(self, request: Request) -> Response:
+        _token, grant = self._bearer(request)
+        if grant is None:
             return JSONResponse({"message": "invalid token"}, status_code=401)
         return JSONResponse(
             {
-                "userId": user.sub,
-                "displayName": user.name,
+                "userId": grant.user.sub,
+                "displayName": grant.user.name,
                 "pictureUrl": "https://profile.line-scdn.net/fake",
                 "statusMessage": "",
             }
         )
+
+    async def friendship(self, request: Request) -> Response:
+        token, grant = self._bearer(request)
+        self.friendship_requests.append(token)
+        if self.friendship_delay:
+            await asyncio.sleep(self.friendship_delay)
+        if self.friendship_status is not None:
+            return JSONResponse({"message": "injected failure"}, status_code=self.friendship_status)
+        if grant is None:
+            return JSONResponse({"message": "invalid token"}, status_code=401)
+        if "profile" not in grant.scope.split():
+            return JSONResponse({"message": "The access token lacks the profile scope"}, 403)
+        return JSONResponse({"friendFlag": grant.user.friend})
 
     async def certs(self, _request: Request) -> Response:
         return JSONResponse({"keys": [self.ec_key.as_dict(private=False)]})

@@ -18,6 +18,8 @@ try:
 except ServiceError as exc:
     show_error(exc)
     st.stop()
+for warning in data.selftest_warnings:
+    st.warning(warning, icon=":material/warning:")
 
 
 def chart(counts: list[dashboard.Count], label: str, unit: str, key: str) -> None:

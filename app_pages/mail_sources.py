@@ -18,6 +18,7 @@ from ui.common import current_actor, run_action, show_error
 from ui.confirm import Confirmation, confirm_button
 from ui.import_view import require
 from ui.profile_preview import try_profile
+from ui.selftest_view import selftest_section
 
 NOTICE, PICK, PICK_NEXT, LOADED = "ms_notice", "ms_pick", "ms_pick_next", "ms_loaded"
 NEW = "new"
@@ -37,6 +38,7 @@ st.caption(
 )
 if notice := state.pop(NOTICE, None):
     st.success(notice)
+selftest_section(actor, notice_key=NOTICE)
 with st.expander("出動連絡の設定（LINE）", icon=":material/campaign:"):
     callout_settings_form(actor, notice_key=NOTICE)
     test_callout_form(actor, notice_key=NOTICE)

@@ -1,5 +1,6 @@
-"""LINE Messaging API as a client: multicast, push and reply messages, the monthly quota, and the
-webhook's signature check and event list.
+"""LINE Messaging API as a client: multicast, push and reply messages, the validation of a
+multicast's messages (sent to nobody), the monthly quota, and the webhook's signature check and
+event list.
 
 The HTTP work is line-bot-sdk v3's (its MessagingApi over one urllib3 pool per client); messages
 are given as LINE's JSON objects and turned into the SDK's models. A call makes one attempt and
@@ -33,6 +34,7 @@ from linebot.v3.messaging import (
     PushMessageRequest,
     QuotaType,
     ReplyMessageRequest,
+    ValidateMessageRequest,
 )
 from pydantic.v1 import ValidationError
 
@@ -45,6 +47,7 @@ MONTHLY_LIMIT_MESSAGE = "You have reached your monthly limit."
 MULTICAST_PATH = "/v2/bot/message/multicast"
 PUSH_PATH = "/v2/bot/message/push"
 REPLY_PATH = "/v2/bot/message/reply"
+VALIDATE_MULTICAST_PATH = "/v2/bot/message/validate/multicast"
 QUOTA_PATH = "/v2/bot/message/quota"
 CONSUMPTION_PATH = "/v2/bot/message/quota/consumption"
 
@@ -100,7 +103,9 @@ class InvalidSignature(Exception):
 
 
 Recorder = Callable[[MessagingCall], None]
-_Model = TypeVar("_Model", MulticastRequest, PushMessageRequest, ReplyMessageRequest)
+_Model = TypeVar(
+    "_Model", MulticastRequest, PushMessageRequest, ReplyMessageRequest, ValidateMessageRequest
+)
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,18 @@ class MessagingClient:
             "POST",
             lambda **kw: self._api.reply_message_with_http_info(request, **kw),
             recipients=1,
+        )
+        return _send_result(answer)
+
+    def validate_multicast(self, messages: Sequence[dict]) -> SendResult:
+        """LINE checks the messages, and the access token, as for a multicast, and sends them to
+        nobody (the self-test's way down the whole path without reaching a member)."""
+        request = _request(ValidateMessageRequest, {}, messages)
+        answer = self._call(
+            VALIDATE_MULTICAST_PATH,
+            "POST",
+            lambda **kw: self._api.validate_multicast_with_http_info(request, **kw),
+            recipients=0,
         )
         return _send_result(answer)
 

@@ -23,6 +23,9 @@ class CalloutKind(StrEnum):
     SHORTAGE = "shortage"  # to leaders: a 分団 is short of its crew minimum
     FOLLOWUP = "followup"  # 鎮圧・鎮火・誤報・取消 to those who are coming
     TEST = "test"  # a test call-out (テスト), to administrators or chosen members
+    # the daily self-test (自己診断): its chunk goes to LINE's validate endpoint, reaching nobody
+    SELFTEST = "selftest"
+    SELFTEST_ALERT = "selftest_alert"  # to the 災害出動 管理 holders: the self-test failed
 
     @property
     def label(self) -> str:
@@ -33,6 +36,8 @@ class CalloutKind(StrEnum):
             "shortage": "人員不足の連絡",
             "followup": "続報",
             "test": "テスト送信",
+            "selftest": "自己診断",
+            "selftest_alert": "自己診断の異常通知",
         }[self.value]
 
 

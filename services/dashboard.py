@@ -2,7 +2,7 @@
 
 Member figures need ダッシュボード 閲覧 (they are counts, nothing personal); the water-source
 figures are added for whoever may view water sources, the recent events for whoever may view the
-event logs.
+event logs, and the call-out self-test's warnings (自己診断) for 災害出動 管理.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from core.access import Need, allows
 from core.actor import Actor
 from core.timefmt import to_jst
 from models import AuditEvent, Member, MemberLine, Rank, WaterSource
+from models.base import utcnow
 from models.enums import (
     WATER_SOURCE_KINDS,
     WATER_SOURCE_STATUSES,
@@ -28,6 +29,7 @@ from models.enums import (
 )
 from services import water_rules
 from services.base import Tx, scoped, transaction
+from services.dispatch import selftest
 from services.water_sources import today_jst
 
 UNSET = "（未設定）"
@@ -73,6 +75,7 @@ class Dashboard:
     members: MemberStats
     water: WaterStats | None  # None: the actor may not view water sources
     events: list[RecentEvent] | None  # None: the actor may not view the event logs
+    selftest_warnings: tuple[str, ...] = ()  # only for 災害出動 管理
 
 
 def unit_of(affiliation: str) -> str:
@@ -90,6 +93,9 @@ def load(actor: Actor, *, today: date | None = None) -> Dashboard:
             if allows(actor, Need(Function.WATER_SOURCES, Level.VIEW))
             else None,
             events=_events(tx) if allows(actor, Need(Function.EVENT_LOGS, Level.VIEW)) else None,
+            selftest_warnings=selftest.status_in(tx, utcnow()).warnings
+            if allows(actor, Need(Function.DISPATCH, Level.ADMIN))
+            else (),
         )
 
 

@@ -46,6 +46,10 @@ FOLLOWUP_STATUS = {
     FollowUp.CANCELLED: S.CANCELLED,
 }
 NO_MATCH = "対応する出動指令が見つからない続報です。"
+# The scheduled self-test's incident (services.dispatch.selftest) while it runs: numbered 0,
+# outside the brigade's numbering, never listed, removed when the self-test ends.
+SELFTEST_NUMBER = 0
+SELFTEST_KIND = "【自己診断】出動連絡の自己診断"
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ def list_incidents(
     actor: Actor, *, open_only: bool = False, limit: int = 200
 ) -> list[IncidentView]:
     with transaction(actor, VIEW, action="incident.list") as tx:
-        query = scoped(select(Incident), actor)
+        query = scoped(select(Incident), actor).where(Incident.number != SELFTEST_NUMBER)
         if open_only:
             query = query.where(Incident.status != S.CLOSED)
         rows = tx.session.exec(query.order_by(Incident.created_at.desc()).limit(limit)).all()

@@ -33,7 +33,14 @@ from integrations.line_messaging import (
 )
 from models import MemberLine
 from models.base import utcnow
-from models.callout import Callout, CalloutTarget, FriendStatus, LineOutbox, OutboxStatus
+from models.callout import (
+    Callout,
+    CalloutKind,
+    CalloutTarget,
+    FriendStatus,
+    LineOutbox,
+    OutboxStatus,
+)
 from models.dispatch import Incident, IncidentStatus
 from models.enums import Answer, Function, Level
 from services import traffic_log
@@ -50,6 +57,17 @@ MAX_ATTEMPTS = 8
 QUOTA_MAX_AGE_SECONDS = 60.0
 # set by whoever queued a wave in this process: the sender loop wakes at once
 wake = threading.Event()
+# what a self-test's validation comes to when the month's messages are used up: a call-out
+# would not go out either
+QUOTA_EXHAUSTED = SendResult(
+    status=None,
+    request_id="",
+    accepted=False,
+    retryable=False,
+    quota_exceeded=True,
+    retry_after=None,
+    error="quota_exhausted",
+)
 
 
 def sender_actor(tenant_id: uuid.UUID) -> Actor:
@@ -138,6 +156,7 @@ class Work:
     messages: list[dict]
     retry_key: str
     attempts: int
+    kind: CalloutKind
 
 
 def due_tenants(now: datetime) -> list[uuid.UUID]:
@@ -187,6 +206,7 @@ def claim(tenant_id: uuid.UUID, now: datetime) -> list[Work]:
                     callout.wave_messages(tx, wave),
                     row.retry_key,
                     row.attempts,
+                    CalloutKind(wave.kind),
                 )
             )
         tx.commit()
@@ -207,7 +227,10 @@ def _user_ids(tx: Tx, member_ids: list[uuid.UUID]) -> tuple[str, ...]:
 
 
 def deliver(client: MessagingClient, work: Work, quota: QuotaGuard) -> SendResult | None:
-    """One multicast; None when nothing was sent (no recipient left, or over the quota)."""
+    """One multicast; None when nothing was sent (no recipient left, or over the quota). The
+    self-test's chunk is only validated by LINE (services.dispatch.selftest): nobody gets it."""
+    if work.kind == CalloutKind.SELFTEST:
+        return client.validate_multicast(work.messages) if quota.allows(1) else QUOTA_EXHAUSTED
     if not work.user_ids or not quota.allows(len(work.user_ids)):
         return None
     result = client.multicast(work.user_ids, work.messages, retry_key=work.retry_key)

@@ -1,6 +1,7 @@
 """The mail intake of one process (`cli.py mail-intake`): the SMTP receiver, one IMAP poller per
-brigade mailbox, and a sweep that handles mail a stopped process left unhandled and empties raw
-text past its retention. Several such processes may run against one database; the claims in
+brigade mailbox, and a sweep that handles mail a stopped process left unhandled, runs and checks
+the call-out's daily self-test (services.dispatch.selftest) and empties raw text past its
+retention. Several such processes may run against one database; the claims in
 services.dispatch.intake keep each mail to one of them."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from models.base import utcnow
 from models.dispatch import MailSource, MailTransport
 from services import tenants
 from services.base import transaction
-from services.dispatch import intake, line_webhook, outbox
+from services.dispatch import intake, line_webhook, outbox, selftest
 from services.dispatch.sources import imap_password, list_sources
 from services.traffic_log import external_call_recorder
 
@@ -208,6 +209,7 @@ class MailIntake:
                     self.refresh_pollers()
                 intake.process_pending(dnsfunc=self.dnsfunc)
                 line_webhook.handle_pending()
+                selftest.run_due()
                 sweeps += 1
                 if sweeps % PURGE_EVERY_SWEEPS == 0:
                     intake.purge_expired_raw()

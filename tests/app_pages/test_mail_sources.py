@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 from streamlit.testing.v1 import AppTest
 
+from core.timefmt import to_jst
 from formats.dispatch_profile import sample_dispatch_mail
 from services.catalog import MailTransport
-from services.dispatch import callout, callout_settings, incidents, intake, sources
+from services.dispatch import callout, callout_settings, incidents, intake, selftest, sources
 from tests.app_pages.conftest import (
     answer,
     dialog_lines,
@@ -252,3 +253,30 @@ def test_call_out_rules_are_saved_and_a_test_goes_to_oneself(open_app):
     assert test.kind.startswith("【テスト】")
     (line,) = callout.tally(admin(tenant), test.id).lines
     assert line.member_id == chief.member.id and not line.notified  # no LINE channel here
+
+
+def test_the_self_test_runs_at_once_and_a_failure_is_shown_here_and_on_the_dashboard(open_app):
+    tenant = make_tenant()
+    make_source(tenant, active=False)  # every source stopped: the mail step fails
+    chief = sign_in(tenant)
+    at = open_settings(open_app, chief.token)
+    assert not at.warning or all("自己診断" not in w.value for w in at.warning)
+
+    button(at, "今すぐ自己診断").click().run()
+
+    assert not at.exception, at.exception
+    assert "異常が見つかりました" in at.success[0].value
+    last_at = selftest.status(admin(tenant)).last_at
+    (warning,) = [w.value for w in at.warning if "自己診断" in w.value]
+    assert f"（{to_jst(last_at)}）" in warning
+    assert "受信メールの解析: 受信設定がすべて停止中" in warning
+    at.selectbox(key="selftest_hour_pick").select(5)
+    button(at, "実行時刻を保存").click().run()
+    assert not at.exception, at.exception
+    assert selftest.status(admin(tenant)).hour == 5
+    assert "毎日 5時" in [m.value for m in at.metric]
+
+    at.switch_page("app_pages/dashboard.py").run()
+    assert [w.value for w in at.warning] == [warning]
+    leader = open_app(sign_in(tenant, rank="分団長").token)  # 災害出動 編集: no warning
+    assert not leader.exception and not leader.warning

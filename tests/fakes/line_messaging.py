@@ -2,16 +2,17 @@
 tests.fakes.line_server.serve).
 
 Endpoints as LINE documents them (https://developers.line.biz/en/reference/messaging-api/):
-POST /v2/bot/message/multicast, /push and /reply, GET /v2/bot/message/quota and
-/quota/consumption, each with a Bearer channel access token and an x-line-request-id on every
-answer. Sends honour X-Line-Retry-Key (a UUID; a key already accepted answers 409 with
-x-line-accepted-request-id and delivers nothing) and the monthly limit (429). Messages may be text
-or flex, checked for the limits the application can reach; the detail wording of a 400 is this
-fake's where LINE does not publish its own.
+POST /v2/bot/message/multicast, /push and /reply, POST /v2/bot/message/validate/multicast (the
+messages checked, sent to nobody), GET /v2/bot/message/quota and /quota/consumption, each with
+a Bearer channel access token and an x-line-request-id on every answer. Sends honour
+X-Line-Retry-Key (a UUID; a key already accepted answers 409 with x-line-accepted-request-id and
+delivers nothing) and the monthly limit (429). Messages may be text or flex, checked for the
+limits the application can reach; the detail wording of a 400 is this fake's where LINE does not
+publish its own.
 
-Tests make LINE slow (latency), fail (fail_next, rate_limit_next) or accept a message whose
-answer never arrives in time (lose_response_next), and build the webhook requests LINE would send
-to the application, signed with the channel secret.
+Tests make LINE slow (latency), fail (fail_next, rate_limit_next: sends and validations alike)
+or accept a message whose answer never arrives in time (lose_response_next), and build the
+webhook requests LINE would send to the application, signed with the channel secret.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Seen:
-    endpoint: str  # a send, "quota" or "consumption"
+    endpoint: str  # a send, "validate", "quota" or "consumption"
     status: int
     retry_key: str
     recipients: int
@@ -99,6 +100,7 @@ class FakeMessaging:
         self.reset()
         routes = [Route(f"{MESSAGE_PATH}/{name}", self.send, methods=["POST"]) for name in SENDS]
         routes += [
+            Route(f"{MESSAGE_PATH}/validate/multicast", self.validate, methods=["POST"]),
             Route(f"{MESSAGE_PATH}/quota", self.quota, methods=["GET"]),
             Route(f"{MESSAGE_PATH}/quota/consumption", self.consumption, methods=["GET"]),
         ]
@@ -127,7 +129,8 @@ class FakeMessaging:
             self._reply_tokens: dict[str, str] = {}  # unused reply token -> user id
 
     def fail_next(self, status: int = 500, count: int = 1) -> None:
-        """The next `count` send requests are answered `status` and deliver nothing."""
+        """The next `count` send (or validate) requests are answered `status` and deliver
+        nothing."""
         self._add_faults(_Fault(status=status), count)
 
     def rate_limit_next(self, count: int = 1, retry_after: int | None = None) -> None:
@@ -217,6 +220,19 @@ class FakeMessaging:
             await asyncio.sleep(late)
         return response
 
+    async def validate(self, request: Request) -> Response:
+        """Validate a multicast's messages: checked as a multicast's are, delivered to nobody and
+        not counted against the month's messages."""
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        body = await request.body()
+        with self._lock:
+            response, late = self._validate(request, body)
+            self.requests.append(Seen("validate", response.status_code, "", 0))
+        if late:
+            await asyncio.sleep(late)
+        return response
+
     async def quota(self, request: Request) -> Response:
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -257,6 +273,19 @@ class FakeMessaging:
         if fault.status is not None:
             return _fault_answer(fault.status, fault.retry_after), recipients, 0.0
         return self._process(endpoint, retry_key, payload), recipients, fault.lose_for
+
+    def _validate(self, request: Request, body: bytes) -> tuple[Response, float]:
+        if not self._authorized(request):
+            return _unauthorized(), 0.0
+        fault = self._faults.popleft() if self._faults else _Fault()
+        if fault.status is not None:
+            return _fault_answer(fault.status, fault.retry_after), 0.0
+        payload = _json_object(body)
+        if payload is None:
+            return _error(400, "The request body could not be parsed as JSON"), 0.0
+        if details := _messages_problems(payload):
+            return _invalid(details), fault.lose_for
+        return _answer({}), fault.lose_for
 
     def _process(self, endpoint: str, retry_key: str, payload: dict | None) -> Response:
         if payload is None:
@@ -327,10 +356,14 @@ def _retry_key_problem(endpoint: str, retry_key: str) -> str:
 
 
 def _request_problems(endpoint: str, payload: dict) -> list[dict[str, str]]:
-    problems = _recipient_problems(endpoint, payload)
+    return _recipient_problems(endpoint, payload) + _messages_problems(payload)
+
+
+def _messages_problems(payload: dict) -> list[dict[str, str]]:
     messages = payload.get("messages")
     if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_MESSAGES:
-        return [*problems, _detail("messages", f"Size must be between 1 and {MAX_MESSAGES}")]
+        return [_detail("messages", f"Size must be between 1 and {MAX_MESSAGES}")]
+    problems = []
     for index, message in enumerate(messages):
         problems += _message_problems(f"messages[{index}]", message)
     return problems

@@ -261,6 +261,29 @@ def test_refused_request_is_neither_accepted_nor_retryable(fake, calls, client):
     assert calls[0].status == 400
 
 
+def test_validation_checks_messages_and_token_and_delivers_nothing(fake, calls, client):
+    result = client.validate_multicast([TEXT, FLEX])
+
+    assert (result.status, result.accepted, result.retryable) == (200, True, False)
+    assert fake.deliveries == [] and fake.used == 0
+    [call] = calls
+    assert call.endpoint == fake.base_url + "/v2/bot/message/validate/multicast"
+    assert (call.method, call.recipients, call.retry_key) == ("POST", 0, "")
+    too_long = {"type": "text", "text": "火" * 5001}
+    assert client.validate_multicast([too_long]).status == 400
+    fake.fail_next(503)
+    assert client.validate_multicast([TEXT]).retryable
+    with client_for(fake, calls, token="not-the-token") as wrong:
+        assert wrong.validate_multicast([TEXT]).status == 401
+    assert [(r.endpoint, r.status) for r in fake.requests] == [
+        ("validate", 200),
+        ("validate", 400),
+        ("validate", 503),
+        ("validate", 401),
+    ]
+    assert fake.deliveries == []
+
+
 def test_wrong_access_token_is_refused(fake, calls):
     with client_for(fake, calls, token="not-the-token") as client:
         result = client.push(new_user_id(), [TEXT], retry_key=new_retry_key())

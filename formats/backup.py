@@ -37,20 +37,16 @@ INSPECTIONS = "inspections.csv"
 MAIL_SOURCES = "mail_sources.json"
 INCIDENTS = "incidents.csv"
 INCIDENT_ENTRIES = "incident_entries.csv"
-# The files each version holds. Version 2 added dispatch (#20); a version 1 backup is still read
-# and says nothing about dispatch.
+CALLOUT_TARGETS = "callout_targets.csv"
+CALLOUT_ANSWERS = "callout_answers.csv"
+# The files each version holds. Version 2 added dispatch (#20), version 3 the call-out's targets
+# and answers (#21); older versions are still read and say nothing about what they lack.
+_VERSION_1 = (ROLES, PERMISSIONS, MEMBERS, WATER_SOURCES, INSPECTIONS)
+_VERSION_2 = (*_VERSION_1, MAIL_SOURCES, INCIDENTS, INCIDENT_ENTRIES)
 VERSION_FILES = {
-    1: (ROLES, PERMISSIONS, MEMBERS, WATER_SOURCES, INSPECTIONS),
-    2: (
-        ROLES,
-        PERMISSIONS,
-        MEMBERS,
-        WATER_SOURCES,
-        INSPECTIONS,
-        MAIL_SOURCES,
-        INCIDENTS,
-        INCIDENT_ENTRIES,
-    ),
+    1: _VERSION_1,
+    2: _VERSION_2,
+    3: (*_VERSION_2, CALLOUT_TARGETS, CALLOUT_ANSWERS),
 }
 FORMAT_VERSION = max(VERSION_FILES)
 DATA_FILES = VERSION_FILES[FORMAT_VERSION]

@@ -1,6 +1,7 @@
-"""The dispatch files of a backup (format version 2, #20): the mail sources' settings as JSON,
-the incidents and their timelines as CSV. The receiving address's token and the IMAP password
-are credentials: no layout here has a place for them, so no backup can carry them."""
+"""The dispatch files of a backup: the mail sources' settings as JSON, the incidents and their
+timelines as CSV (format version 2, #20), and the call-out's targets and answers as CSV (format
+version 3, #21). The receiving address's token and the IMAP password are credentials: no layout
+here has a place for them, so no backup can carry them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from formats import csv_safe
 from formats.backup import MAIL_SOURCES, Table
 from formats.dispatch_mail import MAX_HEADER_CHARS
 from formats.dispatch_profile import MAX_URL_CHARS, MAX_VALUE_CHARS
-from formats.tabular import MAX_CELL_CHARS, CellError, Column
+from formats.tabular import MAX_CELL_CHARS, CellError, Column, plain
+from models.enums import ANSWER_LABELS, Answer
 
 YES, NO = "はい", "いいえ"
 # Each written key of a source, its Japanese label and the JSON type its value must have.
@@ -68,6 +70,35 @@ ENTRY_COLUMNS = (
     Column("mail_id", "受信メールID", required=True, max_length=40),
     Column("actor_label", "記録者", required=True, max_length=100),
 )
+
+# The call-out (#21): an incident is named by its number and registration time, as a restore
+# matches incidents; a member by the member code.
+_CALLED = (
+    Column("incident_number", "番号", required=True, max_length=10),
+    Column("incident_created_at", "事案の登録（UTC）", required=True, max_length=TIME_LENGTH),
+    Column("member_code", "団員番号", required=True, max_length=20),
+)
+TARGET_COLUMNS = (
+    *_CALLED,
+    Column("unit", "分団", required=True, max_length=100),
+    Column("leader", "幹部", required=True, max_length=5),
+    Column("notified", "LINEで通知", required=True, max_length=5),
+    Column("reminded_at", "再通知（UTC）", required=True, max_length=TIME_LENGTH),
+    Column("created_at", "呼び出し（UTC）", required=True, max_length=TIME_LENGTH),
+)
+ANSWER_COLUMNS = (
+    *_CALLED,
+    Column("answer", "出動可否", required=True, max_length=10),
+    Column("eta_minutes", "到着見込み（分）", required=True, max_length=3),
+    Column("via", "回答方法", required=True, max_length=10),
+    Column("actor_label", "入力者", required=True, max_length=100),
+    Column("at", "日時（UTC）", required=True, max_length=TIME_LENGTH),
+)
+# CalloutAnswer.via as the file shows it: the member on LINE, or a leader for them (代理入力)
+VIA_LABELS = {"line": "本人（LINE）", "proxy": "代理入力"}
+MAX_ETA_MINUTES = 240  # as 代理入力 accepts
+_ANSWERS = {label: answer for answer, label in ANSWER_LABELS.items()}
+_VIAS = {label: via for via, label in VIA_LABELS.items()}
 
 
 # -- mail sources --------------------------------------------------------------------------------
@@ -274,6 +305,139 @@ def parse_entry(number: int, raw: Mapping[str, str]) -> tuple[EntryRow | None, l
     if cells.errors:
         return None, cells.errors
     return EntryRow(**values), []
+
+
+# -- the call-out's targets and answers -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    incident_number: int
+    incident_created_at: datetime
+    member_code: str
+    unit: str  # the 分団 they were called for
+    leader: bool
+    notified: bool  # reached on LINE
+    reminded_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AnswerRow:
+    incident_number: int
+    incident_created_at: datetime
+    member_code: str
+    answer: Answer
+    eta_minutes: int | None
+    via: str  # a key of VIA_LABELS
+    actor_label: str
+    at: datetime
+
+
+def encode_targets(rows: Iterable[TargetRow]) -> bytes:
+    return csv_safe.encode(
+        [c.header for c in TARGET_COLUMNS],
+        (
+            [
+                r.incident_number,
+                _time(r.incident_created_at),
+                r.member_code,
+                r.unit,
+                _flag(r.leader),
+                _flag(r.notified),
+                _time(r.reminded_at),
+                _time(r.created_at),
+            ]
+            for r in rows
+        ),
+    )
+
+
+def encode_answers(rows: Iterable[AnswerRow]) -> bytes:
+    return csv_safe.encode(
+        [c.header for c in ANSWER_COLUMNS],
+        (
+            [
+                r.incident_number,
+                _time(r.incident_created_at),
+                r.member_code,
+                r.answer.label,
+                "" if r.eta_minutes is None else r.eta_minutes,
+                VIA_LABELS[r.via],
+                r.actor_label,
+                _time(r.at),
+            ]
+            for r in rows
+        ),
+    )
+
+
+def parse_target(number: int, raw: Mapping[str, str]) -> tuple[TargetRow | None, list[CellError]]:
+    """The call-out target a row describes, or the errors of its cells."""
+    cells = _Cells(number, raw, TARGET_COLUMNS)
+    values = {
+        **_called(cells),
+        "unit": cells.text("unit"),
+        **{
+            key: cells.read(key, _bool, f"「{YES}」か「{NO}」にしてください。")
+            for key in ("leader", "notified")
+        },
+        "reminded_at": cells.time("reminded_at"),
+        "created_at": cells.time("created_at", required=True),
+    }
+    if cells.errors:
+        return None, cells.errors
+    return TargetRow(**values), []
+
+
+def parse_answer(number: int, raw: Mapping[str, str]) -> tuple[AnswerRow | None, list[CellError]]:
+    """The answer a row describes, or the errors of its cells."""
+    cells = _Cells(number, raw, ANSWER_COLUMNS)
+    values = {
+        **_called(cells),
+        "answer": cells.read("answer", _label_of(_ANSWERS), _choose(_ANSWERS)),
+        "eta_minutes": cells.read(
+            "eta_minutes", _minutes, f"空欄か、1〜{MAX_ETA_MINUTES}の整数にしてください。"
+        ),
+        "via": cells.read("via", _label_of(_VIAS), _choose(_VIAS)),
+        "actor_label": cells.text("actor_label"),
+        "at": cells.time("at", required=True),
+    }
+    if cells.errors:
+        return None, cells.errors
+    return AnswerRow(**values), []
+
+
+def _called(cells: _Cells) -> dict[str, Any]:
+    return {
+        "incident_number": cells.read("incident_number", _positive, "番号が正しくありません。"),
+        "incident_created_at": cells.time("incident_created_at", required=True),
+        "member_code": cells.read("member_code", _code, "団員番号が正しくありません。"),
+    }
+
+
+def _label_of(choices: Mapping[str, Any]) -> Callable[[str], Any]:
+    return lambda text: choices[text.strip()]
+
+
+def _choose(choices: Mapping[str, Any]) -> str:
+    return f"{'・'.join(f'「{label}」' for label in choices)}のいずれかにしてください。"
+
+
+def _minutes(text: str) -> int | None:
+    if not text.strip():
+        return None
+    value = _positive(text)
+    if value > MAX_ETA_MINUTES:
+        raise ValueError("too long")
+    return value
+
+
+def _code(text: str) -> str:
+    code = plain(text)
+    if not code or "\x00" in code:
+        raise ValueError("no code")
+    return code
 
 
 def _flag(value: bool) -> str:

@@ -140,7 +140,8 @@ class CalloutTarget(SQLModel, table=True):
     tenant_id: uuid.UUID = Field(foreign_key="tenant.id")
     incident_id: uuid.UUID = Field(foreign_key="incident.id")
     member_id: uuid.UUID = Field(foreign_key="member.id")
-    callout_id: uuid.UUID = Field(foreign_key="callout.id")
+    # the wave that called them; None for a target restored from a backup (waves are not)
+    callout_id: uuid.UUID | None = Field(default=None, foreign_key="callout.id")
     unit: str = Field(default="", max_length=100)  # the 分団 they were called for
     leader: bool = False
     notified: bool = True  # False: not reachable on LINE (no link, blocked, LINE not set up)

@@ -1,6 +1,7 @@
 """Backup and restore (バックアップ・復元) of one brigade: roles, the permission matrix, the roster,
-the water sources and their inspections, the dispatch mail sources' settings and the incidents
-with their timelines, in one ZIP (formats/backup.py, formats/backup_dispatch.py).
+the water sources and their inspections, the dispatch mail sources' settings, the incidents with
+their timelines, and who was called for each incident and what they answered, in one ZIP
+(formats/backup.py, formats/backup_dispatch.py).
 
 Who may do what, and why:
 
@@ -18,10 +19,13 @@ from the backup are retired, not deleted (accounts, sessions and the audit log r
 water sources absent from it are deleted with their inspections; roles absent from it are
 removed after the members are re-linked; the matrix and the inspections are replaced; mail
 sources absent from it are made 無効 (the メール受信ログ refers to them), incidents absent from it
-are deleted with their timelines. The メール受信ログ itself is a log, never restored. A backup of
-format version 1 holds no dispatch data, and its restore leaves the mail sources and incidents
-as they are. The no-lock-out guard of the matrix holds: a backup that would leave no active
-member with 役職・権限 管理 is refused.
+are deleted with their timelines and call-outs, and the call-outs' targets and answers are
+replaced (services/backup/callouts.py: the waves of LINE messages are not restored). The
+メール受信ログ itself is a log, never restored. A backup of format version 1 holds no dispatch
+data, and its restore leaves the mail sources and incidents as they are; one of version 2 holds
+no call-outs, and its restore leaves those of the incidents it keeps as they are. The
+no-lock-out guard of the matrix holds: a backup that would leave no active member with
+役職・権限 管理 is refused.
 """
 
 from __future__ import annotations
@@ -48,10 +52,12 @@ from services.backup.access import (
     remove_roles,
     write_permissions,
 )
+from services.backup.callouts import plan_answers, plan_targets, write_answers, write_targets
 from services.backup.create import app_version, create_backup
 from services.backup.incidents import plan_entries, plan_incidents, write_entries, write_incidents
 from services.backup.mail_sources import plan_mail_sources, write_mail_sources
 from services.backup.model import (
+    ANSWERS,
     BACKUP_NEEDS,
     CHANGES_MAIL_SOURCES,
     CHANGES_PERMISSIONS,
@@ -66,6 +72,7 @@ from services.backup.model import (
     MAIL_SOURCES,
     MEMBERS,
     NEW_ADDRESS,
+    NO_CALLOUTS,
     NO_DISPATCH,
     NOT_READY,
     OTHER_BRIGADE,
@@ -73,7 +80,9 @@ from services.backup.model import (
     PASSWORD_NEEDED,
     PERMISSIONS,
     ROLES,
+    TARGETS,
     WATER,
+    WAVES_NOT_RESTORED,
     BackupFile,
     F,
     L,
@@ -117,6 +126,7 @@ __all__ = [
     "MAIL_SOURCES",
     "MEMBERS",
     "NEW_ADDRESS",
+    "NO_CALLOUTS",
     "NO_DISPATCH",
     "OTHER_BRIGADE_ADMIN",
     "PASSWORD_NEEDED",
@@ -146,8 +156,13 @@ def inspect_backup(actor: Actor, *, data: bytes, password: str | None = None) ->
     preview.manifest, preview.encrypted = backup.manifest, backup.encrypted
     preview.other_brigade = backup.manifest.tenant_id != actor.tenant_id
     preview.notes = [MAIL_LOG_KEPT]
+    version = backup.manifest.format_version
     if not _holds_dispatch(backup):
-        preview.notes.append(NO_DISPATCH.format(version=backup.manifest.format_version))
+        preview.notes.append(NO_DISPATCH.format(version=version))
+    elif not _holds_callouts(backup):
+        preview.notes.append(NO_CALLOUTS.format(version=version))
+    else:
+        preview.notes.append(WAVES_NOT_RESTORED)
     with transaction(actor, Need(F.RESTORE, L.EDIT), action="backup.inspect") as tx:
         admins = 0 if actor.is_platform else permission_admins(tx.session, tx.tenant_id)
         plans = _stage(tx, backup)
@@ -248,12 +263,23 @@ def _stage(tx: Tx, backup: fmt.Backup) -> dict[str, ImportPreview]:
             INCIDENTS: incidents,
             ENTRIES: plan_entries(tx, backup, incidents),
         }
+    if _holds_callouts(backup):
+        targets = plan_targets(tx, backup, plans[INCIDENTS], people)
+        plans |= {
+            TARGETS: targets,
+            ANSWERS: plan_answers(tx, backup, plans[INCIDENTS], people, targets),
+        }
     return plans
 
 
 def _holds_dispatch(backup: fmt.Backup) -> bool:
     """Version 1 backups (made before dispatch) say nothing about it: it is left as it is."""
     return fmt.MAIL_SOURCES in backup.manifest.data_files
+
+
+def _holds_callouts(backup: fmt.Backup) -> bool:
+    """Version 2 backups (made before call-outs were backed up) say nothing about them."""
+    return fmt.CALLOUT_TARGETS in backup.manifest.data_files
 
 
 # -- restoring ---------------------------------------------------------------------------------
@@ -315,12 +341,16 @@ def restore_backup(
 
 
 def _write_dispatch(tx: Tx, plans: Mapping[str, ImportPreview]) -> dict[str, ImportResult]:
-    """In this order: incidents name their sources, timelines their incidents."""
-    return {
+    """In this order: incidents name their sources, timelines and call-outs their incidents."""
+    written = {
         MAIL_SOURCES: write_mail_sources(tx, plans[MAIL_SOURCES]),
         INCIDENTS: write_incidents(tx, plans[INCIDENTS]),
         ENTRIES: write_entries(tx, plans[ENTRIES]),
     }
+    if TARGETS in plans:
+        written[TARGETS] = write_targets(tx, plans[TARGETS])
+        written[ANSWERS] = write_answers(tx, plans[ANSWERS])
+    return written
 
 
 def _verified(preview: RestorePreview) -> fmt.Backup:

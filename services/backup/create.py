@@ -22,6 +22,7 @@ from models.base import utcnow
 from models.enums import Function
 from models.water import WaterInspection, WaterSource
 from services import members, water_sources
+from services.backup.callouts import callout_files
 from services.backup.incidents import incident_files
 from services.backup.mail_sources import mail_source_settings
 from services.backup.model import BACKUP_NEEDS, FILENAME_UNSAFE, BackupFile, F, L
@@ -74,6 +75,7 @@ def _check_password(password: str) -> None:
 
 
 def _backup_files(tx: Tx) -> dict[str, bytes]:
+    callouts = callout_files(tx)  # first: they name members and incidents read below
     roles = tx.session.exec(scoped(select(Role), tx.actor).order_by(Role.name)).all()
     ranks = {r.id: r for r in tx.session.exec(scoped(select(Rank), tx.actor)).all()}
     return {
@@ -84,6 +86,7 @@ def _backup_files(tx: Tx) -> dict[str, bytes]:
         fmt.INSPECTIONS: fmt.encode_inspections(_inspection_rows(tx)),
         fmt.MAIL_SOURCES: mail_source_settings(tx),
         **incident_files(tx),
+        **callouts,
     }
 
 

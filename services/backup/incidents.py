@@ -6,7 +6,9 @@ at another time is another incident (numbers are given again after a restore rem
 ones), so it is replaced, not updated. Incidents absent from the backup are deleted with their
 timelines; the メール受信ログ keeps their mails, which lose only the link. A timeline entry names
 the mail it came from; a mail of this brigade's log so named is linked to the restored incident
-again, another brigade's mail is not looked for."""
+again, another brigade's mail is not looked for. The self-test's incident (numbered 0, while a
+self-test runs: services/dispatch/selftest.py) is machinery, not the brigade's record: it is
+never backed up, and a restore leaves it as it is."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, update
 from sqlmodel import select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from core.timefmt import to_jst
 from formats import backup as fmt
@@ -27,7 +30,7 @@ from formats.tabular import CellError
 from models.callout import Callout, CalloutAnswer, CalloutTarget, LineOutbox
 from models.dispatch import InboundMail, Incident, IncidentEntry, IncidentStatus, MailSource
 from services.backup.model import ENTRIES, INCIDENTS, preview_of, with_cell_errors
-from services.base import Tx, scoped
+from services.base import S, Tx, scoped
 from services.dispatch import incidents as dispatch
 from services.imports import FieldChange, ImportPreview, ImportResult, RowPlan, RowStatus
 
@@ -45,7 +48,8 @@ def incident_files(tx: Tx) -> dict[str, bytes]:
     meanwhile is then in the file without its first entry, never an entry without its incident
     (incidents are only ever deleted by a restore)."""
     timeline = sorted(_timeline(tx), key=_entry_order)
-    rows = tx.session.exec(scoped(select(Incident), tx.actor).order_by(Incident.number)).all()
+    query = without_selftest(scoped(select(Incident), tx.actor)).order_by(Incident.number)
+    rows = tx.session.exec(query).all()
     names = _source_names(tx)
     return {
         fmt.INCIDENTS: bd.encode_incidents(_incident_row(tx, row, names) for row in rows),
@@ -82,7 +86,18 @@ def _timeline(tx: Tx) -> list[bd.EntryRow]:
     query = select(IncidentEntry, Incident.number).join(
         Incident, Incident.id == IncidentEntry.incident_id
     )
-    return [_entry_row(entry, number) for entry, number in tx.session.exec(scoped(query, tx.actor))]
+    found = tx.session.exec(without_selftest(scoped(query, tx.actor)))
+    return [_entry_row(entry, number) for entry, number in found]
+
+
+def without_selftest(query: S) -> S:
+    """A query of incidents (or rows joined to them) without the self-test's incident."""
+    return query.where(Incident.number != dispatch.SELFTEST_NUMBER)
+
+
+def recorded(tx: Tx) -> SelectOfScalar[uuid.UUID]:
+    """The ids of the brigade's incidents, the self-test's aside: what a restore replaces."""
+    return without_selftest(select(Incident.id).where(Incident.tenant_id == tx.tenant_id))
 
 
 def _entry_row(entry: IncidentEntry, number: int) -> bd.EntryRow:
@@ -136,7 +151,8 @@ def plan_incidents(tx: Tx, backup: fmt.Backup, mail_sources: ImportPreview) -> I
 
 
 def _current(tx: Tx) -> dict[int, Incident]:
-    return {row.number: row for row in tx.session.exec(scoped(select(Incident), tx.actor)).all()}
+    rows = tx.session.exec(without_selftest(scoped(select(Incident), tx.actor))).all()
+    return {row.number: row for row in rows}
 
 
 def _incident_errors(
@@ -311,7 +327,7 @@ def write_entries(tx: Tx, plan: ImportPreview) -> ImportResult:
     has that mail, which is then linked to the entry's incident."""
     removed = tx.session.exec(
         delete(IncidentEntry)
-        .where(IncidentEntry.tenant_id == tx.tenant_id)
+        .where(IncidentEntry.tenant_id == tx.tenant_id, IncidentEntry.incident_id.in_(recorded(tx)))
         .execution_options(synchronize_session=False)
     ).rowcount
     ids = {n: i for i, n in tx.session.exec(scoped(select(Incident.id, Incident.number), tx.actor))}

@@ -30,6 +30,7 @@ ROLES, PERMISSIONS, MEMBERS, WATER, INSPECTIONS = (
     "inspections",
 )
 MAIL_SOURCES, INCIDENTS, ENTRIES = "mail_sources", "incidents", "incident_entries"
+TARGETS, ANSWERS = "callout_targets", "callout_answers"
 ENTITIES: dict[str, str] = {
     ROLES: fmt.ROLES,
     PERMISSIONS: fmt.PERMISSIONS,
@@ -39,6 +40,8 @@ ENTITIES: dict[str, str] = {
     MAIL_SOURCES: fmt.MAIL_SOURCES,
     INCIDENTS: fmt.INCIDENTS,
     ENTRIES: fmt.INCIDENT_ENTRIES,
+    TARGETS: fmt.CALLOUT_TARGETS,
+    ANSWERS: fmt.CALLOUT_ANSWERS,
 }
 ENTITY_LABELS = {
     ROLES: "役職",
@@ -49,6 +52,8 @@ ENTITY_LABELS = {
     MAIL_SOURCES: "出動メール設定",
     INCIDENTS: "災害出動の事案",
     ENTRIES: "事案の経過",
+    TARGETS: "出動連絡の対象者",
+    ANSWERS: "出動可否の回答",
 }
 # 閲覧 of everything the file holds; a mail source's settings are shown to 災害出動 管理 only.
 BACKUP_NEEDS = (
@@ -80,6 +85,16 @@ MAIL_LOG_KEPT = (
 NO_DISPATCH = (
     "このバックアップ（形式の版 {version}）には災害出動のデータ（出動メール設定・事案）が"
     "含まれていません。現在の出動メール設定と事案は変更せず、そのまま残ります。"
+)
+NO_CALLOUTS = (
+    "このバックアップ（形式の版 {version}）には出動連絡の対象者と出動可否の回答が含まれていません。"
+    "そのまま残る事案（番号と登録日時が同じもの）の対象者と回答は変更せず、新たに復元する事案には"
+    "対象者と回答がありません。"
+)
+WAVES_NOT_RESTORED = (
+    "出動連絡の対象者と出動可否の回答を復元します。LINEで送った連絡と未送信の連絡は復元せず、"
+    "改めて送ることもありません。そのまま残る事案（番号と登録日時が同じもの）を除き、"
+    "復元した事案の回答状況には送信の記録が表示されません。"
 )
 CREDENTIALS_NOT_IN_BACKUP = (
     "受信アドレスとIMAPパスワードはバックアップに含まれていません。同じ名前の送信元は、"
@@ -149,9 +164,10 @@ class RestorePreview:
 
 @dataclass(frozen=True)
 class RestoreResult:
-    """What the restore did. For roles, water sources, inspections, incidents and their entries
-    `retired` counts rows deleted; members are only ever retired, mail sources made 無効. The
-    dispatch counts are None when the backup holds no dispatch data (format version 1)."""
+    """What the restore did. For roles, water sources, inspections, incidents, their entries and
+    call-outs `retired` counts rows deleted; members are only ever retired, mail sources made
+    無効. The dispatch counts are None when the backup holds no dispatch data (format version 1),
+    the call-out counts when it holds no call-outs (versions 1 and 2)."""
 
     sha256: str
     other_brigade: bool
@@ -163,6 +179,8 @@ class RestoreResult:
     mail_sources: ImportResult | None = None
     incidents: ImportResult | None = None
     incident_entries: ImportResult | None = None
+    callout_targets: ImportResult | None = None
+    callout_answers: ImportResult | None = None
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from formats import backup as b
 from formats import backup_dispatch as d
-from models.enums import Function
+from models.enums import Answer, Function
 
 CREATED = datetime(2025, 4, 1, 3, 4, 5, tzinfo=UTC)
 TENANT = uuid.UUID("12345678-1234-5678-1234-567812345678")
@@ -36,6 +36,8 @@ def files() -> dict[str, bytes]:
         b.MAIL_SOURCES: d.encode_mail_sources([SOURCE, SOURCE | {"name": "第二本部"}]),
         b.INCIDENTS: d.encode_incidents([INCIDENT]),
         b.INCIDENT_ENTRIES: d.encode_entries([ENTRY]),
+        b.CALLOUT_TARGETS: d.encode_targets([TARGET]),
+        b.CALLOUT_ANSWERS: d.encode_answers([ANSWER, PROXY]),
     }
 
 
@@ -77,6 +79,27 @@ INCIDENT = d.IncidentRow(
     closed_at=None,
 )
 ENTRY = d.EntryRow(7, CREATED, "status", "@状態を変更しました。", "出動中", TENANT, "machine:x")
+TARGET = d.TargetRow(
+    incident_number=7,
+    incident_created_at=INCIDENT.created_at,
+    member_code="=A1",
+    unit="第1分団",
+    leader=False,
+    notified=True,
+    reminded_at=datetime(2026, 1, 2, 1, 9, tzinfo=UTC),
+    created_at=datetime(2026, 1, 2, 1, 6, 9, 12, tzinfo=UTC),
+)
+ANSWER = d.AnswerRow(
+    incident_number=7,
+    incident_created_at=INCIDENT.created_at,
+    member_code="=A1",
+    answer=Answer.LATE,
+    eta_minutes=None,
+    via="line",
+    actor_label="line:U1",
+    at=datetime(2026, 1, 2, 1, 10, tzinfo=UTC),
+)
+PROXY = replace(ANSWER, answer=Answer.AVAILABLE, eta_minutes=15, via="proxy", actor_label="-部長")
 
 
 def make_zip(
@@ -117,7 +140,7 @@ def problems(data: bytes, password: str | None = None) -> list[str]:
 def test_manifest_describes_every_file():
     backup = b.read_zip(make_zip())
     manifest = backup.manifest
-    assert (manifest.format, manifest.format_version) == ("hikeshi-backup", 2)
+    assert (manifest.format, manifest.format_version) == ("hikeshi-backup", 3)
     assert (manifest.tenant_id, manifest.brigade, manifest.created_at) == (
         TENANT,
         "テスト消防団",
@@ -132,6 +155,8 @@ def test_manifest_describes_every_file():
         b.MAIL_SOURCES: 2,
         b.INCIDENTS: 1,
         b.INCIDENT_ENTRIES: 1,
+        b.CALLOUT_TARGETS: 1,
+        b.CALLOUT_ANSWERS: 2,
     }
     assert backup.files == files()
     assert not backup.encrypted
@@ -217,7 +242,7 @@ def test_row_count_must_match():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"format_version": 3}, "版 3"),
+        ({"format_version": 4}, "版 4"),
         ({"format_version": True}, "版 True"),
         ({"format": "other"}, "Hikeshi のバックアップファイルではありません"),
         ({"tenant_id": "not-a-uuid"}, "内容が正しくありません"),
@@ -374,15 +399,16 @@ def test_a_version_1_backup_is_read_without_the_dispatch_files():
     assert set(backup.files) == set(b.VERSION_FILES[1])
 
 
-def test_each_version_needs_exactly_its_files():
-    assert problems(make_zip(version=1)) == [
-        f"管理情報に不明なファイル {name} が記載されています。"
-        for name in sorted((b.MAIL_SOURCES, b.INCIDENTS, b.INCIDENT_ENTRIES))
+@pytest.mark.parametrize("version", [1, 2])
+def test_each_version_needs_exactly_its_files(version):
+    newer = [name for name in b.DATA_FILES if name not in b.VERSION_FILES[version]]
+    assert problems(make_zip(version=version)) == [
+        f"管理情報に不明なファイル {name} が記載されています。" for name in sorted(newer)
     ]
-    old = {name: files()[name] for name in b.VERSION_FILES[1]}
+    old = {name: files()[name] for name in b.VERSION_FILES[version]}
+    assert b.read_zip(make_zip(contents=old, version=version)).files == old
     assert problems(make_zip(contents=old)) == [
-        f"管理情報に {name} が記載されていません。"
-        for name in (b.MAIL_SOURCES, b.INCIDENTS, b.INCIDENT_ENTRIES)
+        f"管理情報に {name} が記載されていません。" for name in newer
     ]
 
 
@@ -479,3 +505,35 @@ def test_incident_cells_that_are_no_values():
     entry, errors = d.parse_entry(2, {c.key: "" for c in d.ENTRY_COLUMNS} | {"mail_id": "x"})
     assert entry is None
     assert [e.column for e in errors] == ["番号", "日時（UTC）", "受信メールID"]
+
+
+def test_callout_targets_and_answers_round_trip_exactly():
+    data = d.encode_targets([TARGET, replace(TARGET, member_code="A2", reminded_at=None)])
+    table = b.read_table(data, d.TARGET_COLUMNS)
+    assert not table.errors and not table.problems
+    assert [d.parse_target(n, raw) for n, raw in table.records] == [
+        (TARGET, []),
+        (replace(TARGET, member_code="A2", reminded_at=None), []),
+    ]
+    data = d.encode_answers([ANSWER, PROXY])
+    assert "本人（LINE）".encode() in data and "代理入力".encode() in data
+    assert b"'=A1" in data and b"'-" in data  # neutralised for Excel, restored exactly
+    table = b.read_table(data, d.ANSWER_COLUMNS)
+    assert [d.parse_answer(n, raw) for n, raw in table.records] == [(ANSWER, []), (PROXY, [])]
+
+
+def test_callout_cells_that_are_no_values():
+    ((number, raw),) = b.read_table(d.encode_answers([PROXY]), d.ANSWER_COLUMNS).records
+    bad = raw | {"member_code": " ", "answer": "行けます", "eta_minutes": "241", "via": "電話"}
+    answer, errors = d.parse_answer(number, bad)
+    assert answer is None
+    assert [(e.row, e.column, e.message) for e in errors] == [
+        (2, "団員番号", "団員番号が正しくありません。"),
+        (2, "出動可否", "「出動可」・「遅れて出動」・「出動不可」のいずれかにしてください。"),
+        (2, "到着見込み（分）", "空欄か、1〜240の整数にしてください。"),
+        (2, "回答方法", "「本人（LINE）」・「代理入力」のいずれかにしてください。"),
+    ]
+    ((number, raw),) = b.read_table(d.encode_targets([TARGET]), d.TARGET_COLUMNS).records
+    target, errors = d.parse_target(number, raw | {"leader": "1", "created_at": ""})
+    assert target is None
+    assert [e.column for e in errors] == ["幹部", "呼び出し（UTC）"]

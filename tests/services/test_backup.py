@@ -257,7 +257,7 @@ def test_backup_holds_every_file_with_its_manifest(tenant, watch):
     assert made.filename.startswith("hikeshi-backup-") and made.filename.endswith(".zip")
     assert made.filename.isascii()
     manifest = made.manifest
-    assert (manifest.tenant_id, manifest.format_version) == (tenant, 2)
+    assert (manifest.tenant_id, manifest.format_version) == (tenant, 3)
     assert manifest.rows == {
         fmt.ROLES: 3,
         fmt.PERMISSIONS: 10,
@@ -267,6 +267,8 @@ def test_backup_holds_every_file_with_its_manifest(tenant, watch):
         fmt.MAIL_SOURCES: 2,
         fmt.INCIDENTS: 3,
         fmt.INCIDENT_ENTRIES: 8,  # two mails called their members out (one entry each)
+        fmt.CALLOUT_TARGETS: 6,  # the three active members, for each of them
+        fmt.CALLOUT_ANSWERS: 0,
     }
     with zipfile.ZipFile(io.BytesIO(made.data)) as archive:
         members_csv = archive.read(fmt.MEMBERS).decode("utf-8-sig")
@@ -534,7 +536,12 @@ def test_a_removed_incident_comes_back_with_its_mails_linked_again(tenant):
     before, links = dispatch_snapshot(tenant), mail_links(tenant)
     empty = rebuilt_backup(
         full,
-        {fmt.INCIDENTS: bd.encode_incidents([]), fmt.INCIDENT_ENTRIES: bd.encode_entries([])},
+        {
+            fmt.INCIDENTS: bd.encode_incidents([]),
+            fmt.INCIDENT_ENTRIES: bd.encode_entries([]),
+            fmt.CALLOUT_TARGETS: bd.encode_targets([]),
+            fmt.CALLOUT_ANSWERS: bd.encode_answers([]),
+        },
     )
     backup.restore_backup(chief, backup.inspect_backup(chief, data=empty))
     assert incidents.list_incidents(chief) == []
@@ -601,6 +608,8 @@ def test_a_version_1_backup_restores_and_leaves_dispatch_as_it_is(tenant, engine
         backup.MAIL_SOURCES,
         "incidents",
         "incident_entries",
+        "callout_targets",
+        "callout_answers",
     }
     (event,) = restore_events(engine, tenant, 0)
     assert details(event)["format_version"] == 1
@@ -670,7 +679,7 @@ def test_a_restore_never_retires_the_restorer(tenant, engine):
     assert members.get_member(admin(tenant), chief_id).status == MemberStatus.ACTIVE
 
 
-@pytest.mark.parametrize("step", ["write_inspections", "write_entries"])
+@pytest.mark.parametrize("step", ["write_inspections", "write_entries", "write_answers"])
 def test_failure_in_the_middle_leaves_everything_as_it_was(tenant, engine, monkeypatch, step):
     chief = populate(tenant)
     made = backup.create_backup(chief)

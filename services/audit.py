@@ -17,9 +17,11 @@ from models.base import utcnow
 from models.enums import AuditCategory
 from models.tenant import PLATFORM_TENANT_ID
 from services.crypto import AUDIT, TenantCipher
-from services.db import set_tenant
+from services.db import TRANSACTION_SCOPED, set_tenant
 
 PERSONAL_PART = personal_field("audit_event", "details")
+LOCKED_HEADS = "audit_locked_heads"  # session.info: chain heads locked by this transaction
+TRANSACTION_SCOPED.append(LOCKED_HEADS)
 
 GENESIS_HASH = "0" * 64
 HASHED_FIELDS = (
@@ -74,9 +76,7 @@ def record(
     """Append one event to the tenant's chain inside the caller's transaction."""
     tenant = tenant_id or chain_id(actor)
     set_tenant(session, tenant)
-    head = session.exec(
-        select(AuditChainHead).where(AuditChainHead.tenant_id == tenant).with_for_update()
-    ).one()
+    head = _locked_head(session, tenant)
     event = AuditEvent(
         tenant_id=tenant,
         seq=head.seq + 1,
@@ -104,8 +104,20 @@ def record(
     head.seq, head.hash = event.seq, event.hash
     session.add(event)
     session.add(head)
-    session.flush()
-    return event
+    return event  # written at the next flush (autoflush before any query, or the commit)
+
+
+def _locked_head(session: Session, tenant: uuid.UUID) -> AuditChainHead:
+    """The chain head, locked until the transaction ends: read (FOR UPDATE) once per
+    transaction; later events of the same transaction use the row already locked and loaded."""
+    heads = session.info.setdefault(LOCKED_HEADS, {})
+    head = heads.get(tenant)
+    if head is None:
+        head = session.exec(
+            select(AuditChainHead).where(AuditChainHead.tenant_id == tenant).with_for_update()
+        ).one()
+        heads[tenant] = head
+    return head
 
 
 def record_platform(

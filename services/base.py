@@ -144,11 +144,14 @@ def record_denial(
 
 
 @contextmanager
-def transaction(actor: Actor, *needs: Need | tuple[Function, Level], action: str) -> Iterator[Tx]:
+def transaction(
+    actor: Actor, *needs: Need | tuple[Function, Level], action: str, read_only: bool = False
+) -> Iterator[Tx]:
     """Check every need through the gate, against the actor as the database has it now, in one
     transaction scoped to the actor's tenant. Nothing is kept unless the block calls
     ``tx.commit()``. A PermissionDenied raised inside (a rule on what the call touches) is
-    recorded too; refusals are recorded after the transaction has closed."""
+    recorded too; refusals are recorded after the transaction has closed. ``read_only``: see
+    services.db.unit_of_work (a hot read, such as a board refreshing every few seconds)."""
     first = Need(*needs[0])
     fresh: Actor | None = None
     if actor.tenant_id is None:
@@ -156,7 +159,7 @@ def transaction(actor: Actor, *needs: Need | tuple[Function, Level], action: str
         record_denial(actor, first.function, first.level, action)
         raise PermissionDenied()
     try:
-        with unit_of_work(actor.tenant_id) as session:
+        with unit_of_work(actor.tenant_id, read_only=read_only) as session:
             fresh = actor if _just_checked(actor) else live_actor(session, actor)
             if fresh is not None and allows(fresh, *needs):
                 yield Tx(session, fresh)

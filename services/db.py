@@ -39,8 +39,10 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
         # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead
-        # of failing when a read transaction tries to upgrade.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # of failing when a read transaction tries to upgrade. A read-only unit of work takes
+        # no lock (WAL readers see the last commit and keep no writer waiting).
+        read_only = connection.get_execution_options().get(READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _private_file(path: Path) -> None:
@@ -123,13 +125,33 @@ def current_engine() -> Engine:
     return _override.get("engine") or get_engine()
 
 
+RLS_TENANT = "rls_tenant"  # session.info: the tenant set for the transaction under way
+
+
 def set_tenant(session: Session, tenant_id: uuid.UUID | None) -> None:
-    """Tell PostgreSQL's row-level security which tenant this transaction acts for."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT set_config('app.tenant_id', :tid, true)"),
-            {"tid": str(tenant_id) if tenant_id else ""},
-        )
+    """Tell PostgreSQL's row-level security which tenant this transaction acts for. The setting
+    lasts until the transaction (or the savepoint) ends; telling it again meanwhile is skipped."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    value = str(tenant_id) if tenant_id else ""
+    if session.info.get(RLS_TENANT) == value:
+        return
+    session.execute(text("SELECT set_config('app.tenant_id', :tid, true)"), {"tid": value})
+    session.info[RLS_TENANT] = value
+
+
+# What a transaction set or locked (the RLS tenant, services.audit's chain heads) is forgotten
+# when any transaction or savepoint ends: a rolled-back savepoint undoes set_config and
+# releases the row locks taken inside it, and a new transaction starts with neither.
+TRANSACTION_SCOPED: list[str] = [RLS_TENANT]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_transaction_state(session: Session, transaction) -> None:
+    if transaction.parent is not None and not transaction.nested:
+        return  # the inner transaction of a flush
+    for key in TRANSACTION_SCOPED:
+        session.info.pop(key, None)
 
 
 class UncommittedWork(RuntimeError):
@@ -145,6 +167,32 @@ class UnitSession(Session):
             self.flush()
             return
         super().commit()
+
+
+READ_ONLY = "hikeshi_read_only"  # an execution option: the unit of work only reads
+
+
+class ReadOnlyWrite(RuntimeError):
+    """A unit of work opened read-only tried to write."""
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _refuse_writes(conn, _cursor, statement, _parameters, context, _executemany) -> None:
+    if (
+        context is not None
+        and (context.isinsert or context.isupdate or context.isdelete)
+        and conn.get_execution_options().get(READ_ONLY)
+    ):
+        raise ReadOnlyWrite(f"a read-only unit of work tried to write: {statement[:60]}")
+
+
+_read_only_engines: dict[Engine, Engine] = {}
+
+
+def _read_only(engine: Engine) -> Engine:
+    if engine not in _read_only_engines:
+        _read_only_engines[engine] = engine.execution_options(**{READ_ONLY: True})
+    return _read_only_engines[engine]
 
 
 @event.listens_for(Engine, "after_cursor_execute")
@@ -190,7 +238,9 @@ _current: ContextVar[tuple[UnitSession, uuid.UUID | None] | None] = ContextVar(
 
 
 @contextmanager
-def unit_of_work(tenant_id: uuid.UUID | None, *, independent: bool = False) -> Iterator[Session]:
+def unit_of_work(
+    tenant_id: uuid.UUID | None, *, independent: bool = False, read_only: bool = False
+) -> Iterator[Session]:
     """A session in one transaction scoped to a tenant. Nothing is kept unless the block calls
     ``session.commit()``; a block that ends with writes it did not commit raises
     UncommittedWork (a dry run calls ``session.rollback()`` to say so).
@@ -199,15 +249,20 @@ def unit_of_work(tenant_id: uuid.UUID | None, *, independent: bool = False) -> I
     brigade with its first administrator) is one transaction; only the outermost commit
     commits. Joining is allowed for the same tenant or from a platform unit. ``independent``
     opens a separate transaction instead (a denial must be recorded even though the work it
-    refused rolls back)."""
+    refused rolls back). ``read_only`` work takes no write lock on SQLite and runs in a READ
+    ONLY transaction on PostgreSQL; any write in it raises ReadOnlyWrite (a read-only unit
+    joined to another one is simply part of it)."""
     outer = None if independent else _current.get()
     if outer is not None:
         yield from _joined(outer, tenant_id)
         return
-    with UnitSession(current_engine(), expire_on_commit=False) as session:
+    engine = _read_only(current_engine()) if read_only else current_engine()
+    with UnitSession(engine, expire_on_commit=False) as session:
         session.info["depth"] = 1
         token = _current.set((session, tenant_id))
         try:
+            if read_only and engine.dialect.name == "postgresql":
+                session.execute(text("SET TRANSACTION READ ONLY"))
             set_tenant(session, tenant_id)
             yield session
             if _has_unsaved_writes(session):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -14,7 +15,7 @@ from models.enums import Function, Level
 from models.tenant import PLATFORM_TENANT_ID
 from services import tenants
 from services.base import transaction
-from services.db import UncommittedWork, unit_of_work
+from services.db import ReadOnlyWrite, UncommittedWork, unit_of_work
 from services.errors import ValidationError
 from services.signin import local, owners, sessions
 from tests.factories import PLATFORM, admin, make_tenant
@@ -145,3 +146,35 @@ def test_the_sqlite_file_is_readable_by_its_owner_only(tmp_path):
     files = [p for p in path.parent.iterdir() if p.name.startswith("hikeshi.db")]
     assert path in files
     assert all(p.stat().st_mode & 0o077 == 0 for p in files), [oct(p.stat().st_mode) for p in files]
+
+
+def test_a_read_only_unit_refuses_to_write_and_keeps_nothing(tenant):
+    with (
+        pytest.raises(ReadOnlyWrite),
+        transaction(
+            admin(tenant), Need(Function.PERMISSIONS, Level.VIEW), action="t", read_only=True
+        ) as tx,
+    ):
+        assert tx.session.exec(select(Rank).where(Rank.tenant_id == tenant)).first()
+        _add_role(tx.session, tenant, "読み取り専用")
+    assert _roles_named(tenant, "読み取り専用") == 0
+
+
+def test_a_read_only_unit_keeps_no_writer_waiting(tenant):
+    """A board re-reading its tally every few seconds must not hold SQLite's write lock (with
+    BEGIN IMMEDIATE the writer below would wait for the reader, up to busy_timeout)."""
+    wrote = threading.Event()
+
+    def writer() -> None:
+        with unit_of_work(tenant) as session:
+            _add_role(session, tenant, "読み取り中の書き込み")
+            session.commit()
+        wrote.set()
+
+    with unit_of_work(tenant, read_only=True) as session:
+        assert session.exec(select(Rank).where(Rank.tenant_id == tenant)).first()
+        thread = threading.Thread(target=writer)
+        thread.start()
+        assert wrote.wait(timeout=5), "the writer waited for a read-only unit"
+    thread.join()
+    assert _roles_named(tenant, "読み取り中の書き込み") == 1

@@ -10,7 +10,6 @@ import uuid
 from urllib.parse import urlsplit
 
 import streamlit as st
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.middleware import Middleware
@@ -192,7 +191,7 @@ def _line_actor(request: Request, kind: ActorKind) -> Actor | None:
 
 async def line_webhook_route(request: Request) -> Response:
     """LINE's webhook: signature first (over the raw body), events kept once by their id, 200
-    at once; the events are handled after the answer, off the event loop."""
+    at once; the events are handled after the answer on threads of their own."""
     if not get_settings().line_messaging_configured:
         return PlainTextResponse("Not Found", status_code=404)
     body = bytearray()
@@ -208,9 +207,8 @@ async def line_webhook_route(request: Request) -> Response:
     )
     if kept is None:
         return PlainTextResponse("invalid signature", status_code=400)
-    return PlainTextResponse(
-        "ok", background=BackgroundTask(line_webhook.handle_after_answer, kept)
-    )
+    line_webhook.submit(kept)  # handled on threads of its own after the answer
+    return PlainTextResponse("ok")
 
 
 def _signed_in(token: str | None, failure: str) -> Response:

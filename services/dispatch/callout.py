@@ -409,7 +409,7 @@ class Tally:
 
 def tally(actor: Actor, incident_id: uuid.UUID) -> Tally:
     """The answers per 分団 against the crew minimum and per member (names for 編集 only)."""
-    with transaction(actor, VIEW, action="callout.tally") as tx:
+    with transaction(actor, VIEW, action="callout.tally", read_only=True) as tx:
         row = _incident(tx, incident_id)
         names = tx.actor.level(Function.DISPATCH) >= Level.EDIT
         targets = targeted(tx, row.id)

@@ -11,12 +11,12 @@ brigade it concerned."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -40,7 +40,7 @@ from integrations.line_messaging import (
 )
 from models import Member, MemberLine
 from models.base import utcnow
-from models.callout import FriendStatus, LineWebhookEvent
+from models.callout import CalloutTarget, FriendStatus, LineWebhookEvent
 from models.dispatch import Incident, IncidentStatus
 from models.enums import Answer, AuditCategory, Function, Level, MemberStatus
 from services import audit
@@ -81,7 +81,7 @@ def receive(body: bytes, signature: str | None, request: RequestContext) -> list
 
 
 def keep(events: list[dict]) -> list[Kept]:
-    """Insert each event unless its id is known; returns those inserted now."""
+    """Insert each event unless its id is known; returns those inserted now (by this call)."""
     if not events:
         return []
     master_id = get_settings().active_master_key_id
@@ -96,18 +96,68 @@ def keep(events: list[dict]) -> list[Kept]:
         }
         for e in events
     ]
-    with unit_of_work(None) as db:
-        dialect = db.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = (
-            insert(LineWebhookEvent)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(LineWebhookEvent.event_id)
-        )
-        kept = {r[0] for r in db.execute(statement).all()}
-        db.commit()
-    return [(_event_id(e), e) for e in events if _event_id(e) in kept]
+    mine = _KEEPER.insert(rows)
+    return [(_event_id(e), e) for e in events if _event_id(e) in mine]
+
+
+class _GroupCommit:
+    """Requests that arrive together are kept in one transaction: the first to come writes
+    its rows and those of every request waiting, the others wait for that commit (one write
+    and one flush to disk for all of them instead of one each). A request is answered 200 only
+    once its events are committed, so LINE redelivers whatever a crash lost."""
+
+    def __init__(self) -> None:
+        self._turn = threading.Condition()
+        self._waiting: list[tuple[list[dict], Future]] = []
+        self._writing = False
+
+    def insert(self, rows: list[dict]) -> set[str]:
+        """The event ids of `rows` this call inserted (known ids and repeats are not)."""
+        mine: Future = Future()
+        with self._turn:
+            self._waiting.append((rows, mine))
+            while self._writing and not mine.done():
+                self._turn.wait()
+            if mine.done():
+                return mine.result()
+            self._writing = True
+            batch, self._waiting = self._waiting, []
+        try:
+            self._write(batch)
+        finally:
+            with self._turn:
+                self._writing = False
+                self._turn.notify_all()
+        return mine.result()
+
+    @staticmethod
+    def _write(batch: list[tuple[list[dict], Future]]) -> None:
+        owner: dict[str, int] = {}  # an id twice in the batch belongs to its first request
+        for n, (rows, _) in enumerate(batch):
+            for row in rows:
+                owner.setdefault(row["event_id"], n)
+        unique = {row["event_id"]: row for rows, _ in reversed(batch) for row in rows}
+        try:
+            with unit_of_work(None) as db:
+                dialect = db.get_bind().dialect.name
+                insert = pg_insert if dialect == "postgresql" else sqlite_insert
+                statement = (
+                    insert(LineWebhookEvent)
+                    .values(list(unique.values()))
+                    .on_conflict_do_nothing(index_elements=["event_id"])
+                    .returning(LineWebhookEvent.event_id)
+                )
+                inserted = {r[0] for r in db.execute(statement).all()}
+                db.commit()
+        except BaseException as exc:
+            for _, future in batch:
+                future.set_exception(exc)
+            raise
+        for n, (_, future) in enumerate(batch):
+            future.set_result({i for i in inserted if owner[i] == n})
+
+
+_KEEPER = _GroupCommit()
 
 
 def _event_id(event: dict) -> str:
@@ -139,19 +189,78 @@ Kept = tuple[str, dict]  # (webhookEventId, the event)
 # Events are handled on threads of their own, never on the server's shared pool: a burst of
 # button presses must not keep the webhook (or any page) from answering.
 HANDLERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="line-webhook")
+MAX_BATCH = 200  # events handled together; one brigade's answers share one transaction
 
 
 # Replies wait on LINE (tens of milliseconds each): they go out from threads of their own, so
 # the handlers go on to the next answer meanwhile.
 REPLIES = ThreadPoolExecutor(max_workers=8, thread_name_prefix="line-reply")
 
+# Requests leave their events here and a handler thread takes everything waiting at once: under
+# a burst, the answers that arrived while the last batch was being written are written together,
+# one transaction (and one turn of the brigade's audit chain lock) for all of a brigade's.
+_waiting: deque[tuple[list[Kept], Future]] = deque()
+_waiting_lock = threading.Lock()
 
-async def handle_after_answer(events: list[Kept]) -> None:
-    """The webhook route's background task: handle on the handler threads, then wait for the
-    replies without holding a thread."""
-    if events:
-        replies = await asyncio.get_running_loop().run_in_executor(HANDLERS, _handle, events)
-        await asyncio.gather(*(asyncio.wrap_future(r) for r in replies))
+
+def submit(events: list[Kept]) -> Future | None:
+    """Hand kept events to the handler threads and return at once (the webhook answers 200
+    without waiting: a request waiting on its connection must not wait for the handling of the
+    one before it). The future is done once the events are handled and their replies sent."""
+    if not events:
+        return None
+    done: Future = Future()
+    with _waiting_lock:
+        _waiting.append((events, done))
+        _in_flight.add(done)
+    done.add_done_callback(_in_flight.discard)
+    HANDLERS.submit(_drain)
+    return done
+
+
+_in_flight: set[Future] = set()
+
+
+def wait_idle(timeout: float = 30) -> bool:
+    """Wait until every event handed over so far is handled and replied to (tests, shutdown)."""
+    return not wait(list(_in_flight), timeout=timeout).not_done
+
+
+def _drain() -> None:
+    """Handle every event waiting now (nothing when another thread took them first)."""
+    with _waiting_lock:
+        batch = []
+        while _waiting and sum(len(events) for events, _ in batch) < MAX_BATCH:
+            batch.append(_waiting.popleft())
+    if not batch:
+        return
+    try:
+        replies = _handle([event for events, _ in batch for event in events])
+    except Exception as exc:  # _handle logs per event; this is a bug, not a bad event
+        for _, done in batch:
+            done.set_exception(exc)
+        raise
+    _when_replied(replies, [done for _, done in batch])
+
+
+def _when_replied(replies: list[Future], done: list[Future]) -> None:
+    """Mark a batch's requests done when the last of its replies has gone."""
+    left = [len(replies)]
+    lock = threading.Lock()
+
+    def one_more(_reply: Future | None = None) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            for future in done:
+                future.set_result(None)
+
+    if not replies:
+        left[0] = 1
+        one_more()
+    for reply in replies:
+        reply.add_done_callback(one_more)
 
 
 def handle(events: list[Kept]) -> int:
@@ -162,19 +271,54 @@ def handle(events: list[Kept]) -> int:
     return len(replies)
 
 
+@dataclass(frozen=True)
+class _Press:
+    """A button press (postback) of an answer button."""
+
+    event_id: str
+    postback: Postback
+    user_id: str
+    event: dict
+
+
 def _handle(events: list[Kept]) -> list[Future]:
     """Each event is marked done in the transaction that handles it, so a second process (or a
-    redelivery) finds nothing left to do. One future per event handled: its reply."""
-    replies = []
+    redelivery) finds nothing left to do. One brigade's button presses are handled in one
+    transaction; should it fail, each is tried again alone, so one bad event spoils no other.
+    One future per event handled: its reply."""
+    presses: dict[uuid.UUID, list[_Press]] = {}
+    others = []
     for event_id, event in events:
+        press = _press(event_id, event)
+        if press is None:
+            others.append((event_id, event))
+        else:
+            presses.setdefault(press.postback.tenant_id, []).append(press)
+    replies = []
+    for tenant_id, group in presses.items():
         try:
-            reply = _dispatch(event_id, event)
+            decided = list(zip(group, decide_all(tenant_id, group), strict=True))
         except Exception:
-            log.exception("LINE webhook event could not be handled; the sweep retries it")
-            continue
+            if len(group) > 1:
+                log.info("a batch of LINE answers failed; handling them one at a time")
+            decided = [(press, _decide_alone(press)) for press in group]
+        for press, decision in decided:
+            reply = _answered(press, decision)
+            if reply is not None:
+                replies.append(reply)
+    for event_id, event in others:
+        reply = _guarded(_dispatch, event_id, event)
         if reply is not None:
             replies.append(reply)
     return replies
+
+
+def _guarded(handler, *args):
+    try:
+        return handler(*args)
+    except Exception:
+        log.exception("LINE webhook event could not be handled; the sweep retries it")
+        return None
 
 
 def handle_pending(*, older_than_seconds: float = 30) -> int:
@@ -208,18 +352,6 @@ def _open(row: LineWebhookEvent) -> dict | None:
         return None
 
 
-def claim(session: DbSession, event_id: str) -> bool:
-    """Mark the event done inside the caller's transaction; False when it is done already.
-    Its sealed content (user id, reply token) goes; the id stays for deduplication."""
-    return bool(
-        session.exec(
-            update(LineWebhookEvent)
-            .where(LineWebhookEvent.event_id == event_id, LineWebhookEvent.status == "pending")
-            .values(status="done", event_enc=None, handled_at=utcnow())
-        ).rowcount
-    )
-
-
 def _claim_alone(event_id: str) -> bool:
     with unit_of_work(None) as db:
         claimed = claim(db, event_id)
@@ -233,18 +365,23 @@ def _done_future() -> Future:
     return future
 
 
+def _press(event_id: str, event: dict) -> _Press | None:
+    source = event.get("source") or {}
+    user_id = source.get("userId") if isinstance(source, dict) else None
+    if event.get("type") != "postback" or not isinstance(user_id, str):
+        return None
+    data = (event.get("postback") or {}).get("data", "")
+    postback = decode_postback(data if isinstance(data, str) else "")
+    return None if postback is None else _Press(event_id, postback, user_id, event)
+
+
 def _dispatch(event_id: str, event: dict) -> Future | None:
-    """The reply's future once handled; None when there was nothing (left) to do."""
+    """An event that is not an answer: follow / unfollow, or one we ignore (logged)."""
+    if not _claim_alone(event_id):
+        return None
     kind = event.get("type")
     source = event.get("source") or {}
     user_id = source.get("userId") if isinstance(source, dict) else None
-    if kind == "postback" and isinstance(user_id, str):
-        data = (event.get("postback") or {}).get("data", "")
-        postback = decode_postback(data if isinstance(data, str) else "")
-        if postback is not None:
-            return _postback(event_id, postback, user_id, event)
-    if not _claim_alone(event_id):
-        return None
     if kind in ("follow", "unfollow") and isinstance(user_id, str):
         _friendship(user_id, FriendStatus.FRIEND if kind == "follow" else FriendStatus.BLOCKED)
     else:
@@ -258,20 +395,30 @@ class Decision:
     reply: dict | None
 
 
-def _postback(event_id: str, postback: Postback, user_id: str, event: dict) -> Future | None:
+_UNKNOWN_BRIGADE = Decision("unknown_brigade", None)
+
+
+def _decide_alone(press: _Press) -> Decision | None:
     try:
-        decision = decide(event_id, postback, user_id, event)
+        return decide_all(press.postback.tenant_id, [press])[0]
     except DecryptionError:  # a brigade that does not exist (or has no keys left)
-        if not _claim_alone(event_id):
+        if not _claim_alone(press.event_id):
             return None
-        _log_event(PLATFORM_ACTOR, event, "unknown_brigade")
-        return _done_future()
+        _log_event(PLATFORM_ACTOR, press.event, "unknown_brigade")
+        return _UNKNOWN_BRIGADE
+    except Exception:
+        log.exception("LINE webhook event could not be handled; the sweep retries it")
+        return None
+
+
+def _answered(press: _Press, decision: Decision | None) -> Future | None:
+    """The reply's future once handled; None when there was nothing (left) to do."""
     if decision is None:
-        return None  # handled already (another process, or a redelivery)
-    token = event.get("replyToken")
+        return None  # handled already (another process, or a redelivery), or failed
+    token = press.event.get("replyToken")
     if decision.reply is None or not isinstance(token, str) or not token:
         return _done_future()
-    return REPLIES.submit(_reply, postback.tenant_id, token, decision.reply)
+    return REPLIES.submit(_reply, press.postback.tenant_id, token, decision.reply)
 
 
 _replying = threading.local()  # the brigade whose log records the reply being sent
@@ -298,28 +445,98 @@ def _record_reply(call: MessagingCall) -> None:
 
 
 def decide(event_id: str, postback: Postback, user_id: str, event: dict) -> Decision | None:
-    """Record the answer (or the ETA) if the member may give it, and say what to reply; None
-    when the event was handled already."""
-    actor = webhook_actor(postback.tenant_id)
+    """Record one answer (or ETA) if the member may give it and say what to reply; None when
+    the event was handled already."""
+    return decide_all(postback.tenant_id, [_Press(event_id, postback, user_id, event)])[0]
+
+
+def decide_all(tenant_id: uuid.UUID, presses: list[_Press]) -> list[Decision | None]:
+    """One brigade's button presses in one transaction: each answer (or ETA) recorded if the
+    member may give it, with what to reply; None for an event handled already. The events are
+    claimed, and the members, their links and their targets read, with one statement each for
+    the whole batch; the answers and their log entries are written together at commit."""
+    actor = webhook_actor(tenant_id)
     with transaction(actor, callout.VIEW, action="callout.answer") as tx:
-        if not claim(tx.session, event_id):
-            return None
-        decision = _decide(tx, postback, user_id)
-        _log_event(actor, event, decision.outcome, session=tx)
+        claimed = claim_all(tx.session, [press.event_id for press in presses])
+        todo = [press for press in presses if press.event_id in claimed]
+        members = _members_of(tx, {press.user_id for press in todo})
+        called = _called(tx, todo, members)
+        # held here for the whole batch (the session's identity map holds rows only weakly)
+        rows = {i: tx.get(Incident, i) for i in {press.postback.incident_id for press in todo}}
+        decisions: list[Decision | None] = []
+        for press in presses:
+            if press.event_id not in claimed:
+                decisions.append(None)
+                continue
+            claimed.discard(press.event_id)  # the same event twice in a batch counts once
+            member = members.get(press.user_id)
+            targeted = member is not None and (press.postback.incident_id, member.id) in called
+            row = rows.get(press.postback.incident_id)
+            decision = _decide(tx, press.postback, member, row if targeted else None)
+            _log_event(actor, press.event, decision.outcome, session=tx)
+            decisions.append(decision)
         tx.commit()
-        return decision
+        return decisions
 
 
-def _decide(tx: Tx, postback: Postback, user_id: str) -> Decision:
-    bidx = tx.cipher.blind_index(user_id, field=SUB_FIELD)
-    link = tx.session.exec(
-        scoped(select(MemberLine), tx.actor).where(MemberLine.sub_bidx == bidx)
-    ).first()
-    member = tx.get(Member, link.member_id) if link else None
-    if member is None or member.status != MemberStatus.ACTIVE:
+def claim_all(session: DbSession, event_ids: list[str]) -> set[str]:
+    """Mark pending events done inside the caller's transaction; returns those marked now.
+    Their sealed content (user id, reply token) goes; the ids stay for deduplication."""
+    if not event_ids:
+        return set()
+    statement = (
+        update(LineWebhookEvent)
+        .where(
+            LineWebhookEvent.event_id.in_(set(event_ids)),
+            LineWebhookEvent.status == "pending",
+        )
+        .values(status="done", event_enc=None, handled_at=utcnow())
+        .returning(LineWebhookEvent.event_id)
+    )
+    return {row[0] for row in session.exec(statement).all()}
+
+
+def claim(session: DbSession, event_id: str) -> bool:
+    """Mark one event done inside the caller's transaction; False when it is done already."""
+    return bool(claim_all(session, [event_id]))
+
+
+def _members_of(tx: Tx, user_ids: set[str]) -> dict[str, Member]:
+    """The active members these LINE accounts are linked to in this brigade."""
+    if not user_ids:
+        return {}
+    by_index = {tx.cipher.blind_index(u, field=SUB_FIELD): u for u in user_ids}
+    rows = tx.session.exec(
+        scoped(select(MemberLine, Member), tx.actor).where(
+            MemberLine.sub_bidx.in_(list(by_index)),
+            Member.id == MemberLine.member_id,
+            Member.status == MemberStatus.ACTIVE,
+        )
+    ).all()
+    return {by_index[link.sub_bidx]: member for link, member in rows}
+
+
+def _called(
+    tx: Tx, presses: list[_Press], members: dict[str, Member]
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """(incident, member) pairs of these presses that were called out."""
+    incident_ids = {press.postback.incident_id for press in presses}
+    member_ids = {member.id for member in members.values()}
+    if not incident_ids or not member_ids:
+        return set()
+    rows = tx.session.exec(
+        scoped(select(CalloutTarget.incident_id, CalloutTarget.member_id), tx.actor).where(
+            CalloutTarget.incident_id.in_(incident_ids), CalloutTarget.member_id.in_(member_ids)
+        )
+    ).all()
+    return {(incident_id, member_id) for incident_id, member_id in rows}
+
+
+def _decide(tx: Tx, postback: Postback, member: Member | None, row: Incident | None) -> Decision:
+    """row: the incident, if it exists and the member was called for it."""
+    if member is None:
         return _refuse("not_member")
-    row = tx.get(Incident, postback.incident_id)
-    if row is None or not callout.is_target(tx, row.id, member.id):
+    if row is None:
         return _refuse("not_target")
     if IncidentStatus(row.status) not in callout.CALLABLE:
         return _refuse("closed")

@@ -60,10 +60,12 @@ def post_webhook(fake, events: list[dict], *, body: bytes | None = None, headers
     import server
 
     raw, signed = fake.webhook(events)
-    with TestClient(Starlette(routes=server.routes)) as client:  # runs the background task
-        return client.post(
+    with TestClient(Starlette(routes=server.routes)) as client:
+        response = client.post(
             line_webhook.WEBHOOK_PATH, content=body or raw, headers=headers or signed
         )
+    assert line_webhook.wait_idle()  # the events are handled after the answer
+    return response
 
 
 # ---------------------------------------------------------------------------
@@ -493,3 +495,36 @@ def test_an_event_kept_but_not_handled_is_handled_by_the_sweep_once():
     board = callout.tally(admin(brigade.tenant_id), incident_id)
     assert board.totals[Answer.LATE] == 1
     assert len([d for d in fake.deliveries if d.endpoint == "reply"]) == 1
+
+
+def test_a_burst_is_handled_together_and_one_failing_answer_spoils_no_other(monkeypatch, engine):
+    """LINE may put several events in one request, and the handlers take every event waiting:
+    one brigade's presses share a transaction. A press that fails is left for the sweep; the
+    others of its batch are recorded one at a time, each once."""
+    brigade = make_brigade({"第1分団": 4})
+    members = sorted(brigade.in_unit("第1分団"))
+    failing = members[0]
+    real_add = callout.add_answer
+
+    def add_answer(tx, row, member, *args, **kwargs):
+        if member.id == failing:
+            raise RuntimeError("injected")
+        return real_add(tx, row, member, *args, **kwargs)
+
+    with messaging() as fake:
+        incident_id = dispatch(brigade, units="本町団1")
+        data = Postback(brigade.tenant_id, incident_id, answer=Answer.AVAILABLE).encode()
+        events = [fake.postback_event(brigade.sub_of(m), data) for m in members]
+        nowhere = Postback(uuid.uuid4(), incident_id, answer=Answer.AVAILABLE).encode()
+        events += [events[1], fake.postback_event(brigade.sub_of(members[1]), nowhere)]
+        monkeypatch.setattr(callout, "add_answer", add_answer)
+        assert post_webhook(fake, events).status_code == 200
+        monkeypatch.setattr(callout, "add_answer", real_add)
+        board = callout.tally(admin(brigade.tenant_id), incident_id)
+        assert board.totals[Answer.AVAILABLE] == 3 and board.totals["none"] >= 1
+        assert len([d for d in fake.deliveries if d.endpoint == "reply"]) == 3
+        assert line_webhook.handle_pending(older_than_seconds=0) == 1  # the failed one, later
+    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    assert board.totals[Answer.AVAILABLE] == 4
+    logged = audit_events(engine, PLATFORM_TENANT_ID, category=AuditCategory.EXTERNAL)
+    assert any(json.loads(e.details).get("result") == "unknown_brigade" for e in logged)

@@ -23,7 +23,9 @@ def upgrade() -> None:
     with op.batch_alter_table("callout_settings") as batch:
         batch.add_column(sa.Column("rules", sa.Text(), nullable=False, server_default="[]"))
         batch.add_column(sa.Column("neighbours", sa.Text(), nullable=False, server_default="{}"))
-        batch.add_column(sa.Column("selftest_hour", sa.Integer(), nullable=True, server_default="6"))
+        batch.add_column(
+            sa.Column("selftest_hour", sa.Integer(), nullable=True, server_default="6")
+        )
         batch.add_column(
             sa.Column("selftest_last_at", models.base.UTCDateTime(timezone=True), nullable=True)
         )

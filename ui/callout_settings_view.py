@@ -8,7 +8,7 @@ import uuid
 import streamlit as st
 
 from core.actor import Actor
-from services.dispatch import callout, callout_settings
+from services.dispatch import callout_settings, callout_test
 from services.dispatch.callout_settings import NO_UNITS
 from services.errors import ServiceError
 from ui.common import run_action, show_error
@@ -78,7 +78,7 @@ def test_callout_form(actor: Actor, *, notice_key: str) -> None:
         "テスト用の出動（災害出動の一覧）で確認できます。"
     )
     try:
-        people = callout.test_recipients(actor)
+        people = callout_test.test_recipients(actor)
     except ServiceError as exc:
         show_error(exc)
         return
@@ -97,7 +97,7 @@ def test_callout_form(actor: Actor, *, notice_key: str) -> None:
     )
     if st.button("テスト送信する", icon=":material/send:", key="callout_test_send"):
         run_action(
-            lambda: callout.send_test(actor, tuple(uuid.UUID(m) for m in chosen)),
+            lambda: callout_test.send_test(actor, tuple(uuid.UUID(m) for m in chosen)),
             f"テスト送信を登録しました（{len(chosen)}名）。LINEでの送信は数秒以内に行われます。",
             notice_key=notice_key,
         )

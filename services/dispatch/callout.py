@@ -34,6 +34,7 @@ from models.callout import (
     CalloutTarget,
     FriendStatus,
     LineOutbox,
+    OutboxStatus,
 )
 from models.dispatch import Incident, IncidentStatus
 from models.enums import Answer, Function, Level, MemberStatus
@@ -247,14 +248,22 @@ def start_for_new_incident(tx: Tx, row: Incident) -> Callout | None:
     return call_units(tx, row, tuple(json.loads(row.units)), kind=CalloutKind.CALLOUT, leaders=True)
 
 
-def notify_followup(tx: Tx, row: Incident, status: IncidentStatus) -> Callout | None:
-    """鎮圧・鎮火・誤報・取消 to those whose latest answer says they are coming; an end stops
-    the reminders."""
+# Waves that call members to come: not sent once the incident has ended (取消 above all).
+CALLING = frozenset(
+    {CalloutKind.CALLOUT, CalloutKind.WIDEN, CalloutKind.REMINDER, CalloutKind.SHORTAGE}
+)
+
+
+def on_status(tx: Tx, row: Incident, status: IncidentStatus) -> Callout | None:
+    """What a status change (by a follow-up mail or by hand, services.dispatch.incidents.move)
+    means for the call-out, in its transaction. Once the incident can no longer be answered, no
+    reminder or crew check comes and calls still waiting in the outbox are not sent (the timeline
+    says how many were withdrawn); 鎮圧・鎮火・誤報・取消 go to those whose latest answer says
+    they are coming. Returns the follow-up wave, if any."""
+    if status not in CALLABLE:
+        _withdraw_calls(tx, row)
     if status not in incidents.FOLLOWUP_STATUS.values():
         return None
-    if status in incidents.ENDS:
-        for wave in _waves(tx, row.id):
-            wave.escalate_at = None
     coming = [
         member_id
         for member_id, answer in latest_answers(tx, row.id).items()
@@ -266,6 +275,36 @@ def notify_followup(tx: Tx, row: Incident, status: IncidentStatus) -> Callout | 
         return None
     message = line_callout.followup_message(content_of(tx, row), status.label)
     return queue_wave(tx, row, CalloutKind.FOLLOWUP, recipients, [message])
+
+
+def _withdraw_calls(tx: Tx, row: Incident) -> None:
+    waves = _waves(tx, row.id)
+    for wave in waves:
+        wave.escalate_at = None
+    calling = [w.id for w in waves if CalloutKind(w.kind) in CALLING]
+    if not calling:
+        return
+    unsent = tx.session.exec(
+        scoped(select(LineOutbox), tx.actor).where(
+            LineOutbox.callout_id.in_(calling), LineOutbox.status == OutboxStatus.PENDING
+        )
+    ).all()
+    if not unsent:
+        return
+    members = 0
+    for chunk in unsent:
+        chunk.status = OutboxStatus.CANCELLED
+        chunk.error = "incident_ended"
+        members += len(json.loads(chunk.member_ids))
+    incidents.add_entry(
+        tx, row, "callout", f"まだ送信していなかった出動連絡（{members}名分）を取りやめました。"
+    )
+    tx.audit(
+        "callout.withdrawn",
+        target_type="incident",
+        target_id=row.id,
+        details={"number": row.number, "chunks": len(unsent), "recipients": members},
+    )
 
 
 def call_out(actor: Actor, incident_id: uuid.UUID, units: tuple[str, ...]) -> int:
@@ -481,92 +520,3 @@ def unit_choices(actor: Actor) -> list[str]:
             scoped(select(Member.affiliation), tx.actor).where(Member.status == MemberStatus.ACTIVE)
         ).all()
         return sorted({unit_of(a) for a in rows if a})
-
-
-TEST_KIND = "【テスト】出動連絡の試験"
-MAX_TEST_RECIPIENTS = 50
-
-
-@dataclass(frozen=True)
-class Recipient:
-    member_id: uuid.UUID
-    member_code: str
-    name: str
-    reachable: bool
-
-
-def test_recipients(actor: Actor) -> list[Recipient]:
-    """Active members who could get a test call-out, for 管理 to choose from."""
-    with transaction(actor, ADMIN, action="callout.test_recipients") as tx:
-        links = {
-            link.member_id: link
-            for link in tx.session.exec(scoped(select(MemberLine), tx.actor)).all()
-        }
-        rows = tx.session.exec(
-            scoped(select(Member), tx.actor)
-            .where(Member.status == MemberStatus.ACTIVE)
-            .order_by(Member.member_code)
-        ).all()
-        return [
-            Recipient(
-                m.id,
-                m.member_code,
-                tx.cipher.member_name(m),
-                m.id in links and FriendStatus(links[m.id].friend_status).reachable,
-            )
-            for m in rows
-        ]
-
-
-def send_test(actor: Actor, member_ids: tuple[uuid.UUID, ...]) -> uuid.UUID:
-    """A test call-out (テスト): an incident marked as a test, called out to the chosen members
-    only, whose buttons and tally work as in a real one. Returns the test incident's id."""
-    with transaction(actor, ADMIN, action="callout.test") as tx:
-        chosen = list(dict.fromkeys(member_ids))
-        if not 0 < len(chosen) <= MAX_TEST_RECIPIENTS:
-            raise ValidationError({"送信先": f"送信先を1〜{MAX_TEST_RECIPIENTS}名選んでください。"})
-        members = [tx.get(Member, m) for m in chosen]
-        if any(m is None or m.status != MemberStatus.ACTIVE for m in members):
-            raise ValidationError({"送信先": "在籍中の団員を選んでください。"})
-        row = incidents.new_incident(
-            tx,
-            kind=TEST_KIND,
-            place="",
-            landmark="",
-            units=(),
-            reference="",
-            occurred_at=utcnow(),
-            subject="",
-        )
-        row.test = True
-        incidents.add_entry(tx, row, "created", "テスト送信として登録しました。")
-        linked = {
-            link.member_id: link
-            for link in tx.session.exec(
-                scoped(select(MemberLine), tx.actor).where(MemberLine.member_id.in_(chosen))
-            ).all()
-        }
-        reachable = [
-            m for m in chosen if m in linked and FriendStatus(linked[m].friend_status).reachable
-        ]
-        message = line_callout.callout_message(content_of(tx, row))
-        wave = queue_wave(tx, row, CalloutKind.TEST, reachable, [message])
-        for member_id in chosen:
-            tx.session.add(
-                CalloutTarget(
-                    tenant_id=tx.tenant_id,
-                    incident_id=row.id,
-                    member_id=member_id,
-                    callout_id=wave.id,
-                    unit="テスト",
-                    notified=messaging_enabled() and member_id in reachable,
-                )
-            )
-        tx.audit(
-            "callout.test",
-            target_type="incident",
-            target_id=row.id,
-            details={"number": row.number, "targets": len(chosen), "messaged": len(reachable)},
-        )
-        tx.commit()
-        return row.id

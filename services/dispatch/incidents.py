@@ -308,6 +308,11 @@ def touch(row: Incident) -> None:
 
 
 def move(tx: Tx, row: Incident, status: IncidentStatus, *, by_hand: bool, mail_id=None) -> None:
+    """The one way an incident's status changes (a follow-up mail or a leader's hand): the
+    call-out follows in the same transaction (no reminder or unsent call after an end, and
+    鎮圧・鎮火・誤報・取消 to those coming)."""
+    from services.dispatch import callout  # callout builds on this module
+
     before = IncidentStatus(row.status)
     row.status = status
     if status == S.CLOSED:
@@ -321,6 +326,7 @@ def move(tx: Tx, row: Incident, status: IncidentStatus, *, by_hand: bool, mail_i
         f"{how}状態を「{before.label}」→「{status.label}」に変更しました。",
         mail_id=mail_id,
     )
+    callout.on_status(tx, row, status)
 
 
 def find_match(

@@ -397,7 +397,6 @@ def _follow_up(tx: Tx, row: Incident, mail: InboundMail, parsed: ParsedDispatch)
     target = incidents.FOLLOWUP_STATUS.get(parsed.followup)
     if target is not None and incidents.can_move(incidents.S(row.status), target):
         incidents.move(tx, row, target, by_hand=False, mail_id=mail.id)
-        callout.notify_followup(tx, row, target)
 
 
 def _aligned(dkim_domain: str | None, header_from: str) -> bool:

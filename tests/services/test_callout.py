@@ -21,7 +21,15 @@ from models.callout import CalloutTarget, LineOutbox, OutboxStatus
 from models.enums import Answer, AuditCategory, Function, Level
 from services import registrations
 from services.db import unit_of_work
-from services.dispatch import callout, callout_settings, incidents, intake, line_webhook, outbox
+from services.dispatch import (
+    callout,
+    callout_settings,
+    callout_test,
+    incidents,
+    intake,
+    line_webhook,
+    outbox,
+)
 from services.errors import NotFound, PermissionDenied, ValidationError
 from tests.callout_factories import Brigade, bulk_members, make_brigade, messaging
 from tests.dispatch_factories import SENDER, body, mail, make_source, where
@@ -336,6 +344,45 @@ def test_no_reminder_after_a_false_alarm_and_the_follow_up_goes_to_those_coming(
     assert "誤報" in sent.messages[0]["text"]
 
 
+def set_status_by_hand(brigade: Brigade, incident_id: uuid.UUID, status, actor=None):
+    actor = actor or admin(brigade.tenant_id)
+    row = incidents.get_incident(actor, incident_id)[0]
+    return incidents.set_status(actor, incident_id, status, expected_version=row.version)
+
+
+def test_a_cancel_by_hand_withdraws_unsent_calls_and_tells_those_coming(engine):
+    """取消 by a leader before the sender ran: nobody gets the call; after answers, 鎮火 by hand
+    goes to those coming, as a follow-up mail's would. Only 編集 may change the status."""
+    brigade = make_brigade({"第1分団": 3})
+    coming, not_coming, _silent = sorted(brigade.in_unit("第1分団"))
+    viewer = actor_with(brigade.tenant_id, {Function.DISPATCH: Level.VIEW})
+    with messaging() as fake:
+        cancelled = dispatch(brigade, units="本町団1")
+        with pytest.raises(PermissionDenied):
+            set_status_by_hand(brigade, cancelled, incidents.S.CANCELLED, actor=viewer)
+        set_status_by_hand(brigade, cancelled, incidents.S.CANCELLED)
+        send_all(brigade, later=timedelta(minutes=10))
+        assert not fake.deliveries  # neither the call nor a reminder
+        _view, entries = incidents.get_incident(admin(brigade.tenant_id), cancelled)
+        assert any("取りやめました" in e.summary for e in entries)
+        with unit_of_work(brigade.tenant_id) as db:
+            chunks = db.exec(select(LineOutbox).where(LineOutbox.tenant_id == brigade.tenant_id))
+            assert {c.status for c in chunks.all()} == {OutboxStatus.CANCELLED}
+
+        incident_id = dispatch(brigade, units="本町団1", reference="R-2")
+        send_all(brigade)
+        press(fake, brigade, coming, incident_id, Answer.AVAILABLE)
+        press(fake, brigade, not_coming, incident_id, Answer.UNAVAILABLE)
+        fake.deliveries.clear()
+        set_status_by_hand(brigade, incident_id, incidents.S.EXTINGUISHED)
+        send_all(brigade, later=timedelta(minutes=10))
+    (sent,) = [d for d in fake.deliveries if d.endpoint == "multicast"]
+    assert sent.to == (brigade.sub_of(coming),)
+    assert "鎮火" in sent.messages[0]["text"]
+    withdrawn = audit_events(engine, brigade.tenant_id, category=AuditCategory.OPERATION)
+    assert any(e.action == "callout.withdrawn" for e in withdrawn)
+
+
 # ---------------------------------------------------------------------------
 # Permissions and other brigades
 
@@ -460,14 +507,14 @@ def test_a_test_call_out_reaches_only_the_chosen_and_its_buttons_work():
     chosen, other, _ = sorted(brigade.in_unit("第1分団"))
     editor = actor_with(brigade.tenant_id, {Function.DISPATCH: Level.EDIT})
     with pytest.raises(PermissionDenied):
-        callout.send_test(editor, (chosen,))
+        callout_test.send_test(editor, (chosen,))
     with pytest.raises(ValidationError):
-        callout.send_test(admin(brigade.tenant_id), ())
+        callout_test.send_test(admin(brigade.tenant_id), ())
     elsewhere = make_brigade({"第1分団": 1})
     with pytest.raises(ValidationError):  # another brigade's member is no member here
-        callout.send_test(admin(elsewhere.tenant_id), (chosen,))
+        callout_test.send_test(admin(elsewhere.tenant_id), (chosen,))
     with messaging() as fake:
-        incident_id = callout.send_test(admin(brigade.tenant_id), (chosen,))
+        incident_id = callout_test.send_test(admin(brigade.tenant_id), (chosen,))
         send_all(brigade)
         assert multicast_recipients(fake) == [brigade.sub_of(chosen)]
         assert "【テスト】" in fake.deliveries[0].messages[0]["altText"]
@@ -475,7 +522,7 @@ def test_a_test_call_out_reaches_only_the_chosen_and_its_buttons_work():
         press(fake, brigade, other, incident_id, Answer.AVAILABLE)  # not chosen: refused
     board = callout.tally(admin(brigade.tenant_id), incident_id)
     assert [(line.member_id, line.answer) for line in board.lines] == [(chosen, Answer.AVAILABLE)]
-    assert {r.member_id for r in callout.test_recipients(admin(brigade.tenant_id))} >= {chosen}
+    assert {r.member_id for r in callout_test.test_recipients(admin(brigade.tenant_id))} >= {chosen}
 
 
 def test_an_event_kept_but_not_handled_is_handled_by_the_sweep_once():

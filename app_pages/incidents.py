@@ -33,9 +33,10 @@ NOTICE, PICK, PICK_NEXT = "inc_notice", "inc_pick", "inc_pick_next"
 REVIEWS_SHOWN = 5
 S = IncidentStatus
 # Ends that cannot be undone ask first: after 誤報 or 取消 only 終了 is left, after 終了 nothing.
+ENDED = "まだ送信していない出動連絡と再通知は送られません。出動可・遅れて出動と回答した人にはLINEで知らせます（LINE設定時）。"
 ASK = {
-    S.FALSE_ALARM: "この後は「終了」以外に変更できません。",
-    S.CANCELLED: "この後は「終了」以外に変更できません。",
+    S.FALSE_ALARM: "この後は「終了」以外に変更できません。" + ENDED,
+    S.CANCELLED: "この後は「終了」以外に変更できません。" + ENDED,
     S.CLOSED: "終了した出動は、状態を変更できなくなります。",
 }
 

@@ -58,6 +58,8 @@ def backup_zip(password: str | None = None) -> bytes:
         backup.MAIL_SOURCES: backup_dispatch.encode_mail_sources([]),
         backup.INCIDENTS: backup_dispatch.encode_incidents([]),
         backup.INCIDENT_ENTRIES: backup_dispatch.encode_entries([]),
+        backup.CALLOUT_TARGETS: backup_dispatch.encode_targets([]),
+        backup.CALLOUT_ANSWERS: backup_dispatch.encode_answers([]),
     }
     manifest = backup.build_manifest(
         files,

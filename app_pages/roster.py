@@ -76,7 +76,7 @@ rows = members.list_members(
         line_linked=LINE_FILTERS[line_filter],
     ),
 )
-linked = members.line_linked_ids(actor)
+reach = members.line_reach(actor)  # linked members: whether the official account reaches them
 st.caption(f"{len(rows)} 名")
 table = pd.DataFrame(
     [
@@ -89,7 +89,7 @@ table = pd.DataFrame(
             "所属": m.affiliation,
             "電話番号": m.phone,
             "メール": m.email,
-            "LINE": "連携済み" if m.id in linked else "未連携",
+            "LINE": f"連携済み（{reach[m.id]}）" if m.id in reach else "未連携",
             "状態": MemberStatus(m.status).label,
         }
         for m in rows

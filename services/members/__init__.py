@@ -15,7 +15,8 @@ from sqlmodel import select
 from core.access import Need
 from core.actor import Actor
 from core.personal import personal_fields
-from models import Member, MemberCreate, MemberPublic, MemberUpdate, Rank, Role
+from models import Member, MemberCreate, MemberLine, MemberPublic, MemberUpdate, Rank, Role
+from models.callout import FriendStatus
 from models.enums import Function, Level, MemberStatus
 from services import validation as v
 from services.base import scoped, transaction
@@ -123,6 +124,16 @@ def line_linked_ids(actor: Actor) -> frozenset[uuid.UUID]:
     """The members linked to a LINE account."""
     with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.line_links") as tx:
         return linked_ids(tx)
+
+
+def line_reach(actor: Actor) -> dict[uuid.UUID, str]:
+    """Each linked member's friendship with the official account, as the roster shows it
+    (友だち / ブロック中 / 未追加またはブロック / 不明): whether a call-out reaches the member."""
+    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.line_links") as tx:
+        rows = tx.session.exec(
+            scoped(select(MemberLine.member_id, MemberLine.friend_status), tx.actor)
+        ).all()
+        return {member_id: FriendStatus(status).label for member_id, status in rows}
 
 
 def get_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
@@ -356,6 +367,7 @@ __all__ = [
     "get_member",
     "in_unit",
     "line_linked_ids",
+    "line_reach",
     "list_affiliations",
     "list_members",
     "list_ranks",

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from models import MemberLine
+from models.callout import FriendStatus
 from models.enums import AuditCategory, Function, Level, MemberStatus
 from services import members, permissions
 from services.db import unit_of_work
@@ -213,7 +214,15 @@ def test_filters_by_label_and_line_link(open_app):
     second = make_member(tenant, affiliation="第2分団")
     below = make_member(tenant, affiliation="第2分団 第1部")
     with unit_of_work(tenant) as db:
-        db.add(MemberLine(tenant_id=tenant, member_id=below.id, sub_enc="x", sub_bidx="y"))
+        db.add(
+            MemberLine(
+                tenant_id=tenant,
+                member_id=below.id,
+                sub_enc="x",
+                sub_bidx="y",
+                friend_status=FriendStatus.BLOCKED,
+            )
+        )
         db.commit()
     at = open_roster(open_app, user.token)
 
@@ -223,7 +232,7 @@ def test_filters_by_label_and_line_link(open_app):
     widget(at.selectbox, "LINE連携").select("連携済み").run()
     table = at.dataframe[0].value
     assert list(table["団員番号"]) == [below.member_code]
-    assert list(table["LINE"]) == ["連携済み"]
+    assert list(table["LINE"]) == ["連携済み（ブロック中）"]  # a call-out does not reach them
 
 
 def test_bulk_affiliation_change_on_a_selection(open_app, engine):

@@ -140,6 +140,7 @@ ACCESS: dict[Function, tuple[Probe, ...]] = {
         Probe("get_member", L.VIEW, lambda a, w, u: members.get_member(a, w.target(u).id), True),
         Probe("list_affiliations", L.VIEW, lambda a, w, u: members.list_affiliations(a)),
         Probe("line_linked_ids", L.VIEW, lambda a, w, u: members.line_linked_ids(a)),
+        Probe("line_reach", L.VIEW, lambda a, w, u: members.line_reach(a)),
         Probe(
             "create_member",
             L.EDIT,

@@ -378,6 +378,7 @@ REQUIREMENTS: dict[str, Requirement] = {
     "line_linked_ids": Requirement(
         Function.ROSTER, Level.VIEW, lambda a, m: members.line_linked_ids(a)
     ),
+    "line_reach": Requirement(Function.ROSTER, Level.VIEW, lambda a, m: members.line_reach(a)),
     "edit_scope": Requirement(Function.ROSTER, Level.VIEW, lambda a, m: members.edit_scope(a)),
 }
 
@@ -924,6 +925,8 @@ def test_filter_by_labels_and_line_link(tenant):
     assert ids(line_linked=False) == {a.id, c.id}
     assert members.line_linked_ids(admin(tenant)) == {b.id}
     assert members.line_linked_ids(admin(make_tenant())) == frozenset()
+    assert members.line_reach(admin(tenant)) == {b.id: "不明"}  # no follow event yet
+    assert members.line_reach(admin(make_tenant())) == {}
 
 
 # ---------------------------------------------------------------------------

@@ -213,7 +213,7 @@ def submit(events: list[Kept]) -> Future | None:
     with _waiting_lock:
         _waiting.append((events, done))
         _in_flight.add(done)
-    done.add_done_callback(_in_flight.discard)
+    done.add_done_callback(_settled)
     HANDLERS.submit(_drain)
     return done
 
@@ -221,9 +221,16 @@ def submit(events: list[Kept]) -> Future | None:
 _in_flight: set[Future] = set()
 
 
+def _settled(done: Future) -> None:
+    with _waiting_lock:
+        _in_flight.discard(done)
+
+
 def wait_idle(timeout: float = 30) -> bool:
     """Wait until every event handed over so far is handled and replied to (tests, shutdown)."""
-    return not wait(list(_in_flight), timeout=timeout).not_done
+    with _waiting_lock:
+        pending = list(_in_flight)
+    return not wait(pending, timeout=timeout).not_done
 
 
 def _drain() -> None:

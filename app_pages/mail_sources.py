@@ -13,6 +13,7 @@ from services.dispatch import sources
 from services.dispatch.sources import SourceView
 from services.errors import ServiceError
 from ui import mail_source_form as form
+from ui.callout_rules_view import callout_rules_form
 from ui.callout_settings_view import callout_settings_form, test_callout_form
 from ui.common import current_actor, run_action, show_error
 from ui.confirm import Confirmation, confirm_button
@@ -41,6 +42,7 @@ if notice := state.pop(NOTICE, None):
 selftest_section(actor, notice_key=NOTICE)
 with st.expander("出動連絡の設定（LINE）", icon=":material/campaign:"):
     callout_settings_form(actor, notice_key=NOTICE)
+    callout_rules_form(actor, notice_key=NOTICE)
     test_callout_form(actor, notice_key=NOTICE)
 
 try:

@@ -25,6 +25,7 @@ MAX_ALT_TEXT = 1500
 # one house; what precedes it is the 町名.
 HOUSE_PART = re.compile(r"[0-9一二三四五六七八九十〇]+\s*(?:丁目|番地?|号|-|の)")
 APPROXIMATE_TAILS = ("付近", "地内", "周辺")
+OFFER_LABEL = "応援候補（隣接分団）"
 
 
 @dataclass(frozen=True)
@@ -171,13 +172,20 @@ def text_message(text: str) -> dict:
     return {"type": "text", "text": text[:5000]}
 
 
-def shortage_message(content: CalloutContent, shortages: dict[str, tuple[int, int]]) -> dict:
-    """To leaders: the 分団 whose crews are short, as (coming, minimum)."""
+def shortage_message(
+    content: CalloutContent,
+    shortages: dict[str, tuple[int, int]],
+    offer: tuple[str, ...] = (),
+) -> dict:
+    """To leaders: the 分団 whose crews are short, as (coming, minimum), and the neighbouring
+    分団 not called yet (応援候補)."""
     lines = [f"【人員不足】{content.title} {content.kind} {content.town}".strip()]
     lines += [
         f"・{unit}: 出動可 {coming}名 / 必要 {minimum}名"
         for unit, (coming, minimum) in shortages.items()
     ]
+    if offer:
+        lines.append(f"{OFFER_LABEL}: {'・'.join(offer)}")
     lines.append(f"応援要請（他の分団への連絡）は災害出動のページから行えます。\n{content.link}")
     return text_message("\n".join(lines))
 

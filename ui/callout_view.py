@@ -14,7 +14,7 @@ import streamlit as st
 from core.actor import Actor
 from core.timefmt import to_jst
 from services.catalog import ETA_CHOICES, Answer
-from services.dispatch import callout
+from services.dispatch import callout, callout_rules
 from services.dispatch.incidents import IncidentView
 from services.errors import ServiceError
 from ui.common import run_action, show_error
@@ -97,10 +97,20 @@ def show_callout(actor: Actor, incident: IncidentView, *, can_edit: bool, notice
         st.markdown("**分団を呼び出す（応援要請）**")
         try:
             choices = callout.unit_choices(actor)
+            offer = [u for u in callout_rules.widening_offer(actor, incident.id) if u in choices]
         except ServiceError as exc:
             show_error(exc)
-            choices = []
-        units = st.multiselect("分団", choices, placeholder="選択", key="callout_units_pick")
+            choices, offer = [], []
+        if offer:
+            st.caption(f"人員不足の分団の隣接分団（応援候補）を選んであります: {'・'.join(offer)}")
+        units = st.multiselect(
+            "分団",
+            choices,
+            default=offer,
+            placeholder="選択",
+            # a new offer (a crew filled or short, a neighbour called) is a new widget
+            key=f"callout_units_pick:{incident.id}:{'・'.join(offer)}",
+        )
         if st.form_submit_button("呼び出す", icon=":material/campaign:"):
             run_action(
                 lambda: callout.call_out(actor, incident.id, tuple(units)),

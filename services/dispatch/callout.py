@@ -39,7 +39,7 @@ from models.callout import (
 from models.dispatch import Incident, IncidentStatus
 from models.enums import Answer, Function, Level, MemberStatus
 from services.base import Tx, scoped, transaction
-from services.dispatch import incidents
+from services.dispatch import callout_rules, incidents
 from services.errors import NotFound, ValidationError
 
 VIEW = Need(Function.DISPATCH, Level.VIEW)
@@ -98,9 +98,12 @@ class Candidate:
     reachable: bool
 
 
-def candidates(tx: Tx, units: tuple[str, ...], *, leaders: bool) -> list[Candidate]:
-    """Active members of `units` (every active member when units is empty and the brigade
-    calls all for such mail), and with `leaders` every member of the leader ranks."""
+def candidates(
+    tx: Tx, units: tuple[str, ...], *, leaders: bool, everyone: bool = False
+) -> list[Candidate]:
+    """Active members of `units` (every active member with `everyone`, or when units is empty
+    and the brigade calls all for such mail), and with `leaders` every member of the leader
+    ranks."""
     settings = settings_in(tx)
     query = scoped(select(Member, Rank), tx.actor).where(
         Member.rank_id == Rank.id, Member.status == MemberStatus.ACTIVE
@@ -108,7 +111,7 @@ def candidates(tx: Tx, units: tuple[str, ...], *, leaders: bool) -> list[Candida
     links = {
         link.member_id: link for link in tx.session.exec(scoped(select(MemberLine), tx.actor)).all()
     }
-    everyone = not units and settings.no_units_target == "all"
+    everyone = everyone or (not units and settings.no_units_target == "all")
     found = []
     for member, rank in tx.session.exec(query).all():
         leader = rank.position <= settings.leader_rank_position
@@ -187,13 +190,25 @@ def wave_messages(tx: Tx, wave: Callout) -> list[dict]:
 
 
 def call_units(
-    tx: Tx, row: Incident, units: tuple[str, ...], *, kind: CalloutKind, leaders: bool
+    tx: Tx,
+    row: Incident,
+    units: tuple[str, ...],
+    *,
+    kind: CalloutKind,
+    leaders: bool,
+    everyone: bool = False,
+    applied: tuple[callout_rules.Applied, ...] = (),
 ) -> Callout | None:
-    """Call the members of `units` not called for this incident yet; None if there are none."""
+    """Call the members of `units` (all with `everyone`) not called for this incident yet;
+    None if there are none. `applied`: the brigade's rules that chose some of them."""
     if IncidentStatus(row.status) not in CALLABLE:
         raise ValidationError({"状態": NOT_OPEN})
     already = targeted(tx, row.id)
-    fresh = [c for c in candidates(tx, units, leaders=leaders) if c.member_id not in already]
+    fresh = [
+        c
+        for c in candidates(tx, units, leaders=leaders, everyone=everyone)
+        if c.member_id not in already
+    ]
     if not fresh:
         return None
     settings = settings_in(tx)
@@ -223,29 +238,44 @@ def call_units(
             )
         )
     how = f"LINEで{len(reachable)}名に送信します" if notified else "LINE未設定のため通知なし"
-    called = "・".join(units) or "全団員"
+    called = callout_rules.EVERYONE if everyone else "・".join(units) or callout_rules.EVERYONE
+    by_rules = f"呼び出しルール: {'、'.join(a.note for a in applied)}。" if applied else ""
     incidents.add_entry(
-        tx, row, "callout", f"{kind.label}: {called}（対象{len(fresh)}名、{how}）。"
+        tx, row, "callout", f"{kind.label}: {called}（対象{len(fresh)}名、{how}）。{by_rules}"
     )
-    tx.audit(
-        f"callout.{kind.value}",
-        target_type="incident",
-        target_id=row.id,
-        details={
-            "number": row.number,
-            "units": list(units),
-            "targets": len(fresh),
-            "messaged": len(reachable) if notified else 0,
-        },
-    )
+    details = {
+        "number": row.number,
+        "units": list(units),
+        "targets": len(fresh),
+        "messaged": len(reachable) if notified else 0,
+    }
+    if applied:
+        details |= {"everyone": everyone, "rules": [a.details for a in applied]}
+    tx.audit(f"callout.{kind.value}", target_type="incident", target_id=row.id, details=details)
     return wave
 
 
 def start_for_new_incident(tx: Tx, row: Incident) -> Callout | None:
-    """The automatic call-out of a dispatch mail's incident, in the intake's transaction."""
-    if not settings_in(tx).auto_callout or IncidentStatus(row.status) not in CALLABLE:
+    """The automatic call-out of a dispatch mail's incident, in the intake's transaction: the
+    分団 the mail lists, and those of every targeting rule matching its kind and hour."""
+    settings = settings_in(tx)
+    if not settings.auto_callout or IncidentStatus(row.status) not in CALLABLE:
         return None
-    return call_units(tx, row, tuple(json.loads(row.units)), kind=CalloutKind.CALLOUT, leaders=True)
+    listed = tuple(json.loads(row.units))
+    at = row.occurred_at or row.received_at or row.created_at
+    applied = callout_rules.matching(settings, row.kind, at)
+    extra, by_rule = callout_rules.combined(applied)
+    everyone = by_rule or (not listed and settings.no_units_target == "all")
+    units = listed + tuple(u for u in extra if u not in listed)
+    return call_units(
+        tx,
+        row,
+        units,
+        kind=CalloutKind.CALLOUT,
+        leaders=True,
+        everyone=everyone,
+        applied=applied,
+    )
 
 
 # Waves that call members to come: not sent once the incident has ended (取消 above all).
@@ -513,10 +543,15 @@ def _incident(tx: Tx, incident_id: uuid.UUID) -> Incident:
     return row
 
 
+def units_in(tx: Tx) -> list[str]:
+    """The 分団 of the brigade's active members."""
+    rows = tx.session.exec(
+        scoped(select(Member.affiliation), tx.actor).where(Member.status == MemberStatus.ACTIVE)
+    ).all()
+    return sorted({unit_of(a) for a in rows if a})
+
+
 def unit_choices(actor: Actor) -> list[str]:
     """The 分団 of the brigade's active members, for calling or widening by hand."""
     with transaction(actor, EDIT, action="callout.unit_choices") as tx:
-        rows = tx.session.exec(
-            scoped(select(Member.affiliation), tx.actor).where(Member.status == MemberStatus.ACTIVE)
-        ).all()
-        return sorted({unit_of(a) for a in rows if a})
+        return units_in(tx)

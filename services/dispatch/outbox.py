@@ -23,7 +23,7 @@ from sqlmodel import select
 
 from config import get_settings
 from core.actor import Actor, machine_actor
-from formats.line_callout import callout_message, shortage_message
+from formats.line_callout import OFFER_LABEL, callout_message, shortage_message
 from integrations.line_messaging import (
     MessagingCall,
     MessagingChannel,
@@ -46,7 +46,7 @@ from models.enums import Answer, Function, Level
 from services import traffic_log
 from services.base import Tx, scoped, transaction
 from services.db import unit_of_work
-from services.dispatch import callout, incidents
+from services.dispatch import callout, callout_rules, incidents
 from services.signin.line_sessions import SUB_FIELD
 
 log = logging.getLogger(__name__)
@@ -386,20 +386,26 @@ def _check_crews(tx: Tx, row: Incident, wave: Callout) -> None:
     if not shortages:
         return
     leaders = [t.member_id for t in targets if t.leader and t.notified]
+    offer = callout_rules.offer_in(tx, row, shortages)
     if leaders:
         callout.queue_wave(
             tx,
             row,
             callout.CalloutKind.SHORTAGE,
             leaders,
-            [shortage_message(callout.content_of(tx, row), shortages)],
+            [shortage_message(callout.content_of(tx, row), shortages, offer)],
         )
     short = "、".join(f"{u} {c}/{m}名" for u, (c, m) in shortages.items())
+    near = f"{OFFER_LABEL}: {'・'.join(offer)}。" if offer else ""
     told = "LINEで幹部に連絡します" if leaders else "LINEで連絡できる幹部がいません"
-    incidents.add_entry(tx, row, "shortage", f"人員不足（出動可/必要）: {short}。{told}。")
+    incidents.add_entry(tx, row, "shortage", f"人員不足（出動可/必要）: {short}。{near}{told}。")
     tx.audit(
         "callout.shortage",
         target_type="incident",
         target_id=row.id,
-        details={"number": row.number, "shortages": {u: list(v) for u, v in shortages.items()}},
+        details={
+            "number": row.number,
+            "shortages": {u: list(v) for u, v in shortages.items()},
+            "offer": list(offer),
+        },
     )

@@ -71,7 +71,8 @@ def test_registering_a_source_issues_its_receiving_address(open_app):
     assert at.selectbox(key="ms_pick").value == str(source.id)
     assert at.code[0].value == source.address
     assert intake.route(source.address) == intake.Route(tenant, source.id)
-    assert list(at.dataframe[0].value["名称"]) == ["〇〇市消防本部"]
+    (sources_table,) = [d.value for d in at.dataframe if "名称" in d.value.columns]
+    assert list(sources_table["名称"]) == ["〇〇市消防本部"]
 
 
 def test_editing_a_source_and_its_vocabulary(open_app):
@@ -83,7 +84,7 @@ def test_editing_a_source_and_its_vocabulary(open_app):
 
     at.text_input(key="ms_name").input("北消防署")
     at.text_input(key="ms_fw_cancelled").input("取消、出動取消")
-    (editor,) = at.data_editor
+    (editor,) = [e for e in at.data_editor if "メールでの表記" in e.value.columns]
     at.session_state[editor.key] = {
         "edited_rows": {},
         "added_rows": [{"メールでの表記": "北団1", "分団": "第3分団"}],

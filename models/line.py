@@ -46,6 +46,9 @@ class LinePendingLogin(SQLModel, table=True):
     registration_user_id: str = Field(default="", max_length=20)
     failed_codes: int = 0
     created_at: datetime = created_field()
+    # LINE's friendship answer at this login (never the access token), for the link it becomes
+    friend: bool | None = None
+    friend_at: datetime | None = optional_time_field()
 
 
 class LineRegistration(SQLModel, table=True):

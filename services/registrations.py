@@ -49,6 +49,7 @@ from services.errors import NotFound, PermissionDenied, Refused, ValidationError
 from services.grants import Grant, member_grants
 from services.members.ceiling import check_ceiling, is_permission_admin
 from services.signin import line_sessions, owners, sessions
+from services.signin.line_friendship import carry_to_link
 from services.signin.sessions import may_sign_in
 
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed from paper
@@ -482,6 +483,7 @@ def _link_member(
     link = MemberLine(tenant_id=tenant.id, member_id=member.id, sub_enc="", sub_bidx=bidx)
     link.sub_enc = cipher.encrypt(sub, field=line_sessions.SUB_FIELD, row_id=link.id)
     db.add(link)
+    carry_to_link(db, pending, link, actor.request)
     registration.used_at = utcnow()
     db.add(registration)
     line_sessions.end_pending(db, pending.session_id, "registered")

@@ -193,7 +193,9 @@ def finish_login(
         return LineLoginResult(error=failure.message_key)
     result = complete_login(claims["sub"], auth_request.registration_user_id, request)
     try:
-        refresh_friendship(line, claims["sub"], tokens.access_token, request)
+        refresh_friendship(
+            line, claims["sub"], tokens.access_token, request, result.pending_session
+        )
     except Exception:  # the member is signed in already; the status is learned next time
         log.exception("friendship status not recorded")
     return result

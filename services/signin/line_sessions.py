@@ -42,6 +42,7 @@ PENDING_FORMAT = "p1"
 class LineLoginResult:
     token: str | None = None
     error: str | None = None  # a key of services.signin.line.MESSAGES
+    pending_session: uuid.UUID | None = None  # a login bound to no member yet
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def _pending_session(
         target_id=session_id,
         details={"method": "line", "stage": stage},
     )
-    return LineLoginResult(token=token)
+    return LineLoginResult(token=token, pending_session=session_id)
 
 
 def _session_id_of(db: DbSession, token: str) -> uuid.UUID:

@@ -12,18 +12,18 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 import server
 from integrations import line_login
-from models import PLATFORM_TENANT_ID, AuditEvent, MemberLine
+from models import PLATFORM_TENANT_ID, AuditEvent, LinePendingLogin, MemberLine
 from models.base import utcnow
 from models.callout import FriendStatus
 from models.enums import AuditCategory
 from services import registrations
-from services.db import unit_of_work
+from services.db import build_engine, unit_of_work
 from services.dispatch import intake, outbox
 from services.signin import line, sessions
 from services.signin.line_friendship import learned
@@ -248,19 +248,111 @@ def test_the_fake_refuses_an_access_token_it_did_not_issue(line_env):
 # When nothing is asked
 
 
-def test_nothing_is_asked_without_the_call_out_channel_or_a_link(client, line_env):
+def test_nothing_is_asked_without_the_call_out_channel(client, line_env):
     tenant = make_tenant()
     member = make_member(tenant)
     link_line(tenant, member.id, line_env.user.sub)
     with configured({"HIKESHI_LINE_MESSAGING_TOKEN": "", "HIKESHI_LINE_MESSAGING_SECRET": ""}):
         done = sign_in(client, line_env)
-    assert "bot_prompt" not in httpx.URL(done.authorize_url).params
-    assert line_env.friendship_requests == []
-    assert status_of(tenant, member.id) == (FriendStatus.UNKNOWN, None)
+        assert "bot_prompt" not in httpx.URL(done.authorize_url).params
+        assert line_env.friendship_requests == []
+        assert status_of(tenant, member.id) == (FriendStatus.UNKNOWN, None)
 
-    line_env.user = FakeUser()  # linked nowhere yet: the answer would have no place to go
-    with configured({"HIKESHI_LINE_BOT_PROMPT": "none"}):
-        done = sign_in(client, line_env)
-    assert sessions.resolve(client.cookies.get(sessions.COOKIE_NAME)).kind == "line_register"
-    assert "bot_prompt" not in httpx.URL(done.authorize_url).params
+        line_env.user = FakeUser()  # linked nowhere yet
+        sign_in(client, line_env)
     assert line_env.friendship_requests == []
+    assert pending_answer(client) == (None, None)
+
+
+# ---------------------------------------------------------------------------
+# A member registering: the first login is asked, the link starts with its answer
+
+
+def pending_answer(client: TestClient) -> tuple[bool | None, datetime | None]:
+    session_id = sessions.resolve(client.cookies.get(sessions.COOKIE_NAME)).session_id
+    with unit_of_work(None) as db:
+        pending = db.get(LinePendingLogin, session_id)
+        return pending.friend, pending.friend_at
+
+
+def register(client: TestClient, tenant_id: uuid.UUID, member_id: uuid.UUID) -> None:
+    issued = registrations.issue_registration(admin(tenant_id), member_id)
+    response = client.post(
+        "/auth/line/register",
+        data={"user_id": issued.user_id, "code": issued.code},
+        headers={"origin": "http://testserver"},
+        follow_redirects=False,
+    )
+    assert response.headers["location"] == "/"
+    actor = sessions.resolve(client.cookies.get(sessions.COOKIE_NAME))
+    assert (actor.kind, actor.tenant_id, actor.member_id) == ("member", tenant_id, member_id)
+
+
+def assert_stored_nowhere(owner_url: str, token: str) -> None:
+    """No row of any table holds the access token (read as the owner, past row-level security)."""
+    assert token
+    owner = build_engine(owner_url)
+    try:
+        with owner.connect() as conn:
+            for table in SQLModel.metadata.sorted_tables:
+                for row in conn.execute(table.select()):
+                    assert token not in repr(tuple(row)), table.name
+    finally:
+        owner.dispose()
+
+
+@pytest.mark.parametrize(("friend", "label"), [(True, "友だち"), (False, "未追加またはブロック")])
+def test_a_new_member_starts_with_the_first_logins_answer(
+    client, line_env, engine, database_url, friend, label
+):
+    tenant = make_tenant()
+    member = make_member(tenant)
+    line_env.user.friend = friend
+    before = utcnow()
+
+    done = sign_in(client, line_env)
+
+    assert done.response.headers["location"] == "/"
+    assert len(line_env.friendship_requests) == 1  # asked though linked nowhere yet
+    known, asked_at = pending_answer(client)
+    assert known is friend and before <= asked_at <= utcnow()
+    since = last_audit_seq(engine, tenant)
+
+    register(client, tenant, member.id)
+
+    assert status_of(tenant, member.id) == (
+        FriendStatus(learned(FriendStatus.UNKNOWN, friend)),
+        asked_at,
+    )
+    assert friend_label(tenant, member.id) == label
+    events = audit_events(engine, tenant, after_seq=since)
+    (changed,) = [e for e in events if e.action == "line.friendship"]
+    (linked,) = [e for e in events if e.action == "line.link"]
+    assert changed.request_id == linked.request_id  # the registration's transaction
+    assert (changed.actor_label, changed.target_id) == ("machine:line-login", str(member.id))
+    assert json.loads(changed.details) == {
+        "before": "unknown",
+        "after": "friend" if friend else "not_friend",
+        "source": "login",
+    }
+    assert_stored_nowhere(database_url, line_env.friendship_requests[-1])
+
+
+def test_a_failed_question_registers_the_member_as_unknown(client, line_env, engine):
+    tenant = make_tenant()
+    member = make_member(tenant)
+    line_env.user.friend = True
+    line_env.friendship_status = 500
+    since = last_audit_seq(engine, tenant)
+
+    sign_in(client, line_env)
+    assert pending_answer(client) == (None, None)
+    register(client, tenant, member.id)
+
+    assert line_env.friendship_requests
+    assert status_of(tenant, member.id) == (FriendStatus.UNKNOWN, None)
+    assert friend_label(tenant, member.id) == "不明"
+    events = audit_events(engine, tenant, after_seq=since)
+    assert [e.action for e in events if e.action in ("line.link", "line.friendship")] == [
+        "line.link"
+    ]

@@ -21,7 +21,7 @@ from config import get_settings
 from core.actor import Actor, ActorKind, RequestContext
 from services import registrations
 from services.db import current_engine
-from services.dispatch import line_webhook
+from services.dispatch import line_inbox, line_webhook
 from services.signin import line, line_sessions, local, sessions
 from web.hidden_paths import HiddenPaths
 from web.password_checks import run_password_check
@@ -200,7 +200,7 @@ async def line_webhook_route(request: Request) -> Response:
         if len(body) > WEBHOOK_MAX_BYTES:
             return PlainTextResponse("too large", status_code=413)
     kept = await run_in_threadpool(
-        line_webhook.receive,
+        line_inbox.receive,
         bytes(body),
         request.headers.get("x-line-signature"),
         request_context(request),
@@ -227,7 +227,7 @@ routes = [
     Route(line.CALLBACK_PATH, line_callback, methods=["GET"]),
     Route("/auth/line/register", line_register, methods=["POST"]),
     Route("/auth/line/brigade", line_brigade, methods=["POST"]),
-    Route(line_webhook.WEBHOOK_PATH, line_webhook_route, methods=["POST"]),
+    Route(line_inbox.WEBHOOK_PATH, line_webhook_route, methods=["POST"]),
     vendor_route(),
 ]
 

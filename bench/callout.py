@@ -40,7 +40,7 @@ from models.enums import Answer, Function, Level
 from services import tenants
 from services.crypto import TenantCipher
 from services.db import build_engine, set_engine, unit_of_work
-from services.dispatch import callout, intake, line_webhook, outbox
+from services.dispatch import callout, intake, line_inbox, outbox
 from services.dispatch.sources import SourceInput, create_source
 from services.dispatch.worker import MailIntake
 from services.signin.line_sessions import SUB_FIELD
@@ -156,7 +156,7 @@ def answers(
         watcher.submit(watch, db_url, tenant, incident_id, 0, 0).result()  # started, imported
         baseline = paced("/bare", members)
         watching = watcher.submit(watch, db_url, tenant, incident_id, len(members), args.sample)
-        ours = paced(line_webhook.WEBHOOK_PATH, members)
+        ours = paced(line_inbox.WEBHOOK_PATH, members)
         seen = watching.result(timeout=300)
     visible = [seen[m] - sent_at[m] for m in sent_at if m in seen]
     return baseline, ours, visible

@@ -1,61 +1,42 @@
-"""LINE webhooks (white paper 12.4.1): verified, kept, answered 200, then handled.
-
-The route (server.py) hands the raw body here. Its X-Line-Signature is checked before
-anything else (a failure is an 認証・認可 event of the platform); each event is then kept once
-by its webhookEventId (a redelivered event finds its id taken and is dropped), sealed with a
-platform key since no brigade is known yet, and handled after the answer: a postback from an
-answer button records 出動可否 for the member LINE names, if that member was called for the
-incident and it is still open, and a reply confirms it; follow / unfollow record whether the
-official account can reach the member. Each handled event is an external-service event of the
-brigade it concerned."""
+"""LINE webhooks (white paper 12.4.1): the events services.dispatch.line_inbox verified and
+kept are handled after the route has answered 200: a postback from an answer button records
+出動可否 for the member LINE names, if that member was called for the incident and it is still
+open, and a reply confirms it; follow / unfollow record whether the official account can reach
+the member. Each handled event is an external-service event of the brigade it concerned."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import timedelta
 
-from sqlalchemy import delete, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session as DbSession
 from sqlmodel import select
 
-from config import get_settings
-from core.actor import Actor, ActorKind, RequestContext, machine_actor, system_actor
+from core.actor import Actor, machine_actor, system_actor
 from formats import line_callout
 from formats.line_callout import REFUSAL_TEXT, Postback, decode_postback
 from integrations.line_messaging import (
-    InvalidSignature,
     MessagingCall,
     MessagingChannel,
     MessagingClient,
-    parse_events,
-    verify_signature,
 )
 from models import Member, MemberLine
 from models.base import utcnow
-from models.callout import CalloutTarget, FriendStatus, LineWebhookEvent
+from models.callout import CalloutTarget, FriendStatus
 from models.dispatch import Incident, IncidentStatus
 from models.enums import Answer, AuditCategory, Function, Level, MemberStatus
 from services import audit
 from services.base import Tx, scoped, transaction
-from services.crypto import DecryptionError, platform_key, seal, unseal
+from services.crypto import DecryptionError
 from services.db import unit_of_work
 from services.dispatch import callout, outbox
+from services.dispatch.line_inbox import Kept, claim_all, claim_alone, pending
 from services.signin.line_sessions import SUB_FIELD, find_links
 
 log = logging.getLogger(__name__)
-WEBHOOK_PATH = "/line/webhook"  # the Webhook URL to set on LINE Developers
-PURPOSE = "line-webhook"
-FORMAT = "lw1"
-MAX_EVENT_ID = 64
-KEEP_HANDLED = timedelta(days=7)  # LINE redelivers for a while; ids are kept longer than that
 PLATFORM_ACTOR = system_actor(None, label="line-webhook")
 
 
@@ -65,127 +46,8 @@ def webhook_actor(tenant_id: uuid.UUID) -> Actor:
 
 
 # ---------------------------------------------------------------------------
-# Receiving
-
-
-def receive(body: bytes, signature: str | None, request: RequestContext) -> list[Kept] | None:
-    """The events kept for handling (new ones only); None for a request that is not LINE's
-    (bad signature or body), recorded as an 認証・認可 failure."""
-    try:
-        verify_signature(body, signature, get_settings().line_messaging_secret)
-        events = parse_events(body)
-    except (InvalidSignature, ValueError) as exc:
-        _record_refusal(type(exc).__name__, request)
-        return None
-    return keep([e for e in events if _event_id(e)])
-
-
-def keep(events: list[dict]) -> list[Kept]:
-    """Insert each event unless its id is known; returns those inserted now (by this call)."""
-    if not events:
-        return []
-    master_id = get_settings().active_master_key_id
-    key = platform_key(master_id, PURPOSE)
-    rows = [
-        {
-            "event_id": _event_id(e),
-            "received_at": utcnow(),
-            "status": "pending",
-            "event_enc": f"{FORMAT}:{master_id}:"
-            + seal(key, json.dumps(e).encode(), _aad(_event_id(e))),
-        }
-        for e in events
-    ]
-    mine = _KEEPER.insert(rows)
-    return [(_event_id(e), e) for e in events if _event_id(e) in mine]
-
-
-class _GroupCommit:
-    """Requests that arrive together are kept in one transaction: the first to come writes
-    its rows and those of every request waiting, the others wait for that commit (one write
-    and one flush to disk for all of them instead of one each). A request is answered 200 only
-    once its events are committed, so LINE redelivers whatever a crash lost."""
-
-    def __init__(self) -> None:
-        self._turn = threading.Condition()
-        self._waiting: list[tuple[list[dict], Future]] = []
-        self._writing = False
-
-    def insert(self, rows: list[dict]) -> set[str]:
-        """The event ids of `rows` this call inserted (known ids and repeats are not)."""
-        mine: Future = Future()
-        with self._turn:
-            self._waiting.append((rows, mine))
-            while self._writing and not mine.done():
-                self._turn.wait()
-            if mine.done():
-                return mine.result()
-            self._writing = True
-            batch, self._waiting = self._waiting, []
-        try:
-            self._write(batch)
-        finally:
-            with self._turn:
-                self._writing = False
-                self._turn.notify_all()
-        return mine.result()
-
-    @staticmethod
-    def _write(batch: list[tuple[list[dict], Future]]) -> None:
-        owner: dict[str, int] = {}  # an id twice in the batch belongs to its first request
-        for n, (rows, _) in enumerate(batch):
-            for row in rows:
-                owner.setdefault(row["event_id"], n)
-        unique = {row["event_id"]: row for rows, _ in reversed(batch) for row in rows}
-        try:
-            with unit_of_work(None) as db:
-                dialect = db.get_bind().dialect.name
-                insert = pg_insert if dialect == "postgresql" else sqlite_insert
-                statement = (
-                    insert(LineWebhookEvent)
-                    .values(list(unique.values()))
-                    .on_conflict_do_nothing(index_elements=["event_id"])
-                    .returning(LineWebhookEvent.event_id)
-                )
-                inserted = {r[0] for r in db.execute(statement).all()}
-                db.commit()
-        except BaseException as exc:
-            for _, future in batch:
-                future.set_exception(exc)
-            raise
-        for n, (_, future) in enumerate(batch):
-            future.set_result({i for i in inserted if owner[i] == n})
-
-
-_KEEPER = _GroupCommit()
-
-
-def _event_id(event: dict) -> str:
-    value = event.get("webhookEventId") if isinstance(event, dict) else None
-    return value if isinstance(value, str) and 0 < len(value) <= MAX_EVENT_ID else ""
-
-
-def _aad(event_id: str) -> bytes:
-    return f"line_webhook_event.event|{event_id}".encode()
-
-
-def _record_refusal(reason: str, request: RequestContext) -> None:
-    with unit_of_work(None) as db:
-        audit.record(
-            db,
-            Actor(kind=ActorKind.LINE, display_name="", label="line-webhook", request=request),
-            category=AuditCategory.AUTH,
-            action="line.webhook_refused",
-            outcome="failure",
-            details={"reason": reason},
-        )
-        db.commit()
-
-
-# ---------------------------------------------------------------------------
 # Handling
 
-Kept = tuple[str, dict]  # (webhookEventId, the event)
 # Events are handled on threads of their own, never on the server's shared pool: a burst of
 # button presses must not keep the webhook (or any page) from answering.
 HANDLERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="line-webhook")
@@ -329,41 +191,8 @@ def _guarded(handler, *args):
 
 
 def handle_pending(*, older_than_seconds: float = 30) -> int:
-    """Events a stopped process kept but did not handle; handled ones are forgotten after
-    KEEP_HANDLED (their ids guard against redelivery until then)."""
-    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    with unit_of_work(None) as db:
-        rows = db.exec(
-            select(LineWebhookEvent).where(
-                LineWebhookEvent.status == "pending", LineWebhookEvent.received_at < cutoff
-            )
-        ).all()
-        db.exec(
-            delete(LineWebhookEvent).where(
-                LineWebhookEvent.status == "done",
-                LineWebhookEvent.received_at < utcnow() - KEEP_HANDLED,
-            )
-        )
-        db.commit()
-    return handle([(row.event_id, event) for row in rows if (event := _open(row)) is not None])
-
-
-def _open(row: LineWebhookEvent) -> dict | None:
-    fmt, master_id, sealed = [*(row.event_enc or "").split(":", 2), "", ""][:3]
-    try:
-        if fmt != FORMAT:
-            raise DecryptionError("unknown format")
-        return json.loads(unseal(platform_key(master_id, PURPOSE), sealed, _aad(row.event_id)))
-    except DecryptionError:
-        log.warning("a kept LINE webhook event cannot be opened")
-        return None
-
-
-def _claim_alone(event_id: str) -> bool:
-    with unit_of_work(None) as db:
-        claimed = claim(db, event_id)
-        db.commit()
-    return claimed
+    """Events a stopped process kept but did not handle (line_inbox.pending)."""
+    return handle(pending(older_than_seconds=older_than_seconds))
 
 
 def _done_future() -> Future:
@@ -384,7 +213,7 @@ def _press(event_id: str, event: dict) -> _Press | None:
 
 def _dispatch(event_id: str, event: dict) -> Future | None:
     """An event that is not an answer: follow / unfollow, or one we ignore (logged)."""
-    if not _claim_alone(event_id):
+    if not claim_alone(event_id):
         return None
     kind = event.get("type")
     source = event.get("source") or {}
@@ -409,7 +238,7 @@ def _decide_alone(press: _Press) -> Decision | None:
     try:
         return decide_all(press.postback.tenant_id, [press])[0]
     except DecryptionError:  # a brigade that does not exist (or has no keys left)
-        if not _claim_alone(press.event_id):
+        if not claim_alone(press.event_id):
             return None
         _log_event(PLATFORM_ACTOR, press.event, "unknown_brigade")
         return _UNKNOWN_BRIGADE
@@ -484,28 +313,6 @@ def decide_all(tenant_id: uuid.UUID, presses: list[_Press]) -> list[Decision | N
             decisions.append(decision)
         tx.commit()
         return decisions
-
-
-def claim_all(session: DbSession, event_ids: list[str]) -> set[str]:
-    """Mark pending events done inside the caller's transaction; returns those marked now.
-    Their sealed content (user id, reply token) goes; the ids stay for deduplication."""
-    if not event_ids:
-        return set()
-    statement = (
-        update(LineWebhookEvent)
-        .where(
-            LineWebhookEvent.event_id.in_(set(event_ids)),
-            LineWebhookEvent.status == "pending",
-        )
-        .values(status="done", event_enc=None, handled_at=utcnow())
-        .returning(LineWebhookEvent.event_id)
-    )
-    return {row[0] for row in session.exec(statement).all()}
-
-
-def claim(session: DbSession, event_id: str) -> bool:
-    """Mark one event done inside the caller's transaction; False when it is done already."""
-    return bool(claim_all(session, [event_id]))
 
 
 def _members_of(tx: Tx, user_ids: set[str]) -> dict[str, Member]:

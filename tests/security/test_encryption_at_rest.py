@@ -28,7 +28,7 @@ from services import event_log, keys, members, registrations, water_sources
 from services import validation as v
 from services.crypto import DecryptionError, TenantCipher, unwrap_key
 from services.db import set_tenant, unit_of_work
-from services.dispatch import callout, incidents, intake, line_webhook
+from services.dispatch import callout, incidents, intake, line_inbox
 from services.dispatch.sources import token_of
 from services.errors import NotFound, PermissionDenied, ValidationError
 from services.signin import line_sessions, sessions
@@ -159,7 +159,7 @@ def seed_webhook_event() -> str:
     """A LINE webhook event kept and not yet handled; returns its LINE user id."""
     user_id = f"U{uuid.uuid4().hex}"
     event = {"webhookEventId": uuid.uuid4().hex, "type": "follow", "source": {"userId": user_id}}
-    assert line_webhook.keep([event])
+    assert line_inbox.keep([event])
     return user_id
 
 

@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 import server
 from config import get_settings
 from core.actor import RequestContext
-from services.dispatch import line_webhook
+from services.dispatch import line_inbox
 from services.signin import line, line_sessions, local, sessions
 from tests.factories import PLATFORM, make_member, make_tenant
 from tests.fakes.line_server import FakeLine, configured, serve
@@ -43,7 +43,7 @@ TARGETS = tuple(
 ) + tuple(("GET", path) for path in sorted(HIDDEN))
 # LINE's webhook is not posted by a browser: its caller proves itself by the signature over the
 # body (tested in tests/services/test_callout.py), and without one nothing is accepted.
-SIGNED = frozenset({line_webhook.WEBHOOK_PATH})
+SIGNED = frozenset({line_inbox.WEBHOOK_PATH})
 STATE_CHANGING = tuple(
     sorted({path for method, path in TARGETS if method == "POST" and path not in SIGNED})
 )

@@ -27,6 +27,7 @@ from services.dispatch import (
     callout_test,
     incidents,
     intake,
+    line_inbox,
     line_webhook,
     outbox,
 )
@@ -70,7 +71,7 @@ def post_webhook(fake, events: list[dict], *, body: bytes | None = None, headers
     raw, signed = fake.webhook(events)
     with TestClient(Starlette(routes=server.routes)) as client:
         response = client.post(
-            line_webhook.WEBHOOK_PATH, content=body or raw, headers=headers or signed
+            line_inbox.WEBHOOK_PATH, content=body or raw, headers=headers or signed
         )
     assert line_webhook.wait_idle()  # the events are handled after the answer
     return response
@@ -532,12 +533,11 @@ def test_an_event_kept_but_not_handled_is_handled_by_the_sweep_once():
         incident_id = dispatch(brigade, units="本町団1")
         data = Postback(brigade.tenant_id, incident_id, answer=Answer.LATE).encode()
         event = fake.postback_event(brigade.sub_of(member), data)
-        assert line_webhook.keep([event])  # the process stopped before handling it
-        assert not line_webhook.keep([event])  # a redelivery finds its id taken
+        assert line_inbox.keep([event])  # the process stopped before handling it
+        assert not line_inbox.keep([event])  # a redelivery finds its id taken
         assert line_webhook.handle_pending(older_than_seconds=0) >= 1
         assert (
-            line_webhook.handle(line_webhook.keep([event]) or [(event["webhookEventId"], event)])
-            == 0
+            line_webhook.handle(line_inbox.keep([event]) or [(event["webhookEventId"], event)]) == 0
         )
     board = callout.tally(admin(brigade.tenant_id), incident_id)
     assert board.totals[Answer.LATE] == 1

@@ -23,7 +23,7 @@ from formats.line_callout import Postback
 from integrations.mail import free_loopback_port, send_mail
 from models.base import utcnow
 from models.enums import Answer, AuditCategory
-from services.dispatch import line_webhook, outbox
+from services.dispatch import line_inbox, outbox
 from services.dispatch.worker import MailIntake
 from tests.callout_factories import make_brigade
 from tests.dispatch_factories import SENDER, body, mail, make_source
@@ -57,8 +57,11 @@ def wait_for(condition, seconds: float = 20.0) -> None:
         time.sleep(0.1)
 
 
-def multicast_to(fake: FakeMessaging) -> set[str]:
-    return {u for d in fake.deliveries if d.endpoint == "multicast" for u in d.to}
+def multicast_to(fake: FakeMessaging, brigade) -> set[str]:
+    """This brigade's members messaged (the worker also sends what other tests' brigades left
+    waiting in a shared database)."""
+    ours = set(brigade.subs.values())
+    return {u for d in fake.deliveries if d.endpoint == "multicast" for u in d.to if u in ours}
 
 
 def test_a_dispatch_mail_calls_out_answers_fill_the_tally_and_the_silent_are_reminded(
@@ -76,9 +79,12 @@ def test_a_dispatch_mail_calls_out_answers_fill_the_tally_and_the_silent_are_rem
         send_mail(raw, host="127.0.0.1", port=port, mail_from=SENDER, rcpt_tos=[source.address])
         called = brigade.in_unit("第1分団") | brigade.leaders
         expected = {brigade.sub_of(m) for m in called}
-        wait_for(lambda: multicast_to(fake) == expected)
-        assert not multicast_to(fake) & {brigade.sub_of(m) for m in brigade.in_unit("第2分団")}
-        flex = fake.deliveries[-1].messages[0]
+        wait_for(lambda: multicast_to(fake, brigade) == expected)
+        assert not multicast_to(fake, brigade) & {
+            brigade.sub_of(m) for m in brigade.in_unit("第2分団")
+        }
+        ours = set(brigade.subs.values())
+        flex = next(d for d in fake.deliveries if ours & set(d.to)).messages[0]
         link = flex["contents"]["footer"]["contents"][3]["action"]["uri"]
         incident_id = link.rsplit("=", 1)[1]
 
@@ -95,9 +101,7 @@ def test_a_dispatch_mail_calls_out_answers_fill_the_tally_and_the_silent_are_rem
             raw_body, headers = fake.webhook(
                 [fake.postback_event(brigade.sub_of(member), data.encode())]
             )
-            response = httpx.post(
-                app + line_webhook.WEBHOOK_PATH, content=raw_body, headers=headers
-            )
+            response = httpx.post(app + line_inbox.WEBHOOK_PATH, content=raw_body, headers=headers)
             assert response.status_code == 200
         # the tally refreshes by itself: no reload, no click
         available = page.locator('[data-testid="stMetric"]', has_text="出動可").first
@@ -108,7 +112,9 @@ def test_a_dispatch_mail_calls_out_answers_fill_the_tally_and_the_silent_are_rem
 
         fake.deliveries.clear()
         outbox.run_due(outbox.QuotaGuard(), now=utcnow() + timedelta(minutes=4))
-        reminded = {u for d in fake.deliveries if d.messages[0]["type"] == "flex" for u in d.to}
+        reminded = {
+            u for d in fake.deliveries if d.messages[0]["type"] == "flex" for u in d.to if u in ours
+        }
         leaders = {brigade.sub_of(m) for m in brigade.leaders}
         assert reminded == {brigade.sub_of(m) for m in silent} | leaders
         context.close()

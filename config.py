@@ -34,9 +34,9 @@ class ConfigError(RuntimeError):
 @dataclass(frozen=True)
 class Settings:
     database_url: str
-    master_keys: dict[str, bytes]
+    master_keys: dict[str, bytes] = field(repr=False)
     active_master_key_id: str
-    session_secret: bytes
+    session_secret: bytes = field(repr=False)
     public_base_url: str = "http://localhost:8501"
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
@@ -45,7 +45,7 @@ class Settings:
     # failed sign-ins from one client address (any names) before it waits the lockout time
     login_address_max_failures: int = 30
     line_channel_id: str = ""
-    line_channel_secret: str = ""
+    line_channel_secret: str = field(default="", repr=False)
     line_authorize_url: str = "https://access.line.me/oauth2/v2.1/authorize"
     line_token_url: str = "https://api.line.me/oauth2/v2.1/token"
     line_jwks_url: str = "https://api.line.me/oauth2/v2.1/certs"

@@ -83,6 +83,10 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     mail_max_bytes: int = 10 * 1024 * 1024
+    # The incident map's geocoder (#22): the query is appended to this URL and the answer is the
+    # GSI address search's JSON (a list of {geometry: {coordinates: [lon, lat]}, properties:
+    # {title}}). Empty switches geocoding off (closed networks without an internal service).
+    geocoder_url: str = "https://msearch.gsi.go.jp/address-search/AddressSearch?q="
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -262,6 +266,7 @@ def load_settings() -> Settings:
             ("line_api_url", "LINE_API_URL"),
             ("mail_domain", "MAIL_DOMAIN"),
             ("smtp_host", "SMTP_HOST"),
+            ("geocoder_url", "GEOCODER_URL"),
         )
         if key in raw
     }

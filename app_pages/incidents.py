@@ -20,6 +20,7 @@ from ui.callout_view import show_callout
 from ui.common import current_actor, run_action, show_error
 from ui.confirm import Confirmation, confirm_button
 from ui.import_view import require
+from ui.incident_map_view import show_incident_map
 from ui.incident_view import (
     incident_table,
     label,
@@ -113,6 +114,7 @@ except ServiceError as exc:
 
 st.divider()
 show_incident(incident, entries)
+show_incident_map(actor, incident, can_edit=can_edit, notice_key=NOTICE)
 show_callout(actor, incident, can_edit=can_edit, notice_key=NOTICE)
 if not can_edit:
     st.stop()

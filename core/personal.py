@@ -49,6 +49,8 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
     PersonalField("incident", "landmark", "目標物"),
     PersonalField("incident", "map_url", "地図URL"),
     PersonalField("incident", "subject", "件名"),
+    # The incident map (#22): the point on the map and the address searched for it.
+    PersonalField("incident", "position", "発生地点（緯度経度・住所検索）"),
     PersonalField("inbound_mail", "raw", "メール原文"),
     PersonalField("inbound_mail", "envelope", "送信者・宛先・件名"),
     # The call-out (#21): the LINE message of a wave names the place; a LINE webhook event kept

@@ -185,6 +185,14 @@ class Incident(SQLModel, table=True):
     landmark_enc: str = Field(sa_column=Column(Text, nullable=False))
     map_url_enc: str = Field(sa_column=Column(Text, nullable=False))
     subject_enc: str = Field(sa_column=Column(Text, nullable=False))
+    # The incident map (#22): where it is, sealed like the place (JSON: latitude, longitude and,
+    # from the geocoder, what was searched and what it found; "" when unknown), where that came
+    # from (services.dispatch.incident_map: map_url, geocoder, manual), and the geocoder's last
+    # lookup: when it was claimed and what came of it (found, not_found, failed, off, no_place).
+    position_enc: str = Field(default="", sa_column=Column(Text, nullable=False))
+    position_source: str = Field(default="", max_length=20)
+    position_lookup: str = Field(default="", max_length=20)
+    position_checked_at: datetime | None = optional_time_field()
     occurred_at: datetime | None = optional_time_field()
     mail_date: datetime | None = optional_time_field()
     received_at: datetime | None = optional_time_field()

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 
@@ -135,6 +136,36 @@ def parse_lat_lon(text: str) -> tuple[float, float]:
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise ValueError("緯度は -90〜90、経度は -180〜180 の範囲です。")
     return lat, lon
+
+
+_AT = re.compile(rf"@({_NUMBER}),({_NUMBER})")
+_FRAGMENT = re.compile(rf"^/?\d+(?:\.\d+)?/({_NUMBER})/({_NUMBER})(?:/|$)")
+_POINT_PARAMS = ("q", "query", "ll", "center", "destination", "daddr")
+
+
+def coordinates_in_url(url: str) -> tuple[float, float] | None:
+    """The point a map link shows, when it spells one in Japan: Google's `@lat,lon`, a query
+    `q=` / `query=` / `ll=` (or `lat=` and `lon=`/`lng=`), or GSI's `#zoom/lat/lon`. None for a
+    link that names a place by other means (a short link, an id, an address)."""
+    parts = urlsplit((url or "").strip())
+    if parts.scheme not in ("http", "https"):
+        return None
+    params = parse_qs(parts.query)
+    texts = [f"{m.group(1)},{m.group(2)}" for m in _AT.finditer(unquote(parts.path))]
+    texts += [params[name][0] for name in _POINT_PARAMS if name in params]
+    lon = params.get("lon") or params.get("lng")
+    if "lat" in params and lon:
+        texts.append(f"{params['lat'][0]},{lon[0]}")
+    if match := _FRAGMENT.match(parts.fragment):
+        texts.append(f"{match.group(1)},{match.group(2)}")
+    for text in texts:
+        try:
+            lat, lon_ = parse_lat_lon(text)
+        except ValueError:
+            continue
+        if in_japan(lat, lon_):
+            return lat, lon_
+    return None
 
 
 # -- tiles and scripts -------------------------------------------------------------------------

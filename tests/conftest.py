@@ -50,6 +50,8 @@ os.environ.setdefault("HIKESHI_ARGON2_PARALLELISM", "1")
 # Every test signs in from 127.0.0.1: the per-address limit would tie unrelated tests together.
 # The throttling tests set their own.
 os.environ.setdefault("HIKESHI_LOGIN_ADDRESS_MAX_FAILURES", "1000000")
+# No test asks the real GSI address search: those that geocode start a fake (tests/fakes).
+os.environ.setdefault("HIKESHI_GEOCODER_URL", "")
 
 import pytest  # noqa: E402
 from alembic import command  # noqa: E402

@@ -26,6 +26,8 @@ from tests.app_pages.conftest import (
 )
 from tests.dispatch_factories import body, mail, make_source, where
 from tests.factories import admin, make_member, make_tenant, rank_id
+from tests.water_factories import ORIGIN, north_of_origin
+from tests.water_factories import make_source as make_water_source
 
 PAGE = "app_pages/incidents.py"
 PICK = "詳細を表示する出動"
@@ -109,7 +111,7 @@ def test_an_incident_shows_its_times_timeline_and_map_link(open_app):
 def test_an_editor_moves_an_incident_and_an_end_asks_first(open_app):
     tenant = make_tenant()
     fire = receive(tenant, body())
-    at = pick(open_board(open_app, sign_in(tenant, rank="分団長").token), fire)
+    at = pick(open_board(open_app, sign_in(tenant).token), fire)
 
     button(at, "出動中にする").click().run()
     assert not at.exception, at.exception
@@ -244,3 +246,26 @@ def test_the_link_in_a_call_out_opens_its_incident(open_app):
     assert not at.exception, at.exception
     assert at.selectbox(key="inc_pick").value == str(fire.id)
     assert "出動連絡と回答状況" in page_text(at)
+
+
+def test_the_incident_map_lists_the_nearest_usable_water_and_an_editor_pins_the_point(open_app):
+    tenant = make_tenant()
+    near = make_water_source(tenant, memo="公民館前", **north_of_origin(1))
+    make_water_source(tenant, status="使用不可", **north_of_origin(0.5))
+    link = f"https://www.google.com/maps/@{ORIGIN[0]},{ORIGIN[1]},17z"
+    fire = receive(tenant, body(extra=f"地図 {link}"))
+
+    at = pick(open_board(open_app, sign_in(tenant).token), fire)
+
+    assert f"発生地点: {ORIGIN[0]:.6f}, {ORIGIN[1]:.6f}（地図URL）" in page_text(at)
+    (water,) = [d.value for d in at.dataframe if "距離" in d.value.columns]
+    assert list(water["番号"]) == [near.code] and list(water["距離"]) == ["111 m"]
+    assert list(water["メモ"]) == ["公民館前"] and list(water["容量・口径"]) == ["40 m³"]
+    (field,) = [t for t in at.text_input if t.label.startswith("座標を入力")]
+    field.input(f"{ORIGIN[0] + 0.01}, {ORIGIN[1]}")
+    next(b for b in at.button if b.label == "この座標を発生地点に設定").click().run()
+    assert not at.exception, at.exception
+    assert "発生地点を手動で指定しました。" in page_text(at)
+    assert "（手動）" in page_text(at)
+    assert not [d for d in at.dataframe if "距離" in d.value.columns]
+    assert "半径 500 m 以内に使用可の水利はありません。" in page_text(at)

@@ -28,7 +28,7 @@ from services import event_log, keys, members, registrations, water_sources
 from services import validation as v
 from services.crypto import DecryptionError, TenantCipher, unwrap_key
 from services.db import set_tenant, unit_of_work
-from services.dispatch import callout, incidents, intake, line_inbox
+from services.dispatch import callout, incident_map, incidents, intake, line_inbox
 from services.dispatch.sources import token_of
 from services.errors import NotFound, PermissionDenied, ValidationError
 from services.signin import line_sessions, sessions
@@ -78,6 +78,7 @@ DISPATCH = {
     "map_url": "https://map.example.jp/?q=matoi-at-rest-7c1",
     "subject": "【出動指令】纏町🔥建物火災",
 }
+POSITION = {"latitude": 35.6172839, "longitude": 139.2468135}  # the incident map's pin
 RAW_MARKER = "RAW-AT-REST-marker-93c1"  # only in the mail's raw text
 ENVELOPE_FROM = "kanrinin.at-rest@fd.example.lg.jp"
 IMAP_PASSWORD = "imap-pw-at-rest-5d2"
@@ -150,6 +151,7 @@ def seed_everything() -> tuple[uuid.UUID, dict[tuple[str, str], set[str]], set[s
     seeded[("mail_source", "address_token")] = {token}
     seeded[("mail_source", "imap_password")] = {IMAP_PASSWORD}
     seeded[("callout", "messages")] = {DISPATCH["landmark"]}
+    seeded[("incident", "position")] = {str(POSITION["latitude"])}
     seeded[("line_webhook_event", "event")] = {seed_webhook_event()}
     found = {m.member_code for m in people} | {source.code, UNIT}
     return tenant_id, seeded, found
@@ -182,6 +184,7 @@ def seed_dispatch(tenant_id: uuid.UUID) -> str:
     (incident,) = incidents.list_incidents(admin(tenant_id))
     assert (incident.place, incident.map_url) == (DISPATCH["place"], DISPATCH["map_url"])
     assert callout.call_out(admin(tenant_id), incident.id, (UNIT,))  # a wave names the landmark
+    incident_map.pin_position(admin(tenant_id), incident.id, **POSITION)
     token = token_of(source.address)
     assert token
     return token

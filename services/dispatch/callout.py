@@ -40,7 +40,7 @@ from models.dispatch import Incident, IncidentStatus
 from models.enums import Answer, Function, Level, MemberStatus
 from services.base import Tx, scoped, transaction
 from services.dispatch import callout_rules, incidents
-from services.errors import NotFound, ValidationError
+from services.errors import Conflict, NotFound, ValidationError
 
 VIEW = Need(Function.DISPATCH, Level.VIEW)
 EDIT = Need(Function.DISPATCH, Level.EDIT)
@@ -65,6 +65,26 @@ def unit_of(affiliation: str) -> str:
 def settings_in(tx: Tx) -> CalloutSettings:
     row = tx.session.get(CalloutSettings, tx.tenant_id)
     return row or CalloutSettings(tenant_id=tx.tenant_id, version=0)
+
+
+def settings_to_change(tx: Tx, expected_version: int) -> CalloutSettings:
+    """The brigade's call-out settings row for a change by 管理 (settings, rules, self-test
+    hour): Conflict unless it is still at `expected_version` (0: none saved yet). A missing row
+    is created with the defaults at once: an INSERT would leave out a None whose column has a
+    server default (a self-test hour switched off would come back as 6)."""
+    row = tx.session.get(CalloutSettings, tx.tenant_id)
+    if (row.version if row else 0) != expected_version:
+        raise Conflict()
+    if row is None:
+        row = CalloutSettings(tenant_id=tx.tenant_id, version=0)
+        tx.session.add(row)
+        tx.session.flush()
+    return row
+
+
+def settings_changed(row: CalloutSettings) -> None:
+    row.version += 1
+    row.updated_at = utcnow()
 
 
 def incident_link(incident_id: uuid.UUID) -> str:

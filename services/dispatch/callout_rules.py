@@ -26,13 +26,12 @@ from core.access import in_unit
 from core.actor import Actor
 from core.timefmt import JST
 from models import Member
-from models.base import utcnow
 from models.callout import CalloutSettings
 from models.dispatch import Incident
 from models.enums import MemberStatus
 from services.base import Tx, scoped, transaction
 from services.dispatch import callout
-from services.errors import Conflict, NotFound, ValidationError
+from services.errors import NotFound, ValidationError
 
 EVERYONE = "全団員"
 MAX_RULES = 30
@@ -243,22 +242,17 @@ def update_targeting(
     """Replace the brigade's rules and neighbours; every row is checked before anything is
     written. Version 0 means no call-out settings saved yet."""
     with transaction(actor, callout.ADMIN, action="callout_rules.update") as tx:
-        row = tx.session.get(CalloutSettings, tx.tenant_id)
-        if (row.version if row else 0) != expected_version:
-            raise Conflict()
+        row = callout.settings_to_change(tx, expected_version)
         known = callout.units_in(tx)
         check = _Check(frozenset(known))
         new_rules = check.rules(rules)
         new_neighbours = check.neighbours(neighbours)
         if check.errors:
             raise ValidationError(check.errors)
-        row = row or CalloutSettings(tenant_id=tx.tenant_id, version=0)
         before = _state(rules_of(row), neighbours_of(row))
         row.rules = json.dumps([r.stored() for r in new_rules], ensure_ascii=False)
         row.neighbours = json.dumps(new_neighbours, ensure_ascii=False)
-        row.version += 1
-        row.updated_at = utcnow()
-        tx.session.add(row)
+        callout.settings_changed(row)
         tx.audit(
             "callout_rules.update",
             target_type="callout_settings",

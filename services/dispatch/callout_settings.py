@@ -10,11 +10,9 @@ from sqlmodel import select
 from core.actor import Actor
 from integrations.line_messaging import MessagingClient, MessagingError, Quota
 from models import Rank
-from models.base import utcnow
-from models.callout import CalloutSettings
 from services.base import require, scoped, transaction
 from services.dispatch import callout, outbox
-from services.errors import Conflict, ValidationError
+from services.errors import ValidationError
 
 NO_UNITS = {"all": "全団員を呼び出す", "leaders": "幹部だけを呼び出す"}
 
@@ -61,9 +59,7 @@ def update_rules(
 ) -> CalloutRules:
     """Version 0 means no rules saved yet (the defaults)."""
     with transaction(actor, callout.ADMIN, action="callout_settings.update") as tx:
-        row = tx.session.get(CalloutSettings, tx.tenant_id)
-        if (row.version if row else 0) != expected_version:
-            raise Conflict()
+        row = callout.settings_to_change(tx, expected_version)
         errors = {}
         if not 1 <= reminder_minutes <= 60:
             errors["再通知までの時間"] = "再通知までの時間は1〜60分で入力してください。"
@@ -76,8 +72,6 @@ def update_rules(
             errors["分団の記載がないとき"] = "選択肢から選んでください。"
         if errors:
             raise ValidationError(errors)
-        before = callout.settings_in(tx)
-        row = row or CalloutSettings(tenant_id=tx.tenant_id, version=0)
         changes = {}
         for name, value in (
             ("auto_callout", auto_callout),
@@ -86,12 +80,10 @@ def update_rules(
             ("leader_rank_position", leader_rank_position),
             ("no_units_target", no_units_target),
         ):
-            if getattr(before, name) != value:
-                changes[name] = [getattr(before, name), value]
+            if getattr(row, name) != value:
+                changes[name] = [getattr(row, name), value]
             setattr(row, name, value)
-        row.version += 1
-        row.updated_at = utcnow()
-        tx.session.add(row)
+        callout.settings_changed(row)
         tx.audit("callout_settings.update", target_type="callout_settings", details=changes)
         tx.commit()
     return get_rules(actor)

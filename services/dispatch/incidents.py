@@ -221,8 +221,12 @@ def new_incident(
     mail_date: datetime | None = None,
     received_at: datetime | None = None,
     review_reasons: tuple[str, ...] = (),
+    number: int | None = None,
 ) -> Incident:
-    number = (tx.session.exec(scoped(select(func.max(Incident.number)), tx.actor)).one() or 0) + 1
+    """The brigade's next number unless `number` is given (the self-test's incident: 0)."""
+    if number is None:
+        highest = tx.session.exec(scoped(select(func.max(Incident.number)), tx.actor)).one()
+        number = (highest or 0) + 1
     row = Incident(
         tenant_id=tx.tenant_id,
         number=number,

@@ -54,7 +54,7 @@ from services.base import Tx, scoped, transaction
 from services.db import unit_of_work
 from services.dispatch import callout, incidents, outbox, selftest_mail
 from services.dispatch.selftest_mail import Outcome
-from services.errors import Conflict, ServiceError, ValidationError
+from services.errors import ServiceError, ValidationError
 
 log = logging.getLogger(__name__)
 JOB = "callout-selftest"
@@ -262,23 +262,20 @@ def _start(actor: Actor, now: datetime, need: Need, *, manual: bool = False) -> 
 
 def _create(tx: Tx, now: datetime) -> Incident:
     """The self-test's incident and its wave, as a call-out queues them, but for nobody."""
-    row = Incident(
-        tenant_id=tx.tenant_id,
-        number=incidents.SELFTEST_NUMBER,
+    row = incidents.new_incident(
+        tx,
         kind=incidents.SELFTEST_KIND,
-        test=True,
+        place="",
+        landmark="",
+        units=(),
+        reference="",
         occurred_at=now,
+        subject="",
         received_at=now,
-        created_at=now,
-        updated_at=now,
-        place_enc="",
-        landmark_enc="",
-        map_url_enc="",
-        subject_enc="",
+        number=incidents.SELFTEST_NUMBER,
     )
-    incidents.seal(tx, row, place="", landmark="", map_url="", subject="")
-    tx.session.add(row)
-    tx.session.flush()
+    row.test = True
+    row.created_at = row.updated_at = now  # the check's deadline counts from `now`
     message = line_callout.callout_message(
         callout.content_of(tx, row), heading="自己診断（団員には送信されません）"
     )
@@ -535,24 +532,14 @@ def set_hour(actor: Actor, hour: int | None, *, expected_version: int) -> Status
     """The JST hour the self-test runs each day (0–23), or None to switch it off. Version 0
     means no call-out settings saved yet."""
     with transaction(actor, callout.ADMIN, action="callout.selftest_hour") as tx:
-        row = tx.session.get(CalloutSettings, tx.tenant_id)
-        if (row.version if row else 0) != expected_version:
-            raise Conflict()
+        row = callout.settings_to_change(tx, expected_version)
         if hour is not None and (type(hour) is not int or not 0 <= hour <= 23):
             raise ValidationError(
                 {"実行時刻": "実行時刻は0〜23時から選ぶか、「実行しない」にしてください。"}
             )
-        if row is None:
-            # inserted first: an INSERT leaves out a None whose column has a server default
-            # (the hour would be 6), an UPDATE writes it
-            row = CalloutSettings(tenant_id=tx.tenant_id, version=0)
-            tx.session.add(row)
-            tx.session.flush()
         before = row.selftest_hour
         row.selftest_hour = hour
-        row.version += 1
-        row.updated_at = utcnow()
-        tx.session.add(row)
+        callout.settings_changed(row)
         tx.audit(
             "callout.selftest_hour",
             target_type="callout_settings",

@@ -151,13 +151,6 @@ def targeted(tx: Tx, incident_id: uuid.UUID) -> dict[uuid.UUID, CalloutTarget]:
     return {row.member_id: row for row in rows}
 
 
-def is_target(tx: Tx, incident_id: uuid.UUID, member_id: uuid.UUID) -> bool:
-    query = scoped(select(CalloutTarget.id), tx.actor).where(
-        CalloutTarget.incident_id == incident_id, CalloutTarget.member_id == member_id
-    )
-    return tx.session.exec(query).first() is not None
-
-
 # ---------------------------------------------------------------------------
 # Waves and the outbox
 

@@ -184,8 +184,9 @@ def _open(row: LineWebhookEvent) -> dict | None:
 
 
 def claim_alone(event_id: str) -> bool:
+    """Mark one event done in a transaction of its own; False when it is done already."""
     with unit_of_work(None) as db:
-        claimed = claim(db, event_id)
+        claimed = bool(claim_all(db, [event_id]))
         db.commit()
     return claimed
 
@@ -205,8 +206,3 @@ def claim_all(session: DbSession, event_ids: list[str]) -> set[str]:
         .returning(LineWebhookEvent.event_id)
     )
     return {row[0] for row in session.exec(statement).all()}
-
-
-def claim(session: DbSession, event_id: str) -> bool:
-    """Mark one event done inside the caller's transaction; False when it is done already."""
-    return bool(claim_all(session, [event_id]))

@@ -280,12 +280,6 @@ def _record_reply(call: MessagingCall) -> None:
     outbox.recorder(_replying.actor)(call)
 
 
-def decide(event_id: str, postback: Postback, user_id: str, event: dict) -> Decision | None:
-    """Record one answer (or ETA) if the member may give it and say what to reply; None when
-    the event was handled already."""
-    return decide_all(postback.tenant_id, [_Press(event_id, postback, user_id, event)])[0]
-
-
 def decide_all(tenant_id: uuid.UUID, presses: list[_Press]) -> list[Decision | None]:
     """One brigade's button presses in one transaction: each answer (or ETA) recorded if the
     member may give it, with what to reply; None for an event handled already. The events are

@@ -7,6 +7,7 @@ and record through this function; pages may ask it too, to hide what would be re
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from enum import Enum
 from typing import NamedTuple
@@ -50,6 +51,18 @@ def allows(actor: Actor, *needs: Need | tuple[Function, Level] | Platform) -> bo
         if unit is None or actor.unit_level(function) < level or not in_unit(unit, actor.unit):
             return False
     return True
+
+
+_UNIT = re.compile(r"^(.*?分団)")
+
+
+def unit_of(affiliation: str) -> str:
+    """The 分団 part of a 所属 (「第1分団 第2部」 and 「第1分団第2部」 → 「第1分団」), else its
+    first word (「機能別団員 学生班」 → 「機能別団員」); "" for none. After NFKC, as in_unit."""
+    text = unicodedata.normalize("NFKC", affiliation or "").strip()
+    if found := _UNIT.match(text):
+        return found.group(1)
+    return text.split()[0] if text else ""
 
 
 def in_unit(affiliation: str, unit: str) -> bool:

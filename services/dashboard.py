@@ -14,6 +14,7 @@ from datetime import date
 
 from sqlmodel import select
 
+from core import access
 from core.access import Need, allows
 from core.actor import Actor
 from core.timefmt import to_jst
@@ -34,7 +35,6 @@ from services.water_sources import today_jst
 
 UNSET = "（未設定）"
 RECENT_EVENTS = 10
-_UNIT = re.compile(r"^(.*?分団)")
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,8 @@ class Dashboard:
 
 
 def unit_of(affiliation: str) -> str:
-    """The 分団 part of a 所属 ("第1分団 第2部" → "第1分団"), else its first word."""
-    if found := _UNIT.match(affiliation):
-        return found.group(1)
-    return affiliation.split()[0] if affiliation.split() else UNSET
+    """The 分団 a 所属 counts under (core.access.unit_of), 「（未設定）」 for none."""
+    return access.unit_of(affiliation) or UNSET
 
 
 def load(actor: Actor, *, today: date | None = None) -> Dashboard:

@@ -10,7 +10,6 @@ others are still targets, shown as 未回答 so that a leader can phone them and
 from __future__ import annotations
 
 import json
-import unicodedata
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlmodel import select
 
 from config import get_settings
+from core import access
 from core.access import Need, in_unit
 from core.actor import Actor
 from formats import line_callout
@@ -57,9 +57,8 @@ def messaging_enabled() -> bool:
 
 
 def unit_of(affiliation: str) -> str:
-    """The 分団 part of a 所属 (「第1分団 第2部」→「第1分団」), as the tally groups members."""
-    text = unicodedata.normalize("NFKC", affiliation or "").strip()
-    return text.split()[0] if text else "（所属なし）"
+    """The 分団 of a 所属 as the tally groups members (core.access.unit_of)."""
+    return access.unit_of(affiliation) or "（所属なし）"
 
 
 def settings_in(tx: Tx) -> CalloutSettings:

@@ -177,7 +177,7 @@ def due_tenants(now: datetime) -> list[uuid.UUID]:
 
 
 def claim(tenant_id: uuid.UUID, now: datetime) -> list[Work]:
-    with transaction(sender_actor(tenant_id), callout.VIEW, action="line_outbox.claim") as tx:
+    with transaction(sender_actor(tenant_id), callout.EDIT, action="line_outbox.claim") as tx:
         rows = tx.session.exec(
             scoped(select(LineOutbox), tx.actor)
             .where(
@@ -227,12 +227,15 @@ def _user_ids(tx: Tx, member_ids: list[uuid.UUID]) -> tuple[str, ...]:
 
 
 def deliver(client: MessagingClient, work: Work, quota: QuotaGuard) -> SendResult | None:
-    """One multicast; None when nothing was sent (no recipient left, or over the quota). The
-    self-test's chunk is only validated by LINE (services.dispatch.selftest): nobody gets it."""
+    """One multicast; None when no recipient is left, QUOTA_EXHAUSTED when the month's
+    remaining messages do not cover it. The self-test's chunk is only validated by LINE
+    (services.dispatch.selftest): nobody gets it."""
     if work.kind == CalloutKind.SELFTEST:
         return client.validate_multicast(work.messages) if quota.allows(1) else QUOTA_EXHAUSTED
-    if not work.user_ids or not quota.allows(len(work.user_ids)):
+    if not work.user_ids:
         return None
+    if not quota.allows(len(work.user_ids)):
+        return QUOTA_EXHAUSTED
     result = client.multicast(work.user_ids, work.messages, retry_key=work.retry_key)
     if result.accepted and result.status != 409:
         quota.spent(len(work.user_ids))
@@ -243,21 +246,13 @@ def backoff(attempts: int, retry_after: float | None) -> timedelta:
     return timedelta(seconds=max(retry_after or 0.0, min(0.5 * 2 ** (attempts - 1), 60.0)))
 
 
-def finish(work: Work, result: SendResult | None, quota: QuotaGuard) -> None:
-    with transaction(sender_actor(work.tenant_id), callout.VIEW, action="line_outbox.finish") as tx:
+def finish(work: Work, result: SendResult | None) -> None:
+    with transaction(sender_actor(work.tenant_id), callout.EDIT, action="line_outbox.finish") as tx:
         row = tx.get(LineOutbox, work.outbox_id)
         now = utcnow()
         row.claimed_until = None
         if result is None:
-            over = work.user_ids and not quota.allows(len(work.user_ids))
-            row.status = OutboxStatus.FAILED if over else OutboxStatus.SENT
-            row.error = "quota_exhausted" if over else "no_recipients"
-            if over:
-                _note(
-                    tx,
-                    work,
-                    f"LINEの今月の送信上限のため、{len(work.user_ids)}名に送信できませんでした。",
-                )
+            row.status, row.error = OutboxStatus.SENT, "no_recipients"
         else:
             row.last_status, row.request_id = result.status, result.request_id[:64]
             row.error = result.error[:60]
@@ -299,7 +294,7 @@ def send_tenant(tenant_id: uuid.UUID, quota: QuotaGuard, *, now: datetime | None
         quota.refresh(client)
         for work in work_items:
             result = deliver(client, work, quota)
-            finish(work, result, quota)
+            finish(work, result)
             accepted += bool(result and result.accepted)
     return accepted
 
@@ -311,7 +306,7 @@ def run_due(quota: QuotaGuard, *, now: datetime | None = None) -> int:
     for tenant_id in due_tenants(now):
         try:
             escalate(tenant_id, now=now)
-            if get_settings().line_messaging_configured:
+            if callout.messaging_enabled():
                 accepted += send_tenant(tenant_id, quota, now=now)
         except Exception:
             log.exception("call-out work of a brigade failed; it is retried at the next pass")

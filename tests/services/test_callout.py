@@ -357,8 +357,10 @@ def test_a_cancel_by_hand_withdraws_unsent_calls_and_tells_those_coming(engine):
     brigade = make_brigade({"第1分団": 3})
     coming, not_coming, _silent = sorted(brigade.in_unit("第1分団"))
     viewer = actor_with(brigade.tenant_id, {Function.DISPATCH: Level.VIEW})
+    other = make_brigade({"第1分団": 1})
     with messaging() as fake:
         cancelled = dispatch(brigade, units="本町団1")
+        dispatch(other, units="本町団1")  # another brigade's waiting call is not withdrawn
         with pytest.raises(PermissionDenied):
             set_status_by_hand(brigade, cancelled, incidents.S.CANCELLED, actor=viewer)
         set_status_by_hand(brigade, cancelled, incidents.S.CANCELLED)
@@ -369,6 +371,9 @@ def test_a_cancel_by_hand_withdraws_unsent_calls_and_tells_those_coming(engine):
         with unit_of_work(brigade.tenant_id) as db:
             chunks = db.exec(select(LineOutbox).where(LineOutbox.tenant_id == brigade.tenant_id))
             assert {c.status for c in chunks.all()} == {OutboxStatus.CANCELLED}
+        with unit_of_work(other.tenant_id) as db:
+            chunks = db.exec(select(LineOutbox).where(LineOutbox.tenant_id == other.tenant_id))
+            assert {c.status for c in chunks.all()} == {OutboxStatus.PENDING}
 
         incident_id = dispatch(brigade, units="本町団1", reference="R-2")
         send_all(brigade)

@@ -58,6 +58,8 @@ def link_line(tenant_id: uuid.UUID, member_id: uuid.UUID) -> None:
     ("affiliation", "unit"),
     [
         ("第1分団 第2部", "第1分団"),
+        ("第1分団第2部", "第1分団"),  # no space: the same 分団 as in_unit says
+        ("第１分団　第２部", "第1分団"),  # full width: NFKC
         ("第10分団", "第10分団"),
         ("団本部", "団本部"),
         ("機能別団員 学生班", "機能別団員"),

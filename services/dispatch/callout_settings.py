@@ -3,12 +3,14 @@ the administrators who keep an eye on what a call-out will cost."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlmodel import select
 
 from core.actor import Actor
-from integrations.line_messaging import MessagingClient, MessagingError, Quota
+from integrations.line_messaging import MessagingChannel, MessagingClient, MessagingError, Quota
 from models import Rank
 from services.base import require, scoped, transaction
 from services.dispatch import callout, outbox
@@ -89,14 +91,29 @@ def update_rules(
     return get_rules(actor)
 
 
+# The page that shows the quota runs again on every click: LINE is asked at most once a
+# minute per channel (as the sender's QuotaGuard does), not on every run.
+_quotas: dict[MessagingChannel, tuple[float, Quota]] = {}
+_quotas_lock = threading.Lock()
+
+
 def quota(actor: Actor) -> Quota | None:
     """This month's LINE messages used and allowed (the installation's channel); None without
-    a channel. The call is logged in the brigade's 外部サービス log."""
+    a channel. A call to LINE is logged in the brigade's 外部サービス log; an answer read less
+    than a minute ago is shown again without one."""
     require(actor, callout.ADMIN, action="line.quota")
     if not callout.messaging_enabled():
         return None
+    channel = outbox.channel()
+    with _quotas_lock:
+        at, known = _quotas.get(channel, (0.0, None))
+    if known is not None and time.monotonic() - at < outbox.QUOTA_MAX_AGE_SECONDS:
+        return known
     try:
-        with MessagingClient(outbox.channel(), outbox.recorder(actor)) as client:
-            return client.quota()
+        with MessagingClient(channel, outbox.recorder(actor)) as client:
+            answer = client.quota()
     except MessagingError as exc:
         raise ValidationError({"LINE": "LINEから送信数を取得できませんでした。"}) from exc
+    with _quotas_lock:
+        _quotas[channel] = (time.monotonic(), answer)
+    return answer

@@ -500,12 +500,17 @@ def test_the_quota_is_read_from_line_and_logged(engine):
     with messaging(quota_limit=500) as fake:
         fake.used = 120
         quota = callout_settings.quota(admin(brigade.tenant_id))
+        fake.used = 130
+        again = callout_settings.quota(admin(brigade.tenant_id))  # the page runs again
     assert (quota.limit, quota.used, quota.remaining) == (500, 120, 380)
+    assert again == quota  # read less than a minute ago: LINE is not asked again
     endpoints = [
         json.loads(e.details)["endpoint"]
         for e in audit_events(engine, brigade.tenant_id, category=AuditCategory.EXTERNAL)
     ]
-    assert any(e.endswith("/v2/bot/message/quota") for e in endpoints)
+    assert len([e for e in endpoints if e.endswith("/v2/bot/message/quota")]) == 1
+    with pytest.raises(PermissionDenied):
+        callout_settings.quota(actor_with(brigade.tenant_id, {Function.DISPATCH: Level.EDIT}))
 
 
 def test_a_test_call_out_reaches_only_the_chosen_and_its_buttons_work():

@@ -127,9 +127,7 @@ def candidates(
     query = scoped(select(Member, Rank), tx.actor).where(
         Member.rank_id == Rank.id, Member.status == MemberStatus.ACTIVE
     )
-    links = {
-        link.member_id: link for link in tx.session.exec(scoped(select(MemberLine), tx.actor)).all()
-    }
+    reachable = reachable_ids(tx)
     everyone = everyone or (not units and settings.no_units_target == "all")
     found = []
     for member, rank in tx.session.exec(query).all():
@@ -137,10 +135,17 @@ def candidates(
         called = next((u for u in units if in_unit(member.affiliation, u)), None)
         if called is None and not everyone and not (leaders and leader):
             continue
-        link = links.get(member.id)
-        reachable = link is not None and FriendStatus(link.friend_status).reachable
-        found.append(Candidate(member.id, called or unit_of(member.affiliation), leader, reachable))
+        unit = called or unit_of(member.affiliation)
+        found.append(Candidate(member.id, unit, leader, member.id in reachable))
     return found
+
+
+def reachable_ids(tx: Tx, member_ids: list[uuid.UUID] | None = None) -> set[uuid.UUID]:
+    """Members (of `member_ids`, or all) linked to LINE whom the official account reaches."""
+    query = scoped(select(MemberLine.member_id, MemberLine.friend_status), tx.actor)
+    if member_ids is not None:
+        query = query.where(MemberLine.member_id.in_(member_ids))
+    return {m for m, status in tx.session.exec(query).all() if FriendStatus(status).reachable}
 
 
 def targeted(tx: Tx, incident_id: uuid.UUID) -> dict[uuid.UUID, CalloutTarget]:

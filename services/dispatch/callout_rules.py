@@ -144,11 +144,6 @@ def combined(applied: Iterable[Applied]) -> tuple[tuple[str, ...], bool]:
     return tuple(units), everyone
 
 
-def extra_units(settings: CalloutSettings, kind: str, at: datetime) -> tuple[tuple[str, ...], bool]:
-    """What the brigade's rules add to an incident's call-out: (units, everyone)."""
-    return combined(matching(settings, kind, at))
-
-
 def neighbours_for(settings: CalloutSettings, units: Iterable[str]) -> tuple[str, ...]:
     """The neighbours of `units` (each once), leaving out `units` themselves."""
     units = tuple(units)

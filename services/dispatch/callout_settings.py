@@ -29,10 +29,6 @@ class CalloutRules:
     ranks: tuple[tuple[int, str], ...]  # (position, name), highest first
     version: int
 
-    @property
-    def leader_rank_name(self) -> str:
-        return dict(self.ranks).get(self.leader_rank_position, "")
-
 
 def get_rules(actor: Actor) -> CalloutRules:
     with transaction(actor, callout.VIEW, action="callout_settings.get") as tx:

@@ -11,13 +11,19 @@ from sqlmodel import select
 
 from core.actor import Actor
 from formats import line_callout
-from models import Member, MemberLine
+from models import Member
 from models.base import utcnow
-from models.callout import CalloutKind, CalloutTarget, FriendStatus
+from models.callout import CalloutKind, CalloutTarget
 from models.enums import MemberStatus
 from services.base import scoped, transaction
 from services.dispatch import incidents
-from services.dispatch.callout import ADMIN, content_of, messaging_enabled, queue_wave
+from services.dispatch.callout import (
+    ADMIN,
+    content_of,
+    messaging_enabled,
+    queue_wave,
+    reachable_ids,
+)
 from services.errors import ValidationError
 
 TEST_KIND = "【テスト】出動連絡の試験"
@@ -35,10 +41,7 @@ class Recipient:
 def test_recipients(actor: Actor) -> list[Recipient]:
     """Active members who could get a test call-out, for 管理 to choose from."""
     with transaction(actor, ADMIN, action="callout.test_recipients") as tx:
-        links = {
-            link.member_id: link
-            for link in tx.session.exec(scoped(select(MemberLine), tx.actor)).all()
-        }
+        reachable = reachable_ids(tx)
         rows = tx.session.exec(
             scoped(select(Member), tx.actor)
             .where(Member.status == MemberStatus.ACTIVE)
@@ -49,7 +52,7 @@ def test_recipients(actor: Actor) -> list[Recipient]:
                 m.id,
                 m.member_code,
                 tx.cipher.member_name(m),
-                m.id in links and FriendStatus(links[m.id].friend_status).reachable,
+                m.id in reachable,
             )
             for m in rows
         ]
@@ -62,8 +65,12 @@ def send_test(actor: Actor, member_ids: tuple[uuid.UUID, ...]) -> uuid.UUID:
         chosen = list(dict.fromkeys(member_ids))
         if not 0 < len(chosen) <= MAX_TEST_RECIPIENTS:
             raise ValidationError({"送信先": f"送信先を1〜{MAX_TEST_RECIPIENTS}名選んでください。"})
-        members = [tx.get(Member, m) for m in chosen]
-        if any(m is None or m.status != MemberStatus.ACTIVE for m in members):
+        active = tx.session.exec(
+            scoped(select(Member.id), tx.actor).where(
+                Member.id.in_(chosen), Member.status == MemberStatus.ACTIVE
+            )
+        ).all()
+        if len(active) != len(chosen):
             raise ValidationError({"送信先": "在籍中の団員を選んでください。"})
         row = incidents.new_incident(
             tx,
@@ -77,15 +84,8 @@ def send_test(actor: Actor, member_ids: tuple[uuid.UUID, ...]) -> uuid.UUID:
         )
         row.test = True
         incidents.add_entry(tx, row, "created", "テスト送信として登録しました。")
-        linked = {
-            link.member_id: link
-            for link in tx.session.exec(
-                scoped(select(MemberLine), tx.actor).where(MemberLine.member_id.in_(chosen))
-            ).all()
-        }
-        reachable = [
-            m for m in chosen if m in linked and FriendStatus(linked[m].friend_status).reachable
-        ]
+        reach = reachable_ids(tx, chosen)
+        reachable = [m for m in chosen if m in reach]
         message = line_callout.callout_message(content_of(tx, row))
         wave = queue_wave(tx, row, CalloutKind.TEST, reachable, [message])
         for member_id in chosen:
@@ -103,7 +103,11 @@ def send_test(actor: Actor, member_ids: tuple[uuid.UUID, ...]) -> uuid.UUID:
             "callout.test",
             target_type="incident",
             target_id=row.id,
-            details={"number": row.number, "targets": len(chosen), "messaged": len(reachable)},
+            details={
+                "number": row.number,
+                "targets": len(chosen),
+                "messaged": len(reachable) if messaging_enabled() else 0,
+            },
         )
         tx.commit()
         return row.id

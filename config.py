@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
@@ -272,6 +273,9 @@ def load_settings() -> Settings:
     }
     if strings.get("line_bot_prompt", "") not in ("", "normal", "aggressive", "none"):
         raise ConfigError("HIKESHI_LINE_BOT_PROMPT must be empty, normal, aggressive or none")
+    geocoder = strings.get("geocoder_url", "").strip()
+    if geocoder and urlsplit(geocoder).scheme not in ("http", "https"):
+        raise ConfigError("HIKESHI_GEOCODER_URL must be an http(s) URL, or empty to switch it off")
     flags = {
         name: raw[key].strip().lower() in ("1", "true", "yes", "on")
         for name, key in (

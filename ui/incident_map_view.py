@@ -34,9 +34,11 @@ def show_incident_map(
     )
     k = int(cols[1].number_input("表示する件数", 1, 20, 5, key="im_k"))
     try:
-        if can_edit:  # fills in the point once (map link, else the geocoder)
-            incident_map.locate(actor, incident.id)
         found = incident_map.nearest_water(actor, incident.id, k=k, radius_m=radius)
+        unsought = not found.position.known and found.position.checked_at is None
+        if can_edit and unsought:  # the point is filled in once: map link, else the geocoder
+            incident_map.locate(actor, incident.id)
+            found = incident_map.nearest_water(actor, incident.id, k=k, radius_m=radius)
     except ServiceError as exc:
         show_error(exc)
         return

@@ -101,7 +101,7 @@ def nearest_water(
         errors["半径"] = f"半径は{RADIUS_RANGE_M[0]}〜{RADIUS_RANGE_M[1]}mで指定してください。"
     if errors:
         raise ValidationError(errors)
-    with transaction(actor, VIEW, action="incident.nearest_water") as tx:
+    with transaction(actor, VIEW, action="incident.nearest_water", read_only=True) as tx:
         position = position_of(tx, _get(tx, incident_id))
         registry = water_sources.registry_in(tx)
     if not position.known:

@@ -63,6 +63,7 @@ ALERT_WITHIN = timedelta(minutes=10)  # an alert still unsent then is given up w
 STALLED_AFTER = timedelta(minutes=5)  # a self-test still running then: no worker checks it
 STALE_AFTER = timedelta(hours=26)  # switched on but not run for this long: no worker runs it
 DEFAULT_HOUR: int | None = CalloutSettings.model_fields["selftest_hour"].default
+CHECK_WORKER = "出動メールの受信処理（mail-intake）が動いているか確認してください。"
 RUNNING = "自己診断を実行中です（異常の通知の送信を含みます）。しばらくしてからやり直してください。"
 
 
@@ -118,8 +119,7 @@ class Status:
         found = []
         if self.running_since is not None and self.now - self.running_since > STALLED_AFTER:
             found.append(
-                f"{to_jst(self.running_since)}に始めた自己診断が終わっていません。"
-                "出動メールの受信処理（mail-intake）が動いているか確認してください。"
+                f"{to_jst(self.running_since)}に始めた自己診断が終わっていません。" + CHECK_WORKER
             )
         if self.last_error and self.last_at is not None:
             found.append(
@@ -133,8 +133,7 @@ class Status:
             and self.now - self.last_at > STALE_AFTER
         ):
             found.append(
-                f"出動連絡の自己診断が{to_jst(self.last_at)}から行われていません。"
-                "出動メールの受信処理（mail-intake）が動いているか確認してください。"
+                f"出動連絡の自己診断が{to_jst(self.last_at)}から行われていません。" + CHECK_WORKER
             )
         return tuple(found)
 

@@ -81,12 +81,10 @@ def _registry(tx: Tx, filters: WaterSourceFilter | None, today: date | None) -> 
     return Registry(filter_sources(sources, filters or WaterSourceFilter()), settings)
 
 
-def registry_in(
-    tx: Tx, filters: WaterSourceFilter | None = None, *, today: date | None = None
-) -> Registry:
-    """The registry read inside another service's transaction (the incident map's nearest
-    water, gated by that service's own permission)."""
-    return _registry(tx, filters, today)
+def registry_in(tx: Tx) -> Registry:
+    """The whole registry read inside another service's transaction (the incident map's
+    nearest water, gated by that service's own permission)."""
+    return _registry(tx, None, None)
 
 
 def list_water_sources(

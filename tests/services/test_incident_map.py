@@ -19,7 +19,7 @@ from models.enums import AuditCategory, Function, Level
 from services import geo
 from services.dispatch import incident_map, incidents, intake
 from services.dispatch.incidents import IncidentInput
-from services.errors import PermissionDenied, ValidationError
+from services.errors import NotFound, PermissionDenied, ValidationError
 from services.traffic_log import external_call_recorder
 from tests.dispatch_factories import body, mail, where
 from tests.dispatch_factories import make_source as make_dispatch_source
@@ -167,6 +167,38 @@ def test_pinning_needs_edit_and_a_point_in_japan(tenant):
     with pytest.raises(PermissionDenied):
         incident_map.locate(viewer, incident.id)
     assert not incident_map.get_position(viewer, incident.id).known
+
+
+def test_another_brigade_neither_reads_nor_moves_the_incident(tenant, gsi):
+    incident = by_hand(tenant)
+    incident_map.pin_position(admin(tenant), incident.id, latitude=36.0, longitude=138.0)
+    stranger = admin(make_tenant())
+    for call in (
+        lambda: incident_map.pin_position(stranger, incident.id, latitude=35.0, longitude=137.0),
+        lambda: incident_map.locate(stranger, incident.id, again=True),
+        lambda: incident_map.nearest_water(stranger, incident.id),
+    ):
+        with pytest.raises(NotFound):
+            call()
+    position = incident_map.get_position(admin(tenant), incident.id)
+    assert (position.latitude, position.longitude) == (36.0, 138.0)
+
+
+def test_nearest_water_needs_dispatch_view_and_sane_bounds(tenant):
+    incident = by_hand(tenant)
+    nobody = actor_with(tenant, {Function.ROSTER: Level.VIEW})
+    with pytest.raises(PermissionDenied):
+        incident_map.nearest_water(nobody, incident.id)
+    for bounds in ({"k": 51}, {"radius_m": 9}, {"radius_m": 5_001}):
+        with pytest.raises(ValidationError):
+            incident_map.nearest_water(admin(tenant), incident.id, **bounds)
+
+
+def test_a_geocoder_url_without_http_is_refused_at_start():
+    from config import ConfigError, load_settings
+
+    with configured({"HIKESHI_GEOCODER_URL": "msearch.gsi.go.jp/x?q="}), pytest.raises(ConfigError):
+        load_settings()
 
 
 # -- the nearest usable water ------------------------------------------------------------------

@@ -362,6 +362,11 @@ def call_out(actor: Actor, incident_id: uuid.UUID, units: tuple[str, ...]) -> in
         before = len(targeted(tx, row.id))
         if not units and before:
             raise ValidationError({"分団": "応援要請する分団を選んでください。"})
+        unknown = sorted(set(units) - set(units_in(tx)))
+        if unknown:
+            raise ValidationError(
+                {"分団": f"{'、'.join(unknown)} は在籍中の団員がいる分団ではありません。"}
+            )
         kind = CalloutKind.WIDEN if before else CalloutKind.CALLOUT
         call_units(tx, row, units, kind=kind, leaders=not before)
         count = len(targeted(tx, row.id)) - before

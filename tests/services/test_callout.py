@@ -31,7 +31,7 @@ from services.dispatch import (
     line_webhook,
     outbox,
 )
-from services.errors import NotFound, PermissionDenied, ValidationError
+from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from tests.callout_factories import Brigade, bulk_members, make_brigade, messaging
 from tests.dispatch_factories import SENDER, body, mail, make_source, where
 from tests.factories import actor_with, admin, audit_events
@@ -364,6 +364,8 @@ def test_a_cancel_by_hand_withdraws_unsent_calls_and_tells_those_coming(engine):
         with pytest.raises(PermissionDenied):
             set_status_by_hand(brigade, cancelled, incidents.S.CANCELLED, actor=viewer)
         set_status_by_hand(brigade, cancelled, incidents.S.CANCELLED)
+        with pytest.raises(ValidationError):  # no answer, not even by proxy, once it ended
+            callout.answer_by_proxy(admin(brigade.tenant_id), cancelled, coming, Answer.AVAILABLE)
         send_all(brigade, later=timedelta(minutes=10))
         assert not fake.deliveries  # neither the call nor a reminder
         _view, entries = incidents.get_incident(admin(brigade.tenant_id), cancelled)
@@ -407,6 +409,12 @@ def test_call_out_and_proxy_answers_need_dispatch_edit():
     outsider = next(iter(brigade.in_unit("第2分団")))
     with pytest.raises(ValidationError):  # not called for this incident
         callout.answer_by_proxy(editor, incident_id, outsider, Answer.AVAILABLE)
+    with pytest.raises(ValidationError):  # widening names no 分団
+        callout.call_out(editor, incident_id, ())
+    with pytest.raises(ValidationError):  # a 分団 with no active member
+        callout.call_out(editor, incident_id, ("第9分団",))
+    with pytest.raises(ValidationError):  # an ETA beyond 4 hours
+        callout.answer_by_proxy(editor, incident_id, member, Answer.LATE, eta_minutes=241)
     assert callout.call_out(editor, incident_id, ("第2分団",)) == 1  # newly called
     assert callout.call_out(editor, incident_id, ("第2分団",)) == 0  # called already
     callout.answer_by_proxy(editor, incident_id, outsider, Answer.AVAILABLE)
@@ -492,6 +500,21 @@ def test_rules_need_dispatch_admin_and_valid_values():
     assert set(refused.value.errors) == {"再通知までの時間", "必要人数", "幹部とする階級"}
     with pytest.raises(PermissionDenied):
         callout_settings.quota(editor)
+    with pytest.raises(PermissionDenied):
+        callout_test.test_recipients(editor)
+    stale = callout_settings.get_rules(admin(brigade.tenant_id)).version
+    rules_of(brigade, crew_minimum=4)
+    with pytest.raises(Conflict):  # another administrator saved meanwhile
+        callout_settings.update_rules(
+            admin(brigade.tenant_id),
+            auto_callout=True,
+            reminder_minutes=3,
+            crew_minimum=5,
+            leader_rank_position=3,
+            no_units_target="all",
+            expected_version=stale,
+        )
+    assert callout_settings.get_rules(admin(brigade.tenant_id)).crew_minimum == 4
 
 
 def test_the_quota_is_read_from_line_and_logged(engine):

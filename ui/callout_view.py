@@ -92,15 +92,16 @@ def show_callout(actor: Actor, incident: IncidentView, *, can_edit: bool, notice
     live_tally(actor, incident.id)
     if not can_edit:
         return
+    try:  # read once for both forms (the live tally above reads its own on each refresh)
+        board = callout.tally(actor, incident.id)
+        choices = callout.unit_choices(actor)
+        offer = [u for u in callout_rules.widening_offer(actor, incident.id, board) if u in choices]
+    except ServiceError as exc:
+        show_error(exc)
+        return
     left, right = st.columns(2)
     with left.form("callout_units", border=True):
         st.markdown("**分団を呼び出す（応援要請）**")
-        try:
-            choices = callout.unit_choices(actor)
-            offer = [u for u in callout_rules.widening_offer(actor, incident.id) if u in choices]
-        except ServiceError as exc:
-            show_error(exc)
-            choices, offer = [], []
         if offer:
             st.caption(f"人員不足の分団の隣接分団（応援候補）を選んであります: {'・'.join(offer)}")
         units = st.multiselect(
@@ -119,11 +120,7 @@ def show_callout(actor: Actor, incident: IncidentView, *, can_edit: bool, notice
             )
     with right.form("callout_proxy", border=True):
         st.markdown("**代理入力（電話などで確認した回答）**")
-        try:
-            lines = callout.tally(actor, incident.id).lines
-        except ServiceError:
-            lines = []
-        names = {str(line.member_id): f"{line.member_code} {line.name}" for line in lines}
+        names = {str(line.member_id): f"{line.member_code} {line.name}" for line in board.lines}
         member = st.selectbox(
             "団員",
             list(names),

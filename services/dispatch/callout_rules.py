@@ -171,10 +171,14 @@ def offer_in(tx: Tx, row: Incident, short: Iterable[str]) -> tuple[str, ...]:
     )
 
 
-def widening_offer(actor: Actor, incident_id: uuid.UUID) -> tuple[str, ...]:
+def widening_offer(
+    actor: Actor, incident_id: uuid.UUID, board: callout.Tally | None = None
+) -> tuple[str, ...]:
     """The 応援候補 of an incident now: neighbours of the 分団 short of the crew minimum on its
-    tally, not called yet (preselected in the widen form)."""
-    short = [u.unit for u in callout.tally(actor, incident_id).units if u.short]
+    tally (`board`, when the caller has read it already), not called yet (preselected in the
+    widen form)."""
+    board = board or callout.tally(actor, incident_id)
+    short = [u.unit for u in board.units if u.short]
     with transaction(actor, callout.VIEW, action="callout_rules.offer", read_only=True) as tx:
         row = tx.get(Incident, incident_id)
         if row is None:

@@ -362,11 +362,10 @@ def call_out(actor: Actor, incident_id: uuid.UUID, units: tuple[str, ...]) -> in
         before = len(targeted(tx, row.id))
         if not units and before:
             raise ValidationError({"分団": "応援要請する分団を選んでください。"})
-        unknown = sorted(set(units) - set(units_in(tx)))
+        affiliations = _affiliations(tx)
+        unknown = [u for u in units if not any(in_unit(a, u) for a in affiliations)]
         if unknown:
-            raise ValidationError(
-                {"分団": f"{'、'.join(unknown)} は在籍中の団員がいる分団ではありません。"}
-            )
+            raise ValidationError({"分団": f"{'、'.join(unknown)} には在籍中の団員がいません。"})
         kind = CalloutKind.WIDEN if before else CalloutKind.CALLOUT
         call_units(tx, row, units, kind=kind, leaders=not before)
         count = len(targeted(tx, row.id)) - before
@@ -565,12 +564,17 @@ def _incident(tx: Tx, incident_id: uuid.UUID) -> Incident:
     return row
 
 
-def units_in(tx: Tx) -> list[str]:
-    """The 分団 of the brigade's active members."""
+def _affiliations(tx: Tx) -> set[str]:
+    """The 所属 of the brigade's active members."""
     rows = tx.session.exec(
         scoped(select(Member.affiliation), tx.actor).where(Member.status == MemberStatus.ACTIVE)
     ).all()
-    return sorted({unit_of(a) for a in rows if a})
+    return {a for a in rows if a}
+
+
+def units_in(tx: Tx) -> list[str]:
+    """The 分団 of the brigade's active members."""
+    return sorted({unit_of(a) for a in _affiliations(tx)})
 
 
 def unit_choices(actor: Actor) -> list[str]:

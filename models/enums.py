@@ -35,6 +35,8 @@ class Function(StrEnum):
     NOTICES = "notices"
     SETTINGS = "settings"
     DISPATCH = "dispatch"
+    REPORTS = "reports"
+    APPROVALS = "approvals"
 
     @property
     def label(self) -> str:
@@ -55,6 +57,8 @@ FUNCTION_LABELS = {
     Function.NOTICES: "お知らせ",
     Function.SETTINGS: "団設定",
     Function.DISPATCH: "災害出動",
+    Function.REPORTS: "出動報告",
+    Function.APPROVALS: "出動報告の承認",
 }
 
 

@@ -32,6 +32,11 @@ FUNCTION_LEVELS: dict[Function, tuple[Level, ...]] = {
     F.SETTINGS: (L.NONE, L.VIEW, L.EDIT),
     # 閲覧: the incident board; 編集: incidents by hand, status; 管理: where dispatch mail comes from
     F.DISPATCH: (L.NONE, L.VIEW, L.EDIT, L.ADMIN),
+    # 閲覧: one's own 出動報告; 編集: reports for others (代理入力) and all of them;
+    # 管理: the reward table, the approval chain and the monthly export
+    F.REPORTS: (L.NONE, L.VIEW, L.EDIT, L.ADMIN),
+    # 編集: approve or return reports at the steps of the chain the holder's rank may take
+    F.APPROVALS: (L.NONE, L.EDIT),
 }
 assert set(FUNCTION_LEVELS) == set(Function)
 # Functions whose grants may be narrowed to the holder's own 所属 (they act on members).
@@ -82,6 +87,8 @@ _UNIT_LEADER = {
     F.NOTICES: L.EDIT,
     F.SETTINGS: L.VIEW,
     F.DISPATCH: L.EDIT,
+    F.REPORTS: L.EDIT,
+    F.APPROVALS: L.EDIT,
 }
 _SECTION_LEADER = {
     F.DASHBOARD: L.VIEW,
@@ -90,8 +97,16 @@ _SECTION_LEADER = {
     F.INSPECTIONS: L.EDIT,
     F.NOTICES: L.VIEW,
     F.DISPATCH: L.VIEW,
+    F.REPORTS: L.VIEW,
+    F.APPROVALS: L.EDIT,
 }
-_MEMBER = {F.DASHBOARD: L.VIEW, F.WATER_SOURCES: L.VIEW, F.NOTICES: L.VIEW, F.DISPATCH: L.VIEW}
+_MEMBER = {
+    F.DASHBOARD: L.VIEW,
+    F.WATER_SOURCES: L.VIEW,
+    F.NOTICES: L.VIEW,
+    F.DISPATCH: L.VIEW,
+    F.REPORTS: L.VIEW,
+}
 
 DEFAULT_RANK_MATRIX: dict[str, dict[Function, Level]] = {
     "団長": _EVERYTHING,
@@ -111,7 +126,7 @@ DEFAULT_ROLE_MATRIX: dict[str, dict[Function, Level]] = {
         F.CSV_IMPORT: L.EDIT,
         F.CSV_EXPORT: L.VIEW,
     },
-    "会計": {F.ROSTER: L.VIEW, F.CSV_EXPORT: L.VIEW},
+    "会計": {F.ROSTER: L.VIEW, F.CSV_EXPORT: L.VIEW, F.REPORTS: L.ADMIN},
     "機関員": {F.WATER_SOURCES: L.VIEW, F.INSPECTIONS: L.EDIT},
 }
 assert all(

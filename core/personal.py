@@ -57,6 +57,10 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
     # until handled holds the member's LINE user id (sealed with a platform key).
     PersonalField("callout", "messages", "出動連絡の本文"),
     PersonalField("line_webhook_event", "event", "LINEの受信イベント"),
+    # 出動報告 (#22): what a member did, and what a leader wrote when returning or approving it.
+    PersonalField("activity_report", "activity", "活動内容"),
+    PersonalField("activity_report", "returned", "差し戻しの理由"),
+    PersonalField("report_step", "comment", "承認・差し戻しのコメント"),
     # Not personal but secret, sealed with the brigade's data key like the rest (so key rotation
     # and the at-rest scan cover them): a receiving address's token, a mailbox password.
     PersonalField("mail_source", "address_token", "受信アドレスの秘密部分"),

@@ -12,10 +12,12 @@ from models.callout import (
 )
 from models.dispatch import InboundMail, Incident, IncidentEntry, MailSource
 from models.import_mapping import ImportMapping
+from models.incident_read import IncidentRead
 from models.line import LineAuthRequest, LinePendingLogin, LineRegistration, MemberLine
 from models.member import Member, MemberCreate, MemberPublic, MemberRole, MemberUpdate
 from models.notice import MaintenanceNotice
 from models.org import Permission, Rank, Role
+from models.report import ActivityReport, ReportSettings, ReportStep
 from models.tenant import PLATFORM_TENANT_ID, Tenant, TenantKey
 from models.water import WaterSource
 
@@ -39,6 +41,7 @@ PLATFORM_TABLES = frozenset(
 __all__ = [
     "PLATFORM_TABLES",
     "PLATFORM_TENANT_ID",
+    "ActivityReport",
     "AuditChainHead",
     "AuditCheckpoint",
     "AuditEvent",
@@ -51,6 +54,7 @@ __all__ = [
     "InboundMail",
     "Incident",
     "IncidentEntry",
+    "IncidentRead",
     "LineAuthRequest",
     "LineOutbox",
     "LinePendingLogin",
@@ -68,6 +72,8 @@ __all__ = [
     "MemberUpdate",
     "Permission",
     "Rank",
+    "ReportSettings",
+    "ReportStep",
     "Role",
     "Session",
     "Tenant",

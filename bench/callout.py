@@ -40,7 +40,7 @@ from models.enums import Answer, Function, Level
 from services import tenants
 from services.crypto import TenantCipher
 from services.db import build_engine, set_engine, unit_of_work
-from services.dispatch import callout, intake, line_inbox, outbox
+from services.dispatch import intake, line_inbox, outbox, tally
 from services.dispatch.sources import SourceInput, create_source
 from services.dispatch.worker import MailIntake
 from services.signin.line_sessions import SUB_FIELD
@@ -124,7 +124,7 @@ def answers(
     incident_id: uuid.UUID,
     args,
 ) -> tuple[list[float], list[float], list[float]]:
-    board = callout.tally(system_actor(tenant), incident_id)
+    board = tally.tally(system_actor(tenant), incident_id)
     members = [line.member_id for line in board.lines if line.notified][: args.postbacks]
     subs = _subs(tenant, members)
     sent_at: dict[uuid.UUID, float] = {}
@@ -184,7 +184,7 @@ def watch(
     deadline = time.time() + 120
     while len(seen) < expected and time.time() < deadline:
         now = time.time()
-        for line in callout.tally(viewer, incident_id).lines:
+        for line in tally.tally(viewer, incident_id).lines:
             if line.answer is not None and line.member_id not in seen:
                 seen[line.member_id] = now
         time.sleep(sample)

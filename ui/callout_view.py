@@ -14,7 +14,7 @@ import streamlit as st
 from core.actor import Actor
 from core.timefmt import to_jst
 from services.catalog import ETA_CHOICES, Answer
-from services.dispatch import callout, callout_rules
+from services.dispatch import callout, callout_rules, tally
 from services.dispatch.incidents import IncidentView
 from services.errors import ServiceError
 from ui.common import run_action, show_error
@@ -29,7 +29,7 @@ NO_LINE = (
 @st.fragment(run_every=REFRESH_SECONDS)
 def live_tally(actor: Actor, incident_id: uuid.UUID) -> None:
     try:
-        board = callout.tally(actor, incident_id)
+        board = tally.tally(actor, incident_id)
     except ServiceError as exc:
         show_error(exc)
         return
@@ -93,7 +93,7 @@ def show_callout(actor: Actor, incident: IncidentView, *, can_edit: bool, notice
     if not can_edit:
         return
     try:  # read once for both forms (the live tally above reads its own on each refresh)
-        board = callout.tally(actor, incident.id)
+        board = tally.tally(actor, incident.id)
         choices = callout.unit_choices(actor)
         offer = [u for u in callout_rules.widening_offer(actor, incident.id, board) if u in choices]
     except ServiceError as exc:

@@ -1,6 +1,6 @@
 """The call-out (出動連絡, #21): whom an incident calls, the waves of LINE messages queued for
 them in the same transaction as the decision (the outbox, sent by services.dispatch.outbox),
-their answers (出動可否), and the tally a leader watches.
+their answers (出動可否); the tally a leader watches is services.dispatch.tally.
 
 Targets are the active members of the called 分団 plus the leaders (the configured rank and
 above). Only members linked to LINE and not blocking the official account are messaged; the
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -87,7 +86,7 @@ def settings_changed(row: CalloutSettings) -> None:
 
 
 def incident_link(incident_id: uuid.UUID) -> str:
-    return f"{get_settings().public_base_url.rstrip('/')}/incidents?incident={incident_id}"
+    return f"{get_settings().public_base_url.rstrip('/')}/turnout?incident={incident_id}"
 
 
 def content_of(tx: Tx, row: Incident) -> CalloutContent:
@@ -374,7 +373,7 @@ def call_out(actor: Actor, incident_id: uuid.UUID, units: tuple[str, ...]) -> in
 
 
 # ---------------------------------------------------------------------------
-# Answers and the tally
+# Answers
 
 
 def latest_answers(tx: Tx, incident_id: uuid.UUID) -> dict[uuid.UUID, CalloutAnswer]:
@@ -448,103 +447,6 @@ def answer_by_proxy(
             raise ValidationError({"到着見込み": "到着見込みは1〜240分で入力してください。"})
         add_answer(tx, row, member, answer, eta_minutes=eta_minutes, via="proxy")
         tx.commit()
-
-
-@dataclass(frozen=True)
-class TargetLine:
-    member_id: uuid.UUID
-    member_code: str
-    name: str
-    unit: str
-    leader: bool
-    notified: bool
-    answer: Answer | None
-    eta_minutes: int | None
-    answered_at: datetime | None
-    via: str
-    reminded: bool
-
-    @property
-    def answer_label(self) -> str:
-        return self.answer.label if self.answer else "未回答"
-
-
-@dataclass(frozen=True)
-class UnitTally:
-    unit: str
-    counts: dict[str, int]  # Answer values and "none"
-    crew_minimum: int
-
-    @property
-    def coming(self) -> int:
-        return self.counts.get(Answer.AVAILABLE, 0) + self.counts.get(Answer.LATE, 0)
-
-    @property
-    def short(self) -> bool:
-        return self.coming < self.crew_minimum
-
-
-@dataclass(frozen=True)
-class Tally:
-    incident_id: uuid.UUID
-    messaging: bool
-    units: list[UnitTally]
-    lines: list[TargetLine]
-    waves: list[tuple[str, datetime, int]]  # kind label, at, recipients
-
-    @property
-    def totals(self) -> Counter:
-        return Counter(line.answer.value if line.answer else "none" for line in self.lines)
-
-
-def tally(actor: Actor, incident_id: uuid.UUID) -> Tally:
-    """The answers per 分団 against the crew minimum and per member (names for 編集 only)."""
-    with transaction(actor, VIEW, action="callout.tally", read_only=True) as tx:
-        row = _incident(tx, incident_id)
-        names = tx.actor.level(Function.DISPATCH) >= Level.EDIT
-        targets = targeted(tx, row.id)
-        answers = latest_answers(tx, row.id)
-        members = {
-            m.id: m
-            for m in tx.session.exec(
-                scoped(select(Member), tx.actor).where(Member.id.in_(list(targets)))
-            ).all()
-        }
-        lines = []
-        for target in targets.values():
-            member, answer = members[target.member_id], answers.get(target.member_id)
-            lines.append(
-                TargetLine(
-                    member_id=member.id,
-                    member_code=member.member_code,
-                    name=tx.cipher.member_name(member) if names else "",
-                    unit=target.unit,
-                    leader=target.leader,
-                    notified=target.notified,
-                    answer=Answer(answer.answer) if answer else None,
-                    eta_minutes=answer.eta_minutes if answer else None,
-                    answered_at=answer.at if answer else None,
-                    via=answer.via if answer else "",
-                    reminded=target.reminded_at is not None,
-                )
-            )
-        lines.sort(key=lambda line: (line.unit, line.answer is not None, line.member_code))
-        minimum = settings_in(tx).crew_minimum
-        waves = _waves(tx, row.id)
-        called = set(json.loads(row.units)).union(*(json.loads(w.units) for w in waves))
-        per_unit: dict[str, Counter] = {}
-        for line in lines:
-            if line.leader and called and line.unit not in called:
-                continue  # a leader called as such is not one of the crews counted
-            key = line.answer.value if line.answer else "none"
-            per_unit.setdefault(line.unit, Counter())[key] += 1
-        return Tally(
-            incident_id=row.id,
-            messaging=messaging_enabled(),
-            units=[UnitTally(u, dict(c), minimum) for u, c in sorted(per_unit.items())],
-            lines=lines,
-            waves=[(CalloutKind(w.kind).label, w.created_at, w.recipients) for w in waves],
-        )
 
 
 def _waves(tx: Tx, incident_id: uuid.UUID) -> list[Callout]:

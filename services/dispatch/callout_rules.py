@@ -30,7 +30,7 @@ from models.callout import CalloutSettings
 from models.dispatch import Incident
 from models.enums import MemberStatus
 from services.base import Tx, scoped, transaction
-from services.dispatch import callout
+from services.dispatch import callout, tally
 from services.errors import NotFound, ValidationError
 
 EVERYONE = "全団員"
@@ -172,12 +172,12 @@ def offer_in(tx: Tx, row: Incident, short: Iterable[str]) -> tuple[str, ...]:
 
 
 def widening_offer(
-    actor: Actor, incident_id: uuid.UUID, board: callout.Tally | None = None
+    actor: Actor, incident_id: uuid.UUID, board: tally.Tally | None = None
 ) -> tuple[str, ...]:
     """The 応援候補 of an incident now: neighbours of the 分団 short of the crew minimum on its
     tally (`board`, when the caller has read it already), not called yet (preselected in the
     widen form)."""
-    board = board or callout.tally(actor, incident_id)
+    board = board or tally.tally(actor, incident_id)
     short = [u.unit for u in board.units if u.short]
     with transaction(actor, callout.VIEW, action="callout_rules.offer", read_only=True) as tx:
         row = tx.get(Incident, incident_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from services.dispatch import callout, callout_rules
+from services.dispatch import callout_rules, tally
 from services.dispatch.callout_rules import NeighbourRow
 from tests.app_pages.conftest import sign_in
 from tests.app_pages.test_incidents import open_board, pick, receive
@@ -74,7 +74,7 @@ def test_the_widen_form_preselects_the_neighbours_of_a_short_unit(open_app):
     assert any("応援候補" in c.value and "第2分団" in c.value for c in at.caption)
     next(b for b in at.button if b.label == "呼び出す").click().run()
     assert not at.exception, at.exception
-    lines = callout.tally(admin(tenant), fire.id).lines
+    lines = tally.tally(admin(tenant), fire.id).lines
     assert neighbour.id in {line.member_id for line in lines}
     (pick_units,) = [m for m in at.multiselect if m.label == "分団"]
     assert pick_units.value == []  # called now: no longer offered

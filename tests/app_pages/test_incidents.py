@@ -12,7 +12,7 @@ from core.timefmt import to_jst
 from models.enums import Function, SubjectType
 from services import permissions
 from services.catalog import Answer, IncidentStatus
-from services.dispatch import callout, incidents, intake
+from services.dispatch import incidents, intake, tally
 from services.dispatch.incidents import IncidentInput
 from services.grants import Grant
 from services.permissions import CellChange
@@ -221,7 +221,7 @@ def test_the_tally_and_a_proxy_answer_without_line(open_app):
     assert not at.exception, at.exception
     assert metric(at, "出動可") == "1名" and metric(at, "未回答") == "1名"
     (line,) = [
-        line for line in callout.tally(admin(tenant), fire.id).lines if line.member_id == crew.id
+        line for line in tally.tally(admin(tenant), fire.id).lines if line.member_id == crew.id
     ]
     assert line.via == "proxy"
 

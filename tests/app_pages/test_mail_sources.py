@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from core.timefmt import to_jst
 from formats.dispatch_profile import sample_dispatch_mail
 from services.catalog import MailTransport
-from services.dispatch import callout, callout_settings, incidents, intake, selftest, sources
+from services.dispatch import callout_settings, incidents, intake, selftest, sources, tally
 from tests.app_pages.conftest import (
     answer,
     dialog_lines,
@@ -252,7 +252,7 @@ def test_call_out_rules_are_saved_and_a_test_goes_to_oneself(open_app):
     assert not at.exception, at.exception
     (test,) = incidents.list_incidents(admin(tenant))
     assert test.kind.startswith("【テスト】")
-    (line,) = callout.tally(admin(tenant), test.id).lines
+    (line,) = tally.tally(admin(tenant), test.id).lines
     assert line.member_id == chief.member.id and not line.notified  # no LINE channel here
 
 

@@ -21,7 +21,7 @@ from models.enums import Answer
 from services import backup
 from services.base import transaction
 from services.db import unit_of_work
-from services.dispatch import callout, incidents, selftest
+from services.dispatch import callout, incidents, selftest, tally
 from services.errors import ValidationError
 from services.imports import RowStatus
 from tests.callout_factories import messaging
@@ -62,8 +62,8 @@ def called_out(tenant: uuid.UUID) -> uuid.UUID:
 
 def board(tenant: uuid.UUID, incident_id: uuid.UUID) -> tuple:
     """The tally as a leader sees it: per 分団, per member (ids aside), and the waves sent."""
-    tally = callout.tally(admin(tenant), incident_id)
-    return tally.units, [replace(line, member_id=None) for line in tally.lines], tally.waves
+    board = tally.tally(admin(tenant), incident_id)
+    return board.units, [replace(line, member_id=None) for line in board.lines], board.waves
 
 
 def counted(preview: backup.RestorePreview, status: RowStatus) -> list[int]:
@@ -162,7 +162,7 @@ def test_an_unknown_member_or_incident_is_refused_by_row_and_column(tenant):
 
 def answer_for_the_leader(tenant: uuid.UUID, incident_id: uuid.UUID) -> None:
     """An answer entered after the backup was made."""
-    lines = callout.tally(admin(tenant), incident_id).lines
+    lines = tally.tally(admin(tenant), incident_id).lines
     leader = next(line for line in lines if line.member_code == "L-001")
     callout.answer_by_proxy(admin(tenant), incident_id, leader.member_id, Answer.UNAVAILABLE)
 

@@ -30,6 +30,7 @@ from services.dispatch import (
     line_inbox,
     line_webhook,
     outbox,
+    tally,
 )
 from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from tests.callout_factories import Brigade, bulk_members, make_brigade, messaging
@@ -95,7 +96,7 @@ def test_a_dispatch_mail_calls_exactly_the_listed_units_and_the_leaders(engine):
     assert "１丁目" not in json.dumps(message, ensure_ascii=False)  # 町名 level only
     data = [a["action"]["data"] for a in message["contents"]["footer"]["contents"][:3]]
     assert [decode_postback(d).answer for d in data] == list(Answer)
-    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    board = tally.tally(admin(brigade.tenant_id), incident_id)
     assert {line.member_id for line in board.lines} == expected  # the unlinked one is listed
     assert sum(not line.notified for line in board.lines) == 1
     with unit_of_work(brigade.tenant_id) as db:
@@ -194,13 +195,13 @@ def test_without_line_nobody_is_messaged_and_proxy_answers_work():
     brigade = make_brigade({"第1分団": 2})
     incident_id = dispatch(brigade, units="本町団1")
     send_all(brigade)
-    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    board = tally.tally(admin(brigade.tenant_id), incident_id)
     assert not board.messaging and not any(line.notified for line in board.lines)
     member = next(iter(brigade.in_unit("第1分団")))
     callout.answer_by_proxy(
         admin(brigade.tenant_id), incident_id, member, Answer.AVAILABLE, eta_minutes=10
     )
-    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    board = tally.tally(admin(brigade.tenant_id), incident_id)
     line = next(line for line in board.lines if line.member_id == member)
     assert line.answer == Answer.AVAILABLE and line.via == "proxy" and line.eta_minutes == 10
     (unit,) = board.units
@@ -230,7 +231,7 @@ def test_a_button_press_is_recorded_confirmed_once_and_counted_once():
     assert len(replies) == 2
     assert "出動可" in replies[0].messages[0]["text"]
     assert len(replies[0].messages[0]["quickReply"]["items"]) == 4
-    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    board = tally.tally(admin(brigade.tenant_id), incident_id)
     line = next(line for line in board.lines if line.member_id == member)
     assert line.answer == Answer.AVAILABLE and line.eta_minutes == 10 and line.via == "line"
     assert board.totals[Answer.AVAILABLE] == 1
@@ -253,7 +254,7 @@ def test_postbacks_from_non_targets_and_for_ended_incidents_are_refused():
         press(fake, brigade, member, incident_id, Answer.AVAILABLE)
     texts = [d.messages[0]["text"] for d in fake.deliveries if d.endpoint == "reply"]
     assert "連絡先に含まれていない" in texts[0] and "終了している" in texts[1]
-    assert callout.tally(admin(brigade.tenant_id), incident_id).totals["none"] == 2
+    assert tally.tally(admin(brigade.tenant_id), incident_id).totals["none"] == 2
 
 
 def test_a_webhook_with_a_bad_or_missing_signature_is_refused_and_logged(engine):
@@ -268,7 +269,7 @@ def test_a_webhook_with_a_bad_or_missing_signature_is_refused_and_logged(engine)
         missing = {"content-type": "application/json"}
         assert post_webhook(fake, [], body=raw, headers=missing).status_code == 400
         assert post_webhook(fake, []).status_code == 200  # LINE's verification call
-    assert callout.tally(admin(brigade.tenant_id), incident_id).totals["none"] == 2
+    assert tally.tally(admin(brigade.tenant_id), incident_id).totals["none"] == 2
     refused = [
         e
         for e in audit_events(engine, PLATFORM_TENANT_ID, category=AuditCategory.AUTH)
@@ -404,7 +405,7 @@ def test_call_out_and_proxy_answers_need_dispatch_edit():
         callout.call_out(viewer, incident_id, ("第2分団",))
     with pytest.raises(PermissionDenied):
         callout.answer_by_proxy(viewer, incident_id, member, Answer.AVAILABLE)
-    assert callout.tally(viewer, incident_id).lines[0].name == ""  # no names for 閲覧
+    assert tally.tally(viewer, incident_id).lines[0].name == ""  # no names for 閲覧
     editor = actor_with(brigade.tenant_id, {Function.DISPATCH: Level.EDIT})
     outsider = next(iter(brigade.in_unit("第2分団")))
     with pytest.raises(ValidationError):  # not called for this incident
@@ -428,7 +429,7 @@ def test_another_brigade_reaches_nothing_of_this_ones_call_out():
     incident_id = dispatch(brigade, units="本町団1")
     member = next(iter(brigade.in_unit("第1分団")))
     for call in (
-        lambda: callout.tally(admin(other.tenant_id), incident_id),
+        lambda: tally.tally(admin(other.tenant_id), incident_id),
         lambda: callout.call_out(admin(other.tenant_id), incident_id, ("第1分団",)),
         lambda: callout.answer_by_proxy(
             admin(other.tenant_id), incident_id, member, Answer.AVAILABLE
@@ -441,7 +442,7 @@ def test_another_brigade_reaches_nothing_of_this_ones_call_out():
         outsider = next(iter(other.in_unit("第1分団")))
         data = Postback(brigade.tenant_id, incident_id, answer=Answer.AVAILABLE).encode()
         post_webhook(fake, [fake.postback_event(other.sub_of(outsider), data)])
-    assert callout.tally(admin(brigade.tenant_id), incident_id).totals["none"] == 2
+    assert tally.tally(admin(brigade.tenant_id), incident_id).totals["none"] == 2
     with unit_of_work(brigade.tenant_id) as db:
         targets = db.exec(
             select(CalloutTarget).where(CalloutTarget.tenant_id == brigade.tenant_id)
@@ -472,13 +473,13 @@ def test_rules_change_who_is_called_and_the_crew_minimum():
     rules = rules_of(brigade, crew_minimum=2, no_units_target="leaders")
     assert rules.crew_minimum == 2 and rules.version == 1
     incident_id = dispatch(brigade, units="")  # names no 分団: only the leaders
-    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    board = tally.tally(admin(brigade.tenant_id), incident_id)
     assert {line.member_id for line in board.lines} == brigade.leaders
     rules_of(brigade, auto_callout=False)
     quiet = dispatch(brigade, units="本町団1", reference="quiet-1")
-    assert not callout.tally(admin(brigade.tenant_id), quiet).lines
+    assert not tally.tally(admin(brigade.tenant_id), quiet).lines
     assert callout.call_out(admin(brigade.tenant_id), quiet, ("第1分団",)) == 3
-    (unit,) = callout.tally(admin(brigade.tenant_id), quiet).units
+    (unit,) = tally.tally(admin(brigade.tenant_id), quiet).units
     assert unit.crew_minimum == 2
 
 
@@ -554,7 +555,7 @@ def test_a_test_call_out_reaches_only_the_chosen_and_its_buttons_work():
         assert "【テスト】" in fake.deliveries[0].messages[0]["altText"]
         press(fake, brigade, chosen, incident_id, Answer.AVAILABLE)
         press(fake, brigade, other, incident_id, Answer.AVAILABLE)  # not chosen: refused
-    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    board = tally.tally(admin(brigade.tenant_id), incident_id)
     assert [(line.member_id, line.answer) for line in board.lines] == [(chosen, Answer.AVAILABLE)]
     assert {r.member_id for r in callout_test.test_recipients(admin(brigade.tenant_id))} >= {chosen}
 
@@ -572,7 +573,7 @@ def test_an_event_kept_but_not_handled_is_handled_by_the_sweep_once():
         assert (
             line_webhook.handle(line_inbox.keep([event]) or [(event["webhookEventId"], event)]) == 0
         )
-    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    board = tally.tally(admin(brigade.tenant_id), incident_id)
     assert board.totals[Answer.LATE] == 1
     assert len([d for d in fake.deliveries if d.endpoint == "reply"]) == 1
 
@@ -600,11 +601,11 @@ def test_a_burst_is_handled_together_and_one_failing_answer_spoils_no_other(monk
         monkeypatch.setattr(callout, "add_answer", add_answer)
         assert post_webhook(fake, events).status_code == 200
         monkeypatch.setattr(callout, "add_answer", real_add)
-        board = callout.tally(admin(brigade.tenant_id), incident_id)
+        board = tally.tally(admin(brigade.tenant_id), incident_id)
         assert board.totals[Answer.AVAILABLE] == 3 and board.totals["none"] >= 1
         assert len([d for d in fake.deliveries if d.endpoint == "reply"]) == 3
         assert line_webhook.handle_pending(older_than_seconds=0) >= 1  # the failed one, later
-    board = callout.tally(admin(brigade.tenant_id), incident_id)
+    board = tally.tally(admin(brigade.tenant_id), incident_id)
     assert board.totals[Answer.AVAILABLE] == 4
     logged = audit_events(engine, PLATFORM_TENANT_ID, category=AuditCategory.EXTERNAL)
     assert any(json.loads(e.details).get("result") == "unknown_brigade" for e in logged)

@@ -13,7 +13,7 @@ import pytest
 
 from models.base import utcnow
 from models.enums import Function, Level
-from services.dispatch import callout, callout_rules, incidents, intake, outbox
+from services.dispatch import callout, callout_rules, incidents, intake, outbox, tally
 from services.dispatch.callout_rules import NeighbourRow, Rule, RuleRow
 from services.errors import Conflict, PermissionDenied, ValidationError
 from tests.callout_factories import Brigade, make_brigade, messaging
@@ -37,7 +37,7 @@ def dispatch(brigade: Brigade, *, kind: str = "建物火災", hour: int = 10, un
 
 
 def called(brigade: Brigade, incident_id: uuid.UUID) -> set[uuid.UUID]:
-    return {line.member_id for line in callout.tally(admin(brigade.tenant_id), incident_id).lines}
+    return {line.member_id for line in tally.tally(admin(brigade.tenant_id), incident_id).lines}
 
 
 def save(brigade: Brigade, rules=(), neighbours=(), *, actor=None) -> callout_rules.Saved:

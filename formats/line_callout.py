@@ -197,6 +197,14 @@ def followup_message(content: CalloutContent, status_label: str) -> dict:
     )
 
 
+def report_request_message(content: CalloutContent, link: str) -> dict:
+    return text_message(
+        f"【出動報告のお願い】{content.title} {content.kind} {content.town}\n"
+        "活動の開始・終了時刻と内容を入力して提出してください（出動報酬の計算に使います）。\n"
+        f"{link}"
+    )
+
+
 def answer_reply(content_title: str, answer: Answer) -> dict:
     """The reply confirming an answer (with_eta_question adds the ETA buttons)."""
     return text_message(f"{content_title}：「{answer.label}」で受け付けました。")

@@ -26,6 +26,7 @@ class CalloutKind(StrEnum):
     # the daily self-test (自己診断): its chunk goes to LINE's validate endpoint, reaching nobody
     SELFTEST = "selftest"
     SELFTEST_ALERT = "selftest_alert"  # to the 災害出動 管理 holders: the self-test failed
+    REPORT_REQUEST = "report_request"  # after 終了: to those who came, asking for 出動報告
 
     @property
     def label(self) -> str:
@@ -38,6 +39,7 @@ class CalloutKind(StrEnum):
             "test": "テスト送信",
             "selftest": "自己診断",
             "selftest_alert": "自己診断の異常通知",
+            "report_request": "出動報告の依頼",
         }[self.value]
 
 

@@ -314,7 +314,7 @@ def touch(row: Incident) -> None:
 def move(tx: Tx, row: Incident, status: IncidentStatus, *, by_hand: bool, mail_id=None) -> None:
     """The one way an incident's status changes (a follow-up mail or a leader's hand): the
     call-out follows in the same transaction (no reminder or unsent call after an end, and
-    鎮圧・鎮火・誤報・取消 to those coming)."""
+    鎮圧・鎮火・誤報・取消 to those coming); at 終了 those who came are asked for 出動報告."""
     from services.dispatch import callout  # callout builds on this module
 
     before = IncidentStatus(row.status)
@@ -331,6 +331,10 @@ def move(tx: Tx, row: Incident, status: IncidentStatus, *, by_hand: bool, mail_i
         mail_id=mail_id,
     )
     callout.on_status(tx, row, status)
+    if status == S.CLOSED:
+        from services.reports import reports  # reports build on incidents
+
+        reports.request_for_incident(tx, row, before)
 
 
 def find_match(

@@ -37,6 +37,21 @@ MEMBER_PAGES = (
         Function.DISPATCH,
         "incidents",
     ),
+    PageSpec(
+        "app_pages/reports.py",
+        "出動報告",
+        ":material/assignment:",
+        Function.REPORTS,
+        "reports",
+    ),
+    PageSpec(
+        "app_pages/approvals.py",
+        "報告の承認",
+        ":material/approval:",
+        Function.APPROVALS,
+        "approvals",
+        Level.EDIT,
+    ),
     PageSpec("app_pages/roster.py", "団員名簿", ":material/groups:", Function.ROSTER, "roster"),
     PageSpec(
         "app_pages/water_map.py",

@@ -65,7 +65,7 @@ def position_caption(position: IncidentPosition) -> None:
         )
 
 
-def draw_map(found: NearestWater, *, pick: bool) -> tuple[float, float] | None:
+def draw_map(found: NearestWater, *, pick: bool, height: int = 420) -> tuple[float, float] | None:
     """The map; returns the point last clicked on it (for pinning), if any."""
     position = found.position
     point = (position.latitude, position.longitude) if position.known else None
@@ -108,7 +108,7 @@ def draw_map(found: NearestWater, *, pick: bool) -> tuple[float, float] | None:
     event = st_folium(
         m,
         key="incident_map",
-        height=420,
+        height=height,
         use_container_width=True,
         returned_objects=["last_clicked"] if pick else [],
     )

@@ -38,6 +38,13 @@ MEMBER_PAGES = (
         "incidents",
     ),
     PageSpec(
+        "app_pages/turnout.py",
+        "出動情報",
+        ":material/directions_run:",
+        Function.DISPATCH,
+        "turnout",
+    ),
+    PageSpec(
         "app_pages/reports.py",
         "出動報告",
         ":material/assignment:",

@@ -31,7 +31,7 @@ from services.base import Tx, transaction
 from services.dispatch.incidents import EDIT, VIEW, _get, add_entry, unseal
 from services.errors import ValidationError
 from services.traffic_log import external_call_recorder
-from services.water_sources.model import USABLE, NearbySource
+from services.water_sources.model import USABLE, NearbySource, Registry
 
 SOURCE_LABELS = {"manual": "手動", "map_url": "地図URL", "geocoder": "住所検索"}
 # What came of the geocoder's last lookup, for the page to explain an incident without a point.
@@ -104,6 +104,13 @@ def nearest_water(
     with transaction(actor, VIEW, action="incident.nearest_water", read_only=True) as tx:
         position = position_of(tx, _get(tx, incident_id))
         registry = water_sources.registry_in(tx)
+    return nearest_in(registry, position, k, radius_m)
+
+
+def nearest_in(
+    registry: Registry, position: IncidentPosition, k: int, radius_m: int
+) -> NearestWater:
+    """The k nearest usable sources of a registry already read, around a position."""
     if not position.known:
         return NearestWater(position, [], k, radius_m, registry.settings.area_center)
     hits = usable_within(registry.sources, position.latitude, position.longitude, k, radius_m)

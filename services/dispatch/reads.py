@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import update
@@ -21,12 +21,13 @@ from sqlmodel import select
 from core.actor import Actor
 from models.base import new_id, utcnow
 from models.callout import CalloutAnswer
-from models.dispatch import IncidentStatus
+from models.dispatch import Incident, IncidentStatus
 from models.enums import Answer
 from models.incident_read import IncidentRead
+from services import geo, water_sources
 from services.base import Tx, scoped, transaction
 from services.dispatch import incident_map
-from services.dispatch.incident_map import NearestWater
+from services.dispatch.incident_map import IncidentPosition, NearestWater
 from services.dispatch.incidents import VIEW, _get, unseal
 from services.errors import PermissionDenied
 
@@ -111,28 +112,41 @@ def read_times(
 
 
 def member_view(actor: Actor, incident_id: uuid.UUID) -> MemberIncident:
-    """The incident as the phone page shows it to the signed-in member."""
+    """The incident as the phone page shows it to the signed-in member, in one read."""
     with transaction(actor, VIEW, action="incident.member_view", read_only=True) as tx:
         row = _get(tx, incident_id)
         answer = _own_answer(tx, row.id)
-        facts = {
-            "id": row.id,
-            "number": row.number,
-            "kind": row.kind,
-            "status": IncidentStatus(row.status),
-            "place": unseal(tx, row, "place"),
-            "place_approximate": row.place_approximate,
-            "landmark": unseal(tx, row, "landmark"),
-            "occurred_at": row.occurred_at,
-            "received_at": row.received_at or row.created_at,
-        }
-    water = incident_map.nearest_water(actor, incident_id, k=NEAREST_K, radius_m=NEAREST_RADIUS_M)
-    return MemberIncident(
-        **facts,
-        answer=Answer(answer.answer) if answer else None,
-        eta_minutes=answer.eta_minutes if answer else None,
-        water=water,
-    )
+        position = _position(tx, row)
+        water = incident_map.nearest_in(
+            water_sources.registry_in(tx), position, NEAREST_K, NEAREST_RADIUS_M
+        )
+        return MemberIncident(
+            id=row.id,
+            number=row.number,
+            kind=row.kind,
+            status=IncidentStatus(row.status),
+            place=unseal(tx, row, "place"),
+            place_approximate=row.place_approximate,
+            landmark=unseal(tx, row, "landmark"),
+            occurred_at=row.occurred_at,
+            received_at=row.received_at or row.created_at,
+            answer=Answer(answer.answer) if answer else None,
+            eta_minutes=answer.eta_minutes if answer else None,
+            water=water,
+        )
+
+
+def _position(tx: Tx, row: Incident) -> IncidentPosition:
+    """The stored point, else the mail's map link read now: members open the link before any
+    leader's page has filled the point in (incident_map.locate, which may ask the geocoder,
+    runs for 編集 only), and this read must not write."""
+    position = incident_map.position_of(tx, row)
+    if position.known:
+        return position
+    point = geo.coordinates_in_url(unseal(tx, row, "map_url"))
+    if point is None:
+        return position
+    return replace(position, latitude=point[0], longitude=point[1], source="map_url")
 
 
 def _member_of(tx: Tx) -> uuid.UUID:

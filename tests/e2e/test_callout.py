@@ -92,7 +92,8 @@ def test_a_dispatch_mail_calls_out_answers_fill_the_tally_and_the_silent_are_rem
         page = context.new_page()
         submit_login(page, app, login)
         expect(page.get_by_text("ホーム").first).to_be_visible()
-        page.goto(link.replace("http://localhost:8501", app))
+        assert link.endswith(f"/turnout?incident={incident_id}")  # the member's phone page
+        page.goto(f"{app}/incidents?incident={incident_id}")  # a leader watches the tally
         expect(page.get_by_text("出動連絡と回答状況")).to_be_visible()
 
         first, second, *silent = sorted(brigade.in_unit("第1分団"))

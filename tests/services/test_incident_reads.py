@@ -16,10 +16,12 @@ from models.incident_read import IncidentRead
 from services import tenant_lifecycle as lifecycle
 from services.base import transaction
 from services.db import unit_of_work
-from services.dispatch import callout, incident_map, incidents, reads
+from services.dispatch import callout, incident_map, incidents, intake, reads
 from services.dispatch.incidents import IncidentInput
 from services.errors import NotFound, PermissionDenied
 from services.signin import sessions
+from tests.dispatch_factories import body, mail, where
+from tests.dispatch_factories import make_source as make_dispatch_source
 from tests.factories import (
     PLATFORM,
     admin,
@@ -173,3 +175,16 @@ def test_reads_go_with_the_brigades_data(tenant):
     lifecycle.delete_brigade_data(PLATFORM, tenant)
     assert stored(tenant) == []
     assert lifecycle.remaining_rows(PLATFORM, tenant) == {}
+
+
+def test_before_any_leader_opened_it_the_mails_map_link_places_it_without_writing(tenant):
+    source = make_dispatch_source(tenant)
+    link = f"https://www.google.com/maps/@{ORIGIN[0]},{ORIGIN[1]},17z"
+    text = body(extra=f"地図 {link}")
+    incident_id = intake.receive(where(source), mail(source.address, text)).incident_id
+    near = make_source(tenant, **north_of_origin(1))
+
+    view = reads.member_view(member_actor(tenant), incident_id)
+    assert (view.water.position.latitude, view.water.position.longitude) == ORIGIN
+    assert [n.source.code for n in view.water.sources] == [near.code]
+    assert not incident_map.get_position(admin(tenant), incident_id).known  # nothing stored

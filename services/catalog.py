@@ -21,6 +21,7 @@ from models.enums import (
     MemberStatus,
 )
 from models.member import MemberCreate, MemberPublic, MemberUpdate
+from models.report import ReportStatus
 from models.water import (
     WaterInspectionCreate,
     WaterInspectionPublic,
@@ -65,6 +66,7 @@ __all__ = [
     "MemberUpdate",
     "MissingRows",
     "Progress",
+    "ReportStatus",
     "RowPlan",
     "RowStatus",
     "Unencodable",

@@ -181,24 +181,23 @@ def may_read(tx: Tx, row: ActivityReport, reporter: Member) -> bool:
     return acted is not None
 
 
-def pending_ids(actor: Actor, *, overrides: bool = False) -> list[uuid.UUID]:
+def pending_in(tx: Tx, *, overrides: bool = False) -> list[uuid.UUID]:
     """The submitted reports whose current step the actor may take, oldest first: as the
     chain names them, or (`overrides`) only those a 出動報告 管理 holder may take for a 分団
     not their own."""
-    with transaction(actor, APPROVE, action="reports.pending", read_only=True) as tx:
-        rows = tx.session.exec(
-            scoped(select(ActivityReport, Member), tx.actor)
-            .where(
-                ActivityReport.member_id == Member.id,
-                ActivityReport.status == ReportStatus.SUBMITTED,
-            )
-            .order_by(ActivityReport.submitted_at)
-            .limit(MAX_PENDING)
-        ).all()
-        natural = {r.id for r, m in rows if may_take(tx, r, m, override=False) is None}
-        if not overrides:
-            return [r.id for r, _ in rows if r.id in natural]
-        return [r.id for r, m in rows if r.id not in natural and may_take(tx, r, m) is None]
+    rows = tx.session.exec(
+        scoped(select(ActivityReport, Member), tx.actor)
+        .where(
+            ActivityReport.member_id == Member.id,
+            ActivityReport.status == ReportStatus.SUBMITTED,
+        )
+        .order_by(ActivityReport.submitted_at)
+        .limit(MAX_PENDING)
+    ).all()
+    natural = {r.id for r, m in rows if may_take(tx, r, m, override=False) is None}
+    if not overrides:
+        return [r.id for r, _ in rows if r.id in natural]
+    return [r.id for r, m in rows if r.id not in natural and may_take(tx, r, m) is None]
 
 
 # --- approving and returning ------------------------------------------------------------------

@@ -34,7 +34,7 @@ from services.base import Tx, scoped, transaction
 from services.errors import Conflict, NotFound, Refused, ValidationError
 from services.reports import approvals
 from services.reports import rewards as reward_rules
-from services.reports.settings import OTHERS, OWN
+from services.reports.settings import APPROVE, OTHERS, OWN
 
 ACTIVITY_FIELD = "activity_report.activity"
 MAX_ACTIVITY_CHARS = 500
@@ -222,6 +222,17 @@ def get_report(actor: Actor, report_id: uuid.UUID) -> ReportView:
         row = _readable(tx, report_id)
         (view,) = _views(tx, _query(tx).where(ActivityReport.id == row.id), steps=True)
         return view
+
+
+def pending_approval(actor: Actor, *, overrides: bool = False) -> list[ReportView]:
+    """The reports waiting for a step the actor may take (出動報告の承認), oldest first, with
+    their trails (approvals.pending_in says which)."""
+    with transaction(actor, APPROVE, action="reports.pending", read_only=True) as tx:
+        ids = approvals.pending_in(tx, overrides=overrides)
+        views = {
+            v.id: v for v in _views(tx, _query(tx).where(ActivityReport.id.in_(ids)), steps=True)
+        }
+        return [views[i] for i in ids]
 
 
 def categories(actor: Actor) -> tuple[str, ...]:
@@ -513,3 +524,28 @@ def _categories(tx: Tx) -> tuple[str, ...]:
         return DEFAULT_CATEGORIES
     usual = DEFAULT_CATEGORIES if table.other_category else ()
     return tuple(dict.fromkeys([*table.categories, *usual]))
+
+
+@dataclass(frozen=True)
+class Reporter:
+    id: uuid.UUID
+    member_code: str
+    name: str
+    affiliation: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.member_code} {self.name}（{self.affiliation or '所属なし'}）"
+
+
+def reporters(actor: Actor) -> list[Reporter]:
+    """The active members a leader may enter a report for (出動報告 編集)."""
+    with transaction(actor, OTHERS, action="reports.reporters", read_only=True) as tx:
+        rows = tx.session.exec(
+            scoped(select(Member), tx.actor)
+            .where(Member.status == MemberStatus.ACTIVE)
+            .order_by(Member.member_code)
+        ).all()
+        return [
+            Reporter(m.id, m.member_code, tx.cipher.member_name(m), m.affiliation) for m in rows
+        ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlmodel import select
 
 from models.base import utcnow
 from models.dispatch import IncidentStatus
@@ -45,6 +46,10 @@ def timed(hours: float = 3, *, category: str = "火災", ago: float = 5) -> Repo
 @pytest.fixture
 def crew():
     return make_people(CREW)
+
+
+def pending(actor, **kwargs) -> list:
+    return [v.id for v in reports.pending_approval(actor, **kwargs)]
 
 
 def own_report(people, key: str):
@@ -113,16 +118,16 @@ def test_default_chain_unit_leader_then_chief(crew, engine):
     assert submitted.waiting_for == "分団長の承認待ち"
     # the chief waits for the 分団長 (or takes it as 管理, not listed as theirs); the other
     # 分団's 分団長 may not take it
-    assert approvals.pending_ids(crew.actor("chief")) == []
-    assert approvals.pending_ids(crew.actor("leader2")) == []
+    assert pending(crew.actor("chief")) == []
+    assert pending(crew.actor("leader2")) == []
     with pytest.raises(PermissionDenied, match="第1分団の分団長"):
         approvals.approve(crew.actor("leader2"), view.id, expected_version=submitted.version)
-    assert approvals.pending_ids(crew.actor("leader1")) == [view.id]
+    assert pending(crew.actor("leader1")) == [view.id]
     assert not approvals.approve(crew.actor("leader1"), view.id, expected_version=submitted.version)
     after = reports.get_report(crew.actor("a"), view.id)
     assert after.waiting_for == "団長の承認待ち"
-    assert approvals.pending_ids(crew.actor("leader1")) == []
-    assert approvals.pending_ids(crew.actor("deputy")) == []  # 副団長 is below 団長
+    assert pending(crew.actor("leader1")) == []
+    assert pending(crew.actor("deputy")) == []  # 副団長 is below 団長
     assert approvals.approve(crew.actor("chief"), view.id, expected_version=after.version)
     done = reports.get_report(crew.actor("a"), view.id)
     assert done.status == ReportStatus.APPROVED
@@ -178,12 +183,12 @@ def test_admin_may_take_a_unit_step_for_any_unit(crew):
         expected_version=0,
     )
     chief = crew.actor("chief")
-    assert approvals.pending_ids(chief) == []
-    assert approvals.pending_ids(chief, overrides=True) == [view.id]
+    assert pending(chief) == []
+    assert pending(chief, overrides=True) == [view.id]
     approvals.approve(chief, view.id, expected_version=view.version)
     # ... but not the next step too: one person, one step
     after = reports.get_report(chief, view.id)
-    assert approvals.pending_ids(chief) == []
+    assert pending(chief) == []
     with pytest.raises(PermissionDenied, match="2つの段階"):
         approvals.approve(chief, view.id, expected_version=after.version)
 
@@ -201,7 +206,7 @@ def test_member_rights(crew):
     with pytest.raises(PermissionDenied):
         reports.list_reports(member)
     with pytest.raises(PermissionDenied):
-        approvals.pending_ids(member)
+        pending(member)
     # a 分団長 (出動報告 編集) enters for a member
     entered = reports.save_report(
         crew.actor("leader1"), None, timed(category="訓練"), member_id=crew.ids["b"]
@@ -227,7 +232,7 @@ def test_other_brigade_sees_and_changes_nothing(crew):
     other = make_people({"chief": ("団長", "団本部")})
     intruder = other.actor("chief")
     assert reports.list_reports(intruder) == []
-    assert approvals.pending_ids(intruder) == []
+    assert pending(intruder) == []
     with pytest.raises(NotFound):
         reports.get_report(intruder, view.id)
     with pytest.raises(NotFound):
@@ -255,3 +260,26 @@ def test_chain_validation_and_conflict(crew):
         approvals.save_chain(chief, [ChainStep("団長")], expected_version=0)
     with pytest.raises(PermissionDenied):
         approvals.save_chain(crew.actor("leader1"), [ChainStep("団長")], expected_version=1)
+
+
+def test_the_request_goes_on_line_to_those_it_reaches(crew):
+    from models.callout import Callout, CalloutKind
+    from services.db import unit_of_work
+    from tests.callout_factories import messaging
+    from tests.factories import link_line
+    from tests.fakes.line_messaging import new_user_id
+
+    link_line(crew.tenant_id, crew.ids["a"], new_user_id())
+    with messaging():
+        closed_incident(crew, {"a": Answer.AVAILABLE, "b": Answer.AVAILABLE})
+    with unit_of_work(crew.tenant_id) as db:
+        waves = db.exec(
+            select(Callout).where(
+                Callout.tenant_id == crew.tenant_id, Callout.kind == CalloutKind.REPORT_REQUEST
+            )
+        ).all()
+    assert [w.recipients for w in waves] == [1]  # b has no LINE: the page lists the request
+    assert {v.member_id for v in reports.list_reports(admin(crew.tenant_id))} == {
+        crew.ids["a"],
+        crew.ids["b"],
+    }

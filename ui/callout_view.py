@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core.actor import Actor
-from core.timefmt import to_jst
+from core.timefmt import clock_jst, to_jst
 from services.catalog import ETA_CHOICES, Answer
 from services.dispatch import callout, callout_rules, tally
 from services.dispatch.incidents import IncidentView
@@ -76,6 +76,7 @@ def live_tally(actor: Actor, incident_id: uuid.UUID) -> None:
                     "経路": {"line": "LINE", "proxy": "代理入力"}.get(line.via, ""),
                     "LINE通知": "済" if line.notified else "なし",
                     "再通知": "済" if line.reminded else "",
+                    "既読": f"既読 {clock_jst(line.read_at)}" if line.read_at else "",
                 }
                 for line in board.lines
             ]

@@ -19,7 +19,7 @@ from models.callout import Callout, CalloutAnswer, CalloutKind, CalloutTarget
 from models.dispatch import Incident
 from models.enums import Answer, Function, Level
 from services.base import Tx, scoped, transaction
-from services.dispatch import callout
+from services.dispatch import callout, reads
 from services.errors import NotFound
 
 
@@ -36,6 +36,7 @@ class TargetLine:
     answered_at: datetime | None
     via: str
     reminded: bool
+    read_at: datetime | None  # 既読: when the member first opened the incident's page
 
     @property
     def answer_label(self) -> str:
@@ -81,11 +82,12 @@ def tally(actor: Actor, incident_id: uuid.UUID) -> Tally:
 
 
 def tallies(tx: Tx, rows: list[Incident]) -> list[Tally]:
-    """The tally of each incident of `rows`, in their order, by four queries for all."""
+    """The tally of each incident of `rows`, in their order, by five queries for all."""
     ids = [row.id for row in rows]
     targets = _grouped(tx, CalloutTarget, ids)
     answers = _grouped(tx, CalloutAnswer, ids, CalloutAnswer.at, CalloutAnswer.id)
     waves = _grouped(tx, Callout, ids, Callout.created_at)
+    read_at = reads.read_times(tx, ids)
     member_ids = list({t.member_id for group in targets.values() for t in group})
     members = {
         m.id: m
@@ -103,6 +105,7 @@ def tallies(tx: Tx, rows: list[Incident]) -> list[Tally]:
             {a.member_id: a for a in answers.get(row.id, [])},  # later answers win
             waves.get(row.id, []),
             members,
+            read_at,
             names=names,
             minimum=minimum,
         )
@@ -127,11 +130,15 @@ def _built(
     answers: dict[uuid.UUID, CalloutAnswer],
     waves: list[Callout],
     members: dict[uuid.UUID, Member],
+    read_at: dict[tuple[uuid.UUID, uuid.UUID], datetime],
     *,
     names: bool,
     minimum: int,
 ) -> Tally:
-    lines = [_line(tx, t, members[t.member_id], answers.get(t.member_id), names) for t in targets]
+    lines = [
+        _line(tx, t, members[t.member_id], answers.get(t.member_id), names, read_at)
+        for t in targets
+    ]
     lines.sort(key=lambda line: (line.unit, line.answer is not None, line.member_code))
     called = set(json.loads(row.units)).union(*(json.loads(w.units) for w in waves))
     per_unit: dict[str, Counter] = {}
@@ -150,7 +157,12 @@ def _built(
 
 
 def _line(
-    tx: Tx, target: CalloutTarget, member: Member, answer: CalloutAnswer | None, names: bool
+    tx: Tx,
+    target: CalloutTarget,
+    member: Member,
+    answer: CalloutAnswer | None,
+    names: bool,
+    read_at: dict[tuple[uuid.UUID, uuid.UUID], datetime],
 ) -> TargetLine:
     return TargetLine(
         member_id=member.id,
@@ -164,4 +176,5 @@ def _line(
         answered_at=answer.at if answer else None,
         via=answer.via if answer else "",
         reminded=target.reminded_at is not None,
+        read_at=read_at.get((target.incident_id, member.id)),
     )

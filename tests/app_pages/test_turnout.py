@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
+from core.timefmt import clock_jst
 from models.incident_read import IncidentRead
 from services.db import unit_of_work
 from services.dispatch import callout, incidents, intake
@@ -94,3 +95,20 @@ def test_members_get_the_page_and_those_without_dispatch_view_do_not(open_app):
     assert nav_registers(open_app(member.token), PAGE)
     plain_members_hold_nothing(tenant)
     assert not nav_registers(open_app(member.token), PAGE)
+
+
+def test_a_leader_sees_who_has_read_it_on_the_incident_page(open_app):
+    tenant = make_tenant()
+    fire = receive(tenant, body(units="本町団1"))
+    member = sign_in(tenant, rank="団員")
+    callout.call_out(admin(tenant), fire.id, ("第1分団",))
+    open_turnout(open_app, member.token, str(fire.id))
+    [read] = reads_of(tenant)
+
+    at = open_app(sign_in(tenant).token)
+    at.switch_page("app_pages/incidents.py")
+    at.query_params["incident"] = str(fire.id)
+    at.run()
+    (lines,) = [d.value for d in at.dataframe if "既読" in d.value.columns]
+    row = lines[lines["団員番号"] == member.member.member_code].iloc[0]
+    assert row["既読"] == f"既読 {clock_jst(read.first_read_at)}"

@@ -16,7 +16,7 @@ from models.incident_read import IncidentRead
 from services import tenant_lifecycle as lifecycle
 from services.base import transaction
 from services.db import unit_of_work
-from services.dispatch import callout, incident_map, incidents, intake, reads
+from services.dispatch import callout, incident_map, incidents, intake, reads, tally
 from services.dispatch.incidents import IncidentInput
 from services.errors import NotFound, PermissionDenied
 from services.signin import sessions
@@ -188,3 +188,16 @@ def test_before_any_leader_opened_it_the_mails_map_link_places_it_without_writin
     assert (view.water.position.latitude, view.water.position.longitude) == ORIGIN
     assert [n.source.code for n in view.water.sources] == [near.code]
     assert not incident_map.get_position(admin(tenant), incident_id).known  # nothing stored
+
+
+def test_the_tally_shows_when_each_called_member_first_opened_it(tenant):
+    reader, silent = member_actor(tenant), member_actor(tenant)
+    incident_id = new_incident(tenant)
+    callout.call_out(admin(tenant), incident_id, ("第1分団",))
+    reads.mark_read(reader, incident_id)
+    [first] = stored(tenant)
+    reads.mark_read(reader, incident_id)
+
+    lines = {line.member_id: line for line in tally.tally(admin(tenant), incident_id).lines}
+    assert lines[reader.member_id].read_at == first.first_read_at
+    assert lines[silent.member_id].read_at is None

@@ -109,6 +109,14 @@ MEMBER_PAGES = (
         Function.PERMISSIONS,
         "permissions",
     ),
+    PageSpec(
+        "app_pages/report_settings.py",
+        "出動報告の設定",
+        ":material/request_quote:",
+        Function.REPORTS,
+        "report-settings",
+        Level.ADMIN,
+    ),
     # The receiving address is a credential: only 管理 gets the page at all.
     PageSpec(
         "app_pages/mail_sources.py",

@@ -1,13 +1,17 @@
-"""ダッシュボード: members by 分団 and rank, accounts, water sources and recent events."""
+"""ダッシュボード: members by 分団 and rank, accounts, water sources, 出動統計 and recent events."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from core.access import Need, allows
 from services import dashboard
+from services.catalog import Function, Level
+from services.dispatch import statistics
 from services.errors import ServiceError
 from ui.common import current_actor, show_error
+from ui.incident_history_view import show_statistics
 
 actor = current_actor()
 st.title("ダッシュボード")
@@ -60,6 +64,12 @@ if data.water is not None:
         chart(w.by_kind, "種別", "か所", "water_kinds_table")
     with right:
         chart(w.by_status, "状態", "か所", "water_status_table")
+
+if allows(actor, Need(Function.DISPATCH, Level.VIEW)):
+    try:
+        show_statistics(statistics.dispatch_statistics(actor))
+    except ServiceError as exc:
+        show_error(exc)
 
 if data.events is not None:
     st.subheader("最近のイベント")

@@ -38,6 +38,13 @@ MEMBER_PAGES = (
         "incidents",
     ),
     PageSpec(
+        "app_pages/incident_history.py",
+        "出動履歴",
+        ":material/history:",
+        Function.DISPATCH,
+        "incident-history",
+    ),
+    PageSpec(
         "app_pages/turnout.py",
         "出動情報",
         ":material/directions_run:",

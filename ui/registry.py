@@ -45,6 +45,13 @@ MEMBER_PAGES = (
         "incident-history",
     ),
     PageSpec(
+        "app_pages/board.py",
+        "出動中の事案",
+        ":material/dashboard_customize:",
+        Function.DISPATCH,
+        "board",
+    ),
+    PageSpec(
         "app_pages/turnout.py",
         "出動情報",
         ":material/directions_run:",

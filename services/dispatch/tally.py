@@ -22,6 +22,8 @@ from services.base import Tx, scoped, transaction
 from services.dispatch import callout, reads
 from services.errors import NotFound
 
+UNANSWERED = "未回答"
+
 
 @dataclass(frozen=True)
 class TargetLine:
@@ -40,7 +42,7 @@ class TargetLine:
 
     @property
     def answer_label(self) -> str:
-        return self.answer.label if self.answer else "未回答"
+        return self.answer.label if self.answer else UNANSWERED
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,14 @@ from services.dispatch import history, statistics
 from services.dispatch.statistics import MonthKind, UnitAnswers, UnitCrew
 from services.errors import PermissionDenied, ValidationError
 from tests.factories import actor_with, make_member, make_tenant
-from tests.history_factories import add_answer, add_target, add_wave, at, make_incident
+from tests.history_factories import (
+    add_answer,
+    add_target,
+    add_wave,
+    at,
+    counting,
+    make_incident,
+)
 
 pytestmark = pytest.mark.usefixtures("engine")
 MARCH = {"since": date(2026, 3, 1), "until": date(2026, 3, 31)}
@@ -153,3 +160,24 @@ def test_a_period_ending_before_it_starts_is_refused(tenant):
             viewer(tenant), since=date(2026, 3, 2), until=date(2026, 3, 1)
         )
     assert raised.value.errors == {"期間": history.BAD_PERIOD}
+
+
+def test_queries_do_not_grow_with_the_incidents(engine, tenant):
+    """A fixed number of statements however many incidents, called and answered, there are."""
+    members = crew(tenant, "第1分団", 3)
+
+    def incident(seconds: int) -> None:
+        made = make_incident(tenant, created_at=at(seconds))
+        add_wave(tenant, made, created_at=at(seconds), sent=(at(seconds + 1),))
+        answers(tenant, made, "第1分団", members, [(0, A, seconds + 5), (1, L, seconds + 9)])
+
+    def statements() -> int:
+        with counting(engine) as seen:
+            statistics.dispatch_statistics(viewer(tenant), **MARCH)
+        return len(seen)
+
+    incident(0)
+    few = statements()
+    for n in range(1, 6):
+        incident(n * 600)
+    assert statements() == few > 3

@@ -24,6 +24,7 @@ from tests.history_factories import (
     add_target,
     add_wave,
     at,
+    counting,
     make_incident,
 )
 
@@ -267,3 +268,23 @@ def test_timeline_of_a_test_incident_or_none_is_not_found(tenant):
             history.timeline(viewer(tenant), incident)
     with pytest.raises(NotFound):
         history.timeline(viewer(tenant), uuid.uuid4())
+
+
+def test_queries_do_not_grow_with_the_incidents(engine, tenant):
+    member = make_member(tenant, affiliation="第1分団 第1部").id
+
+    def incident(seconds: int) -> None:
+        made = make_incident(tenant, created_at=at(seconds))
+        add_target(tenant, made, member, unit="第1分団")
+        add_answer(tenant, made, member, Answer.AVAILABLE, at(seconds + 5))
+
+    def statements() -> int:
+        with counting(engine) as seen:
+            history.closed_incidents(viewer(tenant))
+        return len(seen)
+
+    incident(0)
+    few = statements()
+    for n in range(1, 6):
+        incident(n * 600)
+    assert statements() == few > 3

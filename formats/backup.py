@@ -393,15 +393,29 @@ def _sha256(data: bytes) -> str:
 
 # -- layouts of the files this module owns -----------------------------------------------------
 
+
+def later_functions_missing(data: bytes) -> list[Function]:
+    """The LATER_FUNCTIONS a permissions file has no column for (made before they existed)."""
+    try:
+        header = next(iter(tabular.csv_rows(data.decode("utf-8").removeprefix(csv_safe.BOM))), [])
+    except (UnicodeDecodeError, tabular.TableError):
+        return []
+    names = {tabular.plain(name) for name in header}
+    return [f for f in Function if f in LATER_FUNCTIONS and f.label not in names]
+
+
 ROLE_COLUMNS = (
     Column("name", "役職名", required=True, max_length=40),
     Column("rank", "相当する階級", required=True, max_length=20),
 )
 SUBJECT_RANK, SUBJECT_ROLE = "階級", "役職"
+# Functions added to the matrix after format version 3 (#22): a backup made before holds no
+# column for them, and its ranks get their default levels on restore (services/backup/access.py).
+LATER_FUNCTIONS = frozenset({Function.REPORTS, Function.APPROVALS})
 PERMISSION_COLUMNS = (
     Column("kind", "区分", required=True, max_length=10),
     Column("name", "名称", required=True, max_length=40),
-    *(Column(str(f), f.label, required=True, max_length=20) for f in Function),
+    *(Column(str(f), f.label, required=f not in LATER_FUNCTIONS, max_length=20) for f in Function),
 )
 INSPECTION_COLUMNS = (
     Column("source_code", "水利番号", required=True, max_length=30),

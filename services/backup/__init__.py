@@ -74,6 +74,7 @@ from services.backup.model import (
     NEW_ADDRESS,
     NO_CALLOUTS,
     NO_DISPATCH,
+    NO_LATER_GRANTS,
     NOT_READY,
     OTHER_BRIGADE,
     OTHER_BRIGADE_ADMIN,
@@ -128,6 +129,7 @@ __all__ = [
     "NEW_ADDRESS",
     "NO_CALLOUTS",
     "NO_DISPATCH",
+    "NO_LATER_GRANTS",
     "OTHER_BRIGADE_ADMIN",
     "PASSWORD_NEEDED",
     "BackupFile",
@@ -163,6 +165,10 @@ def inspect_backup(actor: Actor, *, data: bytes, password: str | None = None) ->
         preview.notes.append(NO_CALLOUTS.format(version=version))
     else:
         preview.notes.append(WAVES_NOT_RESTORED)
+    if missing := fmt.later_functions_missing(backup.files[fmt.PERMISSIONS]):
+        preview.notes.append(
+            NO_LATER_GRANTS.format(functions="」「".join(f.label for f in missing))
+        )
     with transaction(actor, Need(F.RESTORE, L.EDIT), action="backup.inspect") as tx:
         admins = 0 if actor.is_platform else permission_admins(tx.session, tx.tenant_id)
         plans = _stage(tx, backup)

@@ -16,6 +16,7 @@ from services import validation as v
 from services.backup.create import grants_by_subject
 from services.backup.model import PERMISSIONS, ROLES, L, preview_of, with_cell_errors
 from services.base import Tx, scoped
+from services.grants import DEFAULT_RANK_MATRIX
 from services.imports import (
     FieldChange,
     ImportPreview,
@@ -156,6 +157,9 @@ def _row_grants(number: int, raw: Mapping[str, str]) -> tuple[dict[Function, Gra
     grants: dict[Function, Grant] = {}
     errors = []
     for function in Function:
+        if str(function) not in raw:  # a function newer than the backup (fmt.LATER_FUNCTIONS)
+            grants[function] = _default_grant(plain(raw["kind"]), plain(raw["name"]), function)
+            continue
         grant = parse_grant(function, raw.get(str(function), ""))
         if grant is None:
             offered = "、".join(g.label for g in choices(function))
@@ -164,6 +168,14 @@ def _row_grants(number: int, raw: Mapping[str, str]) -> tuple[dict[Function, Gra
         else:
             grants[function] = grant
     return grants, errors
+
+
+def _default_grant(kind: str, name: str, function: Function) -> Grant:
+    """What a rank holds of a function its backup predates: the rank's default, as the
+    migration that added the function gave existing brigades; a role holds nothing of it."""
+    if kind != fmt.SUBJECT_RANK:
+        return Grant()
+    return Grant(DEFAULT_RANK_MATRIX.get(name, {}).get(function, L.NONE))
 
 
 def parse_grant(function: Function, text: str) -> Grant | None:

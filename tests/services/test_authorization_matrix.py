@@ -39,6 +39,7 @@ from services import (
 from services.dispatch import incidents, mail_log, sources
 from services.errors import NotFound, PermissionDenied
 from services.permissions import CellChange, Grant, choices
+from services.reports import approvals, reports
 from services.signin import sessions
 from tests.factories import admin, make_member, make_tenant, open_member_session, rank_id
 from tests.water_factories import make_source, source_data
@@ -243,6 +244,14 @@ ACCESS: dict[Function, tuple[Probe, ...]] = {
             lambda a, w, u: incidents.create_incident(a, incidents.IncidentInput(kind="建物火災")),
         ),
         Probe("list_sources", L.ADMIN, lambda a, w, u: sources.list_sources(a)),
+    ),
+    F.REPORTS: (
+        Probe("my_reports", L.VIEW, lambda a, w, u: reports.my_reports(a)),
+        Probe("list_reports", L.EDIT, lambda a, w, u: reports.list_reports(a)),
+        Probe("get_chain", L.ADMIN, lambda a, w, u: approvals.get_chain(a)),
+    ),
+    F.APPROVALS: (
+        Probe("pending_approval", L.EDIT, lambda a, w, u: reports.pending_approval(a)),
     ),
 }
 assert set(ACCESS) == set(Function)

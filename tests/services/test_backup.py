@@ -4,6 +4,7 @@ permission or choice writes nothing."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import uuid
@@ -16,6 +17,7 @@ import pytest
 from core.actor import Actor
 from formats import backup as fmt
 from formats import backup_dispatch as bd
+from formats import csv_safe
 from models.dispatch import IncidentStatus, MailTransport
 from models.enums import AuditCategory, Function, Level, MemberStatus
 from models.member import MemberUpdate
@@ -847,3 +849,24 @@ def test_invalid_dispatch_rows_are_reported_by_row_and_column(tenant):
     with pytest.raises(ValidationError):
         backup.restore_backup(chief, preview)
     assert snapshot(tenant) == before
+
+
+def test_backup_made_before_report_grants(tenant):
+    """A permissions file without the 出動報告 columns (made before #22) restores: its ranks get
+    the default levels, its roles none, and the preview says so."""
+    chief = populate(tenant)
+    made = backup.create_backup(chief)
+    rows = list(
+        csv.reader(io.StringIO(fmt.read_zip(made.data).files[fmt.PERMISSIONS].decode("utf-8-sig")))
+    )
+    keep = [i for i, name in enumerate(rows[0]) if name not in {"出動報告", "出動報告の承認"}]
+    assert len(keep) == len(rows[0]) - 2
+    older = csv_safe.encode([rows[0][i] for i in keep], ([r[i] for i in keep] for r in rows[1:]))
+    preview = backup.inspect_backup(chief, data=rebuilt_backup(made, {fmt.PERMISSIONS: older}))
+    assert preview.ready, preview.errors
+    assert any("出動報告」「出動報告の承認" in note for note in preview.notes)
+    backup.restore_backup(chief, preview)
+    matrix = {row.name: row.grants for row in permissions.list_matrix(chief)}
+    assert matrix["団員"][Function.REPORTS] == Grant(Level.VIEW)
+    assert matrix["分団長"][Function.APPROVALS] == Grant(Level.EDIT)
+    assert matrix["庶務"][Function.REPORTS] == Grant()

@@ -95,9 +95,15 @@ def test_every_default_level_is_offered_by_its_function():
 
 def test_choices_offer_admin_only_where_it_means_something_and_narrowing_only_for_the_roster():
     # 役職・権限 管理 grants without limit; イベントログ 管理 also decrypts personal details;
-    # 災害出動 管理 decides where dispatch mail comes from
+    # 災害出動 管理 decides where dispatch mail comes from; 出動報告 管理 keeps the reward table,
+    # the approval chain and the export
     admin_functions = [f for f in Function if Grant(Level.ADMIN) in choices(f)]
-    assert admin_functions == [Function.PERMISSIONS, Function.EVENT_LOGS, Function.DISPATCH]
+    assert admin_functions == [
+        Function.PERMISSIONS,
+        Function.EVENT_LOGS,
+        Function.DISPATCH,
+        Function.REPORTS,
+    ]
     narrowed = [f for f in Function if any(g.own_unit for g in choices(f))]
     assert narrowed == [Function.ROSTER]
     assert [g.label for g in choices(Function.ROSTER)] == ["なし", "閲覧", "編集（自所属）", "編集"]
@@ -465,5 +471,6 @@ def test_stored_rows_match_the_grid(tenant):
         ("dashboard", 1, ""),
         ("water_sources", 1, ""),
         ("dispatch", 1, ""),
+        ("reports", 1, ""),
         ("roster", 2, "own_unit"),
     }

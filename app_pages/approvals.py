@@ -53,8 +53,10 @@ def decide(view: ReportView, key: str) -> None:
             lambda: approvals.approve(
                 actor, view.id, expected_version=view.version, comment=comment
             ),
-            lambda final: f"{view.member_code}の報告を承認しました。"
-            + ("承認がすべて済みました。" if final else "次の段階に回しました。"),
+            lambda final: (
+                f"{view.member_code}の報告を承認しました。"
+                + ("承認がすべて済みました。" if final else "次の段階に回しました。")
+            ),
             notice_key=NOTICE,
         )
     if send_back:

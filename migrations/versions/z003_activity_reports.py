@@ -30,7 +30,15 @@ POLICY = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid"
 # The defaults of services/grants.py at this revision (frozen here: migrations do not import
 # code that later changes). 1 = 閲覧, 2 = 編集, 3 = 管理.
 DEFAULT_LEVELS = {
-    "reports": {"団長": 3, "副団長": 3, "分団長": 2, "副分団長": 2, "部長": 1, "班長": 1, "団員": 1},
+    "reports": {
+        "団長": 3,
+        "副団長": 3,
+        "分団長": 2,
+        "副分団長": 2,
+        "部長": 1,
+        "班長": 1,
+        "団員": 1,
+    },
     "approvals": {"団長": 2, "副団長": 2, "分団長": 2, "副分団長": 2, "部長": 2, "班長": 2},
 }
 
@@ -69,9 +77,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenant.id"), nullable=False),
         sa.Column("member_id", sa.Uuid(), sa.ForeignKey("member.id"), nullable=False),
         sa.Column("incident_id", sa.Uuid(), sa.ForeignKey("incident.id"), nullable=True),
-        sa.Column(
-            "inspection_id", sa.Uuid(), sa.ForeignKey("water_inspection.id"), nullable=True
-        ),
+        sa.Column("inspection_id", sa.Uuid(), sa.ForeignKey("water_inspection.id"), nullable=True),
         sa.Column("category", _text(20), nullable=False),
         _sealed("activity_enc"),
         _time("started_at", True),

@@ -250,9 +250,7 @@ ACCESS: dict[Function, tuple[Probe, ...]] = {
         Probe("list_reports", L.EDIT, lambda a, w, u: reports.list_reports(a)),
         Probe("get_chain", L.ADMIN, lambda a, w, u: approvals.get_chain(a)),
     ),
-    F.APPROVALS: (
-        Probe("pending_approval", L.EDIT, lambda a, w, u: reports.pending_approval(a)),
-    ),
+    F.APPROVALS: (Probe("pending_approval", L.EDIT, lambda a, w, u: reports.pending_approval(a)),),
 }
 assert set(ACCESS) == set(Function)
 

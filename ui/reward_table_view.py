@@ -246,17 +246,14 @@ def _table(
         found.append(
             CategoryRule(
                 name=name,
-                bands=() if hourly else tuple(bands_of.pop(name, ())),
+                bands=tuple(bands_of.pop(name, ())),
                 per_day=row[METHOD] == PER_DAY,
                 hourly_rate=_number(row[RATE]) if hourly else None,
                 rounding=ROUNDINGS.get(_text(row[ROUNDING]), HourRounding.STARTED),
                 daily_cap=_number(row[CAP]),
             )
         )
-    problems.extend(
-        f"時間帯: 区分「{name}」は区分の表にありません（時間単価の区分には時間帯を入れません）。"
-        for name in bands_of
-    )
+    problems.extend(f"時間帯: 区分「{name}」は区分の表にありません。" for name in bands_of)
     state = st.session_state
     table = RewardTable(
         name=state[NAME].strip(),

@@ -7,7 +7,7 @@ from datetime import time
 
 from streamlit.testing.v1 import AppTest
 
-from core.rewards import HIOKI, MISAWA
+from core.rewards import HIOKI, KUMIYAMA, MISAWA
 from services.reports import rewards
 from tests.app_pages.conftest import nav_registers, page_text, sign_in
 from tests.factories import admin, make_tenant
@@ -20,6 +20,7 @@ def open_page(open_app, token: str) -> AppTest:
     at.switch_page(PAGE).run()
     assert not at.exception, at.exception
     assert [t.value for t in at.title] == ["出動報告の設定"]
+    assert not at.warning, [w.value for w in at.warning]
     return at
 
 
@@ -47,6 +48,11 @@ def test_a_preset_is_loaded_saved_and_shown(open_app):
         "読み替え: 火災・風水害・震災・捜索 → 災害",
     ):
         assert line in summary
+
+    at.selectbox(key="rt_source").select("ひな形: 久御山町").run()
+    press(press(at, "読み込む"), "出動報酬の表を保存")
+    assert rewards.get_reward_table(admin(tenant)) == (KUMIYAMA, 2)
+    assert "災害: 1時間 1,000円（端数切り上げ）・1日の上限 8,000円" in page_text(at)
 
 
 def test_an_invalid_band_shows_the_message_and_saves_nothing(open_app):

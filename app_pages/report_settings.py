@@ -9,6 +9,7 @@ import streamlit as st
 from services.catalog import Function, Level
 from services.errors import ServiceError
 from services.reports import rewards
+from ui.approval_chain_view import show_chain_editor
 from ui.common import current_actor, show_error
 from ui.import_view import require
 from ui.reward_table_view import reward_table_editor, show_saved_table
@@ -33,3 +34,5 @@ except ServiceError as exc:
 show_saved_table(table)
 with st.expander("出動報酬の表を編集・試算する", icon=":material/edit:", expanded=table is None):
     reward_table_editor(actor, table, version, notice_key=NOTICE)
+st.divider()
+show_chain_editor(actor, notice_key=NOTICE)

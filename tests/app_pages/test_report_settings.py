@@ -100,3 +100,23 @@ def test_a_plain_member_gets_no_page(open_app):
     tenant = make_tenant()
     at = open_app(sign_in(tenant, rank="団員").token)
     assert not nav_registers(at, PAGE)
+
+
+def test_the_approval_chain_is_shown_and_saved(open_app):
+    from services.reports import approvals
+    from services.reports.approvals import ChainStep, StepScope
+
+    tenant = make_tenant()
+    at = open_page(open_app, sign_in(tenant).token)
+    text = page_text(at)
+    assert "分団長（分団内）　→　団長（団全体）" in text and "既定の順番" in text
+    press(at, "承認の順番を保存")  # the default, kept as it is shown
+    assert "承認の順番を保存しました" in at.success[0].value
+    assert approvals.get_chain(admin(tenant)).version == 1
+    approvals.save_chain(
+        admin(tenant),
+        [ChainStep("班長", StepScope.UNIT), ChainStep("分団長", StepScope.UNIT), ChainStep("団長")],
+        expected_version=1,
+    )
+    at = open_page(open_app, sign_in(tenant).token)
+    assert "班長（分団内）　→　分団長（分団内）　→　団長（団全体）" in page_text(at)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -209,19 +209,28 @@ def _answer_counts(tx: Tx, ids: list[uuid.UUID]) -> dict[uuid.UUID, AnswerCounts
             .group_by(CalloutTarget.incident_id)
         ).all()
     )
-    latest: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
-    for incident_id, member_id, answer in tx.session.exec(
-        scoped(
-            select(CalloutAnswer.incident_id, CalloutAnswer.member_id, CalloutAnswer.answer),
-            tx.actor,
+    # Each member's latest answer, counted in the database (a busy year holds tens of
+    # thousands of answers): the newest row per incident and member is numbered 1.
+    newest = (
+        scoped(select(CalloutAnswer.incident_id, CalloutAnswer.answer), tx.actor)
+        .add_columns(
+            func.row_number()
+            .over(
+                partition_by=(CalloutAnswer.incident_id, CalloutAnswer.member_id),
+                order_by=(CalloutAnswer.at.desc(), CalloutAnswer.id.desc()),
+            )
+            .label("newest")
         )
         .where(CalloutAnswer.incident_id.in_(ids))
-        .order_by(CalloutAnswer.at, CalloutAnswer.id)
+        .subquery()
+    )
+    per_incident: dict[uuid.UUID, Counter] = defaultdict(Counter)
+    for incident_id, answer, count in tx.session.exec(
+        select(newest.c.incident_id, newest.c.answer, func.count())
+        .where(newest.c.newest == 1)
+        .group_by(newest.c.incident_id, newest.c.answer)
     ).all():
-        latest[(incident_id, member_id)] = answer  # later rows win
-    per_incident: dict[uuid.UUID, Counter] = {}
-    for (incident_id, _), answer in latest.items():
-        per_incident.setdefault(incident_id, Counter())[answer] += 1
+        per_incident[incident_id][answer] = count
     result = {}
     for incident_id in ids:
         counts = per_incident.get(incident_id, Counter())

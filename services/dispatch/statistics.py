@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from sqlalchemy import and_, func
 from sqlmodel import select
 
 from core.access import Need
@@ -95,15 +96,12 @@ def dispatch_statistics(
             ).add_columns(history.dispatched_at())
         ).all()
         minimum = settings_in(tx).crew_minimum
-        targets = _targets(tx, period)
-        answers = _answers(tx, period)
         times = _crew_times(
-            called=_called_units(tx, period, {r.id: r.units for r in rows}),
+            crews=_crews(tx, period, _called_units(tx, period, {r.id: r.units for r in rows})),
             accepted={
                 i: first for i, (first, _) in history.accepted_by_incident(tx, period).items()
             },
-            targets=targets,
-            answers=answers,
+            answers=_crew_answers(tx, period),
             minimum=minimum,
         )
         reached = [s for per_unit in times.values() for s in per_unit if s is not None]
@@ -128,7 +126,7 @@ def dispatch_statistics(
                 )
                 for unit, found in sorted(times.items())
             ],
-            answers=_answer_rates(targets, answers),
+            answers=_answer_rates(tx, period),
         )
 
 
@@ -140,50 +138,6 @@ def _months(since: date, until: date) -> tuple[str, ...]:
 def _by_month(rows) -> list[MonthKind]:
     counts = Counter((at.astimezone(JST).strftime("%Y-%m"), kind) for _, kind, _, at in rows)
     return [MonthKind(month, kind, n) for (month, kind), n in sorted(counts.items())]
-
-
-@dataclass(frozen=True)
-class _Target:
-    member_id: uuid.UUID
-    unit: str
-    leader: bool
-
-
-def _targets(tx: Tx, period) -> dict[uuid.UUID, list[_Target]]:
-    per_incident: dict[uuid.UUID, list[_Target]] = defaultdict(list)
-    for incident_id, member_id, unit, leader in tx.session.exec(
-        scoped(
-            select(
-                CalloutTarget.incident_id,
-                CalloutTarget.member_id,
-                CalloutTarget.unit,
-                CalloutTarget.leader,
-            ),
-            tx.actor,
-        ).where(CalloutTarget.incident_id.in_(period))
-    ).all():
-        per_incident[incident_id].append(_Target(member_id, unit, leader))
-    return per_incident
-
-
-def _answers(tx: Tx, period) -> dict[uuid.UUID, list[tuple[uuid.UUID, str, datetime]]]:
-    """Every answer of each incident in order: member, answer, when."""
-    per_incident: dict[uuid.UUID, list] = defaultdict(list)
-    for incident_id, member_id, answer, at in tx.session.exec(
-        scoped(
-            select(
-                CalloutAnswer.incident_id,
-                CalloutAnswer.member_id,
-                CalloutAnswer.answer,
-                CalloutAnswer.at,
-            ),
-            tx.actor,
-        )
-        .where(CalloutAnswer.incident_id.in_(period))
-        .order_by(CalloutAnswer.at, CalloutAnswer.id)
-    ).all():
-        per_incident[incident_id].append((member_id, answer, at))
-    return per_incident
 
 
 def _called_units(tx: Tx, period, units: dict[uuid.UUID, str]) -> dict[uuid.UUID, set[str]]:
@@ -198,51 +152,96 @@ def _called_units(tx: Tx, period, units: dict[uuid.UUID, str]) -> dict[uuid.UUID
     return called
 
 
+def _is_crew(unit: str, leader: bool, called: set[str]) -> bool:
+    """As the tally counts: a leader called as such outside the called 分団 is not one of a
+    crew."""
+    return not (leader and called and unit not in called)
+
+
+def _crews(tx: Tx, period, called: dict[uuid.UUID, set[str]]) -> dict[uuid.UUID, set[str]]:
+    """The 分団 with a crew called in each incident."""
+    crews: dict[uuid.UUID, set[str]] = defaultdict(set)
+    for incident_id, unit, leader in tx.session.exec(
+        scoped(
+            select(CalloutTarget.incident_id, CalloutTarget.unit, CalloutTarget.leader), tx.actor
+        )
+        .where(CalloutTarget.incident_id.in_(period))
+        .distinct()
+    ).all():
+        if _is_crew(unit, leader, called.get(incident_id, set())):
+            crews[incident_id].add(unit)
+    return crews
+
+
+def _crew_answers(tx: Tx, period) -> dict[uuid.UUID, list[tuple[uuid.UUID, str, str, datetime]]]:
+    """Every answer of a crew member, per incident in order: member, 分団, answer, when. Joined
+    with the targets in the database: the answers of leaders outside a crew drop out below."""
+    rows = tx.session.exec(
+        scoped(
+            select(
+                CalloutAnswer.incident_id,
+                CalloutAnswer.member_id,
+                CalloutTarget.unit,
+                CalloutAnswer.answer,
+                CalloutAnswer.at,
+            ),
+            tx.actor,
+        )
+        .join(
+            CalloutTarget,
+            and_(
+                CalloutTarget.incident_id == CalloutAnswer.incident_id,
+                CalloutTarget.member_id == CalloutAnswer.member_id,
+            ),
+        )
+        .where(CalloutAnswer.incident_id.in_(period))
+        .order_by(CalloutAnswer.at, CalloutAnswer.id)
+    ).all()
+    per_incident: dict[uuid.UUID, list] = defaultdict(list)
+    for incident_id, member_id, unit, answer, at in rows:
+        per_incident[incident_id].append((member_id, unit, answer, at))
+    return per_incident
+
+
 def _crew_times(
     *,
-    called: dict[uuid.UUID, set[str]],
+    crews: dict[uuid.UUID, set[str]],
     accepted: dict[uuid.UUID, datetime],
-    targets: dict[uuid.UUID, list[_Target]],
-    answers: dict[uuid.UUID, list[tuple[uuid.UUID, str, datetime]]],
+    answers: dict[uuid.UUID, list[tuple[uuid.UUID, str, str, datetime]]],
     minimum: int,
 ) -> dict[str, list[float | None]]:
     """Per 分団, one entry per incident whose call-out LINE accepted: the seconds until its
-    crew was complete (0 when it already was), None when it never was. Crews are counted as the
-    tally counts them: a leader called as such outside the called 分団 is not one of a crew."""
+    crew was complete (0 when it already was), None when it never was."""
     times: dict[str, list[float | None]] = defaultdict(list)
     for incident_id, first in accepted.items():
-        units = called.get(incident_id, set())
-        unit_of = {
-            t.member_id: t.unit
-            for t in targets.get(incident_id, [])
-            if not (t.leader and units and t.unit not in units)
-        }
+        units = crews.get(incident_id, set())
         coming: Counter = Counter()
         latest: dict[uuid.UUID, bool] = {}
         done: dict[str, float] = {}
-        for member_id, answer, at in answers.get(incident_id, []):
-            unit = unit_of.get(member_id)
-            if unit is None:
+        for member_id, unit, answer, at in answers.get(incident_id, []):
+            if unit not in units:
                 continue
             was, now = latest.get(member_id, False), Answer(answer).coming
             latest[member_id] = now
             coming[unit] += now - was
             if coming[unit] >= minimum and unit not in done:
                 done[unit] = max((at - first).total_seconds(), 0.0)
-        for unit in set(unit_of.values()):
+        for unit in units:
             times[unit].append(done.get(unit))
     return times
 
 
-def _answer_rates(
-    targets: dict[uuid.UUID, list[_Target]],
-    answers: dict[uuid.UUID, list[tuple[uuid.UUID, str, datetime]]],
-) -> list[UnitAnswers]:
-    called: Counter = Counter()
-    answered: Counter = Counter()
-    for incident_id, members in targets.items():
-        replied = {member_id for member_id, _, _ in answers.get(incident_id, [])}
-        for target in members:
-            called[target.unit] += 1
-            answered[target.unit] += target.member_id in replied
-    return [UnitAnswers(unit, called[unit], answered[unit]) for unit in sorted(called)]
+def _answer_rates(tx: Tx, period) -> list[UnitAnswers]:
+    """Members called and members who answered, per 分団 they were called for."""
+    per_unit = scoped(select(CalloutTarget.unit, func.count(CalloutTarget.id)), tx.actor).where(
+        CalloutTarget.incident_id.in_(period)
+    )
+    answered = scoped(select(CalloutAnswer.id), tx.actor).where(
+        CalloutAnswer.incident_id == CalloutTarget.incident_id,
+        CalloutAnswer.member_id == CalloutTarget.member_id,
+    )
+    called = dict(tx.session.exec(per_unit.group_by(CalloutTarget.unit)).all())
+    replied = dict(
+        tx.session.exec(per_unit.where(answered.exists()).group_by(CalloutTarget.unit)).all()
+    )
+    return [UnitAnswers(unit, called[unit], replied.get(unit, 0)) for unit in sorted(called)]

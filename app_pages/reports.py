@@ -12,8 +12,8 @@ from core.access import Need, allows
 from core.timefmt import today_jst
 from services.catalog import Function, Level, ReportStatus
 from services.errors import ServiceError
-from services.reports import reports
-from ui.common import current_actor, show_error
+from services.reports import inspections, reports
+from ui.common import current_actor, run_action, show_error
 from ui.import_view import require
 from ui.report_export_view import show_month_export
 from ui.report_form import report_form, reports_table, show_trail, status_text, title
@@ -52,6 +52,17 @@ with tabs[0]:
             show_trail(view)
     with st.expander("出動以外の活動を報告する（訓練・警戒・広報など）", icon=":material/add:"):
         report_form(actor, None, categories, key="rep_new", notice_key=NOTICE)
+    if checks := inspections.unreported_inspections(actor):
+        with st.expander(
+            f"記録済みの水利点検を報告する（{len(checks)}件）", icon=":material/water_drop:"
+        ):
+            check = st.selectbox("水利点検", checks, format_func=lambda c: c.label, key="rep_insp")
+            if st.button("この点検の報告を作る", key="rep_insp_go"):
+                run_action(
+                    lambda: inspections.report_from_inspection(actor, check.id),
+                    "報告を作りました。開始・終了の時刻を入力して提出してください。",
+                    notice_key=NOTICE,
+                )
     done = [v for v in mine if not v.editable]
     st.subheader("提出した報告")
     if done:

@@ -14,7 +14,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func
 from sqlmodel import select
 
 from config import get_settings
@@ -23,13 +22,12 @@ from core.access import allows
 from core.actor import Actor
 from core.timefmt import JST
 from formats import line_callout
-from models import ActivityReport, Member, ReportStep, WaterSource
+from models import ActivityReport, Member, ReportStep
 from models.base import utcnow
 from models.callout import CalloutKind
 from models.dispatch import Incident, IncidentStatus
 from models.enums import Answer, MemberStatus
 from models.report import ReportStatus, StepAction
-from models.water import WaterInspection
 from services.base import Tx, scoped, transaction
 from services.errors import Conflict, NotFound, Refused, ValidationError
 from services.reports import approvals
@@ -265,7 +263,7 @@ def save_report(
     first step. Another member's report needs 出動報告 編集."""
     with transaction(actor, OWN, action="reports.save") as tx:
         if report_id is None:
-            row = _new_row(tx, member_id)
+            row = new_row(tx, member_id)
         else:
             row = _writable(tx, report_id, expected_version)
         _fill(tx, row, data, submit=submit)
@@ -299,40 +297,6 @@ def decline_report(actor: Actor, report_id: uuid.UUID, *, expected_version: int)
         approvals.add_step(tx, row, StepAction.DECLINE)
         tx.audit("reports.declined", target_type="activity_report", target_id=str(row.id))
         tx.commit()
-
-
-def report_from_inspection(actor: Actor, inspection_id: uuid.UUID) -> ReportView:
-    """A recorded water inspection (警防調査) becomes its inspector's report, to be timed and
-    submitted; once per inspection."""
-    with transaction(actor, OWN, action="reports.from_inspection") as tx:
-        inspection = tx.get(WaterInspection, inspection_id)
-        if inspection is None:
-            raise NotFound()
-        if inspection.inspector_member_id is None:
-            raise ValidationError({"点検者": "団員以外の点検は出動報告にできません。"})
-        taken = tx.session.exec(
-            scoped(select(func.count()).select_from(ActivityReport), tx.actor).where(
-                ActivityReport.inspection_id == inspection.id
-            )
-        ).one()
-        if taken:
-            raise ValidationError({"点検": "この点検はすでに出動報告になっています。"})
-        row = _new_row(tx, inspection.inspector_member_id)
-        source = tx.get(WaterSource, inspection.water_source_id)
-        row.inspection_id = inspection.id
-        row.category = INSPECTION_CATEGORY
-        row.started_at = datetime.combine(inspection.inspected_on, datetime.min.time(), JST)
-        text = f"水利点検 {source.code if source else ''}".strip()
-        row.activity_enc = tx.cipher.encrypt(text, field=ACTIVITY_FIELD, row_id=row.id)
-        tx.audit(
-            "reports.from_inspection",
-            target_type="activity_report",
-            target_id=str(row.id),
-            details={"inspection": str(inspection.id)},
-        )
-        tx.commit()
-        report = row.id
-    return get_report(actor, report)
 
 
 # --- helpers shared with approvals and the export ------------------------------------------------
@@ -458,7 +422,7 @@ def _writable(tx: Tx, report_id: uuid.UUID, expected_version: int) -> ActivityRe
     return row
 
 
-def _new_row(tx: Tx, member_id: uuid.UUID | None) -> ActivityReport:
+def new_row(tx: Tx, member_id: uuid.UUID | None) -> ActivityReport:
     member_id = member_id or tx.actor.member_id
     if member_id is None:
         raise ValidationError({"団員": "報告する団員を選んでください。"})

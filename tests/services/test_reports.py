@@ -283,3 +283,41 @@ def test_the_request_goes_on_line_to_those_it_reaches(crew):
         crew.ids["a"],
         crew.ids["b"],
     }
+
+
+def test_a_recorded_water_inspection_becomes_a_report(crew):
+    from core.timefmt import today_jst
+    from models.water import WaterInspectionCreate
+    from services import water_sources
+    from services.reports import inspections
+    from tests.water_factories import make_source
+
+    source = make_source(crew.tenant_id)
+    done = water_sources.record_inspection(
+        admin(crew.tenant_id),
+        source.id,
+        data=WaterInspectionCreate(
+            inspected_on=today_jst(), result="異常なし", inspector_member_id=crew.ids["a"]
+        ),
+    )
+    water_sources.record_inspection(  # by someone from outside: not a member's report
+        admin(crew.tenant_id),
+        source.id,
+        data=WaterInspectionCreate(
+            inspected_on=today_jst(), result="異常なし", inspector_name="外部"
+        ),
+    )
+    member = crew.actor("a")
+    (choice,) = inspections.unreported_inspections(member)
+    assert choice.id == done.id and choice.source_code == source.code
+    assert inspections.unreported_inspections(crew.actor("b")) == []
+    with pytest.raises(PermissionDenied):  # b may not make a's report
+        inspections.report_from_inspection(crew.actor("b"), done.id)
+    view = inspections.report_from_inspection(member, done.id)
+    assert view.category == "警防調査" and source.code in view.activity
+    assert view.status == ReportStatus.REQUESTED and view.started_at is None
+    assert inspections.unreported_inspections(member) == []
+    with pytest.raises(ValidationError):
+        inspections.report_from_inspection(member, done.id)
+    with pytest.raises(NotFound):
+        inspections.report_from_inspection(make_people({"x": ("団長", "本部")}).actor("x"), done.id)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from core.actor import Actor, ActorKind, system_actor
+from core.rewards import MISAWA
 from formats.dispatch_profile import EXAMPLE_PROFILES
 from models import MemberCreate
 from models.water import WaterSourceBase
@@ -14,6 +15,7 @@ from services import demo_data, members, tenants, water_sources
 from services import roles as roles_service
 from services.dispatch import sources
 from services.errors import NotFound
+from services.reports import rewards
 from services.signin import local
 
 ADMIN_LOGIN = "demo-admin"
@@ -83,6 +85,8 @@ def seed_demo(*, today: date | None = None) -> SeedResult:
         seeder,
         sources.SourceInput(name="デモ市消防本部", senders=(DISPATCH_SENDER,), profile=profile),
     )
+    # the demo pays by 三沢市's table, so the month's export has amounts from the start
+    rewards.save_reward_table(seeder, MISAWA, expected_version=0)
     password = secrets.token_urlsafe(12)
     local.create_account(
         PLATFORM,

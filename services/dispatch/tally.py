@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Row
 from sqlmodel import select
 
 from core.actor import Actor
@@ -86,9 +87,9 @@ def tally(actor: Actor, incident_id: uuid.UUID) -> Tally:
 def tallies(tx: Tx, rows: list[Incident]) -> list[Tally]:
     """The tally of each incident of `rows`, in their order, by five queries for all."""
     ids = [row.id for row in rows]
-    targets = _grouped(tx, CalloutTarget, ids)
-    answers = _grouped(tx, CalloutAnswer, ids, CalloutAnswer.at, CalloutAnswer.id)
-    waves = _grouped(tx, Callout, ids, Callout.created_at)
+    targets = _grouped(tx, TARGET_COLUMNS, ids)
+    answers = _grouped(tx, ANSWER_COLUMNS, ids, CalloutAnswer.at, CalloutAnswer.id)
+    waves = _grouped(tx, WAVE_COLUMNS, ids, Callout.created_at)
     read_at = reads.read_times(tx, ids)
     member_ids = list({t.member_id for group in targets.values() for t in group})
     members = {
@@ -97,11 +98,14 @@ def tallies(tx: Tx, rows: list[Incident]) -> list[Tally]:
             scoped(select(Member), tx.actor).where(Member.id.in_(member_ids))
         ).all()
     }
-    names = tx.actor.level(Function.DISPATCH) >= Level.EDIT
+    names = (
+        {m.id: tx.cipher.member_name(m) for m in members.values()}  # once, not per incident
+        if tx.actor.level(Function.DISPATCH) >= Level.EDIT
+        else {}
+    )
     minimum = callout.settings_in(tx).crew_minimum
     return [
         _built(
-            tx,
             row,
             targets.get(row.id, []),
             {a.member_id: a for a in answers.get(row.id, [])},  # later answers win
@@ -115,9 +119,38 @@ def tallies(tx: Tx, rows: list[Incident]) -> list[Tally]:
     ]
 
 
-def _grouped(tx: Tx, model: type, incident_ids: list[uuid.UUID], *order) -> dict[uuid.UUID, list]:
+# Columns, not whole rows: a board of many incidents reads thousands of targets and answers
+# every few seconds, and building ORM objects for them was most of its time (bench/board.py).
+TARGET_COLUMNS = (
+    CalloutTarget.incident_id,
+    CalloutTarget.member_id,
+    CalloutTarget.unit,
+    CalloutTarget.leader,
+    CalloutTarget.notified,
+    CalloutTarget.reminded_at,
+)
+ANSWER_COLUMNS = (
+    CalloutAnswer.incident_id,
+    CalloutAnswer.member_id,
+    CalloutAnswer.answer,
+    CalloutAnswer.eta_minutes,
+    CalloutAnswer.via,
+    CalloutAnswer.at,
+)
+WAVE_COLUMNS = (
+    Callout.incident_id,
+    Callout.kind,
+    Callout.units,
+    Callout.created_at,
+    Callout.recipients,
+)
+
+
+def _grouped(
+    tx: Tx, columns: tuple, incident_ids: list[uuid.UUID], *order
+) -> dict[uuid.UUID, list]:
     rows = tx.session.exec(
-        scoped(select(model), tx.actor).where(model.incident_id.in_(incident_ids)).order_by(*order)
+        scoped(select(*columns), tx.actor).where(columns[0].in_(incident_ids)).order_by(*order)
     ).all()
     grouped: dict[uuid.UUID, list] = {}
     for row in rows:
@@ -126,20 +159,18 @@ def _grouped(tx: Tx, model: type, incident_ids: list[uuid.UUID], *order) -> dict
 
 
 def _built(
-    tx: Tx,
     row: Incident,
-    targets: list[CalloutTarget],
-    answers: dict[uuid.UUID, CalloutAnswer],
-    waves: list[Callout],
+    targets: list[Row],
+    answers: dict[uuid.UUID, Row],
+    waves: list[Row],
     members: dict[uuid.UUID, Member],
     read_at: dict[tuple[uuid.UUID, uuid.UUID], datetime],
     *,
-    names: bool,
+    names: dict[uuid.UUID, str],
     minimum: int,
 ) -> Tally:
     lines = [
-        _line(tx, t, members[t.member_id], answers.get(t.member_id), names, read_at)
-        for t in targets
+        _line(t, members[t.member_id], answers.get(t.member_id), names, read_at) for t in targets
     ]
     lines.sort(key=lambda line: (line.unit, line.answer is not None, line.member_code))
     called = set(json.loads(row.units)).union(*(json.loads(w.units) for w in waves))
@@ -159,17 +190,16 @@ def _built(
 
 
 def _line(
-    tx: Tx,
-    target: CalloutTarget,
+    target: Row,
     member: Member,
-    answer: CalloutAnswer | None,
-    names: bool,
+    answer: Row | None,
+    names: dict[uuid.UUID, str],
     read_at: dict[tuple[uuid.UUID, uuid.UUID], datetime],
 ) -> TargetLine:
     return TargetLine(
         member_id=member.id,
         member_code=member.member_code,
-        name=tx.cipher.member_name(member) if names else "",
+        name=names.get(member.id, ""),
         unit=target.unit,
         leader=target.leader,
         notified=target.notified,

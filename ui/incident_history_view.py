@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.timefmt import to_jst
+from core.timefmt import clock_jst, to_jst
 from services.dispatch.history import HistoryRow, Timeline
 from services.dispatch.statistics import DispatchStatistics
 
@@ -116,6 +116,7 @@ def show_statistics(stats: DispatchStatistics) -> None:
     st.subheader("出動統計")
     st.caption(
         f"{stats.since:%Y/%m/%d}〜{stats.until:%Y/%m/%d}（日本時間）。テスト送信は含みません。"
+        f"{clock_jst(stats.counted_at)} 時点の集計（5分ごとに更新）。"
     )
     if not stats.incidents:
         st.info("この期間の出動はありません。")

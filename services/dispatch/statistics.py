@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import statistics
+import threading
+import time
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import and_, func
@@ -20,6 +22,7 @@ from core.access import Need
 from core.actor import Actor
 from core.timefmt import JST, today_jst
 from models.callout import Callout, CalloutAnswer, CalloutTarget
+from models.base import utcnow
 from models.dispatch import Incident
 from models.enums import Answer, Function, Level
 from services.base import Tx, scoped, transaction
@@ -73,6 +76,7 @@ class DispatchStatistics:
     not_reached: int
     crews: list[UnitCrew]
     answers: list[UnitAnswers]
+    counted_at: datetime = field(default_factory=utcnow)
 
 
 def default_period(today: date) -> tuple[date, date]:
@@ -81,53 +85,74 @@ def default_period(today: date) -> tuple[date, date]:
     return date(first // 12, first % 12 + 1, 1), today
 
 
+# A busy year's statistics read every answer of the year (about a second): the dashboard shows
+# what was counted up to CACHE_SECONDS ago. Counts only, no personal data; keyed by brigade and
+# period, and read only after the gate has passed for this actor.
+CACHE_SECONDS = 300
+CACHE_ENTRIES = 256
+_cache: dict[tuple[uuid.UUID, date, date], tuple[float, DispatchStatistics]] = {}
+_cache_lock = threading.Lock()
+
+
 def dispatch_statistics(
-    actor: Actor, *, since: date | None = None, until: date | None = None
+    actor: Actor, *, since: date | None = None, until: date | None = None, fresh: bool = False
 ) -> DispatchStatistics:
-    """For the JST dates `since`..`until` (inclusive; the last 12 months by default)."""
+    """For the JST dates `since`..`until` (inclusive; the last 12 months by default); counted at
+    most CACHE_SECONDS ago unless `fresh`."""
     with transaction(actor, *NEEDS, action="dispatch.statistics", read_only=True) as tx:
         default_since, default_until = default_period(today_jst())
         since, until = since or default_since, until or default_until
-        start, end = history.jst_period(since, until)
-        period = history.counted(scoped(select(Incident.id), actor), start, end)
-        rows = tx.session.exec(
-            history.counted(
-                scoped(select(Incident.id, Incident.kind, Incident.units), actor), start, end
-            ).add_columns(history.dispatched_at())
-        ).all()
-        minimum = settings_in(tx).crew_minimum
-        times = _crew_times(
-            crews=_crews(tx, period, _called_units(tx, period, {r.id: r.units for r in rows})),
-            accepted={
-                i: first for i, (first, _) in history.accepted_by_incident(tx, period).items()
-            },
-            answers=_crew_answers(tx, period),
-            minimum=minimum,
-        )
-        reached = [s for per_unit in times.values() for s in per_unit if s is not None]
-        return DispatchStatistics(
-            since=since,
-            until=until,
-            months=_months(since, until),
-            by_month=_by_month(rows),
-            incidents=len(rows),
-            crew_minimum=minimum,
-            median_to_crew=statistics.median(reached) if reached else None,
-            reached=len(reached),
-            not_reached=sum(s is None for per_unit in times.values() for s in per_unit),
-            crews=[
-                UnitCrew(
-                    unit,
-                    statistics.median(done)
-                    if (done := [s for s in found if s is not None])
-                    else None,
-                    len(done),
-                    len(found) - len(done),
-                )
-                for unit, found in sorted(times.items())
-            ],
-            answers=_answer_rates(tx, period),
-        )
+        key = (tx.tenant_id, since, until)
+        with _cache_lock:
+            at, known = _cache.get(key, (0.0, None))
+        if known is not None and not fresh and time.monotonic() - at < CACHE_SECONDS:
+            return known
+        counted = _count(tx, since, until)
+        with _cache_lock:
+            if len(_cache) >= CACHE_ENTRIES:
+                _cache.pop(min(_cache, key=lambda k: _cache[k][0]))
+            _cache[key] = (time.monotonic(), counted)
+        return counted
+
+
+def _count(tx: Tx, since: date, until: date) -> DispatchStatistics:
+    actor = tx.actor
+    start, end = history.jst_period(since, until)
+    period = history.counted(scoped(select(Incident.id), actor), start, end)
+    rows = tx.session.exec(
+        history.counted(
+            scoped(select(Incident.id, Incident.kind, Incident.units), actor), start, end
+        ).add_columns(history.dispatched_at())
+    ).all()
+    minimum = settings_in(tx).crew_minimum
+    times = _crew_times(
+        crews=_crews(tx, period, _called_units(tx, period, {r.id: r.units for r in rows})),
+        accepted={i: first for i, (first, _) in history.accepted_by_incident(tx, period).items()},
+        answers=_crew_answers(tx, period),
+        minimum=minimum,
+    )
+    reached = [s for per_unit in times.values() for s in per_unit if s is not None]
+    return DispatchStatistics(
+        since=since,
+        until=until,
+        months=_months(since, until),
+        by_month=_by_month(rows),
+        incidents=len(rows),
+        crew_minimum=minimum,
+        median_to_crew=statistics.median(reached) if reached else None,
+        reached=len(reached),
+        not_reached=sum(s is None for per_unit in times.values() for s in per_unit),
+        crews=[
+            UnitCrew(
+                unit,
+                statistics.median(done) if (done := [s for s in found if s is not None]) else None,
+                len(done),
+                len(found) - len(done),
+            )
+            for unit, found in sorted(times.items())
+        ],
+        answers=_answer_rates(tx, period),
+    )
 
 
 def _months(since: date, until: date) -> tuple[str, ...]:

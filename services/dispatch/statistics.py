@@ -21,8 +21,8 @@ from sqlmodel import select
 from core.access import Need
 from core.actor import Actor
 from core.timefmt import JST, today_jst
-from models.callout import Callout, CalloutAnswer, CalloutTarget
 from models.base import utcnow
+from models.callout import Callout, CalloutAnswer, CalloutTarget
 from models.dispatch import Incident
 from models.enums import Answer, Function, Level
 from services.base import Tx, scoped, transaction

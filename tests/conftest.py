@@ -56,6 +56,8 @@ os.environ.setdefault("HIKESHI_GEOCODER_URL", "")
 import pytest  # noqa: E402
 from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 from sqlalchemy import Engine, create_engine, event, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -96,6 +98,15 @@ def _drop_postgres_database(server_url: str, name: str) -> None:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
+
+# Hypothesis times its examples: on a busy 2-core machine (CI, or engineers' tests side by side)
+# a first draw that builds a codec's character table can take a second, and the too_slow health
+# check and the deadline then fail tests whose property holds. Those are timed assertions; the
+# properties are what the tests check.
+hypothesis_settings.register_profile(
+    "hikeshi", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("hikeshi")
 
 BROWSER_TESTS = "tests/e2e/"
 # Tests that share a fixture too costly to build once per worker: the audit chain tests' 2000-

@@ -302,21 +302,6 @@ CASES = [
     for grant in choices(function)
     for subject in SUBJECTS
 ]
-PROBE_CASES = [
-    pytest.param(
-        function,
-        grant,
-        subject,
-        probe,
-        where,
-        id=_id(function, grant, subject, probe, where),
-    )
-    for function in Function
-    for grant in choices(function)
-    for subject in SUBJECTS
-    for probe in ACCESS[function]
-    for where in (WHERE if probe.on_member and grant.own_unit else ("own",))
-]
 
 
 @pytest.fixture(scope="module")
@@ -362,7 +347,10 @@ def actor_holding(world: World, function: Function, grant: Grant, subject: str) 
 
 
 @pytest.mark.parametrize(("function", "grant", "subject"), CASES)
-def test_effective_level_and_pages_follow_the_matrix(world, function, grant, subject):
+def test_the_matrix_decides_levels_pages_and_services(world, function, grant, subject):
+    """One matrix cell: the actor's levels and pages, then every probe of the function (in and
+    outside the own 所属 where a narrowed grant could differ) against expected(). The member
+    session is built once per cell; each wrong answer is named."""
     actor = actor_holding(world, function, grant, subject)
     brigade = grant.brigade_level
     assert dict(actor.permissions) == ({str(function): brigade} if brigade else {})
@@ -371,18 +359,17 @@ def test_effective_level_and_pages_follow_the_matrix(world, function, grant, sub
             other == function and brigade >= Level.VIEW
         )
     assert {p.path for p in specs_for(actor)} == expected_pages(function, grant)
-
-
-@pytest.mark.parametrize(("function", "grant", "subject", "probe", "where"), PROBE_CASES)
-def test_service_allows_or_denies(world, function, grant, subject, probe, where):
-    actor = actor_holding(world, function, grant, subject)
-    unit = HOME_UNIT if where == "own" else OTHER_UNIT
-    try:
-        probe.call(actor, world, unit)
-        allowed = True
-    except PermissionDenied:
-        allowed = False
-    assert allowed == expected(grant, probe, where)
+    wrong = []
+    for probe in ACCESS[function]:
+        for where in WHERE if probe.on_member and grant.own_unit else ("own",):
+            try:
+                probe.call(actor, world, HOME_UNIT if where == "own" else OTHER_UNIT)
+                allowed = True
+            except PermissionDenied:
+                allowed = False
+            if allowed != expected(grant, probe, where):
+                wrong.append(f"{probe.name} ({where}): {'allowed' if allowed else 'denied'}")
+    assert not wrong
 
 
 def test_the_table_covers_every_level_that_a_service_checks():

@@ -25,6 +25,7 @@ from services.dispatch import line_inbox, line_webhook
 from services.signin import line, line_sessions, local, sessions
 from web.hidden_paths import HiddenPaths
 from web.password_checks import run_password_check
+from web.return_path import HOME, NEXT_COOKIE, NEXT_PARAM, safe_return_path
 from web.security_headers import SecurityHeaders
 from web.vendor_route import vendor_route
 
@@ -88,7 +89,7 @@ async def login(request: Request) -> Response:
     result = await run_password_check(local.login, login_name, password, request_context(request))
     if result.token is None:
         return _redirect(f"/?login_error={result.error}")
-    response = _redirect("/")
+    response = _redirect(safe_return_path(form_text(form, NEXT_PARAM)))
     set_session_cookie(response, result.token)
     return response
 
@@ -120,21 +121,26 @@ async def logout(request: Request) -> Response:
 
 
 def line_login(request: Request) -> Response:
-    """Start LINE Login; ?uid= comes from a registration sheet and leads to code entry."""
+    """Start LINE Login; ?uid= comes from a registration sheet and leads to code entry, ?next=
+    is the page to return to (web/return_path.py), kept beside the request until the callback."""
     if not line.is_configured():
         return _redirect("/?line_error=unavailable")
     user_id = registrations.normalise(request.query_params.get("uid", ""))
     url, cookie_value = line.begin_login(user_id if registrations.valid_user_id(user_id) else "")
     response = _redirect(url)
-    response.set_cookie(
-        line.AUTH_COOKIE,
-        cookie_value,
-        max_age=int(line.REQUEST_LIFETIME.total_seconds()),
-        path="/auth/line/",
-        httponly=True,
-        samesite="lax",
-        secure=get_settings().secure_cookies,
-    )
+    cookies = {line.AUTH_COOKIE: cookie_value}
+    if (target := safe_return_path(request.query_params.get(NEXT_PARAM))) != HOME:
+        cookies[NEXT_COOKIE] = target
+    for name, value in cookies.items():
+        response.set_cookie(
+            name,
+            value,
+            max_age=int(line.REQUEST_LIFETIME.total_seconds()),
+            path="/auth/line/",
+            httponly=True,
+            samesite="lax",
+            secure=get_settings().secure_cookies,
+        )
     return response
 
 
@@ -144,8 +150,11 @@ def line_callback(request: Request) -> Response:
         dict(request.query_params),
         request_context(request),
     )
-    response = _signed_in(result.token, f"/?line_error={result.error}")
+    # a login bound to no member yet has only its one page: it returns to "/"
+    target = HOME if result.pending_session else request.cookies.get(NEXT_COOKIE)
+    response = _signed_in(result.token, f"/?line_error={result.error}", safe_return_path(target))
     response.delete_cookie(line.AUTH_COOKIE, path="/auth/line/")
+    response.delete_cookie(NEXT_COOKIE, path="/auth/line/")
     return response
 
 
@@ -211,10 +220,10 @@ async def line_webhook_route(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-def _signed_in(token: str | None, failure: str) -> Response:
+def _signed_in(token: str | None, failure: str, target: str = HOME) -> Response:
     if token is None:
         return _redirect(failure)
-    response = _redirect("/")
+    response = _redirect(target)
     set_session_cookie(response, token)
     return response
 

@@ -84,11 +84,8 @@ def draw_map(found: NearestWater, *, pick: bool, height: int = 420) -> tuple[flo
         }
         for n in found.sources
     ]
-    m = build_map(
-        rows, center=point or found.area_center, show_labels=True, show_coverage=True, cluster=False
-    )
+    here = folium.FeatureGroup(name="発生地点")
     if point is not None:
-        here = folium.FeatureGroup(name="発生地点")
         folium.Circle(
             point, radius=found.radius_m, color="#d32f2f", weight=1, dash_array="6 6", fill=False
         ).add_to(here)
@@ -101,7 +98,15 @@ def draw_map(found: NearestWater, *, pick: bool, height: int = 420) -> tuple[flo
             fill_opacity=1,
             tooltip="発生地点" + ("（概略）" if position.approximate else ""),
         ).add_to(here)
-        here.add_to(m)
+    m = build_map(
+        rows,
+        center=point or found.area_center,
+        show_labels=True,
+        show_coverage=True,
+        cluster=False,
+        overlays=(here,) if point is not None else (),
+    )
+    if point is not None:
         fit_to(m, [point, *((r["latitude"], r["longitude"]) for r in rows)])
     if point is None and found.area_center is None:
         st.caption("地図を拡大して、発生地点をクリックしてください。")

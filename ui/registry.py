@@ -170,7 +170,16 @@ def specs_for(actor: Actor | None) -> tuple[PageSpec, ...]:
 
 
 def pages_for(actor: Actor | None) -> list[st.Page]:
-    return [
+    pages = [
         st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.url_path)
         for spec in specs_for(actor)
     ]
+    if actor is None:
+        # A signed-out browser that opened a member page's address (the call-out's LINE link)
+        # gets the login page there, not Streamlit's "page not found" dialog over it; the login
+        # then returns to that address (app_pages/login.py).
+        pages += [
+            st.Page(LOGIN_PAGE.path, title=LOGIN_PAGE.title, url_path=spec.url_path)
+            for spec in MEMBER_PAGES
+        ]
+    return pages

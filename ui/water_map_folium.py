@@ -86,15 +86,19 @@ def build_map(
     cluster: bool | None = None,
     tiles: Sequence[TileLayer] | None = None,
     assets: MapAssets | None = None,
+    overlays: Sequence[folium.FeatureGroup] = (),
 ) -> folium.Map:
     """The base map with `points` (dicts as map_points makes), fitted to them, or centred on
-    `center`."""
+    `center`, and `overlays` (a layer added after the layer control, which lists the layers
+    before it exists, breaks the map's script)."""
     assets = assets or map_assets()
     m = base_map(center=center, tiles=tiles, assets=assets)
     clustered = len(points) > CLUSTER_ABOVE if cluster is None else cluster
     markers = WaterSourceLayer(points, show_labels=show_labels, cluster=clustered, assets=assets)
     markers.add_to(m)
     CoverageLayer(markers, show=show_coverage).add_to(m)
+    for overlay in overlays:
+        overlay.add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     m.get_root().header.add_child(Element(f"<style>{CSS}</style>"), name="hikeshi_water_css")
     if center is None:

@@ -848,3 +848,42 @@ def test_unreachable_token_endpoint_is_logged_as_a_failed_call(flow, platform, m
     (call,) = external_calls(platform)
     assert (call["endpoint"], call["status"], call["error"]) == (url, None, "ConnectError")
     assert_failure_logged(platform, "token_endpoint_failed")
+
+
+# ---------------------------------------------------------------------------
+# Back to the page asked for (web/return_path.py)
+
+
+def test_a_member_signing_in_from_a_link_returns_to_its_page(flow):
+    tenant = make_tenant()
+    member = make_member(tenant)
+    link_line(tenant, member.id, flow.fake.user.sub)
+    page = f"/turnout?incident={uuid.uuid4()}"
+
+    start = flow.client.get("/auth/line/login", params={"next": page}, follow_redirects=False)
+    flow.authorize_url = start.headers["location"]
+    assert "HttpOnly" in start.headers.get_list("set-cookie")[-1]
+    response = flow.callback(flow.consent())
+
+    assert (response.status_code, response.headers["location"]) == (303, page)
+    assert flow.actor() is not None
+    assert "hikeshi_next" not in flow.client.cookies  # used once
+
+
+@pytest.mark.parametrize("target", ["//evil.example/turnout", "https://evil.example/"])
+def test_a_next_to_another_site_returns_home(flow, target):
+    tenant = make_tenant()
+    member = make_member(tenant)
+    link_line(tenant, member.id, flow.fake.user.sub)
+    start = flow.client.get("/auth/line/login", params={"next": target}, follow_redirects=False)
+    assert "hikeshi_next" not in start.headers.get("set-cookie", "")
+    flow.authorize_url = start.headers["location"]
+    assert flow.callback(flow.consent()).headers["location"] == "/"
+
+
+def test_an_unlinked_line_account_goes_to_code_entry_not_to_the_link(flow):
+    start = flow.client.get(
+        "/auth/line/login", params={"next": "/turnout?incident=x"}, follow_redirects=False
+    )
+    flow.authorize_url = start.headers["location"]
+    assert flow.callback(flow.consent()).headers["location"] == "/"

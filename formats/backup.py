@@ -39,14 +39,20 @@ INCIDENTS = "incidents.csv"
 INCIDENT_ENTRIES = "incident_entries.csv"
 CALLOUT_TARGETS = "callout_targets.csv"
 CALLOUT_ANSWERS = "callout_answers.csv"
+ACTIVITY_REPORTS = "activity_reports.csv"
+REPORT_STEPS = "report_steps.csv"
+REPORT_SETTINGS = "report_settings.json"
 # The files each version holds. Version 2 added dispatch (#20), version 3 the call-out's targets
-# and answers (#21); older versions are still read and say nothing about what they lack.
+# and answers (#21), version 4 the 出動報告 with their trails and the report settings (#22);
+# older versions are still read and say nothing about what they lack.
 _VERSION_1 = (ROLES, PERMISSIONS, MEMBERS, WATER_SOURCES, INSPECTIONS)
 _VERSION_2 = (*_VERSION_1, MAIL_SOURCES, INCIDENTS, INCIDENT_ENTRIES)
+_VERSION_3 = (*_VERSION_2, CALLOUT_TARGETS, CALLOUT_ANSWERS)
 VERSION_FILES = {
     1: _VERSION_1,
     2: _VERSION_2,
-    3: (*_VERSION_2, CALLOUT_TARGETS, CALLOUT_ANSWERS),
+    3: _VERSION_3,
+    4: (*_VERSION_3, ACTIVITY_REPORTS, REPORT_STEPS, REPORT_SETTINGS),
 }
 FORMAT_VERSION = max(VERSION_FILES)
 DATA_FILES = VERSION_FILES[FORMAT_VERSION]
@@ -64,11 +70,15 @@ MANIFEST_TOO_LARGE = (
 # A handful of sources, each with a profile of at most some 60,000 characters.
 MAX_SOURCES_BYTES = 4 * 1024 * 1024
 SOURCES_TOO_LARGE = f"{MAIL_SOURCES} が大きすぎます（{MAX_SOURCES_BYTES // 1_048_576}MB まで）。"
+# A chain of at most 5 steps and a reward table of a few dozen categories: some KB.
+MAX_REPORT_SETTINGS_BYTES = 256 * 1024
+REPORT_SETTINGS_TOO_LARGE = f"{REPORT_SETTINGS} が大きすぎます（256KB まで）。"
 # The JSON entries are parsed whole: each is capped below the CSV files' limit, by its header
 # and by the bytes actually read.
 _JSON_CAPS = {
     MANIFEST: (MAX_MANIFEST_BYTES, MANIFEST_TOO_LARGE),
     MAIL_SOURCES: (MAX_SOURCES_BYTES, SOURCES_TOO_LARGE),
+    REPORT_SETTINGS: (MAX_REPORT_SETTINGS_BYTES, REPORT_SETTINGS_TOO_LARGE),
 }
 MAX_UNCOMPRESSED_BYTES = MAX_MANIFEST_BYTES + sum(
     _JSON_CAPS[name][0] if name in _JSON_CAPS else MAX_ENTRY_BYTES for name in DATA_FILES
@@ -200,19 +210,21 @@ def count_rows(data: bytes) -> int:
 
 
 def count_records(data: bytes) -> int:
-    """Records of a JSON file as written by encode_mail_sources: the items of its list; -1 when
-    the file is no such JSON."""
+    """Records of a JSON file as written by encode_mail_sources (the items of its list) or by
+    encode_settings (one object, one record); -1 when the file is no such JSON."""
     try:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return -1
+    if isinstance(document, dict):
+        return 1
     return len(document) if isinstance(document, list) else -1
 
 
 def _rows(name: str, data: bytes) -> int:
-    """Only the capped JSON file is parsed whole; anything else is counted as CSV, a row at a
+    """Only the capped JSON files are parsed whole; anything else is counted as CSV, a row at a
     time."""
-    return count_records(data) if name == MAIL_SOURCES else count_rows(data)
+    return count_records(data) if name in _JSON_CAPS else count_rows(data)
 
 
 # -- writing -----------------------------------------------------------------------------------

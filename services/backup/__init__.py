@@ -61,6 +61,7 @@ from services.backup.model import (
     BACKUP_NEEDS,
     CHANGES_MAIL_SOURCES,
     CHANGES_PERMISSIONS,
+    CHANGES_REPORTS,
     CREDENTIALS_NOT_IN_BACKUP,
     ENTITIES,
     ENTITY_LABELS,
@@ -75,12 +76,17 @@ from services.backup.model import (
     NO_CALLOUTS,
     NO_DISPATCH,
     NO_LATER_GRANTS,
+    NO_REPORTS,
     NOT_READY,
     OTHER_BRIGADE,
     OTHER_BRIGADE_ADMIN,
     PASSWORD_NEEDED,
     PERMISSIONS,
+    REPORT_SETTINGS,
+    REPORTS,
+    REPORTS_RESTORED,
     ROLES,
+    STEPS,
     TARGETS,
     WATER,
     WAVES_NOT_RESTORED,
@@ -92,6 +98,14 @@ from services.backup.model import (
     T,
 )
 from services.backup.records import plan_inspections, plan_members, plan_water, write_inspections
+from services.backup.reports import (
+    plan_reports,
+    plan_settings,
+    plan_steps,
+    relink,
+    set_aside,
+    write_reports,
+)
 from services.base import Tx, require, scoped, transaction
 from services.errors import ValidationError
 from services.imports import (
@@ -118,6 +132,7 @@ __all__ = [
     "BACKUP_NEEDS",
     "CHANGES_MAIL_SOURCES",
     "CHANGES_PERMISSIONS",
+    "CHANGES_REPORTS",
     "CREDENTIALS_NOT_IN_BACKUP",
     "ENTITIES",
     "ENTITY_LABELS",
@@ -130,8 +145,10 @@ __all__ = [
     "NO_CALLOUTS",
     "NO_DISPATCH",
     "NO_LATER_GRANTS",
+    "NO_REPORTS",
     "OTHER_BRIGADE_ADMIN",
     "PASSWORD_NEEDED",
+    "REPORTS_RESTORED",
     "BackupFile",
     "RestorePreview",
     "RestoreResult",
@@ -165,6 +182,9 @@ def inspect_backup(actor: Actor, *, data: bytes, password: str | None = None) ->
         preview.notes.append(NO_CALLOUTS.format(version=version))
     else:
         preview.notes.append(WAVES_NOT_RESTORED)
+    preview.notes.append(
+        REPORTS_RESTORED if _holds_reports(backup) else NO_REPORTS.format(version=version)
+    )
     if missing := fmt.later_functions_missing(backup.files[fmt.PERMISSIONS]):
         preview.notes.append(
             NO_LATER_GRANTS.format(functions="」「".join(f.label for f in missing))
@@ -193,6 +213,8 @@ def _warnings(actor: Actor, preview: RestorePreview, *, admins_now: int) -> list
         found.append(CHANGES_PERMISSIONS)
     if _changes(preview.plans, MAIL_SOURCES) and not allows(actor, Need(F.DISPATCH, L.ADMIN)):
         found.append(CHANGES_MAIL_SOURCES)
+    if _changes_reports(preview.plans) and not allows(actor, Need(F.REPORTS, L.ADMIN)):
+        found.append(CHANGES_REPORTS)
     if admins_now and _admins_after(preview.plans, actor) == 0:
         found.append(LOCKOUT_PREDICTED)
     return found
@@ -200,6 +222,10 @@ def _warnings(actor: Actor, preview: RestorePreview, *, admins_now: int) -> list
 
 def _changes_permissions(plans: Mapping[str, ImportPreview]) -> bool:
     return _changes(plans, ROLES) or _changes(plans, PERMISSIONS)
+
+
+def _changes_reports(plans: Mapping[str, ImportPreview]) -> bool:
+    return any(_changes(plans, name) for name in (REPORTS, STEPS, REPORT_SETTINGS))
 
 
 def _changes(plans: Mapping[str, ImportPreview], name: str) -> bool:
@@ -275,6 +301,13 @@ def _stage(tx: Tx, backup: fmt.Backup) -> dict[str, ImportPreview]:
             TARGETS: targets,
             ANSWERS: plan_answers(tx, backup, plans[INCIDENTS], people, targets),
         }
+    if _holds_reports(backup):
+        reports = plan_reports(tx, backup, people, plans[INCIDENTS], plans[INSPECTIONS])
+        plans |= {
+            REPORTS: reports,
+            STEPS: plan_steps(tx, backup, reports, people),
+            REPORT_SETTINGS: plan_settings(tx, backup),
+        }
     return plans
 
 
@@ -286,6 +319,11 @@ def _holds_dispatch(backup: fmt.Backup) -> bool:
 def _holds_callouts(backup: fmt.Backup) -> bool:
     """Version 2 backups (made before call-outs were backed up) say nothing about them."""
     return fmt.CALLOUT_TARGETS in backup.manifest.data_files
+
+
+def _holds_reports(backup: fmt.Backup) -> bool:
+    """Backups before version 4 (made before 出動報告 were backed up) say nothing about them."""
+    return fmt.ACTIVITY_REPORTS in backup.manifest.data_files
 
 
 # -- restoring ---------------------------------------------------------------------------------
@@ -320,6 +358,8 @@ def restore_backup(
             )
             remove_roles(tx, plans[ROLES].missing)
         _check_editors(tx, editors)
+        # before inspections and incidents are replaced: reports name them
+        aside = set_aside(tx, replaced=_holds_reports(backup))
         water = _written(
             step,
             plans[WATER],
@@ -330,6 +370,10 @@ def restore_backup(
         inspections = write_inspections(tx, plans[INSPECTIONS])
         step.advance(_size(plans[INSPECTIONS]))
         dispatch = _write_dispatch(tx, plans) if _holds_dispatch(backup) else {}
+        if _holds_reports(backup):
+            dispatch |= write_reports(tx, backup, plans, aside)
+        else:
+            relink(tx, aside)
         step.advance(sum(_size(plans[name]) for name in dispatch))
         result = RestoreResult(
             sha256=preview.sha256,
@@ -386,6 +430,8 @@ def _check_plans(tx: Tx, plans: dict[str, ImportPreview]) -> None:
         raise Refused(F.PERMISSIONS, L.ADMIN, CHANGES_PERMISSIONS)
     if _changes(plans, MAIL_SOURCES) and not allows(tx.actor, Need(F.DISPATCH, L.ADMIN)):
         raise Refused(F.DISPATCH, L.ADMIN, CHANGES_MAIL_SOURCES)
+    if _changes_reports(plans) and not allows(tx.actor, Need(F.REPORTS, L.ADMIN)):
+        raise Refused(F.REPORTS, L.ADMIN, CHANGES_REPORTS)
 
 
 def _permission_editors(tx: Tx) -> set[uuid.UUID]:

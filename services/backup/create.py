@@ -26,6 +26,7 @@ from services.backup.callouts import callout_files
 from services.backup.incidents import incident_files
 from services.backup.mail_sources import mail_source_settings
 from services.backup.model import BACKUP_NEEDS, FILENAME_UNSAFE, BackupFile, F, L
+from services.backup.reports import report_files
 from services.base import Tx, require, scoped, transaction
 from services.errors import ValidationError
 from services.permissions import (
@@ -76,6 +77,7 @@ def _check_password(password: str) -> None:
 
 def _backup_files(tx: Tx) -> dict[str, bytes]:
     callouts = callout_files(tx)  # first: they name members and incidents read below
+    reports = report_files(tx)  # so do reports, and inspections
     roles = tx.session.exec(scoped(select(Role), tx.actor).order_by(Role.name)).all()
     ranks = {r.id: r for r in tx.session.exec(scoped(select(Rank), tx.actor)).all()}
     return {
@@ -87,6 +89,7 @@ def _backup_files(tx: Tx) -> dict[str, bytes]:
         fmt.MAIL_SOURCES: mail_source_settings(tx),
         **incident_files(tx),
         **callouts,
+        **reports,
     }
 
 

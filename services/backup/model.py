@@ -31,6 +31,7 @@ ROLES, PERMISSIONS, MEMBERS, WATER, INSPECTIONS = (
 )
 MAIL_SOURCES, INCIDENTS, ENTRIES = "mail_sources", "incidents", "incident_entries"
 TARGETS, ANSWERS = "callout_targets", "callout_answers"
+REPORTS, STEPS, REPORT_SETTINGS = "activity_reports", "report_steps", "report_settings"
 ENTITIES: dict[str, str] = {
     ROLES: fmt.ROLES,
     PERMISSIONS: fmt.PERMISSIONS,
@@ -42,6 +43,9 @@ ENTITIES: dict[str, str] = {
     ENTRIES: fmt.INCIDENT_ENTRIES,
     TARGETS: fmt.CALLOUT_TARGETS,
     ANSWERS: fmt.CALLOUT_ANSWERS,
+    REPORTS: fmt.ACTIVITY_REPORTS,
+    STEPS: fmt.REPORT_STEPS,
+    REPORT_SETTINGS: fmt.REPORT_SETTINGS,
 }
 ENTITY_LABELS = {
     ROLES: "役職",
@@ -54,8 +58,12 @@ ENTITY_LABELS = {
     ENTRIES: "事案の経過",
     TARGETS: "出動連絡の対象者",
     ANSWERS: "出動可否の回答",
+    REPORTS: "出動報告",
+    STEPS: "出動報告の承認の記録",
+    REPORT_SETTINGS: "承認の段階と出動報酬の表",
 }
-# 閲覧 of everything the file holds; a mail source's settings are shown to 災害出動 管理 only.
+# 閲覧 of everything the file holds; a mail source's settings are shown to 災害出動 管理 only,
+# everyone's reports with the reward table to 出動報告 管理.
 BACKUP_NEEDS = (
     (F.CSV_EXPORT, L.VIEW),
     (F.ROSTER, L.VIEW),
@@ -63,6 +71,7 @@ BACKUP_NEEDS = (
     (F.INSPECTIONS, L.VIEW),
     (F.PERMISSIONS, L.VIEW),
     (F.DISPATCH, L.ADMIN),
+    (F.REPORTS, L.ADMIN),
 )
 OTHER_BRIGADE = (
     "このバックアップは別の消防団（{brigade}）のものです。この消防団へ復元するには、"
@@ -73,6 +82,9 @@ CHANGES_PERMISSIONS = (
     "この復元は役職または権限の設定を変更するため、役職・権限の管理権限が必要です。"
 )
 CHANGES_MAIL_SOURCES = "この復元は出動メール設定を変更するため、災害出動の管理権限が必要です。"
+CHANGES_REPORTS = (
+    "この復元は出動報告または承認の段階・出動報酬の表を変更するため、出動報告の管理権限が必要です。"
+)
 NOT_READY = "バックアップに誤りがあるため復元できません。プレビューのエラーを確認してください。"
 LOCKOUT_PREDICTED = (
     "この復元を行うと、役職・権限を管理できる在籍中の団員がいなくなります。"
@@ -90,6 +102,16 @@ NO_CALLOUTS = (
     "このバックアップ（形式の版 {version}）には出動連絡の対象者と出動可否の回答が含まれていません。"
     "そのまま残る事案（番号と登録日時が同じもの）の対象者と回答は変更せず、新たに復元する事案には"
     "対象者と回答がありません。"
+)
+NO_REPORTS = (
+    "このバックアップ（形式の版 {version}）には出動報告と承認の段階・出動報酬の表が含まれていません。"
+    "現在の出動報告と設定は変更せず、そのまま残ります。出動報告が参照している事案や水利点検が"
+    "復元で置き換わる場合は、同じもの（事案は番号と登録日時、点検は水利番号・点検日・記録日時が"
+    "同じもの）に関連付け直し、なくなるものとは関連付けだけを外します。"
+)
+REPORTS_RESTORED = (
+    "出動報告とその承認の記録、承認の段階、出動報酬の表を復元します。"
+    "復元した出動報告について、LINEで報告の依頼を送り直すことはありません。"
 )
 NO_LATER_GRANTS = (
     "このバックアップには権限「{functions}」の列がありません（この機能より前に作成）。"
@@ -171,7 +193,8 @@ class RestoreResult:
     """What the restore did. For roles, water sources, inspections, incidents, their entries and
     call-outs `retired` counts rows deleted; members are only ever retired, mail sources made
     無効. The dispatch counts are None when the backup holds no dispatch data (format version 1),
-    the call-out counts when it holds no call-outs (versions 1 and 2)."""
+    the call-out counts when it holds no call-outs (versions 1 and 2), the report counts when it
+    holds no reports (versions 1 to 3)."""
 
     sha256: str
     other_brigade: bool
@@ -185,6 +208,9 @@ class RestoreResult:
     incident_entries: ImportResult | None = None
     callout_targets: ImportResult | None = None
     callout_answers: ImportResult | None = None
+    activity_reports: ImportResult | None = None
+    report_steps: ImportResult | None = None
+    report_settings: ImportResult | None = None
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {

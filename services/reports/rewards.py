@@ -89,9 +89,14 @@ def preview(
 
 
 def _check(table: RewardTable) -> None:
-    errors = [*_size_errors(table), *validate_table(table)]
+    errors = table_problems(table)
     if errors:
         raise ValidationError({str(n): message for n, message in enumerate(errors, start=1)})
+
+
+def table_problems(table: RewardTable) -> list[str]:
+    """What keeps a table from being saved (also a restored one, services/backup/reports.py)."""
+    return [*_size_errors(table), *validate_table(table)]
 
 
 def _size_errors(table: RewardTable) -> list[str]:

@@ -259,7 +259,7 @@ def test_backup_holds_every_file_with_its_manifest(tenant, watch):
     assert made.filename.startswith("hikeshi-backup-") and made.filename.endswith(".zip")
     assert made.filename.isascii()
     manifest = made.manifest
-    assert (manifest.tenant_id, manifest.format_version) == (tenant, 3)
+    assert (manifest.tenant_id, manifest.format_version) == (tenant, 4)
     assert manifest.rows == {
         fmt.ROLES: 3,
         fmt.PERMISSIONS: 10,
@@ -271,6 +271,9 @@ def test_backup_holds_every_file_with_its_manifest(tenant, watch):
         fmt.INCIDENT_ENTRIES: 8,  # two mails called their members out (one entry each)
         fmt.CALLOUT_TARGETS: 6,  # the three active members, for each of them
         fmt.CALLOUT_ANSWERS: 0,
+        fmt.ACTIVITY_REPORTS: 0,
+        fmt.REPORT_STEPS: 0,
+        fmt.REPORT_SETTINGS: 1,
     }
     with zipfile.ZipFile(io.BytesIO(made.data)) as archive:
         members_csv = archive.read(fmt.MEMBERS).decode("utf-8-sig")
@@ -612,6 +615,9 @@ def test_a_version_1_backup_restores_and_leaves_dispatch_as_it_is(tenant, engine
         "incident_entries",
         "callout_targets",
         "callout_answers",
+        "activity_reports",
+        "report_steps",
+        "report_settings",
     }
     (event,) = restore_events(engine, tenant, 0)
     assert details(event)["format_version"] == 1

@@ -10,7 +10,7 @@ import contextlib
 import json
 import subprocess
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -43,6 +43,7 @@ from tests.factories import (
     give_login,
     make_member,
     make_tenant,
+    rank_id,
     request_context,
 )
 from tests.water_factories import make_source
@@ -82,6 +83,7 @@ POSITION = {"latitude": 35.6172839, "longitude": 139.2468135}  # the incident ma
 RAW_MARKER = "RAW-AT-REST-marker-93c1"  # only in the mail's raw text
 ENVELOPE_FROM = "kanrinin.at-rest@fd.example.lg.jp"
 IMAP_PASSWORD = "imap-pw-at-rest-5d2"
+REPORT = {"activity": "纏🧯筒先で放水at-rest", "returned": "纏屋🪣終了時刻の訂正at-rest"}
 SEARCHED = "纏屋の権兵衛🧯さん"  # a free-text search, kept in the audit record's personal part
 UNIT = "第9分団🧯纏班"  # not personal: stored in clear, proves the scan finds such text
 # Registered but kept in clear: operators' display names; brigade accounts hold none (u001).
@@ -134,6 +136,7 @@ def seed_everything() -> tuple[uuid.UUID, dict[tuple[str, str], set[str]], set[s
     give_login(tenant_id, people[1].id)
     event_log.query_events(admin(tenant_id), event_log.EventFilter(text=SEARCHED))
     token = seed_dispatch(tenant_id)
+    seed_report(tenant_id, people[0].id)
 
     member_values = [*SEEDED, EDITED, *(m.model_dump() for m in people)]
     seeded = {
@@ -153,8 +156,28 @@ def seed_everything() -> tuple[uuid.UUID, dict[tuple[str, str], set[str]], set[s
     seeded[("callout", "messages")] = {DISPATCH["landmark"]}
     seeded[("incident", "position")] = {str(POSITION["latitude"])}
     seeded[("line_webhook_event", "event")] = {seed_webhook_event()}
+    seeded |= {("activity_report", f): {value} for f, value in REPORT.items()}
+    seeded[("report_step", "comment")] = {REPORT["returned"]}  # the return's reason
     found = {m.member_code for m in people} | {source.code, UNIT}
     return tenant_id, seeded, found
+
+
+def seed_report(tenant_id: uuid.UUID, member_id: uuid.UUID) -> None:
+    """An 出動報告 entered for a member (its activity) and returned by the 団長 (the reason, on
+    the report and on its step)."""
+    from services.reports import approvals, reports
+    from tests.report_factories import actor_of
+
+    start = datetime.now(UTC) - timedelta(hours=5)
+    entry = reports.ReportInput("訓練", REPORT["activity"], start, start + timedelta(hours=2))
+    view = reports.save_report(admin(tenant_id), None, entry, member_id=member_id, submit=True)
+    chief = make_member(tenant_id, rank_id=rank_id(tenant_id, "団長"), affiliation=UNIT)
+    approvals.return_report(
+        actor_of(tenant_id, chief.id),
+        view.id,
+        expected_version=view.version,
+        reason=REPORT["returned"],
+    )
 
 
 def seed_webhook_event() -> str:

@@ -1,17 +1,20 @@
 """Backup and restore (バックアップ・復元) of one brigade: roles, the permission matrix, the roster,
 the water sources and their inspections, the dispatch mail sources' settings, the incidents with
-their timelines, and who was called for each incident and what they answered, in one ZIP
-(formats/backup.py, formats/backup_dispatch.py).
+their timelines, who was called for each incident and what they answered, and the 出動報告 with
+their approval trails and the report settings, in one ZIP (formats/backup.py,
+formats/backup_dispatch.py, formats/backup_reports.py).
 
 Who may do what, and why:
 
 - create_backup needs CSV出力・バックアップ 閲覧 and 閲覧 of everything the file holds: 団員名簿,
-  消防水利, 水利点検 (inspectors' names), 役職・権限, and 災害出動 管理 (the level that shows a mail
-  source's settings). The file holds personal data decrypted, hence the optional AES password;
-  it never holds a receiving address or an IMAP password.
+  消防水利, 水利点検 (inspectors' names), 役職・権限, 災害出動 管理 (the level that shows a mail
+  source's settings) and 出動報告 管理 (everyone's reports, the reward table). The file holds
+  personal data decrypted, hence the optional AES password; it never holds a receiving address
+  or an IMAP password.
 - inspect_backup and restore_backup need 復元 編集. A restore that changes roles or the matrix, or
   who may edit permissions, needs 役職・権限 管理 as well, as the matrix page would; one that
-  changes the mail sources needs 災害出動 管理, as 出動メール設定 would; restoring another
+  changes the mail sources needs 災害出動 管理, as 出動メール設定 would; one that changes the
+  reports, their trails or the report settings needs 出動報告 管理; restoring another
   brigade's backup needs 役職・権限 管理 and the administrator's explicit choice.
 
 A restore replaces the brigade's data in one transaction, everything or nothing: members absent
@@ -23,7 +26,9 @@ are deleted with their timelines and call-outs, and the call-outs' targets and a
 replaced (services/backup/callouts.py: the waves of LINE messages are not restored). The
 メール受信ログ itself is a log, never restored. A backup of format version 1 holds no dispatch
 data, and its restore leaves the mail sources and incidents as they are; one of version 2 holds
-no call-outs, and its restore leaves those of the incidents it keeps as they are. The
+no call-outs, and its restore leaves those of the incidents it keeps as they are. The reports,
+their trails and the report settings are replaced too (services/backup/reports.py); a backup
+before version 4 leaves them, relinked to the restored incidents and inspections. The
 no-lock-out guard of the matrix holds: a backup that would leave no active member with
 役職・権限 管理 is refused.
 """

@@ -37,6 +37,7 @@ from formats.tabular import CellError, plain, to_date
 from models import ActivityReport, Member, Rank, ReportSettings, ReportStep, WaterSource
 from models.base import utcnow
 from models.dispatch import Incident
+from models.report import ReportStatus, StepAction
 from models.water import WaterInspection
 from services.backup.model import (
     REPORT_SETTINGS,
@@ -54,6 +55,8 @@ from services.reports.rewards import table_problems
 from services.reports.settings import settings_changed, settings_in
 
 HEADERS = {column.key: column.header for column in br.REPORT_COLUMNS}
+STATUSES = {status.label: status for status in ReportStatus}
+ACTIONS = {action.label: action for action in StepAction}
 STEP_HEADERS = {column.key: column.header for column in br.STEP_COLUMNS}
 InspectionKey = tuple[str, date, datetime]
 IncidentKey = tuple[int, datetime]
@@ -105,7 +108,7 @@ def _report_row(
         ended_at=row.ended_at,
         turned_back=row.turned_back,
         false_alarm=row.false_alarm,
-        status=br.ReportStatus(row.status),
+        status=ReportStatus(row.status).label,
         step=row.step,
         returned=_open(tx, row.returned_enc, RETURNED_FIELD, row.id),
         entered_by=row.entered_by,
@@ -122,7 +125,7 @@ def _step_rows(tx: Tx) -> list[br.StepRow]:
         br.StepRow(
             report=row.report_id,
             step=row.step,
-            action=br.StepAction(row.action),
+            action=StepAction(row.action).label,
             member_code=codes.get(row.member_id, "") if row.member_id else "",
             actor_label=row.actor_label,
             comment=_open(tx, row.comment_enc, COMMENT_FIELD, row.id),
@@ -209,6 +212,8 @@ class _Known:
 
     def report_errors(self, number: int, row: br.ReportRow) -> list[CellError]:
         errors = []
+        if row.status not in STATUSES:
+            errors.append(CellError(number, HEADERS["status"], bd._choose(STATUSES)))
         if row.member_code not in self.codes:
             message = f"団員番号「{row.member_code[:20]}」が団員名簿（{fmt.MEMBERS}）にありません。"
             errors.append(CellError(number, HEADERS["member_code"], message))
@@ -258,8 +263,6 @@ def _report_plan(
 
 
 def _shown(value: object) -> str:
-    if isinstance(value, br.ReportStatus):
-        return value.label
     return "" if value is None else str(value)
 
 
@@ -326,6 +329,8 @@ def _key_text(text: str) -> str:
 
 def _step_errors(number: int, row: br.StepRow, keys: set[str], codes: set[str]) -> list[CellError]:
     errors = []
+    if row.action not in ACTIONS:
+        errors.append(CellError(number, STEP_HEADERS["action"], bd._choose(ACTIONS)))
     if str(row.report) not in keys:
         message = f"この報告IDの出動報告が {fmt.ACTIVITY_REPORTS} にありません。"
         errors.append(CellError(number, STEP_HEADERS["report"], message))
@@ -494,7 +499,7 @@ def _fill(
         setattr(row, name, getattr(found, name))
     for name in ("entered_by", "created_at", "updated_at", "submitted_at", "approved_at"):
         setattr(row, name, getattr(found, name))
-    row.status = found.status
+    row.status = STATUSES[found.status]
     row.activity_enc = _seal(tx, found.activity, ACTIVITY_FIELD, row.id)
     row.returned_enc = _seal(tx, found.returned, RETURNED_FIELD, row.id)
     # a report open on a page at the backup's moment must not be saved over the restored one
@@ -509,7 +514,7 @@ def _step(tx: Tx, backup: fmt.Backup, found: br.StepRow, members: Mapping[str, u
         tenant_id=tx.tenant_id,
         report_id=target_id(tx, backup, found.report),
         step=found.step,
-        action=found.action,
+        action=ACTIONS[found.action],
         member_id=members[found.member_code] if found.member_code else None,
         actor_label=found.actor_label,
         at=found.at,

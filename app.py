@@ -11,7 +11,11 @@ from ui.registry import pages_for
 st.set_page_config(page_title="火消し Hikeshi", page_icon="🚒", layout="wide")
 
 actor = resolve_actor()
-navigation = st.navigation(pages_for(actor), position="sidebar" if actor else "hidden")
+# expanded: with every page a 団長 has, a collapsed menu would hide the last ones behind
+# "View more"
+navigation = st.navigation(
+    pages_for(actor), position="sidebar" if actor else "hidden", expanded=True
+)
 
 if actor is not None:
     with st.sidebar:

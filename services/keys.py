@@ -22,7 +22,15 @@ from config import get_settings
 from core.access import PLATFORM
 from core.actor import Actor, ActorKind
 from core.personal import PersonalField, personal_fields
-from models import AuditEvent, Member, MemberLine, Tenant, TenantKey
+from models import (
+    ActivityReport,
+    AuditEvent,
+    Member,
+    MemberLine,
+    ReportStep,
+    Tenant,
+    TenantKey,
+)
 from models.callout import Callout
 from models.dispatch import InboundMail, Incident, MailSource
 from models.enums import AuditCategory
@@ -53,6 +61,8 @@ REENCRYPTED: tuple[type[SQLModel], ...] = (
     InboundMail,
     Incident,
     Callout,
+    ActivityReport,
+    ReportStep,
 )
 LOCK_TIMEOUT = "10s"
 

@@ -21,6 +21,15 @@ class PageSpec:
     level: Level = Level.VIEW  # what the function must reach for the page to be offered
 
 
+# The sidebar's groups, in this order; a page not named here goes to the first (no heading).
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "": ("home", "dashboard"),
+    "出動": ("incidents", "board", "turnout", "incident-history"),
+    "出動報告": ("reports", "approvals"),
+    "団員・水利": ("roster", "water-map"),
+    "データ": ("csv-import", "export", "restore", "event-log"),
+    "設定": ("accounts", "permissions", "report-settings", "mail-sources"),
+}
 MEMBER_PAGES = (
     PageSpec(
         "app_pages/dashboard.py",
@@ -38,13 +47,6 @@ MEMBER_PAGES = (
         "incidents",
     ),
     PageSpec(
-        "app_pages/incident_history.py",
-        "出動履歴",
-        ":material/history:",
-        Function.DISPATCH,
-        "incident-history",
-    ),
-    PageSpec(
         "app_pages/board.py",
         "出動中の事案",
         ":material/dashboard_customize:",
@@ -57,6 +59,13 @@ MEMBER_PAGES = (
         ":material/directions_run:",
         Function.DISPATCH,
         "turnout",
+    ),
+    PageSpec(
+        "app_pages/incident_history.py",
+        "出動履歴",
+        ":material/history:",
+        Function.DISPATCH,
+        "incident-history",
     ),
     PageSpec(
         "app_pages/reports.py",
@@ -169,11 +178,17 @@ def specs_for(actor: Actor | None) -> tuple[PageSpec, ...]:
     )
 
 
-def pages_for(actor: Actor | None) -> list[st.Page]:
-    pages = [
-        st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.url_path)
-        for spec in specs_for(actor)
-    ]
+def pages_for(actor: Actor | None) -> list[st.Page] | dict[str, list[st.Page]]:
+    """The pages st.navigation offers: a member's grouped into the SECTIONS (empty groups left
+    out), anyone else's as one list."""
+    specs = specs_for(actor)
+    pages = [_page(spec) for spec in specs]
+    if actor is not None and specs and all(s in MEMBER_PAGES for s in specs):
+        section = {url: name for name, urls in SECTIONS.items() for url in urls}
+        grouped: dict[str, list[st.Page]] = {name: [] for name in SECTIONS}
+        for spec, page in zip(specs, pages, strict=True):
+            grouped[section.get(spec.url_path, "")].append(page)
+        return {name: found for name, found in grouped.items() if found}
     if actor is None:
         # A signed-out browser that opened a member page's address (the call-out's LINE link)
         # gets the login page there, not Streamlit's "page not found" dialog over it; the login
@@ -183,3 +198,7 @@ def pages_for(actor: Actor | None) -> list[st.Page]:
             for spec in MEMBER_PAGES
         ]
     return pages
+
+
+def _page(spec: PageSpec) -> st.Page:
+    return st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.url_path)

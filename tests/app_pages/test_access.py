@@ -92,3 +92,10 @@ def test_suspended_member_is_signed_out_on_the_next_run(open_app):
 
     assert_login_page(at)
     assert user.member.name not in page_text(at)
+
+
+def test_every_member_page_has_its_place_in_the_menu():
+    from ui.registry import MEMBER_PAGES, SECTIONS
+
+    placed = [url for urls in SECTIONS.values() for url in urls]
+    assert sorted(placed) == sorted(p.url_path for p in MEMBER_PAGES)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from formats import backup as b
 from formats import backup_dispatch as d
+from formats import backup_reports as r
 from models.enums import Answer, Function
 
 CREATED = datetime(2025, 4, 1, 3, 4, 5, tzinfo=UTC)
@@ -38,6 +39,9 @@ def files() -> dict[str, bytes]:
         b.INCIDENT_ENTRIES: d.encode_entries([ENTRY]),
         b.CALLOUT_TARGETS: d.encode_targets([TARGET]),
         b.CALLOUT_ANSWERS: d.encode_answers([ANSWER, PROXY]),
+        b.ACTIVITY_REPORTS: r.encode_reports([]),
+        b.REPORT_STEPS: r.encode_steps([]),
+        b.REPORT_SETTINGS: r.encode_settings("[]", ""),
     }
 
 
@@ -140,7 +144,7 @@ def problems(data: bytes, password: str | None = None) -> list[str]:
 def test_manifest_describes_every_file():
     backup = b.read_zip(make_zip())
     manifest = backup.manifest
-    assert (manifest.format, manifest.format_version) == ("hikeshi-backup", 3)
+    assert (manifest.format, manifest.format_version) == ("hikeshi-backup", 4)
     assert (manifest.tenant_id, manifest.brigade, manifest.created_at) == (
         TENANT,
         "テスト消防団",
@@ -157,6 +161,9 @@ def test_manifest_describes_every_file():
         b.INCIDENT_ENTRIES: 1,
         b.CALLOUT_TARGETS: 1,
         b.CALLOUT_ANSWERS: 2,
+        b.ACTIVITY_REPORTS: 0,
+        b.REPORT_STEPS: 0,
+        b.REPORT_SETTINGS: 1,
     }
     assert backup.files == files()
     assert not backup.encrypted
@@ -242,7 +249,7 @@ def test_row_count_must_match():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"format_version": 4}, "版 4"),
+        ({"format_version": 5}, "版 5"),
         ({"format_version": True}, "版 True"),
         ({"format": "other"}, "Hikeshi のバックアップファイルではありません"),
         ({"tenant_id": "not-a-uuid"}, "内容が正しくありません"),
@@ -399,7 +406,7 @@ def test_a_version_1_backup_is_read_without_the_dispatch_files():
     assert set(backup.files) == set(b.VERSION_FILES[1])
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_each_version_needs_exactly_its_files(version):
     newer = [name for name in b.DATA_FILES if name not in b.VERSION_FILES[version]]
     assert problems(make_zip(version=version)) == [
@@ -421,7 +428,8 @@ def test_mail_sources_rows_are_the_list_items():
     assert problems(rezip(make_zip(), miscount)) == [
         "mail_sources.json の行数が管理情報と一致しません。"
     ]
-    assert b.count_records(b"{}") == b.count_records(b"\xff") == b.count_records(b"[[[") == -1
+    assert b.count_records(b"{}") == 1  # report_settings.json: one object, one record
+    assert b.count_records(b"\xff") == b.count_records(b"[[[") == b.count_records(b"3") == -1
 
 
 def test_a_large_mail_sources_file_is_refused_by_its_size(monkeypatch):

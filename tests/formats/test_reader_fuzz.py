@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape, quoteattr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from formats import backup, backup_dispatch, member_csv, tabular
+from formats import backup, backup_dispatch, backup_reports, member_csv, tabular
 from tests.formats import bombs
 from tests.formats.bombs import SHEET, STRINGS, stored
 
@@ -60,6 +60,9 @@ def backup_zip(password: str | None = None) -> bytes:
         backup.INCIDENT_ENTRIES: backup_dispatch.encode_entries([]),
         backup.CALLOUT_TARGETS: backup_dispatch.encode_targets([]),
         backup.CALLOUT_ANSWERS: backup_dispatch.encode_answers([]),
+        backup.ACTIVITY_REPORTS: backup_reports.encode_reports([]),
+        backup.REPORT_STEPS: backup_reports.encode_steps([]),
+        backup.REPORT_SETTINGS: backup_reports.encode_settings("[]", ""),
     }
     manifest = backup.build_manifest(
         files,

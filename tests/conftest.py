@@ -137,18 +137,27 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 DATABASE_FIXTURE = "database_url"
 # A module that imports these makes databases of its own on the test server (migration tests).
 SERVER_HELPERS = ("_create_postgres_database", "alembic_config")
-NO_DATABASE_REASON = "use no database (no database_url in their fixture closure): SQLite pass only"
+NO_DATABASE_REASON = (
+    "use no database (no database_url in their fixture closure) or are browser tests outside "
+    "the both_databases smoke set: SQLite pass only"
+)
 
 
 def uses_database(item: pytest.Item) -> bool:
     """Whether a test can behave differently on PostgreSQL: it requests the test database
-    (directly or through any fixture), is a browser or PostgreSQL-only test, or sits in a
-    module that makes databases of its own on the server."""
+    (directly or through any fixture), is PostgreSQL-only, or sits in a module that makes
+    databases of its own on the server.
+
+    A browser test checks what only a browser shows; the pages and services under it run on
+    both databases in the page and service tests. So the PostgreSQL pass runs only the browser
+    tests marked both_databases: a smoke set that drives the real server as the unprivileged
+    role under row-level security (sign-in and the roster, the call-out from mail to tally, the
+    member's page with its 既読 write, the HTTP routes)."""
+    if item.nodeid.startswith(BROWSER_TESTS) or item.get_closest_marker("e2e"):
+        return item.get_closest_marker("both_databases") is not None
     if DATABASE_FIXTURE in getattr(item, "fixturenames", ()):
         return True
-    if item.nodeid.startswith(BROWSER_TESTS) or any(
-        item.get_closest_marker(name) for name in ("e2e", "postgres_only")
-    ):
+    if item.get_closest_marker("postgres_only"):
         return True
     module = getattr(item, "module", None)
     return module is not None and any(hasattr(module, name) for name in SERVER_HELPERS)

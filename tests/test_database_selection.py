@@ -34,8 +34,11 @@ def test_a_fixture_that_needs_the_database_makes_the_test_use_it(request, dialec
     [
         (fake_item("tests/formats/test_x.py::test_a", ["tmp_path"]), False),
         (fake_item("tests/services/test_x.py::test_a", ["tenant", "engine", "database_url"]), True),
-        (fake_item("tests/e2e/test_x.py::test_a"), True),
-        (fake_item("tests/x/test_x.py::test_a", markers=("e2e",)), True),
+        # browser tests: only the both_databases smoke set runs on the PostgreSQL pass
+        (fake_item("tests/e2e/test_x.py::test_a", ["base_url", "database_url"]), False),
+        (fake_item("tests/e2e/test_x.py::test_a", markers=("both_databases",)), True),
+        (fake_item("tests/x/test_x.py::test_a", markers=("e2e",)), False),
+        (fake_item("tests/x/test_x.py::test_a", markers=("e2e", "both_databases")), True),
         (fake_item("tests/x/test_x.py::test_a", markers=("postgres_only",)), True),
         (
             fake_item(
@@ -62,7 +65,8 @@ class FakeConfig:
 ITEMS = [
     fake_item("tests/formats/test_x.py::test_pure"),
     fake_item("tests/services/test_x.py::test_db", ["engine", "database_url"]),
-    fake_item("tests/e2e/test_x.py::test_browser"),
+    fake_item("tests/e2e/test_x.py::test_smoke", markers=("both_databases",)),
+    fake_item("tests/e2e/test_x.py::test_browser", ["base_url", "database_url"]),
 ]
 
 
@@ -74,8 +78,8 @@ def test_only_the_postgresql_pass_leaves_database_free_tests_out(monkeypatch):
 
     monkeypatch.setenv("HIKESHI_TEST_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     conftest.pytest_collection_modifyitems(config, items)
-    assert items == ITEMS[1:] and config.deselected == ITEMS[:1]
-    assert config.stash[conftest.DESELECTED] == 1  # reported at the end of the run
+    assert items == ITEMS[1:3] and config.deselected == [ITEMS[0], ITEMS[3]]
+    assert config.stash[conftest.DESELECTED] == 2  # reported at the end of the run
     assert "SQLite pass only" in NO_DATABASE_REASON
 
 

@@ -22,6 +22,7 @@ def expect_login_form(page: Page) -> None:
     expect(sidebar(page)).to_have_count(0)
 
 
+@pytest.mark.both_databases
 def test_login_roster_and_logout(browser: Browser, base_url: str, brigade: Brigade):
     context = browser.new_context()
     page = context.new_page()

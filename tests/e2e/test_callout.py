@@ -32,7 +32,7 @@ from tests.factories import audit_events, give_login
 from tests.fakes.line_messaging import FakeMessaging
 from tests.fakes.line_server import configured, serve
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_databases]
 
 
 @pytest.fixture(scope="module")

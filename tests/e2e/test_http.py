@@ -7,7 +7,7 @@ import pytest
 
 from tests.e2e.conftest import PASSWORD, Brigade
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_databases]
 
 
 def post_login(base_url: str, brigade: Brigade, **headers: str) -> httpx.Response:

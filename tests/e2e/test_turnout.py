@@ -24,7 +24,7 @@ from tests.fakes.line_server import FakeLine, FakeUser, configured, serve
 from tests.water_factories import ORIGIN, north_of_origin
 from tests.water_factories import make_source as make_water_source
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_databases]
 
 PHONE = {"width": 390, "height": 844}
 

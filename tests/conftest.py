@@ -153,7 +153,7 @@ def uses_database(item: pytest.Item) -> bool:
     tests marked both_databases: a smoke set that drives the real server as the unprivileged
     role under row-level security (sign-in and the roster, the call-out from mail to tally, the
     member's page with its 既読 write, the HTTP routes)."""
-    if item.nodeid.startswith(BROWSER_TESTS) or item.get_closest_marker("e2e"):
+    if is_browser_test(item):
         return item.get_closest_marker("both_databases") is not None
     if DATABASE_FIXTURE in getattr(item, "fixturenames", ()):
         return True
@@ -233,8 +233,14 @@ _UNDECLARED = _UndeclaredDatabase()
 event.listen(Engine, "engine_connect", _UNDECLARED.on_connect)
 
 
+def is_browser_test(item: pytest.Item) -> bool:
+    return item.nodeid.startswith(BROWSER_TESTS) or item.get_closest_marker("e2e") is not None
+
+
 def _watched(item: pytest.Item, when: str):
-    if uses_database(item):
+    """Browser tests are not watched: they use the database, and the PostgreSQL pass leaves
+    most of them out on purpose (uses_database), not because they would need none."""
+    if uses_database(item) or is_browser_test(item):
         return (yield)
     _UNDECLARED.watching, _UNDECLARED.seen = True, []
     try:

@@ -35,9 +35,16 @@ from models.callout import CalloutAnswer, CalloutTarget
 from models.dispatch import Incident
 from models.enums import Answer
 from services.backup.incidents import recorded, without_selftest
-from services.backup.model import ANSWERS, ENTITIES, TARGETS, preview_of, with_cell_errors
+from services.backup.model import (
+    ANSWERS,
+    ENTITIES,
+    TARGETS,
+    counted_row,
+    preview_of,
+    with_cell_errors,
+)
 from services.base import Tx, scoped
-from services.imports import ImportPreview, ImportResult, RowPlan, RowStatus
+from services.imports import ImportPreview, ImportResult, RowStatus
 
 TARGET_HEADERS = {column.key: column.header for column in bd.TARGET_COLUMNS}
 ANSWER_HEADERS = {column.key: column.header for column in bd.ANSWER_COLUMNS}
@@ -170,13 +177,7 @@ def _plan(
         if found is not None:
             errors = check(number, found)
         code = f"{raw.get('incident_number', '')[:10]} {raw.get('member_code', '')[:20]}"
-        if errors or found is None:
-            rows.append(RowPlan(number, code, RowStatus.INVALID, raw, errors=tuple(errors)))
-        elif existing[found] > 0:
-            existing[found] -= 1
-            rows.append(RowPlan(number, code, RowStatus.UNCHANGED, raw))
-        else:
-            rows.append(RowPlan(number, code, RowStatus.NEW, raw))
+        rows.append(counted_row(existing, found, number, code, raw, errors))
     missing = sorted(
         f"{row.incident_number} {row.member_code}"
         for row, left in existing.items()

@@ -29,7 +29,7 @@ from formats import backup_dispatch as bd
 from formats.tabular import CellError
 from models.callout import Callout, CalloutAnswer, CalloutTarget, LineOutbox
 from models.dispatch import InboundMail, Incident, IncidentEntry, IncidentStatus, MailSource
-from services.backup.model import ENTRIES, INCIDENTS, preview_of, with_cell_errors
+from services.backup.model import ENTRIES, INCIDENTS, counted_row, preview_of, with_cell_errors
 from services.base import S, Tx, scoped
 from services.dispatch import incidents as dispatch
 from services.imports import FieldChange, ImportPreview, ImportResult, RowPlan, RowStatus
@@ -287,13 +287,8 @@ def plan_entries(tx: Tx, backup: fmt.Backup, incidents: ImportPreview) -> Import
         if entry is not None:
             errors = _entry_errors(number, entry, numbers)
         code = f"{raw.get('incident_number', '')[:10]} {raw.get('at', '')[:40]}"
-        if errors or entry is None:
-            rows.append(RowPlan(number, code, RowStatus.INVALID, raw, errors=tuple(errors)))
-        elif existing[astuple(entry)] > 0:
-            existing[astuple(entry)] -= 1
-            rows.append(RowPlan(number, code, RowStatus.UNCHANGED, raw))
-        else:
-            rows.append(RowPlan(number, code, RowStatus.NEW, raw))
+        key = astuple(entry) if entry is not None else None
+        rows.append(counted_row(existing, key, number, code, raw, errors))
     missing = sorted(
         f"{key[0]} {key[1].isoformat()}" for key, left in existing.items() for _ in range(left)
     )

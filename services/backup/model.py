@@ -4,7 +4,7 @@ labels, the permissions a backup needs, the messages, and the result types."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -223,6 +223,25 @@ class RestoreResult:
 def restored_entities(manifest: fmt.Manifest) -> list[str]:
     """The entities a backup of this manifest's version holds, in ENTITIES order."""
     return [name for name, file in ENTITIES.items() if file in manifest.data_files]
+
+
+def counted_row(
+    existing: MutableMapping[Hashable, int],
+    key: Hashable | None,
+    number: int,
+    code: str,
+    raw: Mapping[str, str],
+    errors: Sequence[CellError],
+) -> RowPlan:
+    """A row of a file of records kept as they are (inspections, timeline entries, answers,
+    approval steps): unchanged while the brigade holds as many equal records as the file has
+    seen so far, new beyond that. `existing` counts the brigade's records by key and is used up."""
+    if errors or key is None:
+        return RowPlan(number, code, RowStatus.INVALID, raw, errors=tuple(errors))
+    if existing.get(key, 0) > 0:
+        existing[key] -= 1
+        return RowPlan(number, code, RowStatus.UNCHANGED, raw)
+    return RowPlan(number, code, RowStatus.NEW, raw)
 
 
 def preview_of(entity: str, backup: fmt.Backup, **values: Any) -> ImportPreview:

@@ -17,12 +17,18 @@ from models.water import WaterInspection, WaterSource
 from services import member_import, water_import, water_rules, water_sources
 from services import validation as v
 from services.backup.create import member_codes
-from services.backup.model import INSPECTIONS, MEMBERS, WATER, preview_of, with_cell_errors
+from services.backup.model import (
+    INSPECTIONS,
+    MEMBERS,
+    WATER,
+    counted_row,
+    preview_of,
+    with_cell_errors,
+)
 from services.base import Tx, scoped
 from services.imports import (
     ImportPreview,
     ImportResult,
-    RowPlan,
     RowStatus,
 )
 
@@ -76,13 +82,7 @@ def plan_inspections(
     for number, raw in table.records:
         key, errors = _inspection(number, raw, sources, codes)
         code = f"{plain(raw['source_code'])} {plain(raw['inspected_on'])}"
-        if errors or key is None:
-            rows.append(RowPlan(number, code, RowStatus.INVALID, raw, errors=tuple(errors)))
-        elif existing.get(key, 0) > 0:
-            existing[key] -= 1
-            rows.append(RowPlan(number, code, RowStatus.UNCHANGED, raw))
-        else:
-            rows.append(RowPlan(number, code, RowStatus.NEW, raw))
+        rows.append(counted_row(existing, key, number, code, raw, errors))
     missing = [
         f"{key[0]} {key[1].isoformat()}" for key, left in existing.items() for _ in range(left)
     ]

@@ -43,6 +43,7 @@ from services.backup.model import (
     REPORT_SETTINGS,
     REPORTS,
     STEPS,
+    counted_row,
     preview_of,
     with_cell_errors,
 )
@@ -300,13 +301,7 @@ def plan_steps(
             errors = _step_errors(number, found, keys, codes)
             found = replace(found, report=target_id(tx, backup, found.report))
         code = f"{raw.get('report', '')[:8]} {raw.get('step', '')[:2]}"
-        if errors or found is None:
-            rows.append(RowPlan(number, code, RowStatus.INVALID, raw, errors=tuple(errors)))
-        elif existing[found] > 0:
-            existing[found] -= 1
-            rows.append(RowPlan(number, code, RowStatus.UNCHANGED, raw))
-        else:
-            rows.append(RowPlan(number, code, RowStatus.NEW, raw))
+        rows.append(counted_row(existing, found, number, code, raw, errors))
     missing = sorted(
         f"{row.report} {row.step}" for row, left in existing.items() for _ in range(left)
     )

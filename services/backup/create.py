@@ -158,11 +158,13 @@ def _brigade_name(tx: Tx) -> str:
 
 
 def _filename(tenant_id: uuid.UUID, manifest: fmt.Manifest) -> str:
-    """ASCII only (browsers and USB sticks mangle other names): the brigade's name when it has
-    letters or digits, else the start of its id."""
-    name = FILENAME_UNSAFE.sub("-", unicodedata.normalize("NFKC", manifest.brigade)).strip("-")
+    """<brigade name>_<JST time>.zip, so an administrator finds the brigade's backups by name
+    (the download sends a non-ASCII name as RFC 5987 `filename*`, which browsers decode).
+    Characters no file system takes are replaced; a name with nothing left falls back to the
+    ASCII hikeshi-backup-<start of the id>."""
+    name = FILENAME_UNSAFE.sub("-", unicodedata.normalize("NFKC", manifest.brigade)).strip("-.")
     stamp = manifest.created_at.astimezone(JST).strftime("%Y%m%d-%H%M")
-    return f"hikeshi-backup-{name[:40] or str(tenant_id)[:8]}-{stamp}.zip"
+    return f"{name[:40] or 'hikeshi-backup-' + str(tenant_id)[:8]}_{stamp}.zip"
 
 
 @cache

@@ -134,7 +134,9 @@ PASSWORD_NEEDED = (
     "「{name}」はIMAPパスワードがないため、無効の状態で復元します。復元後に出動メール設定で"
     "パスワードを入力し、有効にしてください。"
 )
-FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+# What a file name on Windows, macOS or a USB stick cannot hold (and whitespace, which mail
+# clients and shells split on).
+FILENAME_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f\s]+')
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -142,7 +144,7 @@ FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 @dataclass(frozen=True)
 class BackupFile:
-    filename: str  # hikeshi-backup-<brigade>-<YYYYmmdd-HHMM JST>.zip, ASCII only
+    filename: str  # <brigade>_<YYYYmmdd-HHMM JST>.zip (hikeshi-backup-<id> without a name)
     data: bytes = field(repr=False)
     manifest: fmt.Manifest
     encrypted: bool

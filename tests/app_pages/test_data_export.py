@@ -124,7 +124,7 @@ def test_backup_with_a_password_opens_with_it(open_app, downloads):
     at.button[-1].click().run()
 
     assert not at.exception, at.exception
-    data = download(at, downloads, "hikeshi-backup-")
+    data = download(at, downloads, "テスト消防団")  # <brigade name>_<JST time>.zip
     with pytest.raises(backup_format.PasswordRequired):
         backup_format.read_zip(data)
     opened = backup_format.read_zip(data, password=PASSWORD)

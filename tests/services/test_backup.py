@@ -7,10 +7,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 import zipfile
 from dataclasses import asdict
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -256,8 +257,7 @@ def test_backup_holds_every_file_with_its_manifest(tenant, watch):
     chief = populate(tenant)
     audit = watch(tenant)
     made = backup.create_backup(chief)
-    assert made.filename.startswith("hikeshi-backup-") and made.filename.endswith(".zip")
-    assert made.filename.isascii()
+    assert re.fullmatch(r"テスト消防団[0-9a-f]{8}_\d{8}-\d{4}\.zip", made.filename), made.filename
     manifest = made.manifest
     assert (manifest.tenant_id, manifest.format_version) == (tenant, 4)
     assert manifest.rows == {
@@ -876,3 +876,25 @@ def test_backup_made_before_report_grants(tenant):
     assert matrix["団員"][Function.REPORTS] == Grant(Level.VIEW)
     assert matrix["分団長"][Function.APPROVALS] == Grant(Level.EDIT)
     assert matrix["庶務"][Function.REPORTS] == Grant()
+
+
+def test_backup_file_names_carry_the_brigade_name():
+    """<brigade name>_<JST time>.zip; what no file system takes becomes '-'; a name with
+    nothing left falls back to ASCII."""
+    from services.backup.create import _filename
+
+    tenant_id = uuid.UUID("12345678-1234-5678-1234-567812345678")
+
+    def named(brigade: str) -> str:
+        manifest = fmt.Manifest(
+            tenant_id=tenant_id,
+            brigade=brigade,
+            created_at=datetime(2026, 12, 6, 15, 30, tzinfo=UTC),  # 00:30 JST next day
+            app_version="test",
+            files=(),
+        )
+        return _filename(tenant_id, manifest)
+
+    assert named("デモ市消防団") == "デモ市消防団_20261207-0030.zip"
+    assert named("ＡＢ市 消防団/第1") == "AB市-消防団-第1_20261207-0030.zip"
+    assert named('<>:"|?*') == "hikeshi-backup-12345678_20261207-0030.zip"

@@ -36,15 +36,20 @@ def unneutralise(text: str) -> str:
 
 
 class Unencodable(ValueError):
-    """Cells CP932 cannot hold, as (row, column, character); row 1 is the header."""
+    """Cells CP932 cannot hold, as (record, column, character): the record is named by its
+    first column (団員番号, 水利番号), since the file that would have had row numbers was never
+    written; the header row is 「見出し」."""
 
-    def __init__(self, problems: list[tuple[int, str, str]]) -> None:
+    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
         shown = "、".join(
-            f"{row}行目「{column}」の「{char}」" for row, column, char in problems[:20]
+            f"{record}の「{column}」の「{char}」" for record, column, char in problems[:20]
         )
         more = f" ほか{len(problems) - 20}件" if len(problems) > 20 else ""
         super().__init__(f"Shift_JIS（CP932）で表せない文字があります: {shown}{more}")
         self.problems = problems
+
+
+HEADER_RECORD = "見出し"
 
 
 def encode(
@@ -70,12 +75,21 @@ def _cp932(text: str, header: Sequence[str], lines: list[list[str]]) -> bytes:
         pass
     problems = []
     for number, cells in enumerate(lines, start=1):
+        record = HEADER_RECORD if number == 1 else _record(header, cells, number)
         for index, cell in enumerate(cells):
             for char in dict.fromkeys(cell):
                 if not in_cp932(char):
                     column = header[index] if index < len(header) else f"{index + 1}列目"
-                    problems.append((number, column, char))
+                    problems.append((record, column, char))
     raise Unencodable(problems)
+
+
+def _record(header: Sequence[str], cells: list[str], number: int) -> str:
+    """「団員番号 A-2」: the first column names the record; without a value, its data row."""
+    key = unneutralise(cells[0]) if cells else ""
+    if key and all(in_cp932(char) for char in key):
+        return f"{header[0]} {key}" if header else key
+    return f"{number - 1}件目"
 
 
 def in_cp932(char: str) -> bool:

@@ -103,8 +103,8 @@ def test_characters_shift_jis_cannot_hold_are_shown_by_row_and_column(open_app, 
     assert not at.exception, at.exception
     assert "Shift_JIS（CP932）で表せない文字が 1箇所" in at.error[0].value
     problems = at.dataframe[0].value
-    assert list(problems.columns) == ["行", "列", "文字"]
-    assert list(problems.iloc[0])[1:] == ["氏名", "𠮷"]
+    assert list(problems.columns) == ["対象", "列", "文字"]
+    assert list(problems.iloc[0]) == ["団員番号 Z-9", "氏名", "𠮷"]
     assert not at.get("download_button")
 
     at.radio(key="exp_encoding").set_value("utf-8").run()

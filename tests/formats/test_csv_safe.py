@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from formats import csv_safe
 from formats.csv_safe import BOM, decode, encode, neutralise, unneutralise
 
 
@@ -76,3 +77,19 @@ def test_file_is_utf8_with_bom_and_crlf():
 def test_decode_rejects_other_encodings():
     with pytest.raises(UnicodeDecodeError):
         decode("消防".encode("cp932"))
+
+
+def test_cp932_problems_name_the_record_not_a_row_of_a_file_never_written():
+    header = ["団員番号", "氏名"]
+    with pytest.raises(csv_safe.Unencodable) as raised:
+        csv_safe.encode(
+            header, [["A-1", "消防"], ["A-2", "𠮷田"], ["", "🚒"], ["𠮷", "x"]], encoding="cp932"
+        )
+    assert raised.value.problems == [
+        ("団員番号 A-2", "氏名", "𠮷"),
+        ("3件目", "氏名", "🚒"),  # no key: the record's place among the data rows
+        ("4件目", "団員番号", "𠮷"),  # a key CP932 cannot show names nothing
+    ]
+    with pytest.raises(csv_safe.Unencodable) as header_only:
+        csv_safe.encode(["𠮷"], [], encoding="cp932")
+    assert header_only.value.problems == [(csv_safe.HEADER_RECORD, "𠮷", "𠮷")]

@@ -91,8 +91,8 @@ def test_cp932_export_reports_characters_it_cannot_hold_with_row_and_column():
     rows = [member(), member(member_code="A-2", notes="出動🚒", name="髙橋　①")]
     with pytest.raises(csv_safe.Unencodable) as err:
         member_csv.encode(rows, encoding="cp932")
-    assert err.value.problems == [(3, "備考", "🚒")]
-    assert "3行目「備考」" in str(err.value)
+    assert err.value.problems == [("団員番号 A-2", "備考", "🚒")]
+    assert "団員番号 A-2の「備考」" in str(err.value)
 
 
 def test_cp932_export_reads_back_identically():

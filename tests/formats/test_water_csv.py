@@ -181,7 +181,7 @@ def test_every_trigger_character_is_neutralised(encoding, trigger):
 def test_cp932_reports_cells_it_cannot_hold():
     with pytest.raises(Unencodable) as raised:
         water_csv.encode([source(memo="🚒"), source(address="髙橋①")], encoding="cp932")
-    assert raised.value.problems == [(2, "メモ", "🚒")]
+    assert raised.value.problems == [("水利番号 W-1", "メモ", "🚒")]
 
 
 def test_the_list_export_carries_read_only_columns_that_import_ignores():

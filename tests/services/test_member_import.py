@@ -592,7 +592,7 @@ def test_cp932_export_reports_what_it_cannot_hold(tenant, watch):
     audit = watch(tenant)
     with pytest.raises(csv_safe.Unencodable) as err:
         mi.export_members_csv(exporter, encoding="cp932")
-    assert err.value.problems == [(3, "備考", "🚒")]
+    assert err.value.problems == [("団員番号 A2", "備考", "🚒")]
     assert audit.new() == []  # nothing was exported
     data = mi.export_members_csv(exporter)
     assert data.startswith(csv_safe.BOM.encode())

@@ -26,7 +26,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("name", "氏名", ("name", "名前"), required=True, max_length=50, example="消防　太郎"),
     Column("kana", "ふりがな", ("kana", "フリガナ"), max_length=100, example="ショウボウ　タロウ"),
     Column("rank", "階級", ("rank",), required=True, max_length=20, example="団員"),
-    Column("roles", "役職", ("roles", "role"), max_length=500, example="機関員"),
+    Column("roles", "役職", ("roles", "role"), max_length=500, example=""),
     Column("affiliation", "所属", ("affiliation", "unit"), max_length=100, example="第1分団 第2部"),
     Column("status", "状態", ("status",), max_length=20, example=MemberStatus.ACTIVE.label),
     Column("phone", "電話番号", ("phone", "電話"), max_length=30, example="090-1234-5678"),

@@ -92,15 +92,16 @@ def water_preview() -> ImportPreview | None:
     view.show_errors(found.file_errors)
     if found.file_errors:
         return None
-    st.caption(f"文字コード: {found.encoding}　形式: {LAYOUTS.get(found.layout or '', 'その他')}")
-    mapping = None if found.layout else step.choose(found)
-    if found.layout is None and mapping is None:
+    sheet = step.sheet(found)
+    st.caption(f"文字コード: {found.encoding}　形式: {LAYOUTS.get(sheet.layout or '', 'その他')}")
+    mapping = None if sheet.layout else step.choose(found, sheet)
+    if sheet.layout is None and mapping is None:
         return None
     preview = view.once(
         "imp_preview",
-        (name, upload_id, mapping),
+        (name, upload_id, sheet.index, mapping),
         lambda: water_import.preview_water_import(
-            actor, data=data, filename=filename, mapping=mapping
+            actor, data=data, filename=filename, mapping=mapping, sheet=sheet.index
         ),
     )
     if mapping is not None:

@@ -23,7 +23,7 @@ from sqlmodel import select
 
 from core.access import Need
 from core.actor import Actor
-from formats import opendata, tabular, water_csv
+from formats import opendata, sheet_layout, tabular, water_csv
 from formats.csv_safe import Unencodable
 from formats.opendata import MAPPING_TARGETS, ColumnMapping
 from formats.tabular import CellError, HeaderMatch, Sheet, TableError, find_header, plain
@@ -174,13 +174,19 @@ def inspect_water_file(actor: Actor, *, data: bytes, filename: str) -> WaterFile
 
 
 def preview_water_import(
-    actor: Actor, *, data: bytes, filename: str, mapping: ColumnMapping | None = None
+    actor: Actor,
+    *,
+    data: bytes,
+    filename: str,
+    mapping: ColumnMapping | None = None,
+    sheet: int | None = None,
 ) -> ImportPreview:
     """Every row validated and classed, nothing written. Our layout and the open-data layout are
-    recognised; any other needs a mapping (file_errors says so)."""
+    recognised (on the sheet given by its index, else on the first that has one); any other
+    needs a mapping (file_errors says so)."""
     with transaction(actor, *IMPORTING, action="water_source.import") as tx:
         try:
-            parsed, encoding = _parsed(data, filename, mapping)
+            parsed, encoding = _parsed(data, filename, mapping, sheet)
         except TableError as exc:
             return file_error_preview(ENTITY, filename, data, str(exc))
         preview = ImportPreview(
@@ -322,24 +328,28 @@ def _sheets(data: bytes, filename: str) -> list[Sheet]:
 
 
 def _detect(sheet: Sheet) -> tuple[str, HeaderMatch] | None:
-    """Our layout or the open-data layout, whichever the header row names fully and best."""
+    """Our layout when the header names only our columns, each once; the open-data layout when
+    it names the standard's required ones (its other columns are noted, not read). A header
+    that matches ours only in part is no layout: the page offers the mapping step for it."""
     found = [
         (layout, match)
-        for layout, columns in (
-            (water_csv.LAYOUT, water_csv.READ_COLUMNS),
-            (opendata.LAYOUT, opendata.COLUMNS),
+        for layout, columns, complete in (
+            (water_csv.LAYOUT, water_csv.READ_COLUMNS, lambda m: not m.problems),
+            (opendata.LAYOUT, opendata.COLUMNS, lambda m: not m.missing),
         )
-        if (match := find_header(sheet, columns)) is not None and not match.missing
+        if (match := find_header(sheet, columns)) is not None and complete(match)
     ]
     return max(found, key=lambda item: len(item[1].columns), default=None)
 
 
-def _parsed(data: bytes, filename: str, mapping: ColumnMapping | None) -> tuple[ParsedRows, str]:
+def _parsed(
+    data: bytes, filename: str, mapping: ColumnMapping | None, only: int | None = None
+) -> tuple[ParsedRows, str]:
     sheets = _sheets(data, filename)
     label = sheets[0].encoding_label
     if mapping is not None:
         return opendata.apply_mapping(sheets, mapping), label
-    for sheet in sheets:
+    for sheet in sheets if only is None else sheets[only : only + 1]:
         if detected := _detect(sheet):
             layout, match = detected
             reader = water_csv.parse if layout == water_csv.LAYOUT else opendata.parse
@@ -369,7 +379,7 @@ def _row_count_errors(parsed: ParsedRows) -> list[str]:
 
 def _sheet_info(index: int, sheet: Sheet) -> SheetInfo:
     detected = _detect(sheet)
-    header_index = detected[1].row_index if detected else _widest_row(sheet)
+    header_index = detected[1].row_index if detected else sheet_layout.header_guess(sheet)
     below = [row for row in sheet.rows[header_index + 1 :] if any(c.strip() for c in row)]
     return SheetInfo(
         index=index,
@@ -381,13 +391,6 @@ def _sheet_info(index: int, sheet: Sheet) -> SheetInfo:
         layout=detected[0] if detected else None,
         top=sheet.rows[: tabular.HEADER_SCAN_ROWS],
     )
-
-
-def _widest_row(sheet: Sheet) -> int:
-    """A guess at the header of an unknown layout: the first of the top rows with the most
-    filled cells (a title row above it has one)."""
-    counts = [sum(bool(c.strip()) for c in row) for row in sheet.rows[: tabular.HEADER_SCAN_ROWS]]
-    return counts.index(max(counts)) if counts else 0
 
 
 # -- helpers: planning ---------------------------------------------------------------------------

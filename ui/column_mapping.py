@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.actor import Actor
+from formats import sheet_layout
 from services import import_mappings
 from services.catalog import HEADER_SCAN_ROWS, WATER_SOURCE_KINDS, ColumnMapping
 from services.errors import ServiceError
@@ -88,7 +89,14 @@ class MappingStep:
         header = sheet.header_at(header_row)
         sample = sheet.sample_below(header_row)
         width = len(header)
-        st.caption(f"見出しの下の先頭{len(sample)}行（全{sheet.data_rows:,}行）")
+        st.caption(
+            f"見出し行: {header_row}行目　その下の先頭{len(sample)}行（全{sheet.data_rows:,}行）"
+        )
+        suggested = sheet_layout.suggested_targets(header)
+        if suggested:
+            st.caption(
+                f"見出しから分かった {len(suggested)} 列は選んであります。確かめてください。"
+            )
         st.dataframe(
             pd.DataFrame(
                 [(row + [""] * width)[:width] for row in sample],
@@ -96,6 +104,12 @@ class MappingStep:
             ),
             hide_index=True,
         )
+        for index in range(width):
+            # A default, never an override: a saved mapping or the administrator's own choice
+            # is kept; another header row starts from what that row names.
+            st.session_state.setdefault(
+                self.key("col", sheet.index, header_row, index), suggested.get(index, UNUSED)
+            )
         with st.form(self.key("form", sheet.index)):
             cols = st.columns(3)
             columns = {
@@ -123,21 +137,29 @@ class MappingStep:
             kinds=kind_spellings(kinds),
         )
 
-    def choose(self, found: WaterFile) -> ColumnMapping | None:
-        """The mapping step for a file in a layout we do not know; None until one is submitted."""
+    def sheet(self, found: WaterFile) -> SheetInfo:
+        """The sheet to read: chosen when the workbook has several, starting on the one that
+        looks like data (never a legend); choosing another detects its layout afresh."""
+        if len(found.sheets) < 2:
+            return found.sheets[0]
+        shapes = [(s.name, s.header, s.data_rows) for s in found.sheets]
+        st.session_state.setdefault(self.key("sheet"), sheet_layout.data_sheet(shapes))
+        index = st.selectbox(
+            "シート",
+            [s.index for s in found.sheets],
+            format_func=lambda i: found.sheets[i].name,
+            key=self.key("sheet"),
+        )
+        return found.sheets[index]
+
+    def choose(self, found: WaterFile, sheet: SheetInfo) -> ColumnMapping | None:
+        """The mapping step for a sheet in a layout we do not know (or know only in part); None
+        until one is submitted."""
         st.info(
             "この形式は自動では読めません。ファイルの列を、どの項目として読むか選んでください。"
         )
         self.saved(found)
-        index = 0
-        if len(found.sheets) > 1:
-            index = st.selectbox(
-                "シート",
-                [s.index for s in found.sheets],
-                format_func=lambda i: found.sheets[i].name,
-                key=self.key("sheet"),
-            )
-        if (submitted := self.form(found, found.sheets[index])) is not None:
+        if (submitted := self.form(found, sheet)) is not None:
             st.session_state["imp_mapping"] = (self.upload_id, submitted)
         chosen = st.session_state.get("imp_mapping")
         return chosen[1] if chosen and chosen[0] == self.upload_id else None

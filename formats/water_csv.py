@@ -29,7 +29,9 @@ from models.enums import HYDRANT_KINDS, OWNERSHIPS, WATER_SOURCE_KINDS
 
 LAYOUT = "hikeshi"
 COLUMNS: tuple[Column, ...] = (
-    Column("code", "水利番号", ("code", "水利コード"), True, 30, "H-001"),
+    # The cell may be longer than the code: 30 characters count after NFKC and trimming (the
+    # service's rule), so padding or half-width kana with sound marks are not refused here.
+    Column("code", "水利番号", ("code", "水利コード"), True, 60, "H-001"),
     Column("kind", "種別", ("kind", "水利種別"), True, 20, "消火栓"),
     Column("ownership", "区分", ("ownership", "公設私設"), False, 20, "公設"),
     Column("latitude", "緯度", ("latitude", "lat"), False, 40, "35.681236"),

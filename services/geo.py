@@ -123,6 +123,12 @@ def in_japan(lat: float, lon: float) -> bool:
     )
 
 
+def swapped_in_japan(lat: float, lon: float) -> bool:
+    """A point in Japan only once latitude and longitude change places (a legacy layout writes
+    経度 first)."""
+    return not in_japan(lat, lon) and in_japan(lon, lat)
+
+
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"
 _LAT_LON = re.compile(rf"^\s*({_NUMBER})\s*[,、\s]\s*({_NUMBER})\s*$")
 

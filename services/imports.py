@@ -95,6 +95,10 @@ class ImportPreview:
     file_errors: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Cells that import as they are but deserve a look (a point far from the brigade's area).
+    warnings: list[CellError] = field(default_factory=list)
+    options: dict[str, bool] = field(default_factory=dict)  # how the file was read; audited
+    swappable_rows: int = 0  # rows whose latitude and longitude look exchanged (water sources)
 
     @property
     def counts(self) -> dict[RowStatus, int]:
@@ -117,6 +121,7 @@ class ImportPreview:
             "encoding": self.encoding,
             "rows": len(self.rows),
             **{status.value: count for status, count in self.counts.items()},
+            **self.options,
         }
 
 
@@ -126,6 +131,7 @@ class ImportResult:
     updated: int = 0
     unchanged: int = 0
     retired: int = 0
+    unplaced: int = 0  # written without a position (water sources)
 
 
 def sha256(data: bytes) -> str:

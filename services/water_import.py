@@ -31,6 +31,7 @@ from formats.water_csv import ParsedRows
 from models.base import new_id, utcnow
 from models.enums import HYDRANT_KINDS, OWNERSHIPS, Function, Level
 from models.water import WaterInspection, WaterSource, WaterSourceBase
+from services import water_file_checks as file_checks
 from services.base import Tx, require, scoped, transaction
 from services.errors import Conflict, ValidationError
 from services.imports import (
@@ -180,6 +181,7 @@ def preview_water_import(
     filename: str,
     mapping: ColumnMapping | None = None,
     sheet: int | None = None,
+    swap_coordinates: bool = False,
 ) -> ImportPreview:
     """Every row validated and classed, nothing written. Our layout and the open-data layout are
     recognised (on the sheet given by its index, else on the first that has one); any other
@@ -201,11 +203,14 @@ def preview_water_import(
         )
         if preview.file_errors:
             return preview
+        records = file_checks.oriented(parsed.records, swap=swap_coordinates)
         preview.rows = with_read_errors(
-            plan_water_sources(tx, parsed.records, headers=parsed.headers), parsed.errors
+            plan_water_sources(tx, records, headers=parsed.headers), parsed.errors
         )
         preview.missing = _missing_codes(tx, preview.rows)
         preview.notes += _unplaced_notes(preview.rows)
+        headers = {**water_csv.HEADERS, **parsed.headers}
+        file_checks.check_positions(tx, preview, records, headers=headers, swap=swap_coordinates)
         return preview
 
 
@@ -260,7 +265,7 @@ def plan_water_sources(
     }
     named = {**water_csv.HEADERS, **(headers or {})}
     today = today_jst()
-    first_rows: dict[str, int] = {}
+    first_rows: dict[str, tuple[int, str]] = {}
     return [_plan_row(number, raw, existing, first_rows, named, today) for number, raw in records]
 
 
@@ -293,7 +298,8 @@ def write_water_sources(
     except IntegrityError:
         raise Conflict() from None
     unchanged = sum(plan.status == RowStatus.UNCHANGED for plan in plans)
-    return ImportResult(len(new), len(changed), unchanged, len(retired))
+    unplaced = sum(plan.values.get("latitude") is None for plan in plans)  # WaterRowPlans
+    return ImportResult(len(new), len(changed), unchanged, len(retired), unplaced=unplaced)
 
 
 def with_read_errors(
@@ -400,7 +406,7 @@ def _plan_row(
     number: int,
     raw: dict[str, str],
     existing: Mapping[str, Any],
-    first_rows: dict[str, int],
+    first_rows: dict[str, tuple[int, str]],
     headers: Mapping[str, str],
     today: date,
 ) -> RowPlan:
@@ -411,11 +417,9 @@ def _plan_row(
     checked, problems = validate_fields(_fitted(stored | values, values), today=today)
     errors = problems | errors
     if code and code in first_rows:
-        errors["code"] = (
-            f"水利番号「{code}」がファイル内で重複しています（{first_rows[code]}行目と同じ）。"
-        )
+        errors["code"] = file_checks.duplicate_code_message(raw["code"], *first_rows[code])
     if code:
-        first_rows.setdefault(code, number)
+        first_rows.setdefault(code, (number, raw["code"]))
     if errors:
         cells = tuple(CellError(number, headers.get(k, k), m) for k, m in errors.items())
         return WaterRowPlan(number, code, RowStatus.INVALID, dict(raw), errors=cells)

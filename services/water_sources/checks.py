@@ -33,6 +33,9 @@ from services.water_sources.model import (
     NUMBER_RANGES,
 )
 
+MAX_CODE_LENGTH = 30  # WaterSource.code holds 30 characters; counted after NFKC
+SWAPPED_HINT = "緯度と経度が逆になっていませんか（入れ替えると日本国内の座標になります）。"
+
 
 def check_point(latitude: float, longitude: float) -> None:
     if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
@@ -77,10 +80,14 @@ def validate_fields(raw: Mapping[str, Any], *, today: date) -> tuple[dict, dict[
 
 
 def _code_errors(code: str) -> dict:
+    """Any printable text (municipal registers number sources 「消-1」「防-1」), counted after NFKC
+    and trimming, which is also how two codes are compared."""
     if not code:
         return {"code": "水利番号を入力してください。"}
-    if len(code) > 30 or not v.is_code(code):
-        return {"code": "水利番号は30文字以内の半角英数字・ハイフンで入力してください。"}
+    if len(code) > MAX_CODE_LENGTH:
+        return {"code": f"水利番号は{MAX_CODE_LENGTH}文字以内で入力してください。"}
+    if not code.isprintable():
+        return {"code": v.control_chars_message("水利番号")}
     return {}
 
 
@@ -115,6 +122,10 @@ def _position_errors(lat: float | None, lon: float | None) -> dict:
         return {}
     if lat is None or lon is None:
         return {"latitude": "緯度と経度は両方入力してください（不明なら両方空欄）。"}
+    # Before the range checks: a Japanese point given the wrong way round has a latitude above
+    # 90, and the generic range message would hide the likely cause.
+    if geo.swapped_in_japan(lat, lon):
+        return {"latitude": SWAPPED_HINT}
     if not (math.isfinite(lat) and -90 <= lat <= 90):
         return {"latitude": "緯度は -90〜90 の範囲で入力してください。"}
     if not (math.isfinite(lon) and -180 <= lon <= 180):

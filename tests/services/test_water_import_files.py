@@ -99,7 +99,7 @@ def test_open_data_rows_that_cannot_be_placed_are_reported(tenant):
     data = open_data(
         [
             od_row("OK-1", "消火栓"),
-            od_row("消火栓-2", "消火栓"),
+            od_row("消" * 31, "消火栓"),
             od_row("OK-3", "スプリンクラー"),
             od_row("OK-4", "防火水槽", 口径="150"),
             od_row("OK-5", "消火栓", lat="36.1", lon=""),

@@ -541,7 +541,7 @@ def test_actor_without_tenant_is_denied(engine):
 
 BAD_INPUT: list[tuple[str, dict[str, object]]] = [
     ("code", {"code": ""}),
-    ("code", {"code": "水利1"}),
+    ("code", {"code": "水利\u200b1"}),  # a zero-width space: not printable
     ("code", {"code": "X" * 31}),
     ("kind", {"kind": "温泉"}),
     ("ownership", {"ownership": "municipal"}),
@@ -629,6 +629,15 @@ def test_duplicate_code_is_rejected_but_keeping_ones_own_is_not(tenant):
         admin(tenant), other.id, data=WaterSourceUpdate(code="DUP-2", memo="x"), expected_version=1
     )
     assert kept.memo == "x"
+
+
+def test_japanese_codes_are_accepted_and_compared_after_nfkc(tenant):
+    created = make_source(tenant, code=" 消-１ ")
+    assert created.code == "消-1"
+    with pytest.raises(ValidationError) as raised:
+        make_source(tenant, code="消－1")
+    assert raised.value.errors == {"code": "水利番号「消-1」は既に使われています。"}
+    assert make_source(tenant, code="防" * 30).code == "防" * 30
 
 
 def test_a_source_without_coordinates_is_allowed(tenant):

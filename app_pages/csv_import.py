@@ -20,6 +20,7 @@ from services.catalog import (
 )
 from services.errors import ServiceError
 from ui import import_view as view
+from ui import water_positions as positions
 from ui.column_mapping import MappingStep
 from ui.common import current_actor, show_error
 
@@ -97,15 +98,22 @@ def water_preview() -> ImportPreview | None:
     mapping = None if sheet.layout else step.choose(found, sheet)
     if sheet.layout is None and mapping is None:
         return None
+    swap = positions.swap_requested(upload_id)
     preview = view.once(
         "imp_preview",
-        (name, upload_id, sheet.index, mapping),
+        (name, upload_id, sheet.index, mapping, swap),
         lambda: water_import.preview_water_import(
-            actor, data=data, filename=filename, mapping=mapping, sheet=sheet.index
+            actor,
+            data=data,
+            filename=filename,
+            mapping=mapping,
+            sheet=sheet.index,
+            swap_coordinates=swap,
         ),
     )
     if mapping is not None:
         step.save_form(mapping)
+    positions.swap_offer(preview, upload_id)
     return preview
 
 
@@ -144,6 +152,7 @@ if st.button(
         retired = f"、{entity.missing[MissingRows.RETIRE]} {result.retired:,}件"
         state["imp_notice"] = (
             f"{entity.label}を登録しました: 新規 {result.created:,}件、変更 {result.updated:,}件、"
-            f"変更なし {result.unchanged:,}件{retired if result.retired else ''}。"
+            f"変更なし {result.unchanged:,}件{retired if result.retired else ''}"
+            f"{f'（うち位置なし {result.unplaced:,}件）' if result.unplaced else ''}。"
         )
         st.rerun()

@@ -83,6 +83,13 @@ def show_preview(preview: ImportPreview) -> None:
         col.metric(status.label, f"{count:,}件")
     for note in preview.notes:
         st.info(note)
+    if warnings := preview.warnings:
+        st.markdown(f"**確認 {len(warnings):,}件**（このまま登録できます。内容を確かめてください）")
+        st.dataframe(
+            pd.DataFrame([[w.row, w.column, w.message] for w in warnings], columns=ERROR_COLUMNS),
+            hide_index=True,
+            width="stretch",
+        )
     changed = [r for r in preview.rows if r.status in (RowStatus.NEW, RowStatus.CHANGED)]
     if changed:
         st.markdown("**新規・変更になる行**")

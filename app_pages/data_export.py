@@ -49,7 +49,9 @@ for name, (label, export) in EXPORTS.items():
                 f"{label}に Shift_JIS（CP932）で表せない文字が {len(exc.problems):,}箇所あります。"
                 "UTF-8 で出力するか、該当する文字を直してください。"
             )
-            st.dataframe(pd.DataFrame(exc.problems, columns=["対象", "列", "文字"]), hide_index=True)
+            st.dataframe(
+                pd.DataFrame(exc.problems, columns=["対象", "列", "文字"]), hide_index=True
+            )
         except ServiceError as exc:
             show_error(exc)
         else:

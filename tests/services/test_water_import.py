@@ -484,7 +484,7 @@ def test_cp932_export_reports_what_it_cannot_hold(tenant, watch):
     with pytest.raises(ValidationError) as raised:
         water_import.export_water_csv(admin(tenant), encoding="cp932")
     message = raised.value.errors["encoding"]
-    assert "2行目「メモ」の「🚒」" in message
+    assert "水利番号 EMOJI-1の「メモ」の「🚒」" in message
     assert audit.new() == []
     assert "🚒" in water_import.export_water_csv(admin(tenant)).decode("utf-8-sig")
 

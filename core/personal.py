@@ -61,6 +61,9 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
     PersonalField("activity_report", "activity", "活動内容"),
     PersonalField("activity_report", "returned", "差し戻しの理由"),
     PersonalField("report_step", "comment", "承認・差し戻しのコメント"),
+    # The automatic backup taken before a bulk change (#17): the whole brigade's data, as the
+    # base64 text of the backup ZIP.
+    PersonalField("pre_change_backup", "data", "変更前の自動バックアップ"),
     # Not personal but secret, sealed with the brigade's data key like the rest (so key rotation
     # and the at-rest scan cover them): a receiving address's token, a mailbox password.
     PersonalField("mail_source", "address_token", "受信アドレスの秘密部分"),

@@ -17,6 +17,7 @@ from models.line import LineAuthRequest, LinePendingLogin, LineRegistration, Mem
 from models.member import Member, MemberCreate, MemberPublic, MemberRole, MemberUpdate
 from models.notice import MaintenanceNotice
 from models.org import Permission, Rank, Role
+from models.pre_change import PreChangeBackup
 from models.report import ActivityReport, ReportSettings, ReportStep
 from models.tenant import PLATFORM_TENANT_ID, Tenant, TenantKey
 from models.water import WaterSource
@@ -71,6 +72,7 @@ __all__ = [
     "MemberRole",
     "MemberUpdate",
     "Permission",
+    "PreChangeBackup",
     "Rank",
     "ReportSettings",
     "ReportStep",

@@ -6,6 +6,7 @@ administrator's explicit choice for records missing from the file. Entity servic
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from formats.tabular import CellError
+from services import bulk_guard
 
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
 
@@ -99,6 +101,20 @@ class ImportPreview:
     warnings: list[CellError] = field(default_factory=list)
     options: dict[str, bool] = field(default_factory=dict)  # how the file was read; audited
     swappable_rows: int = 0  # rows whose latitude and longitude look exchanged (water sources)
+    # The bulk guard (services/bulk_guard.py): the records of this entity the brigade holds now,
+    # and how many of them the file's own rows retire (状態「退団」); preview.missing are those
+    # MissingRows.RETIRE would retire or delete.
+    current: int = 0
+    retiring_rows: int = 0
+
+    def retiring(self, missing: MissingRows | None) -> int:
+        """How many records the import would retire or delete with this choice."""
+        gone = len(self.missing) if missing == MissingRows.RETIRE else 0
+        return gone + self.retiring_rows
+
+    def needs_name(self, missing: MissingRows | None) -> bool:
+        """Whether the import, with this choice, needs the brigade's name typed."""
+        return bulk_guard.needs_name(self.retiring(missing), self.current)
 
     @property
     def counts(self) -> dict[RowStatus, int]:
@@ -132,6 +148,10 @@ class ImportResult:
     unchanged: int = 0
     retired: int = 0
     unplaced: int = 0  # written without a position (water sources)
+    # The automatic backup taken before the change (services/pre_change.py), if one was
+    # taken, and the actor's own 団員番号 when the file left him out (he is never retired).
+    backup_id: uuid.UUID | None = None
+    kept_self: str = ""
 
 
 def sha256(data: bytes) -> str:

@@ -27,6 +27,7 @@ from models import (
     AuditEvent,
     Member,
     MemberLine,
+    PreChangeBackup,
     ReportStep,
     Tenant,
     TenantKey,
@@ -63,6 +64,7 @@ REENCRYPTED: tuple[type[SQLModel], ...] = (
     Callout,
     ActivityReport,
     ReportStep,
+    PreChangeBackup,
 )
 LOCK_TIMEOUT = "10s"
 

@@ -28,9 +28,11 @@ from formats.csv_safe import Unencodable
 from formats.opendata import MAPPING_TARGETS, ColumnMapping
 from formats.tabular import CellError, HeaderMatch, Sheet, TableError, find_header, plain
 from formats.water_csv import ParsedRows
+from models import Tenant
 from models.base import new_id, utcnow
 from models.enums import HYDRANT_KINDS, OWNERSHIPS, Function, Level
 from models.water import WaterInspection, WaterSource, WaterSourceBase
+from services import bulk_guard, pre_change
 from services import water_file_checks as file_checks
 from services.base import Tx, require, scoped, transaction
 from services.errors import Conflict, ValidationError
@@ -208,6 +210,7 @@ def preview_water_import(
             plan_water_sources(tx, records, headers=parsed.headers), parsed.errors
         )
         preview.missing = _missing_codes(tx, preview.rows)
+        preview.current = _stored_count(tx)
         preview.notes += _unplaced_notes(preview.rows)
         headers = {**water_csv.HEADERS, **parsed.headers}
         file_checks.check_positions(tx, preview, records, headers=headers, swap=swap_coordinates)
@@ -219,18 +222,33 @@ def apply_water_import(
     preview: ImportPreview,
     *,
     missing: MissingRows,
+    confirm_name: str | None = None,
     progress: Progress | None = None,
 ) -> ImportResult:
     """Write a previewed file in one transaction: the rows are planned again from the file's
     values against the registry as it is now, and any invalid row writes nothing.
 
     MissingRows.RETIRE retires (廃止) the sources the file does not mention: they are deleted
-    together with their inspection records. MissingRows.KEEP leaves them as they are."""
+    together with their inspection records. MissingRows.KEEP leaves them as they are. Deleting
+    more than services/bulk_guard.py allows needs `confirm_name`, the brigade's name; any
+    deletion first takes an automatic backup (services/pre_change.py) in this transaction."""
     with transaction(actor, *IMPORTING, action="water_source.import") as tx:
         if preview.entity != ENTITY or not preview.ready:
             raise ValidationError({"file": "エラーのあるファイルは取り込めません。"})
         plans = plan_water_sources(tx, [(row.row, row.raw) for row in preview.rows])
+        backup_id = None
+        if MissingRows(missing) == MissingRows.RETIRE and (gone := len(_absent_ids(tx, plans))):
+            bulk_guard.check(
+                gone,
+                _stored_count(tx),
+                brigade=_tenant_name(tx),
+                confirm_name=confirm_name,
+                what=f"消防水利の削除（廃止） {gone:,}件",
+            )
+            reason = f"CSV一括登録（消防水利）: 削除（廃止） {gone:,}件"
+            backup_id = pre_change.take(tx, reason).id
         result = write_water_sources(tx, plans, missing=missing, progress=progress)
+        result = replace(result, backup_id=backup_id)
         tx.audit(
             "water_source.import",
             target_type=TABLE,
@@ -242,6 +260,7 @@ def apply_water_import(
                 "updated": result.updated,
                 "unchanged_applied": result.unchanged,
                 "retired": result.retired,
+                **({"pre_change_backup": str(backup_id)} if backup_id else {}),
             },
         )
         tx.commit()
@@ -459,6 +478,15 @@ def _shown(name: str, value: Any) -> str:
 def _missing_codes(tx: Tx, plans: Sequence[RowPlan]) -> list[str]:
     stored = set(tx.session.exec(scoped(select(WaterSource.code), tx.actor)).all())
     return sorted(stored - {plan.code for plan in plans})
+
+
+def _stored_count(tx: Tx) -> int:
+    return len(tx.session.exec(scoped(select(WaterSource.id), tx.actor)).all())
+
+
+def _tenant_name(tx: Tx) -> str:
+    tenant = tx.session.get(Tenant, tx.tenant_id)
+    return tenant.name if tenant is not None else ""
 
 
 def _unplaced_notes(plans: Sequence[RowPlan]) -> list[str]:

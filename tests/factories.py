@@ -26,6 +26,11 @@ def make_tenant(name: str | None = None) -> uuid.UUID:
     return tenants.create_tenant(PLATFORM, name=name or f"テスト消防団{uuid.uuid4().hex[:8]}")
 
 
+def brigade_name(tenant_id: uuid.UUID) -> str:
+    """The brigade's name, as a bulk change above the threshold needs it typed (#17)."""
+    return next(t.name for t in tenants.list_tenants(PLATFORM) if t.id == tenant_id)
+
+
 def admin(tenant_id: uuid.UUID) -> Actor:
     return system_actor(tenant_id, label="test-admin")
 

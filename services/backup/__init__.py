@@ -48,7 +48,7 @@ from formats import member_csv
 from formats.tabular import CellValueError, plain
 from models import Member, MemberRole, Permission
 from models.enums import MemberStatus
-from services import member_import, water_import
+from services import member_import, pre_change, water_import
 from services.backup.access import (
     apply_roles,
     parse_grant,
@@ -340,13 +340,24 @@ def restore_backup(
     *,
     allow_other_brigade: bool = False,
     progress: Progress | None = None,
+    undoing: uuid.UUID | None = None,
 ) -> RestoreResult:
     """Replace the brigade's data by the backup's in one transaction, verifying and planning the
-    file again inside it; one audit event."""
+    file again inside it; one audit event. `undoing` names the pre-change backup restored by
+    「元に戻す」 (for the audit record).
+
+    A restore that retires or deletes anything (the preview's plans list what the backup
+    lacks) first takes an automatic pre-change backup (services/pre_change.py), in this
+    transaction before anything is staged or written, so that it can itself be undone."""
     with guarded(actor, F.RESTORE, L.EDIT, "backup.restore") as tx:
         backup = _verified(preview)
         other = backup.manifest.tenant_id != tx.tenant_id
         _check_other_brigade(tx, backup.manifest, other, allow_other_brigade)
+        taken = None
+        if gone := sum(len(plan.missing) for plan in preview.plans.values()):
+            what = "元に戻す" if undoing else "復元"
+            made = f"{preview.brigade} {preview.created_at_jst} 作成のバックアップ"
+            taken = pre_change.take(tx, f"{what}（{made}）: 退団・削除 {gone:,}件")
         editors = _permission_editors(tx)
         with no_lockout(tx):
             plans = _stage(tx, backup)
@@ -390,7 +401,11 @@ def restore_backup(
             inspections=inspections,
             **dispatch,
         )
-        tx.audit("backup.restore", target_type="backup", details=_restore_details(backup, result))
+        details = _restore_details(backup, result)
+        details["pre_change_backup"] = str(taken.id) if taken else ""
+        if undoing is not None:
+            details["undoing"] = str(undoing)
+        tx.audit("backup.restore", target_type="backup", details=details)
         tx.commit()
     return result
 

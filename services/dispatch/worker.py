@@ -1,7 +1,7 @@
 """The mail intake of one process (`cli.py mail-intake`): the SMTP receiver, one IMAP poller per
 brigade mailbox, and a sweep that handles mail a stopped process left unhandled, runs and checks
-the call-out's daily self-test (services.dispatch.selftest) and empties raw text past its
-retention. Several such processes may run against one database; the claims in
+the call-out's daily self-test (services.dispatch.selftest), empties raw text past its
+retention and deletes pre-change backups past theirs (services.pre_change). Several such processes may run against one database; the claims in
 services.dispatch.intake keep each mail to one of them."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from formats.dispatch_profile import sample_dispatch_mail
 from integrations.mail import Envelope, ImapPoller, SmtpReceiver, send_mail
 from models.base import utcnow
 from models.dispatch import MailSource, MailTransport
-from services import tenants
+from services import pre_change, tenants
 from services.base import transaction
 from services.dispatch import intake, line_webhook, outbox, selftest
 from services.dispatch.sources import imap_password, list_sources
@@ -213,6 +213,7 @@ class MailIntake:
                 sweeps += 1
                 if sweeps % PURGE_EVERY_SWEEPS == 0:
                     intake.purge_expired_raw()
+                    pre_change.purge_expired()  # pre-change backups past 35 days (#17)
             except Exception:
                 log.exception("mail sweep failed; trying again at the next one")
 

@@ -12,6 +12,7 @@ writes with bulk statements; personal fields are encrypted per row as services.m
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -20,10 +21,10 @@ from sqlmodel import select
 from core.access import Need, allows
 from core.actor import Actor
 from formats import member_csv
-from models import Member
+from models import Member, Tenant
 from models.base import utcnow
-from models.enums import Function, Level
-from services import members
+from models.enums import Function, Level, MemberStatus
+from services import bulk_guard, members, pre_change
 from services.base import Tx, scoped
 from services.errors import ValidationError
 from services.imports import (
@@ -109,10 +110,17 @@ def preview_member_import(actor: Actor, *, data: bytes, filename: str) -> Import
         planned = plan_rows(tx, [(row, raw) for row, raw, _ in parsed.records], scope=scope)
         preview.rows = [without_prepared(plan) for plan in planned.rows]
         preview.missing = [m.member_code for m in planned.absent]
-        if planned.outside:
+        preview.current = planned.current
+        preview.retiring_rows = _status_changes(planned.rows)[0]
+        if planned.kept_self:
             preview.notes.append(
-                f"ファイルにない団員のうち{planned.outside}名（所属外、自分より権限の大きい団員、"
-                "または自分自身）は変更されません。"
+                f"あなた自身（団員番号 {planned.kept_self}）はファイルにありませんが、"
+                "この登録で退団にはなりません。"
+            )
+        if others := planned.outside - bool(planned.kept_self):
+            preview.notes.append(
+                f"ファイルにない団員のうち{others}名（所属外、または自分より権限の大きい団員）は"
+                "変更されません。"
             )
         return preview
 
@@ -122,10 +130,16 @@ def apply_member_import(
     preview: ImportPreview,
     *,
     missing: MissingRows,
+    confirm_name: str | None = None,
     progress: Progress | None = None,
 ) -> ImportResult:
     """Write a previewed file in one transaction: its rows are planned again against the
-    roster as it is now, permissions included; any invalid row writes nothing."""
+    roster as it is now, permissions included; any invalid row writes nothing.
+
+    Safe bulk changes (#17): retiring more members than services/bulk_guard.py allows needs
+    `confirm_name`, the brigade's name; an import that retires or suspends anyone first takes
+    an automatic backup (services/pre_change.py) in the same transaction, before writing; the
+    acting member is never retired by it."""
     if preview.entity != ENTITY:
         raise ValueError(f"a {preview.entity!r} preview is not a member import")
     missing = MissingRows(missing)
@@ -137,7 +151,25 @@ def apply_member_import(
         errors = {f"{e.row}:{e.column}": e.message for plan in planned.rows for e in plan.errors}
         if errors:
             raise ValidationError(errors)
+        retiring, suspending = _status_changes(planned.rows)
+        if missing == MissingRows.RETIRE:
+            retiring += len(planned.absent)
+        bulk_guard.check(
+            retiring,
+            planned.current,
+            brigade=_brigade_name(tx),
+            confirm_name=confirm_name,
+            what=f"退団 {retiring:,}名",
+        )
+        backup = None
+        if retiring or suspending:
+            changes = [f"退団 {retiring:,}名"] * bool(retiring)
+            changes += [f"休団 {suspending:,}名"] * bool(suspending)
+            backup = pre_change.take(tx, f"CSV一括登録（団員）: {'、'.join(changes)}")
         result = write_members(tx, planned.rows, missing=missing, progress=_stage(progress, 1))
+        result = dataclasses.replace(
+            result, backup_id=backup.id if backup else None, kept_self=planned.kept_self
+        )
         tx.audit(
             "member.import",
             target_type=members.TABLE,
@@ -147,10 +179,32 @@ def apply_member_import(
                 "created": result.created,
                 "updated": result.updated,
                 "retired": result.retired,
+                **({"pre_change_backup": str(result.backup_id)} if result.backup_id else {}),
             },
         )
         tx.commit()
         return result
+
+
+def _status_changes(rows: Sequence[RowPlan]) -> tuple[int, int]:
+    """(retiring, suspending): rows of the file that set an existing member's 状態 to 退団, or
+    to 休団."""
+    retiring = suspending = 0
+    for plan in rows:
+        prepared = getattr(plan, "prepared", None)
+        if prepared is None or prepared.before is None:
+            continue
+        was, now = prepared.before["status"], prepared.values["status"]
+        if was != now and now == MemberStatus.RETIRED:
+            retiring += 1
+        elif was != now and now == MemberStatus.SUSPENDED:
+            suspending += 1
+    return retiring, suspending
+
+
+def _brigade_name(tx: Tx) -> str:
+    tenant = tx.session.get(Tenant, tx.tenant_id)
+    return tenant.name if tenant is not None else ""
 
 
 @contextmanager
@@ -200,7 +254,12 @@ def write_members(
     new = [p for p in prepared if p.current is None]
     changed = [p for p in prepared if p.current is not None and p.changed]
     absent = absent_members(context, {p.code for p in prepared})[0]
-    retire = absent if MissingRows(missing) == MissingRows.RETIRE else []
+    # absent_members already leaves the actor out (nobody changes his own status): said again
+    # here, since no import or restore may ever retire the person running it (#17).
+    own = tx.actor.member_id
+    retire = (
+        [m for m in absent if m.id != own] if MissingRows(missing) == MissingRows.RETIRE else []
+    )
     ticker = ProgressCounter(progress, len(prepared) + len(retire))
     ticker.advance(len(prepared) - len(new) - len(changed))
     now = utcnow()

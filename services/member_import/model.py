@@ -188,3 +188,5 @@ class Planned:
     rows: list[MemberRowPlan]
     absent: list[Row[Any]]  # not in the file, not retired, and within the actor's scope
     outside: int  # not in the file and outside the actor's scope
+    current: int = 0  # members not retired, in the whole brigade (the bulk guard's base)
+    kept_self: str = ""  # the actor's own 団員番号 when the file leaves him out (never retired)

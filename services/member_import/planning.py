@@ -60,8 +60,14 @@ def plan_rows(
         rows.append(_plan_row(context, row, raw, first_row))
         ticker.advance(1, every=CHUNK)
     ticker.finish()
-    absent, outside = absent_members(context, {plan.code for plan in rows})
-    return Planned(rows, absent, outside)
+    codes = {plan.code for plan in rows}
+    absent, outside = absent_members(context, codes)
+    current = [row for row in context.existing.values() if row.status != MemberStatus.RETIRED]
+    own = context.tx.actor.member_id
+    kept_self = next(
+        (r.member_code for r in current if r.id == own and r.member_code not in codes), ""
+    )
+    return Planned(rows, absent, outside, len(current), kept_self)
 
 
 def _plan_row(

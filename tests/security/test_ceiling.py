@@ -23,6 +23,7 @@ from services.permissions import CellChange, Grant
 from services.signin import sessions
 from tests.factories import (
     admin,
+    brigade_name,
     give_login,
     make_member,
     make_tenant,
@@ -216,7 +217,9 @@ def test_5_no_bulk_change_retires_the_person_running_it(brigade):
     data = csv_safe.encode([member_csv.HEADERS[k] for k in rows[0]], [list(rows[0].values())])
     planned = mi.preview_member_import(chief, data=data, filename="団員.csv")
     assert b.chief.member_code not in planned.missing
-    mi.apply_member_import(chief, planned, missing=MissingRows.RETIRE)
+    mi.apply_member_import(
+        chief, planned, missing=MissingRows.RETIRE, confirm_name=brigade_name(b.tenant)
+    )
     assert status(b, b.chief) == MemberStatus.ACTIVE
     assert status(b, b.deputy) == MemberStatus.RETIRED  # 管理 may retire another 管理 holder
 

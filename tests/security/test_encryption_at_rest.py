@@ -158,6 +158,7 @@ def seed_everything() -> tuple[uuid.UUID, dict[tuple[str, str], set[str]], set[s
     seeded[("line_webhook_event", "event")] = {seed_webhook_event()}
     seeded |= {("activity_report", f): {value} for f, value in REPORT.items()}
     seeded[("report_step", "comment")] = {REPORT["returned"]}  # the return's reason
+    seeded[("pre_change_backup", "data")] = {seed_pre_change_backup(tenant_id)}
     found = {m.member_code for m in people} | {source.code, UNIT}
     return tenant_id, seeded, found
 
@@ -178,6 +179,21 @@ def seed_report(tenant_id: uuid.UUID, member_id: uuid.UUID) -> None:
         expected_version=view.version,
         reason=REPORT["returned"],
     )
+
+
+def seed_pre_change_backup(tenant_id: uuid.UUID) -> str:
+    """An automatic backup taken before a bulk change (#17); returns the text it seals (the
+    ZIP in base64)."""
+    from core.access import Need
+    from models.enums import Function, Level
+    from services import pre_change
+    from services.base import transaction
+
+    actor = admin(tenant_id)
+    with transaction(actor, Need(Function.RESTORE, Level.EDIT), action="test.seed") as tx:
+        entry = pre_change.take(tx, "テスト")
+        tx.commit()
+    return base64.b64encode(pre_change.backup_data(actor, entry.id)).decode()
 
 
 def seed_webhook_event() -> str:

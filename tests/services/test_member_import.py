@@ -33,6 +33,7 @@ from services.signin import sessions
 from tests.factories import (
     actor_with,
     admin,
+    brigade_name,
     last_audit_seq,
     make_member,
     make_tenant,
@@ -255,7 +256,10 @@ def test_missing_rows_are_retired_when_chosen_and_their_sessions_end(tenant):
     token = open_member_session(tenant, gone.id)
     planned = preview(tenant, csv_file([row("A1")]))
     result = mi.apply_member_import(
-        actor_with(tenant, IMPORTER), planned, missing=MissingRows.RETIRE
+        actor_with(tenant, IMPORTER),
+        planned,
+        missing=MissingRows.RETIRE,
+        confirm_name=brigade_name(tenant),  # 1 of 2: above 10 % (#17)
     )
     assert result.retired == 1
     after = by_code(tenant)["A2"]
@@ -374,8 +378,11 @@ def test_an_import_leaves_members_above_the_importer_and_himself_alone(tenant):
         actor, data=csv_file([row("X1", name="新入　団員", rank="団員")]), filename="x.csv"
     )
     assert planned.missing == ["P1"]
-    assert any("2名" in note and "自分自身" in note for note in planned.notes)
-    mi.apply_member_import(actor, planned, missing=MissingRows.RETIRE)
+    assert any("あなた自身（団員番号 L1）" in note for note in planned.notes)
+    assert any("1名" in note and "権限の大きい" in note for note in planned.notes)
+    mi.apply_member_import(
+        actor, planned, missing=MissingRows.RETIRE, confirm_name=brigade_name(tenant)
+    )
     now = by_code(tenant)
     assert now["C1"] == chief and now["L1"].status == MemberStatus.ACTIVE
     assert now["P1"].status == MemberStatus.RETIRED and plain.status == MemberStatus.ACTIVE
@@ -439,10 +446,11 @@ def test_a_unit_leader_retires_missing_members_of_the_own_unit_only(tenant, unit
     planned = preview(tenant, data, unit_leader)
     assert planned.missing == ["A1"]
     assert planned.notes == [
-        "ファイルにない団員のうち1名（所属外、自分より権限の大きい団員、または自分自身）は"
-        "変更されません。"
+        "ファイルにない団員のうち1名（所属外、または自分より権限の大きい団員）は変更されません。"
     ]
-    result = mi.apply_member_import(unit_leader, planned, missing=MissingRows.RETIRE)
+    result = mi.apply_member_import(
+        unit_leader, planned, missing=MissingRows.RETIRE, confirm_name=brigade_name(tenant)
+    )
     assert result.retired == 1
     assert by_code(tenant)["A1"].status == MemberStatus.RETIRED
     assert by_code(tenant)["A2"] == outside
@@ -674,7 +682,12 @@ def test_a_failure_in_the_middle_of_applying_leaves_the_database_as_it_was(
 
     monkeypatch.setattr(writing, "_links", failing_links)
     with pytest.raises(RuntimeError):
-        mi.apply_member_import(actor_with(tenant, IMPORTER), planned, missing=MissingRows.RETIRE)
+        mi.apply_member_import(
+            actor_with(tenant, IMPORTER),
+            planned,
+            missing=MissingRows.RETIRE,
+            confirm_name=brigade_name(tenant),
+        )
     assert roster(tenant) == before
     assert last_audit_seq(engine, tenant) == seq
     assert sessions.resolve(token) is not None

@@ -22,7 +22,7 @@ from services import water_import, water_sources
 from services.db import unit_of_work
 from services.errors import PermissionDenied, ValidationError
 from services.imports import FieldChange, MissingRows, RowStatus, sha256
-from tests.factories import actor_with, admin, make_tenant
+from tests.factories import actor_with, admin, brigade_name, make_tenant
 from tests.fixtures.water_files import csv_file, hydrant, layout_file, stored
 from tests.water_factories import make_source
 
@@ -153,7 +153,9 @@ def test_progress_reports_every_chunk(tenant, monkeypatch):
     make_source(tenant, code="P-0")
     data = layout_file([hydrant(f"P-{n}") for n in range(1, 6)])
     calls: list[tuple[int, int]] = []
-    apply(tenant, preview(tenant, data), MissingRows.RETIRE, progress=lambda *a: calls.append(a))
+    found = preview(tenant, data)
+    name = brigade_name(tenant)
+    apply(tenant, found, MissingRows.RETIRE, progress=lambda *a: calls.append(a), confirm_name=name)
     assert calls == [(2, 6), (4, 6), (5, 6), (6, 6)]
 
 
@@ -184,11 +186,12 @@ def test_retiring_missing_rows_deletes_them_with_their_inspections(tenant, watch
     _with_an_inspected_source(tenant)
     found = preview(tenant, layout_file([hydrant("STAY-1")]))
     audit = watch(tenant)
-    result = apply(tenant, found, MissingRows.RETIRE)
+    result = apply(tenant, found, MissingRows.RETIRE, confirm_name=brigade_name(tenant))
     assert (result.updated, result.retired) == (1, 1)
     assert set(stored(tenant)) == {"STAY-1"}
     assert inspections(tenant) == 0
-    [event] = audit.new()
+    backed_up, event = audit.new()  # the pre-change backup first (#17)
+    assert backed_up.action == "backup.pre_change"
     assert json.loads(event.details)["retired"] == 1
     assert json.loads(event.details)["missing_rows"] == "retire"
 
@@ -435,7 +438,7 @@ def test_a_failure_mid_apply_leaves_the_registry_as_it_was(tenant, watch, monkey
     monkeypatch.setattr(water_import, "_update_rows", fail)
     audit = watch(tenant)
     with pytest.raises(RuntimeError):
-        apply(tenant, found, MissingRows.RETIRE)
+        apply(tenant, found, MissingRows.RETIRE, confirm_name=brigade_name(tenant))
     assert stored(tenant) == before
     assert audit.new() == []
 

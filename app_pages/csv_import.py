@@ -19,6 +19,7 @@ from services.catalog import (
     MissingRows,
 )
 from services.errors import ServiceError
+from ui import bulk_change_view as bulk_view
 from ui import import_view as view
 from ui import water_positions as positions
 from ui.column_mapping import MappingStep
@@ -134,15 +135,22 @@ if preview is None:
 
 view.show_preview(preview)
 choice = view.missing_choice(preview, entity.missing, f"imp_missing_{name}_{generation}")
+typed, confirmed = bulk_view.typed_confirmation(
+    actor, preview, choice, key=f"imp_confirm_{name}_{generation}"
+)
 if st.button(
     "この内容で登録する",
     type="primary",
-    disabled=not preview.ready or choice is None,
+    disabled=not preview.ready or choice is None or not confirmed,
     key="imp_apply",
 ):
     try:
         result = entity.apply(
-            actor, preview, missing=choice, progress=view.progress_bar("登録しています")
+            actor,
+            preview,
+            missing=choice,
+            confirm_name=typed,
+            progress=view.progress_bar("登録しています"),
         )
     except ServiceError as exc:
         show_error(exc)
@@ -154,5 +162,6 @@ if st.button(
             f"{entity.label}を登録しました: 新規 {result.created:,}件、変更 {result.updated:,}件、"
             f"変更なし {result.unchanged:,}件{retired if result.retired else ''}"
             f"{f'（うち位置なし {result.unplaced:,}件）' if result.unplaced else ''}。"
+            + bulk_view.result_note(result)
         )
         st.rerun()

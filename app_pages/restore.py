@@ -12,6 +12,7 @@ import streamlit as st
 from services import backup
 from services.catalog import Function, Level
 from services.errors import ServiceError
+from ui import bulk_change_view as bulk_view
 from ui import import_view as view
 from ui.common import current_actor, show_error
 
@@ -29,6 +30,8 @@ st.title("復元")
 if notice := state.pop("rst_notice", None):
     st.success(notice[0])
     st.dataframe(pd.DataFrame(notice[1], columns=RESULT_COLUMNS), hide_index=True)
+bulk_view.undo_section(actor)
+st.subheader("バックアップファイルから復元")
 st.warning(
     "復元すると、この消防団の役職・権限の設定・団員名簿・消防水利・点検記録・出動メール設定・"
     "災害出動の事案がバックアップの内容に置き換わります。バックアップにない団員は退団に、"

@@ -17,6 +17,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete
 from sqlmodel import col, select
@@ -30,7 +31,8 @@ from models.base import utcnow
 from models.enums import Function, Level, TenantStatus
 from services.base import Tx, scoped, transaction
 from services.db import unit_of_work
-from services.errors import NotFound
+from services.errors import NotFound, ValidationError
+from services.imports import Progress
 
 RETENTION_DAYS = 35
 KEEP = 20  # per brigade: the oldest beyond this go first, whatever their age
@@ -122,6 +124,18 @@ def backup_data(actor: Actor, backup_id: uuid.UUID) -> bytes:
         )
         tx.commit()
     return data
+
+
+def undo(actor: Actor, backup_id: uuid.UUID, *, progress: Progress | None = None) -> Any:
+    """「元に戻す」: the normal restore of one pre-change backup — verified and planned
+    (inspect_backup), then restored in one transaction (restore_backup, which itself backs up
+    first what it would retire or delete). 復元 編集, and whatever else that restore needs."""
+    from services import backup
+
+    preview = backup.inspect_backup(actor, data=backup_data(actor, backup_id))
+    if not preview.ready:
+        raise ValidationError({"backup": " ".join(preview.errors) or backup.NOT_READY})
+    return backup.restore_backup(actor, preview, undoing=backup_id, progress=progress)
 
 
 def purge_expired(now: datetime | None = None) -> int:

@@ -206,7 +206,7 @@ def test_the_acting_member_is_never_retired_and_is_told_so(tenant):
 def undo(actor: Actor, backup_id: uuid.UUID):
     found = backup.inspect_backup(actor, data=pre_change.backup_data(actor, backup_id))
     assert found.ready and not found.other_brigade, found.errors
-    return backup.restore_backup(actor, found, undoing=backup_id)
+    return pre_change.undo(actor, backup_id)
 
 
 def test_undo_brings_the_retired_members_back(tenant, watch):

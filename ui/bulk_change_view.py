@@ -52,7 +52,7 @@ def undo_section(actor: Actor) -> None:
     confirmation dialog; the restore itself is the service's (pre_change.undo)."""
     st.subheader("変更前の自動バックアップ（元に戻す）")
     st.caption(
-        f"退団・休団・削除を伴う一括登録や復元の前に自動で取ったバックアップです。"
+        f"退団・利用停止・削除を伴う一括登録や復元の前に自動で取ったバックアップです。"
         f"{pre_change.RETENTION_DAYS}日間（最大{pre_change.KEEP}件）保存されます。"
     )
     entries = pre_change.list_backups(actor)

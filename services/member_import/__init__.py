@@ -164,7 +164,7 @@ def apply_member_import(
         backup = None
         if retiring or suspending:
             changes = [f"退団 {retiring:,}名"] * bool(retiring)
-            changes += [f"休団 {suspending:,}名"] * bool(suspending)
+            changes += [f"利用停止 {suspending:,}名"] * bool(suspending)
             backup = pre_change.take(tx, f"CSV一括登録（団員）: {'、'.join(changes)}")
         result = write_members(tx, planned.rows, missing=missing, progress=_stage(progress, 1))
         result = dataclasses.replace(
@@ -188,7 +188,7 @@ def apply_member_import(
 
 def _status_changes(rows: Sequence[RowPlan]) -> tuple[int, int]:
     """(retiring, suspending): rows of the file that set an existing member's 状態 to 退団, or
-    to 休団."""
+    to 停止中 (利用停止)."""
     retiring = suspending = 0
     for plan in rows:
         prepared = getattr(plan, "prepared", None)

@@ -308,3 +308,24 @@ def test_listing_and_opening_need_restore_editing(tenant):
         pre_change.backup_data(viewer, result.backup_id)
     editor = actor_with(tenant, {Function.RESTORE: Level.EDIT})
     assert [e.id for e in pre_change.list_backups(editor)] == [result.backup_id]
+
+
+def test_suspending_through_the_file_is_backed_up_too(tenant):
+    made = roster_of(tenant, 20)
+    headers = [member_csv.HEADERS[key] for key in KEYS]
+    rows = [
+        {
+            "member_code": c,
+            "name": f"消防　{c}",
+            "rank": "団員",
+            "status": "停止中" if i == 0 else "",
+        }
+        for i, c in enumerate(made)
+    ]
+    data = csv_safe.encode(headers, [[r.get(key, "") for key in KEYS] for r in rows])
+    found = mi.preview_member_import(admin(tenant), data=data, filename="a.csv")
+    assert found.ready, [str(e) for e in found.errors]
+    result = mi.apply_member_import(admin(tenant), found, missing=MissingRows.KEEP)
+    assert result.updated == 1 and result.backup_id is not None
+    [entry] = pre_change.list_backups(admin(tenant))
+    assert entry.reason == "CSV一括登録（団員）: 利用停止 1名"

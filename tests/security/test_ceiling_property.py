@@ -242,7 +242,10 @@ class Ceiling(RuleBasedStateMachine):
         assert held.level == L.ADMIN == FUNCTION_LEVELS[F.PERMISSIONS][-1]
 
 
+# derandomize: the same 12 programs every run, so the coverage check below (every path tried)
+# cannot fail by the luck of the draw, as it once did with random programs.
 Ceiling.TestCase.settings = settings(
+    derandomize=True,
     max_examples=12,
     stateful_step_count=10,
     deadline=None,

@@ -65,18 +65,9 @@ def take(tx: Tx, reason: str) -> PreChangeEntry:
     """Back the brigade up as it is in this transaction, before the caller changes it; kept
     only if the caller commits. Audited (the reason, size and hash; no data)."""
     # Imported here: services.backup imports the import services that call this.
-    from formats import backup as fmt
-    from services.backup.create import _backup_files, _brigade_name, app_version
+    from services.backup.create import zip_of
 
-    files = _backup_files(tx)
-    manifest = fmt.build_manifest(
-        files,
-        tenant_id=tx.tenant_id,
-        brigade=_brigade_name(tx),
-        created_at=utcnow(),
-        app_version=app_version(),
-    )
-    data = fmt.write_zip(manifest, files, password=None)
+    manifest, data = zip_of(tx)
     row = PreChangeBackup(
         tenant_id=tx.tenant_id,
         created_at=manifest.created_at,

@@ -37,21 +37,27 @@ from services.permissions import (
 # -- creating ----------------------------------------------------------------------------------
 
 
+def zip_of(tx: Tx, *, password: str | None = None) -> tuple[fmt.Manifest, bytes]:
+    """The brigade as it is in this transaction, as one backup ZIP (a download, or the
+    automatic backup before a bulk change: services.pre_change)."""
+    files = _backup_files(tx)
+    manifest = fmt.build_manifest(
+        files,
+        tenant_id=tx.tenant_id,
+        brigade=_brigade_name(tx),
+        created_at=utcnow(),
+        app_version=app_version(),
+    )
+    return manifest, fmt.write_zip(manifest, files, password=password)
+
+
 def create_backup(actor: Actor, *, password: str | None = None) -> BackupFile:
     """The brigade's data as one ZIP; AES-256 encrypted when a password is given."""
     require(actor, *BACKUP_NEEDS, action="backup.create")
     if password is not None:
         _check_password(password)
     with transaction(actor, Need(F.CSV_EXPORT, L.VIEW), action="backup.create") as tx:
-        files = _backup_files(tx)
-        manifest = fmt.build_manifest(
-            files,
-            tenant_id=tx.tenant_id,
-            brigade=_brigade_name(tx),
-            created_at=utcnow(),
-            app_version=app_version(),
-        )
-        data = fmt.write_zip(manifest, files, password=password)
+        manifest, data = zip_of(tx, password=password)
         backup = BackupFile(_filename(tx.tenant_id, manifest), data, manifest, password is not None)
         tx.audit(
             "backup.create",

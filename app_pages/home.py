@@ -9,6 +9,7 @@ from core.timefmt import to_jst
 from services import members, notices, registrations
 from services.catalog import FUNCTION_LABELS, Function, Level
 from services.dispatch import incidents
+from services.reports import reports
 from ui.common import current_actor
 
 actor = current_actor()
@@ -30,6 +31,22 @@ if allows(actor, Need(Function.DISPATCH, Level.VIEW)) and (
     st.page_link(
         "app_pages/incidents.py", label="災害出動を開く", icon=":material/local_fire_department:"
     )
+
+if allows(actor, Need(Function.REPORTS, Level.VIEW)) and (
+    todo := [r for r in reports.my_reports(actor) if r.editable]
+):
+    st.warning(
+        f"入力・提出が必要な出動報告が {len(todo)}件あります（差し戻しを含みます）。",
+        icon=":material/assignment:",
+    )
+    st.page_link("app_pages/reports.py", label="出動報告を開く", icon=":material/assignment:")
+if allows(actor, Need(Function.APPROVALS, Level.EDIT)) and (
+    waiting := reports.pending_approval(actor)
+):
+    st.info(
+        f"承認の順番が来ている出動報告が {len(waiting)}件あります。", icon=":material/approval:"
+    )
+    st.page_link("app_pages/approvals.py", label="報告の承認を開く", icon=":material/approval:")
 
 for notice in registrations.code_notices(actor):
     when = to_jst(notice.issued_at)

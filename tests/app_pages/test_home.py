@@ -56,3 +56,32 @@ def test_an_incident_marked_for_review_is_announced_on_home(open_app):
     at = open_app(stranger.token)
     at.switch_page(HOME).run()
     assert not any("要確認の出動" in e.value for e in at.error)
+
+
+def test_reports_to_do_and_approvals_waiting_are_announced(open_app):
+    from datetime import timedelta
+
+    from models.base import utcnow
+    from models.enums import Answer
+    from services.reports import reports
+    from services.reports.reports import ReportInput
+    from tests.report_factories import People, actor_of, closed_incident
+
+    tenant = make_tenant()
+    member = sign_in(tenant, "団員")
+    leader = sign_in(tenant, "分団長")
+    closed_incident(People(tenant, {"m": member.member.id}), {"m": Answer.AVAILABLE})
+    assert any("出動報告が 1件" in t for t in _texts(open_app(member.token)))
+    assert not any("出動報告" in t for t in _texts(open_app(leader.token)))
+
+    (view,) = reports.my_reports(actor_of(tenant, member.member.id))
+    start = utcnow() - timedelta(hours=3)
+    reports.save_report(
+        actor_of(tenant, member.member.id),
+        view.id,
+        ReportInput("火災", "", start, start + timedelta(hours=1)),
+        submit=True,
+        expected_version=view.version,
+    )
+    assert not any("出動報告" in t for t in _texts(open_app(member.token)))
+    assert any("承認の順番が来ている出動報告が 1件" in t for t in _texts(open_app(leader.token)))

@@ -32,6 +32,8 @@ RETURNED_FIELD = "activity_report.returned"
 MAX_STEPS = 5
 MAX_COMMENT_CHARS = 500
 MAX_PENDING = 500
+# Per unit of work (session.info): a chain saved in it is read afresh by the next one.
+CHAIN_KEY, RANKS_KEY = "reports.chain", "reports.ranks"
 
 
 class StepScope(StrEnum):
@@ -64,9 +66,14 @@ class Chain:
 
 
 def chain_in(tx: Tx) -> tuple[ChainStep, ...]:
+    """The brigade's chain, read once per unit of work (a list of pending reports asks for
+    every row)."""
+    if (known := tx.session.info.get(CHAIN_KEY)) is not None:
+        return known
     stored = json.loads(settings_in(tx).chain or "[]")
-    steps = tuple(ChainStep(s["rank"], StepScope(s["scope"])) for s in stored)
-    return steps or DEFAULT_CHAIN
+    steps = tuple(ChainStep(s["rank"], StepScope(s["scope"])) for s in stored) or DEFAULT_CHAIN
+    tx.session.info[CHAIN_KEY] = steps
+    return steps
 
 
 def waiting_label(chain: tuple[ChainStep, ...], step: int) -> str:
@@ -115,8 +122,12 @@ def chain_errors(steps: list[ChainStep], ranks: dict[str, int]) -> dict[str, str
 
 
 def _ranks(tx: Tx) -> tuple[tuple[int, str], ...]:
+    if (known := tx.session.info.get(RANKS_KEY)) is not None:
+        return known
     rows = tx.session.exec(scoped(select(Rank), tx.actor).order_by(Rank.position)).all()
-    return tuple((r.position, r.name) for r in rows)
+    ranks = tuple((r.position, r.name) for r in rows)
+    tx.session.info[RANKS_KEY] = ranks
+    return ranks
 
 
 # --- who may take a step ------------------------------------------------------------------------
@@ -136,8 +147,6 @@ def may_take(tx: Tx, row: ActivityReport, reporter: Member, *, override: bool = 
         return "出動報告の承認の権限がありません。"
     if actor.member_id is not None and actor.member_id == row.member_id:
         return "自分の報告は承認できません。"
-    if _approved_before(tx, row):
-        return "同じ人が2つの段階を承認することはできません。"
     mine, needed = _rank_position(tx, actor.rank_name), _rank_position(tx, step.rank)
     if mine is None or needed is None or mine > needed:
         return f"この段階は「{step.rank}」以上の階級の方が承認します。"
@@ -147,6 +156,8 @@ def may_take(tx: Tx, row: ActivityReport, reporter: Member, *, override: bool = 
         and not (override and allows(actor, ADMIN))
     ):
         return f"この段階は{unit_of(reporter.affiliation) or '同じ分団'}の{step.rank}が承認します。"
+    if _approved_before(tx, row):
+        return "同じ人が2つの段階を承認することはできません。"
     return None
 
 

@@ -156,7 +156,8 @@ class MappingStep:
         """The mapping step for a sheet in a layout we do not know (or know only in part); None
         until one is submitted."""
         st.info(
-            "この形式は自動では読めません。ファイルの列を、どの項目として読むか選んでください。"
+            "見出しが Hikeshi の形式と一部しか一致しないため、そのままでは読み込みません。"
+            "ファイルの列を、どの項目として読むか確かめてください。"
         )
         self.saved(found)
         if (submitted := self.form(found, sheet)) is not None:

@@ -156,7 +156,7 @@ class MappingStep:
         """The mapping step for a sheet in a layout we do not know (or know only in part); None
         until one is submitted."""
         st.info(
-            "見出しが Hikeshi の形式と一部しか一致しないため、そのままでは読み込みません。"
+            "見出しが Hikeshi の形式どおりではないため、そのままでは読み込みません。"
             "ファイルの列を、どの項目として読むか確かめてください。"
         )
         self.saved(found)

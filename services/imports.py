@@ -73,6 +73,16 @@ class FieldChange:
 
 
 @dataclass(frozen=True)
+class Normalised:
+    """A cell stored as other text than the file gave (①→1, ｶﾅ→カナ, ひらがな→カタカナ, a
+    date or number rewritten): nothing changes without being shown (#17)."""
+
+    column: str
+    original: str
+    stored: str
+
+
+@dataclass(frozen=True)
 class RowPlan:
     row: int
     code: str
@@ -80,6 +90,34 @@ class RowPlan:
     raw: dict[str, str]
     changes: tuple[FieldChange, ...] = ()
     errors: tuple[CellError, ...] = ()
+    # (column, text as stored) of a new row, every column of the layout; keyword-only so that
+    # the entities' subclasses keep their positional fields.
+    fields: tuple[tuple[str, str], ...] = field(default=(), kw_only=True)
+    normalised: tuple[Normalised, ...] = field(default=(), kw_only=True)
+
+
+def normalisations(
+    raw: dict[str, str], stored: dict[str, str], headers: dict[str, str]
+) -> tuple[Normalised, ...]:
+    """The cells of raw (by key) whose stored text differs from the file's, in stored's
+    order (raw holds the cells as read, after csv_safe.unneutralise). A blank cell is no
+    normalisation: it clears the field or takes the default."""
+    return tuple(
+        Normalised(headers.get(key, key), raw[key], text)
+        for key, text in stored.items()
+        if raw.get(key, "") != "" and not _same_text(raw[key], text)
+    )
+
+
+def _same_text(given: str, stored: str) -> bool:
+    """Equal, or the same ASCII number (a figure written 40 is stored and exported as 40.0;
+    full-width digits are a normalisation and stay listed)."""
+    if given == stored:
+        return True
+    try:
+        return given.isascii() and float(given) == float(stored)
+    except ValueError:
+        return False
 
 
 @dataclass

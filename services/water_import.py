@@ -46,6 +46,7 @@ from services.imports import (
     RowPlan,
     RowStatus,
     file_error_preview,
+    normalisations,
     sha256,
 )
 from services.water_sources import BASE_FIELDS, NOT_FOR_HYDRANTS, today_jst, validate_fields
@@ -334,7 +335,7 @@ def with_read_errors(
 def _with_errors(plan: RowPlan, found: Sequence[CellError]) -> RowPlan:
     columns = {error.column for error in found}
     others = tuple(error for error in plan.errors if error.column not in columns)
-    return replace(plan, status=RowStatus.INVALID, errors=(*found, *others), changes=())
+    return replace(plan, status=RowStatus.INVALID, errors=(*found, *others), changes=(), fields=())
 
 
 # -- helpers: reading ----------------------------------------------------------------------------
@@ -433,7 +434,9 @@ def _plan_row(
     code = plain(raw.get("code", ""))
     current = existing.get(code)
     stored = _stored(current) if current is not None else {**DEFAULTS, "code": code, "kind": ""}
-    checked, problems = validate_fields(_fitted(stored | values, values), today=today)
+    checked, problems = validate_fields(
+        _fitted(stored | values, values), today=today, memo_as_given=True
+    )
     errors = problems | errors
     if code and code in first_rows:
         errors["code"] = file_checks.duplicate_code_message(raw["code"], *first_rows[code])
@@ -442,16 +445,36 @@ def _plan_row(
     if errors:
         cells = tuple(CellError(number, headers.get(k, k), m) for k, m in errors.items())
         return WaterRowPlan(number, code, RowStatus.INVALID, dict(raw), errors=cells)
+    shown = {name: _shown(name, checked[name]) for name in BASE_FIELDS}
+    normalised = normalisations(raw, shown, dict(headers))
     if current is None:
-        return WaterRowPlan(number, code, RowStatus.NEW, dict(raw), values=checked)
+        fields = tuple((headers[name], text) for name, text in shown.items())
+        return WaterRowPlan(
+            number,
+            code,
+            RowStatus.NEW,
+            dict(raw),
+            values=checked,
+            fields=fields,
+            normalised=normalised,
+        )
     changes = tuple(
-        FieldChange(headers[name], _shown(name, stored[name]), _shown(name, checked[name]))
+        FieldChange(headers[name], _shown(name, stored[name]), shown[name])
         for name in BASE_FIELDS
         if stored[name] != checked[name]
     )
     status = RowStatus.CHANGED if changes else RowStatus.UNCHANGED
     return WaterRowPlan(
-        number, code, status, dict(raw), changes, (), checked, current.id, current.version
+        number,
+        code,
+        status,
+        dict(raw),
+        changes,
+        (),
+        checked,
+        current.id,
+        current.version,
+        normalised=normalised,
     )
 
 

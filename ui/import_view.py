@@ -26,6 +26,9 @@ from services.catalog import (
 T = TypeVar("T")
 CHANGE_COLUMNS = ["行", "番号", "区分", "項目", "変更前", "変更後"]
 ERROR_COLUMNS = ["行", "列", "内容"]
+NORMALISED_COLUMNS = ["行", "番号", "列", "ファイルの値", "登録される値"]
+NEW_ROWS_SHOWN = 500
+_INVISIBLE = str.maketrans({"\t": "\\t", "\r": "\\r", "\n": "\\n"})
 # What one page run draws of a hostile file's errors (#16): a few boxes, a bounded table.
 ERRORS_SHOWN = 10
 ERROR_ROWS_SHOWN = 1_000
@@ -90,9 +93,9 @@ def show_preview(preview: ImportPreview) -> None:
             hide_index=True,
             width="stretch",
         )
-    changed = [r for r in preview.rows if r.status in (RowStatus.NEW, RowStatus.CHANGED)]
-    if changed:
-        st.markdown("**新規・変更になる行**")
+    show_new_rows([r for r in preview.rows if r.status == RowStatus.NEW])
+    if changed := [r for r in preview.rows if r.status == RowStatus.CHANGED]:
+        st.markdown(f"**変更になる行 {len(changed):,}件**（項目ごとの変更前と変更後）")
         st.dataframe(
             pd.DataFrame(
                 [line for r in changed for line in change_lines(r)], columns=CHANGE_COLUMNS
@@ -100,6 +103,7 @@ def show_preview(preview: ImportPreview) -> None:
             hide_index=True,
             width="stretch",
         )
+    show_normalised(preview.rows)
     if errors := preview.errors:
         st.markdown(f"**エラー {len(errors):,}件**（すべて直してから、もう一度読み込んでください）")
         shown = errors[:ERROR_ROWS_SHOWN]
@@ -113,9 +117,45 @@ def show_preview(preview: ImportPreview) -> None:
 
 
 def change_lines(plan: RowPlan) -> list[list[object]]:
-    """One line per changed field; a new row without listed fields still gets its line."""
+    """One line per changed field."""
     head = [plan.row, plan.code, plan.status.label]
-    return [[*head, c.column, c.before, c.after] for c in plan.changes] or [[*head, "", "", ""]]
+    return [[*head, c.column, c.before, c.after] for c in plan.changes]
+
+
+def show_new_rows(rows: Sequence[RowPlan]) -> None:
+    """Every field of every new row as it will be stored, NEW_ROWS_SHOWN rows a page."""
+    if not rows:
+        return
+    st.markdown(f"**新規になる行 {len(rows):,}件**（登録される値）")
+    pages = -(-len(rows) // NEW_ROWS_SHOWN)
+    page = 1
+    if pages > 1:
+        page = int(st.number_input(f"ページ（全{pages:,}ページ）", 1, pages, key="new_rows_page"))
+        st.caption(f"{NEW_ROWS_SHOWN:,}件ずつ表示しています。")
+    shown = rows[(page - 1) * NEW_ROWS_SHOWN : page * NEW_ROWS_SHOWN]
+    st.dataframe(
+        pd.DataFrame([{"行": r.row, **dict(r.fields)} for r in shown]),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def show_normalised(rows: Sequence[RowPlan]) -> None:
+    """Each cell stored as other text than the file gave, new, changed or unchanged."""
+    lines = [
+        [r.row, r.code, n.column, visible(n.original), visible(n.stored)]
+        for r in rows
+        for n in r.normalised
+    ]
+    if not lines:
+        return
+    st.markdown(f"**正規化 {len(lines):,}件**（ファイルの値を次のように直して登録します）")
+    st.dataframe(pd.DataFrame(lines, columns=NORMALISED_COLUMNS), hide_index=True, width="stretch")
+
+
+def visible(text: str) -> str:
+    """「text」 with tab, CR and LF written out, so that trimmed whitespace can be seen."""
+    return "「" + text.translate(_INVISIBLE) + "」"
 
 
 def missing_choice(

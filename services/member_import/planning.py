@@ -21,6 +21,7 @@ from services.imports import (
     ProgressCounter,
     RowPlan,
     RowStatus,
+    normalisations,
 )
 from services.member_import.model import (
     ACCOUNTS_REQUIRED,
@@ -87,6 +88,7 @@ def _plan_row(
         _check_permissions(context, values, before, errors)
     if not errors and (before is None or changes):
         _check_ceiling(context, current, values, before, errors)
+    stored = {} if errors else context.cells(values)
     return MemberRowPlan(
         row=row,
         code=code,
@@ -97,6 +99,8 @@ def _plan_row(
         prepared=None
         if errors
         else Prepared(context, code, values, current, before, bool(changes)),
+        fields=tuple((HEADERS[key], stored[key]) for key in stored) if before is None else (),
+        normalised=normalisations(raw, stored, HEADERS),
     )
 
 
@@ -124,7 +128,7 @@ def _values(
                 errors[key] = str(exc)
     if "rank_id" not in fields and "rank" not in errors:
         errors["rank"] = "階級を入力してください。"
-    values = members.normalise_member(fields) | {"status": fields["status"]}
+    values = members.normalise_member(fields, notes_as_given=True) | {"status": fields["status"]}
     for name, message in members.member_errors(values).items():
         errors.setdefault(FIELD_COLUMNS[name], message)
     return values
@@ -278,4 +282,13 @@ def absent_members(context: PlanContext, codes: set[str]) -> tuple[list[Row[Any]
 
 def without_prepared(plan: MemberRowPlan) -> RowPlan:
     """What a preview keeps: the page holds it between requests, the database rows stay."""
-    return RowPlan(plan.row, plan.code, plan.status, plan.raw, plan.changes, plan.errors)
+    return RowPlan(
+        plan.row,
+        plan.code,
+        plan.status,
+        plan.raw,
+        plan.changes,
+        plan.errors,
+        fields=plan.fields,
+        normalised=plan.normalised,
+    )

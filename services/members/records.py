@@ -136,9 +136,11 @@ def validated_values(tx: Tx, raw: dict, member_id: uuid.UUID | None = None) -> d
     return values
 
 
-def normalise_member(raw: dict) -> dict:
+def normalise_member(raw: dict, *, notes_as_given: bool = False) -> dict:
     """A member's fields as they are stored: codes and labels NFKC, names trimmed, kana in
-    katakana, phone numbers formatted."""
+    katakana, phone numbers formatted. A form's 備考 is trimmed; a file's is kept as given
+    (notes_as_given): whitespace in a cell is data (#17)."""
+    notes = raw.get("notes") or ""
     return {
         "member_code": v.clean(raw.get("member_code")),
         "name": v.clean_text(raw.get("name")),
@@ -147,7 +149,7 @@ def normalise_member(raw: dict) -> dict:
         "email": v.clean(raw.get("email")),
         "address": v.clean_text(raw.get("address")),
         "affiliation": v.clean(raw.get("affiliation")),
-        "notes": (raw.get("notes") or "").strip(),
+        "notes": notes if notes_as_given else notes.strip(),
         "joined_on": raw.get("joined_on"),
         "rank_id": raw.get("rank_id"),
         "role_ids": list(dict.fromkeys(raw.get("role_ids") or [])),

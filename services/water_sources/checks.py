@@ -53,15 +53,19 @@ def validated_values(
     return values
 
 
-def validate_fields(raw: Mapping[str, Any], *, today: date) -> tuple[dict, dict[str, str]]:
+def validate_fields(
+    raw: Mapping[str, Any], *, today: date, memo_as_given: bool = False
+) -> tuple[dict, dict[str, str]]:
     """The registry fields normalised, and {field: Japanese message} for those that break a rule;
-    no database access (whether the code is taken is the caller's question)."""
+    no database access (whether the code is taken is the caller's question). A form's メモ is
+    trimmed; a file's is kept as given (memo_as_given): whitespace in a cell is data (#17)."""
     values = dict(raw)
     values["code"] = v.clean(raw.get("code"))
     values["kind"] = v.clean(raw.get("kind"))
     values["address"] = v.clean_text(raw.get("address"))
     values["unit"] = v.clean(raw.get("unit"))
-    values["memo"] = (raw.get("memo") or "").strip()
+    memo = raw.get("memo") or ""
+    values["memo"] = memo if memo_as_given else memo.strip()
     values["grade_override"] = raw.get("grade_override") or None
     values["grade_override_reason"] = v.clean_text(raw.get("grade_override_reason"))
     values["hydrant_type"] = raw.get("hydrant_type") or None

@@ -40,6 +40,12 @@ def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
+def table(at: AppTest, column: str):
+    """The one preview table that has this column."""
+    (found,) = [frame.value for frame in at.dataframe if column in frame.value.columns]
+    return found
+
+
 def apply_button(at: AppTest):
     return at.button(key="imp_apply")
 
@@ -81,7 +87,7 @@ def test_members_new_and_changed_rows_are_previewed_then_written(open_app):
     at = upload(open_import(open_app, user.token), "名簿.csv", data)
 
     assert metrics(at) == {"新規": "1件", "変更": "1件", "変更なし": "2件", "エラー": "0件"}
-    changes = at.dataframe[0].value
+    changes = table(at, "変更前")
     assert {"行", "番号", "区分", "項目", "変更前", "変更後"} <= set(changes.columns)
     moved_line = changes[changes["番号"] == moved.member_code].iloc[0]
     assert (moved_line["項目"], moved_line["変更前"], moved_line["変更後"]) == (
@@ -89,7 +95,14 @@ def test_members_new_and_changed_rows_are_previewed_then_written(open_app):
         "第1分団",
         "第2分団",
     )
-    assert new_code in set(changes["番号"])
+    new_rows = table(at, "氏名")
+    assert new_rows.iloc[0][["団員番号", "氏名", "階級", "所属", "状態"]].tolist() == [
+        new_code,
+        "火消　新太",
+        "団員",
+        "第3分団",
+        "在籍",
+    ]
     assert absent.member_code in page_text(at)  # listed among the members the file lacks
     radio = at.radio(key="imp_missing_members_0")
     assert radio.value is None  # nothing preselected
@@ -213,9 +226,17 @@ def test_water_sources_in_our_layout_round_trip_and_missing_ones_can_be_deleted(
 
     assert "形式: Hikeshi の形式" in page_text(at)
     assert metrics(at) == {"新規": "1件", "変更": "1件", "変更なし": "1件", "エラー": "0件"}
-    changes = at.dataframe[0].value
+    changes = table(at, "変更前")
     line = changes[changes["番号"] == "A-2"].iloc[0]
     assert (line["項目"], line["変更後"]) == ("メモ", "蓋が重い")
+    new_row = table(at, "種別").iloc[0]
+    assert new_row[["水利番号", "種別", "緯度", "経度", "容量(m3)"]].tolist() == [
+        "B-1",
+        "防火水槽",
+        "36.01",
+        "138.01",
+        "40.0",
+    ]
     radio = at.radio(key="imp_missing_water_sources_0")
     assert radio.value is None and radio.options == ["そのまま残す", "削除（廃止）する"]
     assert apply_button(at).disabled
@@ -379,3 +400,30 @@ def test_choosing_another_header_row_offers_that_rows_columns(open_app):
 
     assert not at.exception, at.exception
     assert metrics(at) == {"新規": "1件", "変更": "0件", "変更なし": "0件", "エラー": "0件"}
+
+
+def test_the_preview_lists_each_normalisation_with_the_file_and_stored_text(open_app):
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    data = member_csv_bytes(
+        [
+            row_of(user.member),
+            {
+                "member_code": "N-1",
+                "name": "火消　一",
+                "kana": "ひけし",
+                "rank": "団員",
+                "affiliation": "第①分団",
+                "notes": "\t先頭にタブ",
+            },
+        ]
+    )
+    at = upload(open_import(open_app, user.token), "名簿.csv", data)
+
+    assert "正規化 2件" in page_text(at)
+    normalised = table(at, "ファイルの値")
+    assert normalised[["番号", "列", "ファイルの値", "登録される値"]].values.tolist() == [
+        ["N-1", "ふりがな", "「ひけし」", "「ヒケシ」"],
+        ["N-1", "所属", "「第①分団」", "「第1分団」"],
+    ]
+    assert table(at, "備考").iloc[0]["備考"] == "\t先頭にタブ"

@@ -73,6 +73,7 @@ class ParsedTable:
     header_row: int = 0  # as the spreadsheet numbers rows
     records: list[Record] = field(default_factory=list)
     file_errors: list[str] = field(default_factory=list)
+    unquoted: dict[int, frozenset[str]] = field(default_factory=dict)  # tabular.unquoted_keys
 
 
 def cells(member: Any) -> dict[str, str]:
@@ -122,7 +123,8 @@ def parse(data: bytes, filename: str) -> ParsedTable:
     rows = list(tabular.records(sheet, match, COLUMNS))
     if problem := _row_count_problem(len(rows)):
         return ParsedTable(sheet.encoding, sheet.name, header_row, file_errors=[problem])
-    return ParsedTable(sheet.encoding, sheet.name, header_row, rows)
+    unquoted = tabular.unquoted_keys(sheet, match)
+    return ParsedTable(sheet.encoding, sheet.name, header_row, rows, unquoted=unquoted)
 
 
 def _row_count_problem(count: int) -> str:

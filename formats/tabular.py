@@ -65,6 +65,9 @@ class Sheet:
     name: str
     rows: list[list[str]]
     encoding: str
+    # (row index, column position) of the CSV cells whose escaping ' was stripped on reading
+    # (csv_safe.unneutralise), so that a preview can show it (#17).
+    unquoted: frozenset[tuple[int, int]] = frozenset()
 
     @property
     def encoding_label(self) -> str:
@@ -184,14 +187,17 @@ def read_csv(data: bytes, *, max_rows: int | None = None) -> Sheet:
     check_size(data)
     text, encoding = decode(data)
     rows: list[list[str]] = []
+    unquoted: set[tuple[int, int]] = set()
     cells = 0
     for row in csv_rows(text):
         check_row_count(len(rows), max_rows)
         cells += len(row)
         if cells > MAX_CELLS:
             raise TableError(too_many_cells(MAX_CELLS))
-        rows.append([unneutralise(cell) for cell in row])
-    return Sheet(name="", rows=rows, encoding=encoding)
+        read = [unneutralise(cell) for cell in row]
+        unquoted.update((len(rows), i) for i, cell in enumerate(read) if cell != row[i])
+        rows.append(read)
+    return Sheet(name="", rows=rows, encoding=encoding, unquoted=frozenset(unquoted))
 
 
 def csv_rows(text: str) -> Iterator[list[str]]:
@@ -329,6 +335,15 @@ def records(
             if len(values[key]) > limit
         ]
         yield index + 1, values, errors
+
+
+def unquoted_keys(sheet: Sheet, match: HeaderMatch) -> dict[int, frozenset[str]]:
+    """Row number → the keys of the row's cells that lost their escaping ' on reading."""
+    found: dict[int, set[str]] = {}
+    for index, position in sheet.unquoted:
+        if index > match.row_index and position in match.columns:
+            found.setdefault(index + 1, set()).add(match.columns[position])
+    return {row: frozenset(keys) for row, keys in found.items()}
 
 
 # -- cell values -------------------------------------------------------------------------------

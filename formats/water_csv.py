@@ -24,6 +24,7 @@ from formats.tabular import (
     to_date,
     to_float,
     to_int,
+    unquoted_keys,
 )
 from models.enums import HYDRANT_KINDS, OWNERSHIPS, WATER_SOURCE_KINDS
 
@@ -284,6 +285,7 @@ class ParsedRows:
     errors: dict[int, list[CellError]] = field(default_factory=dict)
     file_errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unquoted: dict[int, frozenset[str]] = field(default_factory=dict)  # tabular.unquoted_keys
 
     def add_error(self, error: CellError) -> None:
         self.errors.setdefault(error.row, []).append(error)
@@ -300,6 +302,7 @@ def parse(sheet: Sheet, match: HeaderMatch) -> ParsedRows:
         {key: header[index].strip() for index, key in match.columns.items()},
     )
     parsed.file_errors = match.problems
+    parsed.unquoted = unquoted_keys(sheet, match)
     for number, values, errors in records(sheet, match, READ_COLUMNS):
         parsed.records.append((number, {k: v for k, v in values.items() if not k.startswith("_")}))
         for error in errors:

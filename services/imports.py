@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from formats.csv_safe import QUOTE
 from formats.tabular import CellError
 from services import bulk_guard
 
@@ -107,6 +108,24 @@ def normalisations(
         for key, text in stored.items()
         if raw.get(key, "") != "" and not _same_text(raw[key], text)
     )
+
+
+def with_quotes(
+    plans: list[RowPlan], unquoted: Mapping[int, frozenset[str]], headers: Mapping[str, str]
+) -> list[RowPlan]:
+    """The plans with the ' that csv_safe.unneutralise strips on reading (our export's escape
+    of = + - @, tab, CR, LF and ') listed among each cell's normalisations: a hand-made
+    「'=…」 is stored without it, which the documented inverse requires but must be shown."""
+    return [_with_quote(p, unquoted[p.row], headers) if p.row in unquoted else p for p in plans]
+
+
+def _with_quote(plan: RowPlan, keys: frozenset[str], headers: Mapping[str, str]) -> RowPlan:
+    listed = {n.column: n for n in plan.normalised}
+    for key in sorted(keys):
+        column = headers.get(key, key)
+        before = listed.get(column, Normalised(column, plan.raw[key], plan.raw[key]))
+        listed[column] = replace(before, original=QUOTE + before.original)
+    return replace(plan, normalised=tuple(listed.values()))
 
 
 def _same_text(given: str, stored: str) -> bool:

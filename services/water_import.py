@@ -48,6 +48,7 @@ from services.imports import (
     file_error_preview,
     normalisations,
     sha256,
+    with_quotes,
 )
 from services.water_sources import BASE_FIELDS, NOT_FOR_HYDRANTS, today_jst, validate_fields
 
@@ -207,13 +208,14 @@ def preview_water_import(
         if preview.file_errors:
             return preview
         records = file_checks.oriented(parsed.records, swap=swap_coordinates)
-        preview.rows = with_read_errors(
-            plan_water_sources(tx, records, headers=parsed.headers), parsed.errors
+        headers = {**water_csv.HEADERS, **parsed.headers}
+        planned = plan_water_sources(tx, records, headers=parsed.headers)
+        preview.rows = with_quotes(
+            with_read_errors(planned, parsed.errors), parsed.unquoted, headers
         )
         preview.missing = _missing_codes(tx, preview.rows)
         preview.current = _stored_count(tx)
         preview.notes += _unplaced_notes(preview.rows)
-        headers = {**water_csv.HEADERS, **parsed.headers}
         file_checks.check_positions(tx, preview, records, headers=headers, swap=swap_coordinates)
         return preview
 

@@ -1,5 +1,6 @@
 """What the import and restore pages share: the page guard, the uploaded file, a preview computed
-once per file, the drawing of an import preview (counts, changes, errors, notes), the explicit
+once per file, the drawing of an import preview (counts, new rows with every field, changes
+field by field, normalisations as original → stored, errors, notes), the explicit
 choice for records missing from the file, and a progress bar for the services to drive."""
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from services.imports import (
     ProgressCounter,
     RowPlan,
     sha256,
+    with_quotes,
 )
 from services.member_import.model import (
     ACCOUNTS_REQUIRED,
@@ -108,7 +109,8 @@ def preview_member_import(actor: Actor, *, data: bytes, filename: str) -> Import
         # Over-long cells are found again by planning (which restore also relies on), so the
         # reader's own length errors are not added a second time.
         planned = plan_rows(tx, [(row, raw) for row, raw, _ in parsed.records], scope=scope)
-        preview.rows = [without_prepared(plan) for plan in planned.rows]
+        shown = [without_prepared(plan) for plan in planned.rows]
+        preview.rows = with_quotes(shown, parsed.unquoted, member_csv.HEADERS)
         preview.missing = [m.member_code for m in planned.absent]
         preview.current = planned.current
         preview.retiring_rows = _status_changes(planned.rows)[0]

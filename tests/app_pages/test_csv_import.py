@@ -420,10 +420,12 @@ def test_the_preview_lists_each_normalisation_with_the_file_and_stored_text(open
     )
     at = upload(open_import(open_app, user.token), "名簿.csv", data)
 
-    assert "正規化 2件" in page_text(at)
+    assert "正規化 3件" in page_text(at)
     normalised = table(at, "ファイルの値")
     assert normalised[["番号", "列", "ファイルの値", "登録される値"]].values.tolist() == [
         ["N-1", "ふりがな", "「ひけし」", "「ヒケシ」"],
         ["N-1", "所属", "「第①分団」", "「第1分団」"],
+        # the export's escape of a leading tab, stripped on reading; the tab written out
+        ["N-1", "備考", "「'\\t先頭にタブ」", "「\\t先頭にタブ」"],
     ]
     assert table(at, "備考").iloc[0]["備考"] == "\t先頭にタブ"

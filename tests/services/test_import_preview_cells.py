@@ -127,3 +127,31 @@ def test_a_changed_water_row_lists_its_diff_and_normalisations_and_keeps_the_mem
     assert plan.normalised == (Normalised("担当分団", "第②分団", "第2分団"),)
     water_import.apply_water_import(admin(tenant), found, missing=MissingRows.KEEP)
     assert stored(tenant)["H-1"]["memo"] == NOTES
+
+
+def test_the_quote_stripped_from_a_hand_made_formula_cell_is_shown(tenant):
+    found = member_preview(
+        tenant,
+        member_file(
+            [
+                {**MESSY, "notes": "'=SUM(A1)"},
+                {"member_code": "N-2", "name": "火消　二", "rank": "団員", "notes": "'x"},
+            ]
+        ),
+    )
+
+    assert ("備考", "'=SUM(A1)", "=SUM(A1)") in normalised_of(found, "N-1")
+    assert normalised_of(found, "N-2") == set()  # a quote before plain text is data
+    assert dict(found.rows[1].fields)["備考"] == "'x"
+
+
+def test_the_quote_is_shown_on_a_water_cell_that_is_also_normalised(tenant):
+    row = hydrant("H-1", unit="'-第①分団", memo="'@memo")
+    found = water_import.preview_water_import(
+        admin(tenant), data=layout_file([row]), filename="water.csv"
+    )
+
+    assert set(found.rows[0].normalised) == {
+        Normalised("担当分団", "'-第①分団", "-第1分団"),
+        Normalised("メモ", "'@memo", "@memo"),
+    }

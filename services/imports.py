@@ -121,7 +121,7 @@ def with_quotes(
 
 def _with_quote(plan: RowPlan, keys: frozenset[str], headers: Mapping[str, str]) -> RowPlan:
     listed = {n.column: n for n in plan.normalised}
-    for key in sorted(keys):
+    for key in sorted(keys & plan.raw.keys()):  # read-only columns (判定) are not in raw
         column = headers.get(key, key)
         before = listed.get(column, Normalised(column, plan.raw[key], plan.raw[key]))
         listed[column] = replace(before, original=QUOTE + before.original)

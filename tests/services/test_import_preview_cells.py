@@ -155,3 +155,10 @@ def test_the_quote_is_shown_on_a_water_cell_that_is_also_normalised(tenant):
         Normalised("担当分団", "'-第①分団", "-第1分団"),
         Normalised("メモ", "'@memo", "@memo"),
     }
+
+
+def test_a_quote_in_a_read_only_column_is_ignored_like_the_column(tenant):
+    data = csv_file(["水利番号", "種別", "判定"], [["H-1", "消火栓", "'-"]])
+    found = water_import.preview_water_import(admin(tenant), data=data, filename="water.csv")
+
+    assert found.ready and found.rows[0].normalised == ()

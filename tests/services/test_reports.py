@@ -321,3 +321,31 @@ def test_a_recorded_water_inspection_becomes_a_report(crew):
         inspections.report_from_inspection(member, done.id)
     with pytest.raises(NotFound):
         inspections.report_from_inspection(make_people({"x": ("団長", "本部")}).actor("x"), done.id)
+
+
+def test_reporters_are_the_brigades_active_members_for_editors_only(crew):
+    from services import members
+
+    members.retire_member(admin(crew.tenant_id), crew.ids["c"])
+    listed = {r.id for r in reports.reporters(crew.actor("leader1"))}
+    assert crew.ids["a"] in listed and crew.ids["c"] not in listed
+    with pytest.raises(PermissionDenied):
+        reports.reporters(crew.actor("a"))
+    other = make_people({"chief": ("団長", "団本部")})
+    assert {r.id for r in reports.reporters(other.actor("chief"))} == {other.ids["chief"]}
+
+
+def test_the_form_offers_what_the_table_can_price(crew):
+    from core.rewards import HIOKI, MISAWA
+    from services.reports import rewards
+
+    assert "訓練" in reports.categories(crew.actor("a"))  # no table yet: the usual ones
+    rewards.save_reward_table(admin(crew.tenant_id), HIOKI, expected_version=0)
+    offered = reports.categories(crew.actor("a"))
+    assert "火災" in offered and "訓練" not in offered  # 日置市 pays no 訓練, has no catch-all
+    with pytest.raises(ValidationError, match="区分"):
+        reports.save_report(crew.actor("a"), None, timed(category="訓練"))
+    rewards.save_reward_table(admin(crew.tenant_id), MISAWA, expected_version=1)
+    assert "会議" in reports.categories(crew.actor("a"))  # 三沢市 prices it under その他
+    other = make_people({"x": ("団員", "第1分団")})
+    assert "訓練" in reports.categories(other.actor("x"))  # another brigade's table is not ours

@@ -12,9 +12,9 @@ import streamlit as st
 from services.catalog import Function, Level
 from services.dispatch import incidents, reads
 from services.errors import NotFound, ServiceError
-from ui.common import current_actor, show_error
+from ui.common import current_actor, plain, show_error
 from ui.import_view import require
-from ui.turnout_view import plain, show_member_incident
+from ui.turnout_view import show_member_incident
 
 PAGE = "app_pages/turnout.py"
 READ = "turnout_read"  # the incidents whose 既読 this visit has recorded

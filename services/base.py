@@ -17,6 +17,7 @@ from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from core.access import PLATFORM, Need, Platform, allows
 from core.actor import Actor
+from models import Tenant
 from models.enums import AuditCategory, Function, Level
 from services import audit
 from services.crypto import TenantCipher
@@ -67,6 +68,12 @@ class Tx:
         if self.actor.tenant_id is None:
             raise PermissionDenied()
         return self.actor.tenant_id
+
+    @property
+    def brigade_name(self) -> str:
+        """The brigade's name as it is in this unit of work ("" for none)."""
+        tenant = self.session.get(Tenant, self.tenant_id)
+        return tenant.name if tenant is not None else ""
 
     @cached_property
     def cipher(self) -> TenantCipher:

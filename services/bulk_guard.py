@@ -28,12 +28,17 @@ def normalized(name: str | None) -> str:
     return unicodedata.normalize("NFKC", name or "").strip()
 
 
+def name_matches(typed: str | None, brigade: str) -> bool:
+    """Whether the typed confirmation is the brigade's name (after NFKC and trimming)."""
+    return bool(normalized(typed)) and normalized(typed) == normalized(brigade)
+
+
 def check(count: int, total: int, *, brigade: str, confirm_name: str | None, what: str) -> None:
     """Refuse (nothing written yet) a bulk change above the threshold unless `confirm_name` is
     the brigade's name after NFKC and trimming. `what` names the change: "退団 120名"."""
     if not needs_name(count, total):
         return
-    if normalized(confirm_name) and normalized(confirm_name) == normalized(brigade):
+    if name_matches(confirm_name, brigade):
         return
     wrong = "入力された名前が消防団名と一致しません。" if normalized(confirm_name) else ""
     raise ValidationError(

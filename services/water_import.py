@@ -28,7 +28,6 @@ from formats.csv_safe import Unencodable
 from formats.opendata import MAPPING_TARGETS, ColumnMapping
 from formats.tabular import CellError, HeaderMatch, Sheet, TableError, find_header, plain
 from formats.water_csv import ParsedRows
-from models import Tenant
 from models.base import new_id, utcnow
 from models.enums import HYDRANT_KINDS, OWNERSHIPS, Function, Level
 from models.water import WaterInspection, WaterSource, WaterSourceBase
@@ -244,7 +243,7 @@ def apply_water_import(
             bulk_guard.check(
                 gone,
                 _stored_count(tx),
-                brigade=_tenant_name(tx),
+                brigade=tx.brigade_name,
                 confirm_name=confirm_name,
                 what=f"消防水利の削除（廃止） {gone:,}件",
             )
@@ -320,7 +319,11 @@ def write_water_sources(
     except IntegrityError:
         raise Conflict() from None
     unchanged = sum(plan.status == RowStatus.UNCHANGED for plan in plans)
-    unplaced = sum(plan.values.get("latitude") is None for plan in plans)  # WaterRowPlans
+    unplaced = sum(  # written rows only (WaterRowPlans)
+        plan.values.get("latitude") is None
+        for plan in plans
+        if plan.status in (RowStatus.NEW, RowStatus.CHANGED)
+    )
     return ImportResult(len(new), len(changed), unchanged, len(retired), unplaced=unplaced)
 
 
@@ -507,11 +510,6 @@ def _missing_codes(tx: Tx, plans: Sequence[RowPlan]) -> list[str]:
 
 def _stored_count(tx: Tx) -> int:
     return len(tx.session.exec(scoped(select(WaterSource.id), tx.actor)).all())
-
-
-def _tenant_name(tx: Tx) -> str:
-    tenant = tx.session.get(Tenant, tx.tenant_id)
-    return tenant.name if tenant is not None else ""
 
 
 def _unplaced_notes(plans: Sequence[RowPlan]) -> list[str]:

@@ -17,7 +17,7 @@ from services.dispatch import board
 from services.dispatch.board import BoardIncident
 from services.dispatch.tally import UNANSWERED, UnitTally
 from services.errors import ServiceError
-from ui.common import show_error
+from ui.common import plain, show_error
 
 REFRESH_SECONDS = 3
 INCIDENTS_PAGE = "app_pages/incidents.py"
@@ -54,9 +54,9 @@ def live_board(actor: Actor) -> None:
 
 def incident_card(item: BoardIncident, now: datetime) -> None:
     with st.container(border=True):
-        st.subheader(f"第{item.number}号 {item.kind or '種別不明'}")
+        st.subheader(f"第{item.number}号 {plain(item.kind) or '種別不明'}")
         st.markdown(
-            f"**{item.place or '場所不明'}** ・ 指令 {clock(item.ordered_at)}"
+            f"**{plain(item.place) or '場所不明'}** ・ 指令 {clock(item.ordered_at)}"
             f"（経過 {elapsed(item.ordered_at, now)}） ・ {item.status.label}"
         )
         if not item.tally.lines:
@@ -66,7 +66,7 @@ def incident_card(item: BoardIncident, now: datetime) -> None:
         answers_table(item)
         silent = item.silent
         if silent:
-            names = "、".join(f"{line.member_code} {line.name}".strip() for line in silent)
+            names = "、".join(plain(f"{line.member_code} {line.name}".strip()) for line in silent)
             st.markdown(f"**{UNANSWERED}（{len(silent)}名）**: {names}")
         st.page_link(
             INCIDENTS_PAGE,
@@ -81,7 +81,7 @@ def unit_row(unit: UnitTally) -> None:
         verdict = f":red[**不足** あと{unit.crew_minimum - unit.coming}名]"
     else:
         verdict = ":green[**充足**]"
-    st.markdown(f"#### {unit.unit}　必要{unit.crew_minimum}名　{verdict}")
+    st.markdown(f"#### {plain(unit.unit)}　必要{unit.crew_minimum}名　{verdict}")
     for col, (key, label) in zip(st.columns(len(COLUMNS)), COLUMNS, strict=True):
         col.metric(label, f"{unit.counts.get(key, 0)}名")
 

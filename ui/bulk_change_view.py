@@ -39,9 +39,7 @@ def typed_confirmation(
         f"{bulk_guard.ROWS}件または{bulk_guard.SHARE:.0%}を超える変更には、消防団名の入力が必要です。"
     )
     typed = st.text_input(NAME_LABEL, key=key, placeholder=actor.tenant_name)
-    matches = bool(bulk_guard.normalized(typed)) and bulk_guard.normalized(
-        typed
-    ) == bulk_guard.normalized(actor.tenant_name)
+    matches = bulk_guard.name_matches(typed, actor.tenant_name)
     if typed and not matches:
         st.caption("入力された名前が消防団名と一致しません。")
     return typed, matches

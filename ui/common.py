@@ -3,6 +3,7 @@ way a page calls a service that changes something (run_action)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,15 @@ import streamlit as st
 from core.actor import Actor, RequestContext
 from services.errors import ServiceError, ValidationError
 from services.signin import sessions
+
+# Places, landmarks, names and memos come from mail and from members: shown as typed, never as
+# Markdown (a place could otherwise carry a link or :red[…]).
+MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: str) -> str:
+    return MARKUP.sub(r"\\\1", text)
+
 
 ACTOR_KEY = "_hikeshi_actor"
 

@@ -94,7 +94,7 @@ def show_preview(preview: ImportPreview) -> None:
             hide_index=True,
             width="stretch",
         )
-    show_new_rows([r for r in preview.rows if r.status == RowStatus.NEW])
+    show_new_rows([r for r in preview.rows if r.status == RowStatus.NEW], key=preview.entity)
     if changed := [r for r in preview.rows if r.status == RowStatus.CHANGED]:
         st.markdown(f"**変更になる行 {len(changed):,}件**（項目ごとの変更前と変更後）")
         st.dataframe(
@@ -123,15 +123,21 @@ def change_lines(plan: RowPlan) -> list[list[object]]:
     return [[*head, c.column, c.before, c.after] for c in plan.changes]
 
 
-def show_new_rows(rows: Sequence[RowPlan]) -> None:
-    """Every field of every new row as it will be stored, NEW_ROWS_SHOWN rows a page."""
+def show_new_rows(rows: Sequence[RowPlan], *, key: str) -> None:
+    """Every field of every new row as it will be stored, NEW_ROWS_SHOWN rows a page. The pager
+    is keyed by entity and page count: a restore shows several previews on one page, and a
+    page number kept from a larger file must not outrun a smaller one."""
     if not rows:
         return
     st.markdown(f"**新規になる行 {len(rows):,}件**（登録される値）")
     pages = -(-len(rows) // NEW_ROWS_SHOWN)
     page = 1
     if pages > 1:
-        page = int(st.number_input(f"ページ（全{pages:,}ページ）", 1, pages, key="new_rows_page"))
+        page = int(
+            st.number_input(
+                f"ページ（全{pages:,}ページ）", 1, pages, key=f"new_rows_page_{key}_{pages}"
+            )
+        )
         st.caption(f"{NEW_ROWS_SHOWN:,}件ずつ表示しています。")
     shown = rows[(page - 1) * NEW_ROWS_SHOWN : page * NEW_ROWS_SHOWN]
     st.dataframe(

@@ -12,6 +12,7 @@ import streamlit as st
 from core.actor import Actor
 from core.rewards import duration_label
 from core.timefmt import JST, to_jst
+from services.catalog import ReportStatus
 from services.reports import reports
 from services.reports.reports import ReportInput, ReportView
 from ui.common import run_action
@@ -71,7 +72,7 @@ def report_form(
             buttons[2].form_submit_button("出動しなかった（報告なし）")
             if view is not None
             and view.incident_id is not None
-            and view.status.value == "requested"
+            and view.status == ReportStatus.REQUESTED
             else False
         )
     data = ReportInput(category, activity, start, end, turned_back, false_alarm)

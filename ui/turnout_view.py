@@ -3,7 +3,6 @@ app, a compact map and the nearest usable water as a list (a table would scroll 
 
 from __future__ import annotations
 
-import re
 from urllib.parse import quote
 
 import streamlit as st
@@ -12,19 +11,14 @@ from core.timefmt import to_jst
 from services.catalog import IncidentStatus
 from services.dispatch.reads import MemberIncident
 from services.water_sources.model import NearbySource
+from ui.common import plain
 from ui.incident_map_view import capacity, draw_map
 
 MAP_HEIGHT = 300
 # Google Maps' documented cross-platform search URL: it opens the map app on iOS and Android.
 MAP_APP_URL = "https://www.google.com/maps/search/?api=1&query={query}"
 UNDER_WAY = frozenset({IncidentStatus.RECEIVED, IncidentStatus.DISPATCHED})
-# Places, landmarks and memos come from mail and from members: shown as typed, never as markup.
-MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 NO_POINT = "発生地点の位置はまだ地図に表示できません。住所から地図アプリで探してください。"
-
-
-def plain(text: str) -> str:
-    return MARKUP.sub(r"\\\1", text)
 
 
 def map_app_url(incident: MemberIncident) -> str:

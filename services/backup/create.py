@@ -17,7 +17,7 @@ from core.actor import Actor
 from core.timefmt import JST
 from formats import backup as fmt
 from formats import member_csv, water_csv
-from models import Member, MemberPublic, Permission, Rank, Role, Tenant
+from models import Member, MemberPublic, Permission, Rank, Role
 from models.base import utcnow
 from models.enums import Function
 from models.water import WaterInspection, WaterSource
@@ -44,7 +44,7 @@ def zip_of(tx: Tx, *, password: str | None = None) -> tuple[fmt.Manifest, bytes]
     manifest = fmt.build_manifest(
         files,
         tenant_id=tx.tenant_id,
-        brigade=_brigade_name(tx),
+        brigade=tx.brigade_name,
         created_at=utcnow(),
         app_version=app_version(),
     )
@@ -156,11 +156,6 @@ def _inspection_rows(tx: Tx) -> list[fmt.InspectionRow]:
 
 def member_codes(tx: Tx) -> dict[uuid.UUID, str]:
     return dict(tx.session.exec(scoped(select(Member.id, Member.member_code), tx.actor)).all())
-
-
-def _brigade_name(tx: Tx) -> str:
-    tenant = tx.session.get(Tenant, tx.tenant_id)
-    return tenant.name if tenant else ""
 
 
 def _filename(tenant_id: uuid.UUID, manifest: fmt.Manifest) -> str:

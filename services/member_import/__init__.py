@@ -21,7 +21,7 @@ from sqlmodel import select
 from core.access import Need, allows
 from core.actor import Actor
 from formats import member_csv
-from models import Member, Tenant
+from models import Member
 from models.base import utcnow
 from models.enums import Function, Level, MemberStatus
 from services import bulk_guard, members, pre_change
@@ -159,7 +159,7 @@ def apply_member_import(
         bulk_guard.check(
             retiring,
             planned.current,
-            brigade=_brigade_name(tx),
+            brigade=tx.brigade_name,
             confirm_name=confirm_name,
             what=f"退団 {retiring:,}名",
         )
@@ -202,11 +202,6 @@ def _status_changes(rows: Sequence[RowPlan]) -> tuple[int, int]:
         elif was != now and now == MemberStatus.SUSPENDED:
             suspending += 1
     return retiring, suspending
-
-
-def _brigade_name(tx: Tx) -> str:
-    tenant = tx.session.get(Tenant, tx.tenant_id)
-    return tenant.name if tenant is not None else ""
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from sqlmodel import select
 from core.actor import Actor
 from core.rewards import Activity, compute_rewards
 from formats import report_export as fmt
-from models import ActivityReport, Incident, Member, Tenant
+from models import ActivityReport, Incident, Member
 from models.report import ReportStatus
 from services.base import Tx, scoped, transaction
 from services.errors import ValidationError
@@ -130,7 +130,7 @@ def month_data(tx: Tx, month: date) -> fmt.ExportMonth:
         raise ValidationError(errors)
     result = compute_rewards(table, activities)
     return fmt.ExportMonth(
-        brigade=tx.session.get(Tenant, tx.tenant_id).name,
+        brigade=tx.brigade_name,
         year=month.year,
         month=month.month,
         table_name=table.name,

@@ -68,6 +68,14 @@ class ActivityReport(SQLModel, table=True):
             sqlite_where=text("incident_id IS NOT NULL"),
             postgresql_where=text("incident_id IS NOT NULL"),
         ),
+        Index(
+            "uq_activity_report_inspection",
+            "tenant_id",
+            "inspection_id",
+            unique=True,
+            sqlite_where=text("inspection_id IS NOT NULL"),
+            postgresql_where=text("inspection_id IS NOT NULL"),
+        ),
         Index("ix_activity_report_tenant_start", "tenant_id", "started_at"),
         Index("ix_activity_report_tenant_status", "tenant_id", "status"),
     )

@@ -48,6 +48,10 @@ def report_form(
     `member_id`, or oneself)."""
     if view is not None and view.returned_reason:
         st.warning(f"差し戻しの理由: {view.returned_reason}", icon=":material/undo:")
+    if view is not None and view.category and view.category not in categories:
+        st.warning(
+            f"区分「{view.category}」はこの団の出動報酬の表にありません。区分を選び直してください。"
+        )
     with st.form(key, border=True):
         category = st.selectbox(
             "区分",

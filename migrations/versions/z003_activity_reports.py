@@ -103,6 +103,14 @@ def upgrade() -> None:
         postgresql_where=sa.text("incident_id IS NOT NULL"),
     )
     op.create_index(
+        "uq_activity_report_inspection",
+        "activity_report",
+        ["tenant_id", "inspection_id"],
+        unique=True,
+        sqlite_where=sa.text("inspection_id IS NOT NULL"),
+        postgresql_where=sa.text("inspection_id IS NOT NULL"),
+    )
+    op.create_index(
         "ix_activity_report_tenant_start", "activity_report", ["tenant_id", "started_at"]
     )
     op.create_index("ix_activity_report_tenant_status", "activity_report", ["tenant_id", "status"])

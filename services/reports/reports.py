@@ -290,8 +290,10 @@ def decline_report(actor: Actor, report_id: uuid.UUID, *, expected_version: int)
     """A member asked for a report who did not take part after all: 報告なし (not paid)."""
     with transaction(actor, OWN, action="reports.decline") as tx:
         row = _writable(tx, report_id, expected_version)
-        if row.status != ReportStatus.REQUESTED:
-            raise ValidationError({"状態": "未提出の報告だけを「報告なし」にできます。"})
+        if row.status != ReportStatus.REQUESTED or row.incident_id is None:
+            raise ValidationError(
+                {"状態": "出動のあとに依頼された未提出の報告だけを「報告なし」にできます。"}
+            )
         row.status = ReportStatus.DECLINED
         _touch(tx, row)
         approvals.add_step(tx, row, StepAction.DECLINE)

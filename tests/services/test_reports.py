@@ -349,3 +349,14 @@ def test_the_form_offers_what_the_table_can_price(crew):
     assert "会議" in reports.categories(crew.actor("a"))  # 三沢市 prices it under その他
     other = make_people({"x": ("団員", "第1分団")})
     assert "訓練" in reports.categories(other.actor("x"))  # another brigade's table is not ours
+
+
+def test_only_a_request_after_an_incident_can_be_declined(crew):
+    own = reports.save_report(crew.actor("a"), None, timed(category="訓練"))
+    with pytest.raises(ValidationError, match="報告なし"):
+        reports.decline_report(crew.actor("a"), own.id, expected_version=own.version)
+    closed_incident(crew, {"b": Answer.AVAILABLE})
+    theirs = own_report(crew, "b")
+    with pytest.raises(PermissionDenied):
+        reports.decline_report(crew.actor("a"), theirs.id, expected_version=theirs.version)
+    assert own_report(crew, "b").status == ReportStatus.REQUESTED

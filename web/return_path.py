@@ -7,7 +7,8 @@ the host) falls back to "/": a login must not become an open redirect (CWE-601).
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import posixpath
+from urllib.parse import unquote, urlsplit
 
 NEXT_PARAM = "next"
 NEXT_COOKIE = "hikeshi_next"
@@ -22,6 +23,8 @@ def safe_return_path(value: str | None) -> str:
     if not all(0x21 <= ord(ch) <= 0x7E for ch in value):
         return HOME  # printable ASCII only: the login page sends the path percent-encoded
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc or parts.path.startswith("/auth/"):
-        return HOME  # /auth/… are the sign-in routes themselves: no loops through them
+    # /auth/… are the sign-in routes themselves: no loops through them, however spelt
+    path = posixpath.normpath(unquote(parts.path))
+    if parts.scheme or parts.netloc or path == "/auth" or path.startswith(("/auth/", "//")):
+        return HOME
     return value

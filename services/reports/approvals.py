@@ -33,7 +33,7 @@ MAX_STEPS = 5
 MAX_COMMENT_CHARS = 500
 MAX_PENDING = 500
 # Per unit of work (session.info): a chain saved in it is read afresh by the next one.
-CHAIN_KEY, RANKS_KEY = "reports.chain", "reports.ranks"
+CHAIN_KEY, RANKS_KEY, TRAILS_KEY = "reports.chain", "reports.ranks", "reports.trails"
 
 
 class StepScope(StrEnum):
@@ -163,19 +163,30 @@ def may_take(tx: Tx, row: ActivityReport, reporter: Member, *, override: bool = 
 
 def _approved_before(tx: Tx, row: ActivityReport) -> bool:
     """Whether the actor approved an earlier step of this report since it was last submitted."""
-    steps = tx.session.exec(
-        scoped(select(ReportStep), tx.actor)
-        .where(ReportStep.report_id == row.id)
-        .order_by(ReportStep.at)
-    ).all()
-    since = [s for s in steps if s.action == StepAction.SUBMIT][-1:]
-    later = steps[steps.index(since[0]) :] if since else steps
     me = (tx.actor.member_id, tx.actor.label or tx.actor.display_name)
-    return any(
-        s.action == StepAction.APPROVE
-        and (s.member_id == me[0] if me[0] is not None else s.actor_label == me[1])
-        for s in later
-    )
+    for step in reversed(_trails(tx, [row.id]).get(row.id, [])):
+        if step.action == StepAction.SUBMIT:
+            return False
+        mine = step.member_id == me[0] if me[0] is not None else step.actor_label == me[1]
+        if step.action == StepAction.APPROVE and mine:
+            return True
+    return False
+
+
+def _trails(tx: Tx, report_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[ReportStep]]:
+    """The steps of reports, oldest first, read in one query and kept for the unit of work (a
+    list of pending reports asks for each)."""
+    known: dict[uuid.UUID, list[ReportStep]] = tx.session.info.setdefault(TRAILS_KEY, {})
+    if missing := [r for r in report_ids if r not in known]:
+        for r in missing:
+            known[r] = []
+        for step in tx.session.exec(
+            scoped(select(ReportStep), tx.actor)
+            .where(ReportStep.report_id.in_(missing))
+            .order_by(ReportStep.at)
+        ).all():
+            known[step.report_id].append(step)
+    return known
 
 
 def may_read(tx: Tx, row: ActivityReport, reporter: Member) -> bool:
@@ -203,12 +214,14 @@ def pending_in(tx: Tx, *, overrides: bool = False) -> list[uuid.UUID]:
             ActivityReport.status == ReportStatus.SUBMITTED,
         )
         .order_by(ActivityReport.submitted_at)
-        .limit(MAX_PENDING)
     ).all()
+    _trails(tx, [r.id for r, _ in rows])
     natural = {r.id for r, m in rows if may_take(tx, r, m, override=False) is None}
     if not overrides:
-        return [r.id for r, _ in rows if r.id in natural]
-    return [r.id for r, m in rows if r.id not in natural and may_take(tx, r, m) is None]
+        found = [r.id for r, _ in rows if r.id in natural]
+    else:
+        found = [r.id for r, m in rows if r.id not in natural and may_take(tx, r, m) is None]
+    return found[:MAX_PENDING]  # the actor's own first: others' reports do not crowd them out
 
 
 # --- approving and returning ------------------------------------------------------------------

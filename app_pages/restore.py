@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from services import backup
+from services import backup, bulk_guard
 from services.catalog import Function, Level
 from services.errors import ServiceError
 from ui import bulk_change_view as bulk_view
@@ -99,7 +99,7 @@ typed = st.text_input(
     f"確認のため、この消防団の名前「{actor.tenant_name}」を入力してください",
     key=f"rst_confirm_{generation}",
 )
-ready = preview.ready and typed.strip() == actor.tenant_name
+ready = preview.ready and bulk_guard.name_matches(typed, actor.tenant_name)
 if st.button(
     "復元を実行",
     type="primary",
@@ -111,6 +111,7 @@ if st.button(
             actor,
             preview,
             allow_other_brigade=allow_other,
+            confirm_name=typed,
             progress=view.progress_bar("復元しています"),
         )
     except ServiceError as exc:

@@ -159,10 +159,11 @@ class ImportPreview:
     options: dict[str, bool] = field(default_factory=dict)  # how the file was read; audited
     swappable_rows: int = 0  # rows whose latitude and longitude look exchanged (water sources)
     # The bulk guard (services/bulk_guard.py): the records of this entity the brigade holds now,
-    # and how many of them the file's own rows retire (状態「退団」); preview.missing are those
-    # MissingRows.RETIRE would retire or delete.
+    # and how many of them the file's own rows retire (状態「退団」) or suspend (「停止中」);
+    # preview.missing are those MissingRows.RETIRE would retire or delete.
     current: int = 0
     retiring_rows: int = 0
+    suspending_rows: int = 0
 
     def retiring(self, missing: MissingRows | None) -> int:
         """How many records the import would retire or delete with this choice."""

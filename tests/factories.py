@@ -165,3 +165,12 @@ def link_line(tenant_id: uuid.UUID, member_id: uuid.UUID, sub: str) -> None:
         link.sub_enc = cipher.encrypt(sub, field=line_sessions.SUB_FIELD, row_id=link.id)
         db.add(link)
         db.commit()
+
+
+def restore(actor: Actor, preview, **kwargs):
+    """backup.restore_backup with the brigade's name typed (the bulk guard's confirmation), for
+    tests about what a restore does rather than about the guard (tests/services/test_bulk_changes)."""
+    from services import backup
+
+    kwargs.setdefault("confirm_name", brigade_name(actor.tenant_id))
+    return backup.restore_backup(actor, preview, **kwargs)

@@ -48,7 +48,7 @@ from formats import member_csv
 from formats.tabular import CellValueError, plain
 from models import Member, MemberRole, Permission
 from models.enums import MemberStatus
-from services import member_import, pre_change, water_import
+from services import bulk_guard, member_import, pre_change, water_import
 from services.backup.access import (
     apply_roles,
     parse_grant,
@@ -341,27 +341,33 @@ def restore_backup(
     allow_other_brigade: bool = False,
     progress: Progress | None = None,
     undoing: uuid.UUID | None = None,
+    confirm_name: str | None = None,
 ) -> RestoreResult:
     """Replace the brigade's data by the backup's in one transaction, verifying and planning the
     file again inside it; one audit event. `undoing` names the pre-change backup restored by
     「元に戻す」 (for the audit record).
 
-    A restore that retires or deletes anything (the preview's plans list what the backup
-    lacks) first takes an automatic pre-change backup (services/pre_change.py), in this
-    transaction before anything is staged or written, so that it can itself be undone."""
+    A restore that retires, suspends or deletes anything (the preview's plans list what the
+    backup lacks or marks 退団・停止中) first takes an automatic pre-change backup
+    (services/pre_change.py), in this transaction before anything is staged or written, so that
+    it can itself be undone. Retiring or deleting more members or water sources than
+    services/bulk_guard.py allows needs `confirm_name`, the brigade's name — except for
+    「元に戻す」, which returns to a state the brigade had and is itself backed up first."""
     with guarded(actor, F.RESTORE, L.EDIT, "backup.restore") as tx:
         backup = _verified(preview)
         other = backup.manifest.tenant_id != tx.tenant_id
         _check_other_brigade(tx, backup.manifest, other, allow_other_brigade)
         taken = None
-        if gone := sum(len(plan.missing) for plan in preview.plans.values()):
+        if gone := sum(_leaving(plan) for plan in preview.plans.values()):
             what = "元に戻す" if undoing else "復元"
             made = f"{preview.brigade} {preview.created_at_jst} 作成のバックアップ"
-            taken = pre_change.take(tx, f"{what}（{made}）: 退団・削除 {gone:,}件")
+            taken = pre_change.take(tx, f"{what}（{made}）: 退団・利用停止・削除 {gone:,}件")
         editors = _permission_editors(tx)
         with no_lockout(tx):
             plans = _stage(tx, backup)
             _check_plans(tx, plans)
+            if undoing is None:
+                _check_bulk(tx, plans, confirm_name)
             step = ProgressCounter(progress, sum(_size(p) for p in plans.values()))
             write_permissions(tx, plans[PERMISSIONS])
             step.advance(_size(plans[ROLES]) + _size(plans[PERMISSIONS]))
@@ -452,6 +458,24 @@ def _check_plans(tx: Tx, plans: dict[str, ImportPreview]) -> None:
         raise Refused(F.DISPATCH, L.ADMIN, CHANGES_MAIL_SOURCES)
     if _changes_reports(plans) and not allows(tx.actor, Need(F.REPORTS, L.ADMIN)):
         raise Refused(F.REPORTS, L.ADMIN, CHANGES_REPORTS)
+
+
+def _leaving(plan: ImportPreview) -> int:
+    """Records a plan retires, suspends or deletes: what the pre-change backup is for."""
+    return len(plan.missing) + plan.retiring_rows + plan.suspending_rows
+
+
+def _check_bulk(tx: Tx, plans: Mapping[str, ImportPreview], confirm_name: str | None) -> None:
+    """The bulk guard (services/bulk_guard.py) on what the restore retires or deletes."""
+    for name, what in ((MEMBERS, "退団 {n:,}名"), (WATER, "消防水利の削除（廃止） {n:,}件")):
+        count = plans[name].retiring(MissingRows.RETIRE)
+        bulk_guard.check(
+            count,
+            plans[name].current,
+            brigade=tx.brigade_name,
+            confirm_name=confirm_name,
+            what=what.format(n=count),
+        )
 
 
 def _permission_editors(tx: Tx) -> set[uuid.UUID]:

@@ -45,7 +45,16 @@ def plan_members(tx: Tx, backup: fmt.Backup) -> ImportPreview:
     # restore changes nothing its restorer could not change by hand.
     planned = member_import.plan_members(tx, records, checked=True)
     missing = [row.member_code for row in planned.absent]
-    return preview_of(MEMBERS, backup, rows=list(planned.rows), missing=missing)
+    retiring, suspending = member_import.status_changes(planned.rows)
+    return preview_of(
+        MEMBERS,
+        backup,
+        rows=list(planned.rows),
+        missing=missing,
+        current=planned.current,
+        retiring_rows=retiring,
+        suspending_rows=suspending,
+    )
 
 
 def plan_water(tx: Tx, backup: fmt.Backup) -> ImportPreview:
@@ -63,7 +72,7 @@ def plan_water(tx: Tx, backup: fmt.Backup) -> ImportPreview:
     rows = water_import.with_read_errors(plans, parsed.errors)
     current = set(tx.session.exec(scoped(select(WaterSource.code), tx.actor)).all())
     missing = sorted(current - {row.code for row in rows})
-    return preview_of(WATER, backup, rows=rows, missing=missing)
+    return preview_of(WATER, backup, rows=rows, missing=missing, current=len(current))
 
 
 # inspections ------------------------------------------------------------------------------------

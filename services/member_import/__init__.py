@@ -113,7 +113,7 @@ def preview_member_import(actor: Actor, *, data: bytes, filename: str) -> Import
         preview.rows = with_quotes(shown, parsed.unquoted, member_csv.HEADERS)
         preview.missing = [m.member_code for m in planned.absent]
         preview.current = planned.current
-        preview.retiring_rows = _status_changes(planned.rows)[0]
+        preview.retiring_rows, preview.suspending_rows = status_changes(planned.rows)
         if planned.kept_self:
             preview.notes.append(
                 f"あなた自身（団員番号 {planned.kept_self}）はファイルにありませんが、"
@@ -153,7 +153,7 @@ def apply_member_import(
         errors = {f"{e.row}:{e.column}": e.message for plan in planned.rows for e in plan.errors}
         if errors:
             raise ValidationError(errors)
-        retiring, suspending = _status_changes(planned.rows)
+        retiring, suspending = status_changes(planned.rows)
         if missing == MissingRows.RETIRE:
             retiring += len(planned.absent)
         bulk_guard.check(
@@ -188,7 +188,7 @@ def apply_member_import(
         return result
 
 
-def _status_changes(rows: Sequence[RowPlan]) -> tuple[int, int]:
+def status_changes(rows: Sequence[RowPlan]) -> tuple[int, int]:
     """(retiring, suspending): rows of the file that set an existing member's 状態 to 退団, or
     to 停止中 (利用停止)."""
     retiring = suspending = 0

@@ -30,6 +30,7 @@ from tests.factories import (
     open_member_session,
     rank_id,
     rebuilt_backup,
+    restore,
 )
 from tests.water_factories import make_source
 
@@ -201,7 +202,7 @@ def test_4_a_restore_applies_the_restorers_scope_and_the_ceiling_row_by_row(brig
     assert len(errors) == 3
     assert {column for column, _ in errors.values()} == {"所属", "役職"}
     with pytest.raises(Exception):  # noqa: B017 (refused one way or another, nothing written)
-        backup.restore_backup(restorer, preview)
+        restore(restorer, preview)
     assert status(b, b.other) == MemberStatus.ACTIVE
     assert members.get_member(admin(b.tenant), b.chief.id).name == b.chief.name
     assert members.get_member(admin(b.tenant), b.sub_leader.id).role_ids == []

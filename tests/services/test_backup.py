@@ -41,6 +41,7 @@ from tests.factories import (
     open_member_session,
     rank_id,
     rebuilt_backup,
+    restore,
 )
 from tests.water_factories import make_source
 
@@ -324,7 +325,7 @@ def test_restore_brings_back_the_backup_moment(tenant, engine, watch):
     assert preview.ready, (preview.errors, {k: p.errors for k, p in preview.plans.items()})
     audit = watch(tenant)
     seen: list[tuple[int, int]] = []
-    result = backup.restore_backup(chief, preview, progress=lambda d, t: seen.append((d, t)))
+    result = restore(chief, preview, progress=lambda d, t: seen.append((d, t)))
     codes = {m["member_code"] for m in before["members"]}
     names = {s["name"] for s in before["dispatch"]["mail_sources"]}
     assert snapshot(tenant, codes, names) == before
@@ -378,11 +379,11 @@ def test_password_protected_round_trip(tenant):
     wrong = backup.inspect_backup(chief, data=made.data, password=PASSWORD + "x")
     assert wrong.password_required and wrong.errors == ["パスワードが違います。"]
     with pytest.raises(ValidationError):
-        backup.restore_backup(chief, wrong)
+        restore(chief, wrong)
     right = backup.inspect_backup(chief, data=made.data, password=PASSWORD)
     assert right.ready and right.encrypted
     before = snapshot(tenant)
-    backup.restore_backup(chief, right)
+    restore(chief, right)
     assert snapshot(tenant) == before
 
 
@@ -437,7 +438,7 @@ def test_damaged_backups_are_refused_and_write_nothing(tenant, engine, damage, m
     assert not preview.ready and not preview.plans
     assert any(message in e for e in preview.errors), preview.errors
     with pytest.raises(ValidationError):
-        backup.restore_backup(chief, preview)
+        restore(chief, preview)
     assert snapshot(tenant) == before
     assert restore_events(engine, tenant, start) == []
 
@@ -447,7 +448,7 @@ def test_a_changed_file_after_the_preview_is_refused(tenant):
     preview = backup.inspect_backup(chief, data=backup.create_backup(chief).data)
     preview.data = backup.create_backup(chief).data  # another file behind the same preview
     with pytest.raises(ValidationError) as err:
-        backup.restore_backup(chief, preview)
+        restore(chief, preview)
     assert "確認したファイル" in err.value.errors["backup"]
 
 
@@ -462,10 +463,10 @@ def test_other_brigade_is_refused_unless_chosen(tenant, engine):
     preview = backup.inspect_backup(target_chief, data=made.data)
     assert preview.other_brigade and preview.ready
     with pytest.raises(ValidationError) as err:
-        backup.restore_backup(target_chief, preview)
+        restore(target_chief, preview)
     assert "別の消防団" in err.value.errors["other_brigade"]
     assert members.list_members(admin(target))[0].member_code == "C-001"
-    result = backup.restore_backup(target_chief, preview, allow_other_brigade=True)
+    result = restore(target_chief, preview, allow_other_brigade=True)
     assert result.other_brigade
     codes = {m["member_code"] for m in source_before["members"]}
     restored = snapshot(target, codes)
@@ -493,7 +494,7 @@ def test_another_brigades_sources_get_new_addresses_and_wait_for_passwords(tenan
     assert backup.NEW_ADDRESS.format(name=SMTP_NAME) in notes
     assert backup.PASSWORD_NEEDED.format(name=IMAP_NAME) in notes
     assert backup.MAIL_LOG_KEPT in preview.notes
-    backup.restore_backup(admin(target), preview, allow_other_brigade=True)
+    restore(admin(target), preview, allow_other_brigade=True)
 
     ours = sources_by_name(target)
     smtp, imap = ours[SMTP_NAME], ours[IMAP_NAME]
@@ -522,7 +523,7 @@ def test_a_restore_keeps_each_sources_address_and_unlinks_mails_of_removed_incid
     later_mail = mail_links(tenant)[-1]
     assert later_mail[2] == 5
 
-    backup.restore_backup(chief, backup.inspect_backup(chief, data=made.data))
+    restore(chief, backup.inspect_backup(chief, data=made.data))
 
     restored = sources_by_name(tenant)
     assert restored[SMTP_NAME].address == rotated.address  # the current one, not renewed
@@ -548,11 +549,11 @@ def test_a_removed_incident_comes_back_with_its_mails_linked_again(tenant):
             fmt.CALLOUT_ANSWERS: bd.encode_answers([]),
         },
     )
-    backup.restore_backup(chief, backup.inspect_backup(chief, data=empty))
+    restore(chief, backup.inspect_backup(chief, data=empty))
     assert incidents.list_incidents(chief) == []
     assert [number for _, _, number in mail_links(tenant)] == [None] * len(links)
 
-    backup.restore_backup(chief, backup.inspect_backup(chief, data=full.data))
+    restore(chief, backup.inspect_backup(chief, data=full.data))
     assert dispatch_snapshot(tenant) == before
     assert mail_links(tenant) == links
 
@@ -601,7 +602,7 @@ def test_a_version_1_backup_restores_and_leaves_dispatch_as_it_is(tenant, engine
         "inspections",
     ]
     assert backup.NO_DISPATCH.format(version=1) in preview.notes
-    result = backup.restore_backup(chief, preview)
+    result = restore(chief, preview)
 
     codes = {m["member_code"] for m in before["members"]}
     after = snapshot(tenant, codes)
@@ -630,7 +631,7 @@ def test_other_brigade_needs_permissions_admin(tenant, watch):
     assert backup.OTHER_BRIGADE_ADMIN in preview.errors and not preview.ready
     audit = watch(tenant)
     with pytest.raises(PermissionDenied, match="管理権限"):
-        backup.restore_backup(actor, preview, allow_other_brigade=True)
+        restore(actor, preview, allow_other_brigade=True)
     (denial,) = audit.new(str(AuditCategory.AUTH))
     assert details(denial)["function"] == "permissions" and details(denial)["required"] == "admin"
 
@@ -645,7 +646,7 @@ def test_not_permitted_without_restore(tenant, watch, call):
         if call == "inspect":
             backup.inspect_backup(actor, data=made.data)
         else:
-            backup.restore_backup(actor, preview)
+            restore(actor, preview)
     (denial,) = audit.new()
     assert denial.action == "permission_denied" and details(denial)["function"] == "restore"
 
@@ -663,13 +664,13 @@ def test_matrix_changes_need_permissions_admin(tenant, watch):
     before = snapshot(tenant)
     audit = watch(tenant)
     with pytest.raises(PermissionDenied):
-        backup.restore_backup(restorer, preview)
+        restore(restorer, preview)
     assert snapshot(tenant) == before
     (denial,) = audit.new()
     assert details(denial)["required"] == "admin"
     unchanged = backup.inspect_backup(restorer, data=backup.create_backup(boss).data)
     assert unchanged.ready  # the same matrix: 復元 編集 is enough
-    backup.restore_backup(restorer, unchanged)
+    restore(restorer, unchanged)
 
 
 def test_a_restore_never_retires_the_restorer(tenant, engine):
@@ -683,7 +684,7 @@ def test_a_restore_never_retires_the_restorer(tenant, engine):
     preview = backup.inspect_backup(chief, data=made.data)
     assert preview.ready and backup.LOCKOUT_PREDICTED not in preview.errors
     assert preview.plans[backup.MEMBERS].missing == []
-    backup.restore_backup(chief, preview)
+    restore(chief, preview)
     assert members.get_member(admin(tenant), chief_id).status == MemberStatus.ACTIVE
 
 
@@ -700,7 +701,7 @@ def test_failure_in_the_middle_leaves_everything_as_it_was(tenant, engine, monke
 
     monkeypatch.setattr(backup, step, broken)
     with pytest.raises(RuntimeError):
-        backup.restore_backup(chief, preview)
+        restore(chief, preview)
     assert snapshot(tenant) == before
     assert restore_events(engine, tenant, 0) == []
 
@@ -715,7 +716,7 @@ def test_restore_never_touches_another_brigade(tenant):
     theirs, their_mail = snapshot(bystander), mail_links(bystander)
     made = backup.create_backup(chief)
     mutate(tenant)
-    backup.restore_backup(chief, backup.inspect_backup(chief, data=made.data))
+    restore(chief, backup.inspect_backup(chief, data=made.data))
     assert snapshot(bystander) == theirs
     assert mail_links(bystander) == their_mail
 
@@ -739,7 +740,7 @@ def test_taking_permission_editing_through_the_roster_needs_admin(tenant, watch)
     assert (error.row, error.column) == (3, "所属") and "団員名簿の編集権限" in error.message
     before = snapshot(tenant)
     with pytest.raises((PermissionDenied, ValidationError)):
-        backup.restore_backup(restorer, preview)
+        restore(restorer, preview)
     assert snapshot(tenant) == before
 
 
@@ -769,7 +770,7 @@ def test_invalid_rows_are_reported_by_row_and_column(tenant):
     (inspection_error,) = preview.plans["inspections"].errors
     assert (inspection_error.row, inspection_error.column) == (2, "水利番号")
     with pytest.raises(ValidationError):
-        backup.restore_backup(chief, preview)
+        restore(chief, preview)
     assert snapshot(tenant) == before
 
 
@@ -813,7 +814,7 @@ def test_mail_source_changes_need_dispatch_admin(tenant, watch):
     before = snapshot(tenant)
     audit = watch(tenant)
     with pytest.raises(PermissionDenied):
-        backup.restore_backup(restorer, preview)
+        restore(restorer, preview)
     assert snapshot(tenant) == before
     (denial,) = audit.new()
     assert details(denial)["function"] == "dispatch" and details(denial)["required"] == "admin"
@@ -853,7 +854,7 @@ def test_invalid_dispatch_rows_are_reported_by_row_and_column(tenant):
     (entry_error,) = [str(e) for e in preview.plans["incident_entries"].errors]
     assert entry_error == "2行目「番号」: 番号 9 の事案が災害出動の事案にありません。"
     with pytest.raises(ValidationError):
-        backup.restore_backup(chief, preview)
+        restore(chief, preview)
     assert snapshot(tenant) == before
 
 
@@ -871,7 +872,7 @@ def test_backup_made_before_report_grants(tenant):
     preview = backup.inspect_backup(chief, data=rebuilt_backup(made, {fmt.PERMISSIONS: older}))
     assert preview.ready, preview.errors
     assert any("出動報告」「出動報告の承認" in note for note in preview.notes)
-    backup.restore_backup(chief, preview)
+    restore(chief, preview)
     matrix = {row.name: row.grants for row in permissions.list_matrix(chief)}
     assert matrix["団員"][Function.REPORTS] == Grant(Level.VIEW)
     assert matrix["分団長"][Function.APPROVALS] == Grant(Level.EDIT)

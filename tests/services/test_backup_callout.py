@@ -25,7 +25,7 @@ from services.dispatch import callout, incidents, selftest, tally
 from services.errors import ValidationError
 from services.imports import RowStatus
 from tests.callout_factories import messaging
-from tests.factories import admin, make_member, make_tenant, rank_id, rebuilt_backup
+from tests.factories import admin, make_member, make_tenant, rank_id, rebuilt_backup, restore
 
 REMINDED = utcnow().replace(microsecond=0) - timedelta(days=1)
 
@@ -91,7 +91,7 @@ def test_a_call_out_and_its_answers_come_back_in_another_brigade(tenant):
     assert preview.ready, {name: plan.errors for name, plan in preview.plans.items()}
     assert counted(preview, RowStatus.NEW) == [3, 3]
     assert backup.WAVES_NOT_RESTORED in preview.notes
-    result = backup.restore_backup(admin(fresh), preview, allow_other_brigade=True)
+    result = restore(admin(fresh), preview, allow_other_brigade=True)
     assert result.callout_targets is not None and result.callout_answers is not None
     assert (result.callout_targets.created, result.callout_answers.created) == (3, 3)
 
@@ -120,11 +120,11 @@ def test_a_version_2_backup_restores_incidents_without_call_outs(tenant):
     preview = backup.inspect_backup(admin(fresh), data=data)
     assert preview.ready and "callout_targets" not in preview.plans
     assert backup.NO_CALLOUTS.format(version=2) in preview.notes
-    result = backup.restore_backup(admin(fresh), preview, allow_other_brigade=True)
+    result = restore(admin(fresh), preview, allow_other_brigade=True)
     assert result.callout_targets is None and result.callout_answers is None
     assert board(fresh, only_incident(fresh)) == ([], [], [])
     before = board(tenant, incident_id)  # restored in place, the kept incident keeps its own
-    backup.restore_backup(admin(tenant), backup.inspect_backup(admin(tenant), data=data))
+    restore(admin(tenant), backup.inspect_backup(admin(tenant), data=data))
     assert board(tenant, incident_id) == before
 
 
@@ -156,7 +156,7 @@ def test_an_unknown_member_or_incident_is_refused_by_row_and_column(tenant):
         (4, "団員番号", "この団員は callout_targets.csv でこの事案に呼び出されていません。"),
     ]
     with pytest.raises(ValidationError):
-        backup.restore_backup(admin(tenant), preview)
+        restore(admin(tenant), preview)
     assert board(tenant, incident_id) == before
 
 
@@ -177,9 +177,7 @@ def test_a_restore_replaces_only_this_brigades_call_outs(tenant):
     answer_for_the_leader(tenant, incident_id)
     assert board(tenant, incident_id) != before
 
-    result = backup.restore_backup(
-        admin(tenant), backup.inspect_backup(admin(tenant), data=made.data)
-    )
+    result = restore(admin(tenant), backup.inspect_backup(admin(tenant), data=made.data))
     assert (result.callout_answers.unchanged, result.callout_answers.retired) == (3, 1)
     assert board(tenant, incident_id) == before  # the incident kept, with its waves
     assert board(bystander, their_incident) == theirs
@@ -195,6 +193,6 @@ def test_a_backup_made_while_the_self_test_runs_restores_and_leaves_it_running(t
         preview = backup.inspect_backup(admin(tenant), data=made.data)
         assert preview.ready, {name: plan.errors for name, plan in preview.plans.items()}
         assert preview.plans["incidents"].missing == []
-        backup.restore_backup(admin(tenant), preview)
+        restore(admin(tenant), preview)
         assert selftest.status(admin(tenant)).running_since is not None
     assert board(tenant, incident_id) == before

@@ -29,7 +29,7 @@ from services.imports import RowStatus
 from services.reports import approvals, inspections, reports, rewards
 from services.reports.approvals import ChainStep, StepScope
 from services.reports.reports import ReportInput
-from tests.factories import actor_with, admin, make_tenant, rebuilt_backup
+from tests.factories import actor_with, admin, make_tenant, rebuilt_backup, restore
 from tests.report_factories import closed_incident, make_people
 from tests.water_factories import make_source
 
@@ -137,7 +137,7 @@ def test_reports_and_settings_come_back_in_their_brigade_and_in_another():
     assert preview.ready, {name: plan.errors for name, plan in preview.plans.items()}
     assert backup.REPORTS_RESTORED in preview.notes
     assert len(preview.plans["activity_reports"].missing) == 1
-    result = backup.restore_backup(admin(tenant), preview)
+    result = restore(admin(tenant), preview)
     assert result.activity_reports is not None and result.activity_reports.retired == 1
     assert snapshot(tenant) == before
     again = backup.inspect_backup(admin(tenant), data=made.data)
@@ -147,7 +147,7 @@ def test_reports_and_settings_come_back_in_their_brigade_and_in_another():
     preview = backup.inspect_backup(admin(fresh), data=made.data)
     assert preview.ready, {name: plan.errors for name, plan in preview.plans.items()}
     assert counted(preview, RowStatus.NEW) == [4, 5, 0]
-    backup.restore_backup(admin(fresh), preview, allow_other_brigade=True)
+    restore(admin(fresh), preview, allow_other_brigade=True)
     assert snapshot(fresh) == before  # sealed again under the fresh brigade's key
     assert snapshot(tenant) == before
     again = backup.inspect_backup(admin(fresh), data=made.data)
@@ -175,7 +175,7 @@ def test_a_version_3_backup_leaves_reports_and_settings_as_they_are():
     assert preview.ready, preview.errors
     assert not set(ENTITIES) & set(preview.plans)
     assert backup.NO_REPORTS.format(version=3) in preview.notes
-    result = backup.restore_backup(admin(tenant), preview)
+    result = restore(admin(tenant), preview)
     assert result.activity_reports is None and result.report_settings is None
     # the inspections were replaced: the report made from one is linked to its successor
     assert snapshot(tenant) == now
@@ -202,7 +202,7 @@ def test_a_report_of_an_unknown_member_is_refused_by_row_and_column():
         (3, "団員番号", "団員番号「Z-999」が団員名簿（members.csv）にありません。")
     ]
     with pytest.raises(ValidationError):
-        backup.restore_backup(admin(tenant), preview)
+        restore(admin(tenant), preview)
     assert snapshot(tenant) == before
 
 
@@ -250,7 +250,7 @@ def test_a_restore_changing_reports_needs_reports_admin(watch):
     assert preview.errors == [backup.CHANGES_REPORTS]
     audit = watch(tenant)
     with pytest.raises(PermissionDenied):
-        backup.restore_backup(restorer, preview)
+        restore(restorer, preview)
     assert snapshot(tenant) == before
     (denial,) = audit.new()
     assert denial.action == "permission_denied"

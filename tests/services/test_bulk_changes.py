@@ -261,7 +261,7 @@ def test_undoing_a_change_can_itself_be_undone(tenant):
     undo(admin(tenant), first.backup_id)  # NEW1 is not in that backup: retired, backed up first
     assert statuses(tenant)["NEW1"] == MemberStatus.RETIRED
     newest = pre_change.list_backups(admin(tenant))[0]
-    assert newest.reason.startswith("元に戻す（") and "退団・削除" in newest.reason
+    assert newest.reason.startswith("元に戻す（") and "退団・利用停止・削除 1件" in newest.reason
 
 
 # -- retention, bounds, isolation, permission --------------------------------------------------
@@ -329,3 +329,55 @@ def test_suspending_through_the_file_is_backed_up_too(tenant):
     assert result.updated == 1 and result.backup_id is not None
     [entry] = pre_change.list_backups(admin(tenant))
     assert entry.reason == "CSV一括登録（団員）: 利用停止 1名"
+
+
+# -- restores ----------------------------------------------------------------------------------
+
+
+def test_a_restore_retiring_more_than_the_threshold_needs_the_name(tenant, watch):
+    """The service, not only the page, asks for the name when a restore retires many."""
+    made = roster_of(tenant, 12)
+    old = backup.create_backup(admin(tenant)).data  # 12 members
+    add = mi.preview_member_import(admin(tenant), data=csv_file(codes(30)[12:]), filename="n.csv")
+    mi.apply_member_import(admin(tenant), add, missing=MissingRows.KEEP)  # 30 members now
+    found = backup.inspect_backup(admin(tenant), data=old)
+    assert found.ready and found.plans[backup.MEMBERS].retiring(MissingRows.RETIRE) == 18
+    audit = watch(tenant)
+    for typed in (None, "別の消防団"):
+        with pytest.raises(ValidationError) as refused:
+            backup.restore_backup(admin(tenant), found, confirm_name=typed)
+        assert "退団 18名" in refused.value.errors["confirm_name"]
+    assert list(statuses(tenant).values()).count(MemberStatus.ACTIVE) == 30
+    assert stored_backups(tenant) == [] and audit.new() == []
+    backup.restore_backup(admin(tenant), found, confirm_name=f" {brigade_name(tenant)} ")
+    active = [c for c, s in statuses(tenant).items() if s == MemberStatus.ACTIVE]
+    assert sorted(active) == sorted(made)
+    [entry] = pre_change.list_backups(admin(tenant))
+    assert entry.reason.endswith("退団・利用停止・削除 18件")
+    # 「元に戻す」 returns to a state the brigade had; its dialog is the confirmation
+    undo(admin(tenant), entry.id)
+    assert list(statuses(tenant).values()).count(MemberStatus.ACTIVE) == 30
+
+
+def test_a_restore_that_only_suspends_is_backed_up_first(tenant):
+    made = roster_of(tenant, 5)
+    suspend = mi.preview_member_import(
+        admin(tenant),
+        data=csv_safe.encode(
+            [member_csv.HEADERS[k] for k in ("member_code", "name", "rank", "status")],
+            [[made[0], f"消防　{made[0]}", "団員", "停止中"]],
+        ),
+        filename="s.csv",
+    )
+    mi.apply_member_import(admin(tenant), suspend, missing=MissingRows.KEEP)
+    suspended = backup.create_backup(admin(tenant)).data
+    [entry] = pre_change.list_backups(admin(tenant))
+    pre_change.undo(admin(tenant), entry.id)  # the member is active again
+    assert statuses(tenant)[made[0]] == MemberStatus.ACTIVE
+    found = backup.inspect_backup(admin(tenant), data=suspended)
+    assert found.plans[backup.MEMBERS].suspending_rows == 1
+    before = len(pre_change.list_backups(admin(tenant)))
+    backup.restore_backup(admin(tenant), found)  # one of five: no name needed
+    assert statuses(tenant)[made[0]] == MemberStatus.SUSPENDED
+    newest = pre_change.list_backups(admin(tenant))
+    assert len(newest) == before + 1 and newest[0].reason.endswith("退団・利用停止・削除 1件")

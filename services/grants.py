@@ -9,9 +9,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from models import Member, MemberRole, Permission, Rank, Role
+from models.base import new_id
 from models.enums import RANK_NAMES, Function, Level, SubjectType
 
 F, L = Function, Level
@@ -140,14 +142,34 @@ assert all(
 # Resolution (used by services.signin.sessions on every run, and by the services below)
 
 
-def seed_ranks(session: Session, tenant_id: uuid.UUID) -> dict[str, Rank]:
-    ranks = {
-        name: Rank(tenant_id=tenant_id, name=name, position=i + 1)
-        for i, name in enumerate(RANK_NAMES)
-    }
-    session.add_all(ranks.values())
-    for name, rank in ranks.items():
-        set_levels(session, tenant_id, SubjectType.RANK, rank.id, DEFAULT_RANK_MATRIX[name])
+def seed_ranks(session: Session, tenant_id: uuid.UUID) -> dict[str, uuid.UUID]:
+    """A new brigade's 7 ranks and their default levels, as two multi-row inserts (no ORM
+    objects: every brigade made, tests' included, pays for this). Rank name → id."""
+    ranks = {name: new_id() for name in RANK_NAMES}
+    session.execute(
+        insert(Rank),
+        [
+            {"id": rank_id, "tenant_id": tenant_id, "name": name, "position": i + 1}
+            for i, (name, rank_id) in enumerate(ranks.items())
+        ],
+    )
+    session.execute(
+        insert(Permission),
+        [
+            {
+                "id": new_id(),
+                "tenant_id": tenant_id,
+                "subject_type": str(SubjectType.RANK),
+                "subject_id": rank_id,
+                "function": str(function),
+                "level": int(level),
+                "scope": "",
+            }
+            for name, rank_id in ranks.items()
+            for function, level in DEFAULT_RANK_MATRIX[name].items()
+            if level > L.NONE
+        ],
+    )
     return ranks
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from core.actor import Actor
 from services import member_import, water_import
 from services.catalog import (
     Function,
@@ -31,7 +32,7 @@ LAYOUTS = {"hikeshi": "Hikeshi の形式", "opendata": "自治体標準オープ
 @dataclass(frozen=True)
 class Entity:
     label: str
-    template: Callable[[], bytes]
+    template: Callable[[Actor], bytes]
     apply: Callable[..., ImportResult]
     missing: dict[MissingRows, str]
 
@@ -39,7 +40,7 @@ class Entity:
 ENTITIES = {
     "members": Entity(
         "団員",
-        member_import.member_template,
+        lambda _actor: member_import.member_template(),
         member_import.apply_member_import,
         {MissingRows.KEEP: "そのまま残す", MissingRows.RETIRE: "退団にする"},
     ),
@@ -68,7 +69,7 @@ name = st.radio(
 entity = ENTITIES[name]
 st.download_button(
     f"{entity.label}のテンプレート（CSV）",
-    data=entity.template(),
+    data=entity.template(actor),
     file_name=f"{name}_template.csv",
     mime="text/csv",
     icon=":material/download:",

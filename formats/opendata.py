@@ -27,6 +27,7 @@ from formats.tabular import (
     named,
     plain,
     records,
+    unquoted_keys,
 )
 from formats.water_csv import ParsedRows
 from models.enums import WATER_SOURCE_KINDS
@@ -84,7 +85,22 @@ def parse(sheet: Sheet, match: HeaderMatch) -> ParsedRows:
         for error in errors:
             parsed.add_error(error)
         parsed.records.append((number, translate(values)))
+    parsed.unquoted = _ours(unquoted_keys(sheet, match), OURS)
     return parsed
+
+
+# Open-data key → the key of ours its text goes to (the 所在地 parts are joined into one).
+OURS = {"id": "code", **COPIED, **dict.fromkeys(("address", *ADDRESS_PARTS, "building"), "address")}
+
+
+def _ours(
+    unquoted: Mapping[int, frozenset[str]], keys: Mapping[str, str]
+) -> dict[int, frozenset[str]]:
+    """tabular.unquoted_keys in our keys: the cells that lost their escaping ' on reading, so
+    that the preview shows it (#17) for this layout and for a mapping too."""
+    return {
+        row: frozenset(keys[key] for key in found if key in keys) for row, found in unquoted.items()
+    }
 
 
 def translate(values: Mapping[str, str]) -> dict[str, str]:
@@ -207,6 +223,7 @@ def apply_mapping(sheets: Sequence[Sheet], mapping: ColumnMapping) -> ParsedRows
         for error in errors:
             parsed.add_error(error)
         parsed.records.append((number, _mapped_values(values, mapping)))
+    parsed.unquoted = _ours(unquoted_keys(sheet, match), mapping.columns)
     return parsed
 
 

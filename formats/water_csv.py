@@ -365,11 +365,26 @@ def _derived(source: Any) -> list[str]:
     ]
 
 
-def template() -> bytes:
-    """The header and two example rows (a hydrant and a cistern), UTF-8 with a BOM."""
-    first = [column.example for column in COLUMNS]
-    second = [SECOND_EXAMPLE.get(column.key, "") for column in COLUMNS]
-    return csv_safe.encode([column.header for column in COLUMNS], [first, second])
+# Where a brigade's area centre is known, the examples stand beside it (some 50 m apart) instead
+# of in Tokyo, without an address: a template imported as it is lands on the brigade's own map.
+EXAMPLE_OFFSETS = ((0.0003, 0.0003), (-0.0003, -0.0003))
+
+
+def template(centre: tuple[float, float] | None = None) -> bytes:
+    """The header and two example rows (a hydrant and a cistern), UTF-8 with a BOM; placed at
+    `centre` (the brigade's area centre) when given."""
+    first = {column.key: column.example for column in COLUMNS}
+    rows = [first, {column.key: SECOND_EXAMPLE.get(column.key, "") for column in COLUMNS}]
+    if centre is not None:
+        for row, (dlat, dlon) in zip(rows, EXAMPLE_OFFSETS, strict=True):
+            row |= {
+                "latitude": f"{centre[0] + dlat:.6f}",
+                "longitude": f"{centre[1] + dlon:.6f}",
+                "address": "",
+            }
+    return csv_safe.encode(
+        [column.header for column in COLUMNS], [[row[c.key] for c in COLUMNS] for row in rows]
+    )
 
 
 def headers_for(keys: Sequence[str]) -> dict[str, str]:

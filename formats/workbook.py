@@ -194,10 +194,16 @@ def _refusal(exc: BaseException) -> TableError:
 def _sheet(sheet: Any, max_rows: int) -> Sheet:
     sheet.reset_dimensions()  # the declared size is the sender's word; the rows are counted
     rows: list[list[str]] = []
+    unquoted: set[tuple[int, int]] = set()  # cells whose escaping ' was stripped (the preview)
     for values in _guarded(sheet.iter_rows(values_only=True)):
         tabular.check_row_count(len(rows), max_rows)
-        rows.append([unneutralise(xlsx_cell(value)) for value in values[: _filled(values)]])
-    return Sheet(name=sheet.title, rows=_trimmed(rows), encoding="xlsx")
+        cells = [xlsx_cell(value) for value in values[: _filled(values)]]
+        read = [unneutralise(cell) for cell in cells]
+        unquoted.update((len(rows), i) for i, cell in enumerate(read) if cell != cells[i])
+        rows.append(read)
+    return Sheet(
+        name=sheet.title, rows=_trimmed(rows), encoding="xlsx", unquoted=frozenset(unquoted)
+    )
 
 
 def _filled(values: Sequence[Any]) -> int:

@@ -31,7 +31,7 @@ from formats.water_csv import ParsedRows
 from models.base import new_id, utcnow
 from models.enums import HYDRANT_KINDS, OWNERSHIPS, Function, Level
 from models.water import WaterInspection, WaterSource, WaterSourceBase
-from services import bulk_guard, pre_change
+from services import brigade_settings, bulk_guard, pre_change
 from services import water_file_checks as file_checks
 from services.base import Tx, require, scoped, transaction
 from services.errors import Conflict, ValidationError
@@ -135,8 +135,10 @@ class WaterRowPlan(RowPlan):
 # -- template and export -------------------------------------------------------------------------
 
 
-def water_template() -> bytes:
-    return water_csv.template()
+def water_template(actor: Actor) -> bytes:
+    """The template, its examples beside the brigade's area centre when it has one."""
+    with transaction(actor, *IMPORTING, action="water_source.template") as tx:
+        return water_csv.template(brigade_settings.settings_in(tx).area_center)
 
 
 def export_water_csv(actor: Actor, *, encoding: str = "utf-8") -> bytes:

@@ -7,11 +7,19 @@ from __future__ import annotations
 import uuid
 
 from formats.member_csv import HEADERS as MEMBER_HEADERS
+from formats.opendata import ColumnMapping
 from services import member_import as mi
 from services import members, water_import
 from services.imports import MissingRows, Normalised, RowStatus
 from tests.factories import admin
-from tests.fixtures.water_files import csv_file, hydrant, layout_file, stored
+from tests.fixtures.water_files import (
+    OPEN_DATA_HEADER,
+    csv_file,
+    hydrant,
+    layout_file,
+    stored,
+    xlsx_file,
+)
 
 NOTES = "\t先頭にタブ\r\n改行も \n"
 
@@ -162,3 +170,29 @@ def test_a_quote_in_a_read_only_column_is_ignored_like_the_column(tenant):
     found = water_import.preview_water_import(admin(tenant), data=data, filename="water.csv")
 
     assert found.ready and found.rows[0].normalised == ()
+
+
+def test_the_quote_is_shown_for_the_open_data_layout(tenant):
+    row = dict.fromkeys(OPEN_DATA_HEADER, "")
+    row |= {"ID": "OD-1", "種別": "消火栓", "緯度": "36.0", "経度": "138.0", "備考": "'=1+1"}
+    data = csv_file(OPEN_DATA_HEADER, [list(row.values())])
+    found = water_import.preview_water_import(admin(tenant), data=data, filename="open.csv")
+
+    assert found.ready, [str(e) for e in found.errors]
+    assert ("備考", "'=1+1", "=1+1") in normalised_of(found, "OD-1")
+
+
+def test_the_quote_is_shown_for_a_mapped_workbook_cell(tenant):
+    """A workbook's text cell 「'@第1分団」 loses its quote like a CSV's does: shown."""
+    data = xlsx_file(
+        {"台帳": [["番号", "種類", "担当", "摘要"], ["K-1", "消火栓", "'@第1分団", "'x"]]}
+    )
+    mapping = ColumnMapping(
+        columns={"番号": "code", "種類": "kind", "担当": "unit", "摘要": "memo"}, sheet="台帳"
+    )
+    found = water_import.preview_water_import(
+        admin(tenant), data=data, filename="台帳.xlsx", mapping=mapping
+    )
+
+    assert found.ready, [str(e) for e in found.errors]
+    assert normalised_of(found, "K-1") == {("担当", "'@第1分団", "@第1分団")}

@@ -171,3 +171,19 @@ def test_the_swap_needs_csv_import_edit(tenant):
         water_import.preview_water_import(
             viewer, data=layout_file([hydrant("X-1")]), filename="w.csv", swap_coordinates=True
         )
+
+
+def test_the_templates_examples_stand_in_the_brigades_area(tenant):
+    """Issue #17: the examples lay in Tokyo; where the brigade's area is known they stand in it
+    and import without a warning (and without Tokyo's address)."""
+    far = preview(tenant, water_import.water_template(admin(tenant)))
+    assert far.ready and not far.warnings  # no centre yet: nothing to measure against
+    set_area(tenant, (40.68, 141.37), 5)
+    found = preview(tenant, water_import.water_template(admin(tenant)))
+    assert found.ready and found.warnings == [] and found.counts[RowStatus.NEW] == 2
+    water_import.apply_water_import(admin(tenant), found, missing=MissingRows.KEEP)
+    rows = stored(tenant)
+    assert {(round(r["latitude"], 2), round(r["longitude"], 2)) for r in rows.values()} == {
+        (40.68, 141.37)
+    }
+    assert {r["address"] for r in rows.values()} == {""}

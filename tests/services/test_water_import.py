@@ -59,7 +59,7 @@ def inspections(tenant_id: uuid.UUID) -> int:
 
 
 def test_template_imports_as_its_example_sources(tenant, watch):
-    data = water_import.water_template()
+    data = water_import.water_template(admin(tenant))
     found = preview(tenant, data, "template.csv")
     assert found.ready and found.counts[RowStatus.NEW] == 2
     assert (found.encoding, found.header_row) == ("UTF-8（BOM付き）", 1)

@@ -97,8 +97,9 @@ def water_preview() -> ImportPreview | None:
         return None
     sheet = step.sheet(found)
     st.caption(f"文字コード: {found.encoding}　形式: {LAYOUTS.get(sheet.layout or '', 'その他')}")
-    mapping = None if sheet.layout else step.choose(found, sheet)
-    if sheet.layout is None and mapping is None:
+    asked = bool(sheet.layout) and step.manual(sheet)
+    mapping = step.choose(found, sheet, asked=asked) if asked or not sheet.layout else None
+    if (asked or sheet.layout is None) and mapping is None:
         return None
     swap = positions.swap_requested(upload_id)
     preview = view.once(

@@ -152,11 +152,24 @@ class MappingStep:
         )
         return found.sheets[index]
 
-    def choose(self, found: WaterFile, sheet: SheetInfo) -> ColumnMapping | None:
-        """The mapping step for a sheet in a layout we do not know (or know only in part); None
-        until one is submitted."""
+    def manual(self, sheet: SheetInfo) -> bool:
+        """For a sheet in a layout we know: whether the administrator asks to choose the header
+        row and the columns themselves (the detected ones start selected)."""
+        return st.toggle(
+            "見出しの行と列の対応を自分で指定する",
+            key=self.key("manual", sheet.index),
+            help=f"見出しは {sheet.header_row}行目と判定しました。違う場合に指定してください。",
+        )
+
+    def choose(
+        self, found: WaterFile, sheet: SheetInfo, *, asked: bool = False
+    ) -> ColumnMapping | None:
+        """The mapping step for a sheet in a layout we do not know (or know only in part), or
+        one the administrator `asked` for; None until one is submitted."""
         st.info(
-            "見出しが Hikeshi の形式どおりではないため、そのままでは読み込みません。"
+            "見出しの行と、ファイルの列をどの項目として読むかを指定してください。"
+            if asked
+            else "見出しが Hikeshi の形式どおりではないため、そのままでは読み込みません。"
             "ファイルの列を、どの項目として読むか確かめてください。"
         )
         self.saved(found)

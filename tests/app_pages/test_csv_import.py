@@ -429,3 +429,22 @@ def test_the_preview_lists_each_normalisation_with_the_file_and_stored_text(open
         ["N-1", "備考", "「'\\t先頭にタブ」", "「\\t先頭にタブ」"],
     ]
     assert table(at, "備考").iloc[0]["備考"] == "\t先頭にタブ"
+
+
+def test_more_new_rows_than_one_page_are_paged_through(open_app):
+    """1,201 new members: three pages of at most 500, each with the rows it says."""
+    tenant = make_tenant()
+    headers = [member_csv.HEADERS[k] for k in ("member_code", "name", "rank")]
+    rows = [[f"P{n:04d}", f"消防　{n}", "団員"] for n in range(1201)]
+    at = open_import(open_app, sign_in(tenant).token)
+    upload(at, "many.csv", csv_safe.encode(headers, rows))
+    assert metrics(at)["新規"] == "1,201件"
+
+    def shown() -> list[int]:
+        return list(table(at, "氏名")["行"])
+
+    pager = widget(at.number_input, "ページ（全3ページ）")
+    assert pager.value == 1 and shown() == list(range(2, 502))
+    pager.set_value(3).run()
+    assert not at.exception, at.exception
+    assert shown() == list(range(1002, 1203))

@@ -112,3 +112,33 @@ def test_every_workbook_offers_its_sheets_even_in_our_layout(open_app):
     assert not at.exception, at.exception
     assert metrics(at)["新規"] == "1件"
     assert "シート「消火栓」・見出し 1行目" in page_text(at)
+
+
+def test_a_sheet_in_our_layout_can_have_its_header_row_chosen_by_hand(open_app):
+    """The detected header row is a guess: for a sheet in our layout, the toggle opens the
+    mapping step on it with our columns chosen, and another header row can be read."""
+    ours = ["水利番号", "種別", "緯度", "経度"]
+    # Two header-looking rows: the first names a set of codes nobody wants imported.
+    rows = [ours, ["X-1", "消火栓", 36.4, 138.25], ours, *(row[:4] for row in CISTERNS)]
+    at, tenant = open_water(open_app)
+    upload(at, "水利.xlsx", xlsx_file({"水利": rows}), XLSX)
+    assert "形式: Hikeshi の形式" in page_text(at) and HEADER_ROW not in page_text(at)
+
+    widget(at.toggle, "見出しの行と列の対応を自分で指定する").set_value(True).run()
+    assert not at.exception, at.exception
+    assert widget(at.number_input, HEADER_ROW).value == 1
+    assert column_values(at) == {
+        "水利番号": "code",
+        "種別": "kind",
+        "緯度": "latitude",
+        "経度": "longitude",
+    }
+    assert not at.get("metric")  # no preview until the mapping is submitted
+
+    widget(at.number_input, HEADER_ROW).set_value(3).run()
+    widget(at.button, "この対応付けで読み込む").click().run()
+    assert not at.exception, at.exception
+    assert metrics(at)["新規"] == "2件"
+    assert "シート「水利」・見出し 3行目" in page_text(at)
+    at.button(key="imp_apply").click().run()
+    assert set(registry(tenant)) == {"S-1", "S-2"}

@@ -183,21 +183,37 @@ def pages_for(actor: Actor | None) -> list[st.Page] | dict[str, list[st.Page]]:
     out), anyone else's as one list."""
     specs = specs_for(actor)
     pages = [_page(spec) for spec in specs]
-    if actor is not None and specs and all(s in MEMBER_PAGES for s in specs):
+    if actor is None:
+        # A signed-out browser that opened a page's address (a bookmark, the call-out's LINE
+        # link) gets the login page there, not Streamlit's "page not found" dialog over it; the
+        # login then returns to that address (app_pages/login.py).
+        return pages + [
+            st.Page(LOGIN_PAGE.path, title=LOGIN_PAGE.title, url_path=url)
+            for url in _known_elsewhere(specs)
+        ]
+    # A signed-in actor who opens a page they may not see (a bookmark, an old link) gets a
+    # Japanese refusal at that address (hidden from the menu), not Streamlit's English dialog.
+    pages += [
+        st.Page(NO_ACCESS_PAGE, title=title, url_path=url, visibility="hidden")
+        for url, title in _known_elsewhere(specs).items()
+    ]
+    if specs and all(s in MEMBER_PAGES for s in specs):
         section = {url: name for name, urls in SECTIONS.items() for url in urls}
         grouped: dict[str, list[st.Page]] = {name: [] for name in SECTIONS}
-        for spec, page in zip(specs, pages, strict=True):
-            grouped[section.get(spec.url_path, "")].append(page)
+        for page in pages:
+            grouped[section.get(page.url_path, "")].append(page)
         return {name: found for name, found in grouped.items() if found}
-    if actor is None:
-        # A signed-out browser that opened a member page's address (the call-out's LINE link)
-        # gets the login page there, not Streamlit's "page not found" dialog over it; the login
-        # then returns to that address (app_pages/login.py).
-        pages += [
-            st.Page(LOGIN_PAGE.path, title=LOGIN_PAGE.title, url_path=spec.url_path)
-            for spec in MEMBER_PAGES
-        ]
     return pages
+
+
+NO_ACCESS_PAGE = "app_pages/no_access.py"
+
+
+def _known_elsewhere(specs: tuple[PageSpec, ...]) -> dict[str, str]:
+    """url path → title of every page of the app that `specs` do not hold."""
+    shown = {spec.url_path for spec in specs}
+    known = (*MEMBER_PAGES, *OPERATOR_PAGES, *LINE_PAGES.values())
+    return {spec.url_path: spec.title for spec in known if spec.url_path not in shown}
 
 
 def _page(spec: PageSpec) -> st.Page:

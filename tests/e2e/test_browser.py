@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from services.signin.local import MESSAGES
-from tests.e2e.conftest import Brigade, submit_login
+from tests.e2e.conftest import PASSWORD, Brigade, submit_login
 
 pytestmark = pytest.mark.e2e
 
@@ -80,11 +80,33 @@ def test_rank_without_roster_permission_cannot_open_it_by_url(
 
     page.goto(f"{base_url}/roster")
 
-    expect(page.get_by_role("dialog", name="Page not found")).to_be_visible()
+    # A Japanese refusal at that address, not Streamlit's English "Page not found" dialog
+    expect(page.get_by_role("heading", name="このページは表示できません")).to_be_visible()
+    expect(page.get_by_text("このページを表示する権限がありません。")).to_be_visible()
+    expect(page.get_by_role("dialog")).to_have_count(0)
     expect(sidebar(page)).to_contain_text(brigade.name)
-    expect(page).not_to_have_url(re.compile(r"/roster$"))
     expect(page.get_by_role("heading", name="団員名簿")).to_have_count(0)
     expect(page.get_by_role("link", name="団員名簿")).to_have_count(0)
     for member in brigade.members[2:]:
         expect(page.get_by_text(member.member_code)).to_have_count(0)
+    # an operator's page likewise
+    page.goto(f"{base_url}/brigades")
+    expect(page.get_by_text("このページを表示する権限がありません。")).to_be_visible()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    context.close()
+
+
+def test_a_bookmarked_page_asks_for_the_login_then_opens(
+    browser: Browser, base_url: str, brigade: Brigade
+):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{base_url}/roster")
+    expect(page.get_by_role("heading", name="ログイン")).to_be_visible()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    page.get_by_label("ログイン名").fill(brigade.admin_login)
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+    expect(page).to_have_url(re.compile(r"/roster$"))
+    expect(page.get_by_role("heading", name="団員名簿")).to_be_visible()
     context.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.timefmt import clock_jst
 from ui import notice_banner
 from ui.common import resolve_actor
 from ui.registry import pages_for
@@ -29,6 +30,11 @@ if actor is not None:
                 else ""
             )
         )
+        if actor.session_ends_at is not None:
+            st.caption(
+                f"操作のないまま {clock_jst(actor.session_ends_at)} を過ぎると自動的にログアウトします"
+                "（入力中の内容は保存されません）。"
+            )
         st.html(
             '<form method="post" action="/auth/logout">'
             '<button type="submit" class="hikeshi-logout">ログアウト</button></form>'

@@ -13,6 +13,7 @@ import streamlit as st
 
 from services.signin import line
 from services.signin.local import MESSAGES
+from ui.common import ENDED_KEY
 
 st.title("火消し Hikeshi")
 st.caption("消防団の組織運営・災害対応支援")
@@ -23,6 +24,8 @@ elif (error := st.query_params.get("line_error")) in line.MESSAGES:
     st.error(line.MESSAGES[error])
 elif st.query_params.get("logged_out"):
     st.success("ログアウトしました。")
+elif ended := st.session_state.get(ENDED_KEY):
+    st.warning(ended)
 
 # Read on the first run only: the browser's address becomes "/" once this page is shown.
 if "login_return" not in st.session_state:

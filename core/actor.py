@@ -7,6 +7,7 @@ import secrets
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 
 from models.enums import Function, Level
@@ -57,6 +58,8 @@ class Actor:
     # the member's own 所属, and the levels granted only within it (a grant narrowed to 自所属)
     unit: str = ""
     unit_permissions: Mapping[str, Level] = field(default_factory=dict)
+    # when the signed-in session ends unless used again (UTC): idle timeout or absolute lifetime
+    session_ends_at: datetime | None = field(default=None, compare=False)
     # when the database last confirmed this actor (monotonic seconds, and the process's write
     # epoch then); see services.base.live
     checked: tuple[float, int] | None = field(default=None, compare=False, repr=False)

@@ -37,10 +37,17 @@ def request_context() -> RequestContext:
     )
 
 
+ENDED_KEY = "session_ended"
+
+
 def resolve_actor() -> Actor | None:
     """Build the actor from the session cookie; called once per run by app.py."""
-    actor = sessions.resolve(session_token(), request_context())
+    token = session_token()
+    actor = sessions.resolve(token, request_context())
     st.session_state[ACTOR_KEY] = actor
+    if actor is None and token:
+        # the login page says why a session that was open has ended (app_pages/login.py)
+        st.session_state[ENDED_KEY] = sessions.ended(token)
     return actor
 
 

@@ -109,7 +109,35 @@ def resolve(token: str | None, request: RequestContext | None = None) -> Actor |
             row.last_seen_at = now
             db.add(row)
         db.commit()
-        return checked(actor)
+        return checked(replace(actor, session_ends_at=ends_at(row)))
+
+
+def ends_at(row: Session) -> datetime:
+    """When the session ends unless used again: idle timeout, or its absolute lifetime."""
+    idle = timedelta(minutes=get_settings().session_idle_minutes)
+    return min(row.expires_at, row.last_seen_at + idle)
+
+
+# Why a browser's session cookie no longer signs anyone in, said on the login page.
+ENDED = {
+    "idle_timeout": "操作のない状態が{minutes}分続いたため、自動的にログアウトしました。"
+    "入力中の内容は保存されていません。もう一度ログインしてください。",
+    "absolute_timeout": "ログインしてから一定の時間が経ったため、自動的にログアウトしました。"
+    "もう一度ログインしてください。",
+}
+
+
+def ended(token: str | None) -> str | None:
+    """For a cookie whose session has ended by time (idle or absolute), the Japanese reason;
+    None for any other cookie (unknown, logged out, revoked by an administrator: those are not
+    told apart to the browser)."""
+    if not token:
+        return None
+    with unit_of_work(None) as db:
+        row = _session_of(db, token)
+        reason = row.revoke_reason if row is not None else None
+    text = ENDED.get(reason or "")
+    return text.format(minutes=get_settings().session_idle_minutes) if text else None
 
 
 def _session_of(db: DbSession, token: str) -> Session | None:

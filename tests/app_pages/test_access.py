@@ -99,3 +99,25 @@ def test_every_member_page_has_its_place_in_the_menu():
 
     placed = [url for urls in SECTIONS.values() for url in urls]
     assert sorted(placed) == sorted(p.url_path for p in MEMBER_PAGES)
+
+
+def test_a_session_ended_by_idleness_is_explained_on_the_login_page(open_app, engine):
+    from datetime import timedelta
+
+    from config import get_settings
+    from models.base import utcnow
+    from tests.signin.test_sessions import age
+
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    at = open_app(user.token)
+    assert any("自動的にログアウトします" in c.value for c in at.sidebar.caption)
+    idle = timedelta(minutes=get_settings().session_idle_minutes + 1)
+    age(engine, user.token, last_seen_at=utcnow() - idle)
+
+    at = open_app(user.token)
+    assert_login_page(at)
+    assert [w.value for w in at.warning] == [sessions.ended(user.token)]
+    assert "自動的にログアウトしました" in at.warning[0].value
+
+    assert not open_app("not-a-real-token").warning  # nothing to explain

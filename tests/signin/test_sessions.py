@@ -287,3 +287,35 @@ def test_a_change_made_by_another_process_is_seen_within_a_second(engine, monkey
     monkeypatch.setattr(base.time, "monotonic", lambda: later)
     with pytest.raises(PermissionDenied):
         members.list_members(actor)
+
+
+def test_the_actor_knows_when_the_session_ends_and_the_browser_why_it_ended(engine, open_):
+    """#18: the sidebar says when an idle session ends; the login page says why it ended."""
+    age(engine, open_.token, last_seen_at=utcnow() - timedelta(minutes=5))
+    actor = sessions.resolve(open_.token)  # touched: the idle time starts again
+    seen = row_for(engine, open_.token).last_seen_at
+    assert utcnow() - seen < timedelta(minutes=1)
+    assert actor is not None and actor.session_ends_at == seen + idle()
+    assert sessions.ended(open_.token) is None  # still open
+
+    age(engine, open_.token, last_seen_at=utcnow() - idle() - timedelta(minutes=1))
+    assert sessions.resolve(open_.token) is None
+    told = sessions.ended(open_.token)
+    assert told is not None and f"{get_settings().session_idle_minutes}分" in told
+
+
+def test_the_absolute_lifetime_caps_when_the_session_ends(engine, open_):
+    soon = utcnow() + timedelta(minutes=2)
+    age(engine, open_.token, expires_at=soon, last_seen_at=utcnow())
+    actor = sessions.resolve(open_.token)
+    assert actor is not None and actor.session_ends_at == soon
+    age(engine, open_.token, expires_at=utcnow() - timedelta(seconds=1))
+    assert sessions.resolve(open_.token) is None
+    assert "一定の時間" in (sessions.ended(open_.token) or "")
+
+
+@pytest.mark.parametrize("token", [None, "", "not-a-token"])
+def test_no_reason_for_unknown_or_logged_out_cookies(engine, open_, token):
+    assert sessions.ended(token) is None
+    sessions.revoke(open_.token, request_context())
+    assert sessions.ended(open_.token) is None  # a logout says so itself (?logged_out)

@@ -35,6 +35,7 @@ class Entity:
     template: Callable[[Actor], bytes]
     apply: Callable[..., ImportResult]
     missing: dict[MissingRows, str]
+    max_bytes: int
 
 
 ENTITIES = {
@@ -43,12 +44,14 @@ ENTITIES = {
         lambda _actor: member_import.member_template(),
         member_import.apply_member_import,
         {MissingRows.KEEP: "そのまま残す", MissingRows.RETIRE: "退団にする"},
+        member_import.MAX_FILE_BYTES,
     ),
     "water_sources": Entity(
         "消防水利",
         water_import.water_template,
         water_import.apply_water_import,
         {MissingRows.KEEP: "そのまま残す", MissingRows.RETIRE: "削除（廃止）する"},
+        water_import.MAX_FILE_BYTES,
     ),
 }
 
@@ -79,6 +82,7 @@ upload = view.uploaded_file(
     "ファイルを選択（CSV: UTF-8 または Shift_JIS、Excel: .xlsx）",
     ["csv", "xlsx"],
     f"imp_file_{name}_{generation}",
+    max_bytes=entity.max_bytes,
 )
 if upload is None:
     st.stop()

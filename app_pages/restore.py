@@ -38,7 +38,12 @@ st.warning(
     "出動メールの送信元は無効になり、消防水利・役職・点検記録・事案は削除されます。"
 )
 generation = state.setdefault("rst_generation", 0)
-upload = view.uploaded_file("バックアップファイル（.zip）", ["zip"], f"rst_file_{generation}")
+upload = view.uploaded_file(
+    "バックアップファイル（.zip）",
+    ["zip"],
+    f"rst_file_{generation}",
+    max_bytes=backup.MAX_BACKUP_BYTES,
+)
 password = st.text_input(
     "パスワード（作成時に設定した場合）", type="password", key=f"rst_password_{generation}"
 )

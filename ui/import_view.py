@@ -23,6 +23,7 @@ from services.catalog import (
     RowPlan,
     RowStatus,
 )
+from ui.file_input import file_input
 
 T = TypeVar("T")
 CHANGE_COLUMNS = ["行", "番号", "区分", "項目", "変更前", "変更後"]
@@ -43,9 +44,11 @@ def require(actor: Actor, function: Function, level: Level) -> None:
         st.stop()
 
 
-def uploaded_file(label: str, types: list[str], key: str) -> tuple[bytes, str, str] | None:
-    """(data, file name, upload id) of the chosen file, or None."""
-    upload = st.file_uploader(label, type=types, key=key)
+def uploaded_file(
+    label: str, types: list[str], key: str, *, max_bytes: int
+) -> tuple[bytes, str, str] | None:
+    """(data, file name, upload id) of the chosen file (at most max_bytes), or None."""
+    upload = file_input(label, types, key=key, max_bytes=max_bytes)
     if upload is None:
         return None
     return upload.getvalue(), upload.name, upload.file_id

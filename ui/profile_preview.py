@@ -16,12 +16,16 @@ from services.dispatch import sources
 from services.dispatch.sources import Preview
 from services.errors import ServiceError
 from ui.common import show_error
+from ui.file_input import file_input
 
 
 def _sample() -> bytes | None:
     """The uploaded .eml if there is one, else the pasted text."""
-    upload = st.file_uploader(
-        "見本メールのファイル（.eml）", type=["eml", "txt"], key="ms_sample_file"
+    upload = file_input(
+        "見本メールのファイル（.eml）",
+        ["eml", "txt"],
+        key="ms_sample_file",
+        max_bytes=sources.PREVIEW_MAX_BYTES,
     )
     text = st.text_area(
         "または本文を貼り付け",

@@ -133,6 +133,9 @@ from services.permissions import (
     top_level,
 )
 
+# The largest backup file a restore accepts.
+MAX_BACKUP_BYTES = fmt.MAX_BACKUP_BYTES
+
 __all__ = [
     "BACKUP_NEEDS",
     "CHANGES_MAIL_SOURCES",
@@ -145,6 +148,7 @@ __all__ = [
     "LOCKOUT_PREDICTED",
     "MAIL_LOG_KEPT",
     "MAIL_SOURCES",
+    "MAX_BACKUP_BYTES",
     "MEMBERS",
     "NEW_ADDRESS",
     "NO_CALLOUTS",

@@ -274,12 +274,16 @@ def write_members(
     )
 
 
+# The largest member file an upload may be (the reader refuses larger ones).
+MAX_FILE_BYTES = member_csv.MAX_FILE_BYTES
+
 __all__ = [
     "ACCOUNTS_REQUIRED",
     "CHUNK",
     "ENCODINGS",
     "ENTITY",
     "FIELD_COLUMNS",
+    "MAX_FILE_BYTES",
     "NOT_READY",
     "TEXT_FIELDS",
     "MemberRowPlan",

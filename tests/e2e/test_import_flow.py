@@ -110,6 +110,14 @@ def test_a_municipal_workbook_deletes_with_the_typed_name_and_undo_brings_it_bac
     page.get_by_test_id("stRadio").get_by_text("消防水利", exact=True).click()
     expect(page.get_by_text("消防水利のテンプレート（CSV）")).to_be_visible()
     idle(page)
+    # The dropzone's English words are hidden and the Japanese ones, with the real limit, shown
+    dropzone = page.get_by_test_id("stFileUploaderDropzone")
+    after = "e => getComputedStyle(e, '::after').content"
+    assert dropzone.locator("button").evaluate(after) == '"ファイルを選択"'
+    limit = page.get_by_test_id("stFileUploaderDropzoneInstructions").evaluate(after)
+    assert limit == '"1ファイル 30MB まで（CSV・XLSX）"'
+    expect(dropzone.get_by_text("per file")).to_be_hidden()
+    expect(dropzone.get_by_text("Upload", exact=True)).to_be_hidden()
 
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
         files=[{"name": "防火水槽.xlsx", "mimeType": XLSX, "buffer": municipal_workbook()}]

@@ -79,6 +79,7 @@ picked = st.selectbox(
     [NEW, *by_id],
     format_func=lambda key: "（新しく登録する）" if key == NEW else by_id[key].name,
     key=PICK,
+    placeholder="選択してください",
 )
 source: SourceView | None = by_id.get(picked)
 

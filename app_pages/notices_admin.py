@@ -23,7 +23,9 @@ if message := st.session_state.pop("notices_message", None):
     st.success(message)
 
 with st.form("notice_publish"):
-    kind = st.selectbox("種類", list(notices.KINDS), format_func=notices.KINDS.get)
+    kind = st.selectbox(
+        "種類", list(notices.KINDS), format_func=notices.KINDS.get, placeholder="選択してください"
+    )
     title = st.text_input("件名 *", max_chars=100)
     body = st.text_area("本文", max_chars=2000)
     c = st.columns(4)
@@ -71,7 +73,9 @@ st.dataframe(
 live = {f"{to_jst(n.starts_at)} {n.title}": n.id for n in listed if not n.withdrawn}
 if live:
     with st.form("notice_withdraw"):
-        chosen = st.selectbox("取り下げるお知らせ", list(live), index=None)
+        chosen = st.selectbox(
+            "取り下げるお知らせ", list(live), index=None, placeholder="選択してください"
+        )
         withdraw = st.form_submit_button("取り下げる")
     if withdraw and chosen is not None:
         try:

@@ -111,7 +111,12 @@ if can_edit:
         st.form("role_add", clear_on_submit=True),
     ):
         name = st.text_input("役職名")
-        rank = st.selectbox("相当する階級", list(rank_by_name), index=len(rank_by_name) - 1)
+        rank = st.selectbox(
+            "相当する階級",
+            list(rank_by_name),
+            index=len(rank_by_name) - 1,
+            placeholder="選択してください",
+        )
         if st.form_submit_button("追加"):
             run(
                 lambda: roles.create_role(actor, name=name, rank_id=rank_by_name[rank]),
@@ -120,7 +125,9 @@ if can_edit:
     if role_list:
         with st.expander("役職の変更・削除", icon=":material/edit:"):
             by_name = {r.name: r for r in role_list}
-            role = by_name[st.selectbox("役職", list(by_name), key="role_pick")]
+            role = by_name[
+                st.selectbox("役職", list(by_name), key="role_pick", placeholder="選択してください")
+            ]
             cols = st.columns(2)
             new_name = cols[0].text_input("新しい役職名", role.name, key=f"rename_{role.id}")
             if cols[0].button("名前を変更", key="role_rename"):
@@ -130,7 +137,11 @@ if can_edit:
                 )
             names = list(rank_by_name)
             new_rank = cols[1].selectbox(
-                "相当する階級", names, names.index(role.rank_name), key=f"remap_{role.id}"
+                "相当する階級",
+                names,
+                names.index(role.rank_name),
+                key=f"remap_{role.id}",
+                placeholder="選択してください",
             )
             if cols[1].button("階級の対応を変更", key="role_remap"):
                 run(
@@ -143,6 +154,7 @@ if can_edit:
                 f"割り当てられている団員（{role.members}名）の引き継ぎ先",
                 ["引き継がない", *others],
                 key=f"successor_{role.id}",
+                placeholder="選択してください",
             )
             confirmed = st.checkbox(
                 f"役職「{role.name}」とその権限を削除することを確認しました",

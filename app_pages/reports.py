@@ -56,7 +56,13 @@ with tabs[0]:
         with st.expander(
             f"記録済みの水利点検を報告する（{len(checks)}件）", icon=":material/water_drop:"
         ):
-            check = st.selectbox("水利点検", checks, format_func=lambda c: c.label, key="rep_insp")
+            check = st.selectbox(
+                "水利点検",
+                checks,
+                format_func=lambda c: c.label,
+                key="rep_insp",
+                placeholder="選択してください",
+            )
             if st.button("この点検の報告を作る", key="rep_insp_go"):
                 run_action(
                     lambda: inspections.report_from_inspection(actor, check.id),

@@ -16,9 +16,9 @@ from ui.common import current_actor, run_action
 from ui.confirm import SELF_ACTION, Confirmation, confirm_button, named
 from ui.member_form import member_form
 from ui.pickers import fresh_key, member_picker, next_round
+from ui.roster_filters import roster_filter
 
 PAGE = "roster"
-LINE_FILTERS = {"すべて": None, "連携済み": True, "未連携": False}
 COLUMNS = [
     "団員番号",
     "氏名",
@@ -38,7 +38,6 @@ roles = members.list_roles(actor)
 scope = members.edit_scope(actor)
 rank_by_name = {r.name: r.id for r in ranks}
 role_by_name = {r.name: r.id for r in roles}
-status_by_label = {s.label: s.value for s in MemberStatus}
 can_edit = scope.allows_editing
 form_lists = {"rank_by_name": rank_by_name, "role_by_name": role_by_name, "unit": scope.unit}
 can_manage_accounts = allows(actor, Need(Function.MEMBER_ACCOUNTS, Level.EDIT))
@@ -49,33 +48,8 @@ if notice := st.session_state.pop("roster_notice", None):
     st.success(notice)
 
 labels_in_use = members.list_affiliations(actor)
-cols = st.columns([3, 2, 2, 2, 2, 2])
-text = cols[0].text_input("検索（氏名・ふりがな・団員番号）", key="roster_text")
-rank_names = cols[1].multiselect(
-    "階級", list(rank_by_name), key="roster_ranks", placeholder="すべて"
-)
-role_names = cols[2].multiselect(
-    "役職", list(role_by_name), key="roster_roles", placeholder="すべて"
-)
-status_labels = cols[3].multiselect(
-    "状態", list(status_by_label), default=["在籍", "停止中"], key="roster_status"
-)
-affiliations = cols[4].multiselect(
-    "所属", [a.label for a in labels_in_use], key="roster_affiliations", placeholder="すべて"
-)
-line_filter = cols[5].selectbox("LINE連携", list(LINE_FILTERS), key="roster_line")
-
-rows = members.list_members(
-    actor,
-    members.MemberFilter(
-        text=text,
-        rank_ids=tuple(rank_by_name[n] for n in rank_names),
-        role_ids=tuple(role_by_name[n] for n in role_names),
-        statuses=tuple(status_by_label[s] for s in status_labels),
-        affiliations=tuple(affiliations),
-        line_linked=LINE_FILTERS[line_filter],
-    ),
-)
+chosen = roster_filter(rank_by_name, role_by_name, [a.label for a in labels_in_use])
+rows = members.list_members(actor, chosen)
 reach = members.line_reach(actor)  # linked members: whether the official account reaches them
 st.caption(f"{len(rows)} 名")
 table = pd.DataFrame(
@@ -232,7 +206,12 @@ with st.expander("所属ラベルの一覧", icon=":material/label:"):
         key="affiliation_table",
     )
     if can_edit and labels_in_use:
-        old = st.selectbox("変更する所属", [a.label for a in labels_in_use], key="rename_old")
+        old = st.selectbox(
+            "変更する所属",
+            [a.label for a in labels_in_use],
+            key="rename_old",
+            placeholder="選択してください",
+        )
         new = st.text_input("新しい名前", key="rename_new")
         below = st.checkbox("下位の所属（例: 「第1分団 第1部」）も変更する", key="rename_below")
         if st.button("所属の名前を変更", key="rename_apply"):

@@ -61,16 +61,28 @@ def filters(registry: Registry) -> WaterSourceFilter:
     labels = sorted({s.memo for s in registry.sources if s.memo})
     return WaterSourceFilter(
         kinds=tuple(
-            cols[0].multiselect("種別", WATER_SOURCE_KINDS, key="wm_kinds", placeholder="すべて")
+            cols[0].multiselect(
+                "種別", WATER_SOURCE_KINDS, key="wm_kinds", placeholder="すべて", select_all=False
+            )
         ),
         statuses=tuple(
             cols[1].multiselect(
-                "状態", WATER_SOURCE_STATUSES, key="wm_statuses", placeholder="すべて"
+                "状態",
+                WATER_SOURCE_STATUSES,
+                key="wm_statuses",
+                placeholder="すべて",
+                select_all=False,
             )
         ),
-        units=tuple(cols[2].multiselect("担当分団", units, key="wm_units", placeholder="すべて")),
+        units=tuple(
+            cols[2].multiselect(
+                "担当分団", units, key="wm_units", placeholder="すべて", select_all=False
+            )
+        ),
         labels=tuple(
-            cols[3].multiselect("メモ（ラベル）", labels, key="wm_labels", placeholder="すべて")
+            cols[3].multiselect(
+                "メモ（ラベル）", labels, key="wm_labels", placeholder="すべて", select_all=False
+            )
         ),
         text=cols[4].text_input("番号・所在地・メモで検索", key="wm_text"),
         overdue_only=st.checkbox("点検期限切れのみ", key="wm_overdue"),

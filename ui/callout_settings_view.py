@@ -46,6 +46,7 @@ def callout_settings_form(actor: Actor, *, notice_key: str) -> None:
             if rules.leader_rank_position in positions
             else 0,
             format_func=dict(rules.ranks).get,
+            placeholder="選択してください",
         )
         no_units = st.radio(
             "メールに分団の記載がないとき",
@@ -94,6 +95,7 @@ def test_callout_form(actor: Actor, *, notice_key: str) -> None:
         format_func=labels.get,
         placeholder="選択",
         key="callout_test_to",
+        select_all=False,
     )
     if st.button("テスト送信する", icon=":material/send:", key="callout_test_send"):
         run_action(

@@ -112,6 +112,7 @@ def show_callout(actor: Actor, incident: IncidentView, *, can_edit: bool, notice
             placeholder="選択",
             # a new offer (a crew filled or short, a neighbour called) is a new widget
             key=f"callout_units_pick:{incident.id}:{'・'.join(offer)}",
+            select_all=False,
         )
         if st.form_submit_button("呼び出す", icon=":material/campaign:"):
             run_action(
@@ -141,6 +142,7 @@ def show_callout(actor: Actor, incident: IncidentView, *, can_edit: bool, notice
             "到着見込み（分）",
             [None, *ETA_CHOICES],
             format_func=lambda m: "—" if m is None else f"{m}分",
+            placeholder="選択してください",
         )
         if st.form_submit_button("記録する", icon=":material/edit_note:"):
             if member is None:

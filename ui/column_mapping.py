@@ -58,7 +58,13 @@ class MappingStep:
         if not saved:
             return
         cols = st.columns([3, 1, 1], vertical_alignment="bottom")
-        pick = cols[0].selectbox("保存した対応付け", list(saved), index=None, key=self.key("saved"))
+        pick = cols[0].selectbox(
+            "保存した対応付け",
+            list(saved),
+            index=None,
+            key=self.key("saved"),
+            placeholder="選択してください",
+        )
         chosen = saved.get(pick) if pick else None
         cols[1].button(
             "読み込む",
@@ -118,6 +124,7 @@ class MappingStep:
                     list(targets),
                     format_func=targets.get,
                     key=self.key("col", sheet.index, header_row, index),
+                    placeholder="選択してください",
                 )
                 for index, cell in enumerate(header)
                 if cell
@@ -149,6 +156,7 @@ class MappingStep:
             [s.index for s in found.sheets],
             format_func=lambda i: found.sheets[i].name,
             key=self.key("sheet"),
+            placeholder="選択してください",
         )
         return found.sheets[index]
 

@@ -30,7 +30,12 @@ def show_incident_map(
     st.markdown("**発生地点と近くの水利**")
     cols = st.columns(2)
     radius = cols[0].selectbox(
-        "半径", RADII_M, index=RADII_M.index(500), format_func=lambda r: f"{r} m", key="im_radius"
+        "半径",
+        RADII_M,
+        index=RADII_M.index(500),
+        format_func=lambda r: f"{r} m",
+        key="im_radius",
+        placeholder="選択してください",
     )
     k = int(cols[1].number_input("表示する件数", 1, 20, 5, key="im_k"))
     try:

@@ -72,13 +72,16 @@ def _record(row: MailLogRow, personal: bool) -> dict[str, object]:
 
 def show(actor: Actor, *, is_admin: bool) -> None:
     cols = st.columns([2, 3])
-    quick = cols[0].selectbox("期間", event_log.QUICK_RANGES, index=2, key="mlog_quick")
+    quick = cols[0].selectbox(
+        "期間", event_log.QUICK_RANGES, index=2, key="mlog_quick", placeholder="選択してください"
+    )
     statuses = cols[1].multiselect(
         "状態",
         list(MailStatus),
         format_func=lambda s: MailStatus(s).label,
         key="mlog_status",
         placeholder="すべて",
+        select_all=False,
     )
     since, until = event_log.jst_period(*event_log.quick_range(quick))
     try:

@@ -164,6 +164,7 @@ def profile_fields(examples: dict[str, dict[str, Any]]) -> dict[str, Any]:
         list(examples),
         format_func=lambda name: _title(examples[name]),
         key=EXAMPLE,
+        placeholder="選択してください",
     )
     cols[1].button(
         "この例で置き換える",

@@ -32,11 +32,17 @@ def member_form(
         rank_index = (
             rank_names_list.index(current.rank_name) if current else len(rank_names_list) - 1
         )
-        values["rank_id"] = rank_by_name[c[0].selectbox("階級 *", rank_names_list, rank_index)]
+        values["rank_id"] = rank_by_name[
+            c[0].selectbox("階級 *", rank_names_list, rank_index, placeholder="選択してください")
+        ]
         values["role_ids"] = [
             role_by_name[n]
             for n in c[1].multiselect(
-                "役職", list(role_by_name), current.role_names if current else []
+                "役職",
+                list(role_by_name),
+                current.role_names if current else [],
+                placeholder="選択してください",
+                select_all=False,
             )
         ]
         default_unit = current.affiliation if current else unit

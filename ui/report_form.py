@@ -57,6 +57,7 @@ def report_form(
             "区分",
             categories,
             index=categories.index(view.category) if view and view.category in categories else 0,
+            placeholder="選択してください",
         )
         start = _moment("開始", view.started_at if view else None, key=f"{key}_start")
         end = _moment("終了", view.ended_at if view else None, key=f"{key}_end")

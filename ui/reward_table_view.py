@@ -108,7 +108,7 @@ def reward_table_editor(
     if DRAFT not in state:
         _load(saved or PRESETS[0], version)
     left, right = st.columns([3, 1], vertical_alignment="bottom")
-    source = left.selectbox("読み込む表", list(sources), key=SOURCE)
+    source = left.selectbox("読み込む表", list(sources), key=SOURCE, placeholder="選択してください")
     if right.button("読み込む", icon=":material/download:"):
         _load(sources[source], version)
     st.caption("読み込むと、編集中で保存していない変更は破棄されます。")
@@ -186,7 +186,12 @@ def _edited(loaded: RewardTable) -> tuple[RewardTable, list[str]]:
         "現場到着前の引揚げの金額（空欄は時間で計算）", min_value=0, value=None, key=TURNED
     )
     st.number_input("誤報の金額（空欄は時間で計算）", min_value=0, value=None, key=FALSE_ALARM)
-    st.selectbox("表にない区分（広報・会議など）を計算する区分", [NONE, *names], key=OTHER)
+    st.selectbox(
+        "表にない区分（広報・会議など）を計算する区分",
+        [NONE, *names],
+        key=OTHER,
+        placeholder="選択してください",
+    )
     st.markdown("**種別の読み替え**（例: 火災 → 災害）")
     aliases = st.data_editor(
         pd.DataFrame(list(loaded.aliases.items()), columns=[KIND, TARGET]),
@@ -330,7 +335,12 @@ def _trial_form(actor: Actor, table: RewardTable, problems: list[str]) -> None:
     st.subheader("試算")
     st.caption("編集中の表（保存前でも）で、1件の活動の報酬を計算します。")
     with st.form("rt_trial"):
-        category = st.selectbox("区分", table.categories or [""], key="rt_trial_category")
+        category = st.selectbox(
+            "区分",
+            table.categories or [""],
+            key="rt_trial_category",
+            placeholder="選択してください",
+        )
         day = st.date_input("開始日", value=today_jst())
         left, right = st.columns(2)
         start = left.time_input("開始時刻", value=time(9, 0), step=300, key="rt_trial_start")

@@ -51,6 +51,7 @@ def selftest_section(actor: Actor, *, notice_key: str) -> None:
                 index=HOURS.index(status.hour),
                 format_func=lambda h: "実行しない" if h is None else f"{h}時",
                 key="selftest_hour_pick",
+                placeholder="選択してください",
             )
             if st.form_submit_button("実行時刻を保存"):
                 run_action(

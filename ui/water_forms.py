@@ -61,15 +61,26 @@ def source_form(
         cols = st.columns(2)
         values: dict[str, Any] = {
             "code": cols[0].text_input("水利番号 *", c.code if c else ""),
-            "kind": cols[1].selectbox("種別 *", kinds, _index(kinds, c.kind if c else "消火栓")),
+            "kind": cols[1].selectbox(
+                "種別 *",
+                kinds,
+                _index(kinds, c.kind if c else "消火栓"),
+                placeholder="選択してください",
+            ),
         }
         cols = st.columns(2)
         ownership = cols[0].selectbox(
-            "区分", ownerships, _index(ownerships, OWNERSHIPS.get(c.ownership) if c else "公設")
+            "区分",
+            ownerships,
+            _index(ownerships, OWNERSHIPS.get(c.ownership) if c else "公設"),
+            placeholder="選択してください",
         )
         values["ownership"] = OWNERSHIP_BY_LABEL[ownership]
         values["status"] = cols[1].selectbox(
-            "状態", statuses, _index(statuses, c.status if c else "使用可")
+            "状態",
+            statuses,
+            _index(statuses, c.status if c else "使用可"),
+            placeholder="選択してください",
         )
         cols = st.columns(2)
         values["latitude"] = cols[0].number_input("緯度", value=lat, format="%.6f", step=0.0001)
@@ -88,7 +99,10 @@ def source_form(
         hydrant_types = ["", *water_sources.HYDRANT_TYPES]
         values["hydrant_type"] = (
             cols[1].selectbox(
-                "地上式・地下式", hydrant_types, _index(hydrant_types, c.hydrant_type if c else "")
+                "地上式・地下式",
+                hydrant_types,
+                _index(hydrant_types, c.hydrant_type if c else ""),
+                placeholder="選択してください",
             )
             or None
         )
@@ -116,6 +130,7 @@ def source_form(
             grades,
             _index(grades, c.grade_override if c else None),
             help="自動判定は消防水利の基準の数値から判定します。",
+            placeholder="選択してください",
         )
         values["grade_override"] = None if grade == AUTO else grade
         values["grade_override_reason"] = cols[1].text_input(
@@ -197,7 +212,7 @@ def inspections(actor, source: WaterSourcePublic, can_record: bool) -> None:
         inspected_on = cols[0].date_input(
             "点検日", water_sources.today_jst(), max_value=water_sources.today_jst()
         )
-        result = cols[1].selectbox("結果", results)
+        result = cols[1].selectbox("結果", results, placeholder="選択してください")
         inspector = st.selectbox(
             "点検者（団員）", list(inspectors), index=None, placeholder="選択してください"
         )

@@ -175,6 +175,7 @@ def settings_form(actor: Actor, registry: Registry) -> None:
             radii.index(settings.coverage_radius_m),
             help="商業・工業系 100m、その他の用途地域 120m、市街地に準ずる地域 140m"
             "（年間平均風速4m/s以上の地域は 80m・100m）。",
+            placeholder="選択してください",
         )
         unit_radii = st.text_input(
             "分団ごとの基準距離（例: 第1分団=100, 第5分団=140）",

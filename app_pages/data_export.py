@@ -16,6 +16,7 @@ from core.timefmt import to_jst, today_jst
 from services import backup, member_import, water_import
 from services.catalog import MIN_PASSWORD_CHARS, Function, Level, Unencodable
 from services.errors import ServiceError
+from ui import tables
 from ui.common import current_actor, show_error
 from ui.import_view import require
 
@@ -49,9 +50,7 @@ for name, (label, export) in EXPORTS.items():
                 f"{label}に Shift_JIS（CP932）で表せない文字が {len(exc.problems):,}箇所あります。"
                 "UTF-8 で出力するか、該当する文字を直してください。"
             )
-            st.dataframe(
-                pd.DataFrame(exc.problems, columns=["対象", "列", "文字"]), hide_index=True
-            )
+            tables.show(pd.DataFrame(exc.problems, columns=["対象", "列", "文字"]), hide_index=True)
         except ServiceError as exc:
             show_error(exc)
         else:
@@ -97,7 +96,7 @@ if made := state.get("exp_backup"):
     st.success(
         f"{manifest.brigade} のバックアップを作成しました（{to_jst(manifest.created_at)} JST）。"
     )
-    st.dataframe(
+    tables.show(
         pd.DataFrame(
             [[FILE_LABELS.get(f.name, f.name), f.rows] for f in manifest.files],
             columns=["内容", "件数"],

@@ -12,6 +12,7 @@ import streamlit as st
 from services.catalog import Function, Level
 from services.dispatch import history
 from services.errors import ServiceError
+from ui import tables
 from ui.common import current_actor, show_error
 from ui.import_view import require
 from ui.incident_history_view import history_table, row_label, show_timeline
@@ -40,7 +41,7 @@ except ServiceError as exc:
 if not found.rows:
     st.info("条件に合う終わった出動はありません。")
     st.stop()
-st.dataframe(history_table(found.rows), hide_index=True, width="stretch", key="hist_table")
+tables.show(history_table(found.rows), hide_index=True, width="stretch", key="hist_table")
 shown = f"{len(found.rows)}件"
 if found.more:
     shown = f"新しい順に{shown}を表示しています。ほかにもあります。期間などで絞り込んでください。"

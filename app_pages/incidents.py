@@ -16,6 +16,7 @@ from services.catalog import Function, IncidentStatus, Level
 from services.dispatch import incidents
 from services.dispatch.incidents import IncidentView
 from services.errors import ServiceError
+from ui import tables
 from ui.callout_view import show_callout
 from ui.common import current_actor, run_action, show_error
 from ui.confirm import Confirmation, confirm_button
@@ -90,7 +91,7 @@ rows = open_rows if open_only else incidents.list_incidents(actor)
 if not rows:
     st.info("対応中の出動はありません。" if open_only else "出動の記録はありません。")
     st.stop()
-st.dataframe(incident_table(rows), hide_index=True, width="stretch")
+tables.show(incident_table(rows), hide_index=True, width="stretch")
 st.caption("時刻は日本時間（JST）。覚知は本部の記載、受信はこのシステムがメールを受けた時刻です。")
 
 labels = {str(i.id): label(i) for i in rows}

@@ -13,6 +13,7 @@ from services.dispatch import sources
 from services.dispatch.sources import SourceView
 from services.errors import ServiceError
 from ui import mail_source_form as form
+from ui import tables
 from ui.callout_rules_view import callout_rules_form
 from ui.callout_settings_view import callout_settings_form, test_callout_form
 from ui.common import current_actor, run_action, show_error
@@ -54,7 +55,7 @@ except ServiceError as exc:
 by_id = {str(s.id): s for s in saved}
 
 if saved:
-    st.dataframe(
+    tables.show(
         pd.DataFrame(
             [
                 {

@@ -11,6 +11,7 @@ import streamlit as st
 from core.timefmt import JST, to_jst, today_jst
 from services import notices
 from services.errors import ServiceError
+from ui import tables
 from ui.common import current_actor, show_error
 
 actor = current_actor()
@@ -53,7 +54,7 @@ if publish:
 
 st.subheader("これまでのお知らせ")
 listed = notices.all_notices(actor)
-st.dataframe(
+tables.show(
     pd.DataFrame(
         [
             {

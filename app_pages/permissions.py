@@ -12,6 +12,7 @@ from core.access import Need, allows
 from services import permissions, roles
 from services.catalog import Function, Level, MemberStatus
 from services.errors import ServiceError
+from ui import tables
 from ui.common import current_actor, run_action, show_error
 
 NOTICE_KEY = "permissions_notice"
@@ -92,10 +93,10 @@ if can_edit:
             f"{len(changes)} 件の権限を保存しました。",
         )
 else:
-    st.dataframe(table, hide_index=True, width="stretch", key="matrix_table")
+    tables.show(table, hide_index=True, width="stretch", key="matrix_table")
 
 st.subheader("役職")
-st.dataframe(
+tables.show(
     pd.DataFrame(
         [{"役職": r.name, "相当する階級": r.rank_name, "割当人数": r.members} for r in role_list],
         columns=["役職", "相当する階級", "割当人数"],
@@ -183,7 +184,7 @@ if chosen is not None:
     )
     if preview.status != MemberStatus.ACTIVE:
         st.warning("この団員は在籍中ではないため、ログインも操作もできません。")
-    st.dataframe(
+    tables.show(
         pd.DataFrame(
             [
                 {"機能": p.function.label, "権限": p.grant.label, "付与元": "・".join(p.sources)}

@@ -13,6 +13,7 @@ from core.timefmt import today_jst
 from services.catalog import Function, Level, ReportStatus
 from services.errors import ServiceError
 from services.reports import inspections, reports
+from ui import tables
 from ui.common import current_actor, run_action, show_error
 from ui.import_view import require
 from ui.report_export_view import show_month_export
@@ -72,7 +73,7 @@ with tabs[0]:
     done = [v for v in mine if not v.editable]
     st.subheader("提出した報告")
     if done:
-        st.dataframe(reports_table(done, with_member=False), hide_index=True, width="stretch")
+        tables.show(reports_table(done, with_member=False), hide_index=True, width="stretch")
         picked = st.selectbox(
             "経過を見る報告",
             done,
@@ -95,7 +96,7 @@ if others:
         status = cols[1].selectbox("状態", list(statuses), index=None, placeholder="すべて")
         views = reports.list_reports(actor, month=month, status=statuses.get(status or ""))
         if views:
-            st.dataframe(reports_table(views, with_member=True), hide_index=True, width="stretch")
+            tables.show(reports_table(views, with_member=True), hide_index=True, width="stretch")
         else:
             st.info("この条件の報告はありません。")
         with st.expander("団員の代わりに報告を入力する（代理入力）", icon=":material/edit_note:"):

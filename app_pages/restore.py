@@ -14,6 +14,7 @@ from services.catalog import Function, Level
 from services.errors import ServiceError
 from ui import bulk_change_view as bulk_view
 from ui import import_view as view
+from ui import tables
 from ui.common import current_actor, show_error
 
 # everything else absent is deleted
@@ -29,7 +30,7 @@ state = st.session_state
 st.title("復元")
 if notice := state.pop("rst_notice", None):
     st.success(notice[0])
-    st.dataframe(pd.DataFrame(notice[1], columns=RESULT_COLUMNS), hide_index=True)
+    tables.show(pd.DataFrame(notice[1], columns=RESULT_COLUMNS), hide_index=True)
 bulk_view.undo_section(actor)
 st.subheader("バックアップファイルから復元")
 st.warning(
@@ -69,7 +70,7 @@ cols[0].metric("消防団", preview.brigade)
 cols[1].metric("作成日時（JST）", preview.created_at_jst)
 cols[2].metric("パスワード", "あり" if preview.encrypted else "なし")
 st.caption("検証済み: すべてのファイルが管理情報（SHA-256・行数）と一致しました。")
-st.dataframe(
+tables.show(
     pd.DataFrame(
         [
             [label, preview.manifest.rows[backup.ENTITIES[name]]]

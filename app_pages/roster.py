@@ -12,6 +12,7 @@ import streamlit as st
 from core.access import Need, allows
 from services import members
 from services.catalog import Function, Level, MemberCreate, MemberStatus, MemberUpdate
+from ui import tables
 from ui.common import current_actor, run_action
 from ui.confirm import SELF_ACTION, Confirmation, confirm_button, named
 from ui.member_form import member_form
@@ -74,7 +75,7 @@ selectable = can_edit or can_manage_accounts
 if selectable:
     # The key follows the listed members, so a selection never outlives the rows it was made on.
     listed = hashlib.sha256("".join(str(m.id) for m in rows).encode()).hexdigest()[:12]
-    event = st.dataframe(
+    event = tables.show(
         table,
         hide_index=True,
         width="stretch",
@@ -84,7 +85,7 @@ if selectable:
     )
     selected = [rows[i] for i in event.selection.rows if i < len(rows)]
 else:
-    st.dataframe(table, hide_index=True, width="stretch")
+    tables.show(table, hide_index=True, width="stretch")
     selected = []
 
 
@@ -197,7 +198,7 @@ if choice is not None:
             run(lambda: members.readmit_member(actor, member.id), "在籍に戻しました。")
 
 with st.expander("所属ラベルの一覧", icon=":material/label:"):
-    st.dataframe(
+    tables.show(
         pd.DataFrame(
             [{"所属": a.label, "団員数": a.members, "うち在籍": a.active} for a in labels_in_use],
             columns=["所属", "団員数", "うち在籍"],

@@ -17,6 +17,7 @@ from services.catalog import (
 )
 from services.errors import ServiceError
 from services.water_sources import Registry, WaterSourceFilter
+from ui import tables
 from ui import water_forms as forms
 from ui import water_panels as panels
 from ui.common import current_actor, show_error
@@ -172,7 +173,7 @@ def map_view(registry: Registry, shown: list, chosen: WaterSourceFilter) -> None
 
 def list_view(shown: list, chosen: WaterSourceFilter) -> None:
     st.caption(f"{len(shown)} 件")
-    picked = st.dataframe(
+    picked = tables.show(
         forms.table(shown),
         hide_index=True,
         width="stretch",

@@ -17,6 +17,7 @@ from services.dispatch import board
 from services.dispatch.board import BoardIncident
 from services.dispatch.tally import UNANSWERED, UnitTally
 from services.errors import ServiceError
+from ui import tables
 from ui.common import plain, show_error
 
 REFRESH_SECONDS = 3
@@ -90,7 +91,7 @@ def answers_table(item: BoardIncident) -> None:
     answered = item.answered
     if not answered:
         return
-    st.dataframe(
+    tables.show(
         pd.DataFrame(
             [
                 {

@@ -10,6 +10,7 @@ import streamlit as st
 from core.actor import Actor
 from services import backup, bulk_guard, pre_change
 from services.catalog import ImportPreview, ImportResult, MissingRows
+from ui import tables
 from ui.confirm import Confirmation, confirm_button
 
 WHAT = {"member": "退団", "water_sources": "削除（廃止）"}
@@ -57,7 +58,7 @@ def undo_section(actor: Actor) -> None:
     if not entries:
         st.caption("自動バックアップはありません。")
         return
-    st.dataframe(
+    tables.show(
         pd.DataFrame(
             [
                 [

@@ -17,6 +17,7 @@ from services.catalog import ETA_CHOICES, Answer
 from services.dispatch import callout, callout_rules, tally
 from services.dispatch.incidents import IncidentView
 from services.errors import ServiceError
+from ui import tables
 from ui.common import run_action, show_error
 
 REFRESH_SECONDS = 5
@@ -45,7 +46,7 @@ def live_tally(actor: Actor, incident_id: uuid.UUID) -> None:
     ):
         col.metric(text, f"{totals.get(key, 0)}名")
     if board.units:
-        st.dataframe(
+        tables.show(
             pd.DataFrame(
                 [
                     {
@@ -63,7 +64,7 @@ def live_tally(actor: Actor, incident_id: uuid.UUID) -> None:
             hide_index=True,
             width="stretch",
         )
-    st.dataframe(
+    tables.show(
         pd.DataFrame(
             [
                 {

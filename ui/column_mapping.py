@@ -15,6 +15,7 @@ from services import import_mappings
 from services.catalog import HEADER_SCAN_ROWS, WATER_SOURCE_KINDS, ColumnMapping
 from services.errors import ServiceError
 from services.water_import import SheetInfo, WaterFile
+from ui import tables
 from ui.common import show_error
 
 UNUSED = ""
@@ -103,7 +104,7 @@ class MappingStep:
             st.caption(
                 f"見出しから分かった {len(suggested)} 列は選んであります。確かめてください。"
             )
-        st.dataframe(
+        tables.show(
             pd.DataFrame(
                 [(row + [""] * width)[:width] for row in sample],
                 columns=[f"{i + 1}. {cell}" for i, cell in enumerate(header)],

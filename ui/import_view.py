@@ -23,6 +23,7 @@ from services.catalog import (
     RowPlan,
     RowStatus,
 )
+from ui import tables
 from ui.file_input import file_input
 
 T = TypeVar("T")
@@ -92,7 +93,7 @@ def show_preview(preview: ImportPreview) -> None:
         st.info(note)
     if warnings := preview.warnings:
         st.markdown(f"**確認 {len(warnings):,}件**（このまま登録できます。内容を確かめてください）")
-        st.dataframe(
+        tables.show(
             pd.DataFrame([[w.row, w.column, w.message] for w in warnings], columns=ERROR_COLUMNS),
             hide_index=True,
             width="stretch",
@@ -100,7 +101,7 @@ def show_preview(preview: ImportPreview) -> None:
     show_new_rows([r for r in preview.rows if r.status == RowStatus.NEW], key=preview.entity)
     if changed := [r for r in preview.rows if r.status == RowStatus.CHANGED]:
         st.markdown(f"**変更になる行 {len(changed):,}件**（項目ごとの変更前と変更後）")
-        st.dataframe(
+        tables.show(
             pd.DataFrame(
                 [line for r in changed for line in change_lines(r)], columns=CHANGE_COLUMNS
             ),
@@ -111,7 +112,7 @@ def show_preview(preview: ImportPreview) -> None:
     if errors := preview.errors:
         st.markdown(f"**エラー {len(errors):,}件**（すべて直してから、もう一度読み込んでください）")
         shown = errors[:ERROR_ROWS_SHOWN]
-        st.dataframe(
+        tables.show(
             pd.DataFrame([[e.row, e.column, e.message] for e in shown], columns=ERROR_COLUMNS),
             hide_index=True,
             width="stretch",
@@ -143,7 +144,7 @@ def show_new_rows(rows: Sequence[RowPlan], *, key: str) -> None:
         )
         st.caption(f"{NEW_ROWS_SHOWN:,}件ずつ表示しています。")
     shown = rows[(page - 1) * NEW_ROWS_SHOWN : page * NEW_ROWS_SHOWN]
-    st.dataframe(
+    tables.show(
         pd.DataFrame([{"行": r.row, **dict(r.fields)} for r in shown]),
         hide_index=True,
         width="stretch",
@@ -160,7 +161,7 @@ def show_normalised(rows: Sequence[RowPlan]) -> None:
     if not lines:
         return
     st.markdown(f"**正規化 {len(lines):,}件**（ファイルの値を次のように直して登録します）")
-    st.dataframe(pd.DataFrame(lines, columns=NORMALISED_COLUMNS), hide_index=True, width="stretch")
+    tables.show(pd.DataFrame(lines, columns=NORMALISED_COLUMNS), hide_index=True, width="stretch")
 
 
 def visible(text: str) -> str:

@@ -12,6 +12,7 @@ import streamlit as st
 from core.timefmt import clock_jst, to_jst
 from services.dispatch.history import HistoryRow, Timeline
 from services.dispatch.statistics import DispatchStatistics
+from ui import tables
 
 UNKNOWN_KIND = "種別不明"
 # The steps from the 消防本部's mail to LINE accepting the call-out, each from the one before.
@@ -96,7 +97,7 @@ def show_timeline(line: Timeline) -> None:
             )
     else:
         st.caption("LINEが受け付けた出動連絡がないため、数えられません。")
-    st.dataframe(
+    tables.show(
         pd.DataFrame(
             [
                 {"日時": to_jst(e.at, seconds=True), "できごと": e.what, "内容": e.detail}
@@ -133,7 +134,7 @@ def show_statistics(stats: DispatchStatistics) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**分団別：規定人数がそろうまで**")
-        st.dataframe(
+        tables.show(
             pd.DataFrame(
                 [
                     {
@@ -165,7 +166,7 @@ def show_statistics(stats: DispatchStatistics) -> None:
         )
         if not rates.empty:
             st.bar_chart(rates, x="分団", y="回答率(%)", horizontal=True, sort=False)
-        st.dataframe(rates, hide_index=True, key="stats_answers")
+        tables.show(rates, hide_index=True, key="stats_answers")
 
 
 def _months(stats: DispatchStatistics) -> None:
@@ -177,4 +178,4 @@ def _months(stats: DispatchStatistics) -> None:
     st.bar_chart(counts, x="月", y="件数", color="種別", sort=False)
     table = counts.pivot_table(index="月", columns="種別", values="件数", aggfunc="sum")
     table = table.reindex(list(stats.months)).fillna(0).astype(int)
-    st.dataframe(table.rename_axis(columns=None).reset_index(), hide_index=True, key="stats_months")
+    tables.show(table.rename_axis(columns=None).reset_index(), hide_index=True, key="stats_months")

@@ -16,6 +16,7 @@ from services.dispatch import incident_map
 from services.dispatch.incident_map import IncidentPosition, NearestWater
 from services.dispatch.incidents import IncidentView
 from services.errors import ServiceError
+from ui import tables
 from ui.common import run_action, show_error
 from ui.map_builder import fit_to
 from ui.water_map_folium import build_map
@@ -139,7 +140,7 @@ def water_table(found: NearestWater) -> None:
     if not found.sources:
         st.info(f"半径 {found.radius_m} m 以内に使用可の水利はありません。")
         return
-    st.dataframe(
+    tables.show(
         pd.DataFrame(
             [
                 {

@@ -19,6 +19,7 @@ from core.timefmt import JST, to_jst, today_jst
 from services.catalog import IncidentStatus
 from services.dispatch import incidents
 from services.dispatch.incidents import EntryView, IncidentInput, IncidentView
+from ui import tables
 from ui.common import run_action
 
 REVIEW_BADGE = "⚠ 要確認"
@@ -70,7 +71,9 @@ def incident_table(rows: list[IncidentView]) -> pd.io.formats.style.Styler:
         ],
         columns=LIST_COLUMNS,
     )
-    return frame.style.apply(lambda row: [_REVIEW_ROW if row["要確認"] else ""] * len(row), axis=1)
+    return tables.blank_missing(frame).style.apply(
+        lambda row: [_REVIEW_ROW if row["要確認"] else ""] * len(row), axis=1
+    )
 
 
 def review_warning(incident: IncidentView) -> None:
@@ -115,7 +118,7 @@ def show_incident(incident: IncidentView, entries: list[EntryView]) -> None:
     if incident.map_url:
         st.link_button("地図を開く（消防本部のリンク）", incident.map_url, icon=":material/map:")
     st.markdown("**経過**")
-    st.dataframe(
+    tables.show(
         pd.DataFrame(
             [
                 {

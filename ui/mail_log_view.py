@@ -18,6 +18,7 @@ from services.catalog import MailStatus
 from services.dispatch import mail_log
 from services.dispatch.mail_log import MailLogRow
 from services.errors import ServiceError
+from ui import tables
 from ui.common import show_error
 from ui.profile_preview import problem_lines
 
@@ -96,7 +97,7 @@ def show(actor: Actor, *, is_admin: bool) -> None:
         if rows
         else "条件に合う受信メールはありません。"
     )
-    st.dataframe(
+    tables.show(
         pd.DataFrame(
             [_record(r, is_admin) for r in rows],
             columns=COLUMNS + PERSONAL_COLUMNS if is_admin else COLUMNS,

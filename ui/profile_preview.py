@@ -15,6 +15,7 @@ from formats.dispatch_profile import FIELD_LABELS, ParsedDispatch
 from services.dispatch import sources
 from services.dispatch.sources import Preview
 from services.errors import ServiceError
+from ui import tables
 from ui.common import show_error
 from ui.file_input import file_input
 
@@ -102,7 +103,7 @@ def show_preview(preview: Preview) -> None:
         )
     else:
         st.success("必要な項目を読み取れました。")
-    st.dataframe(
+    tables.show(
         pd.DataFrame(rows, columns=["項目", "読み取った値"]), hide_index=True, width="stretch"
     )
     problem_lines(tuple(mail.problems) + tuple(parsed.problems))

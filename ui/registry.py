@@ -192,9 +192,11 @@ def pages_for(actor: Actor | None) -> list[st.Page] | dict[str, list[st.Page]]:
             for url in _known_elsewhere(specs)
         ]
     # A signed-in actor who opens a page they may not see (a bookmark, an old link) gets a
-    # Japanese refusal at that address (hidden from the menu), not Streamlit's English dialog.
+    # Japanese refusal at that address (hidden from the menu), not Streamlit's English dialog;
+    # a LINE login bound to no member gets its one page there (code entry, brigade choice).
+    instead = LINE_PAGES[actor.kind].path if actor.kind in LINE_PAGES else NO_ACCESS_PAGE
     pages += [
-        st.Page(NO_ACCESS_PAGE, title=title, url_path=url, visibility="hidden")
+        st.Page(instead, title=title, url_path=url, visibility="hidden")
         for url, title in _known_elsewhere(specs).items()
     ]
     if specs and all(s in MEMBER_PAGES for s in specs):

@@ -14,6 +14,7 @@ from core.timefmt import today_jst
 from services.errors import ServiceError
 from services.reports import export
 from services.reports.export import ExportKind
+from ui import tables
 from ui.common import show_error
 
 
@@ -43,7 +44,7 @@ def show_month_export(actor: Actor) -> None:
         yen(sum(totals.values())),
         help=f"{len(summary.activities)}件の活動、{len(totals)}名",
     )
-    st.dataframe(
+    tables.show(
         pd.DataFrame(
             [{"団員番号": c, "氏名": n, "報酬額": yen(t)} for (c, n), t in sorted(totals.items())]
         ),

@@ -17,6 +17,7 @@ from services.catalog import (
     WaterInspectionCreate,
     WaterSourcePublic,
 )
+from ui import tables
 from ui.common import run_action
 
 NOTICE = "water_notice"
@@ -172,7 +173,7 @@ def details(source: WaterSourcePublic) -> None:
         rows["容量"] = f"{source.capacity_m3:g}m³" if source.capacity_m3 is not None else "不明"
         rows["落差"] = f"{source.drop_m:g}m" if source.drop_m is not None else "不明"
         rows["水深"] = f"{source.depth_m:g}m" if source.depth_m is not None else "不明"
-    st.dataframe(
+    tables.show(
         pd.DataFrame({"項目": list(rows), "内容": list(rows.values())}),
         hide_index=True,
         width="stretch",
@@ -184,7 +185,7 @@ def inspections(actor, source: WaterSourcePublic, can_record: bool) -> None:
     st.markdown("**点検履歴**")
     history = water_sources.list_inspections(actor, source.id)
     if history:
-        st.dataframe(
+        tables.show(
             pd.DataFrame(
                 [
                     {

@@ -11,6 +11,7 @@ from core.actor import Actor
 from services import brigade_settings, geo, water_sources
 from services.catalog import WaterSourceCreate, WaterSourceUpdate
 from services.water_sources import Registry
+from ui import tables
 from ui import water_forms as forms
 from ui.confirm import Confirmation, confirm_button
 
@@ -119,7 +120,7 @@ def point_panel(rights: Rights, registry: Registry, point: tuple[float, float]) 
     else:
         st.warning("基準距離内に使用可能な水利がありません。")
     nearest = water_sources.nearest_usable_in(registry.sources, registry.settings, lat, lon, 5)
-    st.dataframe(
+    tables.show(
         [
             {
                 "水利番号": hit.source.code,

@@ -25,7 +25,7 @@ def test_the_box_fits_the_rows_up_to_a_limit():
 
 
 def script():
-    import pandas as pd  # noqa: F401  (AppTest runs this function's body alone)
+    import pandas as pd
 
     from ui import tables
 

@@ -23,7 +23,7 @@ class PageSpec:
 
 # The sidebar's groups, in this order; a page not named here goes to the first (no heading).
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "": ("home", "dashboard"),
+    "": ("home", "dashboard", "help"),
     "出動": ("incidents", "board", "turnout", "incident-history"),
     "出動報告": ("reports", "approvals"),
     "団員・水利": ("roster", "water-map"),
@@ -39,6 +39,8 @@ MEMBER_PAGES = (
         "dashboard",
     ),
     PageSpec("app_pages/home.py", "ホーム", ":material/home:", None, "home"),
+    # the manual: every signed-in member, since it holds no brigade data (docs/manual/)
+    PageSpec("app_pages/help.py", "ヘルプ", ":material/help:", None, "help"),
     PageSpec(
         "app_pages/incidents.py",
         "災害出動",

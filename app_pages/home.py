@@ -1,4 +1,5 @@
-"""ホーム: who I am in this brigade and what I may do."""
+"""ホーム: who I am in this brigade, what I may do, and (for its administrators) what is left
+to set up."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from services.catalog import FUNCTION_LABELS, Function, Level
 from services.dispatch import incidents
 from services.reports import reports
 from ui.common import current_actor
+from ui.setup_checklist_view import show_setup_checklist
 
 actor = current_actor()
 
@@ -62,6 +64,8 @@ for notice in registrations.code_notices(actor):
             f"権限を編集できる団員）のLINE登録コードが {notice.issued_by} により発行されました。",
             icon=":material/key:",
         )
+
+show_setup_checklist(actor)
 
 st.subheader("付与されている権限")
 labels = {f: actor.level(f).label for f in Function if allows(actor, Need(f, Level.VIEW))}

@@ -1,0 +1,58 @@
+"""はじめの設定 on ホーム (#18): the brigade's setup steps, each ticked from its data, the open
+ones explained with a link to the page that does them.
+
+While a required step is open the list stands in full; once only optional (任意) steps are open
+it folds into one closed line, so a brigade that does without them is not nagged on every visit;
+when every step is done it is gone (it comes back by itself if a step is undone)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.actor import Actor
+from services import setup_checklist
+from services.setup_checklist import Checklist, Step
+from ui.common import plain
+from ui.registry import PageSpec, specs_for
+
+TITLE = "はじめの設定"
+
+
+def show_setup_checklist(actor: Actor) -> None:
+    if not setup_checklist.offered(actor):
+        return
+    checklist = setup_checklist.checklist(actor)
+    if not checklist.open_steps:
+        return
+    pages = {spec.url_path: spec for spec in specs_for(actor)}
+    if checklist.required_open:
+        st.subheader(TITLE)
+        done = len(checklist.steps) - len(checklist.open_steps)
+        st.caption(f"{done}/{len(checklist.steps)} 件完了。設定が済むと自動でチェックが付きます。")
+        _steps(checklist, pages)
+        return
+    optional = len(checklist.open_steps)
+    with st.expander(
+        f"{TITLE}: 必要な設定は完了しました（任意の項目 {optional}件が未設定）",
+        icon=":material/checklist:",
+    ):
+        _steps(checklist, pages)
+
+
+def _steps(checklist: Checklist, pages: dict[str, PageSpec]) -> None:
+    for step in checklist.steps:
+        if step.done:
+            st.markdown(_line(step))
+            continue
+        with st.container(border=True):
+            st.markdown(_line(step))
+            st.caption(step.hint)
+            if (page := pages.get(step.page)) is not None:
+                st.page_link(page.path, label=f"{page.title}を開く", icon=page.icon)
+
+
+def _line(step: Step) -> str:
+    mark = ":green[:material/check_circle:]" if step.done else ":material/radio_button_unchecked:"
+    optional = "" if step.required else "（任意）"
+    found = f"　{plain(step.found)}" if step.found else ""
+    return f"{mark} **{step.label}**{optional}{found}"

@@ -15,6 +15,12 @@ st.caption(
     "火消しの管理者向けマニュアルです。画面の画像はデモ用の架空の消防団のものです。"
     "表示されるメニューは、あなたの階級・役職の権限によって異なります。"
 )
-chapter = st.selectbox("章", manual.chapters(), format_func=lambda c: c.title, key="help_chapter")
+chapter = st.selectbox(
+    "章",
+    manual.chapters(),
+    format_func=lambda c: c.title,
+    key="help_chapter",
+    placeholder="選択してください",
+)
 st.divider()
 manual.show_chapter(chapter)

@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 
 import config
+from services.errors import ServiceError, ValidationError
 
 ROOT = Path(__file__).resolve().parent
 
@@ -212,6 +213,15 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(main_recover(args.tenant, args.member_code, give_admin=args.give_admin))
     except config.ConfigError as exc:
         sys.exit(f"設定エラー: {exc}")
+    except ServiceError as exc:  # refused input: its Japanese message, not a traceback
+        sys.exit(f"エラー: {one_line(exc)}")
+
+
+def one_line(exc: ServiceError) -> str:
+    """A refused command's message on one line: each field's message of a ValidationError."""
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.errors.values())
+    return exc.message
 
 
 if __name__ == "__main__":

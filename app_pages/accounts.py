@@ -1,5 +1,5 @@
-"""アカウント管理: LINE registration codes (issue, reissue, printable sheet), unlinking, and
-suspending / reactivating a member's access."""
+"""アカウント管理: LINE registration codes (issue, reissue, printable sheet, 一括発行), unlinking,
+and suspending / reactivating a member's access."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from formats.registration_sheet import registration_sheet_html
 from services import members, registrations
 from services.catalog import Function, Level, MemberStatus
 from services.errors import ServiceError
+from services.signin import line
 from ui.common import current_actor, run_action, show_error
 from ui.confirm import SELF_ACTION, Confirmation, confirm_button, named
 from ui.pickers import member_picker, next_round
+from ui.registration_batch_view import batch_section, sheet_address
 
 ISSUED_KEY = "accounts_issued"
 NOTICE_KEY = "accounts_notice"
@@ -47,6 +49,7 @@ if issued := st.session_state.get(ISSUED_KEY):
                 brigade=issued.tenant_name,
                 member_name=issued.member_name,
                 member_code=issued.member_code,
+                affiliation=issued.affiliation,
                 user_id=issued.user_id,
                 code=issued.code,
                 url=issued.url,
@@ -110,7 +113,14 @@ st.caption(
 if not accounts or not allows(actor, Need(Function.MEMBER_ACCOUNTS, Level.EDIT)):
     st.stop()
 
-st.subheader("操作")
+line_ready = line.is_configured()
+if line_ready:
+    sheet_address()
+    batch_section(actor, notice_key=NOTICE_KEY)
+else:
+    st.warning(registrations.LINE_NOT_CONFIGURED)
+
+st.subheader("個別の操作")
 by_id = {a.member_id: a for a in accounts}
 member_id = member_picker(
     st,
@@ -160,7 +170,7 @@ if account.line_linked:
             f"{account.name} さんのLINE連携を解除しました。",
         )
         confirm_button(cols[0], "LINE連携を解除", unlink, key="accounts_unlink")
-elif active:
+elif active and line_ready:
     label = "登録コードを発行" if account.registration == "none" else "登録コードを再発行"
     if cols[0].button(label, type="primary"):
         run(registrations.issue_registration, f"{account.name} さんの登録コードを発行しました。")

@@ -7,9 +7,11 @@ import pandas as pd
 import streamlit as st
 
 from core.timefmt import to_jst, today_jst
-from services import recovery, tenant_lifecycle, tenants
+from services import recovery, registrations, tenant_lifecycle, tenants
 from services.errors import ServiceError
+from services.signin import line
 from ui.common import current_actor, show_error
+from ui.registration_batch_view import local_only
 
 STATUS_LABELS = {"active": "利用中", "cancelled": "解約（削除待ち）", "deleted": "解約・削除済み"}
 
@@ -39,6 +41,25 @@ st.dataframe(
     hide_index=True,
     width="stretch",
 )
+
+# One LINE Login channel serves every brigade of this installation (config.Settings).
+st.subheader("LINEログイン（すべての団で共通）")
+if line.is_configured():
+    st.info(
+        "LINEログイン: 設定済み。各団は団員の登録コードを発行できます。"
+        f"LINE Developers のコールバックURL: {line.callback_url()}"
+    )
+else:
+    st.warning(
+        "LINEログイン: 未設定。団員はLINEでログインできず、どの団も登録コードを発行できません。"
+        "HIKESHI_LINE_CHANNEL_ID と HIKESHI_LINE_CHANNEL_SECRET を設定してください。"
+    )
+st.caption(f"公開URL（登録用紙のQRコードの接続先）: {registrations.public_base_url()}")
+if local_only(registrations.public_base_url()):
+    st.warning(
+        "公開URLがこのパソコン自身を指しているため、登録用紙のQRコードは団員のスマートフォンから"
+        "開けません。HIKESHI_PUBLIC_BASE_URL に団員が開けるURLを設定してください。"
+    )
 
 st.subheader("消防団を作成")
 with st.form("brigade_create", clear_on_submit=False):

@@ -32,6 +32,13 @@ class Conflict(ServiceError):
     message = "他の利用者が先に更新しました。画面を再読み込みしてからやり直してください。"
 
 
+class NotConfigured(ServiceError):
+    """The installation lacks a setting the call needs (the operator's to give, not the user's
+    input)."""
+
+    message = "この機能に必要な設定がされていません。運営者にお問い合わせください。"
+
+
 class ValidationError(ServiceError):
     """Field-level messages: {field: message}. Row-numbered errors use keys like "3:電話番号"."""
 

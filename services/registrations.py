@@ -45,10 +45,10 @@ from services import audit
 from services.base import Tx, record_denial, scoped, transaction
 from services.crypto import TenantCipher
 from services.db import unit_of_work
-from services.errors import NotFound, PermissionDenied, Refused, ValidationError
+from services.errors import NotConfigured, NotFound, PermissionDenied, Refused, ValidationError
 from services.grants import Grant, member_grants
 from services.members.ceiling import check_ceiling, is_permission_admin
-from services.signin import line_sessions, owners, sessions
+from services.signin import line, line_sessions, owners, sessions
 from services.signin.line_friendship import carry_to_link
 from services.signin.sessions import may_sign_in
 
@@ -60,6 +60,11 @@ AUTH = AuditCategory.AUTH
 CODE_NEEDS_ADMIN = (
     "パスワードでログインする団員や、役職・権限を編集できる団員の登録コードは、"
     "役職・権限の管理権限を持つ人だけが発行できます。"
+)
+LINE_NOT_CONFIGURED = (
+    "LINEログインのチャネルが設定されていないため、登録コードは発行できません"
+    "（登録用紙のQRコードを読み取っても、団員はLINEでログインできません）。"
+    "運営者にLINEログインの設定（チャネルIDとチャネルシークレット）を依頼してください。"
 )
 
 MESSAGES = {
@@ -88,6 +93,7 @@ class IssuedRegistration:
     member_id: uuid.UUID
     member_code: str
     member_name: str
+    affiliation: str
     user_id: str
     code: str
     expires_at: datetime
@@ -149,8 +155,19 @@ def grouped(value: str) -> str:
     return "-".join(value[i : i + 4] for i in range(0, len(value), 4))
 
 
+def public_base_url() -> str:
+    """Where the sheets send members: the configured public URL (HIKESHI_PUBLIC_BASE_URL)."""
+    return get_settings().public_base_url.rstrip("/")
+
+
 def registration_url(user_id: str) -> str:
-    return f"{get_settings().public_base_url.rstrip('/')}/auth/line/login?uid={user_id}"
+    return f"{public_base_url()}/auth/line/login?uid={user_id}"
+
+
+def require_line_login() -> None:
+    """A sheet's QR code leads nowhere without the installation's LINE Login channel."""
+    if not line.is_configured():
+        raise NotConfigured(LINE_NOT_CONFIGURED)
 
 
 def _random(length: int) -> str:
@@ -199,7 +216,7 @@ def list_accounts(actor: Actor) -> list[AccountStatus]:
                 line_linked=m.id in links,
                 linked_at=links[m.id].linked_at if m.id in links else None,
                 friend_status=links[m.id].friend_status if m.id in links else "",
-                registration=_state(registrations.get(m.id)),
+                registration=state_of(registrations.get(m.id)),
                 user_id=grouped(registrations[m.id].user_id) if m.id in registrations else "",
                 expires_at=registrations[m.id].expires_at if m.id in registrations else None,
                 open_sessions=sessions.get(m.id, 0),
@@ -210,10 +227,10 @@ def list_accounts(actor: Actor) -> list[AccountStatus]:
 
 def issue_registration(actor: Actor, member_id: uuid.UUID) -> IssuedRegistration:
     """A new user id and code (or a new code for the member's user id); the old code dies."""
-    settings = get_settings()
     with transaction(
         actor, Need(Function.MEMBER_ACCOUNTS, Level.EDIT), action="registration.issue"
     ) as tx:
+        require_line_login()
         member = _member(tx, member_id)
         if member.status != MemberStatus.ACTIVE:
             raise ValidationError({"member": "在籍中の団員にのみ登録コードを発行できます。"})
@@ -225,52 +242,58 @@ def issue_registration(actor: Actor, member_id: uuid.UUID) -> IssuedRegistration
             raise ValidationError(
                 {"member": "既にLINEと連携済みです。再発行するには先に連携を解除してください。"}
             )
-        registration = _registration(tx, member.id)
-        reissued = registration is not None
-        if registration is None:
-            registration = LineRegistration(
-                user_id=_new_user_id(tx.session),
-                tenant_id=tx.tenant_id,
-                member_id=member.id,
-                code_hash="",
-                expires_at=utcnow(),
-            )
-        code = _random(CODE_LENGTH)
-        registration.code_hash = code_hash(registration.user_id, code)
-        registration.issued_at = utcnow()
-        registration.expires_at = registration.issued_at + timedelta(
-            days=settings.registration_code_days
-        )
-        registration.used_at = registration.locked_at = None
-        registration.failed_attempts = 0
-        tx.session.add(registration)
-        action = "registration.reissue" if reissued else "registration.issue"
-        tx.audit(
-            action,
-            category=AUTH,
-            target_type="member",
-            target_id=member.id,
-            details={
-                "member_code": member.member_code,
-                "user_id": registration.user_id,
-                "expires_at": registration.expires_at,
-                "sensitive": sensitive,
-            },
-        )
-        tenant = tx.session.get(Tenant, tx.tenant_id)
-        returned = IssuedRegistration(
-            tenant_name=tenant.name if tenant else "",
-            member_id=member.id,
-            member_code=member.member_code,
-            member_name=tx.cipher.member_name(member),
-            user_id=grouped(registration.user_id),
-            code=grouped(code),
-            expires_at=registration.expires_at,
-            url=registration_url(registration.user_id),
-            reissued=reissued,
-        )
+        returned = issue_code(tx, member, _registration(tx, member.id), sensitive=sensitive)
         tx.commit()
         return returned
+
+
+def issue_code(
+    tx: Tx, member: Member, registration: LineRegistration | None, *, sensitive: bool
+) -> IssuedRegistration:
+    """Give the member a new code (and a user id if they have none), audited; the caller has
+    checked that the actor may. Also used by services.registration_batch."""
+    reissued = registration is not None
+    if registration is None:
+        registration = LineRegistration(
+            user_id=_new_user_id(tx.session),
+            tenant_id=tx.tenant_id,
+            member_id=member.id,
+            code_hash="",
+            expires_at=utcnow(),
+        )
+    code = _random(CODE_LENGTH)
+    registration.code_hash = code_hash(registration.user_id, code)
+    registration.issued_at = utcnow()
+    registration.expires_at = registration.issued_at + timedelta(
+        days=get_settings().registration_code_days
+    )
+    registration.used_at = registration.locked_at = None
+    registration.failed_attempts = 0
+    tx.session.add(registration)
+    tx.audit(
+        "registration.reissue" if reissued else "registration.issue",
+        category=AUTH,
+        target_type="member",
+        target_id=member.id,
+        details={
+            "member_code": member.member_code,
+            "user_id": registration.user_id,
+            "expires_at": registration.expires_at,
+            "sensitive": sensitive,
+        },
+    )
+    return IssuedRegistration(
+        tenant_name=tx.brigade_name,
+        member_id=member.id,
+        member_code=member.member_code,
+        member_name=tx.cipher.member_name(member),
+        affiliation=member.affiliation,
+        user_id=grouped(registration.user_id),
+        code=grouped(code),
+        expires_at=registration.expires_at,
+        url=registration_url(registration.user_id),
+        reissued=reissued,
+    )
 
 
 def unlink_line(actor: Actor, member_id: uuid.UUID) -> int:
@@ -385,7 +408,8 @@ def _new_user_id(db: DbSession) -> str:
             return candidate
 
 
-def _state(registration: LineRegistration | None) -> str:
+def state_of(registration: LineRegistration | None) -> str:
+    """The registration's state, a key of STATE_LABELS."""
     if registration is None:
         return "none"
     if registration.used_at is not None:

@@ -363,3 +363,12 @@ def owner_engine(engine: Engine, database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def dialect(engine: Engine) -> str:
     return engine.dialect.name
+
+
+@pytest.fixture
+def line_login_channel() -> Iterator[None]:
+    """The installation has a LINE Login channel (registration codes are issued only then)."""
+    from tests.fakes.line_server import LOGIN_CHANNEL_ENV, configured
+
+    with configured(LOGIN_CHANNEL_ENV):
+        yield

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from services import registrations
 from services.dispatch import intake
 from services.signin import sessions
@@ -21,6 +23,7 @@ def _texts(at) -> list[str]:
     return [e.value for e in (*at.warning, *at.info)]
 
 
+@pytest.mark.usefixtures("line_login_channel")
 def test_codes_issued_for_me_and_for_password_users_are_shown(open_app):
     tenant = make_tenant(f"通知消防団{uuid.uuid4().hex[:6]}")
     chief = sign_in(tenant)  # 団長, 管理, password login

@@ -14,7 +14,7 @@ from services import members, registrations
 from services.signin import line, sessions
 from tests.e2e.conftest import serve_app
 from tests.factories import admin, make_member, make_tenant
-from tests.fakes.line_server import FakeLine, FakeUser, configured, serve
+from tests.fakes.line_server import LOGIN_CHANNEL_ENV, FakeLine, FakeUser, configured, serve
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +43,7 @@ def context(browser: Browser, fake_line: FakeLine) -> Iterator[BrowserContext]:
 
 def issue(line_app: str, tenant, member_id) -> registrations.IssuedRegistration:
     """Issued as the administrator would on this server (the sheet's URL names it)."""
-    with configured({"HIKESHI_PUBLIC_BASE_URL": line_app}):
+    with configured({**LOGIN_CHANNEL_ENV, "HIKESHI_PUBLIC_BASE_URL": line_app}):
         return registrations.issue_registration(admin(tenant), member_id)
 
 

@@ -386,6 +386,14 @@ def callback_target(location: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
+# A LINE Login channel, for tests that need one configured but never call LINE (issuing a
+# registration code is refused without one).
+LOGIN_CHANNEL_ENV = {
+    "HIKESHI_LINE_CHANNEL_ID": "1650000000",
+    "HIKESHI_LINE_CHANNEL_SECRET": "s" * 32,
+}
+
+
 @contextmanager
 def configured(env: dict[str, str]) -> Iterator[None]:
     """The application's settings with these HIKESHI_* variables, restored afterwards."""

@@ -80,6 +80,7 @@ def status(b: Brigade, member: MemberPublic) -> MemberStatus:
 # 1 -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("line_login_channel")
 def test_1_a_unit_leader_cannot_take_over_the_chief_through_a_registration_code(brigade):
     b = brigade
     leader = signed_in(b.tenant, b.leader)
@@ -90,6 +91,7 @@ def test_1_a_unit_leader_cannot_take_over_the_chief_through_a_registration_code(
     assert registrations.issue_registration(leader, b.plain.id).member_id == b.plain.id
 
 
+@pytest.mark.usefixtures("line_login_channel")
 def test_1_a_code_for_a_password_user_or_a_permission_editor_needs_admin(brigade):
     b = brigade
     give_login(b.tenant, b.plain.id)

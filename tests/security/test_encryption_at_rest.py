@@ -46,6 +46,7 @@ from tests.factories import (
     rank_id,
     request_context,
 )
+from tests.fakes.line_server import LOGIN_CHANNEL_ENV, configured
 from tests.water_factories import make_source
 
 PG_DUMP = Path("/usr/bin/pg_dump")
@@ -127,7 +128,8 @@ def seed_everything() -> tuple[uuid.UUID, dict[tuple[str, str], set[str]], set[s
         data=WaterInspectionCreate(inspected_on=date(2026, 5, 1), result="異常なし", **INSPECTION),
     )
     linked, waiting = (f"U{uuid.uuid4().hex}" for _ in range(2))
-    issued = registrations.issue_registration(admin(tenant_id), people[0].id)
+    with configured(LOGIN_CHANNEL_ENV):
+        issued = registrations.issue_registration(admin(tenant_id), people[0].id)
     line = sessions.resolve(
         line_sessions.complete_login(linked, "", request_context()).token, request_context()
     )

@@ -25,6 +25,7 @@ from tests.factories import (
     make_tenant,
     request_context,
 )
+from tests.fakes.line_server import LOGIN_CHANNEL_ENV, configured
 
 pytestmark = pytest.mark.postgres_only
 
@@ -49,7 +50,8 @@ def _brigade() -> Brigade:
     tenant = make_tenant()
     login = give_login(tenant, make_member(tenant).id)
     token = local.login(login, PASSWORD, request_context()).token
-    issued = registrations.issue_registration(admin(tenant), make_member(tenant).id)
+    with configured(LOGIN_CHANNEL_ENV):
+        issued = registrations.issue_registration(admin(tenant), make_member(tenant).id)
     return Brigade(tenant, login, token_hash(token), registrations.normalise(issued.user_id))
 
 

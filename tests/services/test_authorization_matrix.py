@@ -32,6 +32,7 @@ from services import (
     dashboard,
     members,
     permissions,
+    registration_batch,
     registrations,
     roles,
     water_sources,
@@ -102,6 +103,12 @@ def _reactivate(a: Actor, w: World, unit: str) -> object:
 def _readmit(a: Actor, w: World, unit: str) -> object:
     target = members.retire_member(w.admin, w.target(unit).id)
     return members.readmit_member(a, target.id)
+
+
+def _issue_batch(a: Actor, w: World, unit: str) -> object:
+    label = f"{unit} {fresh('班')}"
+    w.target(label)
+    return registration_batch.issue_batch(a, units=[label], include_valid=False, expected=1)
 
 
 def _rename_label(a: Actor, w: World, unit: str) -> object:
@@ -181,6 +188,8 @@ ACCESS: dict[Function, tuple[Probe, ...]] = {
             L.EDIT,
             lambda a, w, u: registrations.issue_registration(a, w.target().id),
         ),
+        Probe("batch_units", L.EDIT, lambda a, w, u: registration_batch.batch_units(a)),
+        Probe("issue_batch", L.EDIT, _issue_batch),
     ),
     F.PERMISSIONS: (
         Probe("list_matrix", L.VIEW, lambda a, w, u: permissions.list_matrix(a)),
@@ -347,6 +356,7 @@ def actor_holding(world: World, function: Function, grant: Grant, subject: str) 
 
 
 @pytest.mark.parametrize(("function", "grant", "subject"), CASES)
+@pytest.mark.usefixtures("line_login_channel")
 def test_the_matrix_decides_levels_pages_and_services(world, function, grant, subject):
     """One matrix cell: the actor's levels and pages, then every probe of the function (in and
     outside the own 所属 where a narrowed grant could differ) against expected(). The member

@@ -26,7 +26,7 @@ from models.enums import AuditCategory, Function, Level
 from services import members, registrations
 from services.crypto import TenantCipher
 from services.db import unit_of_work
-from services.errors import NotFound, PermissionDenied, ValidationError
+from services.errors import NotConfigured, NotFound, PermissionDenied, ValidationError
 from services.registrations import IssuedRegistration
 from services.signin import line_sessions, sessions
 from tests.factories import (
@@ -45,6 +45,8 @@ from tests.fakes.line_server import configured, new_sub
 AUTH = str(AuditCategory.AUTH)
 EDITOR = {Function.MEMBER_ACCOUNTS: Level.EDIT}
 VIEWER = {Function.MEMBER_ACCOUNTS: Level.VIEW}
+NO_LINE_LOGIN = {"HIKESHI_LINE_CHANNEL_ID": "", "HIKESHI_LINE_CHANNEL_SECRET": ""}
+pytestmark = pytest.mark.usefixtures("line_login_channel")
 
 
 @pytest.fixture(autouse=True)
@@ -84,6 +86,12 @@ def registration_row(tenant_id: uuid.UUID, member_id: uuid.UUID) -> LineRegistra
         return db.exec(
             select(LineRegistration).where(LineRegistration.member_id == member_id)
         ).one()
+
+
+def registration_row_or_none(tenant_id: uuid.UUID, member_id: uuid.UUID) -> LineRegistration | None:
+    with unit_of_work(tenant_id) as db:
+        query = select(LineRegistration).where(LineRegistration.member_id == member_id)
+        return db.exec(query).first()
 
 
 def link_row(tenant_id: uuid.UUID, member_id: uuid.UUID) -> MemberLine | None:
@@ -236,6 +244,44 @@ def test_issue_refuses_a_linked_member(tenant, member):
 def test_issue_unknown_member_is_not_found(tenant):
     with pytest.raises(NotFound):
         issue(tenant, uuid.uuid4())
+
+
+def test_issue_is_refused_without_a_line_login_channel(engine, tenant, member):
+    start = last_audit_seq(engine, tenant)
+
+    with configured(NO_LINE_LOGIN), pytest.raises(NotConfigured) as error:
+        issue(tenant, member.id)
+
+    assert error.value.message == registrations.LINE_NOT_CONFIGURED
+    assert "LINEログインのチャネルが設定されていない" in error.value.message
+    assert registration_row_or_none(tenant, member.id) is None
+    assert audit_events(engine, tenant, after_seq=start) == []
+
+
+def test_issue_without_a_line_login_channel_still_checks_permission_first(engine, tenant, member):
+    with configured(NO_LINE_LOGIN), pytest.raises(PermissionDenied):
+        registrations.issue_registration(actor_with(tenant, VIEWER), member.id)
+
+
+def test_without_a_public_url_sheets_point_at_the_port_make_run_serves_on(
+    tenant, member, monkeypatch
+):
+    monkeypatch.delenv("HIKESHI_PUBLIC_BASE_URL")
+    with configured({"HIKESHI_PORT": "8502"}):
+        issued = issue(tenant, member.id)
+    with configured({"HIKESHI_PORT": "8502", "HIKESHI_PUBLIC_BASE_URL": "https://h.example.jp"}):
+        configured_url = registrations.public_base_url()
+
+    assert issued.url.startswith("http://localhost:8502/auth/line/login?uid=")
+    assert configured_url == "https://h.example.jp"
+
+
+def test_sheet_url_is_the_configured_public_url(tenant, member):
+    with configured({"HIKESHI_PUBLIC_BASE_URL": "https://hikeshi.example.jp/"}):
+        issued = issue(tenant, member.id)
+
+    uid = registrations.normalise(issued.user_id)
+    assert issued.url == f"https://hikeshi.example.jp/auth/line/login?uid={uid}"
 
 
 # ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ def _operator() -> str:
     return name
 
 
+@pytest.mark.usefixtures("line_login_channel")
 def test_each_secret_names_its_tenant_and_nothing_else(engine):
     tenant = make_tenant()
     member = make_member(tenant)

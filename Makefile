@@ -11,6 +11,8 @@ setup:
 	uv sync --frozen
 
 # The mail intake runs beside the app and receives one sample dispatch mail for the demo.
+# HIKESHI_PORT: without a configured HIKESHI_PUBLIC_BASE_URL, links point at this port.
+run: export HIKESHI_PORT := $(PORT)
 run: setup
 	$(BIN)/python cli.py bootstrap
 	$(BIN)/python cli.py mail-intake --send-sample & MAIL_INTAKE=$$!; \

@@ -271,6 +271,9 @@ def load_settings() -> Settings:
         )
         if key in raw
     }
+    if "public_base_url" not in strings and raw.get("PORT", "").strip().isdigit():
+        # `make run` on another port: the app (and a registration sheet's QR code) is there
+        strings["public_base_url"] = f"http://localhost:{raw['PORT'].strip()}"
     if strings.get("line_bot_prompt", "") not in ("", "normal", "aggressive", "none"):
         raise ConfigError("HIKESHI_LINE_BOT_PROMPT must be empty, normal, aggressive or none")
     geocoder = strings.get("geocoder_url", "").strip()

@@ -79,9 +79,9 @@ if data.events is not None:
                 {
                     "日時 (JST)": e.occurred_at,
                     "区分": e.category,
-                    "操作": e.action,
-                    "結果": e.outcome,
-                    "対象": e.target_type,
+                    "操作": e.action_label,
+                    "結果": e.outcome_label,
+                    "対象": e.target,
                 }
                 for e in data.events
             ],

@@ -2,23 +2,23 @@
 
 閲覧 (EVENT_LOGS view) shows each event's summary and its non-personal before/after; 管理 (admin)
 also sees the decrypted personal part (names, mail senders, the before/after of personal fields)
-of the one event opened. The list, each opened event, the CSV export and each integrity check
-are themselves logged, so the service is called only when the filters or the page change.
+of the one event opened. Viewing the list is logged once per filter combination in a session
+(event_log.is_new_view), not per page turn; each opened event, the CSV export and each integrity
+check are logged each time. The service is called only when the filters or the page change.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import pandas as pd
 import streamlit as st
 
 from core.access import Need, allows
-from services import event_log
+from services import event_labels, event_log
 from services.catalog import AuditCategory, Function, Level
 from services.errors import ServiceError
-from services.event_log import EventFilter, EventRow
-from ui import mail_log_view
+from services.event_log import EventFilter
+from ui import event_view, mail_log_view
 from ui.common import current_actor, show_error
 
 ALL = "すべて"
@@ -32,7 +32,7 @@ state = st.session_state
 st.title("イベントログ")
 st.caption(
     "操作・メール受信・認証認可・外部サービス連携の記録です。時刻は日本時間（JST）で表示し、"
-    "詳細にはUTCの記録値も示します。ログの閲覧・出力・検証もすべて記録されます。"
+    "詳細にはUTCの記録値も示します。ログの閲覧（絞り込み条件ごとに1回）・出力・検証も記録されます。"
     + (
         "管理権限のため、個人情報を含む詳細（氏名・差出人・変更前後の個人情報）も表示できます。"
         if is_admin
@@ -74,7 +74,13 @@ else:
 chosen_categories = cols[2].multiselect("種別", list(categories), key="elog_cat", placeholder=ALL)
 chosen_actor = cols[3].selectbox("実行者", [ALL, *actor_ids], key="elog_actor")
 cols = st.columns([3, 2, 3])
-chosen_actions = cols[0].multiselect("操作", action_names, key="elog_actions", placeholder=ALL)
+chosen_actions = cols[0].multiselect(
+    "操作",
+    action_names,
+    format_func=event_labels.action_label,
+    key="elog_actions",
+    placeholder=ALL,
+)
 target_id = cols[1].text_input("対象ID", key="elog_target")
 text = cols[2].text_input(
     "キーワード（操作・対象・実行者ラベル・詳細・リクエストID）", key="elog_text"
@@ -97,11 +103,18 @@ cursors = state["elog_cursors"]
 
 
 def load_page() -> event_log.EventPage:
-    """The current page, read (and so logged) only when the filters or the page changed."""
+    """The current page, read only when the filters or the page changed, and recorded as a view
+    only the first time this session reads these filters."""
     key = (filters, cursors[-1])
     if state.get("elog_page_key") != key:
-        state["elog_page"] = event_log.query_events(actor, filters, cursor=cursors[-1])
+        viewed = state.setdefault("elog_viewed", [])
+        new = event_log.is_new_view(viewed, filters)
+        state["elog_page"] = event_log.query_events(
+            actor, filters, cursor=cursors[-1], record_view=new
+        )
         state["elog_page_key"] = key
+        if new:
+            viewed.append(filters)
     return state["elog_page"]
 
 
@@ -125,36 +138,12 @@ def older() -> None:
     cursors.append(page.next_cursor)
 
 
-def target(e: EventRow) -> str:
-    return f"{e.target_type}: {e.target_id}" if e.target_id else e.target_type
-
-
 number = len(cursors)
-st.caption(
-    f"{number}ページ目（新しい順・{event_log.PAGE_SIZE}件ずつ）: {len(page.events)}件を表示"
-    if page.events
-    else "条件に合うイベントはありません。"
-)
-st.dataframe(
-    pd.DataFrame(
-        [
-            {
-                "日時(JST)": e.occurred_jst,
-                "種別": e.category_label,
-                "操作": e.action,
-                "結果": e.outcome,
-                "実行者": e.actor_display,
-                "対象": target(e),
-                "接続元": e.client_addr,
-                "連番": e.seq,
-            }
-            for e in page.events
-        ],
-        columns=["日時(JST)", "種別", "操作", "結果", "実行者", "対象", "接続元", "連番"],
-    ),
-    hide_index=True,
-    width="stretch",
-)
+if page.events:
+    st.caption(
+        f"{number}ページ目（新しい順・{event_log.PAGE_SIZE}件ずつ）: {len(page.events)}件を表示"
+    )
+event_view.events_table(page.events)  # or one line: 条件に合うイベントはありません。
 buttons = st.columns(4)
 buttons[0].button("新しい方へ", icon=":material/arrow_back:", disabled=number == 1, on_click=newer)
 buttons[1].button(
@@ -171,34 +160,24 @@ buttons[3].download_button(
 )
 
 st.divider()
-by_label = {f"{e.seq}　{e.occurred_jst}　{e.action}": e.seq for e in page.events}
+by_label = {event_view.choice_label(e): e.seq for e in page.events}
 choice = st.selectbox("詳細を表示するイベント", list(by_label), index=None, placeholder="選択")
 if choice is not None:
     seq = by_label[choice]
     if state.get("elog_detail_seq") != seq:
         state["elog_detail"], state["elog_detail_seq"] = event_log.get_event(actor, seq), seq
     detail = state["elog_detail"]
+    event_view.show_detail(detail)
     e = detail.event
-    st.subheader(f"{e.action}（{e.category_label}）")
-    st.markdown(
-        f"- 日時: **{e.occurred_jst}**（JST） / UTC: `{e.occurred_utc}`\n"
-        f"- 結果: {e.outcome}\n"
-        f"- 実行者: {e.actor_display}（種別 {e.actor_type or '-'}、ID `{e.actor_id or '-'}`）\n"
-        f"- 対象: {target(e) or '-'}\n"
-        f"- リクエストID: `{e.request_id or '-'}` / 接続元: {e.client_addr or '-'}\n"
-        f"- ユーザーエージェント: {e.user_agent or '-'}"
-    )
-    st.caption("記録内容（変更前 before・変更後 after を含む。個人情報は含みません）")
-    st.json(e.details)
-    if detail.personal is not None:
-        st.caption("個人情報を含む詳細（管理権限・この表示も記録されます）")
-        st.json(detail.personal)
-    elif detail.personal_hidden:
-        st.info("この記録には暗号化された個人情報があります。表示には管理権限が必要です。")
     if e.request_id:
         st.button(
             "同じリクエストのイベントを表示",
             on_click=lambda rid=e.request_id: state.update(elog_text=rid, elog_quick=ALL),
+        )
+    if e.target_id:
+        st.button(
+            "同じ対象のイベントを表示",
+            on_click=lambda tid=e.target_id: state.update(elog_target=tid, elog_quick=ALL),
         )
 
 st.divider()
@@ -220,7 +199,8 @@ with st.expander("改ざん検証（ハッシュチェーン）", icon=":materia
                 )
                 if (b := report.broken_event) is not None:
                     st.write(
-                        f"該当記録: {b.occurred_jst}　{b.category_label}　{b.action}　{target(b)}"
+                        f"該当記録: {b.occurred_jst}　{b.category_label}　{b.action_label}"
+                        f"　{b.target_display}"
                     )
             elif report.warnings:
                 st.warning(

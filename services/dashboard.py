@@ -23,14 +23,14 @@ from models.base import utcnow
 from models.enums import (
     WATER_SOURCE_KINDS,
     WATER_SOURCE_STATUSES,
-    AuditCategory,
     Function,
     Level,
     MemberStatus,
 )
-from services import water_rules
+from services import event_labels, water_rules
 from services.base import Tx, scoped, transaction
 from services.dispatch import selftest
+from services.event_targets import target_text
 from services.water_sources import today_jst
 
 UNSET = "（未設定）"
@@ -64,10 +64,13 @@ class WaterStats:
 @dataclass(frozen=True)
 class RecentEvent:
     occurred_at: str  # JST
-    category: str
-    action: str
+    category: str  # its Japanese label
+    action: str  # the code; action_label is the Japanese
     outcome: str
     target_type: str
+    action_label: str
+    outcome_label: str
+    target: str  # the kind of target in words (「団員」): the dashboard names no one
 
 
 @dataclass(frozen=True)
@@ -162,23 +165,20 @@ def _events(tx: Tx) -> list[RecentEvent]:
             AuditEvent.action,
             AuditEvent.outcome,
             AuditEvent.target_type,
+            AuditEvent.target_id,
         ),
         tx.actor,
     ).order_by(AuditEvent.seq.desc())
     return [
         RecentEvent(
             occurred_at=to_jst(e.occurred_at, seconds=True),
-            category=_category_label(e.category),
+            category=event_labels.category_label(e.category),
             action=e.action,
             outcome=e.outcome,
             target_type=e.target_type,
+            action_label=event_labels.action_label(e.action),
+            outcome_label=event_labels.outcome_label(e.outcome),
+            target=target_text(e.target_type, e.target_id),
         )
         for e in tx.session.exec(query.limit(RECENT_EVENTS)).all()
     ]
-
-
-def _category_label(category: str) -> str:
-    try:
-        return AuditCategory(category).label
-    except ValueError:
-        return category

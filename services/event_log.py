@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -31,7 +30,7 @@ from formats import event_log_csv
 from models import AuditEvent, Member
 from models.base import utcnow
 from models.enums import AuditCategory, Function, Level
-from services import audit_verify
+from services import audit_verify, event_labels, event_targets
 from services.audit import PERSONAL_PART
 from services.base import Tx, scoped, transaction
 from services.crypto import AUDIT, DecryptionError, TenantCipher
@@ -89,6 +88,7 @@ class EventRow:
     user_agent: str
     details: dict[str, Any]
     has_personal: bool
+    target_name: str = ""  # 団員番号 氏名 or 水利番号 where the viewer may see it (event_targets)
 
     @property
     def occurred_jst(self) -> str:
@@ -100,7 +100,23 @@ class EventRow:
 
     @property
     def category_label(self) -> str:
-        return AuditCategory(self.category).label if self.category in CATEGORIES else self.category
+        return event_labels.category_label(self.category)
+
+    @property
+    def action_label(self) -> str:
+        return event_labels.action_label(self.action)
+
+    @property
+    def outcome_label(self) -> str:
+        return event_labels.outcome_label(self.outcome)
+
+    @property
+    def target_display(self) -> str:
+        return event_targets.target_text(self.target_type, self.target_id, self.target_name)
+
+    @property
+    def detail_rows(self) -> list[tuple[str, str]]:
+        return event_labels.detail_rows(self.details)
 
     @property
     def actor_display(self) -> str:
@@ -118,6 +134,10 @@ class EventDetail:
     event: EventRow
     personal: dict[str, Any] | None  # decrypted personal part, for EVENT_LOGS 管理 only
     personal_hidden: bool  # the event has a personal part this viewer may not see
+
+    @property
+    def personal_rows(self) -> list[tuple[str, str]]:
+        return event_labels.detail_rows(self.personal or {})
 
 
 @dataclass(frozen=True)
@@ -199,8 +219,11 @@ def query_events(
     *,
     cursor: Cursor | None = None,
     page_size: int = PAGE_SIZE,
+    record_view: bool = True,
 ) -> EventPage:
-    """One page of the tenant's events, newest first, strictly older than cursor."""
+    """One page of the tenant's events, newest first, strictly older than cursor. The view is
+    recorded unless record_view is False: a page turn or reread of a view already recorded
+    (is_new_view), so browsing does not flood the log it reads."""
     filters = _validated(filters or EventFilter())
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValidationError({"page_size": f"1〜{MAX_PAGE_SIZE}件で指定してください。"})
@@ -210,18 +233,30 @@ def query_events(
         more = len(rows) > page_size
         rows = rows[:page_size]
         events = _rows(tx, rows)
-        tx.audit(
-            "event_log.view",
-            details={
-                "filters": filters.summary(),
-                "after_seq": cursor.seq if cursor else None,
-                "shown": len(events),
-            },
-            personal={"text": filters.text} if filters.text else None,
-        )
+        if record_view:
+            tx.audit(
+                "event_log.view",
+                details={
+                    "filters": filters.summary(),
+                    "after_seq": cursor.seq if cursor else None,
+                    "shown": len(events),
+                },
+                personal={"text": filters.text} if filters.text else None,
+            )
         tx.commit()
     last = rows[-1] if rows else None
     return EventPage(events, Cursor(last.occurred_at, last.seq) if more and last else None)
+
+
+def is_new_view(viewed: Iterable[EventFilter], filters: EventFilter) -> bool:
+    """Whether reading the log with these filters is a view to record (white paper 12.4.4): the
+    first read of a filter combination in a session is; turning its pages, rereading it and
+    coming back to it are not. Filters differing only in the keyword's spaces are one view."""
+    return _normalised(filters) not in {_normalised(f) for f in viewed}
+
+
+def _normalised(filters: EventFilter) -> EventFilter:
+    return EventFilter(**{**asdict(filters), "text": (filters.text or "").strip()})
 
 
 def get_event(actor: Actor, seq: int) -> EventDetail:
@@ -319,7 +354,7 @@ def actor_options(actor: Actor) -> list[ActorOption]:
     with transaction(actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.actors") as tx:
         members = tx.session.exec(scoped(select(Member), actor).order_by(Member.member_code)).all()
         return [
-            ActorOption(str(m.id), f"{m.member_code}　{_member_name(tx, m)}".strip())
+            ActorOption(str(m.id), f"{m.member_code}　{event_targets.member_name(tx, m)}".strip())
             for m in members
         ]
 
@@ -411,6 +446,11 @@ def _all(tx: Tx, filters: EventFilter, limit: int) -> Iterator[EventRow]:
 def _rows(tx: Tx, rows: Iterable[AuditEvent], *, names: bool = True) -> list[EventRow]:
     rows = list(rows)
     resolved = _names(tx, {r.actor_id for r in rows}) if names else {}
+    targets = (
+        event_targets.target_names(tx, {(r.target_type, r.target_id) for r in rows})
+        if names
+        else {}
+    )
     return [
         EventRow(
             seq=r.seq,
@@ -429,6 +469,7 @@ def _rows(tx: Tx, rows: Iterable[AuditEvent], *, names: bool = True) -> list[Eve
             user_agent=r.user_agent,
             details=_loads(r.details),
             has_personal=bool(r.details_enc),
+            target_name=targets.get((r.target_type, r.target_id), ""),
         )
         for r in rows
     ]
@@ -443,25 +484,11 @@ def _loads(details: str) -> dict[str, Any]:
 
 
 def _names(tx: Tx, actor_ids: set[str]) -> dict[str, str]:
-    ids = [uid for a in actor_ids if (uid := _uuid(a)) is not None]
+    ids = [uid for a in actor_ids if (uid := event_targets.as_uuid(a)) is not None]
     if not ids:
         return {}
     members = tx.session.exec(scoped(select(Member), tx.actor).where(Member.id.in_(ids))).all()
-    return {str(m.id): _member_name(tx, m) for m in members}
-
-
-def _member_name(tx: Tx, member: Member) -> str:
-    try:
-        return tx.cipher.member_name(member)
-    except DecryptionError:
-        return ""  # the brigade's data key is gone: the label still identifies the actor
-
-
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+    return {str(m.id): event_targets.member_name(tx, m) for m in members}
 
 
 def _decrypt_personal(tx: Tx, row: AuditEvent) -> dict[str, Any]:

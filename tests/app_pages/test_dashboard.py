@@ -66,7 +66,8 @@ def test_dashboard_is_the_first_page_and_matches_the_service(open_app):
     assert charts(at) == 4
     assert "第9分団" not in page_text(at)
     events = table_with(at, "操作")
-    assert list(events["操作"])[:2] == ["water_source.create", "member.suspend"]
+    assert list(events["操作"])[:2] == ["消防水利の登録", "団員の利用停止"]  # labels (#18)
+    assert list(events["結果"])[:2] == ["成功", "成功"]
 
 
 def test_dashboard_shows_no_personal_data(open_app):

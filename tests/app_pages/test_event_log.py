@@ -76,8 +76,10 @@ def test_administrator_sees_the_brigades_events_and_the_view_is_logged_once(open
     at = open_log(open_app, user.token)
 
     shown = table(at)
-    assert "member.create" in set(shown["操作"])
-    assert "login.success" in set(shown["操作"])
+    assert "団員の登録" in set(shown["操作"])  # member.create, in Japanese (#18)
+    assert "ログイン" in set(shown["操作"])  # login.success
+    assert set(shown["結果"]) == {"成功"}
+    assert not {"member.create", "login.success"} & set(shown["操作"])
     assert foreign.member_code not in page_text(at)
     views = [e for e in audit_events(engine, tenant, after_seq=seq) if e.action == "event_log.view"]
     assert len(views) == 1
@@ -104,13 +106,13 @@ def test_category_and_keyword_filters(open_app):
 
     widget(at.multiselect, "種別").select("メール受信").run()
     assert set(table(at)["種別"]) == {"メール受信"}
-    assert set(table(at)["操作"]) == {"mail.receive"}
+    assert set(table(at)["操作"]) == {"メール受信"}
 
     widget(at.multiselect, "種別").unselect("メール受信").run()
     widget(at.text_input, "キーワード（操作・対象・実行者ラベル・詳細・リクエストID）").input(
         "login."
     ).run()
-    assert set(table(at)["操作"]) == {"login.success"}
+    assert set(table(at)["操作"]) == {"ログイン"}
 
 
 def test_pages_forward_and_back(open_app):
@@ -309,7 +311,7 @@ def test_mail_log_filters_by_status_and_period(open_app):
     assert list(table(at)["状態"]) == [REJECTED]
 
     widget(at.selectbox, "期間").select("昨日").run()
-    assert table(at).empty
+    assert not at.dataframe  # ui/tables.show: an empty table is one Japanese line
     assert "条件に合う受信メールはありません。" in page_text(at)
 
 
@@ -332,3 +334,78 @@ def test_mail_log_shows_senders_and_the_raw_mail_to_admin_only(open_app, engine)
     assert [b.proto.label for b in at.get("download_button")] == ["原文（.eml）をダウンロード"]
     (view,) = [e for e in audit_events(engine, tenant) if e.action == "mail.raw_view"]
     assert json.loads(view.details)["sha256"] == rejected.sha256
+
+
+# -- Japanese throughout (#18) ---------------------------------------------------------------------
+
+
+def take_away(tenant: uuid.UUID, rank: str, function: Function) -> None:
+    with unit_of_work(tenant) as session:
+        session.execute(
+            update(Permission)
+            .where(
+                Permission.tenant_id == tenant,
+                Permission.subject_id == rank_id(tenant, rank),
+                Permission.function == str(function),
+            )
+            .values(level=int(Level.NONE))
+        )
+        session.commit()
+
+
+def test_targets_are_named_for_a_roster_viewer_and_neutral_without_roster(open_app):
+    tenant = make_tenant()
+    member = make_member(tenant, member_code="N-0042", name="名簿　見子")
+    named = f"団員 {member.member_code}　名簿　見子"
+
+    at = open_log(open_app, sign_in(tenant, rank="団長").token)
+    assert named in set(table(at)["対象"])
+    assert str(member.id) not in page_text(at)
+
+    take_away(tenant, "分団長", Function.ROSTER)
+    at = open_log(open_app, sign_in(tenant, rank="分団長").token)
+    shown = table(at)
+    assert not at.exception
+    assert "団員" in set(shown["対象"])
+    assert not [t for t in shown["対象"] if "名簿" in t or member.member_code in t]
+    assert named not in page_text(at) and str(member.id) not in page_text(at)
+
+
+def test_details_are_a_table_of_japanese_items(open_app):
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    member = make_member(tenant, member_code="D-0077")
+    at = open_log(open_app, user.token)
+    label = next(o for o in widget(at.selectbox, DETAIL).options if o.endswith("　団員の登録"))
+    widget(at.selectbox, DETAIL).select(label).run()
+    assert not at.exception
+    assert not at.json  # no raw JSON
+    details = at.dataframe[1].value
+    assert list(details.columns) == ["項目", "内容"]
+    assert ("団員番号", "D-0077") in set(zip(details["項目"], details["内容"], strict=True))
+    assert "団員の登録（操作）" in [h.value for h in at.subheader]
+    assert f"対象ID `{member.id}`" in page_text(at)
+
+
+def test_turning_pages_records_one_view_per_filter_combination(open_app, engine):
+    tenant = make_tenant()
+    user = sign_in(tenant)
+    record(tenant, 2 * event_log.PAGE_SIZE + 5)
+    seq = last_audit_seq(engine, tenant)
+
+    def views() -> int:
+        new = audit_events(engine, tenant, after_seq=seq)
+        return [e.action for e in new].count("event_log.view")
+
+    at = open_log(open_app, user.token)
+    for button in ("古い方へ", "古い方へ", "新しい方へ", "最新の状態に更新"):
+        widget(at.button, button).click().run()
+        assert not at.exception
+    assert "1ページ目" in page_text(at)
+    assert views() == 1
+
+    widget(at.multiselect, "種別").select("メール受信").run()
+    assert views() == 2  # a new filter combination is a new view
+    widget(at.multiselect, "種別").unselect("メール受信").run()
+    widget(at.button, "古い方へ").click().run()
+    assert views() == 2  # back to the first one: already recorded this session

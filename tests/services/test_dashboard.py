@@ -145,6 +145,22 @@ def test_recent_events_are_newest_first_in_jst_without_personal_data(tenant):
     assert "秘密" not in text and "secret@" not in text and member.member_code not in text
 
 
+def test_recent_events_are_in_japanese_and_name_no_one(tenant):
+    """Labels instead of codes (#18); the target is its kind, even for a roster viewer: the
+    dashboard shows nothing personal."""
+    member = make_member(tenant, member_code="D-0001", name="表示　次郎")
+    members.suspend_member(admin(tenant), member.id)
+
+    events = dashboard.load(viewer(tenant, event_logs=Level.VIEW, roster=Level.VIEW)).events
+
+    assert events is not None
+    first = events[0]
+    assert (first.action_label, first.outcome_label) == ("団員の利用停止", "成功")
+    assert first.target == "団員"
+    text = json.dumps([e.__dict__ for e in events], ensure_ascii=False)
+    assert "表示" not in text and "D-0001" not in text and str(member.id) not in text
+
+
 def test_recent_events_are_limited(tenant):
     for _ in range(dashboard.RECENT_EVENTS + 3):
         make_member(tenant)

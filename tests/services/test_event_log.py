@@ -560,6 +560,43 @@ def test_viewing_and_exporting_are_logged_without_the_typed_text(tenant, engine)
     assert event_log.get_event(actor, logged[0].seq).personal == {"text": "山田さん"}
 
 
+def test_a_view_already_recorded_reads_without_recording(tenant, engine):
+    """Turning pages of a view recorded once writes nothing more (issue #18)."""
+    record(tenant, 5)
+    actor = viewer(tenant)
+    seq = last_audit_seq(engine, tenant)
+    first = event_log.query_events(actor, PAGE, page_size=2)
+    second = event_log.query_events(
+        actor, PAGE, cursor=first.next_cursor, page_size=2, record_view=False
+    )
+    assert second.events and max(e.seq for e in second.events) < min(e.seq for e in first.events)
+    assert [e.action for e in audit_events(engine, tenant, after_seq=seq)] == ["event_log.view"]
+
+
+def test_a_new_view_is_the_first_read_of_a_filter_combination():
+    mail_only = EventFilter(categories=("mail",))
+    assert event_log.is_new_view([], PAGE)
+    assert not event_log.is_new_view([PAGE], PAGE)
+    assert event_log.is_new_view([PAGE], mail_only)
+    assert not event_log.is_new_view([PAGE, mail_only], mail_only)  # coming back to it
+    typed = EventFilter(text="火災")
+    assert not event_log.is_new_view([typed], EventFilter(text=" 火災 "))
+    assert event_log.is_new_view([typed], EventFilter(text="火災", categories=("mail",)))
+    day = datetime(2026, 1, 1, tzinfo=UTC)
+    assert event_log.is_new_view([EventFilter(start=day)], EventFilter(start=day + timedelta(1)))
+
+
+def test_rows_carry_japanese_labels_and_a_details_table(tenant):
+    record(tenant, action="member.update", outcome="failure", details={"member_code": "0012"})
+    (row,) = event_log.query_events(viewer(tenant), EventFilter(actions=("member.update",))).events
+    assert (row.action_label, row.outcome_label, row.category_label) == (
+        "団員情報の変更",
+        "失敗",
+        "操作",
+    )
+    assert row.detail_rows == [("団員番号", "0012")]
+
+
 # --- integrity ------------------------------------------------------------------------------
 
 

@@ -78,7 +78,7 @@ def _roles(brigade: _Brigade) -> Finding:
 
 def _water_sources(brigade: _Brigade) -> Finding:
     count = brigade.count(WaterSource.id)
-    return count > 0, f"{count}件"
+    return count > 0, f"{count}件" if count else ""
 
 
 def _line(brigade: _Brigade) -> Finding:
@@ -89,12 +89,12 @@ def _line(brigade: _Brigade) -> Finding:
         .where(Member.status == MemberStatus.ACTIVE)
     )
     count = brigade.tx.session.exec(query).one()
-    return count > 0, f"{count}名が連携済み"
+    return count > 0, f"{count}名が連携済み" if count else ""
 
 
 def _mail_sources(brigade: _Brigade) -> Finding:
     count = brigade.count(MailSource.id, MailSource.active)
-    return count > 0, f"有効な受信元 {count}件"
+    return count > 0, f"有効な受信元 {count}件" if count else ""
 
 
 def _always() -> bool:

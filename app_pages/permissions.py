@@ -14,11 +14,10 @@ from services.catalog import Function, Level, MemberStatus
 from services.errors import ServiceError
 from ui import tables
 from ui.common import current_actor, run_action, show_error
+from ui.permission_matrix import matrix_tabs
 
 NOTICE_KEY = "permissions_notice"
 REVISION_KEY = "permissions_revision"
-SUBJECT = "対象"
-HOLDERS = "在籍人数"
 
 actor = current_actor()
 can_edit = allows(actor, Need(Function.PERMISSIONS, Level.EDIT))
@@ -54,46 +53,21 @@ except ServiceError as exc:
     show_error(exc)
     st.stop()
 
-options = {f: {g.label: g for g in permissions.choices(f)} for f in Function}
-table = pd.DataFrame(
-    [
-        {SUBJECT: row.label, HOLDERS: row.members}
-        | {f.label: row.grants[f].label for f in Function}
-        for row in matrix
-    ],
-    columns=[SUBJECT, HOLDERS, *(f.label for f in Function)],
-)
-
 st.subheader("権限の一覧")
+changes = matrix_tabs(
+    matrix,
+    editable=can_edit,
+    # Only 管理 may change who edits permissions; the service refuses it as well.
+    locked=() if is_admin else (Function.PERMISSIONS,),
+    revision=st.session_state.get(REVISION_KEY, 0),
+)
 if can_edit:
-    edited = st.data_editor(
-        table,
-        key=f"matrix_editor_{st.session_state.get(REVISION_KEY, 0)}",
-        # Only 管理 may change who edits permissions; the service refuses it as well.
-        disabled=[SUBJECT, HOLDERS, *([] if is_admin else [Function.PERMISSIONS.label])],
-        column_config={
-            f.label: st.column_config.SelectboxColumn(
-                f.label, options=list(options[f]), required=True
-            )
-            for f in Function
-        },
-        hide_index=True,
-        width="stretch",
-    )
-    changes = [
-        permissions.CellChange(row.subject_type, row.subject_id, f, options[f][value])
-        for i, row in enumerate(matrix)
-        for f in Function
-        if (value := edited.iloc[i][f.label]) != table.iloc[i][f.label] and value in options[f]
-    ]
-    st.caption(f"未保存の変更: {len(changes)} 件")
+    st.caption(f"未保存の変更: {len(changes)} 件（すべてのタブの合計）")
     if st.button("権限を保存", type="primary", disabled=not changes, key="save_matrix"):
         run(
             lambda: permissions.update_matrix(actor, changes),
             f"{len(changes)} 件の権限を保存しました。",
         )
-else:
-    tables.show(table, hide_index=True, width="stretch", key="matrix_table")
 
 st.subheader("役職")
 tables.show(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -19,10 +20,22 @@ from services.signin import sessions
 from tests.app_pages.conftest import nav_registers, page_text, sign_in
 from tests.factories import admin, audit_events, last_audit_seq, make_member, make_tenant, rank_id
 from tests.services.test_authorization_matrix import expected_pages
+from ui.permission_matrix import EDITOR_KEY, GROUPS, group_of
 from ui.registry import MEMBER_PAGES
 
 PAGE = "app_pages/permissions.py"
-EDITOR = "matrix_editor_0"
+
+
+def editor_key(function: Function) -> str:
+    return EDITOR_KEY.format(revision=0, group=group_of(function))
+
+
+def whole_grid(at: AppTest):
+    """The tabs' grids side by side: one row per rank or role, every function's column."""
+    frames = [e.value.set_index("対象") for e in at.data_editor]
+    return pd.concat(
+        [frames[0], *(f.drop(columns="在籍人数") for f in frames[1:])], axis=1
+    ).reset_index()
 
 
 def open_page(open_app, token: str) -> AppTest:
@@ -34,15 +47,17 @@ def open_page(open_app, token: str) -> AppTest:
 
 
 def grid_row(at: AppTest, name: str) -> int:
-    subjects = list(at.data_editor[0].value["対象"])
+    subjects = list(whole_grid(at)["対象"])
     return next(i for i, s in enumerate(subjects) if s.split(": ")[1].split("（")[0] == name)
 
 
 def edit_cells(at: AppTest, edits: dict[tuple[str, Function], str]) -> None:
-    rows: dict[int, dict[str, str]] = {}
+    by_editor: dict[str, dict[int, dict[str, str]]] = {}
     for (name, function), value in edits.items():
+        rows = by_editor.setdefault(editor_key(function), {})
         rows.setdefault(grid_row(at, name), {})[function.label] = value
-    at.session_state[EDITOR] = {"edited_rows": rows, "added_rows": [], "deleted_rows": []}
+    for key, rows in by_editor.items():
+        at.session_state[key] = {"edited_rows": rows, "added_rows": [], "deleted_rows": []}
     at.run()
 
 
@@ -65,7 +80,9 @@ def test_grid_shows_the_brigades_ranks_and_roles_only(open_app):
 
     at = open_page(open_app, user.token)
 
-    grid = at.data_editor[0].value
+    grid = whole_grid(at)
+    assert len(at.data_editor) == len(GROUPS)  # one grid per tab, every function in one of them
+    assert set(grid.columns) == {"対象", "在籍人数", *(f.label for f in Function)}
     assert list(grid["対象"]) == [
         *(f"階級: {n}" for n in ("団長", "副団長", "分団長", "副分団長", "部長", "班長", "団員")),
         "役職: 庶務（部長相当）",
@@ -83,7 +100,7 @@ def test_saving_a_cell_changes_the_matrix_with_one_audit_event(open_app, engine)
     start = last_audit_seq(engine, tenant)
 
     edit_cells(at, {("団員", Function.ROSTER): "閲覧", ("班長", Function.ROSTER): "編集（自所属）"})
-    assert "未保存の変更: 2 件" in [c.value for c in at.caption]
+    assert "未保存の変更: 2 件（すべてのタブの合計）" in [c.value for c in at.caption]
     at.button(key="save_matrix").click().run()
 
     assert not at.exception and not at.error
@@ -93,7 +110,7 @@ def test_saving_a_cell_changes_the_matrix_with_one_audit_event(open_app, engine)
     events = audit_events(engine, tenant, after_seq=start, category=AuditCategory.OPERATION)
     assert [e.action for e in events] == ["permission.update"]
     assert len(json.loads(events[0].details)["changes"]) == 2
-    assert at.data_editor[0].value.iloc[6]["団員名簿"] == "閲覧"
+    assert whole_grid(at).iloc[6]["団員名簿"] == "閲覧"
 
 
 def test_removing_the_last_administration_shows_the_lockout_message(open_app):

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from models.callout import CalloutKind
-from models.enums import AuditCategory
+from models.enums import LEVEL_LABELS, AuditCategory, Function
 
 ACTION_LABELS: dict[str, str] = {
     # 認証・認可
@@ -116,6 +116,92 @@ ACTION_LABELS: dict[str, str] = {
     "key.destroy": "データ鍵の破棄",
     "notice.publish": "お知らせの掲載",
     "notice.withdraw": "お知らせの取下げ",
+}
+
+# What a refused call was (permission_denied's 試みた操作): the action each service names at the
+# access gate (services.base.transaction / require). Those it also records are labelled above.
+ACTION_LABELS |= {
+    "account.list": "アカウント一覧の表示",
+    "backup.inspect": "バックアップの内容確認",
+    "backup.pre_change_list": "変更前バックアップ一覧の表示",
+    "board.read": "出動ボードの表示",
+    "brigade.create": "消防団の作成",
+    "brigade_settings.get": "団設定の表示",
+    "callout.call_out": "出動連絡（手動）",
+    "callout.escalate": "再通知・人員不足の確認",
+    "callout.selftest_status": "自己診断の状態の表示",
+    "callout.tally": "出動回答の集計",
+    "callout.test_recipients": "テスト送信の宛先の表示",
+    "callout.unit_choices": "呼び出せる分団の表示",
+    "callout_rules.get": "呼び出しルールの表示",
+    "callout_rules.offer": "呼び出しルールの選択肢の表示",
+    "callout_settings.get": "出動連絡の設定の表示",
+    "dashboard.view": "ダッシュボードの表示",
+    "dispatch.statistics": "出動統計の表示",
+    "event_log.actions": "イベントログの操作一覧",
+    "event_log.actors": "イベントログの実行者一覧",
+    "import_mapping.list": "取込の列対応の一覧",
+    "incident.get": "災害の表示",
+    "incident.history": "災害履歴の表示",
+    "incident.history_filters": "災害履歴の絞り込み条件",
+    "incident.list": "災害一覧の表示",
+    "incident.member_view": "団員向け災害情報の表示",
+    "incident.nearest_water": "災害地点付近の水利の表示",
+    "incident.open_reviews": "要確認の災害の表示",
+    "incident.position": "災害地点の表示",
+    "incident.timeline": "災害の経過の表示",
+    "key.data_rotate": "データ鍵の更新",
+    "line.quota": "LINE送信数の確認",
+    "line_outbox.claim": "LINE送信の取得",
+    "line_outbox.finish": "LINE送信の完了",
+    "mail.process": "指令メールの処理",
+    "mail_log.list": "メール受信ログの表示",
+    "mail_log.raw": "受信メール原文の取得",
+    "mail_source.imap_list": "IMAP受信元の一覧",
+    "mail_source.list": "指令メール受信元の一覧",
+    "mail_source.preview": "指令メールの解析テスト",
+    "member.affiliations": "所属一覧の表示",
+    "member.bulk_affiliation": "所属の一括変更",
+    "member.bulk_suspend": "団員の一括利用停止",
+    "member.get": "団員情報の表示",
+    "member.import_preview": "団員のCSV取込の確認",
+    "member.line_links": "LINE連携状況の表示",
+    "member.list": "団員名簿の表示",
+    "member.scope": "編集できる範囲の確認",
+    "notice.list": "お知らせ一覧の表示",
+    "permission.list": "権限一覧の表示",
+    "permission.preview": "権限のプレビュー",
+    "permission.preview_choices": "権限プレビューの選択肢",
+    "rank.list": "階級一覧の表示",
+    "registration.batch_plan": "LINE登録コード一括発行の確認",
+    "registration.batch_units": "LINE登録コード一括発行の所属一覧",
+    "reports.approve": "出動報告の承認",
+    "reports.categories": "出動報告の区分の表示",
+    "reports.chain": "承認経路の表示",
+    "reports.decline": "出動報告の辞退",
+    "reports.export.preview": "出動報告の出力プレビュー",
+    "reports.get": "出動報告の表示",
+    "reports.inspections": "報告できる水利点検の表示",
+    "reports.list": "出動報告一覧の表示",
+    "reports.mine": "自分の出動報告の表示",
+    "reports.pending": "承認待ちの出動報告の表示",
+    "reports.reporters": "報告できる団員の表示",
+    "reports.return": "出動報告の差戻し",
+    "reports.reward_table.get": "報酬表の表示",
+    "reports.reward_table.preview": "報酬表のプレビュー",
+    "reports.save": "出動報告の保存",
+    "role.list": "役職一覧の表示",
+    "setup_checklist.view": "初期設定チェックリストの表示",
+    "tenant.find": "消防団の検索",
+    "tenant.list": "消防団一覧の表示",
+    "tenant.pending_deletions": "削除予定の消防団の表示",
+    "tenant.remaining_rows": "消防団の残りデータの確認",
+    "water_source.get": "消防水利の表示",
+    "water_source.inspections": "水利点検の記録の表示",
+    "water_source.inspectors": "点検者の一覧",
+    "water_source.list": "消防水利一覧の表示",
+    "water_source.stamp": "消防水利の更新確認",
+    "water_source.template": "消防水利の取込テンプレート",
 }
 
 OUTCOME_LABELS: dict[str, str] = {
@@ -296,6 +382,7 @@ DETAIL_LABELS: dict[str, str] = {
 }
 
 BOOLEANS = {True: "はい", False: "いいえ"}
+LEVELS = {level.name.lower(): label for level, label in LEVEL_LABELS.items()}
 
 
 def action_label(code: str) -> str:
@@ -321,17 +408,29 @@ def detail_label(key: str) -> str:
     return DETAIL_LABELS.get(key, key)
 
 
+def function_label(value: str) -> str:
+    return Function(value).label if value in set(Function) else value
+
+
+# detail values that are themselves codes (a refusal's function, level and attempted action)
+VALUE_LABELS = {
+    "attempted": action_label,
+    "function": function_label,
+    "required": lambda value: LEVELS.get(value, value),
+}
+
+
 def detail_rows(details: dict[str, Any]) -> list[tuple[str, str]]:
     """An event's details as (項目, 内容): nested objects one level deep as 「変更前・状態」,
-    deeper ones and lists as compact JSON; the action in a refusal by its label."""
+    deeper ones and lists as compact JSON; the codes of a refusal by their labels."""
     rows: list[tuple[str, str]] = []
     for key, value in details.items():
         if isinstance(value, dict) and value:
             rows += [
                 (f"{detail_label(key)}・{detail_label(k)}", _text(v)) for k, v in value.items()
             ]
-        elif key == "attempted" and isinstance(value, str):
-            rows.append((detail_label(key), action_label(value)))
+        elif key in VALUE_LABELS and isinstance(value, str):
+            rows.append((detail_label(key), VALUE_LABELS[key](value)))
         else:
             rows.append((detail_label(key), _text(value)))
     return rows

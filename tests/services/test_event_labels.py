@@ -28,6 +28,7 @@ from services.event_labels import (
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("services", "web", "integrations", "core", "app_pages", "ui")
 RECORDERS = {"audit", "record", "_record", "record_platform"}  # calls that reach audit.record
+GATES = {"transaction", "require"}  # the access gate: a refusal records the action as attempted
 # A code built at run time: the site, and every code it can produce.
 DYNAMIC = {
     ("services/dispatch/callout.py", "f'callout.{kind.value}'"): {
@@ -63,15 +64,15 @@ class Source:
 
 
 class Recorded:
-    """The literal values that reach the recorders' `field` keyword (and, for the action, the
-    first argument of tx.audit and the third of record_platform)."""
+    """The literal values that reach the `field` keyword of the calls named in `seeds` (and, for
+    the recorders' action, the first argument of tx.audit and the third of record_platform)."""
 
-    def __init__(self, source: Source, field: str) -> None:
+    def __init__(self, source: Source, field: str, seeds: set[str] = RECORDERS) -> None:
         self.source, self.field = source, field
         self.values: dict[str, str] = {}  # value -> where first seen
         self.unresolved: list[tuple[str, str]] = []  # (file, expression)
         self._seen: set[int] = set()
-        for name in RECORDERS:
+        for name in seeds:
             for path, call in source.calls[name]:
                 for expr in self._arguments(call):
                     self._resolve(path, expr, call)
@@ -162,6 +163,15 @@ def test_every_recorded_action_has_a_label(source):
     assert not missing, f"add a Japanese label to services/event_labels.py: {sorted(missing)}"
 
 
+def test_every_action_named_at_the_gate_has_a_label(source):
+    """A refusal records the action the service named at the gate (試みた操作)."""
+    scan = Recorded(source, "action", GATES)
+    assert not scan.unresolved
+    assert {"member.list", "member.create", "backup.restore", "event_log.view"} <= set(scan.values)
+    missing = set(scan.values) - set(ACTION_LABELS)
+    assert not missing, f"add a Japanese label to services/event_labels.py: {sorted(missing)}"
+
+
 def test_the_scan_finds_codes_passed_through_helpers_and_constants(source):
     """The scan is not vacuous: literal calls, codes handed to a helper's parameter
     (set_status, the sign-in _log helpers), conditional codes and imported constants."""
@@ -241,7 +251,9 @@ def test_details_become_japanese_rows():
             "sensitive": False,
             "reason": None,
             "units": ["第1分団", "第2分団"],
-            "attempted": "member.create",
+            "attempted": "member.list",
+            "function": "roster",
+            "required": "edit",
             "mystery": "x",
         }
     )
@@ -253,7 +265,9 @@ def test_details_become_japanese_rows():
         ("要注意", "いいえ"),
         ("理由", "-"),
         ("分団", '["第1分団", "第2分団"]'),
-        ("試みた操作", "団員の登録"),
+        ("試みた操作", "団員名簿の表示"),
+        ("機能", "団員名簿"),
+        ("必要な権限", "編集"),
         ("mystery", "x"),
     ]
     assert detail_rows({}) == []

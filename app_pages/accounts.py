@@ -13,6 +13,7 @@ from services import members, registrations
 from services.catalog import Function, Level, MemberStatus
 from services.errors import ServiceError
 from services.signin import line
+from ui import tables
 from ui.common import current_actor, run_action, show_error
 from ui.confirm import SELF_ACTION, Confirmation, confirm_button, named
 from ui.pickers import member_picker, next_round
@@ -69,7 +70,7 @@ except ServiceError as exc:
     show_error(exc)
     st.stop()
 
-st.dataframe(
+tables.show(
     pd.DataFrame(
         [
             {

@@ -10,6 +10,7 @@ from core.timefmt import to_jst, today_jst
 from services import recovery, registrations, tenant_lifecycle, tenants
 from services.errors import ServiceError
 from services.signin import line
+from ui import tables
 from ui.common import current_actor, show_error
 from ui.registration_batch_view import local_only
 
@@ -23,7 +24,7 @@ if notice := st.session_state.pop("brigades_notice", None):
     st.success(notice)
 
 brigades = tenants.list_brigades(actor)
-st.dataframe(
+tables.show(
     pd.DataFrame(
         [
             {

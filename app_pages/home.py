@@ -11,6 +11,7 @@ from services import members, notices, registrations
 from services.catalog import FUNCTION_LABELS, Function, Level
 from services.dispatch import incidents
 from services.reports import reports
+from ui import tables
 from ui.common import current_actor
 from ui.setup_checklist_view import show_setup_checklist
 
@@ -74,7 +75,7 @@ if Function.ROSTER in labels and not allows(actor, Need(Function.ROSTER, Level.E
         labels[Function.ROSTER] = f"編集（自所属: {unit}）"
 rows = [{"機能": FUNCTION_LABELS[f], "権限": label} for f, label in labels.items()]
 if rows:
-    st.dataframe(rows, hide_index=True, width="content")
+    tables.show(rows, hide_index=True, width="content")
 else:
     st.info("現在利用できる機能はありません。団の管理者にお問い合わせください。")
 

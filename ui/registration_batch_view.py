@@ -16,6 +16,7 @@ from core.timefmt import to_jst
 from formats.registration_sheet import RegistrationSheet, registration_sheets_html
 from services import registration_batch, registrations
 from services.errors import ServiceError
+from ui import tables
 from ui.common import show_error
 from ui.confirm import Confirmation, confirm_button
 
@@ -63,6 +64,7 @@ def batch_section(actor: Actor, *, notice_key: str) -> None:
         format_func=lambda unit: unit or registration_batch.NO_UNIT,
         placeholder="すべての所属",
         key="accounts_batch_units",
+        select_all=False,
     )
     include_valid = st.checkbox(
         "有効な登録コードを持つ団員にも再発行する（配布済みの用紙のコードは使えなくなります）",
@@ -88,7 +90,7 @@ def batch_section(actor: Actor, *, notice_key: str) -> None:
     if not plan.count:
         return
     with st.expander("対象の団員"):
-        st.dataframe(
+        tables.show(
             pd.DataFrame(
                 [
                     {

@@ -204,6 +204,16 @@ ACTION_LABELS |= {
     "water_source.template": "消防水利の取込テンプレート",
 }
 
+ACTOR_LABELS: dict[str, str] = {  # core.actor.ActorKind, as the audit record's actor_type
+    "member": "団員",
+    "operator": "運営者",
+    "system": "システム（コマンド）",
+    "machine": "自動処理",
+    "line": "LINEログイン（団員未確定）",
+    "line_register": "LINEログイン（登録コード入力中）",
+    "line_choose": "LINEログイン（消防団の選択中）",
+}
+
 OUTCOME_LABELS: dict[str, str] = {
     "success": "成功",
     "failure": "失敗",
@@ -387,6 +397,10 @@ LEVELS = {level.name.lower(): label for level, label in LEVEL_LABELS.items()}
 
 def action_label(code: str) -> str:
     return ACTION_LABELS.get(code, code)
+
+
+def actor_type_label(code: str) -> str:
+    return ACTOR_LABELS.get(code, code)
 
 
 def outcome_label(code: str) -> str:

@@ -120,7 +120,11 @@ class EventRow:
 
     @property
     def actor_display(self) -> str:
-        return self.actor_name or self.actor_label or self.actor_type
+        return self.actor_name or self.actor_label or self.actor_type_label
+
+    @property
+    def actor_type_label(self) -> str:
+        return event_labels.actor_type_label(self.actor_type)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def show_detail(detail: EventDetail) -> None:
     st.markdown(
         f"- 日時: **{e.occurred_jst}**（JST） / UTC: `{e.occurred_utc}`\n"
         f"- 操作コード: `{e.action}` / 結果: {e.outcome_label}\n"
-        f"- 実行者: {plain(e.actor_display)}（種別 {e.actor_type or '-'}、"
+        f"- 実行者: {plain(e.actor_display)}（種別 {e.actor_type_label or '-'}、"
         f"ID `{e.actor_id or '-'}`）\n"
         f"- 対象: {plain(e.target_display) or '-'}"
         + (f"（対象ID `{e.target_id}`）" if e.target_id else "")

@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from core.actor import ActorKind
 from models.callout import CalloutKind
 from services import event_labels
 from services.event_labels import (
     ACTION_LABELS,
+    ACTOR_LABELS,
     DETAIL_LABELS,
     OUTCOME_LABELS,
     TARGET_LABELS,
     action_label,
+    actor_type_label,
     category_label,
     detail_rows,
     outcome_label,
@@ -226,6 +229,11 @@ def test_every_recorded_target_type_has_a_label(source, trees):
                     types.add(node.value.value)
     assert {"member", "water_source", "incident", "line", "line-messaging", "imap"} <= types
     assert types <= set(TARGET_LABELS), types - set(TARGET_LABELS)
+
+
+def test_every_actor_kind_has_a_label():
+    assert {str(kind) for kind in ActorKind} <= set(ACTOR_LABELS)
+    assert actor_type_label("machine") == "自動処理" and actor_type_label("x") == "x"
 
 
 def test_labels_and_unknown_codes():

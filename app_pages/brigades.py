@@ -16,6 +16,15 @@ from ui.registration_batch_view import local_only
 
 STATUS_LABELS = {"active": "利用中", "cancelled": "解約（削除待ち）", "deleted": "解約・削除済み"}
 
+FORMS_KEY = "brigades_forms"
+
+
+def next_forms() -> None:
+    """After a success: the page's forms start empty on the next run."""
+    st.session_state[FORMS_KEY] = st.session_state.get(FORMS_KEY, 0) + 1
+    st.rerun()
+
+
 actor = current_actor()
 st.title("消防団管理")
 st.caption("運営者は団の一覧と新規作成のみを行います。団の内部データは表示されません。")
@@ -63,7 +72,10 @@ if local_only(registrations.public_base_url()):
     )
 
 st.subheader("消防団を作成")
-with st.form("brigade_create", clear_on_submit=False):
+# A form starts empty again only after it succeeded (#18: the initial password stayed in it);
+# a refused one keeps what was typed, to be corrected.
+generation = st.session_state.get(FORMS_KEY, 0)
+with st.form(f"brigade_create_{generation}"):
     c = st.columns(2)
     name = c[0].text_input("消防団名 *")
     municipality = c[1].text_input("市町村")
@@ -91,7 +103,7 @@ if submitted:
         show_error(exc)
     else:
         st.session_state["brigades_notice"] = f"「{name}」を作成しました。"
-        st.rerun()
+        next_forms()
 
 st.subheader("解約")
 st.caption(
@@ -99,7 +111,7 @@ st.caption(
     "（`python cli.py purge-cancelled` を毎日実行）。イベントログは1年間保管されます。"
 )
 active = {b.name: b.id for b in brigades if b.status == "active"}
-with st.form("brigade_cancel"):
+with st.form(f"brigade_cancel_{generation}"):
     chosen = st.selectbox("消防団", list(active), index=None, placeholder="選択してください")
     cancelled_on = st.date_input("解約日", value=today_jst(), format="YYYY/MM/DD")
     confirmed = st.checkbox("解約すると元に戻せないことを確認しました")
@@ -117,7 +129,7 @@ if cancel:
             st.session_state["brigades_notice"] = (
                 f"「{chosen}」を解約しました。データ削除期限: {due:%Y-%m-%d}"
             )
-            st.rerun()
+            next_forms()
 
 st.subheader("アクセスの復旧")
 st.caption(
@@ -125,7 +137,7 @@ st.caption(
     "解除し、必要なら役職「権限管理（復旧）」（役職・権限 管理）を付与します。"
     "操作は運営者の操作として団と運営者の両方のイベントログに記録されます。"
 )
-with st.form("brigade_recover"):
+with st.form(f"brigade_recover_{generation}"):
     target = st.selectbox("消防団", list(active), index=None, placeholder="選択してください")
     member_code = st.text_input("団員番号")
     give_admin = st.checkbox("役職・権限の管理権限を付与する")
@@ -145,4 +157,4 @@ if recover:
             st.session_state["brigades_notice"] = (
                 f"「{done.brigade}」の団員 {done.member_code}: {'、'.join(done.done)}しました。"
             )
-            st.rerun()
+            next_forms()

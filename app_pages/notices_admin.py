@@ -23,7 +23,9 @@ st.caption(
 if message := st.session_state.pop("notices_message", None):
     st.success(message)
 
-with st.form("notice_publish"):
+# A form starts empty again only after it succeeded; a refused one keeps what was typed.
+generation = st.session_state.get("notices_forms", 0)
+with st.form(f"notice_publish_{generation}"):
     kind = st.selectbox(
         "種類", list(notices.KINDS), format_func=notices.KINDS.get, placeholder="選択してください"
     )
@@ -50,6 +52,7 @@ if publish:
         show_error(exc)
     else:
         st.session_state["notices_message"] = f"「{title}」を告知しました。"
+        st.session_state["notices_forms"] = generation + 1
         st.rerun()
 
 st.subheader("これまでのお知らせ")
@@ -73,7 +76,7 @@ tables.show(
 )
 live = {f"{to_jst(n.starts_at)} {n.title}": n.id for n in listed if not n.withdrawn}
 if live:
-    with st.form("notice_withdraw"):
+    with st.form(f"notice_withdraw_{generation}"):
         chosen = st.selectbox(
             "取り下げるお知らせ", list(live), index=None, placeholder="選択してください"
         )
@@ -85,4 +88,5 @@ if live:
             show_error(exc)
         else:
             st.session_state["notices_message"] = "お知らせを取り下げました。"
+            st.session_state["notices_forms"] = generation + 1
             st.rerun()

@@ -40,6 +40,20 @@ def test_operator_creates_a_brigade_with_its_administrator(open_app):
     assert f"「{name}」を作成しました。" in [s.value for s in at.success]
     table = at.dataframe[0].value
     assert table.loc[table["消防団"] == name, "状態"].tolist() == ["利用中"]
+    # the form starts empty again: the initial password is not left in it (#18)
+    assert {w.label: w.value for w in at.text_input if w.label.endswith(" *")} == dict.fromkeys(
+        ("消防団名 *", "団員番号 *", "氏名 *", "ログイン名 *", "初期パスワード（12文字以上） *"), ""
+    )
+
+
+def test_a_refused_brigade_keeps_what_was_typed(open_app):
+    at = open_app(operator_token())
+    widget(at.text_input, "消防団名 *").input("入力途中消防団")
+    widget(at.text_input, "初期パスワード（12文字以上） *").input("short")
+    widget(at.button, "作成").click().run()
+
+    assert not at.exception and at.error
+    assert widget(at.text_input, "消防団名 *").value == "入力途中消防団"
 
 
 def test_operator_cancels_a_brigade_and_sees_the_deletion_deadline(open_app):

@@ -24,6 +24,7 @@ COLUMNS = [
     "団員番号",
     "氏名",
     "ふりがな",
+    "階級順",
     "階級",
     "役職",
     "所属",
@@ -32,6 +33,9 @@ COLUMNS = [
     "LINE",
     "状態",
 ]
+
+# 階級 sorts as text in the grid (団員 before 団長); 階級順 (1 = 団長) sorts it in rank order
+ORDERED = {"階級順": st.column_config.NumberColumn("階級順", width="small", help="1 = 団長")}
 
 actor = current_actor()
 ranks = members.list_ranks(actor)
@@ -59,6 +63,7 @@ table = pd.DataFrame(
             "団員番号": m.member_code,
             "氏名": m.name,
             "ふりがな": m.kana,
+            "階級順": m.rank_position,
             "階級": m.rank_name,
             "役職": "・".join(m.role_names),
             "所属": m.affiliation,
@@ -82,10 +87,11 @@ if selectable:
         on_select="rerun",
         selection_mode="multi-row",
         key=fresh_key(PAGE, f"table_{listed}"),
+        column_config=ORDERED,
     )
     selected = [rows[i] for i in event.selection.rows if i < len(rows)]
 else:
-    tables.show(table, hide_index=True, width="stretch")
+    tables.show(table, hide_index=True, width="stretch", column_config=ORDERED)
     selected = []
 
 

@@ -375,3 +375,15 @@ def test_viewer_gets_no_editing_controls_and_the_services_refuse(open_app):
         with pytest.raises(PermissionDenied):
             call()
     assert members.get_member(admin(tenant), target.id) == target
+
+
+def test_the_rank_order_column_sorts_ranks_as_ranked_not_as_text(open_app):
+    tenant = make_tenant()
+    user = sign_in(tenant)  # 団長
+    for rank in ("団員", "班長", "副団長"):
+        make_member(tenant, rank_id=rank_id(tenant, rank))
+    at = open_roster(open_app, user.token)
+
+    table = at.dataframe[0].value
+    by_order = table.sort_values("階級順")["階級"].drop_duplicates().tolist()
+    assert by_order == ["団長", "副団長", "班長", "団員"]  # as text: 副団長, 団員, 団長, 班長

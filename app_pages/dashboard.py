@@ -10,6 +10,7 @@ from services import dashboard
 from services.catalog import Function, Level
 from services.dispatch import statistics
 from services.errors import ServiceError
+from ui import tables
 from ui.common import current_actor, show_error
 from ui.incident_history_view import show_statistics
 
@@ -33,7 +34,7 @@ def chart(counts: list[dashboard.Count], label: str, unit: str, key: str) -> Non
         st.info("データがありません。")
         return
     st.bar_chart(frame, x=label, y=unit, horizontal=True, sort=False)
-    st.dataframe(frame, hide_index=True, key=key)
+    tables.show(frame, hide_index=True, key=key)
 
 
 m = data.members
@@ -73,7 +74,7 @@ if allows(actor, Need(Function.DISPATCH, Level.VIEW)):
 
 if data.events is not None:
     st.subheader("最近のイベント")
-    st.dataframe(
+    tables.show(
         pd.DataFrame(
             [
                 {

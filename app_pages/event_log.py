@@ -53,7 +53,13 @@ except ServiceError as exc:
 categories = {c.label: str(c) for c in AuditCategory}
 
 cols = st.columns([2, 3, 2, 2])
-quick = cols[0].selectbox("期間", [*event_log.QUICK_RANGES, CUSTOM], index=2, key="elog_quick")
+quick = cols[0].selectbox(
+    "期間",
+    [*event_log.QUICK_RANGES, CUSTOM],
+    index=2,
+    key="elog_quick",
+    placeholder="選択してください",
+)
 if quick == CUSTOM:
     today = event_log.jst_today()
     picked = cols[1].date_input(
@@ -71,8 +77,12 @@ else:
         f"{first:%Y/%m/%d} 〜 {last:%Y/%m/%d}" if first else "全期間",
         disabled=True,
     )
-chosen_categories = cols[2].multiselect("種別", list(categories), key="elog_cat", placeholder=ALL)
-chosen_actor = cols[3].selectbox("実行者", [ALL, *actor_ids], key="elog_actor")
+chosen_categories = cols[2].multiselect(
+    "種別", list(categories), key="elog_cat", placeholder=ALL, select_all=False
+)
+chosen_actor = cols[3].selectbox(
+    "実行者", [ALL, *actor_ids], key="elog_actor", placeholder="選択してください"
+)
 cols = st.columns([3, 2, 3])
 chosen_actions = cols[0].multiselect(
     "操作",
@@ -80,6 +90,7 @@ chosen_actions = cols[0].multiselect(
     format_func=event_labels.action_label,
     key="elog_actions",
     placeholder=ALL,
+    select_all=False,
 )
 target_id = cols[1].text_input("対象ID", key="elog_target")
 text = cols[2].text_input(

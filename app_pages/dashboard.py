@@ -13,9 +13,11 @@ from services.errors import ServiceError
 from ui import tables
 from ui.common import current_actor, show_error
 from ui.incident_history_view import show_statistics
+from ui.setup_checklist_view import point_to_setup
 
 actor = current_actor()
 st.title("ダッシュボード")
+point_to_setup(actor)
 st.write(f"ようこそ、{actor.display_name} さん。")
 
 try:

@@ -56,3 +56,19 @@ def _line(step: Step) -> str:
     optional = "" if step.required else "（任意）"
     found = f"　{plain(step.found)}" if step.found else ""
     return f"{mark} **{step.label}**{optional}{found}"
+
+
+def point_to_setup(actor: Actor) -> None:
+    """On the first page an administrator lands on (ダッシュボード): one line while a required
+    setup step is open, with a link to ホーム where the list stands."""
+    if not setup_checklist.offered(actor):
+        return
+    checklist = setup_checklist.checklist(actor)
+    if not checklist.required_open:
+        return
+    left = sum(1 for step in checklist.open_steps if step.required)
+    with st.container(border=True):
+        st.markdown(f":material/checklist: **{TITLE}**: 必要な設定があと {left}件あります。")
+        home = next((s for s in specs_for(actor) if s.url_path == "home"), None)
+        if home is not None:
+            st.page_link(home.path, label="ホームで確認する", icon=home.icon)

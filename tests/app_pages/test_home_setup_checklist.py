@@ -82,3 +82,24 @@ def test_a_plain_member_sees_no_setup_checklist(open_app):
     assert not at.exception
     assert "はじめの設定" not in page_text(at)
     assert not at.get("page_link")
+
+
+def test_the_dashboard_points_to_the_open_setup_until_the_required_steps_are_done(open_app):
+    tenant = make_tenant(f"設定消防団{uuid.uuid4().hex[:6]}")
+    chief = sign_in(tenant)
+    at = open_app(chief.token)  # the first page: ダッシュボード
+    assert [t.value for t in at.title] == ["ダッシュボード"]
+    assert "**はじめの設定**: 必要な設定があと 3件あります。" in page_text(at)
+    assert [link.proto.page for link in at.get("page_link")][:1] == ["home"]
+
+    brigade_settings.update_water_map_settings(
+        admin(tenant),
+        coverage_radius_m=120,
+        area_center_lat=35.0,
+        area_center_lon=139.0,
+        expected_version=0,
+    )
+    make_member(tenant)
+    make_water_source(tenant)
+    at.run()
+    assert "はじめの設定" not in page_text(at)  # only optional steps are left

@@ -4,7 +4,9 @@ LINE server, the browser clicking through login button → consent → back in t
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -135,3 +137,45 @@ def test_suspended_member_is_turned_away(context, line_app, fake_line):
     expect(sidebar(page)).to_have_count(0)
     left = [c["value"] for c in context.cookies() if c["name"] == sessions.COOKIE_NAME]
     assert all(sessions.resolve(token) is None for token in left)  # only the revoked one
+
+
+def test_bulk_registration_sheets_download_as_one_page_per_member(browser: Browser, line_app):
+    """#18: アカウント管理 → 一括発行 → the dialog → one HTML file; printed by Chromium, it is
+    one A4 page per member, each with that member's code."""
+    from services.signin import local
+    from tests.e2e.conftest import PASSWORD, submit_login
+    from tests.factories import PLATFORM, rank_id
+
+    tenant = make_tenant()
+    chief = make_member(tenant, rank_id=rank_id(tenant, "団長"))
+    login_name = f"e2e-{uuid.uuid4().hex[:10]}"
+    local.create_account(
+        PLATFORM,
+        login_name=login_name,
+        password=PASSWORD,
+        tenant_id=tenant,
+        member_id=chief.id,
+        display_name=chief.name,
+    )
+    crew = [chief, *(make_member(tenant) for _ in range(3))]  # none linked to LINE yet
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    submit_login(page, line_app, login_name)
+    page.get_by_test_id("stSidebar").get_by_role("link", name="アカウント管理").click()
+    expect(page.get_by_role("heading", name="一括発行")).to_be_visible()
+
+    issue = page.get_by_role("button", name=re.compile(r"^\d+名分を一括発行$"))
+    expect(issue).to_have_text("4名分を一括発行")
+    issue.click()
+    page.get_by_role("dialog").get_by_role("button", name="実行する").click()
+    with page.expect_download() as done:
+        page.get_by_role("button", name="登録用紙をダウンロード（A4・1名1枚・印刷用）").click()
+    html = Path(done.value.path()).read_text(encoding="utf-8")
+
+    sheet = context.new_page()
+    sheet.set_content(html)
+    printed = sheet.pdf(format="A4")
+    assert len(re.findall(rb"/Type\s*/Page(?!s)", printed)) == len(crew)  # one A4 page each
+    for member in crew:
+        assert member.member_code in html
+    context.close()

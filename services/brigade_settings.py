@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 from sqlmodel import select
 
-from core.access import Need
+from core.access import Need, unit_of
 from core.actor import Actor
+from models import Member
 from models.base import utcnow
-from models.enums import Function, Level
+from models.enums import Function, Level, MemberStatus
 from models.water import BrigadeSettings, WaterSource
 from services import geo
 from services.base import Tx, scoped, transaction
@@ -77,6 +78,15 @@ def update_water_map_settings(
             area_center_lon,
             area_radius_km,
         )
+        # only 分団 the brigade has (#18); one already saved may stay after it went
+        known = units_in(tx) | set(before.unit_coverage_radii)
+        if unknown := sorted(set(values["unit_coverage_radii"]) - known):
+            raise ValidationError(
+                {
+                    "unit_coverage_radii": f"分団「{'」「'.join(unknown)}」はありません。"
+                    "団員の所属か消防水利の担当分団にある分団を選んでください。"
+                }
+            )
         row = row or BrigadeSettings(tenant_id=tx.tenant_id, version=0)
         for name, value in values.items():
             setattr(row, name, value)
@@ -115,6 +125,24 @@ def settings_in(tx: Tx, positions: Sequence[tuple[float, float]] | None = None) 
         area_radius_km=row.area_radius_km,
         version=row.version,
     )
+
+
+def known_units(actor: Actor) -> list[str]:
+    """The brigade's 分団, for choosing one in the settings: units_in."""
+    with transaction(
+        actor, Need(Function.SETTINGS, Level.VIEW), action="brigade_settings.units", read_only=True
+    ) as tx:
+        return sorted(units_in(tx))
+
+
+def units_in(tx: Tx) -> set[str]:
+    """分団 the brigade has: those of its active members' 所属 (「第1分団 第2部」 → 「第1分団」)
+    and its water sources' 担当分団."""
+    affiliations = tx.session.exec(
+        scoped(select(Member.affiliation), tx.actor).where(Member.status != MemberStatus.RETIRED)
+    ).all()
+    sources = tx.session.exec(scoped(select(WaterSource.unit), tx.actor).distinct()).all()
+    return {u for a in affiliations if (u := unit_of(a))} | {clean(u) for u in sources if u}
 
 
 def _positions(tx: Tx) -> list[tuple[float, float]]:

@@ -26,9 +26,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "": ("home", "dashboard", "help"),
     "出動": ("incidents", "board", "turnout", "incident-history"),
     "出動報告": ("reports", "approvals"),
-    "団員・水利": ("roster", "water-map"),
+    "団員・水利": ("roster", "water-map", "inspections"),
     "データ": ("csv-import", "export", "restore", "event-log"),
-    "設定": ("accounts", "permissions", "report-settings", "mail-sources"),
+    "設定": ("accounts", "permissions", "brigade-settings", "report-settings", "mail-sources"),
 }
 MEMBER_PAGES = (
     PageSpec(
@@ -91,6 +91,20 @@ MEMBER_PAGES = (
         ":material/water_drop:",
         Function.WATER_SOURCES,
         "water-map",
+    ),
+    PageSpec(
+        "app_pages/inspections.py",
+        "水利点検",
+        ":material/fact_check:",
+        Function.INSPECTIONS,
+        "inspections",
+    ),
+    PageSpec(
+        "app_pages/brigade_settings.py",
+        "団設定",
+        ":material/tune:",
+        Function.SETTINGS,
+        "brigade-settings",
     ),
     PageSpec(
         "app_pages/csv_import.py",

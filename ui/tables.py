@@ -23,13 +23,25 @@ BORDER_PX = 3
 
 
 def blank_missing(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with None/NaN/NaT written as empty text (only in columns that have any)."""
+    """The frame with None/NaN/NaT written as empty text. A column with any becomes a text
+    column (Arrow, which carries the table to the browser, holds one type per column): dates
+    as 2024-04-01, whole numbers without ".0"."""
     out = frame.copy()
     for column in out.columns:
         values = out[column]
         if values.isna().any():
-            out[column] = values.astype(object).where(values.notna(), "")
+            out[column] = [_text(v) for v in values]
     return out
+
+
+def _text(value: Any) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def height_for(rows: int) -> int:

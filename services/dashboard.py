@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 
+from sqlalchemy import func
 from sqlmodel import select
 
 from core import access
@@ -101,22 +102,34 @@ def load(actor: Actor, *, today: date | None = None) -> Dashboard:
 
 
 def _members(tx: Tx) -> MemberStats:
-    rows = tx.session.exec(
-        scoped(select(Member.id, Member.rank_id, Member.affiliation, Member.status), tx.actor)
+    """Counted in SQL (#19): one row per (rank, 所属, status) in use, and the active members
+    without a LINE link — not one row per member."""
+    groups = tx.session.exec(
+        scoped(select(Member.rank_id, Member.affiliation, Member.status), tx.actor)
+        .add_columns(func.count())
+        .group_by(Member.rank_id, Member.affiliation, Member.status)
     ).all()
     ranks = tx.session.exec(scoped(select(Rank), tx.actor).order_by(Rank.position)).all()
-    linked = set(tx.session.exec(scoped(select(MemberLine.member_id), tx.actor)).all())
-    status = Counter(r.status for r in rows)
-    enrolled = [r for r in rows if r.status != MemberStatus.RETIRED]
-    by_rank = Counter(r.rank_id for r in enrolled)
-    by_unit = Counter(unit_of(r.affiliation) for r in enrolled)
+    linked = select(MemberLine.member_id).where(MemberLine.tenant_id == tx.tenant_id)
+    unlinked = scoped(select(Member.id), tx.actor).where(
+        Member.status == MemberStatus.ACTIVE, Member.id.not_in(linked)
+    )
+    not_linked = tx.session.exec(select(func.count()).select_from(unlinked.subquery())).one()
+    status: Counter[str] = Counter()
+    by_rank: Counter = Counter()
+    by_unit: Counter[str] = Counter()
+    for rank_id, affiliation, state, count in groups:
+        status[state] += count
+        if state != MemberStatus.RETIRED:
+            by_rank[rank_id] += count
+            by_unit[unit_of(affiliation)] += count
     return MemberStats(
         by_unit=[Count(u, by_unit[u]) for u in sorted(by_unit, key=_unit_order)],
         by_rank=[Count(r.name, by_rank[r.id]) for r in ranks],
         active=status[MemberStatus.ACTIVE],
         suspended=status[MemberStatus.SUSPENDED],
         retired=status[MemberStatus.RETIRED],
-        not_linked=sum(1 for r in rows if r.status == MemberStatus.ACTIVE and r.id not in linked),
+        not_linked=not_linked,
     )
 
 
@@ -127,27 +140,25 @@ def _unit_order(unit: str) -> tuple[int, int, str]:
 
 
 def _water(tx: Tx, today: date) -> WaterStats:
-    rows = tx.session.exec(
-        scoped(
-            select(
-                WaterSource.kind,
-                WaterSource.status,
-                WaterSource.last_inspected_on,
-                WaterSource.inspection_interval_days,
-            ),
-            tx.actor,
-        )
-    ).all()
-    kinds = Counter(r.kind for r in rows)
-    statuses = Counter(r.status for r in rows)
+    """Counted in SQL (#19): per kind, per status, and per (last inspection, interval) — the
+    few dates in use — whether overdue by the one rule of water_rules.is_overdue."""
+    w = WaterSource
+
+    def grouped(*columns):
+        query = scoped(select(*columns), tx.actor).add_columns(func.count()).group_by(*columns)
+        return tx.session.execute(query).all()  # rows: exec would return the first column
+
+    kinds = Counter({kind: count for kind, count in grouped(w.kind)})
+    statuses = Counter({state: count for state, count in grouped(w.status)})
+    overdue = sum(
+        count * water_rules.is_overdue(last, interval, today)
+        for last, interval, count in grouped(w.last_inspected_on, w.inspection_interval_days)
+    )
     return WaterStats(
-        total=len(rows),
+        total=sum(kinds.values()),
         by_kind=_ordered(kinds, WATER_SOURCE_KINDS),
         by_status=_ordered(statuses, WATER_SOURCE_STATUSES),
-        overdue=sum(
-            water_rules.is_overdue(r.last_inspected_on, r.inspection_interval_days, today)
-            for r in rows
-        ),
+        overdue=overdue,
     )
 
 

@@ -106,8 +106,8 @@ def python_counts(actor: Actor) -> tuple[int, int]:
 
 def sql_counts(actor: Actor) -> None:
     with transaction(actor, (Function.DASHBOARD, Level.VIEW), action="bench.new") as tx:
-        dashboard._members(tx)  # noqa: SLF001  (the two reads the change is about)
-        dashboard._water(tx, date.today())  # noqa: SLF001
+        dashboard._members(tx)
+        dashboard._water(tx, date.today())
 
 
 def median_ms(call, repeat: int) -> float:

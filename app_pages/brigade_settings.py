@@ -129,3 +129,31 @@ if can_edit and st.button("団設定を保存", type="primary", key="bs_save"):
     )
 elif not can_edit:
     st.caption("変更には「団設定」の編集権限が必要です。")
+
+st.subheader("一括変更の確認")
+limits, version = brigade_settings.get_bulk_limits(actor)
+st.caption(
+    "CSV一括登録や復元で、多くの団員を退団にするときや消防水利を削除するとき、確認のため"
+    "消防団名の入力を求めます。次の件数と割合（いまの登録数に対して）の小さいほうを超えると"
+    f"求めます。いまは {limits.text} です。退団・削除の前には、いつでも自動でバックアップを取ります。"
+)
+with st.form(f"bs_bulk_{round_}"):
+    cols = st.columns(2)
+    rows_limit = cols[0].number_input(
+        "件数", min_value=1, max_value=1000, value=limits.rows, disabled=not can_edit
+    )
+    percent_limit = cols[1].number_input(
+        "割合（%）", min_value=1, max_value=100, value=limits.percent, disabled=not can_edit
+    )
+    if st.form_submit_button("確認の基準を保存", disabled=not can_edit):
+        run_action(
+            lambda: brigade_settings.update_bulk_limits(
+                actor,
+                rows=int(rows_limit),
+                percent=int(percent_limit),
+                expected_version=version,
+            ),
+            "一括変更の確認の基準を保存しました。",
+            notice_key=NOTICE,
+            then=lambda _result: st.session_state.update(bs_round=round_ + 1),
+        )

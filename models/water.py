@@ -157,5 +157,9 @@ class BrigadeSettings(SQLModel, table=True):
     area_center_lat: float | None = None
     area_center_lon: float | None = None
     area_radius_km: float = 10.0
+    # safe bulk changes (services/bulk_guard.py): above min(rows, percent % of the records) an
+    # import or restore that retires or deletes needs the brigade's name typed
+    bulk_confirm_rows: int = Field(default=10, sa_column_kwargs={"server_default": "10"})
+    bulk_confirm_percent: int = Field(default=10, sa_column_kwargs={"server_default": "10"})
     version: int = 1
     updated_at: datetime = created_field()

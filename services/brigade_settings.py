@@ -14,7 +14,7 @@ from models import Member
 from models.base import utcnow
 from models.enums import Function, Level, MemberStatus
 from models.water import BrigadeSettings, WaterSource
-from services import geo
+from services import bulk_guard, geo
 from services.base import Tx, scoped, transaction
 from services.errors import Conflict, ValidationError
 from services.validation import clean
@@ -125,6 +125,60 @@ def settings_in(tx: Tx, positions: Sequence[tuple[float, float]] | None = None) 
         area_radius_km=row.area_radius_km,
         version=row.version,
     )
+
+
+def bulk_limits_in(tx: Tx) -> bulk_guard.Limits:
+    """The brigade's limits for safe bulk changes (団設定), else the defaults."""
+    row = tx.session.get(BrigadeSettings, tx.tenant_id)
+    if row is None:
+        return bulk_guard.DEFAULT
+    return bulk_guard.Limits(rows=row.bulk_confirm_rows, percent=row.bulk_confirm_percent)
+
+
+def get_bulk_limits(actor: Actor) -> tuple[bulk_guard.Limits, int]:
+    """(limits, settings version) for 団設定."""
+    with transaction(
+        actor, Need(Function.SETTINGS, Level.VIEW), action="brigade_settings.get", read_only=True
+    ) as tx:
+        row = tx.session.get(BrigadeSettings, tx.tenant_id)
+        return bulk_limits_in(tx), row.version if row else 0
+
+
+def update_bulk_limits(
+    actor: Actor, *, rows: int, percent: int, expected_version: int
+) -> bulk_guard.Limits:
+    """Above min(rows, percent % of the records) an import or a restore that retires or deletes
+    needs the brigade's name typed. Audited with before and after."""
+    errors = {}
+    if not bulk_guard.ROWS_RANGE[0] <= rows <= bulk_guard.ROWS_RANGE[1]:
+        errors["bulk_confirm_rows"] = "件数は 1〜1,000 で入力してください。"
+    if not bulk_guard.PERCENT_RANGE[0] <= percent <= bulk_guard.PERCENT_RANGE[1]:
+        errors["bulk_confirm_percent"] = "割合は 1〜100 % で入力してください。"
+    if errors:
+        raise ValidationError(errors)
+    with transaction(
+        actor, Need(Function.SETTINGS, Level.EDIT), action="brigade_settings.update"
+    ) as tx:
+        row = tx.session.get(BrigadeSettings, tx.tenant_id)
+        if (row.version if row else 0) != expected_version:
+            raise Conflict()
+        before = bulk_limits_in(tx)
+        row = row or BrigadeSettings(tenant_id=tx.tenant_id, version=0)
+        row.bulk_confirm_rows, row.bulk_confirm_percent = rows, percent
+        row.version += 1
+        row.updated_at = utcnow()
+        tx.session.add(row)
+        tx.audit(
+            "brigade_settings.update",
+            target_type=TABLE,
+            target_id=tx.tenant_id,
+            details={
+                "before": {"bulk_confirm": before.text},
+                "after": {"bulk_confirm": f"{rows}件または{percent}%"},
+            },
+        )
+        tx.commit()
+        return bulk_guard.Limits(rows=rows, percent=percent)
 
 
 def known_units(actor: Actor) -> list[str]:

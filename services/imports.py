@@ -164,6 +164,7 @@ class ImportPreview:
     current: int = 0
     retiring_rows: int = 0
     suspending_rows: int = 0
+    limits: bulk_guard.Limits = bulk_guard.DEFAULT  # the brigade's, read with the preview
 
     def retiring(self, missing: MissingRows | None) -> int:
         """How many records the import would retire or delete with this choice."""
@@ -172,7 +173,7 @@ class ImportPreview:
 
     def needs_name(self, missing: MissingRows | None) -> bool:
         """Whether the import, with this choice, needs the brigade's name typed."""
-        return bulk_guard.needs_name(self.retiring(missing), self.current)
+        return bulk_guard.needs_name(self.retiring(missing), self.current, self.limits)
 
     @property
     def counts(self) -> dict[RowStatus, int]:

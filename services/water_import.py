@@ -216,6 +216,7 @@ def preview_water_import(
         )
         preview.missing = _missing_codes(tx, preview.rows)
         preview.current = _stored_count(tx)
+        preview.limits = brigade_settings.bulk_limits_in(tx)
         preview.notes += _unplaced_notes(preview.rows)
         file_checks.check_positions(tx, preview, records, headers=headers, swap=swap_coordinates)
         return preview
@@ -248,6 +249,7 @@ def apply_water_import(
                 brigade=tx.brigade_name,
                 confirm_name=confirm_name,
                 what=f"消防水利の削除（廃止） {gone:,}件",
+                limits=brigade_settings.bulk_limits_in(tx),
             )
             reason = f"CSV一括登録（消防水利）: 削除（廃止） {gone:,}件"
             backup_id = pre_change.take(tx, reason).id

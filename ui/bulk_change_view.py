@@ -37,7 +37,7 @@ def typed_confirmation(
     what = WHAT.get(preview.entity, "退団・削除")
     st.warning(
         f"この登録で{what} {count:,}件になります（現在 {preview.current:,}件）。"
-        f"{bulk_guard.ROWS}件または{bulk_guard.SHARE:.0%}を超える変更には、消防団名の入力が必要です。"
+        f"{preview.limits.text}を超える変更には、消防団名の入力が必要です（団設定）。"
     )
     typed = st.text_input(NAME_LABEL, key=key, placeholder=actor.tenant_name)
     matches = bulk_guard.name_matches(typed, actor.tenant_name)

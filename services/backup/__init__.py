@@ -48,7 +48,7 @@ from formats import member_csv
 from formats.tabular import CellValueError, plain
 from models import Member, MemberRole, Permission
 from models.enums import MemberStatus
-from services import bulk_guard, member_import, pre_change, water_import
+from services import brigade_settings, bulk_guard, member_import, pre_change, water_import
 from services.backup.access import (
     apply_roles,
     parse_grant,
@@ -471,6 +471,7 @@ def _leaving(plan: ImportPreview) -> int:
 
 def _check_bulk(tx: Tx, plans: Mapping[str, ImportPreview], confirm_name: str | None) -> None:
     """The bulk guard (services/bulk_guard.py) on what the restore retires or deletes."""
+    limits = brigade_settings.bulk_limits_in(tx)
     for name, what in ((MEMBERS, "退団 {n:,}名"), (WATER, "消防水利の削除（廃止） {n:,}件")):
         count = plans[name].retiring(MissingRows.RETIRE)
         bulk_guard.check(
@@ -479,6 +480,7 @@ def _check_bulk(tx: Tx, plans: Mapping[str, ImportPreview], confirm_name: str | 
             brigade=tx.brigade_name,
             confirm_name=confirm_name,
             what=what.format(n=count),
+            limits=limits,
         )
 
 

@@ -24,7 +24,7 @@ from formats import member_csv
 from models import Member
 from models.base import utcnow
 from models.enums import Function, Level, MemberStatus
-from services import bulk_guard, members, pre_change
+from services import brigade_settings, bulk_guard, members, pre_change
 from services.base import Tx, scoped
 from services.errors import ValidationError
 from services.imports import (
@@ -114,6 +114,7 @@ def preview_member_import(actor: Actor, *, data: bytes, filename: str) -> Import
         preview.missing = [m.member_code for m in planned.absent]
         preview.current = planned.current
         preview.retiring_rows, preview.suspending_rows = status_changes(planned.rows)
+        preview.limits = brigade_settings.bulk_limits_in(tx)
         if planned.kept_self:
             preview.notes.append(
                 f"あなた自身（団員番号 {planned.kept_self}）はファイルにありませんが、"
@@ -162,6 +163,7 @@ def apply_member_import(
             brigade=tx.brigade_name,
             confirm_name=confirm_name,
             what=f"退団 {retiring:,}名",
+            limits=brigade_settings.bulk_limits_in(tx),
         )
         backup = None
         if retiring or suspending:

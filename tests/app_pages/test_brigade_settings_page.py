@@ -77,3 +77,19 @@ def test_a_rank_without_settings_gets_no_page(open_app):
     tenant = make_tenant()
     sign_in(tenant)
     assert not nav_registers(open_app(sign_in(tenant, "団員").token), PAGE)
+
+
+def test_the_page_sets_the_bulk_change_limits(open_app):
+    tenant = make_tenant()
+    at = open_page(open_app, sign_in(tenant).token)
+    assert any("いまは 10件または10% です" in c.value for c in at.caption)
+    [rows] = [n for n in at.number_input if n.label == "件数"]
+    [percent] = [n for n in at.number_input if n.label == "割合（%）"]
+    rows.set_value(40)
+    percent.set_value(25)
+    [submit] = [b for b in at.button if b.label == "確認の基準を保存"]
+    submit.click().run()
+    assert not at.exception, at.exception
+    assert "一括変更の確認の基準を保存しました。" in [s.value for s in at.success]
+    limits, _ = brigade_settings.get_bulk_limits(admin(tenant))
+    assert (limits.rows, limits.percent) == (40, 25)

@@ -381,3 +381,49 @@ def test_a_restore_that_only_suspends_is_backed_up_first(tenant):
     assert statuses(tenant)[made[0]] == MemberStatus.SUSPENDED
     newest = pre_change.list_backups(admin(tenant))
     assert len(newest) == before + 1 and newest[0].reason.endswith("退団・利用停止・削除 1件")
+
+
+# -- each brigade's own limits (団設定) ----------------------------------------------------------
+
+
+def test_a_brigade_sets_its_own_limits_and_another_keeps_the_defaults(tenant, engine):
+    from services import brigade_settings
+
+    other = make_tenant()
+    limits = brigade_settings.update_bulk_limits(
+        admin(tenant), rows=30, percent=50, expected_version=0
+    )
+    assert limits.text == "30件または50%"
+    made = roster_of(tenant, 100)
+    found, apply = keep_only(tenant, made[:75])  # 25 of 100: within 30 and 50 %
+    assert not found.needs_name(MissingRows.RETIRE) and found.limits == limits
+    assert apply().retired == 25
+
+    theirs = roster_of(other, 100)
+    found, apply = keep_only(other, theirs[:75])  # the defaults: above 10 rows
+    assert found.needs_name(MissingRows.RETIRE)
+    with pytest.raises(ValidationError) as refused:
+        apply()
+    assert "退団 25名" in refused.value.errors["confirm_name"]
+
+
+@pytest.mark.parametrize(("rows", "percent"), [(0, 10), (1001, 10), (10, 0), (10, 101)])
+def test_limits_out_of_range_are_refused(tenant, rows, percent):
+    from services import brigade_settings
+
+    with pytest.raises(ValidationError):
+        brigade_settings.update_bulk_limits(
+            admin(tenant), rows=rows, percent=percent, expected_version=0
+        )
+
+
+def test_changing_the_limits_needs_settings_editing_and_is_audited(tenant, watch):
+    from services import brigade_settings
+
+    viewer = actor_with(tenant, {Function.SETTINGS: Level.VIEW})
+    with pytest.raises(PermissionDenied):
+        brigade_settings.update_bulk_limits(viewer, rows=20, percent=20, expected_version=0)
+    audit = watch(tenant)
+    brigade_settings.update_bulk_limits(admin(tenant), rows=20, percent=20, expected_version=0)
+    [event] = [e for e in audit.new() if e.action == "brigade_settings.update"]
+    assert json.loads(event.details)["after"] == {"bulk_confirm": "20件または20%"}

@@ -19,7 +19,7 @@ from services.catalog import AuditCategory, Function, Level
 from services.errors import ServiceError
 from services.event_log import EventFilter
 from ui import event_view, mail_log_view
-from ui.common import current_actor, show_error
+from ui.common import current_actor, plain, show_error
 
 ALL = "すべて"
 CUSTOM = "期間を指定"
@@ -211,7 +211,7 @@ with st.expander("改ざん検証（ハッシュチェーン）", icon=":materia
                 if (b := report.broken_event) is not None:
                     st.write(
                         f"該当記録: {b.occurred_jst}　{b.category_label}　{b.action_label}"
-                        f"　{b.target_display}"
+                        f"　{plain(b.target_display)}"
                     )
             elif report.warnings:
                 st.warning(

@@ -16,7 +16,7 @@ from services.catalog import Function, Level
 from services.errors import ServiceError
 from ui import tables
 from ui import water_forms as forms
-from ui.common import current_actor, show_error
+from ui.common import current_actor, plain, show_error
 from ui.import_view import require
 
 SOON_DAYS = 30
@@ -100,5 +100,5 @@ picked = tables.show(
 rows = picked.selection.rows
 if rows and rows[0] < len(shown):
     source = shown[rows[0]]
-    st.subheader(f"{source.code}（{source.kind}）")
+    st.subheader(f"{plain(source.code)}（{plain(source.kind)}）")
     forms.inspections(actor, source, can_record)

@@ -52,7 +52,7 @@ def show_detail(detail: EventDetail) -> None:
         f"- 対象: {plain(e.target_display) or '-'}"
         + (f"（対象ID `{e.target_id}`）" if e.target_id else "")
         + "\n"
-        f"- リクエストID: `{e.request_id or '-'}` / 接続元: {e.client_addr or '-'}\n"
+        f"- リクエストID: `{e.request_id or '-'}` / 接続元: {plain(e.client_addr) or '-'}\n"
         f"- ユーザーエージェント: {plain(e.user_agent) or '-'}"
     )
     st.caption("記録内容（変更前・変更後を含む。個人情報は含みません）")

@@ -11,6 +11,7 @@ import streamlit as st
 
 from core.actor import Actor
 from services import setup_checklist
+from services.errors import ServiceError
 from services.setup_checklist import Checklist, Step
 from ui.common import plain
 from ui.registry import PageSpec, specs_for
@@ -18,10 +19,20 @@ from ui.registry import PageSpec, specs_for
 TITLE = "はじめの設定"
 
 
-def show_setup_checklist(actor: Actor) -> None:
+def _checklist(actor: Actor) -> Checklist | None:
+    """The brigade's steps, or None for an actor who is not offered them (or whose rights
+    changed since this run began: the list is a courtesy, never an error on the first page)."""
     if not setup_checklist.offered(actor):
+        return None
+    try:
+        return setup_checklist.checklist(actor)
+    except ServiceError:
+        return None
+
+
+def show_setup_checklist(actor: Actor) -> None:
+    if (checklist := _checklist(actor)) is None:
         return
-    checklist = setup_checklist.checklist(actor)
     if not checklist.open_steps:
         return
     pages = {spec.url_path: spec for spec in specs_for(actor)}
@@ -61,10 +72,8 @@ def _line(step: Step) -> str:
 def point_to_setup(actor: Actor) -> None:
     """On the first page an administrator lands on (ダッシュボード): one line while a required
     setup step is open, with a link to ホーム where the list stands."""
-    if not setup_checklist.offered(actor):
-        return
-    checklist = setup_checklist.checklist(actor)
-    if not checklist.required_open:
+    checklist = _checklist(actor)
+    if checklist is None or not checklist.required_open:
         return
     left = sum(1 for step in checklist.open_steps if step.required)
     with st.container(border=True):

@@ -68,3 +68,13 @@ def test_a_rank_without_inspections_gets_no_page(open_app):
     tenant = brigade()
     at = open_app(sign_in(tenant, "団員").token)
     assert not nav_registers(at, PAGE)
+
+
+def test_a_code_is_shown_as_typed_not_as_markdown(open_app):
+    tenant = make_tenant()
+    make_source(tenant, code="[x](http://a.b)", last_inspected_on=None)
+    at = open_page(open_app, sign_in(tenant).token)
+    at.session_state["insp_table_期限切れ_"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    [title] = [s.value for s in at.subheader if "x" in s.value]
+    assert title.startswith("\\[x\\]\\(http") and "](" not in title

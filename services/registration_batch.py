@@ -12,9 +12,10 @@ those events), and the batch once more with its filter and counts.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from core.access import Need
@@ -88,21 +89,33 @@ def plan_batch(actor: Actor, *, units: Sequence[str], include_valid: bool) -> Ba
 
 
 def issue_batch(
-    actor: Actor, *, units: Sequence[str], include_valid: bool, expected: int
+    actor: Actor,
+    *,
+    units: Sequence[str],
+    include_valid: bool,
+    expected: Collection[uuid.UUID],
 ) -> list[IssuedRegistration]:
     """Issue (or reissue) a code for every member plan_batch names, in 所属 and 団員番号 order.
-    `expected` is the count the actor confirmed: if the roster changed since, nothing is
-    issued and the actor looks again."""
+    `expected` are the members the actor confirmed (plan_batch's): if the selection is not
+    exactly those now — one linked LINE and another joined, say — nothing is issued and the
+    actor looks again. The members' registrations are locked, so two batches at once (two
+    tabs, two administrators) follow one another instead of clashing."""
     with transaction(actor, EDIT, action="registration.batch_issue") as tx:
         require_line_login()
-        plan, chosen = _select(tx, units, include_valid)
+        plan, chosen = _select(tx, units, include_valid, lock=True)
         if not chosen:
             raise ValidationError({"member": NOBODY})
         if len(chosen) > BATCH_LIMIT:
             raise ValidationError({"member": TOO_MANY})
-        if len(chosen) != expected:
+        if {c.member.id for c in chosen} != set(expected):
             raise Conflict()
-        issued = [issue_code(tx, c.member, c.registration, sensitive=c.sensitive) for c in chosen]
+        try:
+            issued = [
+                issue_code(tx, c.member, c.registration, sensitive=c.sensitive) for c in chosen
+            ]
+            tx.session.flush()
+        except IntegrityError as exc:  # a first code for one of them made meanwhile elsewhere
+            raise Conflict() from exc
         tx.audit(
             "registration.batch_issue",
             category=AuditCategory.AUTH,
@@ -121,15 +134,16 @@ def issue_batch(
 
 
 def _select(
-    tx: Tx, units: Sequence[str], include_valid: bool
+    tx: Tx, units: Sequence[str], include_valid: bool, *, lock: bool = False
 ) -> tuple[BatchPlan, list[_Candidate]]:
     query = scoped(select(Member), tx.actor).where(Member.status == MemberStatus.ACTIVE)
     if units:
         query = query.where(Member.affiliation.in_(list(units)))
     members = tx.session.exec(query.order_by(Member.affiliation, Member.member_code)).all()
     linked = set(tx.session.exec(scoped(select(MemberLine.member_id), tx.actor)).all())
+    query = scoped(select(LineRegistration), tx.actor)
     registrations = {
-        r.member_id: r for r in tx.session.exec(scoped(select(LineRegistration), tx.actor)).all()
+        r.member_id: r for r in tx.session.exec(query.with_for_update() if lock else query).all()
     }
     passwords = set(tx.session.exec(scoped(select(LocalAccount.member_id), tx.actor)).all())
     grants = _grants(tx, members)

@@ -110,7 +110,10 @@ def batch_section(actor: Actor, *, notice_key: str) -> None:
         message=f"{where}の{plan.count}名に登録コードを発行します。よろしいですか？",
         details=("再発行する団員の以前の登録コードは使えなくなります。",),
         action=lambda: registration_batch.issue_batch(
-            actor, units=chosen, include_valid=include_valid, expected=plan.count
+            actor,
+            units=chosen,
+            include_valid=include_valid,
+            expected=[m.member_id for m in plan.members],
         ),
         notice=lambda issued: f"{len(issued)}名の登録コードを発行しました。",
         notice_key=notice_key,

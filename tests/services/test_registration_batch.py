@@ -45,7 +45,7 @@ def plan(actor, units=(), include_valid=False):
 
 
 def issue(actor, units=(), include_valid=False):
-    expected = plan(actor, units, include_valid).count
+    expected = [m.member_id for m in plan(actor, units, include_valid).members]
     return registration_batch.issue_batch(
         actor, units=list(units), include_valid=include_valid, expected=expected
     )
@@ -213,7 +213,7 @@ def test_batch_not_permitted(tenant, watch):
     audit = watch(tenant)
 
     with pytest.raises(PermissionDenied):
-        registration_batch.issue_batch(viewer, units=[], include_valid=False, expected=1)
+        registration_batch.issue_batch(viewer, units=[], include_valid=False, expected=[])
     with pytest.raises(PermissionDenied):
         plan(viewer)
     with pytest.raises(PermissionDenied):
@@ -234,7 +234,9 @@ def test_batch_is_refused_without_a_line_login_channel(tenant, watch):
 
     with configured(NO_LINE_LOGIN):
         with pytest.raises(NotConfigured) as error:
-            registration_batch.issue_batch(admin(tenant), units=[], include_valid=False, expected=1)
+            registration_batch.issue_batch(
+                admin(tenant), units=[], include_valid=False, expected=[]
+            )
         with pytest.raises(NotConfigured):
             plan(admin(tenant))
 
@@ -244,7 +246,7 @@ def test_batch_is_refused_without_a_line_login_channel(tenant, watch):
 
 def test_a_changed_roster_issues_nothing(tenant):
     make_member(tenant)
-    confirmed = plan(admin(tenant)).count
+    confirmed = [m.member_id for m in plan(admin(tenant)).members]
     make_member(tenant)
 
     with pytest.raises(Conflict):
@@ -255,12 +257,28 @@ def test_a_changed_roster_issues_nothing(tenant):
     assert registrations_of(tenant) == {}
 
 
+def test_the_same_count_of_other_members_issues_nothing(tenant):
+    """One confirmed member links LINE and another joins: still N, but not the N confirmed."""
+    leaving = make_member(tenant)
+    make_member(tenant)
+    confirmed = [m.member_id for m in plan(admin(tenant)).members]
+    link_line(tenant, leaving.id, new_sub())
+    make_member(tenant)
+    assert plan(admin(tenant)).count == len(confirmed)
+
+    with pytest.raises(Conflict):
+        registration_batch.issue_batch(
+            admin(tenant), units=[], include_valid=False, expected=confirmed
+        )
+    assert registrations_of(tenant) == {}
+
+
 def test_nobody_to_issue_for_is_bad_input(tenant):
     make_member(tenant, affiliation=FIRST)
 
     with pytest.raises(ValidationError) as error:
         registration_batch.issue_batch(
-            admin(tenant), units=["存在しない分団"], include_valid=False, expected=0
+            admin(tenant), units=["存在しない分団"], include_valid=False, expected=[]
         )
 
     assert error.value.errors["member"] == registration_batch.NOBODY
@@ -272,6 +290,11 @@ def test_too_many_is_bad_input(tenant, monkeypatch):
     monkeypatch.setattr(registration_batch, "BATCH_LIMIT", 2)
 
     with pytest.raises(ValidationError):
-        registration_batch.issue_batch(admin(tenant), units=[], include_valid=False, expected=3)
+        registration_batch.issue_batch(
+            admin(tenant),
+            units=[],
+            include_valid=False,
+            expected=[m.member_id for m in plan(admin(tenant)).members],
+        )
 
     assert registrations_of(tenant) == {}

@@ -112,7 +112,7 @@ from services.backup.reports import (
     write_reports,
 )
 from services.base import Tx, require, scoped, transaction
-from services.errors import ValidationError
+from services.errors import Conflict, ValidationError
 from services.imports import (
     ImportPreview,
     ImportResult,
@@ -370,6 +370,10 @@ def restore_backup(
         with no_lockout(tx):
             plans = _stage(tx, backup)
             _check_plans(tx, plans)
+            if taken is None and any(_leaving(plan) for plan in plans.values()):
+                # the brigade changed since the preview (members joined, say): the restore would
+                # now retire some without the backup that makes it undoable — look again
+                raise Conflict()
             if undoing is None:
                 _check_bulk(tx, plans, confirm_name)
             step = ProgressCounter(progress, sum(_size(p) for p in plans.values()))

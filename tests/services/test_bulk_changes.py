@@ -20,7 +20,7 @@ from models.water import WaterInspection, WaterInspectionCreate
 from services import backup, bulk_guard, pre_change, water_import, water_sources
 from services import member_import as mi
 from services.db import unit_of_work
-from services.errors import NotFound, PermissionDenied, ValidationError
+from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from services.imports import MissingRows
 from services.signin import sessions
 from tests.factories import (
@@ -427,3 +427,18 @@ def test_changing_the_limits_needs_settings_editing_and_is_audited(tenant, watch
     brigade_settings.update_bulk_limits(admin(tenant), rows=20, percent=20, expected_version=0)
     [event] = [e for e in audit.new() if e.action == "brigade_settings.update"]
     assert json.loads(event.details)["after"] == {"bulk_confirm": "20件または20%"}
+
+
+def test_a_restore_previewed_before_members_joined_is_refused_not_left_without_undo(tenant):
+    """The preview retired nobody, so no backup would be taken; members joined since would be
+    retired without a way back: the restore is refused, to be previewed again."""
+    made = roster_of(tenant, 3)
+    found = backup.inspect_backup(admin(tenant), data=backup.create_backup(admin(tenant)).data)
+    assert not any(p.missing for p in found.plans.values())
+    add = mi.preview_member_import(admin(tenant), data=csv_file(["LATE1"]), filename="n.csv")
+    mi.apply_member_import(admin(tenant), add, missing=MissingRows.KEEP)
+
+    with pytest.raises(Conflict):
+        backup.restore_backup(admin(tenant), found, confirm_name=brigade_name(tenant))
+    assert statuses(tenant)["LATE1"] == MemberStatus.ACTIVE and stored_backups(tenant) == []
+    assert all(statuses(tenant)[code] == MemberStatus.ACTIVE for code in made)

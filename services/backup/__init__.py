@@ -46,7 +46,7 @@ from core.actor import Actor
 from formats import backup as fmt
 from formats import member_csv
 from formats.tabular import CellValueError, plain
-from models import Member, MemberRole, Permission
+from models import Member, MemberRole, Permission, PreChangeBackup
 from models.enums import MemberStatus
 from services import brigade_settings, bulk_guard, member_import, pre_change, water_import
 from services.backup.access import (
@@ -376,6 +376,8 @@ def restore_backup(
                 raise Conflict()
             if undoing is None:
                 _check_bulk(tx, plans, confirm_name)
+            else:
+                _check_undoing(tx, undoing, preview)
             step = ProgressCounter(progress, sum(_size(p) for p in plans.values()))
             write_permissions(tx, plans[PERMISSIONS])
             step.advance(_size(plans[ROLES]) + _size(plans[PERMISSIONS]))
@@ -466,6 +468,13 @@ def _check_plans(tx: Tx, plans: dict[str, ImportPreview]) -> None:
         raise Refused(F.DISPATCH, L.ADMIN, CHANGES_MAIL_SOURCES)
     if _changes_reports(plans) and not allows(tx.actor, Need(F.REPORTS, L.ADMIN)):
         raise Refused(F.REPORTS, L.ADMIN, CHANGES_REPORTS)
+
+
+def _check_undoing(tx: Tx, backup_id: uuid.UUID, preview: RestorePreview) -> None:
+    """「元に戻す」 skips the typed name only for the brigade's own pre-change backup itself."""
+    row = tx.get(PreChangeBackup, backup_id)
+    if row is None or row.sha256 != preview.sha256:
+        raise ValidationError({"backup": "元に戻すバックアップが見つかりません。"})
 
 
 def _leaving(plan: ImportPreview) -> int:

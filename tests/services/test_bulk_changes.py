@@ -442,3 +442,13 @@ def test_a_restore_previewed_before_members_joined_is_refused_not_left_without_u
         backup.restore_backup(admin(tenant), found, confirm_name=brigade_name(tenant))
     assert statuses(tenant)["LATE1"] == MemberStatus.ACTIVE and stored_backups(tenant) == []
     assert all(statuses(tenant)[code] == MemberStatus.ACTIVE for code in made)
+
+
+def test_undoing_skips_the_typed_name_only_for_that_backup_itself(tenant):
+    made = roster_of(tenant, 30)
+    result = keep_only(tenant, made[:5])[1](confirm_name=brigade_name(tenant))
+    other = backup.inspect_backup(admin(tenant), data=backup.create_backup(admin(tenant)).data)
+    with pytest.raises(ValidationError):  # any other file, however named as an undo
+        backup.restore_backup(admin(tenant), other, undoing=result.backup_id)
+    with pytest.raises(ValidationError):
+        backup.restore_backup(admin(tenant), other, undoing=uuid.uuid4())

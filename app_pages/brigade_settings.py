@@ -26,11 +26,11 @@ st.title("団設定")
 if notice := st.session_state.pop(NOTICE, None):
     st.success(notice)
 try:
-    settings = brigade_settings.get_water_map_settings(actor)
-    units = brigade_settings.known_units(actor)
+    page = brigade_settings.settings_page(actor)  # one read: settings, 分団, limits, version
 except ServiceError as exc:
     show_error(exc)
     st.stop()
+settings, units = page.map, page.units
 radii = list(brigade_settings.COVERAGE_RADII_M)
 round_ = st.session_state.get("bs_round", 0)  # a saved form starts afresh, a refused one stays
 
@@ -131,7 +131,7 @@ elif not can_edit:
     st.caption("変更には「団設定」の編集権限が必要です。")
 
 st.subheader("一括変更の確認")
-limits, version = brigade_settings.get_bulk_limits(actor)
+limits, version = page.limits, page.version
 st.caption(
     "CSV一括登録や復元で、多くの団員を退団にするときや消防水利を削除するとき、確認のため"
     "消防団名の入力を求めます。次の件数と割合（いまの登録数に対して）の小さいほうを超えると"

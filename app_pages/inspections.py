@@ -24,6 +24,7 @@ DUE = {"期限切れ": "overdue", f"{SOON_DAYS}日以内に期限": "soon", "す
 
 actor = current_actor()
 require(actor, Function.INSPECTIONS, Level.VIEW)
+require(actor, Function.WATER_SOURCES, Level.VIEW)
 can_record = allows(actor, Need(Function.INSPECTIONS, Level.EDIT))
 st.title("水利点検")
 st.caption(

@@ -3,6 +3,7 @@ where it differs) and the brigade's area for the "outside the area" warning."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -37,7 +38,10 @@ class WaterMapSettings:
     version: int = 0  # 0: no settings saved yet
 
     def radius_for(self, unit: str) -> int:
-        return self.unit_coverage_radii.get(unit, self.coverage_radius_m)
+        """The 担当分団's distance: its own, else its 分団's (「第1分団 第2部」 → 「第1分団」),
+        else the brigade's."""
+        radii = self.unit_coverage_radii
+        return radii.get(unit, radii.get(unit_of(unit), self.coverage_radius_m))
 
     def outside_area(self, lat: float | None, lon: float | None) -> bool:
         if lat is None or lon is None or self.area_center is None:
@@ -135,15 +139,6 @@ def bulk_limits_in(tx: Tx) -> bulk_guard.Limits:
     return bulk_guard.Limits(rows=row.bulk_confirm_rows, percent=row.bulk_confirm_percent)
 
 
-def get_bulk_limits(actor: Actor) -> tuple[bulk_guard.Limits, int]:
-    """(limits, settings version) for 団設定."""
-    with transaction(
-        actor, Need(Function.SETTINGS, Level.VIEW), action="brigade_settings.get", read_only=True
-    ) as tx:
-        row = tx.session.get(BrigadeSettings, tx.tenant_id)
-        return bulk_limits_in(tx), row.version if row else 0
-
-
 def update_bulk_limits(
     actor: Actor, *, rows: int, percent: int, expected_version: int
 ) -> bulk_guard.Limits:
@@ -181,17 +176,41 @@ def update_bulk_limits(
         return bulk_guard.Limits(rows=rows, percent=percent)
 
 
-def known_units(actor: Actor) -> list[str]:
-    """The brigade's 分団, for choosing one in the settings: units_in."""
+@dataclass(frozen=True)
+class SettingsPage:
+    """What 団設定 shows, read in one transaction at 団設定 閲覧."""
+
+    map: WaterMapSettings
+    units: list[str]  # natural order: 第2分団 before 第10分団
+    limits: bulk_guard.Limits
+    version: int
+
+
+def settings_page(actor: Actor) -> SettingsPage:
     with transaction(
-        actor, Need(Function.SETTINGS, Level.VIEW), action="brigade_settings.units", read_only=True
+        actor, Need(Function.SETTINGS, Level.VIEW), action="brigade_settings.get", read_only=True
     ) as tx:
-        return sorted(units_in(tx))
+        settings = settings_in(tx)
+        return SettingsPage(settings, known_units_in(tx), bulk_limits_in(tx), settings.version)
+
+
+def known_units(actor: Actor) -> list[str]:
+    """The brigade's 分団, for choosing one in the settings: units_in, in natural order."""
+    return settings_page(actor).units
+
+
+def known_units_in(tx: Tx) -> list[str]:
+    return sorted(units_in(tx), key=_natural)
+
+
+def _natural(unit: str) -> tuple[int, str]:
+    number = re.search(r"\d+", unit)
+    return (int(number.group()) if number else 1 << 30, unit)
 
 
 def units_in(tx: Tx) -> set[str]:
     """分団 the brigade has: those of its active members' 所属 (「第1分団 第2部」 → 「第1分団」)
-    and its water sources' 担当分団."""
+    and its water sources' 担当分団 as written (radius_for matches either)."""
     affiliations = tx.session.exec(
         scoped(select(Member.affiliation), tx.actor).where(Member.status != MemberStatus.RETIRED)
     ).all()

@@ -126,9 +126,9 @@ def _page(function: Function, action: Level) -> tuple[Need, ...]:
 STEPS: tuple[StepSpec, ...] = (
     StepSpec(
         "区域の中心",
-        "water-map",
-        (Need(Function.WATER_SOURCES, Level.VIEW), Need(Function.SETTINGS, Level.EDIT)),
-        "水利マップの「地図の設定（基準距離・区域）」で区域の中心（緯度, 経度）を保存すると、"
+        "brigade-settings",
+        _page(Function.SETTINGS, Level.EDIT),
+        "団設定の「団の区域」で区域の中心（緯度, 経度）を保存すると、"
         "地図が団の区域から始まり、区域から遠い水利の登録に注意が出ます。",
         _area_centre,
     ),

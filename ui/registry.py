@@ -19,6 +19,11 @@ class PageSpec:
     function: Function | None  # None: every signed-in brigade user
     url_path: str
     level: Level = Level.VIEW  # what the function must reach for the page to be offered
+    also: tuple[Need, ...] = ()  # what else the page's reads need (all of it, or no page)
+
+    def offered_to(self, actor: Actor) -> bool:
+        needs = ((Need(self.function, self.level),) if self.function else ()) + self.also
+        return all(allows(actor, need) for need in needs)
 
 
 # The sidebar's groups, in this order; a page not named here goes to the first (no heading).
@@ -98,6 +103,7 @@ MEMBER_PAGES = (
         ":material/fact_check:",
         Function.INSPECTIONS,
         "inspections",
+        also=(Need(Function.WATER_SOURCES, Level.VIEW),),  # the list is the water registry
     ),
     PageSpec(
         "app_pages/brigade_settings.py",
@@ -189,9 +195,7 @@ def specs_for(actor: Actor | None) -> tuple[PageSpec, ...]:
         return OPERATOR_PAGES
     if actor.kind in LINE_PAGES:
         return (LINE_PAGES[actor.kind],)
-    return tuple(
-        p for p in MEMBER_PAGES if p.function is None or allows(actor, Need(p.function, p.level))
-    )
+    return tuple(p for p in MEMBER_PAGES if p.offered_to(actor))
 
 
 def pages_for(actor: Actor | None) -> list[st.Page] | dict[str, list[st.Page]]:

@@ -91,5 +91,5 @@ def test_the_page_sets_the_bulk_change_limits(open_app):
     submit.click().run()
     assert not at.exception, at.exception
     assert "一括変更の確認の基準を保存しました。" in [s.value for s in at.success]
-    limits, _ = brigade_settings.get_bulk_limits(admin(tenant))
+    limits = brigade_settings.settings_page(admin(tenant)).limits
     assert (limits.rows, limits.percent) == (40, 25)

@@ -42,7 +42,7 @@ def test_a_new_brigades_administrator_sees_the_setup_checklist_until_it_is_done(
     assert "はじめの設定" in [s.value for s in at.subheader]
     assert "1/6 件完了。" in at.caption[0].value  # LINE Login is not set up here: no LINE step
     assert _checklist_links(at) == [
-        ("water-map", "水利マップを開く"),  # 区域の中心
+        ("brigade-settings", "団設定を開く"),  # 区域の中心
         ("roster", "団員名簿を開く"),  # 団員
         ("water-map", "水利マップを開く"),  # 消防水利
         ("permissions", "役職・権限を開く"),  # 役職

@@ -107,8 +107,10 @@ def _readmit(a: Actor, w: World, unit: str) -> object:
 
 def _issue_batch(a: Actor, w: World, unit: str) -> object:
     label = f"{unit} {fresh('班')}"
-    w.target(label)
-    return registration_batch.issue_batch(a, units=[label], include_valid=False, expected=1)
+    member = w.target(label)
+    return registration_batch.issue_batch(
+        a, units=[label], include_valid=False, expected=[member.id]
+    )
 
 
 def _rename_label(a: Actor, w: World, unit: str) -> object:
@@ -301,7 +303,8 @@ def expected_pages(function: Function, grant: Grant) -> set[str]:
     return {
         p.path
         for p in MEMBER_PAGES
-        if p.function is None or (p.function == function and grant.brigade_level >= p.level)
+        if p.function is None
+        or (p.function == function and grant.brigade_level >= p.level and not p.also)
     }
 
 

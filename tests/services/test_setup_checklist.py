@@ -80,7 +80,7 @@ def test_a_new_brigade_has_every_step_open(engine):
     assert not any(s.done for s in found.values())
     assert found["団員"].found == "在籍 1名"  # the administrator alone
     assert [s.page for s in found.values()] == [
-        "water-map",
+        "brigade-settings",
         "roster",
         "roster",
         "water-map",

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.timefmt import clock_jst
 from ui import notice_banner
-from ui.common import resolve_actor
+from ui.common import resolve_actor, session_end_text
 from ui.registry import pages_for
 
 st.set_page_config(page_title="火消し Hikeshi", page_icon="🚒", layout="wide")
@@ -31,10 +30,7 @@ if actor is not None:
             )
         )
         if actor.session_ends_at is not None:
-            st.caption(
-                f"操作のないまま {clock_jst(actor.session_ends_at)} を過ぎると自動的にログアウトします"
-                "（入力中の内容は保存されません）。"
-            )
+            st.caption(session_end_text(actor))
         st.html(
             '<form method="post" action="/auth/logout">'
             '<button type="submit" class="hikeshi-logout">ログアウト</button></form>'

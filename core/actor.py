@@ -58,8 +58,10 @@ class Actor:
     # the member's own 所属, and the levels granted only within it (a grant narrowed to 自所属)
     unit: str = ""
     unit_permissions: Mapping[str, Level] = field(default_factory=dict)
-    # when the signed-in session ends unless used again (UTC): idle timeout or absolute lifetime
+    # when the signed-in session ends unless used again (UTC), and whether that is the idle
+    # timeout (use extends it) or the absolute lifetime (nothing does)
     session_ends_at: datetime | None = field(default=None, compare=False)
+    session_ends_idle: bool = field(default=True, compare=False)
     # when the database last confirmed this actor (monotonic seconds, and the process's write
     # epoch then); see services.base.live
     checked: tuple[float, int] | None = field(default=None, compare=False, repr=False)

@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from core.actor import Actor, RequestContext
+from core.timefmt import clock_jst, to_jst, today_jst
 from services.errors import ServiceError, ValidationError
 from services.signin import sessions
 
@@ -49,6 +50,18 @@ def resolve_actor() -> Actor | None:
         # the login page says why a session that was open has ended (app_pages/login.py)
         st.session_state[ENDED_KEY] = sessions.ended(token)
     return actor
+
+
+def session_end_text(actor: Actor) -> str:
+    """The sidebar's line on when the session ends: the idle timeout (using the app moves it)
+    or the absolute lifetime (nothing does); the date too when it is not today."""
+    ends = actor.session_ends_at
+    if ends is None:
+        return ""
+    when = clock_jst(ends) if to_jst(ends)[:10] == today_jst().isoformat() else to_jst(ends)
+    if actor.session_ends_idle:
+        return f"操作のないまま {when} を過ぎると自動的にログアウトします（入力中の内容は保存されません）。"
+    return f"{when} にログインの有効期限が切れ、自動的にログアウトします。"
 
 
 def current_actor() -> Actor:

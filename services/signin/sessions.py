@@ -109,7 +109,10 @@ def resolve(token: str | None, request: RequestContext | None = None) -> Actor |
             row.last_seen_at = now
             db.add(row)
         db.commit()
-        return checked(replace(actor, session_ends_at=ends_at(row)))
+        ends = ends_at(row)
+        return checked(
+            replace(actor, session_ends_at=ends, session_ends_idle=ends < row.expires_at)
+        )
 
 
 def ends_at(row: Session) -> datetime:

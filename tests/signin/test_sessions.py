@@ -38,6 +38,7 @@ from tests.factories import (
     request_context,
 )
 from tests.water_factories import make_source
+from ui.common import session_end_text
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,7 @@ def test_the_actor_knows_when_the_session_ends_and_the_browser_why_it_ended(engi
     seen = row_for(engine, open_.token).last_seen_at
     assert utcnow() - seen < timedelta(minutes=1)
     assert actor is not None and actor.session_ends_at == seen + idle()
+    assert actor.session_ends_idle and "操作のないまま" in session_end_text(actor)
     assert sessions.ended(open_.token) is None  # still open
 
     age(engine, open_.token, last_seen_at=utcnow() - idle() - timedelta(minutes=1))
@@ -308,7 +310,8 @@ def test_the_absolute_lifetime_caps_when_the_session_ends(engine, open_):
     soon = utcnow() + timedelta(minutes=2)
     age(engine, open_.token, expires_at=soon, last_seen_at=utcnow())
     actor = sessions.resolve(open_.token)
-    assert actor is not None and actor.session_ends_at == soon
+    assert actor is not None and actor.session_ends_at == soon and not actor.session_ends_idle
+    assert "ログインの有効期限が切れ" in session_end_text(actor)
     age(engine, open_.token, expires_at=utcnow() - timedelta(seconds=1))
     assert sessions.resolve(open_.token) is None
     assert "一定の時間" in (sessions.ended(open_.token) or "")

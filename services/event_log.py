@@ -3,8 +3,9 @@ permitted administrators, and the recorders of the two categories other services
 
 Reading needs EVENT_LOGS 閲覧; the personal part of an event (details_enc: names, mail senders,
 before/after personal fields) is decrypted only for EVENT_LOGS 管理, one event at a time. Every
-list, detail, export and integrity check is itself an operation event, with any free text the
-viewer typed in the encrypted part.
+detail, export and integrity check is itself an operation event; a list is recorded once per
+session and filter (the page says whether a view is new, `is_new_view`; #18: page turns flooded
+the log), with any free text the viewer typed in the encrypted part.
 
 Pages run newest first by keyset on (occurred_at, seq) within the tenant: a page is the events
 strictly older than the last one shown, so events arriving meanwhile never shift or repeat rows.

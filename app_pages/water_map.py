@@ -3,6 +3,8 @@ inspections and edit form, click an empty spot for the nearest usable sources an
 
 from __future__ import annotations
 
+import hashlib
+
 import folium
 import streamlit as st
 from streamlit_folium import st_folium
@@ -21,7 +23,7 @@ from ui import tables
 from ui import water_forms as forms
 from ui import water_panels as panels
 from ui.common import current_actor, show_error
-from ui.water_map_folium import build_map, map_points, source_at
+from ui.water_map_folium import map_points, source_at, water_base_map, water_layer
 
 VIEWPORT, SEEN, MAP_SIGNATURE = "wm_viewport", "wm_seen_event", "wm_map_signature"
 MAP_EVENTS = [
@@ -32,6 +34,11 @@ MAP_EVENTS = [
     "center",
     "zoom",
 ]
+
+# The map is the page: the main block gives up most of its side padding to it.
+WIDE = (
+    '<style>[data-testid="stMainBlockContainer"] {padding-left: 2rem; padding-right: 2rem}</style>'
+)
 
 actor = current_actor()
 can_edit = allows(actor, Need(Function.WATER_SOURCES, Level.EDIT))
@@ -109,10 +116,10 @@ def handle_map_event(event: dict | None, registry: Registry) -> None:
             event.get("last_object_clicked_tooltip"),
         )
         if source is not None:
-            panels.select(source.id, None)
+            panels.choose(source.id, None)
             st.rerun()  # so the highlight and the panel show the new selection
     elif clicked_map and clicked_map != seen.get("map"):
-        panels.select(None, (clicked_map["lat"], clicked_map["lng"]))
+        panels.choose(None, (clicked_map["lat"], clicked_map["lng"]))
         st.rerun()
 
 
@@ -132,26 +139,27 @@ def highlight(registry: Registry) -> folium.FeatureGroup:
 
 
 def viewport_for_a_new_map(signature: tuple):
-    """The saved viewport, but only when the map is about to be rebuilt in the browser (other
-    data or options). Passing it on every rerun would make the map and the reruns chase each
-    other's stale view reports."""
+    """The saved viewport, but only when the map is about to be rebuilt in the browser (the page
+    opened anew, or its base changed). Passing it on every rerun would make the map and the
+    reruns chase each other's stale view reports."""
     rebuilt = st.session_state.get(MAP_SIGNATURE) != signature
     st.session_state[MAP_SIGNATURE] = signature
     return st.session_state.get(VIEWPORT) if rebuilt else None
 
 
-def map_view(registry: Registry, shown: list, chosen: WaterSourceFilter) -> None:
+def map_view(registry: Registry, shown: list) -> None:
     cols = st.columns(2)
-    labels = cols[0].toggle("メモを常に表示", key="wm_show_labels")
+    labels = cols[0].toggle("メモのラベルを表示（重ならない所だけ）", key="wm_show_labels")
     coverage = cols[1].toggle(
         f"包含範囲を表示（基準距離 {registry.settings.coverage_radius_m}m）", key="wm_coverage"
     )
     points = map_points(shown, registry.settings.radius_for)
-    centre = None if points else registry.settings.area_center
-    m = build_map(points, center=centre, show_labels=labels, show_coverage=coverage)
-    viewport = viewport_for_a_new_map(
-        (st.session_state["wm_registry"][0], chosen, labels, coverage)
-    )
+    # The map that stays in the browser holds no data: filters and saves swap only the layer.
+    placed = any(s.latitude is not None for s in registry.sources)
+    centre = None if placed else registry.settings.area_center
+    m = water_base_map(center=centre)
+    folium.LayerControl(collapsed=True).add_to(m)
+    viewport = viewport_for_a_new_map((centre,))
     event = st_folium(
         m,
         key="water_map",
@@ -160,11 +168,15 @@ def map_view(registry: Registry, shown: list, chosen: WaterSourceFilter) -> None
         returned_objects=MAP_EVENTS,
         center=viewport[0] if viewport else None,
         zoom=viewport[1] if viewport else None,
-        feature_group_to_add=highlight(registry),
+        feature_group_to_add=[
+            water_layer(points, show_labels=labels, show_coverage=coverage),
+            highlight(registry),
+        ],
     )
     handle_map_event(event, registry)
     st.caption(
         f"表示中 {len(points)} 件（座標未登録 {len(shown) - len(points)} 件）。"
+        "近い水利はまとめて数で表示し、拡大すると分かれます。"
         "背景地図を読み込めないときも、水利の位置・一覧・検索は使えます。"
         "　栓=消火栓 私=私設消火栓 槽=防火水槽 プ=プール 川=河川・溝 池=濠・池 海=海・湖 井=井戸"
         " 下=下水道 他=その他／灰色=使用不可、破線=点検中、赤枠=点検期限切れ"
@@ -172,21 +184,25 @@ def map_view(registry: Registry, shown: list, chosen: WaterSourceFilter) -> None
 
 
 def list_view(shown: list, chosen: WaterSourceFilter) -> None:
+    """The table, keyed by its rows: a picked row number is read against the rows it was picked
+    from, never against others (another search, a cleared filter)."""
     st.caption(f"{len(shown)} 件")
+    ids = [str(s.id) for s in shown]
+    rows_digest = hashlib.blake2b("".join(ids).encode(), digest_size=8).hexdigest()
     picked = tables.show(
         forms.table(shown),
         hide_index=True,
         width="stretch",
         on_select="rerun",
         selection_mode="single-row",
-        key="wm_table",
+        key=f"wm_table_{rows_digest}",
     )
     rows = picked.selection.rows if picked else []
-    picked_id = str(shown[rows[0]].id) if rows and rows[0] < len(shown) else None
+    picked_id = ids[rows[0]] if rows and rows[0] < len(ids) else None
     if picked_id != st.session_state.get("wm_table_seen"):
         st.session_state["wm_table_seen"] = picked_id
         if picked_id is not None:
-            panels.select(picked_id, None)
+            panels.choose(picked_id, None)
     st.download_button(
         "CSVをダウンロード",
         data=lambda: water_sources.export_water_sources_csv(actor, chosen),
@@ -196,11 +212,17 @@ def list_view(shown: list, chosen: WaterSourceFilter) -> None:
     )
 
 
+st.html(WIDE)
 st.title("水利マップ")
 if "wm_view" not in st.session_state:  # first run on this page: the browser has no map yet
     st.session_state.pop(MAP_SIGNATURE, None)
-if notice := st.session_state.pop(forms.NOTICE, None):
-    st.success(notice)
+    st.session_state.pop(forms.NOTICE, None)
+# The notice stays until the user does something else (panels.choose, forms.run): the map's own
+# reruns (its view reported after a pan or zoom) must not wipe it. Its place is kept empty without
+# one: an element appearing above the map would move it, and a moved map reloads in the browser.
+notice_slot = st.empty()
+if notice := st.session_state.get(forms.NOTICE):
+    notice_slot.success(notice)
 try:
     registry = load_registry()
 except ServiceError as exc:
@@ -210,9 +232,9 @@ chosen = filters(registry)
 shown = water_sources.filter_sources(registry.sources, chosen)
 view = st.segmented_control("表示", ["地図", "一覧"], default="地図", key="wm_view") or "地図"
 if view == "地図":
-    map_col, panel_col = st.columns([3, 2])
+    map_col, panel_col = st.columns([5, 2])
     with map_col:
-        map_view(registry, shown, chosen)
+        map_view(registry, shown)
     with panel_col:
         panels.side_panel(rights, registry)
 else:

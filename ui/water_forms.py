@@ -26,7 +26,8 @@ OWNERSHIP_BY_LABEL = {label: value for value, label in OWNERSHIPS.items()}
 
 
 def run(action: Callable[[], Any], notice: str, **options: Any) -> None:
-    """run_action with the 水利マップ's notice."""
+    """run_action with the 水利マップ's notice (the last one goes: it is about something else)."""
+    st.session_state.pop(NOTICE, None)
     run_action(action, notice, notice_key=NOTICE, **options)
 
 

@@ -1,9 +1,15 @@
-"""The water map as a folium.Map built from plain data, with no Streamlit in sight (the page, the
-benchmark and the tests share it).
+"""The water map as folium objects built from plain data, with no Streamlit in sight (the page,
+the benchmark and the tests share it).
+
+The map is split in two so that the page can keep one map in the browser: the base (tiles,
+scale, scripts and the JavaScript that draws sources) stays the same across reruns, and the
+sources travel as data in a small layer that streamlit-folium swaps in place
+(`feature_group_to_add`). A change of data then redraws the markers instead of reloading the
+whole map, which is what made saving slow and fired a second rerun.
 
 All sources travel as one compact JSON array; a few lines of JavaScript turn them into Leaflet
-markers in the browser (letter icons per kind, clustered when there are many) and, when the
-coverage overlay is switched on, into canvas circles. No folium.Marker per source."""
+markers (letter icons per kind, clustered by zoom), memo labels shown only where they fit, and
+coverage circles in their own pane beneath the markers. No folium.Marker per source."""
 
 from __future__ import annotations
 
@@ -12,13 +18,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import folium
-from branca.element import Element
-from folium.elements import JSCSSMixin
-from folium.map import Layer
+from branca.element import Element, MacroElement
 from jinja2 import Template
 
 from services.geo import MapAssets, TileLayer, map_assets
-from ui.map_builder import base_map, fit_to, html_safe_json
+from ui.map_builder import base_map, html_safe_json
 
 KIND_STYLES: dict[str, tuple[str, str]] = {  # kind: (letter, colour)
     "消火栓": ("栓", "#d32f2f"),
@@ -33,8 +37,8 @@ KIND_STYLES: dict[str, tuple[str, str]] = {  # kind: (letter, colour)
     "その他": ("他", "#455a64"),
 }
 STATUSES = ("使用可", "使用不可", "点検中")
-CLUSTER_ABOVE = 1000
 POSITION_TOLERANCE = 1e-6
+COVERAGE_PANE = "hikeshiCoverage"
 
 
 def map_points(sources: Iterable[Any], radius_for: Callable[[str], int]) -> list[dict]:
@@ -77,32 +81,68 @@ def source_at(
     )
 
 
+def water_base_map(
+    *,
+    center: tuple[float, float] | None = None,
+    cluster: bool = True,
+    tiles: Sequence[TileLayer] | None = None,
+    assets: MapAssets | None = None,
+) -> folium.Map:
+    """The part of the water map that stays in the browser: the base map (centred on `center`,
+    or all of Japan until a layer fits the view) with Leaflet (and Leaflet.markercluster), the
+    drawing script and its styles. It holds no data, so new data never reloads it. Add
+    water_layer() to it, then the layer control."""
+    assets = assets or map_assets()
+    m = base_map(center=center, tiles=tiles, assets=assets)
+    if cluster:
+        m.default_js = [*m.default_js, ("markercluster", assets.cluster_js)]
+        m.default_css = [
+            *m.default_css,
+            *((f"markercluster_{i}", url) for i, url in enumerate(assets.cluster_css)),
+        ]
+    WaterLayerScript().add_to(m)
+    m.get_root().header.add_child(Element(f"<style>{CSS}</style>"), name="hikeshi_water_css")
+    return m
+
+
+def water_layer(
+    points: Sequence[Mapping[str, Any]],
+    *,
+    show_labels: bool = False,
+    show_coverage: bool = False,
+    cluster: bool = True,
+    fit: bool = True,
+) -> WaterSourceLayer:
+    """The sources (dicts as map_points makes) for a map made by water_base_map; with `fit`, the
+    first layer a map shows fits the view to its sources (later ones leave the view alone)."""
+    options = {"labels": show_labels, "coverage": show_coverage, "cluster": cluster, "fit": fit}
+    return WaterSourceLayer(payload(points), options)
+
+
 def build_map(
     points: Sequence[Mapping[str, Any]],
     *,
     center: tuple[float, float] | None = None,
     show_labels: bool = False,
     show_coverage: bool = False,
-    cluster: bool | None = None,
+    cluster: bool = True,
     tiles: Sequence[TileLayer] | None = None,
     assets: MapAssets | None = None,
     overlays: Sequence[folium.FeatureGroup] = (),
 ) -> folium.Map:
-    """The base map with `points` (dicts as map_points makes), fitted to them, or centred on
-    `center`, and `overlays` (a layer added after the layer control, which lists the layers
-    before it exists, breaks the map's script)."""
-    assets = assets or map_assets()
-    m = base_map(center=center, tiles=tiles, assets=assets)
-    clustered = len(points) > CLUSTER_ABOVE if cluster is None else cluster
-    markers = WaterSourceLayer(points, show_labels=show_labels, cluster=clustered, assets=assets)
-    markers.add_to(m)
-    CoverageLayer(markers, show=show_coverage).add_to(m)
+    """The whole map in one page: `points` fitted (or centred on `center`) and `overlays`, added
+    before the layer control (which lists the layers that exist when it is made)."""
+    m = water_base_map(center=center, cluster=cluster, tiles=tiles, assets=assets)
+    water_layer(
+        points,
+        show_labels=show_labels,
+        show_coverage=show_coverage,
+        cluster=cluster,
+        fit=center is None,
+    ).add_to(m)
     for overlay in overlays:
         overlay.add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
-    m.get_root().header.add_child(Element(f"<style>{CSS}</style>"), name="hikeshi_water_css")
-    if center is None:
-        fit_to(m, ((p["latitude"], p["longitude"]) for p in points))
     return m
 
 
@@ -130,17 +170,43 @@ def payload(points: Sequence[Mapping[str, Any]]) -> dict:
     }
 
 
-class WaterSourceLayer(JSCSSMixin, Layer):
-    """The sources as Leaflet markers made in the browser from one JSON array."""
+class WaterSourceLayer(folium.FeatureGroup):
+    """The sources as data; window.hikeshiWaterLayer (WaterLayerScript) draws them. A
+    FeatureGroup (keeping its _name, which names the script's variable) so that streamlit-folium
+    can swap it without reloading the map."""
 
     _template = Template(
         """
 {% macro script(this, kwargs) %}
-var {{ this.get_name() }} = (function () {
-  var data = {{ this.data_json }};
-  var options = {{ this.options_json }};
+var {{ this.get_name() }} = window.hikeshiWaterLayer(
+  {{ this._parent.get_name() }}, {{ this.data_json }}, {{ this.options_json }}
+).addTo({{ this._parent.get_name() }});
+{% endmacro %}
+"""
+    )
+
+    def __init__(self, data: dict, options: dict) -> None:
+        super().__init__(name="水利", overlay=True, control=True, show=True)
+        self.data_json = html_safe_json(data)
+        self.options_json = json.dumps(options)
+
+
+class WaterLayerScript(MacroElement):
+    """Defines window.hikeshiWaterLayer(map, data, options) in the map's page, once."""
+
+    _template = Template(
+        """
+{% macro script(this, kwargs) %}
+window.hikeshiWaterLayer = function (map, data, options) {
   var GREY = "#9e9e9e";
   var icons = {};
+  window.hikeshiWaterReady = false;
+  if (!map.getPane("COVERAGE_PANE")) {
+    // above the tiles (200), beneath other overlays (400) and the markers (600)
+    var pane = map.createPane("COVERAGE_PANE");
+    pane.style.zIndex = 350;
+    pane.style.pointerEvents = "none";
+  }
   function esc(text) {
     return String(text).replace(/[&<>"']/g, function (c) {
       return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
@@ -167,10 +233,24 @@ var {{ this.get_name() }} = (function () {
       element.setAttribute("aria-label", this.options.code + " " + this.options.kindName);
     }
   });
+  var layer = L.featureGroup();
+  var coverage = L.featureGroup().addTo(layer);
+  if (options.coverage) {
+    data.rows.forEach(function (r) {
+      if (r[3] !== 0) { return; }
+      L.circle([r[0], r[1]], {radius: r[7], weight: 1, color: "#1565c0", opacity: 0.5,
+        fillColor: "#42a5f5", fillOpacity: 0.18, interactive: false, pane: "COVERAGE_PANE"}
+      ).addTo(coverage);
+    });
+  }
+  function ready() {
+    window.hikeshiWaterReady = true;
+    fitLabels();
+  }
   var group = options.cluster
     ? L.markerClusterGroup({chunkedLoading: true, maxClusterRadius: 45,
-        disableClusteringAtZoom: 17, showCoverageOnHover: false,
-        chunkProgress: function (done, total) { if (done === total) group.fire("hikeshiready"); }})
+        disableClusteringAtZoom: 17, showCoverageOnHover: false, spiderfyOnMaxZoom: false,
+        chunkProgress: function (done, total) { if (done === total) { ready(); } }})
     : L.featureGroup();
   var markers = data.rows.map(function (r) {
     var marker = new SourceMarker([r[0], r[1]], {
@@ -179,75 +259,71 @@ var {{ this.get_name() }} = (function () {
     var label = esc(r[5]) + "（" + esc(data.kinds[r[2]]) + "・" + esc(data.statuses[r[3]]) + "）"
       + (r[4] ? " 点検期限切れ" : "") + (r[6] ? "<br>" + esc(r[6]) : "");
     if (options.labels && r[6]) {
-      marker.bindTooltip(esc(r[6]), {permanent: true, direction: "right", className: "hk-ws-label"});
+      marker.bindTooltip(esc(r[6]), {permanent: true, direction: "right", offset: [12, 12], className: "hk-ws-label"});
     } else {
       marker.bindTooltip(label, {direction: "top"});
     }
     return marker;
   });
-  group.hikeshiRows = data.rows;
-  group.on("hikeshiready", function () { window.hikeshiWaterReady = true; });
+  // A memo label is shown only where it overlaps no other shown label and no marker or cluster
+  // icon but its own; the others wait for a closer zoom.
+  function overlap(a, b) {
+    return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  }
+  function fitLabels() {
+    if (!options.labels || !layer._map) { return; }
+    var icons = Array.prototype.map.call(
+      map.getPane("markerPane").children, function (el) { return [el, el.getBoundingClientRect()]; });
+    var shown = [];
+    markers.forEach(function (marker) {
+      var tip = marker.getTooltip();
+      var el = marker._map && tip && tip.options.permanent ? tip.getElement() : null;
+      if (!el) { return; }
+      el.classList.remove("hk-ws-label-hidden");
+      var box = el.getBoundingClientRect();
+      var clash = shown.some(function (other) { return overlap(other, box); })
+        || icons.some(function (i) { return i[0] !== marker._icon && overlap(i[1], box); });
+      if (clash) { el.classList.add("hk-ws-label-hidden"); } else { shown.push(box); }
+    });
+  }
+  var pending = null;
+  function later() {
+    clearTimeout(pending);
+    pending = setTimeout(fitLabels, 60);
+  }
+  // Markercluster adds and removes icons after a move or zoom, some after an animation, and
+  // labels move when they are first laid out or a font arrives: the labels are placed again
+  // once the icons and labels have stopped changing.
+  var changes = new MutationObserver(later);
+  layer.on("add", function () {
+    if (options.fit && !map.hikeshiFitted && data.rows.length) {
+      map.hikeshiFitted = true;
+      map.fitBounds(data.rows.map(function (r) { return [r[0], r[1]]; }),
+        {padding: [20, 20], animate: false});
+    }
+    changes.observe(map.getPane("markerPane"), {childList: true});
+    changes.observe(
+      map.getPane("tooltipPane"), {childList: true, subtree: true, attributeFilter: ["style"]});
+    map.on("zoomend moveend", later);
+    if (document.fonts) { document.fonts.ready.then(later); }
+    if (!options.cluster) { ready(); }
+  });
+  layer.on("remove", function () {
+    changes.disconnect();
+    map.off("zoomend moveend", later);
+  });
   if (options.cluster) {
     group.addLayers(markers);
   } else {
     markers.forEach(function (marker) { group.addLayer(marker); });
-    group.on("add", function () { group.fire("hikeshiready"); });
   }
-  return group;
-})();
+  group.addTo(layer);
+  layer.hikeshiMarkers = group;
+  return layer;
+};
 {% endmacro %}
-"""
+""".replace("COVERAGE_PANE", COVERAGE_PANE)
     )
-
-    def __init__(
-        self,
-        points: Sequence[Mapping[str, Any]],
-        *,
-        show_labels: bool,
-        cluster: bool,
-        assets: MapAssets,
-    ) -> None:
-        super().__init__(name="水利", overlay=True, control=True, show=True)
-        self._name = "WaterSources"
-        self.data_json = html_safe_json(payload(points))
-        self.options_json = json.dumps({"labels": show_labels, "cluster": cluster})
-        self.default_js = [("markercluster", assets.cluster_js)] if cluster else []
-        self.default_css = (
-            [(f"markercluster_{i}", url) for i, url in enumerate(assets.cluster_css)]
-            if cluster
-            else []
-        )
-
-
-class CoverageLayer(Layer):
-    """Circles of each usable source's coverage radius, drawn on canvas the first time the
-    overlay is shown; the gaps between them are what is not covered."""
-
-    _template = Template(
-        """
-{% macro script(this, kwargs) %}
-var {{ this.get_name() }} = (function (rows) {
-  var group = L.featureGroup();
-  var drawn = false;
-  group.on("add", function () {
-    if (drawn) { return; }
-    drawn = true;
-    rows.forEach(function (r) {
-      if (r[3] !== 0) { return; }
-      L.circle([r[0], r[1]], {radius: r[7], weight: 1, color: "#1565c0", opacity: 0.5,
-        fillColor: "#42a5f5", fillOpacity: 0.18, interactive: false}).addTo(group);
-    });
-  });
-  return group;
-})({{ this.markers.get_name() }}.hikeshiRows);
-{% endmacro %}
-"""
-    )
-
-    def __init__(self, markers: WaterSourceLayer, *, show: bool) -> None:
-        super().__init__(name="包含範囲（基準距離の円）", overlay=True, control=True, show=show)
-        self._name = "WaterCoverage"
-        self.markers = markers
 
 
 CSS = """
@@ -258,4 +334,5 @@ CSS = """
 .hk-ws-s2 span { border: 2px dashed #212121; }
 .hk-ws-overdue span { border-color: #ff1744; }
 .hk-ws-label { font-size: 11px; padding: 1px 4px; }
+.hk-ws-label-hidden { visibility: hidden; }
 """

@@ -35,6 +35,12 @@ def select(source_id, point) -> None:
     st.session_state[POINT] = point
 
 
+def choose(source_id, point) -> None:
+    """A selection the user made: the notice of the last action has been read."""
+    st.session_state.pop(forms.NOTICE, None)
+    select(source_id, point)
+
+
 def selected_source(registry: Registry):
     wanted = st.session_state.get(SELECTED)
     return next((s for s in registry.sources if str(s.id) == wanted), None)
@@ -51,7 +57,7 @@ def point_finder() -> None:
             except ValueError as exc:
                 st.error(str(exc))
                 return
-            select(None, point)
+            choose(None, point)
             st.rerun()
 
 
@@ -106,7 +112,7 @@ def source_panel(rights: Rights, registry: Registry, source) -> None:
             )
             confirm_button(st, "削除", delete, key=f"wm_delete_{source.id}")
     if st.button("選択を解除", key="wm_clear"):
-        select(None, None)
+        choose(None, None)
         st.rerun()
 
 
@@ -137,7 +143,7 @@ def point_panel(rights: Rights, registry: Registry, point: tuple[float, float]) 
         with st.expander("この地点に水利を追加", icon=":material/add_location:", expanded=True):
             add_form(rights.actor, registry, point)
     if st.button("選択を解除", key="wm_clear_point"):
-        select(None, None)
+        choose(None, None)
         st.rerun()
 
 

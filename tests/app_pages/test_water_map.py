@@ -24,10 +24,12 @@ from tests.water_factories import ORIGIN, make_source, north_of_origin
 from ui import tables
 from ui.map_builder import html_safe_json
 from ui.water_map_folium import (
-    CLUSTER_ABOVE,
+    COVERAGE_PANE,
     build_map,
     map_points,
     source_at,
+    water_base_map,
+    water_layer,
 )
 
 WATER_MAP = "app_pages/water_map.py"
@@ -70,18 +72,31 @@ def test_map_is_one_data_array_not_a_marker_per_source():
     assert "prefer_canvas" in html or "preferCanvas" in html
 
 
-def test_map_loads_only_leaflet_and_markercluster_when_clustered():
+def test_map_loads_only_leaflet_and_markercluster_and_clusters_at_any_size():
     assets = map_assets("https://assets.example.jp/npm")
-    small = rendered(build_map(points(10), assets=assets))
-    large = rendered(build_map(points(CLUSTER_ABOVE + 1), assets=assets))
-    small_scripts = re.findall(r'<script src="([^"]+)"', small)
-    large_scripts = re.findall(r'<script src="([^"]+)"', large)
-    assert small_scripts == [assets.leaflet_js]
-    assert large_scripts == [assets.leaflet_js, assets.cluster_js]
-    styles = re.findall(r'<link rel="stylesheet" href="([^"]+)"', large)
-    assert styles == [assets.leaflet_css, *assets.cluster_css]
-    for html in (small, large):
+    for n in (3, 2000):
+        html = rendered(build_map(points(n), assets=assets))
+        scripts = re.findall(r'<script src="([^"]+)"', html)
+        assert scripts == [assets.leaflet_js, assets.cluster_js]
+        styles = re.findall(r'<link rel="stylesheet" href="([^"]+)"', html)
+        assert styles == [assets.leaflet_css, *assets.cluster_css]
+        assert '"cluster": true' in html
         assert not re.search(r"jquery|bootstrap|fontawesome|font-awesome|awesome-markers", html)
+    unclustered = rendered(build_map(points(3), cluster=False, assets=assets))
+    assert re.findall(r'<script src="([^"]+)"', unclustered) == [assets.leaflet_js]
+
+
+def test_the_first_layer_fits_the_view_unless_the_map_is_centred():
+    assert '"fit": true' in rendered(build_map(points(3)))
+    assert '"fit": false' in rendered(build_map(points(3), center=(36.0, 138.0)))
+
+
+def test_coverage_is_drawn_in_its_own_pane_beneath_the_markers():
+    html = rendered(build_map(points(3), show_coverage=True))
+    assert f'map.createPane("{COVERAGE_PANE}")' in html
+    assert "pane.style.zIndex = 350;" in html  # markerPane is 600, overlayPane 400
+    assert f'pane: "{COVERAGE_PANE}"' in html
+    assert '"coverage": true' in html
 
 
 def test_gsi_tiles_by_default_with_attribution_and_alternatives():
@@ -123,12 +138,28 @@ def test_payload_for_20000_sources_stays_small():
     assert len(html.encode()) < 20_000 * 80
 
 
-def test_streamlit_folium_renaming_keeps_the_coverage_layer_wired():
-    m = build_map(points(5), show_coverage=True)
-    m.get_root().render()
-    script = streamlit_folium._get_map_string(m)
-    called_with = re.search(r"\}\)\((\w+)\.hikeshiRows\)", script).group(1)
-    assert re.search(rf"var {called_with} = ", script)
+def test_the_sources_travel_as_a_layer_swapped_without_reloading_the_map():
+    """streamlit-folium keys the map in the browser by its script: data in the base would make
+    every save reload the whole map (and rerun once more when it reports its view)."""
+
+    def sent(sources: list[dict], labels: bool) -> tuple[str, str]:
+        m = water_base_map()
+        folium.LayerControl().add_to(m)
+        m.get_root().render()
+        script = streamlit_folium._get_map_string(m)
+        layer = streamlit_folium._get_feature_group_string(
+            water_layer(sources, show_labels=labels), map=m
+        )
+        return streamlit_folium.generate_js_hash(script, "water_map"), layer
+
+    key, layer = sent(points(5), False)
+    other_key, other_layer = sent(points(7), True)
+    assert key == other_key
+    assert layer != other_layer and '"H-6"' in other_layer and '"H-6"' not in layer
+    assert re.search(
+        r"var feature_group_feature_group_0 = window\.hikeshiWaterLayer\(\s*map_div,", layer
+    )
+    assert "map_div.addLayer(feature_group_feature_group_0);" in layer
 
 
 def test_source_at_uses_the_position_then_the_tooltip():
@@ -490,9 +521,112 @@ def test_clicks_on_the_map_select_a_source_or_a_point_and_the_view_is_kept(
     assert not at.subheader
 
     widget(at.multiselect, "種別").set_value(["防火水槽"]).run()
-    # A new map (other data) starts where the last one was left.
-    assert (fake_map.calls[-1]["center"], fake_map.calls[-1]["zoom"]) == ((36.0, 138.0), 15)
+    # A filter swaps the layer of sources on the same map: its view is left alone …
+    assert (fake_map.calls[-1]["center"], fake_map.calls[-1]["zoom"]) == (None, None)
+    assert sent_codes(fake_map) == ["T-1", "T-2"]
     assert not at.subheader  # and an old click does not select again
+
+    widget(at.multiselect, "種別").set_value([]).run()
+    make_source(tenant, code="FAR-1", latitude=36.5, longitude=138.0)
+    at.run()  # and so does new data, however far away
+    assert (fake_map.calls[-1]["center"], fake_map.calls[-1]["zoom"]) == (None, None)
+    assert sent_codes(fake_map) == ["FAR-1", "H-1", "T-1", "T-2"]
+
+    at.switch_page("app_pages/dashboard.py").run()
+    at.switch_page(WATER_MAP).run()
+    # A new map in the browser (the page opened again) starts where the last one was left.
+    assert (fake_map.calls[-1]["center"], fake_map.calls[-1]["zoom"]) == ((36.0, 138.0), 15)
+
+
+def sent_codes(fake_map: FakeMap) -> list[str]:
+    """The codes in the layer of sources the page last handed to the map."""
+    layer = fake_map.calls[-1]["feature_group_to_add"][0]
+    return sorted(row[5] for row in json.loads(layer.data_json)["rows"])
+
+
+def record_inspection(at: AppTest) -> None:
+    widget(at.selectbox, "結果").set_value("異常なし")
+    widget(at.text_input, "点検者（団員以外の氏名）").input("消防 太郎")
+    widget(at.button, "点検を記録").click().run()
+    assert not at.exception, at.exception
+
+
+def test_a_notice_stays_through_the_maps_own_reruns_until_the_user_moves_on(
+    open_app, brigade, fake_map
+):
+    tenant, sources = brigade
+    at = open_map(open_app, sign_in(tenant).token)
+    at.session_state["wm_selected"] = str(sources["hydrant"].id)
+    at.run()
+    record_inspection(at)
+    assert [s.value for s in at.success] == ["H-1 の点検を記録しました。"]
+
+    for zoom in (16, 17):  # the map reports its view after a pan or zoom: a rerun each
+        fake_map.event = event(center={"lat": 36.001, "lng": 138.0}, zoom=zoom)
+        at.run()
+        assert [s.value for s in at.success] == ["H-1 の点検を記録しました。"]
+    widget(at.checkbox, "点検期限切れのみ").check().run()
+    assert [s.value for s in at.success] == ["H-1 の点検を記録しました。"]
+
+    fake_map.event = event(last_clicked={"lat": 36.0, "lng": 138.0})  # the user moves on
+    at.run()
+    assert [h.value for h in at.subheader] == ["選択した地点"]
+    assert not [s for s in at.success if "点検を記録しました" in s.value]
+
+
+@pytest.fixture
+def numbered(engine):
+    """H-0001 sorts first; H-9001 is the one the user looks for."""
+    tenant = make_tenant()
+    first = make_source(tenant, code="H-0001", **north_of_origin(1.0))
+    make_source(tenant, code="H-0002", **north_of_origin(2.0))
+    wanted = make_source(tenant, code="H-9001", **north_of_origin(3.0))
+    return tenant, first, wanted
+
+
+def test_a_picked_row_stays_picked_when_the_search_is_cleared(open_app, numbered):
+    tenant, _, wanted = numbered
+    at = list_view(open_map(open_app, sign_in(tenant).token))
+    at.text_input(key="wm_text").input("H-9001").run()
+    table = at.dataframe[0]
+    assert list(table.value["水利番号"]) == ["H-9001"]
+    at.session_state[table.key] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    assert at.subheader[0].value.startswith("H-9001")
+
+    record_inspection(at)
+    assert [s.value for s in at.success] == ["H-9001 の点検を記録しました。"]
+    at.text_input(key="wm_text").input("").run()
+
+    assert list(at.dataframe[0].value["水利番号"]) == ["H-0001", "H-0002", "H-9001"]
+    assert at.session_state["wm_selected"] == str(wanted.id)
+    assert at.subheader[0].value.startswith("H-9001")
+    assert [s.value for s in at.success] == ["H-9001 の点検を記録しました。"]
+    at.run()  # and any later rerun leaves it there
+    assert at.session_state["wm_selected"] == str(wanted.id)
+
+
+def test_a_source_clicked_on_the_map_stays_selected_when_the_search_is_cleared(
+    open_app, numbered, fake_map
+):
+    tenant, _, wanted = numbered
+    at = open_map(open_app, sign_in(tenant).token)
+    at.text_input(key="wm_text").input("H-9001").run()
+    assert sent_codes(fake_map) == ["H-9001"]
+    fake_map.event = event(
+        last_object_clicked={"lat": wanted.latitude, "lng": wanted.longitude},
+        last_object_clicked_count=1,
+        last_object_clicked_tooltip="H-9001（防火水槽・使用可）",
+    )
+    at.run()
+    assert at.session_state["wm_selected"] == str(wanted.id)
+
+    record_inspection(at)
+    at.text_input(key="wm_text").input("").run()
+
+    assert sent_codes(fake_map) == ["H-0001", "H-0002", "H-9001"]
+    assert at.session_state["wm_selected"] == str(wanted.id)
+    assert at.subheader[0].value.startswith("H-9001")
 
 
 def test_a_page_for_a_brigade_without_sources(open_app):

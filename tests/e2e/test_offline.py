@@ -162,12 +162,12 @@ def test_login_roster_and_water_map_work_with_no_internet(offline, base_url, dem
     sidebar(page).get_by_role("link", name="水利マップ").click()
     expect(page.get_by_role("heading", name="水利マップ")).to_be_visible(timeout=TIMEOUT)
     frame = page.frame_locator(MAP_FRAME)
-    expect(frame.locator(".hk-ws")).to_have_count(len(placed), timeout=TIMEOUT)
+    wait_in_map(page, f"({DRAWN_WHEN_IDLE})() === {len(placed)}")
     expect(frame.locator(".leaflet-control-attribution")).to_contain_text("地理院タイル")
     page.get_by_text(re.compile(r"^包含範囲を表示")).click()
     wait_in_map(page, f"{CIRCLES} === {len(usable)}")
     expect(page.locator(MAP_FRAME)).to_have_count(1, timeout=TIMEOUT)
-    expect(frame.locator(".hk-ws")).to_have_count(len(placed))
+    wait_in_map(page, f"({DRAWN_WHEN_IDLE})() === {len(placed)}")
 
     page.get_by_test_id("stButtonGroup").get_by_text("一覧", exact=True).click()
     expect(page.get_by_text(f"{len(sources)} 件", exact=True)).to_be_visible(timeout=TIMEOUT)
@@ -193,8 +193,8 @@ def test_the_login_page_alone_needs_nothing_from_outside(offline, base_url):
 
 
 def test_a_clustered_map_draws_from_the_served_vendor_files(offline, base_url, tmp_path: Path):
-    """More than CLUSTER_ABOVE sources load Leaflet.markercluster too: here from our /vendor route
-    (the map HTML alone, opened from a file, as the benchmark does)."""
+    """The clustered map loads Leaflet.markercluster too: here from our /vendor route (the map
+    HTML alone, opened from a file, as the benchmark does)."""
     context, observed = offline
     sources = [
         type(

@@ -26,7 +26,7 @@ from tests.app_pages.conftest import APP, REQUEST, page_text, sign_in
 from tests.factories import PLATFORM, make_tenant
 from tests.water_factories import make_source, north_of_origin
 from ui.registry import MEMBER_PAGES, OPERATOR_PAGES
-from ui.water_map_folium import CLUSTER_ABOVE, build_map, map_points
+from ui.water_map_folium import build_map, map_points
 
 URL = re.compile(r"https?://[^\s\"'<>\\)]+")
 LOOPBACK = re.compile(r"https?://(127\.0\.0\.1|localhost|\[::1\])([:/]|$)")
@@ -110,10 +110,10 @@ def points(n: int) -> list[dict]:
     return map_points(sources, lambda unit: 120)
 
 
-@pytest.mark.parametrize("n", [3, CLUSTER_ABOVE + 1], ids=["markers", "clustered"])
-def test_the_map_html_and_its_component_payload_load_nothing_from_outside(n, monkeypatch):
+@pytest.mark.parametrize("cluster", [False, True], ids=["markers", "clustered"])
+def test_the_map_html_and_its_component_payload_load_nothing_from_outside(cluster, monkeypatch):
     monkeypatch.delenv("HIKESHI_MAP_ASSET_BASE", raising=False)
-    m = build_map(points(n), show_labels=True, show_coverage=True)
+    m = build_map(points(1001), show_labels=True, show_coverage=True, cluster=cluster)
     html = m.get_root().render()
     script = streamlit_folium._get_map_string(m)
     header = streamlit_folium._get_header(m)

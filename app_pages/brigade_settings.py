@@ -33,6 +33,8 @@ except ServiceError as exc:
 settings, units = page.map, page.units
 radii = list(brigade_settings.COVERAGE_RADII_M)
 round_ = st.session_state.get("bs_round", 0)  # a saved form starts afresh, a refused one stays
+# the version the page was first drawn at: a save made meanwhile elsewhere is a conflict
+seen = st.session_state.setdefault(f"bs_seen_{round_}", page.version)
 
 st.subheader("消防水利の基準距離")
 st.caption(
@@ -121,7 +123,7 @@ if can_edit and st.button("団設定を保存", type="primary", key="bs_save"):
             area_center_lat=lat,
             area_center_lon=lon,
             area_radius_km=area_radius,
-            expected_version=settings.version,
+            expected_version=seen,
         ),
         "団設定を保存しました。",
         notice_key=NOTICE,
@@ -131,7 +133,7 @@ elif not can_edit:
     st.caption("変更には「団設定」の編集権限が必要です。")
 
 st.subheader("一括変更の確認")
-limits, version = page.limits, page.version
+limits = page.limits
 st.caption(
     "CSV一括登録や復元で、多くの団員を退団にするときや消防水利を削除するとき、確認のため"
     "消防団名の入力を求めます。次の件数と割合（いまの登録数に対して）の小さいほうを超えると"
@@ -151,7 +153,7 @@ with st.form(f"bs_bulk_{round_}"):
                 actor,
                 rows=int(rows_limit),
                 percent=int(percent_limit),
-                expected_version=version,
+                expected_version=seen,
             ),
             "一括変更の確認の基準を保存しました。",
             notice_key=NOTICE,

@@ -240,6 +240,9 @@ if view == "地図":
 else:
     list_view(shown, chosen)
     panels.side_panel(rights, registry)
-if can_configure:
-    with st.expander("地図の設定（基準距離・区域）", icon=":material/settings:"):
-        panels.settings_form(actor, registry)
+if can_configure:  # the distances and the area are set on 団設定 (#18: a page of its own)
+    st.page_link(
+        "app_pages/brigade_settings.py",
+        label="基準距離・区域の設定（団設定）",
+        icon=":material/tune:",
+    )

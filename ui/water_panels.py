@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core.actor import Actor
-from services import brigade_settings, geo, water_sources
+from services import geo, water_sources
 from services.catalog import WaterSourceCreate, WaterSourceUpdate
 from services.water_sources import Registry
 from ui import tables
@@ -161,63 +161,3 @@ def add_form(actor: Actor, registry: Registry, point) -> None:
             f"{values['code']} を登録しました。",
             then=show_added,
         )
-
-
-def parse_unit_radii(text: str) -> dict[str, int]:
-    """Turns "第1分団=100, 第5分団=140" into {"第1分団": 100, "第5分団": 140}."""
-    pairs = [part.split("=") for part in text.replace("、", ",").split(",") if part.strip()]
-    if any(len(pair) != 2 for pair in pairs):
-        raise ValueError(text)
-    return {unit.strip(): int(radius) for unit, radius in pairs}
-
-
-def settings_form(actor: Actor, registry: Registry) -> None:
-    settings = registry.settings
-    seen = st.session_state.setdefault(SETTINGS_VERSION, settings.version)
-    radii = list(brigade_settings.COVERAGE_RADII_M)
-    with st.form("wm_settings"):
-        radius = st.selectbox(
-            "基準距離（m）",
-            radii,
-            radii.index(settings.coverage_radius_m),
-            help="商業・工業系 100m、その他の用途地域 120m、市街地に準ずる地域 140m"
-            "（年間平均風速4m/s以上の地域は 80m・100m）。",
-            placeholder="選択してください",
-        )
-        unit_radii = st.text_input(
-            "分団ごとの基準距離（例: 第1分団=100, 第5分団=140）",
-            ", ".join(f"{u}={r}" for u, r in settings.unit_coverage_radii.items()),
-        )
-        centre = st.text_input(
-            "区域の中心（緯度, 経度。空欄なら水利の位置から自動）",
-            ""
-            if settings.area_center_derived or settings.area_center is None
-            else f"{settings.area_center[0]:.6f}, {settings.area_center[1]:.6f}",
-        )
-        area_radius = st.number_input(
-            "区域の半径（km）", value=settings.area_radius_km, min_value=0.5, max_value=100.0
-        )
-        if st.form_submit_button("設定を保存"):
-            try:
-                lat, lon = geo.parse_lat_lon(centre) if centre.strip() else (None, None)
-            except ValueError as exc:
-                st.error(str(exc))
-                return
-            try:
-                unit_map = parse_unit_radii(unit_radii)
-            except ValueError:
-                st.error("分団ごとの基準距離は「分団名=距離」をカンマで区切って入力してください。")
-                return
-            forms.run(
-                lambda: brigade_settings.update_water_map_settings(
-                    actor,
-                    coverage_radius_m=radius,
-                    unit_coverage_radii=unit_map,
-                    area_center_lat=lat,
-                    area_center_lon=lon,
-                    area_radius_km=area_radius,
-                    expected_version=seen,
-                ),
-                "地図の設定を保存しました。",
-                forget=(SETTINGS_VERSION,),
-            )

@@ -93,3 +93,13 @@ def test_the_page_sets_the_bulk_change_limits(open_app):
     assert "一括変更の確認の基準を保存しました。" in [s.value for s in at.success]
     limits = brigade_settings.settings_page(admin(tenant)).limits
     assert (limits.rows, limits.percent) == (40, 25)
+
+
+def test_settings_saved_meanwhile_by_someone_else_conflict(open_app):
+    tenant = make_tenant()
+    at = open_page(open_app, sign_in(tenant).token)
+    save(tenant, {})  # someone else, after the page was read
+    at.button(key="bs_save").click().run()
+    assert [e.value for e in at.error] == [
+        "他の利用者が先に更新しました。画面を再読み込みしてからやり直してください。"
+    ]

@@ -15,7 +15,7 @@ import pytest
 import streamlit_folium
 from streamlit.testing.v1 import AppTest
 
-from services import brigade_settings, water_sources
+from services import water_sources
 from services.errors import NotFound
 from services.geo import DEFAULT_TILE_LAYERS, map_assets
 from tests.app_pages.conftest import answer, dialog_lines, open_dialog, page_text, sign_in
@@ -403,41 +403,12 @@ def test_typed_coordinates_pick_a_point(open_app, brigade):
     assert at.error[0].value.startswith("座標は「緯度, 経度」の形で")
 
 
-def test_settings_change_the_coverage_radius(open_app, brigade):
+def test_the_settings_are_a_link_to_their_page_for_those_who_may_change_them(open_app, brigade):
     tenant, _ = brigade
     at = open_map(open_app, sign_in(tenant).token)
-    form = form_of(at, "wm_settings")
-    widget(form.selectbox, "基準距離（m）").set_value(140)
-    widget(form.text_input, "分団ごとの基準距離（例: 第1分団=100, 第5分団=140）").input(
-        "第2分団=100"
-    )
-    widget(form.button, "設定を保存").click().run()
-    assert not at.exception, at.exception
-    assert [s.value for s in at.success] == ["地図の設定を保存しました。"]
-    settings = brigade_settings.get_water_map_settings(admin(tenant))
-    assert (settings.coverage_radius_m, settings.unit_coverage_radii) == (140, {"第2分団": 100})
-    assert "包含範囲を表示（基準距離 140m）" in [t.label for t in at.toggle]
-
-
-def test_settings_saved_meanwhile_by_someone_else_conflict(open_app, brigade):
-    tenant, _ = brigade
-    at = open_map(open_app, sign_in(tenant).token)
-    brigade_settings.update_water_map_settings(
-        admin(tenant), coverage_radius_m=100, expected_version=0
-    )
-    form = form_of(at, "wm_settings")
-    widget(form.selectbox, "基準距離（m）").set_value(140)
-    widget(form.button, "設定を保存").click().run()
-    assert [e.value for e in at.error] == [
-        "他の利用者が先に更新しました。画面を再読み込みしてからやり直してください。"
-    ]
-    assert brigade_settings.get_water_map_settings(admin(tenant)).coverage_radius_m == 100
-
-
-def test_settings_form_is_only_for_those_who_may_change_settings(open_app, brigade):
-    tenant, _ = brigade
+    assert "brigade-settings" in [link.proto.page for link in at.get("page_link")]
     at = open_map(open_app, sign_in(tenant, "分団長").token)  # SETTINGS view only
-    assert form_of(at, "wm_settings") is None
+    assert "app_pages/brigade_settings.py" not in [link.proto.page for link in at.get("page_link")]
 
 
 class FakeMap:

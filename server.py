@@ -6,7 +6,13 @@ Run with `streamlit run server.py` (Streamlit detects the st.App) or `uvicorn se
 
 from __future__ import annotations
 
+import ast
+import asyncio
+import importlib
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import streamlit as st
@@ -243,4 +249,27 @@ routes = [
 # the outer one first: a hidden path's 404 carries the security headers too
 middleware = [Middleware(SecurityHeaders), Middleware(HiddenPaths)]
 
-app = st.App("app.py", routes=routes, middleware=middleware)
+
+def import_page_modules() -> None:
+    """Import what app.py and the pages import (and altair, which st.bar_chart imports on first
+    use) before the first visitor: otherwise the first run after a start imports pandas, altair
+    and the services, ~3 s added to the first login (#18, bench/admin_clicks.py)."""
+    root = Path(__file__).parent
+    names = {"altair"}
+    for script in [root / "app.py", *sorted((root / "app_pages").glob("*.py"))]:
+        for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+    for name in sorted(names - {"__future__"}):
+        importlib.import_module(name)
+
+
+@asynccontextmanager
+async def lifespan(_app: st.App) -> AsyncIterator[None]:
+    await asyncio.to_thread(import_page_modules)
+    yield
+
+
+app = st.App("app.py", routes=routes, middleware=middleware, lifespan=lifespan)

@@ -250,10 +250,15 @@ routes = [
 middleware = [Middleware(SecurityHeaders), Middleware(HiddenPaths)]
 
 
-def import_page_modules() -> None:
-    """Import what app.py and the pages import (and altair, which st.bar_chart imports on first
-    use) before the first visitor: otherwise the first run after a start imports pandas, altair
-    and the services, ~3 s added to the first login (#18, bench/admin_clicks.py)."""
+# Not imported ahead: the drawing modules (ui.*), since one of them declares a custom component
+# (streamlit_folium) and a component declared before the runtime serves is not registered
+# with it — its files then answer 404 and the map stays blank.
+NOT_AHEAD = ("ui", "streamlit_folium")
+
+
+def page_module_names() -> list[str]:
+    """What app.py and the pages import (and altair, which st.bar_chart imports on first use),
+    but NOT_AHEAD."""
     root = Path(__file__).parent
     names = {"altair"}
     for script in [root / "app.py", *sorted((root / "app_pages").glob("*.py"))]:
@@ -262,7 +267,14 @@ def import_page_modules() -> None:
                 names.add(node.module)
             elif isinstance(node, ast.Import):
                 names.update(alias.name for alias in node.names)
-    for name in sorted(names - {"__future__"}):
+    return sorted(n for n in names - {"__future__"} if n.split(".")[0] not in NOT_AHEAD)
+
+
+def import_page_modules() -> None:
+    """Import page_module_names before the first visitor: otherwise the first run after a start
+    imports pandas, altair and the services, ~3 s added to the first login (#18,
+    bench/admin_clicks.py)."""
+    for name in page_module_names():
         importlib.import_module(name)
 
 

@@ -37,7 +37,9 @@ def offenders(source: str) -> list[str]:
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_choice_widget_has_a_japanese_placeholder_and_tables_are_shown_by_ui_tables(path: Path):
+def test_every_choice_widget_has_a_japanese_placeholder_and_tables_are_shown_by_ui_tables(
+    path: Path,
+):
     assert offenders(path.read_text(encoding="utf-8")) == []
 
 

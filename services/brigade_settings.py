@@ -71,9 +71,7 @@ def update_water_map_settings(
     with transaction(
         actor, Need(Function.SETTINGS, Level.EDIT), action="brigade_settings.update"
     ) as tx:
-        row = tx.session.get(BrigadeSettings, tx.tenant_id)
-        if (row.version if row else 0) != expected_version:
-            raise Conflict()
+        row = _row_at(tx, expected_version)
         before = settings_in(tx)
         values = _validated(
             coverage_radius_m,
@@ -91,13 +89,9 @@ def update_water_map_settings(
                     "団員の所属か消防水利の担当分団にある分団を選んでください。"
                 }
             )
-        row = row or BrigadeSettings(tenant_id=tx.tenant_id, version=0)
         for name, value in values.items():
             setattr(row, name, value)
-        row.version += 1
-        row.updated_at = utcnow()
-        tx.session.add(row)
-        tx.session.flush()
+        _save(tx, row)
         after = settings_in(tx)
         tx.audit(
             "brigade_settings.update",
@@ -107,6 +101,22 @@ def update_water_map_settings(
         )
         tx.commit()
         return after
+
+
+def _row_at(tx: Tx, expected_version: int) -> BrigadeSettings:
+    """The brigade's settings row to change (a new one when none is saved: version 0), if it is
+    still at the version the page read; optimistic concurrency as for members."""
+    row = tx.session.get(BrigadeSettings, tx.tenant_id)
+    if (row.version if row else 0) != expected_version:
+        raise Conflict()
+    return row or BrigadeSettings(tenant_id=tx.tenant_id, version=0)
+
+
+def _save(tx: Tx, row: BrigadeSettings) -> None:
+    row.version += 1
+    row.updated_at = utcnow()
+    tx.session.add(row)
+    tx.session.flush()
 
 
 def settings_in(tx: Tx, positions: Sequence[tuple[float, float]] | None = None) -> WaterMapSettings:
@@ -154,15 +164,10 @@ def update_bulk_limits(
     with transaction(
         actor, Need(Function.SETTINGS, Level.EDIT), action="brigade_settings.update"
     ) as tx:
-        row = tx.session.get(BrigadeSettings, tx.tenant_id)
-        if (row.version if row else 0) != expected_version:
-            raise Conflict()
+        row = _row_at(tx, expected_version)
         before = bulk_limits_in(tx)
-        row = row or BrigadeSettings(tenant_id=tx.tenant_id, version=0)
         row.bulk_confirm_rows, row.bulk_confirm_percent = rows, percent
-        row.version += 1
-        row.updated_at = utcnow()
-        tx.session.add(row)
+        _save(tx, row)
         tx.audit(
             "brigade_settings.update",
             target_type=TABLE,

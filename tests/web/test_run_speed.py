@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import tomllib
 from pathlib import Path
 
@@ -30,7 +31,10 @@ def test_the_server_warms_up_before_it_serves(monkeypatch):
         async with server.lifespan(server.app):
             calls.append("serving")
 
-    asyncio.run(start())
+    # a thread of its own: another test in this worker may have left an event loop running
+    worker = threading.Thread(target=lambda: asyncio.run(start()))
+    worker.start()
+    worker.join(timeout=30)
     assert calls == ["warm", "serving"]
 
 

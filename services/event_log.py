@@ -355,11 +355,17 @@ def known_actions(actor: Actor) -> list[str]:
 
 
 def actor_options(actor: Actor) -> list[ActorOption]:
-    """The brigade's members as the actor filter offers them (member code and name)."""
+    """The brigade's members as the actor filter offers them: member code, and the name where
+    the viewer may read it (団員名簿 閲覧)."""
     with transaction(actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.actors") as tx:
         members = tx.session.exec(scoped(select(Member), actor).order_by(Member.member_code)).all()
         return [
-            ActorOption(str(m.id), f"{m.member_code}　{event_targets.member_name(tx, m)}".strip())
+            ActorOption(
+                str(m.id),
+                f"{m.member_code}　{event_targets.member_name(tx, m)}".strip()
+                if event_targets.may_see(tx, m)
+                else m.member_code,
+            )
             for m in members
         ]
 
@@ -493,7 +499,11 @@ def _names(tx: Tx, actor_ids: set[str]) -> dict[str, str]:
     if not ids:
         return {}
     members = tx.session.exec(scoped(select(Member), tx.actor).where(Member.id.in_(ids))).all()
-    return {str(m.id): event_targets.member_name(tx, m) for m in members}
+    # a name only for a viewer who may read it (団員名簿 閲覧); others see the member code,
+    # the event's own actor_label
+    return {
+        str(m.id): event_targets.member_name(tx, m) for m in members if event_targets.may_see(tx, m)
+    }
 
 
 def _decrypt_personal(tx: Tx, row: AuditEvent) -> dict[str, Any]:

@@ -59,11 +59,13 @@ def _members(tx: Tx, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not ids:
         return {}
     rows = tx.session.exec(scoped(select(Member), tx.actor).where(Member.id.in_(ids))).all()
-    return {
-        m.id: f"{m.member_code}　{member_name(tx, m)}".strip()
-        for m in rows
-        if allows(tx.actor, Need(Function.ROSTER, Level.VIEW, unit=m.affiliation))
-    }
+    return {m.id: f"{m.member_code}　{member_name(tx, m)}".strip() for m in rows if may_see(tx, m)}
+
+
+def may_see(tx: Tx, member: Member) -> bool:
+    """Whether the viewer may read this member's name: 団員名簿 閲覧 (for their 所属, where the
+    grant is narrowed to it). Others see the member code only."""
+    return allows(tx.actor, Need(Function.ROSTER, Level.VIEW, unit=member.affiliation))
 
 
 def _water_sources(tx: Tx, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:

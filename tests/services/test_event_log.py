@@ -43,8 +43,8 @@ def tenant(engine) -> uuid.UUID:
     return make_tenant()
 
 
-def viewer(tenant_id: uuid.UUID, level: Level = Level.VIEW) -> Actor:
-    actor = actor_with(tenant_id, {Function.EVENT_LOGS: level})
+def viewer(tenant_id: uuid.UUID, level: Level = Level.VIEW, *, roster: Level = Level.NONE) -> Actor:
+    actor = actor_with(tenant_id, {Function.EVENT_LOGS: level, Function.ROSTER: roster})
     return actor.with_request(
         RequestContext(request_id=uuid.uuid4().hex[:16], client_addr="10.0.0.9")
     )
@@ -340,7 +340,11 @@ def test_filters(tenant):
     assert actions(text="100%%") == []
     assert actions(text="_ok", actions=("filter.alpha",)) == []
     assert actions(text=member.member_code, actions=("filter.beta",)) == ["filter.beta"] * 3
-    named = event_log.query_events(actor, EventFilter(actor_id=str(member.id))).events
+    # the actor's name only for a viewer who may read the roster; others see the member code
+    coded = event_log.query_events(actor, EventFilter(actor_id=str(member.id))).events
+    assert {(e.actor_name, e.actor_display) for e in coded} == {("", member.member_code)}
+    reader = viewer(tenant, roster=Level.VIEW)
+    named = event_log.query_events(reader, EventFilter(actor_id=str(member.id))).events
     assert {e.actor_name for e in named} == {member.name}
     assert {e.actor_display for e in named} == {member.name}
 
@@ -366,6 +370,8 @@ def test_known_actions_and_actor_options(tenant):
     assert actions == sorted(set(actions))
     assert {"aa.first", "zz.last", "member.create"} <= set(actions)
     options = event_log.actor_options(viewer(tenant))
+    assert event_log.ActorOption(str(member.id), member.member_code) in options  # no roster
+    options = event_log.actor_options(viewer(tenant, roster=Level.VIEW))
     assert event_log.ActorOption(str(member.id), f"{member.member_code}　{member.name}") in options
 
 

@@ -26,11 +26,8 @@ each, the ratio interaction : idle, and the runs the frontend saw end per intera
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,22 +36,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from urllib.error import URLError
-from urllib.parse import urlsplit
-from urllib.request import urlopen
 
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.manual_screenshots import LOGIN, PASSWORD, demo_app, loopback_only  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-LOGIN = "demo-admin"
-PASSWORD = "admin-clicks-" + os.urandom(6).hex()
 BRIGADE = "デモ市消防団"
 QUIET_MS = 400
 WAIT_MS = 60_000
-STARTUP_SECONDS = 90
 MEMBER = "M0065"  # a 団員 of the demo roster, not the signed-in 団長
 INTERACTIONS = ("login", "switch", "roster", "matrix", "restore")
 
@@ -96,75 +91,22 @@ class Figures:
     runs: list[int] = field(default_factory=list)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urlopen(f"{url}/healthz", timeout=2) as answer:
-            return answer.status == 200
-    except (URLError, OSError):
-        return False
-
-
 @contextmanager
 def demo_server() -> Iterator[str]:
-    """The demo brigade in a temporary directory and the server on it; yields its URL."""
+    """The demo brigade in a temporary directory and the server on it, as the manual's
+    screenshots start them (scripts/manual_screenshots.py); yields its URL."""
     data_dir = Path(tempfile.mkdtemp(prefix="hikeshi-clicks-"))
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HIKESHI_")} | {
-        "HIKESHI_DATA_DIR": str(data_dir),
-        "HIKESHI_PUBLIC_BASE_URL": url,
-    }
-    for args, stdin in ((["bootstrap"], None), (["set-password", LOGIN], PASSWORD + "\n")):
-        done = subprocess.run(
-            [sys.executable, "cli.py", *args],
-            cwd=ROOT,
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            sys.exit(f"cli.py {args[0]} failed:\n{done.stderr}")
-    log = data_dir / "server.log"
-    command = [str(ROOT / ".venv/bin/streamlit"), "run", "server.py", "--server.headless=true"]
-    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
-    with log.open("wb") as out:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not _healthy(url):
-            if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit("the server did not start:\n" + log.read_text(errors="replace"))
-            time.sleep(0.2)
-        yield url
+        with demo_app(data_dir) as url:
+            yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def _loopback_only(route) -> None:
-    if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
-        route.continue_()
-    else:
-        route.abort()
 
 
 def new_context(browser) -> BrowserContext:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
     context.add_init_script(WATCH)
-    context.route("**/*", _loopback_only)
+    context.route("**/*", loopback_only)
     return context
 
 

@@ -167,7 +167,7 @@ def demo_app(data_dir: Path) -> Iterator[str]:
         yield url
 
 
-def _loopback_only(route) -> None:
+def loopback_only(route) -> None:
     if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
         route.continue_()
     else:
@@ -181,7 +181,7 @@ def photograph(url: str, names: list[str]) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_context(viewport=VIEWPORT, locale="ja-JP").new_page()
-        page.route("**/*", _loopback_only)
+        page.route("**/*", loopback_only)
         page.goto(f"{url}/")
         page.locator("form.hikeshi-login").wait_for(timeout=LOAD_MS)
         if "login" in names:

@@ -150,7 +150,8 @@ class Brigade:
     members: tuple[MemberPublic, ...]  # the administrator first, then the rank-and-file
 
 
-def _account(tenant_id: uuid.UUID, member: MemberPublic) -> str:
+def account(tenant_id: uuid.UUID, member: MemberPublic) -> str:
+    """A local account for the member, with PASSWORD; its login name."""
     login_name = f"e2e-{uuid.uuid4().hex[:10]}"
     local.create_account(
         PLATFORM,
@@ -174,8 +175,8 @@ def brigade(engine: Engine) -> Brigade:
     others = [make_member(tenant, member_code=f"E2E-{uuid.uuid4().hex[:6]}") for _ in range(2)]
     return Brigade(
         name=name,
-        admin_login=_account(tenant, chief),
-        member_login=_account(tenant, member),
+        admin_login=account(tenant, chief),
+        member_login=account(tenant, member),
         members=(chief, member, *others),
     )
 

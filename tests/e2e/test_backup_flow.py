@@ -11,9 +11,8 @@ from playwright.sync_api import Browser, expect
 from sqlalchemy import Engine
 
 from services import water_sources
-from services.signin import local
-from tests.e2e.conftest import PASSWORD, submit_login
-from tests.factories import PLATFORM, admin, make_member, make_tenant, rank_id
+from tests.e2e.conftest import account, submit_login
+from tests.factories import admin, make_member, make_tenant, rank_id
 from tests.water_factories import make_source
 
 pytestmark = pytest.mark.e2e
@@ -29,15 +28,7 @@ def test_a_downloaded_backup_is_restored_through_the_upload(
     name = f"復元消防団{uuid.uuid4().hex[:6]}"
     tenant = make_tenant(name)
     chief = make_member(tenant, rank_id=rank_id(tenant, "団長"))
-    login_name = f"e2e-{uuid.uuid4().hex[:10]}"
-    local.create_account(
-        PLATFORM,
-        login_name=login_name,
-        password=PASSWORD,
-        tenant_id=tenant,
-        member_id=chief.id,
-        display_name=chief.name,
-    )
+    login_name = account(tenant, chief)
     for code in ("B-1", "B-2"):
         make_source(tenant, code=code, latitude=36.0, longitude=138.0)
     context = browser.new_context(accept_downloads=True)

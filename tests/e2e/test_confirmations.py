@@ -16,9 +16,8 @@ from sqlalchemy import Engine
 from models import MemberPublic
 from models.enums import MemberStatus
 from services import members
-from services.signin import local
-from tests.e2e.conftest import PASSWORD, submit_login
-from tests.factories import PLATFORM, admin, make_member, make_tenant, rank_id
+from tests.e2e.conftest import account, submit_login
+from tests.factories import admin, make_member, make_tenant, rank_id
 
 pytestmark = pytest.mark.e2e
 
@@ -39,15 +38,7 @@ def crew(engine: Engine) -> Crew:
     """A brigade of its own (these tests suspend members): a 団長 who signs in, two members."""
     tenant = make_tenant(f"確認消防団{uuid.uuid4().hex[:6]}")
     chief = make_member(tenant, rank_id=rank_id(tenant, "団長"))
-    login_name = f"e2e-{uuid.uuid4().hex[:10]}"
-    local.create_account(
-        PLATFORM,
-        login_name=login_name,
-        password=PASSWORD,
-        tenant_id=tenant,
-        member_id=chief.id,
-        display_name=chief.name,
-    )
+    login_name = account(tenant, chief)
     others = tuple(make_member(tenant) for _ in range(2))
     return Crew(tenant, login_name, chief, others)
 

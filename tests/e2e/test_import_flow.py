@@ -16,9 +16,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import Engine
 
 from services import pre_change, water_sources
-from services.signin import local
-from tests.e2e.conftest import PASSWORD, submit_login
-from tests.factories import PLATFORM, admin, make_member, make_tenant, rank_id
+from tests.e2e.conftest import account, submit_login
+from tests.factories import admin, make_member, make_tenant, rank_id
 from tests.water_factories import make_source
 
 pytestmark = pytest.mark.e2e
@@ -44,15 +43,7 @@ def brigade(engine: Engine) -> Brigade:
     name = f"取込消防団{uuid.uuid4().hex[:6]}"
     tenant = make_tenant(name)
     chief = make_member(tenant, rank_id=rank_id(tenant, "団長"))
-    login_name = f"e2e-{uuid.uuid4().hex[:10]}"
-    local.create_account(
-        PLATFORM,
-        login_name=login_name,
-        password=PASSWORD,
-        tenant_id=tenant,
-        member_id=chief.id,
-        display_name=chief.name,
-    )
+    login_name = account(tenant, chief)
     for code in CODES:
         make_source(tenant, code=code, kind="防火水槽", latitude=36.0, longitude=138.0)
     return Brigade(tenant, name, login_name)

@@ -4,7 +4,6 @@ LINE server, the browser clicking through login button → consent → back in t
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from sqlalchemy import Engine
 
 from services import members, registrations
 from services.signin import line, sessions
-from tests.e2e.conftest import serve_app
+from tests.e2e.conftest import account, serve_app, submit_login
 from tests.factories import admin, make_member, make_tenant
 from tests.fakes.line_server import LOGIN_CHANNEL_ENV, FakeLine, FakeUser, configured, serve
 
@@ -142,21 +141,11 @@ def test_suspended_member_is_turned_away(context, line_app, fake_line):
 def test_bulk_registration_sheets_download_as_one_page_per_member(browser: Browser, line_app):
     """#18: アカウント管理 → 一括発行 → the dialog → one HTML file; printed by Chromium, it is
     one A4 page per member, each with that member's code."""
-    from services.signin import local
-    from tests.e2e.conftest import PASSWORD, submit_login
-    from tests.factories import PLATFORM, rank_id
+    from tests.factories import rank_id
 
     tenant = make_tenant()
     chief = make_member(tenant, rank_id=rank_id(tenant, "団長"))
-    login_name = f"e2e-{uuid.uuid4().hex[:10]}"
-    local.create_account(
-        PLATFORM,
-        login_name=login_name,
-        password=PASSWORD,
-        tenant_id=tenant,
-        member_id=chief.id,
-        display_name=chief.name,
-    )
+    login_name = account(tenant, chief)
     crew = [chief, *(make_member(tenant) for _ in range(3))]  # none linked to LINE yet
     context = browser.new_context(accept_downloads=True)
     page = context.new_page()

@@ -199,12 +199,8 @@ def settings_page(actor: Actor) -> SettingsPage:
         return SettingsPage(settings, known_units_in(tx), bulk_limits_in(tx), settings.version)
 
 
-def known_units(actor: Actor) -> list[str]:
-    """The brigade's 分団, for choosing one in the settings: units_in, in natural order."""
-    return settings_page(actor).units
-
-
 def known_units_in(tx: Tx) -> list[str]:
+    """The brigade's 分団, for choosing one in the settings: units_in, in natural order."""
     return sorted(units_in(tx), key=_natural)
 
 

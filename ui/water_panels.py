@@ -16,7 +16,7 @@ from ui import water_forms as forms
 from ui.confirm import Confirmation, confirm_button
 
 SELECTED, POINT = "wm_selected", "wm_point"
-EDIT_VERSION, SETTINGS_VERSION = "wm_edit_version_", "wm_settings_version"
+EDIT_VERSION = "wm_edit_version_"
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def test_only_the_brigades_own_units_can_have_a_distance(engine):
     make_member(tenant, affiliation="第1分団 第2部")
     make_source(tenant, code="W-1", unit="第3分団")
     make_member(other, affiliation="第9分団")  # another brigade's 分団 is not ours
-    assert brigade_settings.known_units(admin(tenant)) == ["第1分団", "第3分団"]
+    assert brigade_settings.settings_page(admin(tenant)).units == ["第1分団", "第3分団"]
 
     with pytest.raises(ValidationError) as refused:
         save(tenant, {"第9分団": 100})
@@ -102,4 +102,32 @@ def test_settings_saved_meanwhile_by_someone_else_conflict(open_app):
     at.button(key="bs_save").click().run()
     assert [e.value for e in at.error] == [
         "他の利用者が先に更新しました。画面を再読み込みしてからやり直してください。"
+    ]
+
+
+def test_reading_and_changing_the_settings_need_their_permission(engine):
+    from models.enums import Function, Level
+    from services.errors import PermissionDenied
+    from tests.factories import actor_with
+
+    tenant = make_tenant()
+    nobody = actor_with(tenant, {Function.WATER_SOURCES: Level.EDIT})  # no 団設定
+    with pytest.raises(PermissionDenied):
+        brigade_settings.settings_page(nobody)
+    viewer = actor_with(tenant, {Function.SETTINGS: Level.VIEW})
+    assert brigade_settings.settings_page(viewer).limits == brigade_settings.bulk_guard.DEFAULT
+    with pytest.raises(PermissionDenied):
+        brigade_settings.update_water_map_settings(
+            viewer, coverage_radius_m=100, expected_version=0
+        )
+
+
+def test_natural_order_of_units(engine):
+    tenant = make_tenant()
+    for unit in ("第10分団", "第2分団", "機能別団員"):
+        make_member(tenant, affiliation=unit)
+    assert brigade_settings.settings_page(admin(tenant)).units == [
+        "第2分団",
+        "第10分団",
+        "機能別団員",
     ]

@@ -13,6 +13,7 @@ from services.catalog import WaterSourceCreate, WaterSourceUpdate
 from services.water_sources import Registry
 from ui import tables
 from ui import water_forms as forms
+from ui.common import plain
 from ui.confirm import Confirmation, confirm_button
 
 SELECTED, POINT = "wm_selected", "wm_point"
@@ -82,7 +83,7 @@ def side_panel(rights: Rights, registry: Registry) -> None:
 
 def source_panel(rights: Rights, registry: Registry, source) -> None:
     actor = rights.actor
-    st.subheader(f"{source.code}　{source.kind}")
+    st.subheader(f"{plain(source.code)}　{plain(source.kind)}")
     forms.details(source)
     forms.inspections(actor, source, rights.can_inspect)
     if rights.can_edit:

@@ -10,7 +10,7 @@ from services import dashboard
 from services.catalog import Function, Level
 from services.dispatch import statistics
 from services.errors import ServiceError
-from ui import tables
+from ui import charts, tables
 from ui.common import current_actor, show_error
 from ui.incident_history_view import show_statistics
 from ui.setup_checklist_view import point_to_setup
@@ -35,7 +35,7 @@ def chart(counts: list[dashboard.Count], label: str, unit: str, key: str) -> Non
     if frame.empty:
         st.info("データがありません。")
         return
-    st.bar_chart(frame, x=label, y=unit, horizontal=True, sort=False)
+    charts.bars(frame, x=label, y=unit, horizontal=True)
     tables.show(frame, hide_index=True, key=key)
 
 

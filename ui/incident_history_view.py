@@ -12,7 +12,7 @@ import streamlit as st
 from core.timefmt import clock_jst, to_jst
 from services.dispatch.history import HistoryRow, Timeline
 from services.dispatch.statistics import DispatchStatistics
-from ui import tables
+from ui import charts, tables
 
 UNKNOWN_KIND = "種別不明"
 # The steps from the 消防本部's mail to LINE accepting the call-out, each from the one before.
@@ -165,7 +165,7 @@ def show_statistics(stats: DispatchStatistics) -> None:
             columns=["分団", "回答率(%)", "回答", "呼出"],
         )
         if not rates.empty:
-            st.bar_chart(rates, x="分団", y="回答率(%)", horizontal=True, sort=False)
+            charts.bars(rates, x="分団", y="回答率(%)", horizontal=True)
         tables.show(rates, hide_index=True, key="stats_answers")
 
 
@@ -175,7 +175,7 @@ def _months(stats: DispatchStatistics) -> None:
         columns=["月", "種別", "件数"],
     )
     st.markdown("**月別・種別の出動件数**")
-    st.bar_chart(counts, x="月", y="件数", color="種別", sort=False)
+    charts.bars(counts, x="月", y="件数", color="種別")
     table = counts.pivot_table(index="月", columns="種別", values="件数", aggfunc="sum")
     table = table.reindex(list(stats.months)).fillna(0).astype(int)
     tables.show(table.rename_axis(columns=None).reset_index(), hide_index=True, key="stats_months")

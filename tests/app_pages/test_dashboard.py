@@ -4,7 +4,10 @@ the viewer's permissions."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from models.enums import Function, Level
@@ -30,6 +33,13 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 def charts(at: AppTest) -> int:
     return len(at.get("vega_lite_chart"))
+
+
+def chart_bars(at: AppTest, index: int) -> tuple[dict, list[tuple]]:
+    """A chart's encoding and its rows as drawn (Vega-Lite spec, Arrow data)."""
+    proto = at.get("vega_lite_chart")[index].proto
+    frame = convert_arrow_bytes_to_pandas_df(proto.data.data)
+    return json.loads(proto.spec)["encoding"], list(frame.itertuples(index=False, name=None))
 
 
 def test_dashboard_is_the_first_page_and_matches_the_service(open_app):
@@ -64,6 +74,13 @@ def test_dashboard_is_the_first_page_and_matches_the_service(open_app):
     kinds = table_with(at, "種別")
     assert list(kinds["種別"]) == [c.label for c in data.water.by_kind]
     assert charts(at) == 4
+    encoding, bars = chart_bars(at, 0)  # horizontal, in the service's order (not sorted)
+    assert (encoding["y"]["field"], encoding["y"]["sort"], encoding["x"]["field"]) == (
+        "分団",
+        None,
+        "人数",
+    )
+    assert bars == [("第1分団", 1), ("第2分団", 2)]
     assert "第9分団" not in page_text(at)
     events = table_with(at, "操作")
     assert list(events["操作"])[:2] == ["消防水利の登録", "団員の利用停止"]  # labels (#18)

@@ -138,6 +138,17 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("purge-audit", help="delete events past the retention, up to a checkpoint")
     sub.add_parser("purge-cancelled", help="delete the data of brigades whose contract ended")
     sub.add_parser("rotate-master-key", help="re-wrap every brigade key with the active master key")
+    sub.add_parser("backup-db", help="encrypted snapshot of the SQLite database, kept 35 days")
+    restore_db = sub.add_parser(
+        "restore-db", help="restore a SQLite snapshot (lists them without an argument)"
+    )
+    restore_db.add_argument("snapshot", nargs="?")
+    restore_db.add_argument("--yes", action="store_true", help="replace the whole database")
+    from integrations import pgbackrest
+
+    pgbackrest.add_arguments(
+        sub.add_parser("provider-backup", help="PostgreSQL backups with pgBackRest (35 days)")
+    )
     sub.add_parser("rotate-tenant-key", help="re-encrypt one brigade's data").add_argument("tenant")
     intake = sub.add_parser(
         "mail-intake",
@@ -199,6 +210,16 @@ def main(argv: list[str] | None = None) -> None:
                 from services.keys import main_rotate_master
 
                 sys.exit(main_rotate_master())
+            case "backup-db":
+                from services.db_snapshot import main_backup
+
+                sys.exit(main_backup())
+            case "restore-db":
+                from services.db_snapshot import main_restore
+
+                sys.exit(main_restore(args.snapshot, confirmed=args.yes))
+            case "provider-backup":
+                sys.exit(pgbackrest.main(args))
             case "rotate-tenant-key":
                 from services.keys import main_rotate_tenant
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -176,3 +178,85 @@ class PgBackRest:
 def _default_os_user() -> str | None:
     """pgBackRest must run as the owner of the cluster's files, not as root."""
     return "postgres" if os.geteuid() == 0 else None
+
+
+# ---------------------------------------------------------------------------
+# Command line (wired into cli.py as `provider-backup`)
+
+DEFAULT_CONFIG = Path(
+    os.environ.get("HIKESHI_PGBACKREST_CONFIG", "/etc/pgbackrest/pgbackrest.conf")
+)
+
+
+def configure(
+    layout: Layout, passphrase_file: Path, output: Path, *, os_user: str | None = None
+) -> str:
+    """Write the configuration (0600, owned by the PostgreSQL OS user when run as root) and
+    return the postgresql.conf lines that turn WAL archiving on."""
+    text = render_config(layout, read_passphrase(passphrase_file))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(output, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    output.chmod(0o600)
+    owner = os_user if os_user is not None else _default_os_user()
+    if owner:
+        shutil.chown(output, owner, owner)
+    return render_archive_settings(output, layout.stanza)
+
+
+def main(args) -> int:
+    """`cli.py provider-backup configure|stanza-create|check|backup|expire|info|restore`."""
+    tool = PgBackRest(args.config)
+    try:
+        match args.action:
+            case "configure":
+                layout = Layout(pg_data=args.pg_data, repo_path=args.repo, pg_port=args.pg_port)
+                print(configure(layout, args.passphrase_file, args.config))
+            case "stanza-create":
+                tool.create_stanza()
+            case "check":
+                tool.check()
+            case "backup":
+                kind = scheduled_type(date.today()) if args.type == "auto" else args.type
+                tool.backup(kind)
+                print(f"{kind} backup done")
+            case "expire":
+                tool.expire()
+            case "info":
+                for backup in tool.backups():
+                    stamp = backup["timestamp"]
+                    print(
+                        f"{backup['label']}  {backup['type']:<4}  "
+                        f"{datetime.fromtimestamp(stamp['start']):%Y-%m-%d %H:%M:%S} - "
+                        f"{datetime.fromtimestamp(stamp['stop']):%H:%M:%S}  "
+                        f"{backup['info']['repository']['delta']} bytes"
+                    )
+            case "restore":
+                target = datetime.fromisoformat(args.target_time) if args.target_time else None
+                tool.restore(target_time=target, backup_set=args.set)
+    except (BackupToolError, OSError, ValueError) as exc:
+        print(f"失敗 / failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="pgbackrest.conf (rendered)"
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    setup = actions.add_parser("configure", help="write pgbackrest.conf from the template")
+    setup.add_argument("--pg-data", type=Path, required=True)
+    setup.add_argument("--repo", type=Path, required=True, help="repository directory")
+    setup.add_argument("--pg-port", type=int, default=5432)
+    setup.add_argument("--passphrase-file", type=Path, required=True)
+    actions.add_parser("stanza-create", help="create the repository's stanza once")
+    actions.add_parser("check", help="check the configuration and WAL archiving")
+    backup = actions.add_parser("backup", help="full weekly, differential daily; then expire")
+    backup.add_argument("--type", choices=(*BACKUP_TYPES, "auto"), default="auto")
+    actions.add_parser("expire", help="delete what the 35-day retention no longer needs")
+    actions.add_parser("info", help="list the backups")
+    restore = actions.add_parser("restore", help="restore into the stopped cluster")
+    restore.add_argument("--target-time", help="ISO time with zone, e.g. 2026-12-07T10:00+09:00")
+    restore.add_argument("--set", help="backup label to restore from")

@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -46,13 +47,14 @@ def revision_of(url: str) -> str:
 
 
 @pytest.fixture
-def scratch(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """(owner URL, application URL) of an empty database of the suite's kind."""
-    if not PG_SERVER:
+def scratch(tmp_path: Path, database_url: str) -> Iterator[tuple[str, str]]:
+    """(owner URL, application URL) of an empty database of the suite's kind (database_url's,
+    whose server it shares)."""
+    if not database_url.startswith("postgresql"):
         url = f"sqlite:///{tmp_path / 'data' / 'hikeshi.db'}"
         yield url, url
         return
-    server = make_url(normalise_url(PG_SERVER))
+    server = make_url(normalise_url(database_url))
     name = f"hikeshi_entry_{uuid.uuid4().hex[:10]}"
     admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -100,7 +102,7 @@ def test_app_starts_after_migrations_with_secrets_from_files(tmp_path, scratch):
     port = free_loopback_port()
     env.update({"HIKESHI_BIND_ADDRESS": "127.0.0.1", "HIKESHI_PORT": str(port)})
     log = tmp_path / "entrypoint.log"
-    with log.open("wb") as out:
+    with migration_lock_held(owner_url) as release, log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "deploy.entrypoint", "app"],
             cwd=tmp_path,  # the entrypoint finds the code (and .streamlit/) itself
@@ -109,6 +111,7 @@ def test_app_starts_after_migrations_with_secrets_from_files(tmp_path, scratch):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        release(process, log)
     try:
         health, home = _answers(process, port, log)
         assert (health.status_code, health.text) == (200, "ok")
@@ -129,6 +132,41 @@ def test_app_starts_after_migrations_with_secrets_from_files(tmp_path, scratch):
         assert stored and stored.startswith(("SCRAM-SHA-256$", "md5"))
 
 
+@contextmanager
+def migration_lock_held(owner_url: str) -> Iterator[Callable[[subprocess.Popen, Path], None]]:
+    """On PostgreSQL, hold the entrypoint's migration lock as another starting replica would:
+    `release` waits until the entrypoint queues for it, checks that it has migrated nothing
+    meanwhile, and lets it go. (Without the lock, replicas starting together run the same
+    CREATE TABLEs at once and all but one exit.) SQLite has no such lock: release is a no-op."""
+    if not owner_url.startswith("postgresql"):
+        yield lambda _process, _log: None
+        return
+    engine = create_engine(normalise_url(owner_url), poolclass=NullPool)
+    with engine.connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": entrypoint.MIGRATION_LOCK})
+        holder.commit()
+
+        def release(process: subprocess.Popen, log: Path) -> None:
+            waiting = text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            deadline = time.monotonic() + 90
+            migrated = text("SELECT to_regclass('alembic_version')")
+            while not holder.execute(waiting).scalar_one():
+                stray = holder.execute(migrated).scalar() is not None
+                holder.commit()
+                if stray or process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the entrypoint did not wait for the lock:\n{log.read_text()}")
+                time.sleep(0.2)
+            assert holder.execute(migrated).scalar() is None
+            holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": entrypoint.MIGRATION_LOCK})
+            holder.commit()
+
+        yield release
+    engine.dispose()
+
+
 def _answers(process: subprocess.Popen, port: int, log: Path) -> tuple[httpx.Response, ...]:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -141,27 +179,6 @@ def _answers(process: subprocess.Popen, port: int, log: Path) -> tuple[httpx.Res
             continue
         return health, httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
     pytest.fail(f"no answer on port {port}:\n{log.read_text()}")
-
-
-@pytest.mark.skipif(not PG_SERVER, reason="the migration lock is PostgreSQL's")
-def test_processes_starting_together_migrate_once(tmp_path, scratch):
-    """Two replicas and the worker start at once: without the advisory lock their migrations
-    collide (the second CREATE TABLE fails) and a process exits."""
-    owner_url, app_url = scratch
-    env = {**container_env(tmp_path, owner_url, app_url), "PYTHONPATH": str(ROOT)}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "deploy.entrypoint", "migrate"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=120)[0].decode(errors="replace") for p in processes]
-    assert [p.returncode for p in processes] == [0, 0], outputs
-    assert revision_of(owner_url) == head_revision()
 
 
 def test_secret_files_are_read_without_their_final_line_end(tmp_path):

@@ -198,6 +198,12 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(main_checkpoint())
             case "audit-public-key":
                 from services.audit_checkpoint import main_public_key
+    sub.add_parser(
+        "export-keys", help="write the wrapped brigade keys, for adopt-keys after a restore"
+    ).add_argument("file")
+    sub.add_parser(
+        "adopt-keys", help="on a restored database: take the live keys, destroy purged brigades'"
+    ).add_argument("file")
 
                 sys.exit(main_public_key())
             case "purge-audit":
@@ -247,3 +253,11 @@ def one_line(exc: ServiceError) -> str:
 
 if __name__ == "__main__":
     main()
+            case "export-keys":
+                from services.keys import main_export_keys
+
+                sys.exit(main_export_keys(args.file))
+            case "adopt-keys":
+                from services.keys import main_adopt_keys
+
+                sys.exit(main_adopt_keys(args.file))

@@ -6,10 +6,14 @@ finished by simply running it again. Audit events name key ids, never key materi
 Destroying a tenant's keys makes its data unreadable in the live database at once; in backups
 taken earlier the wrapped keys survive, so they become unreadable only once the master key that
 wrapped them is retired (rotate-master-key, then remove the old id from HIKESHI_MASTER_KEYS).
+A database restored from such a backup then takes the live key table (export-keys, adopt-keys):
+the brigades that still exist are readable again, the purged ones are not (docs/operations.md).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import uuid
 from collections.abc import Callable
@@ -350,6 +354,108 @@ def destroy_tenant_keys(actor: Actor, tenant_id: uuid.UUID) -> int:
 
 
 # ---------------------------------------------------------------------------
+# Restored backups: the live key table decides what stays readable
+
+
+@dataclass
+class AdoptionReport:
+    keys_adopted: int = 0
+    tenants_rekeyed: int = 0
+    shredded: list[uuid.UUID] = field(default_factory=list)
+    unreadable: dict[uuid.UUID, list[str]] = field(default_factory=dict)
+
+
+def export_wrapped_keys(actor: Actor) -> list[dict[str, object]]:
+    """Every tenant's keys as stored (wrapped by a master key, so never key material in clear),
+    for adopt_wrapped_keys on a database restored from an older backup."""
+    require(actor, PLATFORM, action="key.export_wrapped")
+    rows = []
+    for tenant_id in _tenant_ids():
+        with unit_of_work(tenant_id) as session:
+            rows += [
+                {
+                    "tenant_id": str(row.tenant_id),
+                    "key_id": row.key_id,
+                    "purpose": row.purpose,
+                    "active": row.active,
+                    "wrapped": row.wrapped,
+                }
+                for row in _tenant_keys(session, tenant_id)
+            ]
+    return rows
+
+
+def adopt_wrapped_keys(actor: Actor, exported: list[dict[str, object]]) -> AdoptionReport:
+    """Give a restored database the live database's keys (white paper 8.3.2 and 12.3.1).
+
+    A backup taken before a brigade's purge still holds that brigade's keys, wrapped by the
+    master key of the time; once that master key is retired (rotate-master-key, then remove it
+    from HIKESHI_MASTER_KEYS), no key in that backup can be unwrapped. This replaces each
+    tenant's keys with the live ones (wrapped by the current master key), so the brigades that
+    still exist can be read again, and deletes the keys of every tenant the live database no
+    longer has keys for: a purged brigade stays unreadable in the restored copy too. Restored
+    keys the export lacks (a data key rotated away since) are kept if they still unwrap and
+    reported otherwise."""
+    require(actor, PLATFORM, action="key.adopt_wrapped")
+    live: dict[uuid.UUID, list[dict[str, object]]] = {}
+    for row in exported:
+        live.setdefault(uuid.UUID(str(row["tenant_id"])), []).append(row)
+    report = AdoptionReport()
+    for tenant_id in _tenant_ids():
+        if tenant_id not in live:
+            if tenant_id != PLATFORM_TENANT_ID and _restored_keys(tenant_id):
+                destroy_tenant_keys(actor, tenant_id)
+                report.shredded.append(tenant_id)
+            continue
+        adopted, unreadable = _adopt_tenant(actor, tenant_id, live[tenant_id])
+        report.keys_adopted += adopted
+        report.tenants_rekeyed += 1
+        if unreadable:
+            report.unreadable[tenant_id] = unreadable
+    return report
+
+
+def _restored_keys(tenant_id: uuid.UUID) -> int:
+    with unit_of_work(tenant_id) as session:
+        return len(_tenant_keys(session, tenant_id))
+
+
+def _adopt_tenant(
+    actor: Actor, tenant_id: uuid.UUID, rows: list[dict[str, object]]
+) -> tuple[int, list[str]]:
+    with unit_of_work(tenant_id) as session:
+        restored = {row.key_id: row for row in _tenant_keys(session, tenant_id)}
+        for given in rows:
+            row = restored.pop(str(given["key_id"]), None) or TenantKey(
+                tenant_id=tenant_id, key_id=str(given["key_id"]), purpose=str(given["purpose"])
+            )
+            row.purpose, row.wrapped = str(given["purpose"]), str(given["wrapped"])
+            row.active = bool(given["active"])
+            unwrap_key(row)  # DecryptionError: the export needs a master key not configured
+            session.add(row)
+        unreadable = []
+        active = {str(r["purpose"]) for r in rows if r["active"]}
+        for row in restored.values():
+            if row.purpose in active:  # the live database has rotated this purpose's key since
+                row.active = False
+                session.add(row)
+            try:
+                unwrap_key(row)
+            except DecryptionError:
+                unreadable.append(row.key_id)
+        _audit(
+            session,
+            actor,
+            tenant_id,
+            "key.adopt_wrapped",
+            adopted_key_ids=sorted(str(r["key_id"]) for r in rows),
+            unreadable_key_ids=sorted(unreadable),
+        )
+        session.commit()
+    return len(rows), sorted(unreadable)
+
+
+# ---------------------------------------------------------------------------
 # Shared helpers
 
 
@@ -435,3 +541,35 @@ def _find_tenant(text_or_id: str) -> Tenant | None:
     if tenant is None or tenant.id == PLATFORM_TENANT_ID:
         return None
     return tenant
+
+
+def main_export_keys(path: str) -> int:
+    """`cli.py export-keys FILE`: the live key table (wrapped keys only), private to its owner."""
+    rows = export_wrapped_keys(CLI_ACTOR)
+    fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(rows, out, indent=1)
+    print(f"{len(rows)} 鍵を書き出しました / wrapped keys written: {path}")
+    return 0
+
+
+def main_adopt_keys(path: str) -> int:
+    """`cli.py adopt-keys FILE`, on a database restored from an older backup."""
+    with open(path, encoding="utf-8") as source:
+        exported = json.load(source)
+    try:
+        report = adopt_wrapped_keys(CLI_ACTOR, exported)
+    except DecryptionError as exc:
+        print(f"失敗 / failed: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{report.tenants_rekeyed} 団の鍵を置き換え / re-keyed {report.tenants_rekeyed} brigades; "
+        f"鍵を破棄 / keys destroyed for {len(report.shredded)} purged brigades"
+    )
+    for tenant_id, key_ids in report.unreadable.items():
+        print(
+            f"注意 / warning: {tenant_id}: 復号できない鍵 / keys no longer unwrap: "
+            + ", ".join(key_ids),
+            file=sys.stderr,
+        )
+    return 0 if not report.unreadable else 3

@@ -10,6 +10,7 @@ CI it fails, never skips, when pgBackRest or the PostgreSQL binaries are missing
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import time
@@ -21,13 +22,20 @@ from alembic import command
 from sqlalchemy import Engine, create_engine, text
 
 import cli
+import config
 from core.actor import system_actor
 from models import MemberUpdate
 from models.tenant import PLATFORM_TENANT_ID
-from services import members
+from services import members, plaintext_cache
 from services.audit_verify import verify_chain
+from services.crypto import DecryptionError
 from services.db import build_engine, current_engine, set_engine, unit_of_work
-from services.keys import CLI_ACTOR
+from services.keys import (
+    CLI_ACTOR,
+    adopt_wrapped_keys,
+    export_wrapped_keys,
+    rotate_master_key,
+)
 from services.tenant_lifecycle import cancel_brigade, delete_brigade_data
 from tests.conftest import alembic_config
 from tests.factories import make_member, make_tenant
@@ -98,7 +106,25 @@ def chains_hold(*tenant_ids) -> None:
         assert result.checked > 0
 
 
-def test_point_in_time_restore_brings_back_the_data_before_a_change(cluster):
+def master_keys(monkeypatch: pytest.MonkeyPatch, keys: dict[str, bytes], active: str) -> None:
+    spec = ",".join(f"{kid}:{base64.urlsafe_b64encode(raw).decode()}" for kid, raw in keys.items())
+    monkeypatch.setenv("HIKESHI_MASTER_KEYS", spec)
+    monkeypatch.setenv("HIKESHI_ACTIVE_MASTER_KEY", active)
+    config.get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings_restored() -> Iterator[None]:
+    yield
+    config.get_settings.cache_clear()
+
+
+def test_point_in_time_restore_brings_back_the_data_before_a_change(
+    cluster, monkeypatch, settings_restored
+):
+    """Then crypto-shredding (white paper 8.3.2): once the master key of the time is retired,
+    the brigade purged after the backup stays unreadable in the restored copy, while the live
+    key table gives the other brigades their data back."""
     kept = make_tenant("存続消防団")
     cancelled = make_tenant("解約消防団")
     renamed = make_member(kept, name="火消　一郎")
@@ -120,6 +146,14 @@ def test_point_in_time_restore_brings_back_the_data_before_a_change(cluster):
     delete_brigade_data(CLI_ACTOR, cancelled)
     assert roster(kept)[renamed.member_code] == "改名　三郎"
     assert roster(cancelled) == {}
+    # After the purge: a new master key, every remaining key re-wrapped with it.
+    old = dict(config.get_settings().master_keys)
+    new = {"retiring-test": secrets.token_bytes(32)}
+    master_keys(monkeypatch, old | new, "retiring-test")
+    assert rotate_master_key(CLI_ACTOR).ok
+    live_keys = export_wrapped_keys(CLI_ACTOR)
+    assert {row["tenant_id"] for row in live_keys} >= {str(kept)}
+    assert str(cancelled) not in {row["tenant_id"] for row in live_keys}
     cluster.backrest.check()  # the WAL holding the change is in the repository
 
     cluster.stop()
@@ -132,6 +166,24 @@ def test_point_in_time_restore_brings_back_the_data_before_a_change(cluster):
 
     assert roster(kept) == before[kept]
     assert roster(cancelled) == before[cancelled]
+    chains_hold(kept, cancelled, PLATFORM_TENANT_ID)
+
+    master_keys(monkeypatch, new, "retiring-test")  # the old master key is retired,
+    for brigade in (kept, cancelled):  # and the processes restart with the new settings
+        plaintext_cache.CACHE.forget(brigade)
+    for brigade in (kept, cancelled):
+        with pytest.raises(DecryptionError):
+            roster(brigade)
+    adopted = adopt_wrapped_keys(CLI_ACTOR, live_keys)
+    assert adopted.shredded == [cancelled]
+    assert not adopted.unreadable
+    assert roster(kept) == before[kept]
+    with pytest.raises(DecryptionError):
+        roster(cancelled)
+    master_keys(monkeypatch, old | new, "retiring-test")  # not even with the old key back
+    plaintext_cache.CACHE.forget(cancelled)
+    with pytest.raises(DecryptionError):
+        roster(cancelled)
     chains_hold(kept, cancelled, PLATFORM_TENANT_ID)
     # the restored cluster is open for writes, and the chain goes on from where it was
     make_member(kept, name="復旧　四郎")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -128,6 +128,22 @@ def _with_quote(plan: RowPlan, keys: frozenset[str], headers: Mapping[str, str])
     return replace(plan, normalised=tuple(listed.values()))
 
 
+def with_read_errors(
+    plans: Sequence[RowPlan], errors: Mapping[int, Sequence[CellError]]
+) -> list[RowPlan]:
+    """Plans with the errors found while reading their cells (an over-long cell, say), which
+    take the place of the plan's own errors for the same column."""
+    return [
+        _with_errors(plan, errors[plan.row]) if errors.get(plan.row) else plan for plan in plans
+    ]
+
+
+def _with_errors(plan: RowPlan, found: Sequence[CellError]) -> RowPlan:
+    columns = {error.column for error in found}
+    others = tuple(error for error in plan.errors if error.column not in columns)
+    return replace(plan, status=RowStatus.INVALID, errors=(*found, *others), changes=(), fields=())
+
+
 def _same_text(given: str, stored: str) -> bool:
     """Equal, or the same ASCII number (a figure written 40 is stored and exported as 40.0;
     full-width digits are a normalisation and stay listed)."""
@@ -141,8 +157,9 @@ def _same_text(given: str, stored: str) -> bool:
 
 @dataclass
 class ImportPreview:
-    """A validated file, nothing written. `raw` rows are kept so that applying validates them
-    again, inside the write transaction, against the data as it is then."""
+    """A validated file, nothing written. `raw` rows are kept so that applying can validate
+    them again, inside the write transaction, against the data as it is then (it does unless
+    the token's kept plans still hold)."""
 
     entity: str
     filename: str
@@ -165,6 +182,9 @@ class ImportPreview:
     retiring_rows: int = 0
     suspending_rows: int = 0
     limits: bulk_guard.Limits = bulk_guard.DEFAULT  # the brigade's, read with the preview
+    # Selects the plans this process kept of a ready preview (services/import_reuse.py): apply
+    # uses them when nothing they were made from has changed. Not audited.
+    token: str = field(default="", repr=False)
 
     def retiring(self, missing: MissingRows | None) -> int:
         """How many records the import would retire or delete with this choice."""
@@ -211,6 +231,9 @@ class ImportResult:
     # taken, and the actor's own 団員番号 when the file left him out (he is never retired).
     backup_id: uuid.UUID | None = None
     kept_self: str = ""
+    # Whether apply used the preview's validation (services/import_reuse.py) instead of
+    # validating every row again.
+    reused_preview: bool = False
 
 
 def sha256(data: bytes) -> str:

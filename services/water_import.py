@@ -31,7 +31,7 @@ from formats.water_csv import ParsedRows
 from models.base import new_id, utcnow
 from models.enums import HYDRANT_KINDS, OWNERSHIPS, Function, Level
 from models.water import WaterInspection, WaterSource, WaterSourceBase
-from services import brigade_settings, bulk_guard, pre_change
+from services import brigade_settings, bulk_guard, import_reuse, pre_change
 from services import water_file_checks as file_checks
 from services.base import Tx, require, scoped, transaction
 from services.errors import Conflict, ValidationError
@@ -48,6 +48,7 @@ from services.imports import (
     normalisations,
     sha256,
     with_quotes,
+    with_read_errors,
 )
 from services.water_sources import BASE_FIELDS, NOT_FOR_HYDRANTS, today_jst, validate_fields
 
@@ -210,7 +211,8 @@ def preview_water_import(
             return preview
         records = file_checks.oriented(parsed.records, swap=swap_coordinates)
         headers = {**water_csv.HEADERS, **parsed.headers}
-        planned = plan_water_sources(tx, records, headers=parsed.headers)
+        existing = _existing(tx)
+        planned = plan_water_sources(tx, records, headers=parsed.headers, existing=existing)
         preview.rows = with_quotes(
             with_read_errors(planned, parsed.errors), parsed.unquoted, headers
         )
@@ -219,6 +221,9 @@ def preview_water_import(
         preview.limits = brigade_settings.bulk_limits_in(tx)
         preview.notes += _unplaced_notes(preview.rows)
         file_checks.check_positions(tx, preview, records, headers=headers, swap=swap_coordinates)
+        if preview.ready:
+            stamp = _stamp(tx, existing)
+            preview.token = import_reuse.keep(tx.actor, ENTITY, records, stamp, planned)
         return preview
 
 
@@ -231,7 +236,8 @@ def apply_water_import(
     progress: Progress | None = None,
 ) -> ImportResult:
     """Write a previewed file in one transaction: the rows are planned again from the file's
-    values against the registry as it is now, and any invalid row writes nothing.
+    values against the registry as it is now, and any invalid row writes nothing; the preview's
+    own plans serve instead when services.import_reuse finds nothing changed since (#19).
 
     MissingRows.RETIRE retires (廃止) the sources the file does not mention: they are deleted
     together with their inspection records. MissingRows.KEEP leaves them as they are. Deleting
@@ -240,7 +246,11 @@ def apply_water_import(
     with transaction(actor, *IMPORTING, action="water_source.import") as tx:
         if preview.entity != ENTITY or not preview.ready:
             raise ValidationError({"file": "エラーのあるファイルは取り込めません。"})
-        plans = plan_water_sources(tx, [(row.row, row.raw) for row in preview.rows])
+        records, existing = [(row.row, row.raw) for row in preview.rows], _existing(tx)
+        kept = import_reuse.take(preview.token, tx.actor, ENTITY)
+        plans = kept.plans_if(records, _stamp(tx, existing)) if kept is not None else None
+        reused = plans is not None
+        plans = plans or plan_water_sources(tx, records, existing=existing)
         backup_id = None
         if MissingRows(missing) == MissingRows.RETIRE and (gone := len(_absent_ids(tx, plans))):
             bulk_guard.check(
@@ -254,7 +264,7 @@ def apply_water_import(
             reason = f"CSV一括登録（消防水利）: 削除（廃止） {gone:,}件"
             backup_id = pre_change.take(tx, reason).id
         result = write_water_sources(tx, plans, missing=missing, progress=progress)
-        result = replace(result, backup_id=backup_id)
+        result = replace(result, backup_id=backup_id, reused_preview=reused)
         tx.audit(
             "water_source.import",
             target_type=TABLE,
@@ -262,6 +272,7 @@ def apply_water_import(
                 **preview.audit_details(),
                 "sheet": preview.sheet,
                 "missing_rows": str(missing),
+                "validated": "preview" if reused else "apply",
                 "created": result.created,
                 "updated": result.updated,
                 "unchanged_applied": result.unchanged,
@@ -281,13 +292,13 @@ def plan_water_sources(
     records: Sequence[tuple[int, dict[str, str]]],
     *,
     headers: Mapping[str, str] | None = None,
+    existing: Mapping[str, Any] | None = None,
 ) -> list[RowPlan]:
     """Each record (row number, our key → text) validated and compared with the source of the
     same 水利番号. A key absent from a record keeps the stored value (or the default for a new
-    source). headers names the file's columns in error messages (our headers by default)."""
-    existing = {
-        row.code: row for row in tx.session.exec(scoped(select(*EXISTING_COLUMNS), tx.actor))
-    }
+    source). headers names the file's columns in error messages (our headers by default);
+    existing: the stored sources by 水利番号 (_existing), when the caller has read them."""
+    existing = _existing(tx) if existing is None else existing
     named = {**water_csv.HEADERS, **(headers or {})}
     today = today_jst()
     first_rows: dict[str, tuple[int, str]] = {}
@@ -329,22 +340,6 @@ def write_water_sources(
         if plan.status in (RowStatus.NEW, RowStatus.CHANGED)
     )
     return ImportResult(len(new), len(changed), unchanged, len(retired), unplaced=unplaced)
-
-
-def with_read_errors(
-    plans: Sequence[RowPlan], errors: Mapping[int, Sequence[CellError]]
-) -> list[RowPlan]:
-    """Plans with the errors found while reading their cells (an over-long cell, say), which
-    take the place of the plan's own errors for the same column."""
-    return [
-        _with_errors(plan, errors[plan.row]) if errors.get(plan.row) else plan for plan in plans
-    ]
-
-
-def _with_errors(plan: RowPlan, found: Sequence[CellError]) -> RowPlan:
-    columns = {error.column for error in found}
-    others = tuple(error for error in plan.errors if error.column not in columns)
-    return replace(plan, status=RowStatus.INVALID, errors=(*found, *others), changes=(), fields=())
 
 
 # -- helpers: reading ----------------------------------------------------------------------------
@@ -485,6 +480,16 @@ def _plan_row(
         current.version,
         normalised=normalised,
     )
+
+
+def _existing(tx: Tx) -> dict[str, Any]:
+    return {row.code: row for row in tx.session.exec(scoped(select(*EXISTING_COLUMNS), tx.actor))}
+
+
+def _stamp(tx: Tx, existing: Mapping[str, Any]) -> str:
+    """What planning read: every stored source's columns (import_reuse.stamp)."""
+    rows = (tuple(row) for _, row in sorted(existing.items()))
+    return import_reuse.stamp(rows, [brigade_settings.bulk_limits_in(tx)])
 
 
 def _fitted(merged: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:

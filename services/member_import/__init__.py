@@ -24,7 +24,7 @@ from formats import member_csv
 from models import Member
 from models.base import utcnow
 from models.enums import Function, Level, MemberStatus
-from services import brigade_settings, bulk_guard, members, pre_change
+from services import brigade_settings, bulk_guard, import_reuse, members, pre_change
 from services.base import Tx, scoped
 from services.errors import ValidationError
 from services.imports import (
@@ -108,7 +108,9 @@ def preview_member_import(actor: Actor, *, data: bytes, filename: str) -> Import
             return preview
         # Over-long cells are found again by planning (which restore also relies on), so the
         # reader's own length errors are not added a second time.
-        planned = plan_rows(tx, [(row, raw) for row, raw, _ in parsed.records], scope=scope)
+        context = PlanContext.load(tx, scope=scope, lock=False)
+        records = [(row, raw) for row, raw, _ in parsed.records]
+        planned = plan_rows(tx, records, scope=scope, context=context)
         shown = [without_prepared(plan) for plan in planned.rows]
         preview.rows = with_quotes(shown, parsed.unquoted, member_csv.HEADERS)
         preview.missing = [m.member_code for m in planned.absent]
@@ -125,6 +127,8 @@ def preview_member_import(actor: Actor, *, data: bytes, filename: str) -> Import
                 f"ファイルにない団員のうち{others}名（所属外、または自分より権限の大きい団員）は"
                 "変更されません。"
             )
+        if preview.ready:
+            preview.token = import_reuse.keep(tx.actor, ENTITY, records, context.stamp(), planned)
         return preview
 
 
@@ -137,7 +141,9 @@ def apply_member_import(
     progress: Progress | None = None,
 ) -> ImportResult:
     """Write a previewed file in one transaction: its rows are planned again against the
-    roster as it is now, permissions included; any invalid row writes nothing.
+    roster as it is now, permissions included; any invalid row writes nothing. The preview's
+    own plans are used instead when services.import_reuse finds that neither the rows nor
+    anything planning read of the brigade has changed since (#19).
 
     Safe bulk changes (#17): retiring more members than services/bulk_guard.py allows needs
     `confirm_name`, the brigade's name; an import that retires or suspends anyone first takes
@@ -150,7 +156,15 @@ def apply_member_import(
         raise ValidationError({"file": NOT_READY})
     with _importing(actor, "member.import") as (tx, scope), no_lockout(tx):
         records = [(plan.row, plan.raw) for plan in preview.rows]
-        planned = plan_rows(tx, records, scope=scope, lock=True, progress=_stage(progress, 0))
+        context = PlanContext.load(tx, scope=scope, lock=True)
+        planned = _kept_plans(tx, preview, records, context)
+        reused = planned is not None
+        if planned is None:
+            planned = plan_rows(
+                tx, records, scope=scope, progress=_stage(progress, 0), context=context
+            )
+        elif progress is not None:
+            progress(len(records), 2 * len(records))
         errors = {f"{e.row}:{e.column}": e.message for plan in planned.rows for e in plan.errors}
         if errors:
             raise ValidationError(errors)
@@ -172,7 +186,10 @@ def apply_member_import(
             backup = pre_change.take(tx, f"CSV一括登録（団員）: {'、'.join(changes)}")
         result = write_members(tx, planned.rows, missing=missing, progress=_stage(progress, 1))
         result = dataclasses.replace(
-            result, backup_id=backup.id if backup else None, kept_self=planned.kept_self
+            result,
+            backup_id=backup.id if backup else None,
+            kept_self=planned.kept_self,
+            reused_preview=reused,
         )
         tx.audit(
             "member.import",
@@ -180,6 +197,7 @@ def apply_member_import(
             details={
                 **preview.audit_details(),
                 "missing_rows": str(missing),
+                "validated": "preview" if reused else "apply",
                 "created": result.created,
                 "updated": result.updated,
                 "retired": result.retired,
@@ -204,6 +222,15 @@ def status_changes(rows: Sequence[RowPlan]) -> tuple[int, int]:
         elif was != now and now == MemberStatus.SUSPENDED:
             suspending += 1
     return retiring, suspending
+
+
+def _kept_plans(
+    tx: Tx, preview: ImportPreview, records: list[tuple[int, dict[str, str]]], context: PlanContext
+) -> Planned | None:
+    """The preview's plans, taken into this transaction, if they still hold (import_reuse)."""
+    kept = import_reuse.take(preview.token, tx.actor, ENTITY)
+    plans = kept.plans_if(records, context.stamp()) if kept is not None else None
+    return context.bound_to(plans) if plans is not None else None
 
 
 @contextmanager

@@ -19,9 +19,9 @@ from core.personal import personal_fields
 from formats import member_csv
 from formats.member_csv import COLUMNS
 from formats.tabular import plain
-from models import Member, MemberRole
+from models import Member, MemberRole, Permission
 from models.enums import Function, Level, MemberStatus
-from services import members
+from services import brigade_settings, import_reuse, members
 from services.base import Tx, scoped
 from services.imports import (
     RowPlan,
@@ -150,6 +150,40 @@ class PlanContext:
 
     def member_grants(self, row: Row[Any]) -> dict[str, Grant]:
         return self.grants_of([row.rank_id, *self.org[2].get(row.id, [])])
+
+    def stamp(self) -> str:
+        """A digest of what planning reads of the brigade (services.import_reuse): every
+        member's stored columns, ranks, roles, role links, grants, the limits and the scope."""
+        ranks, roles, links = self.org
+        grants = self.tx.session.exec(
+            scoped(
+                select(
+                    Permission.subject_type,
+                    Permission.subject_id,
+                    Permission.function,
+                    Permission.level,
+                    Permission.scope,
+                ),
+                self.tx.actor,
+            )
+        ).all()
+        return import_reuse.stamp(
+            (tuple(row) for _, row in sorted(self.existing.items())),
+            sorted((r.id, sorted(r.model_dump().items())) for r in ranks.values()),
+            sorted((r.id, sorted(r.model_dump().items())) for r in roles.values()),
+            sorted((member, sorted(ids)) for member, ids in links.items()),
+            sorted((tuple(row) for row in grants), key=repr),
+            [brigade_settings.bulk_limits_in(self.tx), self.scope, self.checks_rows],
+        )
+
+    def bound_to(self, planned: Planned) -> Planned:
+        """Plans made in another transaction from the same data (stamp() equal), taken into
+        this one: the context their rows share becomes this one, so what writing reads of the
+        brigade comes from this transaction. The plans were kept for one use only."""
+        shared = {id(p.prepared.context): p.prepared.context for p in planned.rows if p.prepared}
+        for context in shared.values():
+            vars(context).update(vars(self))
+        return planned
 
 
 def _may_do_everything(actor: Actor, scope: EditScope) -> bool:

@@ -52,8 +52,10 @@ def plan_rows(
     scope: EditScope | None,
     lock: bool = False,
     progress: Progress | None = None,
+    context: PlanContext | None = None,
 ) -> Planned:
-    context = PlanContext.load(tx, scope=scope, lock=lock)
+    """`context`: the brigade as this transaction has already loaded it (else loaded here)."""
+    context = context or PlanContext.load(tx, scope=scope, lock=lock)
     first_row: dict[str, int] = {}
     ticker = ProgressCounter(progress, len(records))
     rows = []

@@ -190,6 +190,7 @@ def test_the_import_is_audited_once_without_personal_data(tenant, watch):
         "unchanged": 0,
         "invalid": 0,
         "missing_rows": "retire",
+        "validated": "preview",
         "created": 1,
         "updated": 1,
         "retired": 0,

@@ -38,11 +38,10 @@ COLUMNS = [
 ORDERED = {"階級順": st.column_config.NumberColumn("階級順", width="small", help="1 = 団長")}
 
 actor = current_actor()
-ranks = members.list_ranks(actor)
-roles = members.list_roles(actor)
-scope = members.edit_scope(actor)
-rank_by_name = {r.name: r.id for r in ranks}
-role_by_name = {r.name: r.id for r in roles}
+view = members.roster_view(actor)  # the page's one read: options, scope, members, LINE reach
+scope = view.scope
+rank_by_name = {r.name: r.id for r in view.ranks}
+role_by_name = {r.name: r.id for r in view.roles}
 can_edit = scope.allows_editing
 form_lists = {"rank_by_name": rank_by_name, "role_by_name": role_by_name, "unit": scope.unit}
 can_manage_accounts = allows(actor, Need(Function.MEMBER_ACCOUNTS, Level.EDIT))
@@ -52,10 +51,10 @@ st.title("団員名簿")
 if notice := st.session_state.pop("roster_notice", None):
     st.success(notice)
 
-labels_in_use = members.list_affiliations(actor)
+labels_in_use = view.affiliations
 chosen = roster_filter(rank_by_name, role_by_name, [a.label for a in labels_in_use])
-rows = members.list_members(actor, chosen)
-reach = members.line_reach(actor)  # linked members: whether the official account reaches them
+rows = view.matching(chosen)
+reach = view.reach  # linked members: whether the official account reaches them
 st.caption(f"{len(rows)} 名")
 table = pd.DataFrame(
     [

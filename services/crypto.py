@@ -10,9 +10,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import operator
 import os
 import secrets
 import uuid
+from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -22,8 +25,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlmodel import Session, select
 
 from config import get_settings
-from core.personal import personal_field
+from core.personal import PersonalField, personal_field
 from models import TenantKey
+from services import plaintext_cache
 
 FORMAT = "v1"
 DATA = "data"
@@ -108,6 +112,16 @@ def create_tenant_keys(session: Session, tenant_id: uuid.UUID) -> None:
     session.add_all(new_tenant_key(tenant_id, purpose) for purpose in PURPOSES)
 
 
+class SealedFields:
+    """Two or more encrypted fields of one table that are opened together (a member's)."""
+
+    def __init__(self, fields: Sequence[PersonalField]) -> None:
+        self.fields = tuple(fields)
+        self.table = fields[0].table
+        self.aads = tuple(f.aad for f in fields)
+        self.stored = operator.attrgetter(*(f.column for f in fields))  # row -> stored values
+
+
 class TenantCipher:
     """Encrypts and decrypts one tenant's fields within one unit of work. Unwrapped keys, their
     AES-GCM contexts and the per-column index keys are kept for the unit of work, since a bulk
@@ -117,6 +131,7 @@ class TenantCipher:
         self.tenant_id = tenant_id
         rows = session.exec(select(TenantKey).where(TenantKey.tenant_id == tenant_id)).all()
         self._keys = {row.key_id: row for row in rows}
+        self._held = tuple(f"{FORMAT}:{key_id}:" for key_id in self._keys)  # stored-value prefixes
         self._raw: dict[str, bytes] = {}
         self._aead: dict[str, AESGCM] = {}
         self._column_keys: dict[str, bytes] = {}
@@ -164,13 +179,48 @@ class TenantCipher:
     def member_name(self, member: Any) -> str:
         """A member's name in clear, for display and labels (the one place that spells it)."""
         name = personal_field("member", "name")
-        return self.decrypt(getattr(member, name.column), field=name.aad, row_id=member.id)
+        return self.decrypt_cached(getattr(member, name.column), field=name.aad, row_id=member.id)
 
     def decrypt(self, stored: str, *, field: str, row_id: uuid.UUID | str) -> str:
         fmt, key_id, sealed = [*stored.split(":", 2), "", ""][:3]
         if fmt != FORMAT:
             raise DecryptionError("unknown format")
         return unseal(self._context(key_id), sealed, self._aad(field, row_id)).decode()
+
+    def decrypt_cached(self, stored: str, *, field: str, row_id: uuid.UUID | str) -> str:
+        """decrypt(), answered from the process's plaintext cache when this exact stored value
+        of this tenant's column and row was opened before under a key the tenant still holds
+        (services.plaintext_cache says why that is safe)."""
+        key = (self.tenant_id, field, row_id, stored)
+        if stored.startswith(self._held):
+            plain = plaintext_cache.CACHE.get(key)
+            if plain is not None:
+                return plain
+        plain = self.decrypt(stored, field=field, row_id=row_id)
+        plaintext_cache.CACHE.put(key, plain)
+        return plain
+
+    def open_row_cached(self, row: Any, fields: SealedFields) -> tuple[str, ...]:
+        """The given fields of one row (an entity or a selected row) in clear."""
+        return self.open_cached(row.id, fields.stored(row), fields)
+
+    def open_cached(
+        self, row_id: uuid.UUID, stored: tuple[str, ...], fields: SealedFields
+    ) -> tuple[str, ...]:
+        """A row's stored values of `fields`, in clear, as one entry of the plaintext cache
+        keyed by all of them (services.plaintext_cache says why that is safe): a roster opens
+        a member at once."""
+        key = (self.tenant_id, fields.table, row_id, stored)
+        if all(map(str.startswith, stored, repeat(self._held))):
+            plain = plaintext_cache.CACHE.get(key)
+            if plain is not None:
+                return plain  # type: ignore[return-value]
+        plain = tuple(
+            self.decrypt(s, field=aad, row_id=row_id)
+            for s, aad in zip(stored, fields.aads, strict=True)
+        )
+        plaintext_cache.CACHE.put(key, plain)
+        return plain
 
     def blind_index(self, value: str, *, field: str) -> str:
         if self._index_id is None:

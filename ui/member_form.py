@@ -8,11 +8,12 @@ from collections.abc import Mapping
 import streamlit as st
 
 from services.catalog import MemberPublic
+from services.members import RosterMember
 
 
 def member_form(
     key: str,
-    current: MemberPublic | None,
+    current: MemberPublic | RosterMember | None,
     *,
     rank_by_name: Mapping[str, uuid.UUID],
     role_by_name: Mapping[str, uuid.UUID],

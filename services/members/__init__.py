@@ -7,7 +7,6 @@ editor sees the whole roster but changes only members whose 所属 is theirs or 
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 
 from sqlmodel import select
@@ -15,8 +14,7 @@ from sqlmodel import select
 from core.access import Need
 from core.actor import Actor
 from core.personal import personal_fields
-from models import Member, MemberCreate, MemberLine, MemberPublic, MemberUpdate, Rank, Role
-from models.callout import FriendStatus
+from models import Member, MemberCreate, MemberPublic, MemberUpdate, Rank, Role
 from models.enums import Function, Level, MemberStatus
 from services import validation as v
 from services.base import scoped, transaction
@@ -64,6 +62,15 @@ from services.members.scope import (
     require_scope,
     subjects_of,
 )
+from services.members.view import (
+    RosterMember,
+    RosterView,
+    affiliation_counts,
+    by_reading,
+    line_reach_of,
+    matching,
+    roster_view,
+)
 from services.permissions import Grant, check_grants_permission_editing, combined_grants, no_lockout
 
 
@@ -97,27 +104,10 @@ def list_members(actor: Actor, filters: MemberFilter | None = None) -> list[Memb
         if filters.affiliations:
             query = query.where(Member.affiliation.in_([v.clean(a) for a in filters.affiliations]))
         rows = tx.session.exec(query).all()
-        if filters.line_linked is not None:
-            linked = linked_ids(tx)
-            rows = [m for m in rows if (m.id in linked) == filters.line_linked]
+        linked = linked_ids(tx) if filters.line_linked is not None else frozenset()
         org = load_org(tx)
         members = [to_public(tx, m, org) for m in rows]
-    needle = v.search_key(filters.text)
-    if needle:
-        members = [
-            m
-            for m in members
-            if needle in v.search_key(m.name)
-            or needle in v.search_key(m.kana)
-            or needle in m.member_code.lower()
-        ]
-    if filters.role_ids:
-        wanted = set(filters.role_ids)
-        members = [m for m in members if wanted & set(m.role_ids)]
-    if filters.affiliation:
-        label = v.clean(filters.affiliation)
-        members = [m for m in members if label in m.affiliation]
-    return sorted(members, key=lambda m: (m.kana or "\uffff", m.member_code))
+    return matching(by_reading(members), filters, linked)
 
 
 def line_linked_ids(actor: Actor) -> frozenset[uuid.UUID]:
@@ -130,10 +120,7 @@ def line_reach(actor: Actor) -> dict[uuid.UUID, str]:
     """Each linked member's friendship with the official account, as the roster shows it
     (友だち / ブロック中 / 未追加またはブロック / 不明): whether a call-out reaches the member."""
     with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.line_links") as tx:
-        rows = tx.session.exec(
-            scoped(select(MemberLine.member_id, MemberLine.friend_status), tx.actor)
-        ).all()
-        return {member_id: FriendStatus(status).label for member_id, status in rows}
+        return line_reach_of(tx)
 
 
 def get_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
@@ -267,8 +254,9 @@ def bulk_suspend(actor: Actor, member_ids: Sequence[uuid.UUID]) -> int:
     with accounts_editing(actor, "member.bulk_suspend") as tx:
         chosen = load_members(tx, member_ids)
         active = [m for m in chosen if m.status == MemberStatus.ACTIVE]
+        org = load_org(tx)
         for member in active:
-            set_status(tx, member, MemberStatus.SUSPENDED, "member.suspend")
+            set_status(tx, member, MemberStatus.SUSPENDED, "member.suspend", org)
         tx.commit()
         return len(active)
 
@@ -281,10 +269,11 @@ def bulk_set_affiliation(actor: Actor, member_ids: Sequence[uuid.UUID], *, affil
         chosen = load_members(tx, member_ids)
         require_scope(tx, label, *(m.affiliation for m in chosen))
         changed = [m for m in chosen if m.affiliation != label]
+        org = load_org(tx)
         for member in changed:
             check_ceiling(tx, member)
             before, member.affiliation = member.affiliation, label
-            save_member(tx, member)
+            save_member(tx, member, org)
             tx.audit(
                 "member.update",
                 target_type=TABLE,
@@ -305,9 +294,7 @@ def list_affiliations(actor: Actor) -> list[AffiliationCount]:
     """The 所属 labels in use, with how many members carry each."""
     with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.affiliations") as tx:
         rows = tx.session.exec(scoped(select(Member.affiliation, Member.status), actor)).all()
-    total = Counter(label for label, _ in rows if label)
-    active = Counter(label for label, status in rows if label and status == MemberStatus.ACTIVE)
-    return [AffiliationCount(label, total[label], active[label]) for label in sorted(total)]
+    return affiliation_counts(rows)
 
 
 def rename_affiliation(actor: Actor, *, old: str, new: str, include_sub_units: bool = False) -> int:
@@ -331,9 +318,10 @@ def rename_affiliation(actor: Actor, *, old: str, new: str, include_sub_units: b
             )
         require_scope(tx, *(m.affiliation for m in hits), *renamed.values())
         changed = [m for m in hits if renamed[m.id] != m.affiliation]
+        org = load_org(tx)
         for member in changed:
             member.affiliation = renamed[member.id]
-            save_member(tx, member)
+            save_member(tx, member, org)
         if changed:
             tx.audit(
                 "member.affiliation_rename",
@@ -359,6 +347,8 @@ __all__ = [
     "MemberFilter",
     "RankOption",
     "RoleOption",
+    "RosterMember",
+    "RosterView",
     "bulk_set_affiliation",
     "bulk_suspend",
     "create_member",
@@ -382,6 +372,7 @@ __all__ = [
     "rename_affiliation",
     "retire_member",
     "revoke_sessions",
+    "roster_view",
     "suspend_member",
     "to_public",
     "update_member",

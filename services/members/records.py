@@ -24,6 +24,7 @@ from models.base import utcnow
 from models.enums import AuditCategory, MemberStatus
 from services import validation as v
 from services.base import Tx, scoped
+from services.crypto import SealedFields
 from services.errors import NotFound, ValidationError
 from services.members.ceiling import check_ceiling
 from services.members.model import AFFILIATION_LIMIT, FREE_TEXT_LABELS, TABLE
@@ -35,15 +36,20 @@ from services.members.model import AFFILIATION_LIMIT, FREE_TEXT_LABELS, TABLE
 # Suspension and reactivation grant or remove access: the white paper's authentication and
 # authorisation log (9.2.4, 12.4.1) is where an auditor looks for them.
 ACCOUNT_ACTIONS = frozenset({"member.suspend", "member.reactivate"})
+MEMBER_FIELDS = SealedFields(personal_fields(TABLE, encrypted=True))
+MEMBER_NAMES = tuple(f.name for f in MEMBER_FIELDS.fields)
 
 
-def set_status(tx: Tx, member: Member, status: MemberStatus, action: str) -> MemberPublic:
+def set_status(
+    tx: Tx, member: Member, status: MemberStatus, action: str, org: Org | None = None
+) -> MemberPublic:
+    """A bulk change passes the organisation (load_org) read once for all its members."""
     if member.status == status:
         raise ValidationError({"status": f"既に「{status.label}」です。"})
     check_ceiling(tx, member, status_changes=True)
     before = member.status
     member.status = status
-    after = save_member(tx, member)
+    after = save_member(tx, member, org)
     revoked = 0
     if status != MemberStatus.ACTIVE:
         revoked = revoke_sessions(tx, [member.id], action)
@@ -104,12 +110,12 @@ def linked_ids(tx: Tx) -> frozenset[uuid.UUID]:
     return frozenset(tx.session.exec(scoped(select(MemberLine.member_id), tx.actor)).all())
 
 
-def save_member(tx: Tx, member: Member) -> MemberPublic:
+def save_member(tx: Tx, member: Member, org: Org | None = None) -> MemberPublic:
     member.version += 1
     member.updated_at = utcnow()
     tx.session.add(member)
     tx.session.flush()
-    return to_public(tx, member)
+    return to_public(tx, member, org)
 
 
 def valid_affiliation(text: str | None, *, field: str = "affiliation") -> str:
@@ -229,11 +235,10 @@ def set_roles(tx: Tx, member: Member, role_ids: list[uuid.UUID]) -> None:
 
 
 def personal_values(tx: Tx, member: Any) -> dict[str, str]:
-    """The decrypted personal fields of a member row (an entity or a selected row)."""
-    return {
-        f.name: tx.cipher.decrypt(getattr(member, f.column), field=f.aad, row_id=member.id)
-        for f in personal_fields(TABLE, encrypted=True)
-    }
+    """The decrypted personal fields of a member row (an entity or a selected row), through the
+    process's plaintext cache (services.plaintext_cache)."""
+    plain = tx.cipher.open_row_cached(member, MEMBER_FIELDS)
+    return dict(zip(MEMBER_NAMES, plain, strict=True))
 
 
 def to_public(tx: Tx, member: Member, org: Org | None = None) -> MemberPublic:

@@ -107,6 +107,66 @@ def mail_intake(port: int | None, send_sample: str | None) -> None:
         intake.stop()
 
 
+def worker(once: bool, only: list[str], smtp: bool, port: int | None) -> int:
+    """The scheduled jobs without cron; any number of instances may run (services/jobs)."""
+    import logging
+    import signal
+
+    from services.jobs.runner import Worker
+    from services.jobs.schedule import MailPolling, default_jobs
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    polling = MailPolling()
+    jobs = default_jobs(polling)
+    if unknown := sorted(set(only) - {job.name for job in jobs}):
+        sys.exit(f"エラー: そのようなジョブはありません: {', '.join(unknown)}")
+    runner = Worker([job for job in jobs if not only or job.name in only])
+    try:
+        if once:
+            ran = runner.run_once()
+            print(
+                f"実行したジョブ: {', '.join(ran) or 'なし（期限前、または他のワーカーが実行中）'}"
+            )
+            return 0
+        receiver = _smtp_receiver(port) if smtp else None
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+        print(
+            f"ワーカーを開始しました（{runner.worker_id}）: {', '.join(j.name for j in runner.jobs)}"
+        )
+        try:
+            runner.run()
+        except KeyboardInterrupt:
+            runner.stop()
+        finally:
+            if receiver is not None:
+                receiver.stop()
+        print("ワーカーを停止しました。")
+        return 0
+    finally:
+        polling.close()
+
+
+def _smtp_receiver(port: int | None):
+    """The dispatch mail's SMTP receiver inside the worker (`worker --smtp`)."""
+    from config import get_settings
+    from integrations.mail import SmtpReceiver
+    from services.dispatch.worker import accept_rcpt, smtp_sink
+
+    settings = get_settings()
+    receiver = SmtpReceiver(
+        smtp_sink,
+        host=settings.smtp_host,
+        port=port or settings.smtp_port,
+        max_bytes=settings.mail_max_bytes,
+        accept_rcpt=accept_rcpt,
+    )
+    receiver.start()
+    print(f"出動メールの受信を開始しました（SMTP {receiver.host}:{receiver.port}）。")
+    return receiver
+
+
 def send_test_mail(brigade: str | None, port: int | None) -> None:
     from services.demo_data import DEMO_BRIGADE
     from services.dispatch.worker import send_sample
@@ -138,6 +198,12 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("purge-audit", help="delete events past the retention, up to a checkpoint")
     sub.add_parser("purge-cancelled", help="delete the data of brigades whose contract ended")
     sub.add_parser("rotate-master-key", help="re-wrap every brigade key with the active master key")
+    sub.add_parser(
+        "export-keys", help="write the wrapped brigade keys, for adopt-keys after a restore"
+    ).add_argument("file")
+    sub.add_parser(
+        "adopt-keys", help="on a restored database: take the live keys, destroy purged brigades'"
+    ).add_argument("file")
     sub.add_parser("backup-db", help="encrypted snapshot of the SQLite database, kept 35 days")
     restore_db = sub.add_parser(
         "restore-db", help="restore a SQLite snapshot (lists them without an argument)"
@@ -162,6 +228,15 @@ def main(argv: list[str] | None = None) -> None:
         metavar="BRIGADE",
         help="once listening, send BRIGADE (default: the demo brigade) a sample mail",
     )
+    work = sub.add_parser(
+        "worker",
+        help="run the scheduled jobs (audit checkpoints and purges, cancelled brigades, IMAP "
+        "polling, the LINE outbox and call-out timers); any number of instances may run",
+    )
+    work.add_argument("--once", action="store_true", help="run each due job once, then exit")
+    work.add_argument("--job", action="append", default=[], help="only this job (repeatable)")
+    work.add_argument("--smtp", action="store_true", help="also receive dispatch mail by SMTP")
+    work.add_argument("--port", type=int, help="SMTP port with --smtp (default 2525)")
     test_mail = sub.add_parser(
         "send-test-mail", help="send a sample dispatch mail to a brigade's receiving address"
     )
@@ -198,12 +273,6 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(main_checkpoint())
             case "audit-public-key":
                 from services.audit_checkpoint import main_public_key
-    sub.add_parser(
-        "export-keys", help="write the wrapped brigade keys, for adopt-keys after a restore"
-    ).add_argument("file")
-    sub.add_parser(
-        "adopt-keys", help="on a restored database: take the live keys, destroy purged brigades'"
-    ).add_argument("file")
 
                 sys.exit(main_public_key())
             case "purge-audit":
@@ -216,6 +285,14 @@ def main(argv: list[str] | None = None) -> None:
                 from services.keys import main_rotate_master
 
                 sys.exit(main_rotate_master())
+            case "export-keys":
+                from services.keys import main_export_keys
+
+                sys.exit(main_export_keys(args.file))
+            case "adopt-keys":
+                from services.keys import main_adopt_keys
+
+                sys.exit(main_adopt_keys(args.file))
             case "backup-db":
                 from services.db_snapshot import main_backup
 
@@ -232,6 +309,8 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(main_rotate_tenant(args.tenant))
             case "mail-intake":
                 mail_intake(args.port, args.send_sample)
+            case "worker":
+                sys.exit(worker(args.once, args.job, args.smtp, args.port))
             case "send-test-mail":
                 send_test_mail(args.brigade, args.port)
             case "recover":
@@ -253,11 +332,3 @@ def one_line(exc: ServiceError) -> str:
 
 if __name__ == "__main__":
     main()
-            case "export-keys":
-                from services.keys import main_export_keys
-
-                sys.exit(main_export_keys(args.file))
-            case "adopt-keys":
-                from services.keys import main_adopt_keys
-
-                sys.exit(main_adopt_keys(args.file))

@@ -13,6 +13,7 @@ from models.callout import (
 from models.dispatch import InboundMail, Incident, IncidentEntry, MailSource
 from models.import_mapping import ImportMapping
 from models.incident_read import IncidentRead
+from models.jobs import JobRun, WorkerHeartbeat
 from models.line import LineAuthRequest, LinePendingLogin, LineRegistration, MemberLine
 from models.member import Member, MemberCreate, MemberPublic, MemberRole, MemberUpdate
 from models.notice import MaintenanceNotice
@@ -36,6 +37,8 @@ PLATFORM_TABLES = frozenset(
         "line_webhook_event",
         "login_throttle",
         "maintenance_notice",
+        "job_run",
+        "worker_heartbeat",
     }
 )
 
@@ -56,6 +59,7 @@ __all__ = [
     "Incident",
     "IncidentEntry",
     "IncidentRead",
+    "JobRun",
     "LineAuthRequest",
     "LineOutbox",
     "LinePendingLogin",
@@ -81,4 +85,5 @@ __all__ = [
     "Tenant",
     "TenantKey",
     "WaterSource",
+    "WorkerHeartbeat",
 ]

@@ -1,0 +1,138 @@
+"""The worker's scheduled jobs (`cli.py worker`): what each runs, how often, and as whom.
+
+Each job runs as the narrow actor its services already use: the mail intake's and the LINE
+sender's machine actors per brigade (services.dispatch), the audit jobs' own chain access
+(services.audit_checkpoint, services.audit_retention), and for the cancellation purge a
+platform actor with no brigade rights (it may only do platform tasks, as the command line's
+`purge-cancelled` does). None runs as system_actor, which holds every right in a brigade.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from core.actor import Actor, ActorKind
+from core.timefmt import today_jst
+from services import audit_checkpoint, audit_retention, pre_change, tenant_lifecycle
+from services.dispatch import intake, line_webhook, outbox, selftest
+from services.dispatch.worker import ImapSource, imap_sink, imap_sources
+from services.traffic_log import external_call_recorder
+
+log = logging.getLogger(__name__)
+
+PURGE_ACTOR = Actor(
+    kind=ActorKind.SYSTEM, display_name="worker:purge-cancelled", label="worker:purge-cancelled"
+)
+
+
+class JobFailed(RuntimeError):
+    """A pass that handled what it could but not everything: counts only, no data."""
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval: timedelta
+    run: Callable[[], object]
+    # off when the installation lacks what it needs (a key): not scheduled, not reported late
+    enabled: Callable[[], bool] = lambda: True
+    # set by whoever queued work for it (the SMTP receiver queues a call-out): run now
+    wake: threading.Event | None = None
+
+
+def checkpoint_audit() -> None:
+    run = audit_checkpoint.checkpoint_all()
+    if run.broken or run.export_failed:
+        raise JobFailed(f"{len(run.broken)} chains broken, {len(run.export_failed)} exports failed")
+
+
+def purge_audit() -> None:
+    run = audit_retention.purge_all()
+    if run.broken:
+        raise JobFailed(f"{len(run.broken)} chains broken: not purged")
+
+
+def purge_cancelled() -> None:
+    tenant_lifecycle.delete_cancelled_data(PURGE_ACTOR, today=today_jst())
+
+
+def mail_sweep() -> None:
+    """Mail and LINE webhook events a stopped process stored but did not handle."""
+    intake.process_pending()
+    line_webhook.handle_pending()
+
+
+def retention() -> None:
+    intake.purge_expired_raw()
+    pre_change.purge_expired()  # pre-change backups past 35 days (#17)
+
+
+class MailPolling:
+    """One pass over every brigade's IMAP mailbox per run. The connections stay open between
+    runs (a SEARCH for unseen mail each time); a changed or removed mailbox's is closed."""
+
+    def __init__(self, dnsfunc: intake.DNSFunc | None = None) -> None:
+        self.dnsfunc = dnsfunc
+        self.pollers: dict[ImapSource, object] = {}
+
+    def run(self) -> None:
+        from integrations.mail import ImapPoller
+
+        wanted = set(imap_sources())
+        for source in [s for s in self.pollers if s not in wanted]:
+            self.pollers.pop(source).close()
+        failed = 0
+        for source in wanted:
+            if source not in self.pollers:
+                self.pollers[source] = ImapPoller(
+                    host=source.host,
+                    port=source.port,
+                    ssl=source.ssl,
+                    username=source.username,
+                    password=source.password,
+                    folder=source.folder,
+                    record=external_call_recorder(intake.intake_actor(source.tenant_id)),
+                )
+            try:
+                if self.pollers[source].poll_once(imap_sink(source, dnsfunc=self.dnsfunc)):
+                    outbox.wake.set()
+            except Exception as exc:
+                failed += 1
+                log.warning("IMAP poll of a mailbox failed (%s)", type(exc).__name__)
+        if failed:
+            raise JobFailed(f"{failed} of {len(wanted)} mailboxes could not be read")
+
+    def close(self) -> None:
+        for poller in self.pollers.values():
+            poller.close()
+        self.pollers.clear()
+
+
+def default_jobs(polling: MailPolling) -> list[Job]:
+    """Every scheduled job. A provider backup job (issue #23's `cli.py backup-db`) joins this
+    list once that command's service exists; until then backups run from cron (README)."""
+    quota = outbox.QuotaGuard()
+    return [
+        Job("line-outbox", timedelta(seconds=1), lambda: outbox.run_due(quota), wake=outbox.wake),
+        Job("mail-poll", timedelta(seconds=5), polling.run),
+        Job("mail-sweep", timedelta(seconds=30), mail_sweep),
+        Job("callout-selftest", timedelta(seconds=30), selftest.run_due),
+        Job(
+            "checkpoint-audit",
+            timedelta(hours=1),
+            checkpoint_audit,
+            enabled=lambda: audit_checkpoint.signing_key() is not None,
+        ),
+        Job(
+            "purge-audit",
+            timedelta(days=1),
+            purge_audit,
+            enabled=lambda: audit_retention.verification_key() is not None,
+        ),
+        Job("purge-cancelled", timedelta(days=1), purge_cancelled),
+        Job("mail-retention", timedelta(hours=1), retention),
+    ]

@@ -35,6 +35,7 @@ from web.return_path import HOME, NEXT_COOKIE, NEXT_PARAM, safe_return_path
 from web.security_headers import SecurityHeaders
 from web.vendor_route import vendor_route
 
+from web.water_map_data import water_map_data_route
 LOGIN_FIELD_LIMIT = 200
 WEBHOOK_MAX_BYTES = 1024 * 1024  # LINE's webhook bodies are a few kilobytes
 
@@ -247,6 +248,7 @@ routes = [
 ]
 
 # the outer one first: a hidden path's 404 carries the security headers too
+    water_map_data_route(same_origin, request_context),
 middleware = [Middleware(SecurityHeaders), Middleware(HiddenPaths)]
 
 

@@ -1,13 +1,15 @@
 """水利マップ: the brigade's water sources on a map and in a table; click a source for its details,
-inspections and edit form, click an empty spot for the nearest usable sources and "add here"."""
+inspections and edit form, click an empty spot for the nearest usable sources and "add here".
+
+The map keeps one Leaflet map in the browser (ui.water_map_view) and fetches the sources once
+per version; a rerun reads the process-wide map data (services.water_sources.map_data), so it
+sends only the filters and the selection, and panning or zooming runs nothing here (#19)."""
 
 from __future__ import annotations
 
 import hashlib
 
-import folium
 import streamlit as st
-from streamlit_folium import st_folium
 
 from core.access import Need, allows
 from services import water_sources
@@ -18,22 +20,14 @@ from services.catalog import (
     Level,
 )
 from services.errors import ServiceError
-from services.water_sources import Registry, WaterSourceFilter
+from services.water_sources import WaterSourceFilter, map_data
 from ui import tables
 from ui import water_forms as forms
 from ui import water_panels as panels
 from ui.common import current_actor, show_error
-from ui.water_map_folium import map_points, source_at, water_base_map, water_layer
+from ui.water_map_view import water_map
 
-VIEWPORT, SEEN, MAP_SIGNATURE = "wm_viewport", "wm_seen_event", "wm_map_signature"
-MAP_EVENTS = [
-    "last_clicked",
-    "last_object_clicked",
-    "last_object_clicked_count",
-    "last_object_clicked_tooltip",
-    "center",
-    "zoom",
-]
+MAP_KEY, SEEN = "water_map", "wm_seen_click"
 
 # The map is the page: the main block gives up most of its side padding to it.
 WIDE = (
@@ -47,26 +41,8 @@ can_configure = allows(actor, Need(Function.SETTINGS, Level.EDIT))
 rights = panels.Rights(actor, can_edit=can_edit, can_inspect=can_inspect)
 
 
-def load_registry() -> Registry:
-    """The whole registry, reloaded only when the stamp says something changed (this session's
-    own cache: nothing is shared between users)."""
-    key = (
-        str(actor.tenant_id),
-        str(actor.member_id or actor.account_id or actor.label),
-        water_sources.registry_stamp(actor),
-        str(water_sources.today_jst()),
-    )
-    cached = st.session_state.get("wm_registry")
-    if cached is None or cached[0] != key:
-        cached = (key, water_sources.load_registry(actor))
-        st.session_state["wm_registry"] = cached
-    return cached[1]
-
-
-def filters(registry: Registry) -> WaterSourceFilter:
+def filters(data: map_data.WaterMap) -> WaterSourceFilter:
     cols = st.columns([2, 2, 2, 2, 2])
-    units = sorted({s.unit for s in registry.sources if s.unit})
-    labels = sorted({s.memo for s in registry.sources if s.memo})
     return WaterSourceFilter(
         kinds=tuple(
             cols[0].multiselect(
@@ -84,12 +60,16 @@ def filters(registry: Registry) -> WaterSourceFilter:
         ),
         units=tuple(
             cols[2].multiselect(
-                "担当分団", units, key="wm_units", placeholder="すべて", select_all=False
+                "担当分団", data.units, key="wm_units", placeholder="すべて", select_all=False
             )
         ),
         labels=tuple(
             cols[3].multiselect(
-                "メモ（ラベル）", labels, key="wm_labels", placeholder="すべて", select_all=False
+                "メモ（ラベル）",
+                data.labels,
+                key="wm_labels",
+                placeholder="すべて",
+                select_all=False,
             )
         ),
         text=cols[4].text_input("番号・所在地・メモで検索", key="wm_text"),
@@ -97,85 +77,41 @@ def filters(registry: Registry) -> WaterSourceFilter:
     )
 
 
-def handle_map_event(event: dict | None, registry: Registry) -> None:
-    """Keep the viewport; a new click on a source selects it, a new click elsewhere picks a point."""
-    if not event:
+def take_click(data: map_data.WaterMap) -> None:
+    """The map's last click, read before anything is drawn (so this run already shows what it
+    selects): a source clicked selects it, a spot clicked elsewhere picks that point. The value
+    stays the component's until the next click, so each click is taken once."""
+    click = st.session_state.get(MAP_KEY)
+    if not click or click == st.session_state.get(SEEN):
         return
-    if event.get("center") and event.get("zoom"):
-        centre = event["center"]
-        st.session_state[VIEWPORT] = ((centre["lat"], centre["lng"]), event["zoom"])
-    seen = st.session_state.get(SEEN, {})
-    clicked_object, clicked_map = event.get("last_object_clicked"), event.get("last_clicked")
-    clicks = event.get("last_object_clicked_count")
-    st.session_state[SEEN] = {"clicks": clicks, "map": clicked_map}
-    if clicked_object and clicks and clicks != seen.get("clicks"):
-        source = source_at(
-            registry.sources,
-            clicked_object["lat"],
-            clicked_object["lng"],
-            event.get("last_object_clicked_tooltip"),
-        )
-        if source is not None:
-            panels.choose(source.id, None)
-            st.rerun()  # so the highlight and the panel show the new selection
-    elif clicked_map and clicked_map != seen.get("map"):
-        panels.choose(None, (clicked_map["lat"], clicked_map["lng"]))
-        st.rerun()
+    st.session_state[SEEN] = click
+    if click.get("kind") == "source":
+        if (row := data.by_code(str(click.get("code")))) is not None:
+            panels.choose(row.id, None)
+    elif click.get("kind") == "point":
+        panels.choose(None, (float(click["lat"]), float(click["lng"])))
 
 
-def highlight(registry: Registry) -> folium.FeatureGroup:
-    """The selection, drawn without rebuilding the map."""
-    group = folium.FeatureGroup(name="選択")
-    source = panels.selected_source(registry)
-    if source is not None and source.latitude is not None:
-        folium.CircleMarker(
-            (source.latitude, source.longitude), radius=17, color="#ffd600", weight=4, fill=False
-        ).add_to(group)
-    if (point := st.session_state.get(panels.POINT)) is not None:
-        folium.CircleMarker(
-            point, radius=7, color="#000", weight=2, fill_color="#ffd600", fill_opacity=1
-        ).add_to(group)
-    return group
-
-
-def viewport_for_a_new_map(signature: tuple):
-    """The saved viewport, but only when the map is about to be rebuilt in the browser (the page
-    opened anew, or its base changed). Passing it on every rerun would make the map and the
-    reruns chase each other's stale view reports."""
-    rebuilt = st.session_state.get(MAP_SIGNATURE) != signature
-    st.session_state[MAP_SIGNATURE] = signature
-    return st.session_state.get(VIEWPORT) if rebuilt else None
-
-
-def map_view(registry: Registry, shown: list) -> None:
+def map_view(data: map_data.WaterMap, kept: list[int], selected) -> None:
     cols = st.columns(2)
     labels = cols[0].toggle("メモのラベルを表示（重ならない所だけ）", key="wm_show_labels")
     coverage = cols[1].toggle(
-        f"包含範囲を表示（基準距離 {registry.settings.coverage_radius_m}m）", key="wm_coverage"
+        f"包含範囲を表示（基準距離 {data.settings.coverage_radius_m}m）", key="wm_coverage"
     )
-    points = map_points(shown, registry.settings.radius_for)
-    # The map that stays in the browser holds no data: filters and saves swap only the layer.
-    placed = any(s.latitude is not None for s in registry.sources)
-    centre = None if placed else registry.settings.area_center
-    m = water_base_map(center=centre)
-    folium.LayerControl(collapsed=True).add_to(m)
-    viewport = viewport_for_a_new_map((centre,))
-    event = st_folium(
-        m,
-        key="water_map",
-        height=620,
-        use_container_width=True,
-        returned_objects=MAP_EVENTS,
-        center=viewport[0] if viewport else None,
-        zoom=viewport[1] if viewport else None,
-        feature_group_to_add=[
-            water_layer(points, show_labels=labels, show_coverage=coverage),
-            highlight(registry),
-        ],
+    water_map(
+        data,
+        tenant_id=actor.tenant_id,
+        mask=map_data.shown_mask(data, kept),
+        selected=selected.code if selected is not None else None,
+        point=st.session_state.get(panels.POINT),
+        labels=labels,
+        coverage=coverage,
+        center=None if data.placed else data.settings.area_center,
+        key=MAP_KEY,
     )
-    handle_map_event(event, registry)
+    placed = len(set(kept).intersection(data.placed))
     st.caption(
-        f"表示中 {len(points)} 件（座標未登録 {len(shown) - len(points)} 件）。"
+        f"表示中 {placed} 件（座標未登録 {len(kept) - placed} 件）。"
         "近い水利はまとめて数で表示し、拡大すると分かれます。"
         "背景地図を読み込めないときも、水利の位置・一覧・検索は使えます。"
         "　栓=消火栓 私=私設消火栓 槽=防火水槽 プ=プール 川=河川・溝 池=濠・池 海=海・湖 井=井戸"
@@ -215,31 +151,32 @@ def list_view(shown: list, chosen: WaterSourceFilter) -> None:
 st.html(WIDE)
 st.title("水利マップ")
 if "wm_view" not in st.session_state:  # first run on this page: the browser has no map yet
-    st.session_state.pop(MAP_SIGNATURE, None)
     st.session_state.pop(forms.NOTICE, None)
-# The notice stays until the user does something else (panels.choose, forms.run): the map's own
-# reruns (its view reported after a pan or zoom) must not wipe it. Its place is kept empty without
-# one: an element appearing above the map would move it, and a moved map reloads in the browser.
+# The notice stays until the user does something else (panels.choose, forms.run). Its place is
+# kept empty without one: an element appearing above the map would move it, and a moved map
+# reloads in the browser.
 notice_slot = st.empty()
-if notice := st.session_state.get(forms.NOTICE):
-    notice_slot.success(notice)
 try:
-    registry = load_registry()
+    data = map_data.water_map(actor)
 except ServiceError as exc:
     show_error(exc)
     st.stop()
-chosen = filters(registry)
-shown = water_sources.filter_sources(registry.sources, chosen)
+take_click(data)
+if notice := st.session_state.get(forms.NOTICE):
+    notice_slot.success(notice)
+chosen = filters(data)
+kept = map_data.matching(data, chosen)
 view = st.segmented_control("表示", ["地図", "一覧"], default="地図", key="wm_view") or "地図"
 if view == "地図":
     map_col, panel_col = st.columns([5, 2])
+    selected = panels.selected_source(actor)
     with map_col:
-        map_view(registry, shown)
+        map_view(data, kept, selected)
     with panel_col:
-        panels.side_panel(rights, registry)
+        panels.side_panel(rights, data, selected)
 else:
-    list_view(shown, chosen)
-    panels.side_panel(rights, registry)
+    list_view(water_sources.list_water_sources(actor, chosen), chosen)
+    panels.side_panel(rights, data, panels.selected_source(actor))
 if can_configure:  # the distances and the area are set on 団設定 (#18: a page of its own)
     st.page_link(
         "app_pages/brigade_settings.py",

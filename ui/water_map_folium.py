@@ -1,20 +1,18 @@
-"""The water map as folium objects built from plain data, with no Streamlit in sight (the page,
-the benchmark and the tests share it).
+"""Water sources on a folium map, built from plain data with no Streamlit in sight: the incident
+map, the benchmark and the browser tests that render a map from a file use it. (The 水利マップ
+page draws with its own component, ui/water_map_view.py, from the same script.)
 
-The map is split in two so that the page can keep one map in the browser: the base (tiles,
-scale, scripts and the JavaScript that draws sources) stays the same across reruns, and the
-sources travel as data in a small layer that streamlit-folium swaps in place
-(`feature_group_to_add`). A change of data then redraws the markers instead of reloading the
-whole map, which is what made saving slow and fired a second rerun.
-
-All sources travel as one compact JSON array; a few lines of JavaScript turn them into Leaflet
-markers (letter icons per kind, clustered by zoom), memo labels shown only where they fit, and
-coverage circles in their own pane beneath the markers. No folium.Marker per source."""
+The base (tiles, scale, scripts and the drawing script) holds no data; the sources travel as
+one compact JSON array in a layer (water_layer), which the drawing script
+(water_map_frontend/water_layer.js) turns into Leaflet markers: letter icons per kind,
+clustered by zoom, memo labels shown only where they fit, and coverage circles in their own
+pane beneath the markers. No folium.Marker per source."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import folium
@@ -37,8 +35,8 @@ KIND_STYLES: dict[str, tuple[str, str]] = {  # kind: (letter, colour)
     "その他": ("他", "#455a64"),
 }
 STATUSES = ("使用可", "使用不可", "点検中")
-POSITION_TOLERANCE = 1e-6
-COVERAGE_PANE = "hikeshiCoverage"
+COVERAGE_PANE = "hikeshiCoverage"  # as water_layer.js names it
+FRONTEND = Path(__file__).parent / "water_map_frontend"
 
 
 def map_points(sources: Iterable[Any], radius_for: Callable[[str], int]) -> list[dict]:
@@ -59,28 +57,6 @@ def map_points(sources: Iterable[Any], radius_for: Callable[[str], int]) -> list
     ]
 
 
-def source_at(
-    sources: Iterable[Any], lat: float, lon: float, tooltip: str | None = None
-) -> Any | None:
-    """The source a marker click reported: by position (the map rounds to 1e-6°), then, if
-    several share it, by the code the tooltip starts with or the label it shows."""
-    here = [
-        s
-        for s in sources
-        if s.latitude is not None
-        and s.longitude is not None
-        and abs(s.latitude - lat) <= POSITION_TOLERANCE
-        and abs(s.longitude - lon) <= POSITION_TOLERANCE
-    ]
-    if len(here) > 1 and tooltip:
-        text = tooltip.strip()
-        named = [s for s in here if text.startswith(f"{s.code}（") or (s.memo and text == s.memo)]
-        here = named or here
-    return min(
-        here, key=lambda s: (abs(s.latitude - lat) + abs(s.longitude - lon), s.code), default=None
-    )
-
-
 def water_base_map(
     *,
     center: tuple[float, float] | None = None,
@@ -88,9 +64,8 @@ def water_base_map(
     tiles: Sequence[TileLayer] | None = None,
     assets: MapAssets | None = None,
 ) -> folium.Map:
-    """The part of the water map that stays in the browser: the base map (centred on `center`,
-    or all of Japan until a layer fits the view) with Leaflet (and Leaflet.markercluster), the
-    drawing script and its styles. It holds no data, so new data never reloads it. Add
+    """The base map (centred on `center`, or all of Japan until a layer fits the view) with
+    Leaflet (and Leaflet.markercluster), the drawing script and its styles, holding no data. Add
     water_layer() to it, then the layer control."""
     assets = assets or map_assets()
     m = base_map(center=center, tiles=tiles, assets=assets)
@@ -172,8 +147,7 @@ def payload(points: Sequence[Mapping[str, Any]]) -> dict:
 
 class WaterSourceLayer(folium.FeatureGroup):
     """The sources as data; window.hikeshiWaterLayer (WaterLayerScript) draws them. A
-    FeatureGroup (keeping its _name, which names the script's variable) so that streamlit-folium
-    can swap it without reloading the map."""
+    FeatureGroup, so that the layer control lists it."""
 
     _template = Template(
         """
@@ -195,144 +169,10 @@ class WaterLayerScript(MacroElement):
     """Defines window.hikeshiWaterLayer(map, data, options) in the map's page, once."""
 
     _template = Template(
-        """
-{% macro script(this, kwargs) %}
-window.hikeshiWaterLayer = function (map, data, options) {
-  var GREY = "#9e9e9e";
-  var icons = {};
-  window.hikeshiWaterReady = false;
-  if (!map.getPane("COVERAGE_PANE")) {
-    // above the tiles (200), beneath other overlays (400) and the markers (600)
-    var pane = map.createPane("COVERAGE_PANE");
-    pane.style.zIndex = 350;
-    pane.style.pointerEvents = "none";
-  }
-  function esc(text) {
-    return String(text).replace(/[&<>"']/g, function (c) {
-      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
-    });
-  }
-  function icon(kind, status, overdue) {
-    var key = kind * 6 + status * 2 + overdue;
-    if (!icons[key]) {
-      var classes = "hk-ws hk-ws-s" + status + (overdue ? " hk-ws-overdue" : "");
-      var colour = status === 1 ? GREY : data.colors[kind];
-      icons[key] = L.divIcon({
-        className: classes,
-        html: '<span style="background:' + colour + '">' + data.letters[kind] + "</span>",
-        iconSize: [24, 24], iconAnchor: [12, 12], tooltipAnchor: [0, -12]
-      });
-    }
-    return icons[key];
-  }
-  var SourceMarker = L.Marker.extend({
-    onAdd: function (map) {
-      L.Marker.prototype.onAdd.call(this, map);
-      var element = this.getElement();
-      element.setAttribute("data-code", this.options.code);
-      element.setAttribute("aria-label", this.options.code + " " + this.options.kindName);
-    }
-  });
-  var layer = L.featureGroup();
-  var coverage = L.featureGroup().addTo(layer);
-  if (options.coverage) {
-    data.rows.forEach(function (r) {
-      if (r[3] !== 0) { return; }
-      L.circle([r[0], r[1]], {radius: r[7], weight: 1, color: "#1565c0", opacity: 0.5,
-        fillColor: "#42a5f5", fillOpacity: 0.18, interactive: false, pane: "COVERAGE_PANE"}
-      ).addTo(coverage);
-    });
-  }
-  function ready() {
-    window.hikeshiWaterReady = true;
-    fitLabels();
-  }
-  var group = options.cluster
-    ? L.markerClusterGroup({chunkedLoading: true, maxClusterRadius: 45,
-        disableClusteringAtZoom: 17, showCoverageOnHover: false, spiderfyOnMaxZoom: false,
-        chunkProgress: function (done, total) { if (done === total) { ready(); } }})
-    : L.featureGroup();
-  var markers = data.rows.map(function (r) {
-    var marker = new SourceMarker([r[0], r[1]], {
-      icon: icon(r[2], r[3], r[4]), code: r[5], kindName: data.kinds[r[2]], riseOnHover: true
-    });
-    var label = esc(r[5]) + "（" + esc(data.kinds[r[2]]) + "・" + esc(data.statuses[r[3]]) + "）"
-      + (r[4] ? " 点検期限切れ" : "") + (r[6] ? "<br>" + esc(r[6]) : "");
-    if (options.labels && r[6]) {
-      marker.bindTooltip(esc(r[6]), {permanent: true, direction: "right", offset: [12, 12], className: "hk-ws-label"});
-    } else {
-      marker.bindTooltip(label, {direction: "top"});
-    }
-    return marker;
-  });
-  // A memo label is shown only where it overlaps no other shown label and no marker or cluster
-  // icon but its own; the others wait for a closer zoom.
-  function overlap(a, b) {
-    return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
-  }
-  function fitLabels() {
-    if (!options.labels || !layer._map) { return; }
-    var icons = Array.prototype.map.call(
-      map.getPane("markerPane").children, function (el) { return [el, el.getBoundingClientRect()]; });
-    var shown = [];
-    markers.forEach(function (marker) {
-      var tip = marker.getTooltip();
-      var el = marker._map && tip && tip.options.permanent ? tip.getElement() : null;
-      if (!el) { return; }
-      el.classList.remove("hk-ws-label-hidden");
-      var box = el.getBoundingClientRect();
-      var clash = shown.some(function (other) { return overlap(other, box); })
-        || icons.some(function (i) { return i[0] !== marker._icon && overlap(i[1], box); });
-      if (clash) { el.classList.add("hk-ws-label-hidden"); } else { shown.push(box); }
-    });
-  }
-  var pending = null;
-  function later() {
-    clearTimeout(pending);
-    pending = setTimeout(fitLabels, 60);
-  }
-  // Markercluster adds and removes icons after a move or zoom, some after an animation, and
-  // labels move when they are first laid out or a font arrives: the labels are placed again
-  // once the icons and labels have stopped changing.
-  var changes = new MutationObserver(later);
-  layer.on("add", function () {
-    if (options.fit && !map.hikeshiFitted && data.rows.length) {
-      map.hikeshiFitted = true;
-      map.fitBounds(data.rows.map(function (r) { return [r[0], r[1]]; }),
-        {padding: [20, 20], animate: false});
-    }
-    changes.observe(map.getPane("markerPane"), {childList: true});
-    changes.observe(
-      map.getPane("tooltipPane"), {childList: true, subtree: true, attributeFilter: ["style"]});
-    map.on("zoomend moveend", later);
-    if (document.fonts) { document.fonts.ready.then(later); }
-    if (!options.cluster) { ready(); }
-  });
-  layer.on("remove", function () {
-    changes.disconnect();
-    map.off("zoomend moveend", later);
-  });
-  if (options.cluster) {
-    group.addLayers(markers);
-  } else {
-    markers.forEach(function (marker) { group.addLayer(marker); });
-  }
-  group.addTo(layer);
-  layer.hikeshiMarkers = group;
-  return layer;
-};
-{% endmacro %}
-""".replace("COVERAGE_PANE", COVERAGE_PANE)
+        "{% macro script(this, kwargs) %}{% raw %}"
+        + (FRONTEND / "water_layer.js").read_text(encoding="utf-8")
+        + "{% endraw %}{% endmacro %}"
     )
 
 
-CSS = """
-.hk-ws span { display: block; box-sizing: border-box; width: 24px; height: 24px;
-  border-radius: 50%; border: 2px solid #fff; color: #fff; text-align: center;
-  font: bold 12px/20px sans-serif; box-shadow: 0 0 3px rgba(0,0,0,.7); }
-.hk-ws-s1 span { opacity: .8; text-decoration: line-through; }
-.hk-ws-s2 span { border: 2px dashed #212121; }
-.hk-ws-overdue span { border-color: #ff1744; }
-.hk-ws-label { font-size: 11px; padding: 1px 4px; }
-.hk-ws-label-hidden { visibility: hidden; }
-"""
+CSS = (FRONTEND / "water_layer.css").read_text(encoding="utf-8")

@@ -3,14 +3,16 @@ clicked point with the nearest usable sources and "add here") and the map settin
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import streamlit as st
 
 from core.actor import Actor
 from services import geo, water_sources
-from services.catalog import WaterSourceCreate, WaterSourceUpdate
-from services.water_sources import Registry
+from services.catalog import WaterSourceCreate, WaterSourcePublic, WaterSourceUpdate
+from services.errors import NotFound
+from services.water_sources.map_data import WaterMap
 from ui import tables
 from ui import water_forms as forms
 from ui.common import plain
@@ -42,9 +44,15 @@ def choose(source_id, point) -> None:
     select(source_id, point)
 
 
-def selected_source(registry: Registry):
+def selected_source(actor: Actor) -> WaterSourcePublic | None:
+    """The selected source as it is now; None when nothing is selected or it was deleted."""
     wanted = st.session_state.get(SELECTED)
-    return next((s for s in registry.sources if str(s.id) == wanted), None)
+    if not wanted:
+        return None
+    try:
+        return water_sources.get_water_source(actor, uuid.UUID(wanted))
+    except NotFound:
+        return None
 
 
 def point_finder() -> None:
@@ -62,13 +70,12 @@ def point_finder() -> None:
             st.rerun()
 
 
-def side_panel(rights: Rights, registry: Registry) -> None:
-    source = selected_source(registry)
+def side_panel(rights: Rights, data: WaterMap, source: WaterSourcePublic | None) -> None:
     point = st.session_state.get(POINT)
     if source is not None:
-        source_panel(rights, registry, source)
+        source_panel(rights, source)
     elif point is not None:
-        point_panel(rights, registry, point)
+        point_panel(rights, data, point)
     else:
         st.info(
             "地図上の水利をクリックすると詳細と点検履歴を表示します。"
@@ -77,11 +84,11 @@ def side_panel(rights: Rights, registry: Registry) -> None:
         )
         if rights.can_edit:
             with st.expander("水利を追加（座標を入力）", icon=":material/add_location:"):
-                add_form(rights.actor, registry, None)
+                add_form(rights.actor, data, None)
     point_finder()
 
 
-def source_panel(rights: Rights, registry: Registry, source) -> None:
+def source_panel(rights: Rights, source: WaterSourcePublic) -> None:
     actor = rights.actor
     st.subheader(f"{plain(source.code)}　{plain(source.kind)}")
     forms.details(source)
@@ -117,16 +124,16 @@ def source_panel(rights: Rights, registry: Registry, source) -> None:
         st.rerun()
 
 
-def point_panel(rights: Rights, registry: Registry, point: tuple[float, float]) -> None:
+def point_panel(rights: Rights, data: WaterMap, point: tuple[float, float]) -> None:
     lat, lon = point
     st.subheader("選択した地点")
     st.caption(f"緯度 {lat:.6f}, 経度 {lon:.6f}")
-    covering = water_sources.covering_usable_in(registry.sources, registry.settings, lat, lon)
+    covering = water_sources.covering_usable_in(data.rows, data.settings, lat, lon)
     if covering:
         st.success(f"基準距離内に使用可能な水利が {len(covering)} か所あります。")
     else:
         st.warning("基準距離内に使用可能な水利がありません。")
-    nearest = water_sources.nearest_usable_in(registry.sources, registry.settings, lat, lon, 5)
+    nearest = water_sources.nearest_usable_in(data.rows, data.settings, lat, lon, 5)
     tables.show(
         [
             {
@@ -142,14 +149,14 @@ def point_panel(rights: Rights, registry: Registry, point: tuple[float, float]) 
     )
     if rights.can_edit:
         with st.expander("この地点に水利を追加", icon=":material/add_location:", expanded=True):
-            add_form(rights.actor, registry, point)
+            add_form(rights.actor, data, point)
     if st.button("選択を解除", key="wm_clear_point"):
         choose(None, None)
         st.rerun()
 
 
-def add_form(actor: Actor, registry: Registry, point) -> None:
-    units = sorted({s.unit for s in registry.sources if s.unit})
+def add_form(actor: Actor, data: WaterMap, point) -> None:
+    units = list(data.units)
     key = forms.fresh_key("wm_add")
 
     def show_added(created) -> None:

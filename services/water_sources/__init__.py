@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from datetime import date
 
-from sqlalchemy import func
 from sqlmodel import select
 
 from core.access import Need
@@ -91,18 +90,6 @@ def list_water_sources(
     actor: Actor, filters: WaterSourceFilter | None = None, *, today: date | None = None
 ) -> list[WaterSourcePublic]:
     return load_registry(actor, filters, today=today).sources
-
-
-def registry_stamp(actor: Actor) -> str:
-    """Changes whenever a source, an inspection or the settings change: a cache key."""
-    with transaction(
-        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="water_source.stamp"
-    ) as tx:
-        count, latest = tx.session.exec(
-            scoped(select(func.count(WaterSource.id), func.max(WaterSource.updated_at)), actor)
-        ).one()
-        settings = settings_in(tx, positions=[])
-    return f"{count}:{latest}:{settings.version}"
 
 
 def get_water_source(
@@ -343,7 +330,6 @@ __all__ = [
     "nearest_usable",
     "nearest_usable_in",
     "record_inspection",
-    "registry_stamp",
     "seal_inspection",
     "sources_covering",
     "update_water_source",

@@ -4,6 +4,7 @@ adding at a clicked point, settings, and what a click on the map selects."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -12,24 +13,21 @@ from datetime import timedelta
 
 import folium
 import pytest
-import streamlit_folium
 from streamlit.testing.v1 import AppTest
 
 from services import water_sources
 from services.errors import NotFound
 from services.geo import DEFAULT_TILE_LAYERS, map_assets
+from services.water_sources import map_data
 from tests.app_pages.conftest import answer, dialog_lines, open_dialog, page_text, sign_in
 from tests.factories import admin, make_tenant
 from tests.water_factories import ORIGIN, make_source, north_of_origin
-from ui import tables
+from ui import tables, water_map_view
 from ui.map_builder import html_safe_json
 from ui.water_map_folium import (
     COVERAGE_PANE,
     build_map,
     map_points,
-    source_at,
-    water_base_map,
-    water_layer,
 )
 
 WATER_MAP = "app_pages/water_map.py"
@@ -136,42 +134,6 @@ def test_map_points_skip_unplaced_sources_and_carry_the_units_radius():
 def test_payload_for_20000_sources_stays_small():
     html = rendered(build_map(points(20_000)))
     assert len(html.encode()) < 20_000 * 80
-
-
-def test_the_sources_travel_as_a_layer_swapped_without_reloading_the_map():
-    """streamlit-folium keys the map in the browser by its script: data in the base would make
-    every save reload the whole map (and rerun once more when it reports its view)."""
-
-    def sent(sources: list[dict], labels: bool) -> tuple[str, str]:
-        m = water_base_map()
-        folium.LayerControl().add_to(m)
-        m.get_root().render()
-        script = streamlit_folium._get_map_string(m)
-        layer = streamlit_folium._get_feature_group_string(
-            water_layer(sources, show_labels=labels), map=m
-        )
-        return streamlit_folium.generate_js_hash(script, "water_map"), layer
-
-    key, layer = sent(points(5), False)
-    other_key, other_layer = sent(points(7), True)
-    assert key == other_key
-    assert layer != other_layer and '"H-6"' in other_layer and '"H-6"' not in layer
-    assert re.search(
-        r"var feature_group_feature_group_0 = window\.hikeshiWaterLayer\(\s*map_div,", layer
-    )
-    assert "map_div.addLayer(feature_group_feature_group_0);" in layer
-
-
-def test_source_at_uses_the_position_then_the_tooltip():
-    a = Source("H-1")
-    b = Source("H-10", memo="公園内")
-    c = Source("T-1", latitude=36.001)
-    sources = [a, b, c]
-    assert source_at(sources, 36.001, 138.0) is c
-    assert source_at(sources, 36.0000004, 138.0000004, "H-10（消火栓・使用可）公園内") is b
-    assert source_at(sources, 36.0, 138.0, "H-1（消火栓・使用可）") is a
-    assert source_at(sources, 36.0, 138.0, "公園内") is b
-    assert source_at(sources, 36.5, 138.0) is None
 
 
 # -- the page --------------------------------------------------------------------------------------
@@ -417,107 +379,82 @@ def headings(at) -> list[str]:
 
 
 class FakeMap:
-    """Stands in for st_folium: records what the page passed and returns scripted events."""
+    """Stands in for the map component: records what the page passed on each run."""
 
     def __init__(self) -> None:
-        self.event: dict | None = None
         self.calls: list[dict] = []
 
-    def __call__(self, fig, **kwargs):
+    def __call__(self, **kwargs):
         self.calls.append(kwargs)
-        return self.event
+        return kwargs["default"]
 
 
 @pytest.fixture
 def fake_map(monkeypatch) -> FakeMap:
     fake = FakeMap()
-    monkeypatch.setattr(streamlit_folium, "st_folium", fake)
+    monkeypatch.setattr(water_map_view, "_component", fake)
     return fake
 
 
-def event(**values) -> dict:
-    return {
-        "last_clicked": None,
-        "last_object_clicked": None,
-        "last_object_clicked_count": 0,
-        "last_object_clicked_tooltip": None,
-        "center": {"lat": 36.0, "lng": 138.0},
-        "zoom": 15,
-    } | values
+def click(at: AppTest, n: int, **where) -> AppTest:
+    """What the browser's map sends for its n-th click, then the rerun it starts."""
+    at.session_state["water_map"] = {"n": n, **where}
+    return at.run()
 
 
-def test_clicks_on_the_map_select_a_source_or_a_point_and_the_view_is_kept(
-    open_app, brigade, fake_map
-):
+def sent_codes(fake_map: FakeMap, tenant) -> list[str]:
+    """The codes the map shows after the page's last run: the rows of the version it named
+    (fetched from the data route), kept by the filters' bit set."""
+    sent = fake_map.calls[-1]
+    data = map_data.water_map(admin(tenant))
+    assert sent["version"] == data.version and sent["data_url"].endswith(data.version)
+    rows = json.loads(data.body)["rows"]
+    if sent["mask"] is None:
+        return sorted(r[5] for r in rows)
+    bits = base64.b64decode(sent["mask"])
+    return sorted(r[5] for i, r in enumerate(rows) if bits[i >> 3] >> (i & 7) & 1)
+
+
+def test_clicks_on_the_map_select_a_source_or_a_point_in_the_same_run(open_app, brigade, fake_map):
     tenant, sources = brigade
     hydrant = sources["hydrant"]
     at = open_map(open_app, sign_in(tenant).token)
-    assert fake_map.calls[-1]["returned_objects"] == [
-        "last_clicked",
-        "last_object_clicked",
-        "last_object_clicked_count",
-        "last_object_clicked_tooltip",
-        "center",
-        "zoom",
-    ]
+    # The page sends no view: panning and zooming stay in the browser and report nothing.
+    assert not {"center", "zoom"} & {k for k, v in fake_map.calls[-1].items() if v is not None}
+    assert sent_codes(fake_map, tenant) == ["H-1", "T-1", "T-2"]
+    runs = len(fake_map.calls)
 
-    fake_map.event = event(
-        last_object_clicked={"lat": hydrant.latitude, "lng": hydrant.longitude},
-        last_object_clicked_count=1,
-        last_object_clicked_tooltip="H-1（消火栓・使用可）",
-        center={"lat": 36.002, "lng": 138.001},
-        zoom=17,
-    )
-    at.run()
+    click(at, 1, kind="source", code="H-1")
     assert headings(at) == ["H-1　消火栓"]
     assert at.session_state["wm_selected"] == str(hydrant.id)
-    # The same map stays in the browser: its view is left alone.
-    assert (fake_map.calls[-1]["center"], fake_map.calls[-1]["zoom"]) == (None, None)
+    # one run: the click is read before the map is drawn, so the map already shows it
+    assert len(fake_map.calls) == runs + 1 and fake_map.calls[-1]["selected"] == "H-1"
 
-    at.run()  # the same event again (any rerun) changes nothing
+    at.run()  # the same click again (any rerun) changes nothing
     assert headings(at) == ["H-1　消火栓"]
 
-    fake_map.event = event(
-        last_object_clicked={"lat": hydrant.latitude, "lng": hydrant.longitude},
-        last_object_clicked_count=1,
-        last_clicked={"lat": 36.0, "lng": 138.0},
-    )
-    at.run()
+    click(at, 2, kind="point", lat=36.0, lng=138.0)
     assert headings(at) == ["選択した地点"]
     assert at.session_state["wm_selected"] is None
+    assert fake_map.calls[-1]["point"] == [36.0, 138.0]
+    assert fake_map.calls[-1]["selected"] is None
 
-    fake_map.event = event(  # the same source clicked again is a new click
-        last_object_clicked={"lat": hydrant.latitude, "lng": hydrant.longitude},
-        last_object_clicked_count=2,
-        last_clicked={"lat": 36.0, "lng": 138.0},
-    )
-    at.run()
+    click(at, 3, kind="source", code="H-1")  # the same source clicked again is a new click
     assert headings(at) == ["H-1　消火栓"]
     at.button(key="wm_clear").click().run()
     assert not at.subheader
 
+    click(at, 4, kind="source", code="NO-SUCH")  # gone meanwhile: nothing is selected
+    assert not at.subheader
+
     widget(at.multiselect, "種別").set_value(["防火水槽"]).run()
-    # A filter swaps the layer of sources on the same map: its view is left alone …
-    assert (fake_map.calls[-1]["center"], fake_map.calls[-1]["zoom"]) == (None, None)
-    assert sent_codes(fake_map) == ["T-1", "T-2"]
+    assert sent_codes(fake_map, tenant) == ["T-1", "T-2"]  # only a bit set travels
     assert not at.subheader  # and an old click does not select again
 
     widget(at.multiselect, "種別").set_value([]).run()
     make_source(tenant, code="FAR-1", latitude=36.5, longitude=138.0)
-    at.run()  # and so does new data, however far away
-    assert (fake_map.calls[-1]["center"], fake_map.calls[-1]["zoom"]) == (None, None)
-    assert sent_codes(fake_map) == ["FAR-1", "H-1", "T-1", "T-2"]
-
-    at.switch_page("app_pages/dashboard.py").run()
-    at.switch_page(WATER_MAP).run()
-    # A new map in the browser (the page opened again) starts where the last one was left.
-    assert (fake_map.calls[-1]["center"], fake_map.calls[-1]["zoom"]) == ((36.0, 138.0), 15)
-
-
-def sent_codes(fake_map: FakeMap) -> list[str]:
-    """The codes in the layer of sources the page last handed to the map."""
-    layer = fake_map.calls[-1]["feature_group_to_add"][0]
-    return sorted(row[5] for row in json.loads(layer.data_json)["rows"])
+    at.run()  # new data: a new version for the browser to fetch
+    assert sent_codes(fake_map, tenant) == ["FAR-1", "H-1", "T-1", "T-2"]
 
 
 def record_inspection(at: AppTest) -> None:
@@ -527,25 +464,18 @@ def record_inspection(at: AppTest) -> None:
     assert not at.exception, at.exception
 
 
-def test_a_notice_stays_through_the_maps_own_reruns_until_the_user_moves_on(
-    open_app, brigade, fake_map
-):
-    tenant, sources = brigade
+def test_a_notice_stays_through_other_reruns_until_the_user_moves_on(open_app, brigade, fake_map):
+    tenant, _ = brigade
     at = open_map(open_app, sign_in(tenant).token)
-    at.session_state["wm_selected"] = str(sources["hydrant"].id)
-    at.run()
+    click(at, 1, kind="source", code="H-1")
     record_inspection(at)
     assert [s.value for s in at.success] == ["H-1 の点検を記録しました。"]
 
-    for zoom in (16, 17):  # the map reports its view after a pan or zoom: a rerun each
-        fake_map.event = event(center={"lat": 36.001, "lng": 138.0}, zoom=zoom)
-        at.run()
-        assert [s.value for s in at.success] == ["H-1 の点検を記録しました。"]
     widget(at.checkbox, "点検期限切れのみ").check().run()
+    at.toggle(key="wm_show_labels").set_value(True).run()
     assert [s.value for s in at.success] == ["H-1 の点検を記録しました。"]
 
-    fake_map.event = event(last_clicked={"lat": 36.0, "lng": 138.0})  # the user moves on
-    at.run()
+    click(at, 2, kind="point", lat=36.0, lng=138.0)  # the user moves on
     assert headings(at) == ["選択した地点"]
     assert not [s for s in at.success if "点検を記録しました" in s.value]
 
@@ -588,19 +518,14 @@ def test_a_source_clicked_on_the_map_stays_selected_when_the_search_is_cleared(
     tenant, _, wanted = numbered
     at = open_map(open_app, sign_in(tenant).token)
     at.text_input(key="wm_text").input("H-9001").run()
-    assert sent_codes(fake_map) == ["H-9001"]
-    fake_map.event = event(
-        last_object_clicked={"lat": wanted.latitude, "lng": wanted.longitude},
-        last_object_clicked_count=1,
-        last_object_clicked_tooltip="H-9001（防火水槽・使用可）",
-    )
-    at.run()
+    assert sent_codes(fake_map, tenant) == ["H-9001"]
+    click(at, 1, kind="source", code="H-9001")
     assert at.session_state["wm_selected"] == str(wanted.id)
 
     record_inspection(at)
     at.text_input(key="wm_text").input("").run()
 
-    assert sent_codes(fake_map) == ["H-0001", "H-0002", "H-9001"]
+    assert sent_codes(fake_map, tenant) == ["H-0001", "H-0002", "H-9001"]
     assert at.session_state["wm_selected"] == str(wanted.id)
     assert headings(at)[0].startswith("H-9001")
 

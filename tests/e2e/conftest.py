@@ -181,15 +181,16 @@ def brigade(engine: Engine) -> Brigade:
     )
 
 
-MAP_FRAME = 'iframe[title="streamlit_folium.st_folium"]'
+MAP_FRAME = 'iframe[title="streamlit_folium.st_folium"]'  # the incident map (folium)
+WATER_MAP_FRAME = 'iframe[title="ui.water_map_view.water_map"]'  # the 水利マップ's own component
 MAP_WAIT_SECONDS = 60
 FRAME_GONE = ("detached", "destroyed", "closed")
 
 
 def _in_map_frames(page: Page, expression: str, *, single: bool) -> list[object]:
-    """What `expression` gives in each map frame now on the page. A rerun replaces the map's
-    iframe, and for a moment the old and the new one are both there (single: then none counts)."""
-    handles = page.locator(MAP_FRAME).element_handles()
+    """What `expression` gives in each 水利マップ frame now on the page. Should a rerun replace
+    the frame, for a moment the old and the new one are both there (single: then none counts)."""
+    handles = page.locator(WATER_MAP_FRAME).element_handles()
     if single and len(handles) != 1:
         return []
     values = []

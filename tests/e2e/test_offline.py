@@ -27,7 +27,7 @@ from services import demo, members, tenants, water_sources
 from services.demo_data import DEMO_BRIGADE
 from services.geo import map_assets, tile_layers
 from services.signin import local
-from tests.e2e.conftest import MAP_FRAME, PASSWORD, submit_login, wait_in_map
+from tests.e2e.conftest import PASSWORD, WATER_MAP_FRAME, submit_login, wait_in_map
 from tests.e2e.offline import block_internet, is_local, not_tiles
 from tests.factories import PLATFORM, admin
 from ui.water_map_folium import build_map, map_points
@@ -161,12 +161,12 @@ def test_login_roster_and_water_map_work_with_no_internet(offline, base_url, dem
 
     sidebar(page).get_by_role("link", name="水利マップ").click()
     expect(page.get_by_role("heading", name="水利マップ")).to_be_visible(timeout=TIMEOUT)
-    frame = page.frame_locator(MAP_FRAME)
+    frame = page.frame_locator(WATER_MAP_FRAME)
     wait_in_map(page, f"({DRAWN_WHEN_IDLE})() === {len(placed)}")
     expect(frame.locator(".leaflet-control-attribution")).to_contain_text("地理院タイル")
     page.get_by_text(re.compile(r"^包含範囲を表示")).click()
     wait_in_map(page, f"{CIRCLES} === {len(usable)}")
-    expect(page.locator(MAP_FRAME)).to_have_count(1, timeout=TIMEOUT)
+    expect(page.locator(WATER_MAP_FRAME)).to_have_count(1, timeout=TIMEOUT)
     wait_in_map(page, f"({DRAWN_WHEN_IDLE})() === {len(placed)}")
 
     page.get_by_test_id("stButtonGroup").get_by_text("一覧", exact=True).click()

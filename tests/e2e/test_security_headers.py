@@ -9,12 +9,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.conftest import Brigade, submit_login
+from tests.e2e.conftest import WATER_MAP_FRAME, Brigade, submit_login
 from web.vendor import CACHE_CONTROL
 
 pytestmark = pytest.mark.e2e
 
-COMPONENT_INDEX = "/component/streamlit_folium.st_folium/index.html"
+COMPONENT_INDEX = "/component/ui.water_map_view.water_map/index.html"
 COMMON = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "strict-origin-when-cross-origin",
@@ -51,12 +51,12 @@ def test_streamlits_own_static_files_carry_the_headers(base_url: str):
 @pytest.fixture
 def map_component_declared(browser: Browser, base_url: str, brigade: Brigade) -> None:
     """Streamlit serves a component's files only once a script run has declared it (imported
-    streamlit_folium): open the water map once, as any brigade's first map view does."""
+    ui.water_map_view): open the water map once, as any brigade's first map view does."""
     context = browser.new_context()
     page = context.new_page()
     submit_login(page, base_url, brigade.admin_login)
     page.goto(f"{base_url}/water-map")
-    expect(page.locator('iframe[title="streamlit_folium.st_folium"]')).to_be_attached()
+    expect(page.locator(WATER_MAP_FRAME)).to_be_attached()
     context.close()
 
 

@@ -138,9 +138,12 @@ def test_an_internal_tile_server_is_the_only_outside_url(monkeypatch):
 def test_streamlits_and_the_map_components_own_pages_load_nothing_from_outside():
     streamlit_index = Path(streamlit.__file__).parent / "static" / "index.html"
     folium_index = Path(streamlit_folium.__file__).parent / "frontend" / "build" / "index.html"
+    water_map = list((Path(ui.__file__).parent / "water_map_frontend").iterdir())
 
-    for index in (streamlit_index, folium_index):
+    for index in (streamlit_index, folium_index, *water_map):
         assert LOADED.findall(index.read_text(encoding="utf-8")) == [], index
+    for source in water_map:  # ours: not even a URL to load at run time
+        assert outside_urls(source.read_text(encoding="utf-8")) == set(), source
 
 
 # -- every page, as AppTest renders it ------------------------------------------------------------
@@ -193,7 +196,7 @@ def test_each_brigade_page_loads_nothing_from_outside(spec, brigade_chief, monke
 def test_the_water_map_payload_is_checked_too(brigade_chief, monkeypatch):
     text = rendered(brigade_chief, "app_pages/water_map.py", monkeypatch)
 
-    assert "streamlit_folium.st_folium" in text
+    assert "ui.water_map_view.water_map" in text
     assert "/vendor/leaflet@1.9.4/dist/leaflet.js" in text
     assert "cyberjapandata.gsi.go.jp" in text
 

@@ -24,7 +24,7 @@ from services import brigade_settings, water_rules, water_sources
 from services.crypto import AUDIT, TenantCipher
 from services.db import unit_of_work
 from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from services.water_sources import WaterSourceFilter
+from services.water_sources import WaterSourceFilter, map_data
 from tests.factories import (
     actor_with,
     admin,
@@ -308,22 +308,6 @@ def test_filters(tenant):
     assert matching(kinds=("防火水槽",), overdue_only=True) == ["F-2"]
 
 
-def test_registry_stamp_changes_with_every_write(tenant):
-    source = make_source(tenant)
-    stamps = {water_sources.registry_stamp(admin(tenant))}
-    water_sources.record_inspection(
-        admin(tenant), source.id, data=WaterInspectionCreate(inspected_on=TODAY, result="異常なし")
-    )
-    stamps.add(water_sources.registry_stamp(admin(tenant)))
-    make_source(tenant)
-    stamps.add(water_sources.registry_stamp(admin(tenant)))
-    brigade_settings.update_water_map_settings(
-        admin(tenant), coverage_radius_m=100, expected_version=0
-    )
-    stamps.add(water_sources.registry_stamp(admin(tenant)))
-    assert len(stamps) == 4
-
-
 def test_export_csv_neutralises_formulas_and_is_audited(tenant, watch):
     make_source(tenant, code="CSV-1", memo='=HYPERLINK("http://x")')
     make_source(tenant, code="CSV-2", memo="-要連絡", unit="@第3分団")
@@ -427,8 +411,8 @@ REQUIREMENTS: dict[str, Requirement] = {
     "get_water_source": Requirement(
         Function.WATER_SOURCES, Level.VIEW, lambda a, s: water_sources.get_water_source(a, s.id)
     ),
-    "registry_stamp": Requirement(
-        Function.WATER_SOURCES, Level.VIEW, lambda a, s: water_sources.registry_stamp(a)
+    "water_map": Requirement(
+        Function.WATER_SOURCES, Level.VIEW, lambda a, s: map_data.water_map(a)
     ),
     "list_inspections": Requirement(
         Function.WATER_SOURCES, Level.VIEW, lambda a, s: water_sources.list_inspections(a, s.id)

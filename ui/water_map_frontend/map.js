@@ -1,0 +1,181 @@
+// The 水利マップ component (ui/water_map_view.py): one Leaflet map that stays in this frame for
+// as long as the page shows it. The sources are fetched from args.data_url once per
+// args.version; a rerun brings only the filters' bit set, the options and the selection.
+// Panning and zooming stay here (the view is kept in sessionStorage, never sent); only a click
+// is sent to the page, as the component's value.
+(function () {
+  "use strict";
+  var map = null;
+  var args = null;
+  var data = null;
+  var dataVersion = null;
+  var fetching = null;
+  var layer = null;
+  var drawn = {};
+  var highlight = null;
+  var clicks = 0;
+
+  function send(type, fields) {
+    var message = {isStreamlitMessage: true, type: type};
+    Object.keys(fields || {}).forEach(function (k) { message[k] = fields[k]; });
+    window.parent.postMessage(message, "*");
+  }
+
+  function choose(value) {
+    clicks += 1;
+    value.n = clicks;
+    send("streamlit:setComponentValue", {value: value, dataType: "json"});
+  }
+
+  function loadAssets(assets, done) {
+    assets.css.forEach(function (href) {
+      var link = document.createElement("link");
+      link.rel = "stylesheet";
+      link.href = href;
+      document.head.appendChild(link);
+    });
+    var scripts = assets.js.slice();
+    (function next() {
+      if (!scripts.length) { done(); return; }
+      var script = document.createElement("script");
+      script.src = scripts.shift();
+      script.onload = next;
+      document.head.appendChild(script);
+    })();
+  }
+
+  function savedView() {
+    try {
+      return JSON.parse(sessionStorage.getItem(args.view_key) || "null");
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function setUp() {
+    map = L.map("map", {preferCanvas: true});
+    window.map = map;
+    var bases = {};
+    args.tiles.forEach(function (t, i) {
+      var tiles = L.tileLayer(t.url, {attribution: t.attribution, maxZoom: t.max_zoom});
+      bases[t.name] = tiles;
+      if (i === 0) { tiles.addTo(map); }
+    });
+    highlight = L.featureGroup().addTo(map);
+    map.hikeshiControl = L.control.layers(bases, {"選択": highlight}, {collapsed: true}).addTo(map);
+    L.control.scale({imperial: false}).addTo(map);
+    var view = savedView();
+    if (view) {
+      map.setView(view.center, view.zoom, {animate: false});
+      map.hikeshiFitted = true;  // the user's view, not the sources' bounds
+    } else if (args.center) {
+      map.setView(args.center, 15);
+      map.hikeshiFitted = true;
+    } else {
+      map.setView([36.2, 138.25], 5);
+    }
+    map.on("moveend", function () {
+      var c = map.getCenter();
+      sessionStorage.setItem(args.view_key,
+        JSON.stringify({center: [c.lat, c.lng], zoom: map.getZoom()}));
+    });
+    map.on("click", function (e) {
+      choose({kind: "point", lat: e.latlng.lat, lng: e.latlng.lng});
+    });
+  }
+
+  function kept(mask) {
+    if (!mask) { return data.rows; }
+    var bits = atob(mask);
+    return data.rows.filter(function (r, i) {
+      return (bits.charCodeAt(i >> 3) >> (i & 7)) & 1;
+    });
+  }
+
+  function drawSources() {
+    var wanted = {version: dataVersion, mask: args.mask, labels: args.labels,
+                  coverage: args.coverage};
+    if (JSON.stringify(wanted) === JSON.stringify(drawn)) { return; }
+    if (layer) {
+      map.hikeshiControl.removeLayer(layer);
+      map.removeLayer(layer);
+    }
+    var shown = {kinds: data.kinds, statuses: data.statuses, letters: args.letters,
+                 colors: args.colors, rows: kept(args.mask)};
+    layer = window.hikeshiWaterLayer(
+      map, shown, {labels: args.labels, coverage: args.coverage, cluster: true, fit: true});
+    layer.hikeshiMarkers.on("click", function (e) {
+      if (e.layer && e.layer.options.code !== undefined) {
+        choose({kind: "source", code: e.layer.options.code});
+      }
+    });
+    layer.addTo(map);
+    map.hikeshiControl.addOverlay(layer, "水利");
+    drawn = wanted;
+  }
+
+  function drawSelection() {
+    highlight.clearLayers();
+    var selected = args.selected && data.rows.find(function (r) { return r[5] === args.selected; });
+    if (selected) {
+      L.circleMarker([selected[0], selected[1]],
+        {radius: 17, color: "#ffd600", weight: 4, fill: false, interactive: false}).addTo(highlight);
+    }
+    if (args.point) {
+      L.circleMarker(args.point, {radius: 7, color: "#000", weight: 2, fillColor: "#ffd600",
+        fillOpacity: 1, interactive: false}).addTo(highlight);
+    }
+  }
+
+  function draw() {
+    if (dataVersion !== args.version) {
+      fetchData();
+      return;
+    }
+    drawSources();
+    drawSelection();
+  }
+
+  function fetchData() {
+    var version = args.version;
+    if (fetching === version) { return; }
+    fetching = version;
+    fetch(args.data_url, {credentials: "same-origin"})
+      .then(function (response) {
+        if (!response.ok) { throw new Error(response.status); }
+        return response.json();
+      })
+      .then(function (body) {
+        data = body;
+        dataVersion = version;
+        fetching = null;
+        if (map) { draw(); }
+      })
+      .catch(function () {
+        fetching = null;
+        var message = document.createElement("div");
+        message.className = "hk-wm-message";
+        message.textContent = "水利の位置を読み込めませんでした。ページを再読み込みしてください。";
+        document.body.appendChild(message);
+      });
+  }
+
+  window.addEventListener("message", function (event) {
+    if (event.source !== window.parent || !event.data || event.data.type !== "streamlit:render") {
+      return;
+    }
+    var first = args === null;
+    args = event.data.args;
+    if (first) {
+      send("streamlit:setFrameHeight", {height: args.height});
+      fetchData();
+      loadAssets(args.assets, function () {
+        setUp();
+        if (data) { draw(); }
+      });
+    } else if (map) {
+      draw();
+    }
+  });
+  send("streamlit:componentReady", {apiVersion: 1});
+})();

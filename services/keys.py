@@ -41,7 +41,7 @@ from models.dispatch import InboundMail, Incident, MailSource
 from models.enums import AuditCategory
 from models.tenant import PLATFORM_TENANT_ID
 from models.water import WaterInspection
-from services import audit
+from services import audit, plaintext_cache
 from services.base import require
 from services.crypto import (
     DATA,
@@ -259,7 +259,8 @@ def _finish_rotation(actor: Actor, tenant_id: uuid.UUID, report: RotationReport)
             rows_reencrypted=report.rows_reencrypted,
         )
         session.commit()
-        return True
+    plaintext_cache.forget(tenant_id)  # what the old key opened leaves this process's memory
+    return True
 
 
 def _lock_keys_against_stale_writers(session: Session) -> None:
@@ -350,7 +351,8 @@ def destroy_tenant_keys(actor: Actor, tenant_id: uuid.UUID) -> int:
             destroyed_key_ids=key_ids,
         )
         session.commit()
-        return len(key_ids)
+    plaintext_cache.forget(tenant_id)  # nothing it opened stays readable in this process
+    return len(key_ids)
 
 
 # ---------------------------------------------------------------------------

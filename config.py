@@ -45,6 +45,9 @@ class Settings:
     login_lockout_minutes: int = 15
     # failed sign-ins from one client address (any names) before it waits the lockout time
     login_address_max_failures: int = 30
+    # /metrics answers only a request bearing this token (Authorization: Bearer ...); empty
+    # switches the endpoint off (404)
+    metrics_token: str = field(default="", repr=False)
     line_channel_id: str = ""
     line_channel_secret: str = field(default="", repr=False)
     line_authorize_url: str = "https://access.line.me/oauth2/v2.1/authorize"
@@ -268,6 +271,7 @@ def load_settings() -> Settings:
             ("mail_domain", "MAIL_DOMAIN"),
             ("smtp_host", "SMTP_HOST"),
             ("geocoder_url", "GEOCODER_URL"),
+            ("metrics_token", "METRICS_TOKEN"),
         )
         if key in raw
     }

@@ -30,12 +30,13 @@ from services.db import current_engine
 from services.dispatch import line_inbox, line_webhook
 from services.signin import line, line_sessions, local, sessions
 from web.hidden_paths import HiddenPaths
+from web.monitoring import RequestTimer, metrics, readyz
 from web.password_checks import run_password_check
 from web.return_path import HOME, NEXT_COOKIE, NEXT_PARAM, safe_return_path
 from web.security_headers import SecurityHeaders
 from web.vendor_route import vendor_route
-
 from web.water_map_data import water_map_data_route
+
 LOGIN_FIELD_LIMIT = 200
 WEBHOOK_MAX_BYTES = 1024 * 1024  # LINE's webhook bodies are a few kilobytes
 
@@ -237,6 +238,8 @@ def _signed_in(token: str | None, failure: str, target: str = HOME) -> Response:
 
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
     Route("/auth/login", login, methods=["POST"]),
     Route("/auth/logout", logout, methods=["POST"]),
     Route("/auth/line/login", line_login, methods=["GET"]),
@@ -245,11 +248,15 @@ routes = [
     Route("/auth/line/brigade", line_brigade, methods=["POST"]),
     Route(line_inbox.WEBHOOK_PATH, line_webhook_route, methods=["POST"]),
     vendor_route(),
+    water_map_data_route(same_origin, request_context),
 ]
 
 # the outer one first: a hidden path's 404 carries the security headers too
-    water_map_data_route(same_origin, request_context),
-middleware = [Middleware(SecurityHeaders), Middleware(HiddenPaths)]
+middleware = [
+    Middleware(RequestTimer, routes=frozenset(r.path for r in routes if isinstance(r, Route))),
+    Middleware(SecurityHeaders),
+    Middleware(HiddenPaths),
+]
 
 
 # Not imported ahead: the drawing modules (ui.*), since one of them declares a custom component

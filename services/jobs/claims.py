@@ -218,4 +218,4 @@ def last_heartbeat() -> datetime | None:
 
 def job_rows() -> list[JobRun]:
     with unit_of_work(None, read_only=True) as db:
-        return list(db.exec(select(JobRun).order_by(JobRun.name)).all())
+        return list(db.execute(select(JobRun).order_by(JobRun.name)).scalars().all())

@@ -10,17 +10,33 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from models.base import utcnow
 from services.jobs import claims
-from services.jobs.schedule import Job
 
 log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 30.0
 HEARTBEAT_SECONDS = 10.0  # /readyz calls a worker alive while its beat is < 3 of these old
 STOP_WAIT_SECONDS = 60.0
+
+
+class JobFailed(RuntimeError):
+    """A pass that handled what it could but not everything: counts only, no data."""
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval: timedelta
+    run: Callable[[], object]
+    # off when the installation lacks what it needs (a key): not scheduled, not reported late
+    enabled: Callable[[], bool] = lambda: True
+    # set by whoever queued work for it (the SMTP receiver queues a call-out): run now
+    wake: threading.Event | None = None
 
 
 def is_enabled(job: Job) -> bool:

@@ -10,16 +10,16 @@ platform actor with no brigade rights (it may only do platform tasks, as the com
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+import shutil
 from datetime import timedelta
 
 from core.actor import Actor, ActorKind
 from core.timefmt import today_jst
-from services import audit_checkpoint, audit_retention, pre_change, tenant_lifecycle
+from integrations import pgbackrest
+from services import audit_checkpoint, audit_retention, db_snapshot, pre_change, tenant_lifecycle
 from services.dispatch import intake, line_webhook, outbox, selftest
 from services.dispatch.worker import ImapSource, imap_sink, imap_sources
+from services.jobs.runner import Job, JobFailed
 from services.traffic_log import external_call_recorder
 
 log = logging.getLogger(__name__)
@@ -27,21 +27,6 @@ log = logging.getLogger(__name__)
 PURGE_ACTOR = Actor(
     kind=ActorKind.SYSTEM, display_name="worker:purge-cancelled", label="worker:purge-cancelled"
 )
-
-
-class JobFailed(RuntimeError):
-    """A pass that handled what it could but not everything: counts only, no data."""
-
-
-@dataclass(frozen=True)
-class Job:
-    name: str
-    interval: timedelta
-    run: Callable[[], object]
-    # off when the installation lacks what it needs (a key): not scheduled, not reported late
-    enabled: Callable[[], bool] = lambda: True
-    # set by whoever queued work for it (the SMTP receiver queues a call-out): run now
-    wake: threading.Event | None = None
 
 
 def checkpoint_audit() -> None:
@@ -69,6 +54,34 @@ def mail_sweep() -> None:
 def retention() -> None:
     intake.purge_expired_raw()
     pre_change.purge_expired()  # pre-change backups past 35 days (#17)
+
+
+def on_sqlite() -> bool:
+    try:
+        db_snapshot.database_path()
+    except db_snapshot.SnapshotError:
+        return False
+    return True
+
+
+def backup_sqlite() -> None:
+    db_snapshot.backup_db()  # also deletes snapshots past 35 days
+
+
+def pgbackrest_ready() -> bool:
+    """pgBackRest runs where PostgreSQL's files are: a worker on the database host, with the
+    configuration `cli.py provider-backup configure` wrote. Elsewhere (a container without the
+    tool) the database host's timer takes the backups instead (docs/operations.md)."""
+    return (
+        not on_sqlite()
+        and pgbackrest.DEFAULT_CONFIG.exists()
+        and shutil.which("pgbackrest") is not None
+    )
+
+
+def backup_postgres() -> None:
+    """Full on Sundays, differential otherwise; pgBackRest expires past the 35 days itself."""
+    pgbackrest.PgBackRest(pgbackrest.DEFAULT_CONFIG).backup(pgbackrest.scheduled_type(today_jst()))
 
 
 class MailPolling:
@@ -113,8 +126,8 @@ class MailPolling:
 
 
 def default_jobs(polling: MailPolling) -> list[Job]:
-    """Every scheduled job. A provider backup job (issue #23's `cli.py backup-db`) joins this
-    list once that command's service exists; until then backups run from cron (README)."""
+    """Every scheduled job; those whose installation lacks what they need are left out by
+    their enabled check (no signing key, another database's backup)."""
     quota = outbox.QuotaGuard()
     return [
         Job("line-outbox", timedelta(seconds=1), lambda: outbox.run_due(quota), wake=outbox.wake),
@@ -135,4 +148,6 @@ def default_jobs(polling: MailPolling) -> list[Job]:
         ),
         Job("purge-cancelled", timedelta(days=1), purge_cancelled),
         Job("mail-retention", timedelta(hours=1), retention),
+        Job("backup-db", timedelta(days=1), backup_sqlite, enabled=on_sqlite),
+        Job("provider-backup", timedelta(days=1), backup_postgres, enabled=pgbackrest_ready),
     ]

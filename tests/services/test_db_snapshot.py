@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+import cli
 import config
 from core.actor import system_actor
 from models import MemberUpdate
@@ -141,3 +142,22 @@ def test_backup_db_refuses_postgresql(monkeypatch, tmp_path):
     monkeypatch.setenv("HIKESHI_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     with pytest.raises(SnapshotError, match="pgBackRest"):
         backup_db(directory=tmp_path)
+
+
+def test_command_line_backs_up_lists_and_restores_only_when_confirmed(live, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["backup-db"])
+    assert done.value.code == 0
+    (taken,) = list_snapshots()
+    with pytest.raises(SystemExit) as done:
+        cli.main(["restore-db"])
+    assert done.value.code == 0
+    assert str(taken.path) in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        cli.main(["restore-db", str(taken.path)])
+    assert done.value.code == 1
+    assert "--yes" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        cli.main(["restore-db", str(taken.path), "--yes"])
+    assert done.value.code == 0
+    assert len(list_snapshots()) == 2  # the safety snapshot of the database it replaced

@@ -91,6 +91,14 @@ class Settings:
     # GSI address search's JSON (a list of {geometry: {coordinates: [lon, lat]}, properties:
     # {title}}). Empty switches geocoding off (closed networks without an internal service).
     geocoder_url: str = "https://msearch.gsi.go.jp/address-search/AddressSearch?q="
+    # Outgoing mail (operator notices to brigade administrators, #23): the relay it is handed
+    # to, the sender address, STARTTLS (on unless switched off) and an optional login.
+    mail_relay_host: str = ""
+    mail_relay_port: int = 587
+    mail_relay_starttls: bool = True
+    mail_relay_username: str = ""
+    mail_relay_password: str = field(default="", repr=False)
+    mail_from: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -104,6 +112,10 @@ class Settings:
     @property
     def line_messaging_configured(self) -> bool:
         return bool(self.line_messaging_token and self.line_messaging_secret)
+
+    @property
+    def mail_relay_configured(self) -> bool:
+        return bool(self.mail_relay_host and self.mail_from)
 
 
 def _file_values(path: Path, table: str | None) -> dict[str, str]:
@@ -251,6 +263,7 @@ def load_settings() -> Settings:
             ("argon2_parallelism", "ARGON2_PARALLELISM"),
             ("smtp_port", "SMTP_PORT"),
             ("mail_max_bytes", "MAIL_MAX_BYTES"),
+            ("mail_relay_port", "MAIL_RELAY_PORT"),
         )
         if key in raw
     }
@@ -272,6 +285,10 @@ def load_settings() -> Settings:
             ("smtp_host", "SMTP_HOST"),
             ("geocoder_url", "GEOCODER_URL"),
             ("metrics_token", "METRICS_TOKEN"),
+            ("mail_relay_host", "MAIL_RELAY_HOST"),
+            ("mail_relay_username", "MAIL_RELAY_USERNAME"),
+            ("mail_relay_password", "MAIL_RELAY_PASSWORD"),
+            ("mail_from", "MAIL_FROM"),
         )
         if key in raw
     }
@@ -288,6 +305,7 @@ def load_settings() -> Settings:
         for name, key in (
             ("line_prompt_consent", "LINE_PROMPT_CONSENT"),
             ("persistent_sessions", "PERSISTENT_SESSIONS"),
+            ("mail_relay_starttls", "MAIL_RELAY_STARTTLS"),
         )
         if key in raw
     }

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.timefmt import JST, to_jst, today_jst
-from services import notices
+from services import notice_mail, notices
 from services.errors import ServiceError
 from ui import tables
 from ui.common import current_actor, show_error
@@ -22,6 +22,23 @@ st.caption(
 )
 if message := st.session_state.pop("notices_message", None):
     st.success(message)
+if mailed := st.session_state.pop("notices_mailed", None):
+    (st.warning if mailed.failed else st.info)(
+        f"メール: {mailed.brigades} 団の管理者へ {mailed.sent} 通を送信しました"
+        + (f"（失敗 {mailed.failed} 通）" if mailed.failed else "")
+        + (
+            f"。メールアドレスのない管理者が {mailed.without_address} 名います。"
+            if mailed.without_address
+            else "。"
+        )
+    )
+can_mail = notice_mail.mail_available()
+MAIL_HELP = (
+    "各消防団の管理者（役職・権限の「管理」を持つ在籍中の団員）のうち、"
+    "メールアドレスのある方へ1通ずつ送ります。"
+    if can_mail
+    else "メール送信（SMTP）が設定されていないため使えません。"
+)
 
 # A form starts empty again only after it succeeded; a refused one keeps what was typed.
 generation = st.session_state.get("notices_forms", 0)
@@ -36,11 +53,24 @@ with st.form(f"notice_publish_{generation}"):
     start_time = c[1].time_input("開始時刻", value=time(22, 0))
     end_day = c[2].date_input("終了日", value=today_jst(), format="YYYY/MM/DD")
     end_time = c[3].time_input("終了時刻", value=time(23, 59))
+    by_mail = st.checkbox("メールでも送る", disabled=not can_mail, help=MAIL_HELP)
     publish = st.form_submit_button("告知する", type="primary")
+
+
+def send_by_mail(notice_id) -> bool:
+    """Mail a notice to every brigade's administrators; the counts are shown after the rerun."""
+    try:
+        with st.spinner("メールを送信しています…"):
+            st.session_state["notices_mailed"] = notice_mail.mail_notice(actor, notice_id)
+    except ServiceError as exc:
+        show_error(exc)
+        return False
+    return True
+
 
 if publish:
     try:
-        notices.publish_notice(
+        notice_id = notices.publish_notice(
             actor,
             kind=kind,
             title=title,
@@ -53,7 +83,8 @@ if publish:
     else:
         st.session_state["notices_message"] = f"「{title}」を告知しました。"
         st.session_state["notices_forms"] = generation + 1
-        st.rerun()
+        if not by_mail or send_by_mail(notice_id):
+            st.rerun()
 
 st.subheader("これまでのお知らせ")
 listed = notices.all_notices(actor)
@@ -88,5 +119,17 @@ if live:
             show_error(exc)
         else:
             st.session_state["notices_message"] = "お知らせを取り下げました。"
+            st.session_state["notices_forms"] = generation + 1
+            st.rerun()
+    if can_mail:
+        with st.form(f"notice_mail_{generation}"):
+            to_mail = st.selectbox(
+                "メールで送るお知らせ（掲載中）",
+                list(live),
+                index=None,
+                placeholder="選択してください",
+            )
+            mail = st.form_submit_button("管理者へメールで送る")
+        if mail and to_mail is not None and send_by_mail(live[to_mail]):
             st.session_state["notices_forms"] = generation + 1
             st.rerun()

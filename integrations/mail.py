@@ -1,5 +1,5 @@
 """Mail transport for the dispatch intake: an SMTP receiver, an IMAP poller, DKIM verification
-and a plain SMTP sender. Raw bytes in, raw bytes out: reading a mail is formats/'s job, storing
+and a plain SMTP sender; and the relay client that sends the operator's notices (SmtpRelay). Raw bytes in, raw bytes out: reading a mail is formats/'s job, storing
 and judging it is the intake service's.
 
 Both receiving paths hand over a mail only to store it first: SMTP answers 250 after the sink
@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Any, Literal, TypeVar
 
 import dkim
@@ -214,6 +215,125 @@ def send_mail(
         refused = smtp.sendmail(mail_from, list(rcpt_tos), wire, mail_options=options)
     if refused:
         raise smtplib.SMTPRecipientsRefused(refused)
+
+
+SMTP_SERVICE = "smtp"
+# What a relay that fails or refuses raises: socket and TLS errors, smtplib's errors.
+SMTP_ERRORS = (OSError, smtplib.SMTPException)
+
+
+class SmtpRelay:
+    """Hands mails to the operator's relay over one connection: STARTTLS when asked (refusing
+    a relay that does not offer it), a login when a username is given. `record` gets one
+    ExternalCall per mail (method SEND, the relay's reply code), never an address or a body.
+    After a connection failure the mails left fail at once, each recorded, instead of each
+    waiting for its own timeout."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        starttls: bool,
+        username: str = "",
+        password: str = "",
+        timeout: float = 30,
+        ssl_context: ssl_lib.SSLContext | None = None,
+        record: Recorder | None = None,
+    ) -> None:
+        self.host, self.port, self.starttls, self.timeout = host, port, starttls, timeout
+        self.username, self._password = username, password
+        self.ssl_context, self.record = ssl_context, record
+        self.endpoint = f"smtp://{host}:{port}"
+        self._smtp: smtplib.SMTP | None = None
+        self._broken: str = ""
+
+    def send(self, message: EmailMessage) -> bool:
+        """Send one mail; True when the relay accepted it for every recipient."""
+        started = time.perf_counter()
+        if self._broken:
+            self._record(started, None, self._broken)
+            return False
+        try:
+            smtp = self._connection()
+        except SMTP_ERRORS as exc:
+            self._broken = type(exc).__name__
+            self._record(started, getattr(exc, "smtp_code", None), self._broken)
+            return False
+        try:
+            refused = smtp.send_message(message)
+        except smtplib.SMTPResponseException as exc:
+            self._record(started, exc.smtp_code, type(exc).__name__)
+            return False
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            self._record(started, codes[0] if codes else None, type(exc).__name__)
+            return False
+        except SMTP_ERRORS as exc:  # the connection is gone: the next mail connects afresh
+            self._drop()
+            self._record(started, None, type(exc).__name__)
+            return False
+        if refused:
+            self._record(started, None, "SMTPRecipientsRefused")
+            return False
+        self._record(started, 250, "")
+        return True
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            with suppress(*SMTP_ERRORS):
+                smtp.quit()
+
+    def __enter__(self) -> SmtpRelay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is not None:
+            return self._smtp
+        smtp = smtplib.SMTP(
+            self.host, self.port, local_hostname=socket.gethostname(), timeout=self.timeout
+        )
+        try:
+            smtp.ehlo()
+            if self.starttls:
+                if not smtp.has_extn("starttls"):
+                    raise smtplib.SMTPNotSupportedError("the relay does not offer STARTTLS")
+                smtp.starttls(context=self.ssl_context or ssl_lib.create_default_context())
+                smtp.ehlo()
+            if self.username:
+                smtp.login(self.username, self._password)
+        except BaseException:
+            with suppress(*SMTP_ERRORS):
+                smtp.close()
+            raise
+        self._smtp = smtp
+        return smtp
+
+    def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            with suppress(*SMTP_ERRORS):
+                smtp.close()
+
+    def _record(self, started: float, status: int | None, error: str) -> None:
+        if self.record is None:
+            return
+        call = ExternalCall(
+            service=SMTP_SERVICE,
+            endpoint=self.endpoint,
+            method="SEND",
+            status=status,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            error=error,
+        )
+        try:
+            self.record(call)
+        except Exception:  # a traffic log that cannot write must not stop the other mails
+            log.exception("could not record SMTP SEND to %s", self.endpoint)
 
 
 # --- IMAP polling ---------------------------------------------------------------------------

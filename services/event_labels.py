@@ -116,6 +116,7 @@ ACTION_LABELS: dict[str, str] = {
     "key.destroy": "データ鍵の破棄",
     "notice.publish": "お知らせの掲載",
     "notice.withdraw": "お知らせの取下げ",
+    "notice.mail": "お知らせのメール送信",
 }
 
 # What a refused call was (permission_denied's 試みた操作): the action each service names at the
@@ -248,6 +249,7 @@ TARGET_LABELS: dict[str, str] = {
     "line": "LINEログイン",
     "line-messaging": "LINE Messaging API",
     "imap": "メール受信（IMAP）",
+    "smtp": "メール送信（SMTP）",
     "geocoder": "住所検索",
 }
 
@@ -352,6 +354,10 @@ DETAIL_LABELS: dict[str, str] = {
     "category": "区分",
     "activities": "活動",
     "title": "件名",
+    "sent": "送信",
+    "failed": "失敗",
+    "without_address": "メールアドレスなし",
+    "brigades": "消防団数",
     "operator": "運営者",
     "municipality": "市区町村",
     "cancelled_on": "解約日",

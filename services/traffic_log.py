@@ -23,6 +23,8 @@ PARSE_RESULT = re.compile(r"[a-z][a-z0-9_]{0,39}")
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
 # IMAP commands a mailbox poller reports (integrations/mail.py); they carry no status code
 IMAP_COMMANDS = frozenset({"LOGIN", "CAPABILITY", "SELECT", "SEARCH", "FETCH", "STORE", "IDLE"})
+# a mail handed to the SMTP relay (integrations/mail.py SmtpRelay); status is its reply code
+SMTP_COMMANDS = frozenset({"SEND"})
 SERVICE = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 RETRY_KEY = re.compile(r"[A-Za-z0-9._:-]{0,64}")
 ERROR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,59}")
@@ -68,8 +70,9 @@ def record_mail_event(
     )
 
 
-def external_call_recorder(actor: Actor) -> Callable[[ExternalCall], None]:
-    """What an integrations/ client calls after each request: one external.call event."""
+def external_call_recorder(actor: Actor, **extra: Any) -> Callable[[ExternalCall], None]:
+    """What an integrations/ client calls after each request: one external.call event, with
+    `extra` (request_id, recipients ...) added to each."""
 
     def record(call: ExternalCall) -> None:
         record_external_call(
@@ -80,6 +83,7 @@ def external_call_recorder(actor: Actor) -> Callable[[ExternalCall], None]:
             status=call.status,
             latency_ms=call.latency_ms,
             error=call.error,
+            **extra,
         )
 
     return record
@@ -108,8 +112,8 @@ def record_external_call(
     errors: dict[str, str] = {}
     if not SERVICE.fullmatch(service or ""):
         errors["service"] = "サービス名は英小文字の識別子で指定してください。"
-    if method not in METHODS | IMAP_COMMANDS:
-        errors["method"] = "HTTPメソッドまたはIMAPコマンドが正しくありません。"
+    if method not in METHODS | IMAP_COMMANDS | SMTP_COMMANDS:
+        errors["method"] = "HTTPメソッドまたはIMAP・SMTPコマンドが正しくありません。"
     if status is not None and not 100 <= status <= 599:
         errors["status"] = "ステータスコードが正しくありません。"
     if latency_ms < 0 or attempt < 1:

@@ -52,7 +52,10 @@ class WaterMapSettings:
 
 def get_water_map_settings(actor: Actor) -> WaterMapSettings:
     with transaction(
-        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="brigade_settings.get"
+        actor,
+        Need(Function.WATER_SOURCES, Level.VIEW),
+        action="brigade_settings.get",
+        read_only=True,
     ) as tx:
         return settings_in(tx)
 

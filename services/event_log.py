@@ -15,13 +15,12 @@ Free text is matched in SQL on the non-personal columns only; nothing is decrypt
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, text, tuple_
+from sqlalchemy import Connection, func, text, tuple_
 from sqlmodel import Session, select
 
 from core.access import Need, allows
@@ -31,7 +30,7 @@ from formats import event_log_csv
 from models import AuditEvent, Member
 from models.base import utcnow
 from models.enums import AuditCategory, Function, Level
-from services import audit_verify, event_labels, event_targets
+from services import audit_verify, event_labels, event_search, event_targets
 from services.audit import PERSONAL_PART
 from services.base import Tx, scoped, transaction
 from services.crypto import AUDIT, DecryptionError, TenantCipher
@@ -401,8 +400,13 @@ def _validated(filters: EventFilter) -> EventFilter:
 
 
 def page_query(query: Any, filters: EventFilter, cursor: Cursor | None, limit: int) -> Any:
-    """One keyset page of a scoped SELECT of AuditEvent: the filters, strictly older than cursor,
-    newest first (the service's SQL; bench/log_query.py times it)."""
+    """One keyset page of a scoped SELECT of AuditEvent, every event scanned in index order:
+    the filters, strictly older than cursor, newest first (read_page's plain path)."""
+    return event_search.newest_first(filtered(query, filters, cursor), limit)
+
+
+def filtered(query: Any, filters: EventFilter, cursor: Cursor | None) -> Any:
+    """A scoped SELECT of AuditEvent narrowed to the filters and to events older than cursor."""
     e = AuditEvent
     if filters.start is not None:
         query = query.where(e.occurred_at >= filters.start)
@@ -419,12 +423,33 @@ def page_query(query: Any, filters: EventFilter, cursor: Cursor | None, limit: i
     if filters.target_id:
         query = query.where(e.target_id == filters.target_id)
     if filters.text:
-        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", filters.text) + "%"
-        columns = (e.action, e.target_type, e.target_id, e.actor_label, e.request_id, e.details)
-        query = query.where(or_(*(c.ilike(pattern, escape="\\") for c in columns)))
+        query = query.where(event_search.matches(e, filters.text))
     if cursor is not None:
         query = query.where(tuple_(e.occurred_at, e.seq) < (cursor.occurred_at, cursor.seq))
-    return query.order_by(e.occurred_at.desc(), e.seq.desc()).limit(limit)
+    return query
+
+
+def read_page(
+    db: Session | Connection, query: Any, filters: EventFilter, cursor: Cursor | None, limit: int
+) -> list[Any]:
+    """The events (ORM objects on a Session, rows on a Connection) of one keyset page of a
+    scoped SELECT of AuditEvent; a keyword of three characters or more is looked up through
+    the search index unless the newest events fill the page (services/event_search.py).
+    The service's SQL; bench/log_query.py and bench/log_search.py time it."""
+
+    def fetch(statement: Any) -> list[Any]:
+        return list(db.exec(statement) if isinstance(db, Session) else db.execute(statement))
+
+    if not event_search.indexable(filters.text):
+        return fetch(page_query(query, filters, cursor, limit))
+    dialect = (db.dialect if isinstance(db, Connection) else db.get_bind().dialect).name
+    structured = filtered(query, replace(filters, text=""), cursor)
+    with event_search.sorting(db, dialect):
+        recent = fetch(event_search.recent_page(structured, filters.text, limit))
+        if len(recent) == limit:
+            return recent
+        found = filtered(query, filters, cursor)
+        return fetch(event_search.indexed_page(found, filters.text, dialect, limit))
 
 
 def prefer_index_order(db: Session | Connection) -> None:
@@ -438,9 +463,7 @@ def prefer_index_order(db: Session | Connection) -> None:
 
 
 def _page(tx: Tx, filters: EventFilter, cursor: Cursor | None, limit: int) -> list[AuditEvent]:
-    return list(
-        tx.session.exec(page_query(scoped(select(AuditEvent), tx.actor), filters, cursor, limit))
-    )
+    return read_page(tx.session, scoped(select(AuditEvent), tx.actor), filters, cursor, limit)
 
 
 def _all(tx: Tx, filters: EventFilter, limit: int) -> Iterator[EventRow]:

@@ -481,5 +481,5 @@ def units_in(tx: Tx) -> list[str]:
 
 def unit_choices(actor: Actor) -> list[str]:
     """The 分団 of the brigade's active members, for calling or widening by hand."""
-    with transaction(actor, EDIT, action="callout.unit_choices") as tx:
+    with transaction(actor, EDIT, action="callout.unit_choices", read_only=True) as tx:
         return units_in(tx)

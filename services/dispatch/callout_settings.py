@@ -31,7 +31,7 @@ class CalloutRules:
 
 
 def get_rules(actor: Actor) -> CalloutRules:
-    with transaction(actor, callout.VIEW, action="callout_settings.get") as tx:
+    with transaction(actor, callout.VIEW, action="callout_settings.get", read_only=True) as tx:
         row = callout.settings_in(tx)
         ranks = tx.session.exec(scoped(select(Rank), tx.actor).order_by(Rank.position)).all()
         return CalloutRules(

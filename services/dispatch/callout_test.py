@@ -40,7 +40,7 @@ class Recipient:
 
 def test_recipients(actor: Actor) -> list[Recipient]:
     """Active members who could get a test call-out, for 管理 to choose from."""
-    with transaction(actor, ADMIN, action="callout.test_recipients") as tx:
+    with transaction(actor, ADMIN, action="callout.test_recipients", read_only=True) as tx:
         reachable = reachable_ids(tx)
         rows = tx.session.exec(
             scoped(select(Member), tx.actor)

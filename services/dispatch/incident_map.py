@@ -86,7 +86,7 @@ class NearestWater:
 
 
 def get_position(actor: Actor, incident_id: uuid.UUID) -> IncidentPosition:
-    with transaction(actor, VIEW, action="incident.position") as tx:
+    with transaction(actor, VIEW, action="incident.position", read_only=True) as tx:
         return position_of(tx, _get(tx, incident_id))
 
 

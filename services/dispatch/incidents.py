@@ -106,7 +106,7 @@ def next_statuses(current: IncidentStatus) -> tuple[IncidentStatus, ...]:
 def list_incidents(
     actor: Actor, *, open_only: bool = False, limit: int = 200
 ) -> list[IncidentView]:
-    with transaction(actor, VIEW, action="incident.list") as tx:
+    with transaction(actor, VIEW, action="incident.list", read_only=True) as tx:
         query = scoped(select(Incident), actor).where(Incident.number != SELFTEST_NUMBER)
         if open_only:
             query = query.where(Incident.status != S.CLOSED)
@@ -116,7 +116,7 @@ def list_incidents(
 
 def open_reviews(actor: Actor) -> int:
     """How many open incidents are marked 要確認 (for ホーム), without unsealing any."""
-    with transaction(actor, VIEW, action="incident.open_reviews") as tx:
+    with transaction(actor, VIEW, action="incident.open_reviews", read_only=True) as tx:
         query = scoped(select(func.count(Incident.id)), actor).where(
             Incident.needs_review, Incident.status != S.CLOSED
         )
@@ -124,7 +124,7 @@ def open_reviews(actor: Actor) -> int:
 
 
 def get_incident(actor: Actor, incident_id: uuid.UUID) -> tuple[IncidentView, list[EntryView]]:
-    with transaction(actor, VIEW, action="incident.get") as tx:
+    with transaction(actor, VIEW, action="incident.get", read_only=True) as tx:
         row = _get(tx, incident_id)
         entries = tx.session.exec(
             scoped(select(IncidentEntry), actor)

@@ -60,7 +60,7 @@ def list_mail(
     statuses: tuple[MailStatus, ...] = (),
     limit: int = 500,
 ) -> list[MailLogRow]:
-    with transaction(actor, VIEW, action="mail_log.list") as tx:
+    with transaction(actor, VIEW, action="mail_log.list", read_only=True) as tx:
         query = scoped(select(InboundMail), actor)
         if since is not None:
             query = query.where(InboundMail.received_at >= since)

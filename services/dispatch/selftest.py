@@ -504,7 +504,7 @@ def _remove(tx: Tx, row: Incident) -> None:
 
 
 def status(actor: Actor, *, now: datetime | None = None) -> Status:
-    with transaction(actor, callout.ADMIN, action="callout.selftest_status") as tx:
+    with transaction(actor, callout.ADMIN, action="callout.selftest_status", read_only=True) as tx:
         return status_in(tx, now or utcnow())
 
 

@@ -100,7 +100,7 @@ def receiving_address(token: str) -> str:
 
 
 def list_sources(actor: Actor) -> list[SourceView]:
-    with transaction(actor, ADMIN, action="mail_source.list") as tx:
+    with transaction(actor, ADMIN, action="mail_source.list", read_only=True) as tx:
         rows = tx.session.exec(scoped(select(MailSource), actor).order_by(MailSource.name)).all()
         return [_view(tx, row) for row in rows]
 
@@ -179,7 +179,7 @@ def preview_profile(
 ) -> Preview:
     """What a profile finds in a sample mail (a whole .eml, or a pasted body), before it is
     saved. Writes nothing."""
-    with transaction(actor, ADMIN, action="mail_source.preview"):
+    with transaction(actor, ADMIN, action="mail_source.preview", read_only=True):
         parser = _profile(profile)
         if len(sample) > PREVIEW_MAX_BYTES:
             raise ValidationError({"見本メール": "見本メールが大きすぎます（2 MB まで）。"})

@@ -90,7 +90,9 @@ def imap_sources() -> list[ImapSource]:
     found = []
     for tenant_id in intake.brigades():
         actor = intake.intake_actor(tenant_id)
-        with transaction(actor, intake.RECEIVE, action="mail_source.imap_list") as tx:
+        with transaction(
+            actor, intake.RECEIVE, action="mail_source.imap_list", read_only=True
+        ) as tx:
             rows = tx.session.exec(
                 select(MailSource).where(
                     MailSource.tenant_id == tx.tenant_id,

@@ -28,7 +28,7 @@ from models import AuditCheckpoint, AuditEvent, AuditPurgeGuard
 from models.base import utcnow
 from models.enums import AuditCategory
 from models.tenant import PLATFORM_TENANT_ID
-from services import audit, audit_retention, audit_verify
+from services import audit, audit_retention, audit_verify, event_log
 from services.audit_checkpoint import write_checkpoint
 from services.audit_retention import (
     PurgeResult,
@@ -46,6 +46,7 @@ from services.audit_verify import (
     verify_chain,
 )
 from services.db import build_engine, set_tenant, unit_of_work
+from services.event_log import EventFilter
 from tests.conftest import _create_postgres_database, _drop_postgres_database, alembic_config
 from tests.factories import admin, make_tenant
 
@@ -146,6 +147,33 @@ def test_purge_deletes_old_events_up_to_the_newest_signed_checkpoint(engine):
     assert checked.ok and checked.warnings == (), checked
     assert (checked.purged_through, checked.checked, checked.last_seq) == (10, 10, 20)
     assert checked.checkpoints_checked == 3  # the boundary (10), 17 and 19, files included
+
+
+def test_purged_events_leave_the_search_index(engine):
+    """The free-text search (migration z006) finds only what is left; on SQLite its FTS5 rows
+    and rowid map go with the events (a contentless FTS5 row outlives its event unless told)."""
+    now = utcnow()
+    tenant_id = build(PLAN, now)
+    actor = admin(tenant_id)
+    search = EventFilter(text="test.aged")
+
+    purge_expired(tenant_id, now=now)
+
+    found = event_log.query_events(actor, search, page_size=200, record_view=False).events
+    assert [e.seq for e in found] == list(range(19, 10, -1))
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            mapped = conn.execute(
+                text("SELECT count(*) FROM audit_event_search_row WHERE tenant_id = :t"),
+                {"t": tenant_id.hex},
+            ).scalar_one()
+            orphans = conn.execute(
+                text(
+                    "SELECT count(*) FROM audit_event_search WHERE audit_event_search MATCH "
+                    "'\"test.aged\"' AND rowid NOT IN (SELECT id FROM audit_event_search_row)"
+                )
+            ).scalar_one()
+        assert (mapped, orphans) == (len(seqs(tenant_id, engine)), 0)
 
 
 def test_each_run_is_recorded_in_the_chain(engine):

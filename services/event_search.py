@@ -1,0 +1,124 @@
+"""The event log's free text (white paper 12.4.4; #19: a rare word took 270-293 ms a page at
+100k events): a case-insensitive substring of any of six non-personal columns, the keyword's
+% and _ matched literally. `matches` is that rule; the index (migration z006) only narrows the
+candidates, and every candidate is tested by `matches` again, so the index never changes a
+result.
+
+A page is read in two steps (services.event_log.read_page). First the newest RECENT events the
+other filters select are searched in index order: a common word fills its page there. Only a
+page left short reads the candidates from the index, all of them, and sorts those:
+
+- PostgreSQL: a pg_trgm GIN index on the columns joined. Row-level security lets an index serve
+  only leakproof operators, which ILIKE is not, so the application role reaches it through
+  audit_event_search(pattern), a SECURITY DEFINER function answering the seqs of the
+  transaction's own tenant (app.tenant_id, as the policy reads it).
+- SQLite: an FTS5 trigram table, its rowids mapped to (tenant_id, seq) by audit_event_search_row.
+
+A trigram needs three characters: a keyword of one or two (水利, 出動) is matched by the scan in
+index order alone, as before the index.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Uuid,
+    any_,
+    column,
+    func,
+    literal_column,
+    or_,
+    text,
+    tuple_,
+)
+from sqlalchemy import table as sql_table
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, select
+
+from models import AuditEvent
+
+COLUMNS = ("action", "target_type", "target_id", "actor_label", "request_id", "details")
+MIN_INDEXED = 3  # characters of a trigram
+RECENT = 1000  # events searched in index order before the index is asked
+
+PG_FUNCTION = "audit_event_search"
+PG_INDEX = "ix_audit_event_search_trgm"
+FTS_TABLE = "audit_event_search"
+ROW_TABLE = "audit_event_search_row"
+_FTS = sql_table(FTS_TABLE, column("rowid", Integer))
+_ROWS = sql_table(
+    ROW_TABLE, column("id", Integer), column("tenant_id", Uuid()), column("seq", Integer)
+)
+
+
+def pattern(text: str) -> str:
+    """The LIKE pattern of a keyword: a substring, with \\ % _ taken literally."""
+    return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+
+
+def matches(entity: Any, text: str) -> ColumnElement[bool]:
+    """Whether an event (AuditEvent or an alias of it) contains the keyword."""
+    return or_(*(getattr(entity, name).ilike(pattern(text), escape="\\") for name in COLUMNS))
+
+
+def indexable(text: str) -> bool:
+    return len(text) >= MIN_INDEXED
+
+
+def newest_first(query: Any, limit: int, entity: Any = AuditEvent) -> Any:
+    return query.order_by(entity.occurred_at.desc(), entity.seq.desc()).limit(limit)
+
+
+def recent_page(structured: Any, text: str, limit: int) -> Any:
+    """The matches among the newest RECENT events of `structured` (a filtered, unordered
+    SELECT of AuditEvent without the keyword), newest first."""
+    window = aliased(AuditEvent, newest_first(structured, RECENT).subquery("recent"))
+    return newest_first(select(window).where(matches(window, text)), limit, window)
+
+
+def indexed_page(filtered: Any, text: str, dialect: str, limit: int) -> Any:
+    """The first `limit` events of `filtered` (every filter applied, the keyword's `matches`
+    included), found through the index. The candidates are materialised before they are
+    sorted: read in (occurred_at, seq) order instead, a rare word would scan every event.
+    On PostgreSQL run it with sorting allowed (`sorting`)."""
+    found = filtered.where(_candidates(text, dialect)).cte("found").prefix_with("MATERIALIZED")
+    hit = aliased(AuditEvent, found)
+    return newest_first(select(hit), limit, hit)
+
+
+def _candidates(text: str, dialect: str) -> ColumnElement[bool]:
+    e = AuditEvent
+    if dialect == "postgresql":
+        # an array built once (an InitPlan), looked up by the (tenant_id, seq) key
+        seqs = select(func.audit_event_search(pattern(text))).scalar_subquery()
+        return e.seq == any_(func.array(seqs))
+    phrase = '"' + text.replace('"', '""') + '"'  # one FTS5 string: the keyword as typed
+    rowids = select(_FTS.c.rowid).where(literal_column(FTS_TABLE).op("MATCH")(phrase))
+    return tuple_(e.tenant_id, e.seq).in_(
+        select(_ROWS.c.tenant_id, _ROWS.c.seq).where(_ROWS.c.id.in_(rowids))
+    )
+
+
+@contextmanager
+def sorting(db: Session | Connection, dialect: str) -> Iterator[None]:
+    """Sorts allowed on PostgreSQL for a while, whatever event_log.prefer_index_order set: both
+    steps sort a set already narrowed (no other plan), and with enable_sort off that sort is
+    costed as disabled, a cost so high that the query was JIT-compiled (0.6-1 s, measured).
+    Neither step filters the keyword while it reads in index order, so the misestimate
+    prefer_index_order guards against cannot arise."""
+    if dialect != "postgresql":
+        yield
+        return
+    was = db.execute(text("SELECT current_setting('enable_sort')")).scalar_one()
+    db.execute(text("SET LOCAL enable_sort = on"))
+    try:
+        yield
+    finally:
+        db.execute(text("SELECT set_config('enable_sort', :v, true)"), {"v": was})

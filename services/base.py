@@ -97,7 +97,7 @@ def require(actor: Actor, *needs: Need | tuple[Function, Level] | Platform, acti
     Returns that current actor."""
     fresh = actor
     if not _just_checked(actor):
-        with unit_of_work(actor.tenant_id) as session:
+        with unit_of_work(actor.tenant_id, read_only=True) as session:
             fresh = live_actor(session, actor)
     _check(actor, fresh, needs, action)
     return fresh

@@ -88,7 +88,9 @@ def unit_of(affiliation: str) -> str:
 
 
 def load(actor: Actor, *, today: date | None = None) -> Dashboard:
-    with transaction(actor, Need(Function.DASHBOARD, Level.VIEW), action="dashboard.view") as tx:
+    with transaction(
+        actor, Need(Function.DASHBOARD, Level.VIEW), action="dashboard.view", read_only=True
+    ) as tx:
         return Dashboard(
             members=_members(tx),
             water=_water(tx, today or today_jst())

@@ -337,7 +337,7 @@ def verify_integrity(
 def known_actions(actor: Actor) -> list[str]:
     """The distinct actions of the tenant's log, by skipping through the action index."""
     with transaction(
-        actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.actions"
+        actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.actions", read_only=True
     ) as tx:
         rows = tx.session.execute(
             text(
@@ -356,7 +356,9 @@ def known_actions(actor: Actor) -> list[str]:
 def actor_options(actor: Actor) -> list[ActorOption]:
     """The brigade's members as the actor filter offers them: member code, and the name where
     the viewer may read it (団員名簿 閲覧)."""
-    with transaction(actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.actors") as tx:
+    with transaction(
+        actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.actors", read_only=True
+    ) as tx:
         members = tx.session.exec(scoped(select(Member), actor).order_by(Member.member_code)).all()
         return [
             ActorOption(

@@ -35,7 +35,7 @@ class SavedMapping:
 
 
 def list_mappings(actor: Actor) -> list[SavedMapping]:
-    with transaction(actor, *MAPPING, action="import_mapping.list") as tx:
+    with transaction(actor, *MAPPING, action="import_mapping.list", read_only=True) as tx:
         rows = tx.session.exec(
             scoped(select(ImportMapping), tx.actor)
             .where(ImportMapping.entity == ENTITY)

@@ -166,7 +166,9 @@ class CellChange:
 
 def list_matrix(actor: Actor) -> list[MatrixRow]:
     """The 7 ranks (highest first), then the roles by their rank and name."""
-    with transaction(actor, Need(F.PERMISSIONS, L.VIEW), action="permission.list") as tx:
+    with transaction(
+        actor, Need(F.PERMISSIONS, L.VIEW), action="permission.list", read_only=True
+    ) as tx:
         return _matrix(tx)
 
 
@@ -228,7 +230,9 @@ class MemberChoice:
 
 
 def preview_choices(actor: Actor) -> list[MemberChoice]:
-    with transaction(actor, Need(F.PERMISSIONS, L.VIEW), action="permission.preview_choices") as tx:
+    with transaction(
+        actor, Need(F.PERMISSIONS, L.VIEW), action="permission.preview_choices", read_only=True
+    ) as tx:
         rows = tx.session.exec(scoped(select(Member), actor).order_by(Member.member_code)).all()
         return [
             MemberChoice(
@@ -242,7 +246,9 @@ def preview_choices(actor: Actor) -> list[MemberChoice]:
 def preview_member(actor: Actor, member_id: uuid.UUID) -> MemberPreview:
     """What a member may do, function by function, and through which rank or role.
     A member who is not active may do nothing, whatever the matrix says."""
-    with transaction(actor, Need(F.PERMISSIONS, L.VIEW), action="permission.preview") as tx:
+    with transaction(
+        actor, Need(F.PERMISSIONS, L.VIEW), action="permission.preview", read_only=True
+    ) as tx:
         member = tx.get(Member, member_id)
         if member is None:
             raise NotFound("団員が見つかりません。")

@@ -191,7 +191,7 @@ def code_hash(user_id: str, code: str) -> str:
 def list_accounts(actor: Actor) -> list[AccountStatus]:
     """Every member with their status, LINE link and registration state."""
     with transaction(
-        actor, Need(Function.MEMBER_ACCOUNTS, Level.VIEW), action="account.list"
+        actor, Need(Function.MEMBER_ACCOUNTS, Level.VIEW), action="account.list", read_only=True
     ) as tx:
         ranks = {r.id: r.name for r in tx.session.exec(scoped(select(Rank), actor)).all()}
         links = {k.member_id: k for k in tx.session.exec(scoped(select(MemberLine), actor)).all()}

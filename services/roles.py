@@ -41,7 +41,9 @@ class RoleInfo:
 
 def list_roles(actor: Actor) -> list[RoleInfo]:
     """The brigade's roles by rank (highest first) and name, with how many members hold each."""
-    with transaction(actor, Need(Function.PERMISSIONS, Level.VIEW), action="role.list") as tx:
+    with transaction(
+        actor, Need(Function.PERMISSIONS, Level.VIEW), action="role.list", read_only=True
+    ) as tx:
         ranks = {r.id: r for r in tx.session.exec(scoped(select(Rank), actor)).all()}
         counts: dict[uuid.UUID, int] = {}
         for link in tx.session.exec(scoped(select(MemberRole), actor)).all():

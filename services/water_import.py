@@ -138,7 +138,7 @@ class WaterRowPlan(RowPlan):
 
 def water_template(actor: Actor) -> bytes:
     """The template, its examples beside the brigade's area centre when it has one."""
-    with transaction(actor, *IMPORTING, action="water_source.template") as tx:
+    with transaction(actor, *IMPORTING, action="water_source.template", read_only=True) as tx:
         return water_csv.template(brigade_settings.settings_in(tx).area_center)
 
 
@@ -192,7 +192,7 @@ def preview_water_import(
     """Every row validated and classed, nothing written. Our layout and the open-data layout are
     recognised (on the sheet given by its index, else on the first that has one); any other
     needs a mapping (file_errors says so)."""
-    with transaction(actor, *IMPORTING, action="water_source.import") as tx:
+    with transaction(actor, *IMPORTING, action="water_source.import", read_only=True) as tx:
         try:
             parsed, encoding = _parsed(data, filename, mapping, sheet)
         except TableError as exc:

@@ -75,27 +75,35 @@ from services.permissions import Grant, check_grants_permission_editing, combine
 
 
 def list_ranks(actor: Actor) -> list[RankOption]:
-    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="rank.list") as tx:
+    with transaction(
+        actor, Need(Function.ROSTER, Level.VIEW), action="rank.list", read_only=True
+    ) as tx:
         rows = tx.session.exec(scoped(select(Rank), actor).order_by(Rank.position)).all()
         return [RankOption(r.id, r.name, r.position) for r in rows]
 
 
 def list_roles(actor: Actor) -> list[RoleOption]:
-    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="role.list") as tx:
+    with transaction(
+        actor, Need(Function.ROSTER, Level.VIEW), action="role.list", read_only=True
+    ) as tx:
         rows = tx.session.exec(scoped(select(Role), actor).order_by(Role.name)).all()
         return [RoleOption(r.id, r.name, r.rank_id) for r in rows]
 
 
 def edit_scope(actor: Actor) -> EditScope:
     """What the roster page may offer to edit (the services check again on every call)."""
-    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.scope") as tx:
+    with transaction(
+        actor, Need(Function.ROSTER, Level.VIEW), action="member.scope", read_only=True
+    ) as tx:
         return current_scope(tx)
 
 
 def list_members(actor: Actor, filters: MemberFilter | None = None) -> list[MemberPublic]:
     """The tenant's members, decrypted, filtered and sorted by reading (kana)."""
     filters = filters or MemberFilter()
-    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.list") as tx:
+    with transaction(
+        actor, Need(Function.ROSTER, Level.VIEW), action="member.list", read_only=True
+    ) as tx:
         query = scoped(select(Member), actor)
         if filters.rank_ids:
             query = query.where(Member.rank_id.in_(filters.rank_ids))
@@ -112,19 +120,25 @@ def list_members(actor: Actor, filters: MemberFilter | None = None) -> list[Memb
 
 def line_linked_ids(actor: Actor) -> frozenset[uuid.UUID]:
     """The members linked to a LINE account."""
-    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.line_links") as tx:
+    with transaction(
+        actor, Need(Function.ROSTER, Level.VIEW), action="member.line_links", read_only=True
+    ) as tx:
         return linked_ids(tx)
 
 
 def line_reach(actor: Actor) -> dict[uuid.UUID, str]:
     """Each linked member's friendship with the official account, as the roster shows it
     (友だち / ブロック中 / 未追加またはブロック / 不明): whether a call-out reaches the member."""
-    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.line_links") as tx:
+    with transaction(
+        actor, Need(Function.ROSTER, Level.VIEW), action="member.line_links", read_only=True
+    ) as tx:
         return line_reach_of(tx)
 
 
 def get_member(actor: Actor, member_id: uuid.UUID) -> MemberPublic:
-    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.get") as tx:
+    with transaction(
+        actor, Need(Function.ROSTER, Level.VIEW), action="member.get", read_only=True
+    ) as tx:
         return to_public(tx, load_member(tx, member_id))
 
 
@@ -292,7 +306,9 @@ def bulk_set_affiliation(actor: Actor, member_ids: Sequence[uuid.UUID], *, affil
 
 def list_affiliations(actor: Actor) -> list[AffiliationCount]:
     """The 所属 labels in use, with how many members carry each."""
-    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.affiliations") as tx:
+    with transaction(
+        actor, Need(Function.ROSTER, Level.VIEW), action="member.affiliations", read_only=True
+    ) as tx:
         rows = tx.session.exec(scoped(select(Member.affiliation, Member.status), actor)).all()
     return affiliation_counts(rows)
 

@@ -82,7 +82,9 @@ class RosterView:
 
 
 def roster_view(actor: Actor) -> RosterView:
-    with transaction(actor, Need(Function.ROSTER, Level.VIEW), action="member.list") as tx:
+    with transaction(
+        actor, Need(Function.ROSTER, Level.VIEW), action="member.list", read_only=True
+    ) as tx:
         org = load_org(tx)
         ranks, roles, _ = org
         rows = tx.session.exec(scoped(select(*SHOWN), actor)).all()

@@ -78,11 +78,35 @@ def expiry_reason(row: Session, now: datetime) -> str | None:
 
 
 def resolve(token: str | None, request: RequestContext | None = None) -> Actor | None:
-    """The actor of a valid session, or None. Expired sessions are revoked and logged."""
+    """The actor of a valid session, or None. Expired sessions are revoked and logged.
+
+    Every page run resolves its session: it reads in a read-only unit of work, which on SQLite
+    takes no write lock and so never waits for another brigade's long write (#19). Only a
+    session that must be touched (once a TOUCH_INTERVAL) or ended is read again and written."""
     if not token:
         return None
     request = request or RequestContext()
     now = utcnow()
+    with unit_of_work(None, read_only=True) as db:
+        row = _session_of(db, token)
+        reason = expiry_reason(row, now) if row is not None else "revoked"
+        if reason == "revoked":
+            return None  # unknown, logged out or revoked: nothing to record
+        if not reason and now - row.last_seen_at < TOUCH_INTERVAL:
+            actor = _actor_for(db, row, request)
+            if actor is not None:
+                return _live_until(actor, row)
+    return _resolve_writing(token, request, now)
+
+
+def _live_until(actor: Actor, row: Session) -> Actor:
+    ends = ends_at(row)
+    return checked(replace(actor, session_ends_at=ends, session_ends_idle=ends < row.expires_at))
+
+
+def _resolve_writing(token: str, request: RequestContext, now: datetime) -> Actor | None:
+    """resolve() for a session to touch, or to end (and log) when it has expired or its
+    account or member may no longer sign in."""
     with unit_of_work(None) as db:
         row = _session_of(db, token)
         if row is None:
@@ -109,10 +133,7 @@ def resolve(token: str | None, request: RequestContext | None = None) -> Actor |
             row.last_seen_at = now
             db.add(row)
         db.commit()
-        ends = ends_at(row)
-        return checked(
-            replace(actor, session_ends_at=ends, session_ends_idle=ends < row.expires_at)
-        )
+        return _live_until(actor, row)
 
 
 def ends_at(row: Session) -> datetime:
@@ -136,7 +157,7 @@ def ended(token: str | None) -> str | None:
     told apart to the browser)."""
     if not token:
         return None
-    with unit_of_work(None) as db:
+    with unit_of_work(None, read_only=True) as db:
         row = _session_of(db, token)
         reason = row.revoke_reason if row is not None else None
     text = ENDED.get(reason or "")

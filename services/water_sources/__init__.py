@@ -62,7 +62,7 @@ def load_registry(
     actor: Actor, filters: WaterSourceFilter | None = None, *, today: date | None = None
 ) -> Registry:
     with transaction(
-        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="water_source.list"
+        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="water_source.list", read_only=True
     ) as tx:
         return _registry(tx, filters, today)
 
@@ -96,7 +96,7 @@ def get_water_source(
     actor: Actor, source_id: uuid.UUID, *, today: date | None = None
 ) -> WaterSourcePublic:
     with transaction(
-        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="water_source.get"
+        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="water_source.get", read_only=True
     ) as tx:
         return _public(load_source(tx, source_id), settings_in(tx), today or today_jst())
 

@@ -85,7 +85,10 @@ def record_inspection(
 def list_inspections(actor: Actor, source_id: uuid.UUID) -> list[WaterInspectionPublic]:
     """Newest first. Inspectors' names only for those who may view inspections."""
     with transaction(
-        actor, Need(Function.WATER_SOURCES, Level.VIEW), action="water_source.inspections"
+        actor,
+        Need(Function.WATER_SOURCES, Level.VIEW),
+        action="water_source.inspections",
+        read_only=True,
     ) as tx:
         source = load_source(tx, source_id)
         rows = tx.session.exec(
@@ -102,7 +105,10 @@ def inspector_choices(actor: Actor) -> list[InspectorOption]:
     actor himself unless he may view the roster (names and codes are roster data, #15
     finding 7)."""
     with transaction(
-        actor, Need(Function.INSPECTIONS, Level.EDIT), action="water_source.inspectors"
+        actor,
+        Need(Function.INSPECTIONS, Level.EDIT),
+        action="water_source.inspectors",
+        read_only=True,
     ) as tx:
         query = scoped(select(Member), actor).where(Member.status == MemberStatus.ACTIVE)
         if not allows(tx.actor, Need(Function.ROSTER, Level.VIEW)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import uuid
 
@@ -13,12 +15,19 @@ from core.actor import RequestContext
 from models import Rank, Role, Tenant
 from models.enums import Function, Level
 from models.tenant import PLATFORM_TENANT_ID
-from services import tenants
+from services import members, tenants
 from services.base import transaction
 from services.db import ReadOnlyWrite, UncommittedWork, unit_of_work
 from services.errors import ValidationError
 from services.signin import local, owners, sessions
-from tests.factories import PLATFORM, admin, make_tenant
+from tests.factories import (
+    PLATFORM,
+    admin,
+    make_member,
+    make_tenant,
+    open_member_session,
+    rank_id,
+)
 
 
 def _roles_named(tenant_id: uuid.UUID, name: str) -> int:
@@ -178,3 +187,49 @@ def test_a_read_only_unit_keeps_no_writer_waiting(tenant):
         assert wrote.wait(timeout=5), "the writer waited for a read-only unit"
     thread.join()
     assert _roles_named(tenant, "読み取り中の書き込み") == 1
+
+
+# Another process: one brigade's long write (an import, a restore), holding SQLite's write lock
+# until told to commit. Plain sqlite3, as a second server process would hold it.
+LONG_WRITE = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA busy_timeout=10000")
+db.execute("BEGIN IMMEDIATE")
+changed = db.execute("UPDATE rank SET name = name WHERE tenant_id = ?", (sys.argv[2],)).rowcount
+print(changed, flush=True)
+sys.stdin.readline()
+db.execute("COMMIT")
+"""
+
+
+def test_a_page_read_is_not_blocked_by_another_process_writing(engine, tenant):
+    """#19: a page run (resolving its session, then a service read) while another process holds
+    the write lock for another brigade. With BEGIN IMMEDIATE on every transaction the reader
+    waited for the writer (up to busy_timeout, 10 s, then failed)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL readers never wait for writers")
+    chief = make_member(tenant, member_code="R1", rank_id=rank_id(tenant, "団長"))
+    token = open_member_session(tenant, chief.id)
+    assert sessions.resolve(token) is not None  # the session is fresh: no touch due
+    other = make_tenant()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", LONG_WRITE, engine.url.database, other.hex],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    read: list[object] = []
+    try:
+        assert int(writer.stdout.readline()) > 0  # the other brigade's rows, locked
+        page = threading.Thread(
+            target=lambda: read.append(members.list_ranks(sessions.resolve(token)))
+        )
+        page.start()
+        page.join(timeout=5)
+        assert not page.is_alive(), "the read waited for another process's write"
+        assert writer.poll() is None  # the write was still open all along
+    finally:
+        writer.communicate("commit\n", timeout=15)
+    assert writer.returncode == 0
+    assert [r.name for r in read[0]][:1] == ["団長"]

@@ -51,7 +51,9 @@ def cluster(engine: Engine) -> Iterator[ThrowAwayCluster]:
         pytest.skip("CI runs the restore drill once, on the PostgreSQL pass")
     missing = missing_tools()
     if missing:
-        reason = f"the restore drill needs {', '.join(missing)} (apt-get install pgbackrest)"
+        reason = (
+            f"the restore drill needs {', '.join(missing)} (apt-get install postgresql pgbackrest)"
+        )
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)

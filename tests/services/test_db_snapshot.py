@@ -161,3 +161,20 @@ def test_command_line_backs_up_lists_and_restores_only_when_confirmed(live, caps
         cli.main(["restore-db", str(taken.path), "--yes"])
     assert done.value.code == 0
     assert len(list_snapshots()) == 2  # the safety snapshot of the database it replaced
+
+
+def test_a_snapshot_sealed_under_a_retired_master_key_cannot_be_opened(live):
+    """Crypto-shredding on SQLite (docs/operations.md): once the master key of a snapshot's time
+    is retired, nothing in that snapshot can be read, a purged brigade's data included."""
+    taken = backup_db()
+    retired = config.get_settings().active_master_key_id
+    new = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HIKESHI_MASTER_KEYS", f"after-{retired}:{new}")
+        mp.delenv("HIKESHI_ACTIVE_MASTER_KEY", raising=False)
+        config.get_settings.cache_clear()
+        try:
+            with pytest.raises(SnapshotError, match="not configured"):
+                restore_db(taken.path, confirmed=True)
+        finally:
+            config.get_settings.cache_clear()

@@ -231,7 +231,9 @@ def query_events(
     filters = _validated(filters or EventFilter())
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValidationError({"page_size": f"1〜{MAX_PAGE_SIZE}件で指定してください。"})
-    with transaction(actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.view") as tx:
+    # A page turn records nothing: it takes no write lock either (#19).
+    need = Need(Function.EVENT_LOGS, Level.VIEW)
+    with transaction(actor, need, action="event_log.view", read_only=not record_view) as tx:
         prefer_index_order(tx.session)
         rows = _page(tx, filters, cursor, page_size + 1)
         more = len(rows) > page_size

@@ -105,7 +105,7 @@ def current_notices(actor: Actor | None, *, now: datetime | None = None) -> list
         col(MaintenanceNotice.withdrawn_at).is_(None),
         or_(col(MaintenanceNotice.ends_at).is_(None), col(MaintenanceNotice.ends_at) > now),
     )
-    with unit_of_work(None) as session:
+    with unit_of_work(None, read_only=True) as session:
         rows = session.exec(query.order_by(col(MaintenanceNotice.starts_at))).all()
         return [_public(row) for row in rows]
 
@@ -113,7 +113,7 @@ def current_notices(actor: Actor | None, *, now: datetime | None = None) -> list
 def all_notices(actor: Actor) -> list[Notice]:
     """The operator's list, newest first, withdrawn and past ones included."""
     require(actor, PLATFORM, action="notice.list")
-    with unit_of_work(None) as session:
+    with unit_of_work(None, read_only=True) as session:
         query = select(MaintenanceNotice).order_by(col(MaintenanceNotice.starts_at).desc())
         return [_public(row) for row in session.exec(query).all()]
 

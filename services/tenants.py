@@ -59,14 +59,14 @@ def create_tenant(
 
 def list_tenants(actor: Actor) -> list[Tenant]:
     require(actor, PLATFORM, action="tenant.list")
-    with unit_of_work(PLATFORM_TENANT_ID) as session:
+    with unit_of_work(PLATFORM_TENANT_ID, read_only=True) as session:
         rows = session.exec(select(Tenant).where(Tenant.status != TenantStatus.PLATFORM)).all()
         return sorted(rows, key=lambda t: t.name)
 
 
 def get_tenant_by_name(actor: Actor, name: str) -> Tenant:
     require(actor, PLATFORM, action="tenant.find")
-    with unit_of_work(PLATFORM_TENANT_ID) as session:
+    with unit_of_work(PLATFORM_TENANT_ID, read_only=True) as session:
         tenant = session.exec(select(Tenant).where(Tenant.name == name)).first()
     if tenant is None:
         raise NotFound()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import date
@@ -56,7 +57,7 @@ def postgres(brigades: int, copies: int) -> None:
 
     if missing := missing_tools():
         raise SystemExit(f"needs {', '.join(missing)}")
-    cluster = ThrowAwayCluster()
+    cluster = ThrowAwayCluster(Path(tempfile.gettempdir()))  # on disk, as in production
     try:
         cluster.create(os.urandom(32).hex())
         database = Database(cluster.url())

@@ -50,8 +50,12 @@ def free_port() -> int:
 
 
 class ThrowAwayCluster:
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="hikeshi-drill-"))
+    def __init__(self, parent: Path | None = None) -> None:
+        """parent: where the cluster's directory goes; by default in memory (/dev/shm) where
+        there is one, as a drill's cluster need not survive this machine."""
+        if parent is None and os.access("/dev/shm", os.W_OK):
+            parent = Path("/dev/shm")
+        self.root = Path(tempfile.mkdtemp(prefix="hikeshi-drill-", dir=parent))
         self.as_root = os.geteuid() == 0
         if self.as_root:
             shutil.chown(self.root, OS_USER, OS_USER)

@@ -111,7 +111,12 @@ hypothesis_settings.load_profile("hikeshi")
 BROWSER_TESTS = "tests/e2e/"
 # Tests that share a fixture too costly to build once per worker: the audit chain tests' 2000-
 # event chain (long_chain) takes 5-15 s.
-KEEP_TOGETHER = (BROWSER_TESTS, "tests/security/test_audit_chain.py")
+# The worker-processes tests share one fake LINE server and brigade.
+KEEP_TOGETHER = (
+    BROWSER_TESTS,
+    "tests/security/test_audit_chain.py",
+    "tests/operations/test_worker_processes.py",
+)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from core.timefmt import today_jst
+
 TEMPLATES = Path(__file__).resolve().parent.parent / "deploy" / "pgbackrest"
 STANZA = "hikeshi"
 RETENTION_DAYS = 35
@@ -218,7 +220,7 @@ def main(args) -> int:
             case "check":
                 tool.check()
             case "backup":
-                kind = scheduled_type(date.today()) if args.type == "auto" else args.type
+                kind = scheduled_type(today_jst()) if args.type == "auto" else args.type
                 tool.backup(kind)
                 print(f"{kind} backup done")
             case "expire":

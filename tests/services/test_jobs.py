@@ -186,3 +186,11 @@ def test_figures_count_live_sessions_waiting_mail_and_job_times():
     assert figures.active_sessions == before.active_sessions + 1
     assert figures.intake_lag_seconds >= 29
     assert next(j for j in figures.jobs if j.name == name).last_success
+
+
+def test_the_worker_command_refuses_an_unknown_job():
+    import cli
+
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["worker", "--once", "--job", "no-such-job"])
+    assert "no-such-job" in str(refused.value.code)

@@ -83,7 +83,9 @@ def test_the_proxy_sends_every_path_and_the_websocket_to_the_replicas():
     proxies = [line for line in lines if line.startswith("reverse_proxy")]
     # one reverse_proxy with no path matcher: /_stcore/stream (the WebSocket) goes there too
     assert proxies == ["reverse_proxy {"]
-    assert not [line for line in lines if line.startswith(("handle_path", "respond", "@"))]
+    # nothing answers in the app's place but the refusal of /metrics from outside
+    answered = [line for line in lines if line.startswith(("handle", "respond", "@", "route"))]
+    assert answered == ["respond /metrics 404"]
     # nothing strips the upgrade headers a WebSocket needs
     assert not re.search(r"header_up\s+-(Connection|Upgrade)", caddy, re.IGNORECASE)
     body = " ".join(lines)

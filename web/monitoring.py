@@ -104,7 +104,7 @@ async def metrics(request: Request) -> Response:
 
 def _gauge(name: str, help_text: str, samples: list[tuple[str, float]]) -> list[str]:
     out = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
-    out += [f"{name}{labels} {value:g}" for labels, value in samples]
+    out += [f"{name}{labels} {float(value)!r}" for labels, value in samples]
     return out
 
 

@@ -4,6 +4,7 @@ test_two_processes.py), and the latency histogram's text."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from starlette.applications import Starlette
@@ -12,9 +13,11 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from models.base import utcnow
+from models.jobs import JobRun
+from services import monitoring
 from services.jobs import claims
 from tests.fakes.line_server import configured
-from web.monitoring import Latency, RequestTimer, metrics, readyz
+from web.monitoring import Latency, RequestTimer, figure_lines, metrics, readyz
 
 pytestmark = pytest.mark.usefixtures("engine")
 TOKEN = "t-" + uuid.uuid4().hex
@@ -73,3 +76,25 @@ def test_the_histogram_is_cumulative_with_an_infinite_bucket():
     assert f'{name}_bucket{{route="/healthz",le="10.0"}} 3' in lines
     assert f'{name}_bucket{{route="/healthz",le="+Inf"}} 4' in lines
     assert f'{name}_count{{route="/healthz"}} 4' in lines
+
+
+def test_timestamps_keep_every_digit():
+    figures = monitoring.Figures(
+        active_sessions=1234567,
+        intake_lag_seconds=0.0,
+        outbox_lag_seconds=2.5,
+        external_calls={("line-messaging", "success"): 3},
+        jobs=[
+            JobRun(name="purge-cancelled", last_success=datetime.fromtimestamp(1765080000.25, UTC))
+        ],
+        heartbeat_age_seconds=None,
+    )
+    lines = figure_lines(figures)
+    assert "hikeshi_active_sessions 1234567.0" in lines
+    assert (
+        'hikeshi_job_last_success_timestamp_seconds{job="purge-cancelled"} 1765080000.25' in lines
+    )
+    assert (
+        'hikeshi_external_calls_last_hour{service="line-messaging",outcome="success"} 3.0' in lines
+    )
+    assert 'hikeshi_job_last_error_timestamp_seconds{job="purge-cancelled"} 0.0' in lines

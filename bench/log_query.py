@@ -12,6 +12,9 @@ PostgreSQL it runs as the application role under row-level security, as the app 
 wall-clock in this process per page (execute and fetch 51 rows), after one warm-up run; for
 PostgreSQL the server-side times of the first and the 50th keyset page are also given, from
 EXPLAIN ANALYZE, and statements are not prepared (each run is planned for its own values).
+The キーワード rows time page_query alone, the scan in index order; the service looks a keyword of
+three characters or more up through the search index when the newest events do not fill the
+page (services.event_log.read_page), which bench/log_search.py times.
 """
 
 from __future__ import annotations

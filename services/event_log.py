@@ -450,10 +450,23 @@ def read_page(
     structured = filtered(query, replace(filters, text=""), cursor)
     with event_search.sorting(db, dialect):
         recent = fetch(event_search.recent_page(structured, filters.text, limit))
-        if len(recent) == limit:
-            return recent
-        found = filtered(query, filters, cursor)
-        return fetch(event_search.indexed_page(found, filters.text, dialect, limit))
+    edge = db.execute(
+        event_search.recent_edge(filtered(query, replace(filters, text=""), cursor))
+    ).first()
+    if edge is None:
+        return fetch(page_query(query, filters, cursor, limit))
+    e = AuditEvent
+    recent = query.where(tuple_(e.occurred_at, e.seq) >= tuple(edge))
+    found = fetch(page_query(recent, filters, cursor, limit))
+    if len(found) == limit:
+        return found
+    dialect = (db.dialect if isinstance(db, Connection) else db.get_bind().dialect).name
+    with event_search.sorting(db, dialect):
+        return fetch(
+            event_search.indexed_page(
+                filtered(query, filters, cursor), filters.text, dialect, limit
+            )
+        )
 
 
 def prefer_index_order(db: Session | Connection) -> None:

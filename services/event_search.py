@@ -5,8 +5,9 @@ candidates, and every candidate is tested by `matches` again, so the index never
 result.
 
 A page is read in two steps (services.event_log.read_page). First the newest RECENT events the
-other filters select are searched in index order: a common word fills its page there. Only a
-page left short reads the candidates from the index, all of them, and sorts those:
+other filters select are searched in index order, as before the index: a common word fills its
+page there, and fewer events than that are all read. Only a page left short reads the
+candidates from the index, all of them, and sorts those:
 
 - PostgreSQL: a pg_trgm GIN index on the columns joined. Row-level security lets an index serve
   only leakproof operators, which ILIKE is not, so the application role reaches it through
@@ -76,11 +77,13 @@ def newest_first(query: Any, limit: int, entity: Any = AuditEvent) -> Any:
     return query.order_by(entity.occurred_at.desc(), entity.seq.desc()).limit(limit)
 
 
-def recent_page(structured: Any, text: str, limit: int) -> Any:
-    """The matches among the newest RECENT events of `structured` (a filtered, unordered
-    SELECT of AuditEvent without the keyword), newest first."""
-    window = aliased(AuditEvent, newest_first(structured, RECENT).subquery("recent"))
-    return newest_first(select(window).where(matches(window, text)), limit, window)
+def recent_edge(structured: Any) -> Any:
+    """The (occurred_at, seq) of the RECENT-th newest event of `structured` (a filtered SELECT
+    of AuditEvent without the keyword): the oldest the first step reads. No row: fewer events,
+    and the scan in index order reads them all."""
+    e = AuditEvent
+    edge = structured.with_only_columns(e.occurred_at, e.seq)
+    return newest_first(edge, 1).offset(RECENT - 1)
 
 
 def indexed_page(filtered: Any, text: str, dialect: str, limit: int) -> Any:
@@ -108,11 +111,9 @@ def _candidates(text: str, dialect: str) -> ColumnElement[bool]:
 
 @contextmanager
 def sorting(db: Session | Connection, dialect: str) -> Iterator[None]:
-    """Sorts allowed on PostgreSQL for a while, whatever event_log.prefer_index_order set: both
-    steps sort a set already narrowed (no other plan), and with enable_sort off that sort is
-    costed as disabled, a cost so high that the query was JIT-compiled (0.6-1 s, measured).
-    Neither step filters the keyword while it reads in index order, so the misestimate
-    prefer_index_order guards against cannot arise."""
+    """Sorts allowed on PostgreSQL for a while, whatever event_log.prefer_index_order set: the
+    candidates are sorted anyway (no other plan), but with enable_sort off that sort is costed
+    as disabled, a cost so high that the query was JIT-compiled (0.6-1 s, measured)."""
     if dialect != "postgresql":
         yield
         return

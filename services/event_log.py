@@ -446,10 +446,6 @@ def read_page(
 
     if not event_search.indexable(filters.text):
         return fetch(page_query(query, filters, cursor, limit))
-    dialect = (db.dialect if isinstance(db, Connection) else db.get_bind().dialect).name
-    structured = filtered(query, replace(filters, text=""), cursor)
-    with event_search.sorting(db, dialect):
-        recent = fetch(event_search.recent_page(structured, filters.text, limit))
     edge = db.execute(
         event_search.recent_edge(filtered(query, replace(filters, text=""), cursor))
     ).first()

@@ -446,16 +446,17 @@ def read_page(
 
     if not event_search.indexable(filters.text):
         return fetch(page_query(query, filters, cursor, limit))
-    edge = db.execute(
-        event_search.recent_edge(filtered(query, replace(filters, text=""), cursor))
-    ).first()
-    if edge is None:
-        return fetch(page_query(query, filters, cursor, limit))
-    e = AuditEvent
-    recent = query.where(tuple_(e.occurred_at, e.seq) >= tuple(edge))
-    found = fetch(page_query(recent, filters, cursor, limit))
-    if len(found) == limit:
-        return found
+    structured, e = filtered(query, replace(filters, text=""), cursor), AuditEvent
+    for window in event_search.WINDOWS:
+        edge = db.execute(event_search.window_edge(structured, window)).first()
+        if edge is None:
+            return fetch(page_query(query, filters, cursor, limit))
+        recent = query.where(tuple_(e.occurred_at, e.seq) >= tuple(edge))
+        found = fetch(page_query(recent, filters, cursor, limit))
+        if len(found) == limit:
+            return found
+        if len(found) * event_search.SPARSE < limit:
+            break
     dialect = (db.dialect if isinstance(db, Connection) else db.get_bind().dialect).name
     with event_search.sorting(db, dialect):
         return fetch(

@@ -4,7 +4,7 @@
 candidates, and every candidate is tested by `matches` again, so the index never changes a
 result.
 
-A page is read in two steps (services.event_log.read_page). First the newest RECENT events the
+A page is read in steps (services.event_log.read_page). First the newest WINDOWS events the
 other filters select are searched in index order, as before the index: a common word fills its
 page there, and fewer events than that are all read. Only a page left short reads the
 candidates from the index, all of them, and sorts those:
@@ -47,7 +47,10 @@ from models import AuditEvent
 
 COLUMNS = ("action", "target_type", "target_id", "actor_label", "request_id", "details")
 MIN_INDEXED = 3  # characters of a trigram
-RECENT = 1000  # events searched in index order before the index is asked
+# events searched in index order before the index is asked: the newest thousand, and ten
+# thousand where the first held at least a tenth of a page (a word of a few percent)
+WINDOWS = (1_000, 10_000)
+SPARSE = 10
 
 PG_FUNCTION = "audit_event_search"
 PG_INDEX = "ix_audit_event_search_trgm"
@@ -77,13 +80,13 @@ def newest_first(query: Any, limit: int, entity: Any = AuditEvent) -> Any:
     return query.order_by(entity.occurred_at.desc(), entity.seq.desc()).limit(limit)
 
 
-def recent_edge(structured: Any) -> Any:
-    """The (occurred_at, seq) of the RECENT-th newest event of `structured` (a filtered SELECT
-    of AuditEvent without the keyword): the oldest the first step reads. No row: fewer events,
-    and the scan in index order reads them all."""
+def window_edge(structured: Any, window: int) -> Any:
+    """The (occurred_at, seq) of the window-th newest event of `structured` (a filtered SELECT
+    of AuditEvent without the keyword): the oldest a window reads. No row: fewer events, and
+    the scan in index order reads them all."""
     e = AuditEvent
     edge = structured.with_only_columns(e.occurred_at, e.seq)
-    return newest_first(edge, 1).offset(RECENT - 1)
+    return newest_first(edge, 1).offset(window - 1)
 
 
 def indexed_page(filtered: Any, text: str, dialect: str, limit: int) -> Any:

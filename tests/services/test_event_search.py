@@ -157,10 +157,10 @@ def test_keywords_find_their_events(brigades):
 
 
 def test_other_filters_and_pages_across_the_recent_window(brigades, monkeypatch):
-    """Pages of two cross the newest events searched in index order (RECENT, made 3 here) into
-    the index's candidates: every match once, in order, as the scan has them."""
+    """Pages of two cross the newest events searched in index order (WINDOWS, made 3 and 6
+    here) into the index's candidates: every match once, in order, as the scan has them."""
     mine, _ = brigades
-    monkeypatch.setattr(event_search, "RECENT", 3)
+    monkeypatch.setattr(event_search, "WINDOWS", (3, 6))
     for filters in (
         EventFilter(text="update"),
         EventFilter(text="0001"),

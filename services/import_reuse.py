@@ -4,9 +4,10 @@ with that token takes them back only when nothing they were computed from has ch
 
 What must be the same, checked inside the apply's own transaction (after its locks):
 - the brigade and the actor, with the rights he holds now (the gate is passed again anyway);
-- the rows: a digest of every row's cells as the preview read them (the file, its sheet, the
-  column mapping and the coordinate swap all end up in those cells), computed again from the
-  preview handed to apply, so a preview altered after the fact is validated afresh;
+- the rows: every row's cells as the preview read them (the file, its sheet, the column
+  mapping and the coordinate swap all end up in those cells), kept as a copy and compared with
+  the rows of the preview handed to apply, so a preview altered after the fact is validated
+  afresh;
 - the stamp: a digest of the brigade data the validation read (the stored rows it compares
   with, ranks, roles, their links and grants, the brigade's limits, today's date), read again
   by the same queries. It hashes the stored columns themselves, ciphertexts included, so it
@@ -43,7 +44,7 @@ class _Kept:
     tenant_id: uuid.UUID
     actor: str
     entity: str
-    rows: str
+    rows: list[tuple[int, dict[str, str]]]
     stamp: str
     plans: Any
     until: float
@@ -63,7 +64,7 @@ def keep(
         actor.tenant_id,
         actor_key(actor),
         entity,
-        rows_digest(records),
+        [(row, dict(raw)) for row, raw in records],
         stamp,
         plans,
         time.monotonic() + KEEP_SECONDS,
@@ -99,7 +100,7 @@ class Reusable:
     _kept: _Kept
 
     def plans_if(self, records: Iterable[tuple[int, dict[str, str]]], stamp: str) -> Any | None:
-        if self._kept.stamp != stamp or self._kept.rows != rows_digest(records):
+        if self._kept.stamp != stamp or self._kept.rows != list(records):
             return None
         return self._kept.plans
 
@@ -123,10 +124,6 @@ def actor_key(actor: Actor) -> str:
             sorted((str(f), int(level)) for f, level in actor.unit_permissions.items()),
         ]
     )
-
-
-def rows_digest(records: Iterable[tuple[int, dict[str, str]]]) -> str:
-    return _digest((row, sorted(raw.items())) for row, raw in records)
 
 
 def stamp(*groups: Iterable[Any]) -> str:

@@ -2,8 +2,10 @@
 (GROUP BY) against the former counting in Python (kept here as the baseline, run on the same
 data in the same run), at the demo's size and at a big city's.
 
-    .venv/bin/python bench/dashboard.py [--sizes 150:400,5000:50000] [--repeat 5]
+    .venv/bin/python bench/dashboard.py [--sizes 150:400,1000:5000,5000:50000] [--repeat 5]
         [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
+
+SQLite always runs; with --database-url PostgreSQL runs after it.
 
 Printed per size: median ms of the whole dashboard read, and of the member and water counts
 alone, new against the Python counting (×), and rows read by each.
@@ -136,17 +138,18 @@ def run(db: Database, members: int, sources: int, repeat: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="150:400,5000:50000")
+    parser.add_argument("--sizes", default="150:400,1000:5000,5000:50000")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--database-url", help="also on this PostgreSQL server, after SQLite")
     args = parser.parse_args()
-    db = Database(args.database_url)
-    try:
-        for size in args.sizes.split(","):
-            members, sources = (int(n) for n in size.split(":"))
-            run(db, members, sources, args.repeat)
-    finally:
-        db.close()
+    for url in (None, args.database_url) if args.database_url else (None,):
+        db = Database(url)
+        try:
+            for size in args.sizes.split(","):
+                members, sources = (int(n) for n in size.split(":"))
+                run(db, members, sources, args.repeat)
+        finally:
+            db.close()
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ def _check_search_objects(config, fresh_url: str) -> None:
         index, function = made
         assert "USING gin" in index and "gin_trgm_ops" in index
         assert all(f"{c})::text" in index for c in event_search.COLUMNS)
-        assert function == (True, ["search_path=public, pg_temp"])
+        assert function == (True, ["search_path=public, pg_temp", "jit=off"])
     else:
         tables, triggers = made
         assert tables[event_search.FTS_TABLE].startswith(

@@ -25,14 +25,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, text, update
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from models.base import utcnow
 from models.jobs import JobRun, WorkerHeartbeat
-from services.db import current_engine, unit_of_work
+from services.db import build_engine, current_engine, unit_of_work
 
 LEASE = timedelta(seconds=60)
 RETRY_AFTER = timedelta(minutes=5)  # a failed run is tried again then (or at its interval)
@@ -129,6 +130,14 @@ def finish(name: str, owner: str, *, error: BaseException | None = None) -> None
 NO_LOCK, LOCKED, TAKEN = "no-lock", "locked", "taken"
 
 
+@cache
+def _lock_engine(url: str) -> Engine:
+    """The locks' connections come from a pool of their own: a lock's connection is held for
+    its job's whole run, and the jobs' own work must not wait for the connections their locks
+    hold (one per job thread, a few spare)."""
+    return build_engine(url, pool_size=12, max_overflow=4)
+
+
 @contextmanager
 def _advisory_lock(name: str) -> Iterator[str]:
     """LOCKED while this worker holds the job's lock, TAKEN when another worker does, NO_LOCK
@@ -137,7 +146,7 @@ def _advisory_lock(name: str) -> Iterator[str]:
     if engine.dialect.name != "postgresql":
         yield NO_LOCK
         return
-    conn: Connection = engine.connect()
+    conn: Connection = _lock_engine(engine.url.render_as_string(hide_password=False)).connect()
     key = lock_key(name)
     try:
         got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one()

@@ -68,7 +68,7 @@ def pattern(text: str) -> str:
 
 
 def matches(entity: Any, text: str) -> ColumnElement[bool]:
-    """Whether an event (AuditEvent or an alias of it) contains the keyword."""
+    """Whether an event contains the keyword (the rule the index only narrows)."""
     return or_(*(getattr(entity, name).ilike(pattern(text), escape="\\") for name in COLUMNS))
 
 
@@ -103,7 +103,7 @@ def _candidates(text: str, dialect: str) -> ColumnElement[bool]:
     e = AuditEvent
     if dialect == "postgresql":
         # an array built once (an InitPlan), looked up by the (tenant_id, seq) key
-        seqs = select(func.audit_event_search(pattern(text))).scalar_subquery()
+        seqs = select(getattr(func, PG_FUNCTION)(pattern(text))).scalar_subquery()
         return e.seq == any_(func.array(seqs))
     phrase = '"' + text.replace('"', '""') + '"'  # one FTS5 string: the keyword as typed
     rowids = select(_FTS.c.rowid).where(literal_column(FTS_TABLE).op("MATCH")(phrase))

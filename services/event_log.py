@@ -361,7 +361,11 @@ def actor_options(actor: Actor) -> list[ActorOption]:
     with transaction(
         actor, Need(Function.EVENT_LOGS, Level.VIEW), action="event_log.actors", read_only=True
     ) as tx:
-        members = tx.session.exec(scoped(select(Member), actor).order_by(Member.member_code)).all()
+        # columns, not entities: a big brigade's thousands of ORM objects cost more than the
+        # names, which come from the plaintext cache after the first run
+        shown = (Member.id, Member.member_code, Member.affiliation, Member.name_enc)
+        query = scoped(select(*shown), actor).order_by(Member.member_code)
+        members = tx.session.exec(query).all()
         return [
             ActorOption(
                 str(m.id),

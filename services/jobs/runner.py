@@ -71,11 +71,16 @@ class Worker:
         return ran
 
     def run_once(self) -> list[str]:
-        """Every due job once, one after another (cron-style use, and tests); the names run."""
+        """Every due job once, one after another (cron-style use, and tests); the names run.
+        The heartbeat goes on meanwhile: on SQLite it renews the lease of a long run."""
         self._begin()
+        beating = threading.Thread(target=self._beat_until_stopped, daemon=True)
+        beating.start()
         try:
             return [job.name for job in self.jobs if self.attempt(job)]
         finally:
+            self.stop_event.set()
+            beating.join()
             claims.stopped(self.worker_id)
 
     def run(self) -> None:
@@ -87,17 +92,20 @@ class Worker:
         ]
         for thread in threads:
             thread.start()
-        while not self.stop_event.wait(HEARTBEAT_SECONDS):
-            try:
-                claims.beat(self.worker_id, self.started_at)
-            except Exception:
-                log.exception("worker heartbeat failed; trying again")
+        self._beat_until_stopped()
         for thread in threads:
             thread.join(timeout=STOP_WAIT_SECONDS)
         try:
             claims.stopped(self.worker_id)
         except Exception:
             log.exception("could not remove the worker's heartbeat; it ages out")
+
+    def _beat_until_stopped(self) -> None:
+        while not self.stop_event.wait(HEARTBEAT_SECONDS):
+            try:
+                claims.beat(self.worker_id, self.started_at)
+            except Exception:
+                log.exception("worker heartbeat failed; trying again")
 
     def stop(self) -> None:
         self.stop_event.set()

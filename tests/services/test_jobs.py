@@ -197,3 +197,32 @@ def test_the_worker_command_refuses_an_unknown_job():
     with pytest.raises(SystemExit) as refused:
         cli.main(["worker", "--once", "--job", "no-such-job"])
     assert "no-such-job" in str(refused.value.code)
+
+
+def test_run_once_runs_each_due_job_and_leaves_no_heartbeat():
+    names, calls = [job_name(), job_name()], []
+    worker = Worker([Job(name, HOUR, lambda n=name: calls.append(n)) for name in names])
+    assert worker.run_once() == names and calls == names
+    with unit_of_work(None) as db:
+        beats = db.execute(
+            claims.BEATS.select().where(claims.BEATS.c.worker_id == worker.worker_id)
+        ).all()
+    assert beats == []
+
+
+def test_a_running_worker_runs_a_woken_job_at_once_and_stops_when_told():
+    name, calls, wake = job_name(), [], threading.Event()
+    worker = Worker([Job(name, HOUR, lambda: calls.append(1), wake=wake)])
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(calls) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        wake.set()  # queued work: run now, though the hour has not passed
+        while len(calls) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive() and calls == [1, 1]

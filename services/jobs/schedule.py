@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from datetime import timedelta
 
 from core.actor import Actor, ActorKind
@@ -24,6 +25,7 @@ from services.traffic_log import external_call_recorder
 
 log = logging.getLogger(__name__)
 
+SOURCES_SECONDS = 30.0
 PURGE_ACTOR = Actor(
     kind=ActorKind.SYSTEM, display_name="worker:purge-cancelled", label="worker:purge-cancelled"
 )
@@ -91,11 +93,21 @@ class MailPolling:
     def __init__(self, dnsfunc: intake.DNSFunc | None = None) -> None:
         self.dnsfunc = dnsfunc
         self.pollers: dict[ImapSource, object] = {}
+        self.wanted: set[ImapSource] = set()
+        self.listed_at: float | None = None
+
+    def sources(self) -> set[ImapSource]:
+        """The mailboxes as 出動メール設定 has them, read again every SOURCES_SECONDS (one
+        transaction per brigade; a pass runs every few seconds)."""
+        now = time.monotonic()
+        if self.listed_at is None or now - self.listed_at >= SOURCES_SECONDS:
+            self.wanted, self.listed_at = set(imap_sources()), now
+        return self.wanted
 
     def run(self) -> None:
         from integrations.mail import ImapPoller
 
-        wanted = set(imap_sources())
+        wanted = self.sources()
         for source in [s for s in self.pollers if s not in wanted]:
             self.pollers.pop(source).close()
         failed = 0

@@ -4,6 +4,7 @@ test_worker_processes.py."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -17,12 +18,14 @@ from models.base import utcnow
 from models.dispatch import MailTransport
 from services import monitoring
 from services.db import current_engine, unit_of_work
-from services.dispatch import intake
+from services.dispatch import incidents, intake
 from services.jobs import claims
 from services.jobs.runner import Job, JobFailed, Worker
+from services.jobs.schedule import MailPolling
 from services.signin import local
 from tests.dispatch_factories import body, mail, make_source, where
-from tests.factories import PLATFORM, make_member, make_tenant
+from tests.factories import PLATFORM, admin, make_member, make_tenant
+from tests.fakes.imap_server import FakeImap
 
 PASSWORD = "correct horse battery staple"
 
@@ -226,3 +229,30 @@ def test_a_running_worker_runs_a_woken_job_at_once_and_stops_when_told():
         worker.stop()
         thread.join(timeout=10)
     assert not thread.is_alive() and calls == [1, 1]
+
+
+def test_mail_polling_takes_a_mailbox_mail_once():
+    """One pass per run over every brigade's IMAP mailbox (other tests' mailboxes, long gone,
+    fail the pass: JobFailed, after the others were read)."""
+    tenant = make_tenant()
+    with FakeImap() as server:
+        make_source(
+            tenant,
+            transport=MailTransport.IMAP,
+            imap_host=server.host,
+            imap_port=server.port,
+            imap_ssl=False,
+            imap_username=server.username,
+            imap_password=server.password,
+        )
+        uid = server.deliver(mail("dispatch@example.jp", body()))
+        polling = MailPolling()
+        try:
+            for _ in range(2):
+                with contextlib.suppress(JobFailed):
+                    polling.run()
+        finally:
+            polling.close()
+        assert server.is_seen(uid)
+    (incident,) = incidents.list_incidents(admin(tenant))
+    assert incident.reference == "2026-00123"

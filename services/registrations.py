@@ -347,7 +347,7 @@ def code_notices(actor: Actor) -> list[CodeNotice]:
     first. Read from the event log, where every issue is recorded."""
     if actor.tenant_id is None or actor.member_id is None:
         return []
-    with unit_of_work(actor.tenant_id) as db:
+    with unit_of_work(actor.tenant_id, read_only=True) as db:
         live = sessions.live_actor(db, actor)
         if live is None:
             return []

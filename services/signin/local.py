@@ -166,7 +166,7 @@ def login_name_problems(login_name: str, password: str) -> dict[str, str]:
 
 
 def login_name_available(login_name: str) -> bool:
-    with unit_of_work(None) as db:
+    with unit_of_work(None, read_only=True) as db:
         return owners.account_tenant(db, login_name.strip()) is None
 
 

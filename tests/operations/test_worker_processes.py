@@ -43,7 +43,10 @@ WAIT_SECONDS = 90  # two workers' start on a busy 2-core machine
 
 
 def start_worker(tmp_path: Path, index: int, *args: str) -> subprocess.Popen:
-    env = os.environ | {"HIKESHI_DATA_DIR": str(tmp_path / f"worker{index}")}
+    env = os.environ | {
+        "HIKESHI_DATA_DIR": str(tmp_path / f"worker{index}"),
+        "PYTHONUNBUFFERED": "1",
+    }
     return subprocess.Popen(
         [sys.executable, "cli.py", "worker", *args],
         cwd=ROOT,
@@ -52,6 +55,16 @@ def start_worker(tmp_path: Path, index: int, *args: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def until_started(worker: subprocess.Popen) -> str:
+    """The worker's output up to its start line (or its end, should it fail to start)."""
+    lines = []
+    while line := worker.stdout.readline():
+        lines.append(line)
+        if "ワーカーを開始しました" in line:
+            break
+    return "".join(lines)
 
 
 def job_runs(name: str) -> int:
@@ -76,13 +89,18 @@ def test_two_workers_handle_a_mail_and_its_call_out_once_and_a_due_job_once(tmp_
     with messaging() as fake:
         workers = [start_worker(tmp_path, n, *jobs) for n in range(2)]
         try:
+            # both have started (and so handle SIGTERM) before either is stopped
+            started = [until_started(worker) for worker in workers]
             deadline = time.monotonic() + WAIT_SECONDS
             while time.monotonic() < deadline and not subs <= set(recipients(fake)):
                 time.sleep(0.2)
             time.sleep(2)  # time for a second send, were there one
             for worker in workers:
                 worker.send_signal(signal.SIGTERM)
-            outputs = [worker.communicate(timeout=30)[0] for worker in workers]
+            outputs = [
+                head + worker.communicate(timeout=30)[0]
+                for head, worker in zip(started, workers, strict=True)
+            ]
         finally:
             for worker in workers:
                 if worker.poll() is None:

@@ -21,7 +21,7 @@ class JobRun(SQLModel, table=True):
     last_start: datetime | None = optional_time_field()
     last_success: datetime | None = optional_time_field()
     last_error_at: datetime | None = optional_time_field()
-    # the exception's class name and first line, never data (jobs log no personal fields)
+    # the exception's class name (and a message only where it cannot carry data)
     last_error: str = Field(default="", max_length=200)
     runs: int = 0
     failures: int = 0

@@ -42,6 +42,10 @@ JOBS = JobRun.__table__
 BEATS = WorkerHeartbeat.__table__
 
 
+class JobFailed(RuntimeError):
+    """A pass that handled what it could but not everything: counts only, no data."""
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()[:50]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -106,18 +110,26 @@ def _start(name: str, interval: timedelta, owner: str, *, locked: bool) -> datet
     return now if claimed == 1 else None
 
 
+def error_text(error: BaseException) -> str:
+    """The exception's class, and its first line only where that cannot carry data: a job's own
+    JobFailed (counts) and OS errors (a host, a port, a path). Any other message (a database
+    error's, a KeyError's) may quote a value, so it stays in the worker's log."""
+    described = f"{type(error).__name__}"
+    if isinstance(error, OSError | JobFailed):
+        described += f": {(str(error).splitlines() or [''])[0]}"
+    return described[:200]
+
+
 def finish(name: str, owner: str, *, error: BaseException | None = None) -> None:
-    """Record the end of the run this worker holds: a success, or the error's class and first
-    line (jobs put no personal data in their exceptions' messages; cut to 200 characters)."""
+    """Record the end of the run this worker holds: a success, or the error (error_text)."""
     now = utcnow()
     values: dict = {"lease_until": None}
     if error is None:
         values["last_success"] = now
     else:
-        first = (str(error).splitlines() or [""])[0]
         values |= {
             "last_error_at": now,
-            "last_error": f"{type(error).__name__}: {first}"[:200],
+            "last_error": error_text(error),
             "failures": JOBS.c.failures + 1,
         }
     with unit_of_work(None) as db:

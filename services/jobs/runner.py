@@ -24,10 +24,6 @@ HEARTBEAT_SECONDS = 10.0  # /readyz calls a worker alive while its beat is < 3 o
 STOP_WAIT_SECONDS = 60.0
 
 
-class JobFailed(RuntimeError):
-    """A pass that handled what it could but not everything: counts only, no data."""
-
-
 @dataclass(frozen=True)
 class Job:
     name: str

@@ -20,7 +20,8 @@ from integrations import pgbackrest
 from services import audit_checkpoint, audit_retention, db_snapshot, pre_change, tenant_lifecycle
 from services.dispatch import intake, line_webhook, outbox, selftest
 from services.dispatch.worker import ImapSource, imap_sink, imap_sources
-from services.jobs.runner import Job, JobFailed
+from services.jobs.claims import JobFailed
+from services.jobs.runner import Job
 from services.traffic_log import external_call_recorder
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,8 @@ from services import monitoring
 from services.db import current_engine, unit_of_work
 from services.dispatch import incidents, intake
 from services.jobs import claims
-from services.jobs.runner import Job, JobFailed, Worker
+from services.jobs.claims import JobFailed
+from services.jobs.runner import Job, Worker
 from services.jobs.schedule import MailPolling
 from services.signin import local
 from tests.dispatch_factories import body, mail, make_source, where
@@ -100,6 +101,14 @@ def test_a_failed_run_records_its_error_and_is_retried_before_its_interval():
     _age(name, claims.RETRY_AFTER)
     assert worker.attempt(job) is True
     assert row(name).failures == 2
+
+
+def test_an_error_is_recorded_by_its_class_and_its_message_only_where_it_holds_no_data():
+    assert claims.error_text(KeyError("山田太郎")) == "KeyError"
+    assert claims.error_text(ConnectionRefusedError(111, "Connection refused")) == (
+        "ConnectionRefusedError: [Errno 111] Connection refused"
+    )
+    assert claims.error_text(JobFailed("1 chains broken")) == "JobFailed: 1 chains broken"
 
 
 def _age(name: str, by: timedelta) -> None:

@@ -48,8 +48,8 @@ class RosterMember(NamedTuple):
     rank_id: uuid.UUID
     rank_name: str
     rank_position: int
-    role_ids: list[uuid.UUID]
-    role_names: list[str]
+    role_ids: tuple[uuid.UUID, ...]
+    role_names: tuple[str, ...]
     affiliation: str
     status: str
     joined_on: date | None
@@ -111,16 +111,17 @@ def shown(tx: Tx, rows: Sequence[Any], org: Org) -> list[RosterMember]:
     listed = []
     for member_id, code, rank_id, affiliation, status, joined_on, version, *stored in rows:
         rank = ranks[rank_id]
-        role_ids = sorted(links.get(member_id, ()), key=role_name.__getitem__)
+        held = links.get(member_id)  # tuples, and () for most: fewer objects for the collector
+        role_ids = tuple(sorted(held, key=role_name.__getitem__)) if held else ()
         listed.append(
             RosterMember(
                 member_id,
                 code,
-                rank_id,
+                rank.id,  # the organisation's object: one UUID fewer per member to collect
                 rank.name,
                 rank.position,
                 role_ids,
-                [role_name[r] for r in role_ids],
+                tuple(role_name[r] for r in role_ids),
                 affiliation,
                 status,
                 joined_on,

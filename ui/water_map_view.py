@@ -5,9 +5,9 @@ The sources reach the browser once per brigade and version, fetched by the map f
 services.water_sources.map_data.DATA_ROUTE; each rerun sends only that version, the filters as
 a bit set over the map's rows, the label and coverage switches and the selection (a few
 kilobytes at 20,000 sources). Panning and zooming stay in the browser: nothing is reported, so
-nothing reruns. A click is the component's value: {"kind": "source", "code", "n"} or
-{"kind": "point", "lat", "lng", "n"}, n counting the clicks so that the same spot clicked
-twice is two clicks."""
+nothing reruns. A click is the component's value: {"kind": "source", "code", "n", "frame"} or
+{"kind": "point", "lat", "lng", "n", "frame"}, n counting the frame's clicks and frame naming
+the frame, so that the same spot clicked twice, or again in a new frame, is a new click."""
 
 from __future__ import annotations
 

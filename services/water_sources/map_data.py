@@ -203,6 +203,8 @@ def matching(data: WaterMap, filters: WaterSourceFilter) -> list[int]:
         )
         if values
     ]
+    if not wanted and not needle and not filters.overdue_only:
+        return list(range(len(data.rows)))
     return [
         i
         for i, r in enumerate(data.rows)

@@ -14,6 +14,7 @@
   var drawn = {};
   var highlight = null;
   var clicks = 0;
+  var frameId = Math.random().toString(36).slice(2);  // a new frame's clicks are new ones
 
   function send(type, fields) {
     var message = {isStreamlitMessage: true, type: type};
@@ -24,6 +25,7 @@
   function choose(value) {
     clicks += 1;
     value.n = clicks;
+    value.frame = frameId;
     send("streamlit:setComponentValue", {value: value, dataType: "json"});
   }
 

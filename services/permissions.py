@@ -87,14 +87,21 @@ def permission_admins(session: Session, tenant_id: uuid.UUID) -> int:
 
 @contextmanager
 def guarded(
-    actor: Actor, function: Function, level: Level, action: str, *, opens_at: Level | None = None
+    actor: Actor,
+    function: Function,
+    level: Level,
+    action: str,
+    *,
+    opens_at: Level | None = None,
+    read_only: bool = False,
 ) -> Iterator[Tx]:
     """transaction() for calls whose requirement depends on what they touch: it opens at
     `opens_at` (default `level`), and a Refused raised inside is recorded with its own level."""
     if not allows(actor, Need(function, opens_at or level)):
         record_denial(actor, function, level, action)
         raise PermissionDenied()
-    with transaction(actor, Need(function, opens_at or level), action=action) as tx:
+    need = Need(function, opens_at or level)
+    with transaction(actor, need, action=action, read_only=read_only) as tx:
         yield tx
 
 

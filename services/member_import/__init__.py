@@ -93,7 +93,7 @@ def export_members_csv(actor: Actor, *, encoding: str = "utf-8") -> bytes:
 
 def preview_member_import(actor: Actor, *, data: bytes, filename: str) -> ImportPreview:
     """Read and validate an upload against the roster as it is; nothing is written."""
-    with _importing(actor, "member.import_preview") as (tx, scope):
+    with _importing(actor, "member.import_preview", read_only=True) as (tx, scope):
         parsed = member_csv.parse(data, filename)
         preview = ImportPreview(
             ENTITY,
@@ -234,9 +234,12 @@ def _kept_plans(
 
 
 @contextmanager
-def _importing(actor: Actor, action: str) -> Iterator[tuple[Tx, EditScope]]:
-    """CSV一括登録 編集 and 団員名簿 編集 (for the brigade, or narrowed to the own 所属)."""
-    with guarded(actor, Function.CSV_IMPORT, Level.EDIT, action) as tx:
+def _importing(
+    actor: Actor, action: str, *, read_only: bool = False
+) -> Iterator[tuple[Tx, EditScope]]:
+    """CSV一括登録 編集 and 団員名簿 編集 (for the brigade, or narrowed to the own 所属); a
+    preview reads only (no write lock on SQLite while 5,000 rows are checked)."""
+    with guarded(actor, Function.CSV_IMPORT, Level.EDIT, action, read_only=read_only) as tx:
         scope = members.current_scope(tx)
         if not scope.allows_editing:
             raise Refused(Function.ROSTER, Level.EDIT)

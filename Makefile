@@ -10,13 +10,14 @@ setup:
 	command -v uv >/dev/null || python3 -m pip install --quiet uv
 	uv sync --frozen
 
-# The mail intake runs beside the app and receives one sample dispatch mail for the demo.
+# The worker (scheduled jobs, the mail intake's SMTP receiver, the LINE outbox) runs beside
+# the app and receives one sample dispatch mail for the demo.
 # HIKESHI_PORT: without a configured HIKESHI_PUBLIC_BASE_URL, links point at this port.
 run: export HIKESHI_PORT := $(PORT)
 run: setup
 	$(BIN)/python cli.py bootstrap
-	$(BIN)/python cli.py mail-intake --send-sample & MAIL_INTAKE=$$!; \
-	trap 'kill $$MAIL_INTAKE 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python cli.py worker --smtp --send-sample & WORKER=$$!; \
+	trap 'kill $$WORKER 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/streamlit run server.py --server.port $(PORT)
 
 lint: setup

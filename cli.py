@@ -107,7 +107,9 @@ def mail_intake(port: int | None, send_sample: str | None) -> None:
         intake.stop()
 
 
-def worker(once: bool, only: list[str], smtp: bool, port: int | None) -> int:
+def worker(
+    once: bool, only: list[str], smtp: bool, port: int | None, send_sample: str | None = None
+) -> int:
     """The scheduled jobs without cron; any number of instances may run (services/jobs)."""
     import logging
     import signal
@@ -115,13 +117,16 @@ def worker(once: bool, only: list[str], smtp: bool, port: int | None) -> int:
     from services.jobs.runner import Worker
     from services.jobs.schedule import MailPolling, default_jobs
 
+    # warnings and failed runs, with their time; not every SMTP command or LINE request
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     polling = MailPolling()
     jobs = default_jobs(polling)
     if unknown := sorted(set(only) - {job.name for job in jobs}):
         sys.exit(f"エラー: そのようなジョブはありません: {', '.join(unknown)}")
+    if send_sample is not None and not smtp:
+        sys.exit("エラー: --send-sample は --smtp と一緒に指定してください。")
     runner = Worker([job for job in jobs if not only or job.name in only])
     try:
         if once:
@@ -131,14 +136,15 @@ def worker(once: bool, only: list[str], smtp: bool, port: int | None) -> int:
             )
             return 0
         receiver = _smtp_receiver(port) if smtp else None
-        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):  # a run under way ends first
+            signal.signal(stop_signal, lambda *_: runner.stop())
         print(
             f"ワーカーを開始しました（{runner.worker_id}）: {', '.join(j.name for j in runner.jobs)}"
         )
+        if receiver is not None and send_sample is not None:
+            send_test_mail(send_sample or None, receiver.port)
         try:
             runner.run()
-        except KeyboardInterrupt:
-            runner.stop()
         finally:
             if receiver is not None:
                 receiver.stop()
@@ -237,6 +243,13 @@ def main(argv: list[str] | None = None) -> None:
     work.add_argument("--job", action="append", default=[], help="only this job (repeatable)")
     work.add_argument("--smtp", action="store_true", help="also receive dispatch mail by SMTP")
     work.add_argument("--port", type=int, help="SMTP port with --smtp (default 2525)")
+    work.add_argument(
+        "--send-sample",
+        nargs="?",
+        const="",
+        metavar="BRIGADE",
+        help="with --smtp, once listening, send BRIGADE (default: the demo brigade) a sample mail",
+    )
     test_mail = sub.add_parser(
         "send-test-mail", help="send a sample dispatch mail to a brigade's receiving address"
     )
@@ -310,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
             case "mail-intake":
                 mail_intake(args.port, args.send_sample)
             case "worker":
-                sys.exit(worker(args.once, args.job, args.smtp, args.port))
+                sys.exit(worker(args.once, args.job, args.smtp, args.port, args.send_sample))
             case "send-test-mail":
                 send_test_mail(args.brigade, args.port)
             case "recover":

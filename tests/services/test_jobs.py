@@ -265,3 +265,11 @@ def test_mail_polling_takes_a_mailbox_mail_once():
         assert server.is_seen(uid)
     (incident,) = incidents.list_incidents(admin(tenant))
     assert incident.reference == "2026-00123"
+
+
+def test_the_worker_sends_a_sample_mail_only_to_its_own_receiver():
+    import cli
+
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["worker", "--send-sample"])
+    assert "--smtp" in str(refused.value.code)

@@ -4,13 +4,15 @@ and 5,000 members with every personal field really encrypted and a fifth of the 
 役職 and a LINE link. The 150-member page, measured in the same run, is the baseline.
 
     .venv/bin/python bench/roster.py [--sizes 150,1000,5000] [--reruns 12] [--bulk 500]
-        [--postgres [URL]]    (PostgreSQL as the app's unprivileged role under RLS; default
+        [--no-freeze] [--postgres [URL]]    (PostgreSQL as the app's unprivileged role under RLS; default
                                postgresql://postgres@127.0.0.1:5432/postgres; SQLite without it)
 
 Printed per size: p50 / p95 ms of a rerun (the first run, which imports and warms, is left out),
 wall-clock and CPU time of this process (every thread: the page's script thread and AppTest's;
 CPU time is the steadier figure on a shared machine), and each figure's ratio to the
-150-member page's; then the time of one bulk 所属 change on up to --bulk members.
+150-member page's; then the time of one bulk 所属 change on up to --bulk members. After the
+warm-up run the heap is frozen as server.settle_heap freezes it after the server's imports
+(--no-freeze: not), which keeps the cyclic collector's full collections off the p95.
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Hashable
 
-# An entry is a member's six fields (about 1.5 kB with its key) or one field (about 500 bytes):
-# some 40 MB at most, room for a few big brigades' rosters and the names other pages show.
+# An entry is a member's six fields (about 1.6 kB with its key, measured) or one field (about
+# 500 bytes): under 50 MB at most, room for a few big brigades' rosters and the names other
+# pages show.
 LIMIT = 30_000
 
 # (tenant, "table.column" or, for a whole row's fields, "table", row id, stored value(s))

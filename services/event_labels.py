@@ -114,6 +114,7 @@ ACTION_LABELS: dict[str, str] = {
     "key.data_rotate.start": "データ鍵の更新開始",
     "key.data_rotate.finish": "データ鍵の更新完了",
     "key.destroy": "データ鍵の破棄",
+    "key.adopt_wrapped": "復元したデータベースへの鍵の引継ぎ",
     "notice.publish": "お知らせの掲載",
     "notice.withdraw": "お知らせの取下げ",
     "notice.mail": "お知らせのメール送信",
@@ -152,6 +153,7 @@ ACTION_LABELS |= {
     "incident.position": "災害地点の表示",
     "incident.timeline": "災害の経過の表示",
     "key.data_rotate": "データ鍵の更新",
+    "key.export_wrapped": "鍵の書き出し",
     "line.quota": "LINE送信数の確認",
     "line_outbox.claim": "LINE送信の取得",
     "line_outbox.finish": "LINE送信の完了",
@@ -201,6 +203,7 @@ ACTION_LABELS |= {
     "water_source.inspections": "水利点検の記録の表示",
     "water_source.inspectors": "点検者の一覧",
     "water_source.list": "消防水利一覧の表示",
+    "water_source.map": "水利マップの表示",
     "water_source.stamp": "消防水利の更新確認",
     "water_source.template": "消防水利の取込テンプレート",
 }

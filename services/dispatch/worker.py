@@ -116,6 +116,19 @@ def imap_sources() -> list[ImapSource]:
     return found
 
 
+def imap_poller(source: ImapSource) -> ImapPoller:
+    """A poller of the source's mailbox whose calls are logged as its brigade's intake."""
+    return ImapPoller(
+        host=source.host,
+        port=source.port,
+        ssl=source.ssl,
+        username=source.username,
+        password=source.password,
+        folder=source.folder,
+        record=external_call_recorder(intake.intake_actor(source.tenant_id)),
+    )
+
+
 def imap_sink(source: ImapSource, *, dnsfunc: intake.DNSFunc | None = None):
     where = intake.Route(source.tenant_id, source.source_id)
 
@@ -182,15 +195,7 @@ class MailIntake:
             self._start_poller(source)
 
     def _start_poller(self, source: ImapSource) -> None:
-        poller = ImapPoller(
-            host=source.host,
-            port=source.port,
-            ssl=source.ssl,
-            username=source.username,
-            password=source.password,
-            folder=source.folder,
-            record=external_call_recorder(intake.intake_actor(source.tenant_id)),
-        )
+        poller = imap_poller(source)
         stop = threading.Event()
         thread = threading.Thread(
             target=poller.run,

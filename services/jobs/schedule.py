@@ -19,10 +19,9 @@ from core.timefmt import today_jst
 from integrations import pgbackrest
 from services import audit_checkpoint, audit_retention, db_snapshot, pre_change, tenant_lifecycle
 from services.dispatch import intake, line_webhook, outbox, selftest
-from services.dispatch.worker import ImapSource, imap_sink, imap_sources
+from services.dispatch.worker import ImapSource, imap_poller, imap_sink, imap_sources
 from services.jobs.claims import JobFailed
 from services.jobs.runner import Job
-from services.traffic_log import external_call_recorder
 
 log = logging.getLogger(__name__)
 
@@ -106,23 +105,13 @@ class MailPolling:
         return self.wanted
 
     def run(self) -> None:
-        from integrations.mail import ImapPoller
-
         wanted = self.sources()
         for source in [s for s in self.pollers if s not in wanted]:
             self.pollers.pop(source).close()
         failed = 0
         for source in wanted:
             if source not in self.pollers:
-                self.pollers[source] = ImapPoller(
-                    host=source.host,
-                    port=source.port,
-                    ssl=source.ssl,
-                    username=source.username,
-                    password=source.password,
-                    folder=source.folder,
-                    record=external_call_recorder(intake.intake_actor(source.tenant_id)),
-                )
+                self.pollers[source] = imap_poller(source)
             try:
                 if self.pollers[source].poll_once(imap_sink(source, dnsfunc=self.dnsfunc)):
                     outbox.wake.set()

@@ -44,6 +44,7 @@ from streamlit.testing.v1 import AppTest
 
 import ui.common
 from core.actor import RequestContext
+from models.base import utcnow
 from models.water import WaterSource
 from services import demo, demo_data, tenants, water_rules
 from services.db import unit_of_work
@@ -67,8 +68,9 @@ def brigade(size: int) -> str:
         local.set_password(PLATFORM, login_name=demo.ADMIN_LOGIN, password=PASSWORD)
         return demo.ADMIN_LOGIN
     tenant = tenants.create_tenant(PLATFORM, name=f"ベンチ消防団-{uuid.uuid4().hex[:6]}")
+    now = utcnow()
     rows = [
-        {**vars(s), "tenant_id": tenant, "id": uuid.uuid4()}
+        {**vars(s), "tenant_id": tenant, "id": uuid.uuid4(), "created_at": now, "updated_at": now}
         for s in demo_data.generate_water_sources(count=size, today=TODAY)
     ]
     with unit_of_work(tenant) as session:

@@ -4,9 +4,10 @@ static files and component iframes, and the vendored files.
 Two Content-Security-Policies, found with the browser test (tests/e2e/test_offline.py reports every
 violation). Streamlit's page gets the strict one: scripts only from our origin plus the hash of
 the one inline script in Streamlit's index.html, and no framing at all. The
-custom-component iframes (/component/..., where streamlit-folium draws the map) need inline
-scripts and eval, because streamlit-folium runs the map's script that way; they get that, may be
-framed by our own pages only, and are the only documents allowed to load map tiles."""
+custom-component iframes (/component/..., where our 水利マップ component and streamlit-folium's
+incident map draw) need inline scripts and eval, because streamlit-folium runs the map's script
+that way; they get that, may be framed by our own pages only, and are the only documents allowed
+to load map tiles."""
 
 from __future__ import annotations
 

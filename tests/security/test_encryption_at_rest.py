@@ -271,7 +271,11 @@ def on_disk(engine, database_url: str) -> bytes:
     if engine.dialect.name == "sqlite":
         path = Path(url.database)
         wal = path.with_name(path.name + "-wal")
-        return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+        # Read by another process: closing a file descriptor of the database in this process
+        # would drop every lock SQLite holds on it here (POSIX locks are per process), and the
+        # next process to close its connection would then delete the WAL index under our feet.
+        files = [str(path)] + ([str(wal)] if wal.exists() else [])
+        return subprocess.run(["cat", *files], capture_output=True, check=True).stdout
     if not PG_DUMP.exists():
         pytest.fail(
             f"{PG_DUMP} is missing: install the PostgreSQL client (apt-get install postgresql-client)"

@@ -110,12 +110,14 @@ window.hikeshiWaterLayer = function (map, data, options) {
     changes.observe(
       map.getPane("tooltipPane"), {childList: true, subtree: true, attributeFilter: ["style"]});
     map.on("zoomend moveend", later);
+    group.on("animationend", later);  // clusters split or merged: icons moved without a mutation
     if (document.fonts) { document.fonts.ready.then(later); }
     if (!options.cluster) { ready(); }
   });
   layer.on("remove", function () {
     changes.disconnect();
     map.off("zoomend moveend", later);
+    group.off("animationend", later);
   });
   if (options.cluster) {
     group.addLayers(markers);

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from datetime import date
+from typing import TypeVar
 
 from sqlmodel import select
 
@@ -101,11 +102,14 @@ def get_water_source(
         return _public(load_source(tx, source_id), settings_in(tx), today or today_jst())
 
 
-def filter_sources(
-    sources: Iterable[WaterSourcePublic], filters: WaterSourceFilter
-) -> list[WaterSourcePublic]:
+S = TypeVar("S")  # a full source or the map's row
+
+
+def filter_sources(sources: Iterable[S], filters: WaterSourceFilter) -> list[S]:
+    """The sources the filters keep: full sources, or the map's rows (map_data.MapRow, which
+    have no grade: the map offers no grade filter)."""
     needle = v.clean(filters.text).lower()
-    tests: list[Callable[[WaterSourcePublic], bool]] = []
+    tests: list[Callable[[S], bool]] = []
     for values, name in (
         (filters.kinds, "kind"),
         (filters.statuses, "status"),

@@ -30,10 +30,10 @@ from core.actor import Actor
 from core.timefmt import today_jst
 from models.enums import WATER_SOURCE_KINDS, WATER_SOURCE_STATUSES, Function, Level
 from models.water import WaterSource
-from services import validation as v
 from services import water_rules
 from services.base import Tx, scoped, transaction
 from services.brigade_settings import WaterMapSettings, settings_in
+from services.water_sources import filter_sources
 from services.water_sources.model import WaterSourceFilter
 
 DATA_ROUTE = "/api/water-map"  # web/water_map_data.py serves it
@@ -191,32 +191,13 @@ def _browser_json(
 
 
 def matching(data: WaterMap, filters: WaterSourceFilter) -> list[int]:
-    """Indices of the rows the filters keep (as filter_sources does for full sources)."""
-    needle = v.clean(filters.text).lower()
-    wanted = [
-        (field, set(values))
-        for field, values in (
-            (2, filters.kinds),
-            (3, filters.statuses),
-            (4, filters.units),
-            (5, filters.labels),
-        )
-        if values
-    ]
-    if not wanted and not needle and not filters.overdue_only:
+    """Indices of the rows the filters keep, by the registry's own rules (filter_sources)."""
+    if not (filters.kinds or filters.statuses or filters.units or filters.labels) and not (
+        filters.text.strip() or filters.overdue_only
+    ):
         return list(range(len(data.rows)))
-    return [
-        i
-        for i, r in enumerate(data.rows)
-        if all(r[field] in values for field, values in wanted)
-        and (not filters.overdue_only or r.overdue)
-        and (
-            not needle
-            or needle in r.code.lower()
-            or needle in r.address
-            or needle in r.memo.lower()
-        )
-    ]
+    kept = {id(r) for r in filter_sources(data.rows, filters)}
+    return [i for i, r in enumerate(data.rows) if id(r) in kept]
 
 
 def shown_mask(data: WaterMap, kept: Sequence[int]) -> str | None:

@@ -106,7 +106,8 @@ window.hikeshiWaterLayer = function (map, data, options) {
       map.fitBounds(data.rows.map(function (r) { return [r[0], r[1]]; }),
         {padding: [20, 20], animate: false});
     }
-    changes.observe(map.getPane("markerPane"), {childList: true});
+    changes.observe(  // icons added, removed, or moved in place (a cluster's position)
+      map.getPane("markerPane"), {childList: true, subtree: true, attributeFilter: ["style"]});
     changes.observe(
       map.getPane("tooltipPane"), {childList: true, subtree: true, attributeFilter: ["style"]});
     map.on("zoomend moveend", later);

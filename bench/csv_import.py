@@ -9,6 +9,7 @@ validation back because nothing changed in between (services/import_reuse.py: th
 the brigade's data is read again, the rows are not validated again).
 
     .venv/bin/python bench/csv_import.py [--sizes 1000,5000] [--repeat 3]
+        [--entities members,water_sources]
         [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 SQLite always runs; with --database-url PostgreSQL runs after it.
@@ -25,7 +26,9 @@ skips validation and encryption, and nothing else: the same columns, the same ro
 for water sources the stored rows with new ids. Core runs as the application role; COPY runs as
 the owner, because PostgreSQL does not allow COPY FROM on a table with row-level security.
 Each figure is the best of --repeat runs (3 by default), each into fresh brigades, wall-clock in
-this process: the machines are shared, and the fastest run is the one least disturbed.
+this process: the machines are shared, and the fastest run is the one least disturbed. The last
+line of each block also gives the min and median over the runs of each run's own ratio of
+preview + apply to its Core insert.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -250,7 +254,9 @@ def best_of(repeat: int, db: Database, entity: str, data: bytes, rows: int) -> d
     """Each figure is the fastest of `repeat` runs, each into fresh brigades: the machines are
     shared, and the minimum is the run least disturbed by others."""
     runs = [measure(db, entity, data, rows) for _ in range(repeat)]
-    return {name: min(run[name] for run in runs) for name in runs[0]}
+    best = {name: min(run[name] for run in runs) for name in runs[0]}
+    ratios = [(run["preview"] + run["apply"]) / run["core"] for run in runs]
+    return best | {"ratio_min": min(ratios), "ratio_median": statistics.median(ratios)}
 
 
 def import_file(entity: str, data: bytes, rows: int, *, reuse: bool) -> tuple[float, float, Actor]:
@@ -331,6 +337,10 @@ def report(entity: str, f: dict[str, float]) -> None:
             f"preview+apply / {name:<17} before {before / seconds:5.1f}x   "
             f"now {after / seconds:5.1f}x   {verdict(after / seconds)}"
         )
+    print(
+        f"preview+apply / Core, run by run (same run's figures): min {f['ratio_min']:.2f}x"
+        f"   median {f['ratio_median']:.2f}x"
+    )
 
 
 def verdict(ratio: float) -> str:
@@ -339,7 +349,10 @@ def verdict(ratio: float) -> str:
     )
 
 
-def run(url: str | None, sizes: list[int], repeat: int) -> None:
+FILES = {"members": member_file, "water_sources": water_file}
+
+
+def run(url: str | None, sizes: list[int], repeat: int, entities: list[str]) -> None:
     db = Database(url)
     try:
         where = (
@@ -349,8 +362,8 @@ def run(url: str | None, sizes: list[int], repeat: int) -> None:
         )
         print(f"\n== {where}")
         for size in sizes:
-            for entity, make in (("members", member_file), ("water_sources", water_file)):
-                report(entity, best_of(repeat, db, entity, make(size), size))
+            for entity in entities:
+                report(entity, best_of(repeat, db, entity, FILES[entity](size), size))
     finally:
         db.close()
 
@@ -360,10 +373,18 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,5000", help="rows per file, comma-separated")
     parser.add_argument("--database-url", help="also on this PostgreSQL server, after SQLite")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best counts")
+    parser.add_argument(
+        "--entities",
+        default=",".join(FILES),
+        help="which imports, comma-separated: " + ", ".join(FILES),
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
+    entities = args.entities.split(",")
+    if unknown := set(entities) - set(FILES):
+        parser.error(f"unknown entities: {', '.join(sorted(unknown))}")
     for url in (None, args.database_url) if args.database_url else (None,):
-        run(url, sizes, args.repeat)
+        run(url, sizes, args.repeat, entities)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ and against a structured-filter page, all in the same run, on SQLite and Postgre
 
 --events is per brigade. The data are bench/log_query.py's (one year of events per brigade,
 Core bulk inserts, the project's migrations, so SQLite's index is filled by its triggers), with
-one event in 5,000 carrying a rare Japanese memo. PostgreSQL runs as the application role under
-row-level security after VACUUM ANALYZE, as the app reads. Times are wall-clock per page in this
-process (the service's statements, fetch included), after one warm-up; ratios are p50 against
-the structured-filter page of the same run.
+one event in 5,000 carrying a rare Japanese memo, and one in 100 and one in 300 a medium one
+(MEDIUM); keywords of one and two characters are measured too (rare, absent, medium, common).
+PostgreSQL runs as the application role under row-level security after VACUUM ANALYZE, as the
+app reads. Times are wall-clock per page in this process (the service's statements, fetch
+included), after one warm-up; ratios are p50 against the structured-filter page of the same run.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from services.event_log import EventFilter, page_query, prefer_index_order, read
 PAGE = 50
 RARE_EVERY = 5000
 RARE_MEMO = "漏水あり 要修理"
+MEDIUM = ((100, 50, "断水のため給水"), (300, 101, "凍結"))  # (every, at, memo): 1 %, 0.33 %
 BASELINE = "操作=member.update"
 CASES = {  # name -> filter; the first is the same-run baseline
     BASELINE: EventFilter(actions=("member.update",)),
@@ -53,7 +55,16 @@ CASES = {  # name -> filter; the first is the same-run baseline
     "medium member.suspend (1%)": EventFilter(text="member.suspend"),
     "medium login.failure (3%)": EventFilter(text="login.failure"),
     "common member (20%)": EventFilter(text="member"),
-    "2 characters 水利 (scan)": EventFilter(text="水利"),
+    "rare 2 chars 漏水 (1 in 5,000)": EventFilter(text="漏水"),
+    "rare 1 char 漏 (1 in 5,000)": EventFilter(text="漏"),
+    "absent 2 chars 水利": EventFilter(text="水利"),
+    "absent 2 chars zq": EventFilter(text="zq"),
+    "absent 1 char 炎": EventFilter(text="炎"),
+    "medium 2 chars 断水 (1%)": EventFilter(text="断水"),
+    "medium 1 char 凍 (0.33%)": EventFilter(text="凍"),
+    "common 2 chars 班長 (20%)": EventFilter(text="班長"),
+    "common 1 char 団 (20%)": EventFilter(text="団"),
+    "common 2 chars W- (18%)": EventFilter(text="W-"),
 }
 
 
@@ -61,6 +72,9 @@ def rows_with_rare_words(tenant_id: uuid.UUID, count: int, seed: int) -> Iterato
     for n, row in enumerate(brigade_rows(tenant_id, count, random.Random(seed))):
         if n % RARE_EVERY == RARE_EVERY // 2:
             row["details"] = json.dumps({"memo": RARE_MEMO}, ensure_ascii=False)
+        for every, at, memo in MEDIUM:
+            if n % every == at:
+                row["details"] = json.dumps({"memo": memo}, ensure_ascii=False)
         yield row
 
 
@@ -116,7 +130,7 @@ def report(title: str, results: list[dict], load_s: float) -> None:
             f"{r['case']:<30}{r['rows']:>5}{_pp(r['index']):>16}{_pp(r['scan']):>16}"
             f"{scan / index:>11.1f}x{index / baseline:>15.1f}x"
         )
-    searches = [r for r in results[1:] if "scan)" not in r["case"]]
+    searches = results[1:]
     worst = max(p(r["index"], 0.95) for r in searches)
     print(f"slowest indexed search, p95: {worst:.1f} ms (goal < 100 ms)")
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import math
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from formats.csv_safe import unneutralise
+from formats.csv_safe import QUOTE, unneutralise
 
 MAX_FILE_BYTES = 30 * 1024 * 1024
 MAX_ROWS = 100_000
@@ -194,10 +195,18 @@ def read_csv(data: bytes, *, max_rows: int | None = None) -> Sheet:
         cells += len(row)
         if cells > MAX_CELLS:
             raise TableError(too_many_cells(MAX_CELLS))
-        read = [unneutralise(cell) for cell in row]
-        unquoted.update((len(rows), i) for i, cell in enumerate(read) if cell != row[i])
-        rows.append(read)
+        # Only a cell starting with ' can lose one: most rows have none and stay as csv built them.
+        quoted = QUOTE in "".join(row)
+        rows.append(_unneutralised(row, len(rows), unquoted) if quoted else row)
     return Sheet(name="", rows=rows, encoding=encoding, unquoted=frozenset(unquoted))
+
+
+def _unneutralised(row: list[str], index: int, unquoted: set[tuple[int, int]]) -> list[str]:
+    """The row's cells with csv_safe's escaping ' stripped; (row, column) of each that lost
+    one added to unquoted."""
+    read = [unneutralise(cell) for cell in row]
+    unquoted.update((index, i) for i, cell in enumerate(read) if cell != row[i])
+    return read
 
 
 def csv_rows(text: str) -> Iterator[list[str]]:
@@ -379,7 +388,7 @@ def to_float(text: str) -> float | None:
         value = float(cleaned)
     except ValueError:
         raise CellValueError(f"数値として読めません（「{cleaned[:20]}」）。") from None
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise CellValueError("数値として読めません。")
     return value
 

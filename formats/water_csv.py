@@ -5,6 +5,7 @@ figures (判定, 次回点検期限, …) that an import accepts and ignores. No
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -149,6 +150,7 @@ def _kind_key(text: str) -> str:
 _KIND_LOOKUP = {_kind_key(spelling): kind for spelling, kind in _KIND_BASES.items()}
 
 
+@functools.lru_cache(maxsize=1024)  # a file spells its kinds a few ways, thousands of times
 def read_kind(text: str) -> KindReading | None:
     """公設消火栓, 私設消火栓, 地下式消火栓, 防火水そう, 耐震性貯水槽, 河川等 … → our kind; None when the
     spelling is not known."""
@@ -256,12 +258,14 @@ def _apply_kind_hints(raw: Mapping[str, str], values: dict[str, Any], errors: di
         values["hydrant_type"] = reading.hydrant_type
 
 
+# Cells of a few distinct values per file (dates, diameters) are read once each: the readers
+# are pure and their values immutable; a cell that cannot be read raises every time.
 READERS: dict[str, Callable[[str], Any]] = {
     **dict.fromkeys(FLOAT_KEYS, to_float),
     **dict.fromkeys(INT_KEYS, to_int),
     **dict.fromkeys(TEXT_KEYS, _text),
-    "main_diameter_mm": to_diameter,
-    "last_inspected_on": to_date,
+    "main_diameter_mm": functools.lru_cache(maxsize=1024)(to_diameter),
+    "last_inspected_on": functools.lru_cache(maxsize=4096)(to_date),
     "ownership": _ownership,
     "grade_override": _grade_override,
     "hydrant_type": _hydrant_type,
@@ -303,8 +307,11 @@ def parse(sheet: Sheet, match: HeaderMatch) -> ParsedRows:
     )
     parsed.file_errors = match.problems
     parsed.unquoted = unquoted_keys(sheet, match)
+    derived = any(key.startswith("_") for key in match.columns.values())
     for number, values, errors in records(sheet, match, READ_COLUMNS):
-        parsed.records.append((number, {k: v for k, v in values.items() if not k.startswith("_")}))
+        if derived:
+            values = {k: v for k, v in values.items() if not k.startswith("_")}
+        parsed.records.append((number, values))
         for error in errors:
             parsed.add_error(error)
     return parsed
@@ -317,6 +324,8 @@ def cell(value: Any) -> str:
     """Exact text of a stored value: floats in their shortest round-tripping form."""
     if value is None:
         return ""
+    if type(value) is str:  # most cells: first, without the other tests
+        return value
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, date):

@@ -98,15 +98,17 @@ class RowPlan:
 
 
 def normalisations(
-    raw: dict[str, str], stored: dict[str, str], headers: dict[str, str]
+    raw: Mapping[str, str], stored: Mapping[str, str], headers: Mapping[str, str]
 ) -> tuple[Normalised, ...]:
     """The cells of raw (by key) whose stored text differs from the file's, in stored's
     order (raw holds the cells as read, after csv_safe.unneutralise). A blank cell is no
     normalisation: it clears the field or takes the default."""
     return tuple(
-        Normalised(headers.get(key, key), raw[key], text)
-        for key, text in stored.items()
-        if raw.get(key, "") != "" and not _same_text(raw[key], text)
+        [
+            Normalised(headers.get(key, key), given, text)
+            for key, text in stored.items()
+            if (given := raw.get(key, "")) != "" and given != text and not _same_text(given, text)
+        ]
     )
 
 

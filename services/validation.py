@@ -33,9 +33,10 @@ def clean_text(text: str | None) -> str:
 
 def has_control_chars(text: str | None, *, multiline: bool = False) -> bool:
     """Whether text holds a control character; a multi-line field may keep tab, CR and LF."""
+    if not text or not _CONTROL.search(text):  # the usual case, without a scan of matches
+        return False
     return any(
-        not (multiline and found.group() in _MULTILINE_ALLOWED)
-        for found in _CONTROL.finditer(text or "")
+        not (multiline and found.group() in _MULTILINE_ALLOWED) for found in _CONTROL.finditer(text)
     )
 
 

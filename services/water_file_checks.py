@@ -5,11 +5,11 @@ what it finds, and a swap is only made when the administrator asks for it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from formats import water_csv
-from formats.tabular import CellError
+from formats.tabular import CellError, CellValueError
 from services import geo
 from services.base import Tx
 from services.brigade_settings import settings_in
@@ -20,7 +20,7 @@ SWAP_OPTION = "swap_coordinates"
 
 
 class PlannedRow(Protocol):
-    """A water row's plan (services.water_import.WaterRowPlan) as far as positions go."""
+    """A water row's plan (services.water_import_rows.WaterRowPlan) as far as positions go."""
 
     row: int
     status: RowStatus
@@ -51,15 +51,17 @@ def check_positions(
     *,
     headers: dict[str, str],
     swap: bool,
+    stored: Iterable[Any] | None = None,
 ) -> None:
     """The preview's file-level swap offer (or the note that the swap was made), and a warning for
-    each importable row placed farther from the brigade's area centre than the area's radius."""
+    each importable row placed farther from the brigade's area centre than the area's radius.
+    stored: the brigade's sources (their latitude and longitude), when the caller has read them."""
     if swap:
         preview.options[SWAP_OPTION] = True
         preview.notes.append(f"緯度と経度を入れ替えて読み込んでいます（{_with_both(records)}行）。")
     else:
         preview.swappable_rows = swappable_rows(records)
-    preview.warnings += far_warnings(tx, preview.rows, headers=headers)
+    preview.warnings += far_warnings(tx, preview.rows, headers=headers, stored=stored)
 
 
 def swappable_rows(records: Records) -> int:
@@ -77,12 +79,23 @@ def swappable_rows(records: Records) -> int:
 
 
 def far_warnings(
-    tx: Tx, plans: Sequence[PlannedRow], *, headers: dict[str, str]
+    tx: Tx,
+    plans: Sequence[PlannedRow],
+    *,
+    headers: dict[str, str],
+    stored: Iterable[Any] | None = None,
 ) -> list[CellError]:
     """Rows that will be imported at a point outside the brigade's area: the saved centre, or the
-    median of the stored sources, and the area radius of the water-map settings (the map marks the
-    same points 区域外). No centre, no warning."""
-    settings = settings_in(tx)
+    median of the stored sources (stored, else read here), and the area radius of the water-map
+    settings (the map marks the same points 区域外). No centre, no warning."""
+    positions = None
+    if stored is not None:
+        positions = [
+            (row.latitude, row.longitude)
+            for row in stored
+            if row.latitude is not None and row.longitude is not None
+        ]
+    settings = settings_in(tx, positions)
     if settings.area_center is None:
         return []
     column = headers.get("latitude", water_csv.HEADERS["latitude"])
@@ -114,10 +127,12 @@ def _with_both(records: Records) -> int:
 
 
 def _point(raw: dict[str, str]) -> tuple[float, float] | None:
-    values, errors = water_csv.typed(
-        {key: raw[key] for key in ("latitude", "longitude") if key in raw}
-    )
-    lat, lon = values.get("latitude"), values.get("longitude")
-    if errors or lat is None or lon is None:
+    """The row's position as water_csv.typed reads it; None unless both cells read as numbers."""
+    if "latitude" not in raw or "longitude" not in raw:
         return None
-    return lat, lon
+    try:
+        lat = water_csv.READERS["latitude"](raw["latitude"])
+        lon = water_csv.READERS["longitude"](raw["longitude"])
+    except CellValueError:
+        return None
+    return None if lat is None or lon is None else (lat, lon)

@@ -6,19 +6,16 @@ An import is previewed first (nothing written): every row validated and classed 
 unchanged / invalid against the registry as it is. Applying plans the same rows again inside the
 write transaction and writes all of them or none; one audit event records the file's SHA-256 and
 the counts. Rows are matched by 水利番号; a field whose column the file lacks keeps its value.
-The restore of a backup calls plan_water_sources and write_water_sources inside its own
+The restore of a backup calls plan_water_sources and write_water_sources
+(services/water_import_rows.py, where the rows are planned and written) inside its own
 transaction."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from core.access import Need
@@ -26,60 +23,43 @@ from core.actor import Actor
 from formats import opendata, sheet_layout, tabular, water_csv
 from formats.csv_safe import Unencodable
 from formats.opendata import MAPPING_TARGETS, ColumnMapping
-from formats.tabular import CellError, HeaderMatch, Sheet, TableError, find_header, plain
+from formats.tabular import HeaderMatch, Sheet, TableError, find_header
 from formats.water_csv import ParsedRows
-from models.base import new_id, utcnow
-from models.enums import HYDRANT_KINDS, OWNERSHIPS, Function, Level
-from models.water import WaterInspection, WaterSource, WaterSourceBase
+from models.enums import Function, Level
+from models.water import WaterSource
 from services import brigade_settings, bulk_guard, import_reuse, pre_change
 from services import water_file_checks as file_checks
 from services.base import Tx, require, scoped, transaction
-from services.errors import Conflict, ValidationError
+from services.errors import ValidationError
 from services.imports import (
-    FieldChange,
     ImportPreview,
     ImportResult,
     MissingRows,
     Progress,
-    ProgressCounter,
     RowPlan,
     RowStatus,
     file_error_preview,
-    normalisations,
     sha256,
     with_quotes,
     with_read_errors,
 )
-from services.water_sources import BASE_FIELDS, NOT_FOR_HYDRANTS, today_jst, validate_fields
+from services.water_import_rows import (
+    EXISTING_COLUMNS,
+    WaterRowPlan,
+    absent_ids,
+    existing_sources,
+    plan_water_sources,
+    write_water_sources,
+)
 
 ENTITY = "water_sources"
 TABLE = "water_source"
 MAX_FILE_BYTES = tabular.MAX_FILE_BYTES
 MAX_ROWS = tabular.MAX_ROWS
-CHUNK = 2_000
 SAMPLE_ROWS = 5
 ENCODINGS = ("utf-8", "cp932")
 IMPORTING = (Need(Function.CSV_IMPORT, Level.EDIT), Need(Function.WATER_SOURCES, Level.EDIT))
 EXPORTING = (Need(Function.CSV_EXPORT, Level.VIEW), Need(Function.WATER_SOURCES, Level.VIEW))
-EXISTING_COLUMNS = (
-    WaterSource.id,
-    WaterSource.version,
-    *(getattr(WaterSource, name) for name in BASE_FIELDS),
-)
-HYDRANT_ONLY = ("main_diameter_mm", "hydrant_type")
-# Core statements on the table: the ORM's bulk insert splits a batch wherever the set of None
-# values changes (hydrants and cisterns alternate), which costs one statement per row.
-SOURCES = WaterSource.__table__
-UPDATE_BY_ID = (
-    update(SOURCES)
-    .where(SOURCES.c.id == bindparam("_id"))
-    .values({name: bindparam(name) for name in (*BASE_FIELDS, "version", "updated_at")})
-)
-DEFAULTS = {
-    name: info.default
-    for name, info in WaterSourceBase.model_fields.items()
-    if name not in ("code", "kind")
-}
 NO_LAYOUT = (
     "列の見出しから形式を判別できません（「水利番号」と「種別」の列、または自治体標準オープン"
     "データの「ID」と「種別」の列が必要です）。テンプレートの形式で保存し直すか、列の対応付けを"
@@ -122,15 +102,6 @@ class WaterFile:
     sheets: list[SheetInfo] = field(default_factory=list)
     file_errors: list[str] = field(default_factory=list)
     targets: dict[str, str] = field(default_factory=lambda: dict(MAPPING_TARGETS))
-
-
-@dataclass(frozen=True)
-class WaterRowPlan(RowPlan):
-    """A row's plan with what writing it needs: the validated values and the row it updates."""
-
-    values: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    source_id: uuid.UUID | None = None
-    version: int = 0
 
 
 # -- template and export -------------------------------------------------------------------------
@@ -211,18 +182,20 @@ def preview_water_import(
             return preview
         records = file_checks.oriented(parsed.records, swap=swap_coordinates)
         headers = {**water_csv.HEADERS, **parsed.headers}
-        existing = _existing(tx)
+        existing = existing_sources(tx)
         planned = plan_water_sources(tx, records, headers=parsed.headers, existing=existing)
         preview.rows = with_quotes(
             with_read_errors(planned, parsed.errors), parsed.unquoted, headers
         )
-        preview.missing = _missing_codes(tx, preview.rows)
-        preview.current = _stored_count(tx)
+        preview.missing = _missing_codes(existing, preview.rows)
+        preview.current = len(existing)
         preview.limits = brigade_settings.bulk_limits_in(tx)
         preview.notes += _unplaced_notes(preview.rows)
-        file_checks.check_positions(tx, preview, records, headers=headers, swap=swap_coordinates)
+        file_checks.check_positions(
+            tx, preview, records, headers=headers, swap=swap_coordinates, stored=existing.values()
+        )
         if preview.ready:
-            stamp = _stamp(tx, existing)
+            stamp = _stamp(existing, preview.limits)
             preview.token = import_reuse.keep(tx.actor, ENTITY, records, stamp, planned)
         return preview
 
@@ -246,13 +219,14 @@ def apply_water_import(
     with transaction(actor, *IMPORTING, action="water_source.import") as tx:
         if preview.entity != ENTITY or not preview.ready:
             raise ValidationError({"file": "エラーのあるファイルは取り込めません。"})
-        records, existing = [(row.row, row.raw) for row in preview.rows], _existing(tx)
+        records, existing = [(row.row, row.raw) for row in preview.rows], existing_sources(tx)
         kept = import_reuse.take(preview.token, tx.actor, ENTITY)
-        plans = kept.plans_if(records, _stamp(tx, existing)) if kept is not None else None
+        stamp = _stamp(existing, brigade_settings.bulk_limits_in(tx))
+        plans = kept.plans_if(records, stamp) if kept is not None else None
         reused = plans is not None
         plans = plans or plan_water_sources(tx, records, existing=existing)
         backup_id = None
-        if MissingRows(missing) == MissingRows.RETIRE and (gone := len(_absent_ids(tx, plans))):
+        if MissingRows(missing) == MissingRows.RETIRE and (gone := len(absent_ids(tx, plans))):
             bulk_guard.check(
                 gone,
                 _stored_count(tx),
@@ -282,64 +256,6 @@ def apply_water_import(
         )
         tx.commit()
         return result
-
-
-# -- planning and writing (inside a caller's transaction) ----------------------------------------
-
-
-def plan_water_sources(
-    tx: Tx,
-    records: Sequence[tuple[int, dict[str, str]]],
-    *,
-    headers: Mapping[str, str] | None = None,
-    existing: Mapping[str, Any] | None = None,
-) -> list[RowPlan]:
-    """Each record (row number, our key → text) validated and compared with the source of the
-    same 水利番号. A key absent from a record keeps the stored value (or the default for a new
-    source). headers names the file's columns in error messages (our headers by default);
-    existing: the stored sources by 水利番号 (_existing), when the caller has read them."""
-    existing = _existing(tx) if existing is None else existing
-    named = {**water_csv.HEADERS, **(headers or {})}
-    today = today_jst()
-    first_rows: dict[str, tuple[int, str]] = {}
-    return [_plan_row(number, raw, existing, first_rows, named, today) for number, raw in records]
-
-
-def write_water_sources(
-    tx: Tx,
-    plans: Sequence[RowPlan],
-    *,
-    missing: MissingRows,
-    progress: Progress | None = None,
-) -> ImportResult:
-    """Insert the new rows and update the changed ones in bulk; with MissingRows.RETIRE delete
-    the sources no plan mentions, with their inspections. Any invalid plan: ValidationError and
-    nothing written. No audit event: the caller records one for the whole operation."""
-    _check_plans(plans)
-    now = utcnow()
-    new = [_insert_row(tx, plan, now) for plan in plans if plan.status == RowStatus.NEW]
-    changed = [_update_row(plan, now) for plan in plans if plan.status == RowStatus.CHANGED]
-    retired = _absent_ids(tx, plans) if missing == MissingRows.RETIRE else []
-    step = ProgressCounter(progress, len(new) + len(changed) + len(retired))
-    try:
-        for chunk in _chunks(new):
-            tx.session.execute(insert(SOURCES), chunk)
-            step.advance(len(chunk))
-        for chunk in _chunks(changed):
-            _update_rows(tx, chunk)
-            step.advance(len(chunk))
-        for chunk in _chunks(retired):
-            _delete_sources(tx, chunk)
-            step.advance(len(chunk))
-    except IntegrityError:
-        raise Conflict() from None
-    unchanged = sum(plan.status == RowStatus.UNCHANGED for plan in plans)
-    unplaced = sum(  # written rows only (WaterRowPlans)
-        plan.values.get("latitude") is None
-        for plan in plans
-        if plan.status in (RowStatus.NEW, RowStatus.CHANGED)
-    )
-    return ImportResult(len(new), len(changed), unchanged, len(retired), unplaced=unplaced)
 
 
 # -- helpers: reading ----------------------------------------------------------------------------
@@ -423,98 +339,16 @@ def _sheet_info(index: int, sheet: Sheet) -> SheetInfo:
     )
 
 
-# -- helpers: planning ---------------------------------------------------------------------------
-
-
-def _plan_row(
-    number: int,
-    raw: dict[str, str],
-    existing: Mapping[str, Any],
-    first_rows: dict[str, tuple[int, str]],
-    headers: Mapping[str, str],
-    today: date,
-) -> RowPlan:
-    values, errors = water_csv.typed(raw)
-    code = plain(raw.get("code", ""))
-    current = existing.get(code)
-    stored = _stored(current) if current is not None else {**DEFAULTS, "code": code, "kind": ""}
-    checked, problems = validate_fields(
-        _fitted(stored | values, values), today=today, memo_as_given=True
-    )
-    errors = problems | errors
-    if code and code in first_rows:
-        errors["code"] = file_checks.duplicate_code_message(raw["code"], *first_rows[code])
-    if code:
-        first_rows.setdefault(code, (number, raw["code"]))
-    if errors:
-        cells = tuple(CellError(number, headers.get(k, k), m) for k, m in errors.items())
-        return WaterRowPlan(number, code, RowStatus.INVALID, dict(raw), errors=cells)
-    shown = {name: _shown(name, checked[name]) for name in BASE_FIELDS}
-    normalised = normalisations(raw, shown, dict(headers))
-    if current is None:
-        fields = tuple((headers[name], text) for name, text in shown.items())
-        return WaterRowPlan(
-            number,
-            code,
-            RowStatus.NEW,
-            dict(raw),
-            values=checked,
-            fields=fields,
-            normalised=normalised,
-        )
-    changes = tuple(
-        FieldChange(headers[name], _shown(name, stored[name]), shown[name])
-        for name in BASE_FIELDS
-        if stored[name] != checked[name]
-    )
-    status = RowStatus.CHANGED if changes else RowStatus.UNCHANGED
-    return WaterRowPlan(
-        number,
-        code,
-        status,
-        dict(raw),
-        changes,
-        (),
-        checked,
-        current.id,
-        current.version,
-        normalised=normalised,
-    )
-
-
-def _existing(tx: Tx) -> dict[str, Any]:
-    return {row.code: row for row in tx.session.exec(scoped(select(*EXISTING_COLUMNS), tx.actor))}
-
-
-def _stamp(tx: Tx, existing: Mapping[str, Any]) -> str:
-    """What planning read: every stored source's columns (import_reuse.stamp)."""
+def _stamp(existing: Mapping[str, Any], limits: bulk_guard.Limits) -> str:
+    """What planning read: every stored source's columns and the brigade's bulk limits
+    (import_reuse.stamp)."""
     rows = (tuple(row) for _, row in sorted(existing.items()))
-    return import_reuse.stamp(rows, [brigade_settings.bulk_limits_in(tx)])
+    return import_reuse.stamp(rows, [limits])
 
 
-def _fitted(merged: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored figure that does not apply to the row's kind (a cistern's capacity once it is a
-    hydrant) is cleared, unless the file itself gives it."""
-    hydrant = merged.get("kind") in HYDRANT_KINDS
-    for name in HYDRANT_ONLY if not hydrant else tuple(NOT_FOR_HYDRANTS):
-        if name not in given:
-            merged[name] = None
-    return merged
-
-
-def _stored(row: Any) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in BASE_FIELDS}
-
-
-def _shown(name: str, value: Any) -> str:
-    if name == "ownership":
-        return OWNERSHIPS.get(value, value)
-    return water_csv.cell(value)
-
-
-def _missing_codes(tx: Tx, plans: Sequence[RowPlan]) -> list[str]:
-    stored = set(tx.session.exec(scoped(select(WaterSource.code), tx.actor)).all())
-    return sorted(stored - {plan.code for plan in plans})
+def _missing_codes(existing: Mapping[str, Any], plans: Sequence[RowPlan]) -> list[str]:
+    """The stored codes (existing: existing_sources) no plan mentions."""
+    return sorted(existing.keys() - {plan.code for plan in plans})
 
 
 def _stored_count(tx: Tx) -> int:
@@ -536,63 +370,3 @@ def _unplaced_notes(plans: Sequence[RowPlan]) -> list[str]:
         f"位置なし {len(rows):,}件（{shown}行目）: 緯度・経度がないため地図には表示されません。"
         "位置を推測して補うことはしません。"
     ]
-
-
-# -- helpers: writing ----------------------------------------------------------------------------
-
-
-def _check_plans(plans: Sequence[RowPlan]) -> None:
-    errors = {
-        f"{error.row}:{error.column}": error.message
-        for plan in plans
-        if plan.status == RowStatus.INVALID
-        for error in plan.errors
-    }
-    if errors:
-        raise ValidationError(errors)
-    if not all(isinstance(plan, WaterRowPlan) for plan in plans):
-        raise TypeError("plans must come from plan_water_sources")
-
-
-def _insert_row(tx: Tx, plan: RowPlan, now: datetime) -> dict[str, Any]:
-    assert isinstance(plan, WaterRowPlan)
-    return {
-        **plan.values,
-        "id": new_id(),
-        "tenant_id": tx.tenant_id,
-        "version": 1,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def _update_row(plan: RowPlan, now: datetime) -> dict[str, Any]:
-    assert isinstance(plan, WaterRowPlan)
-    return {**plan.values, "id": plan.source_id, "version": plan.version + 1, "updated_at": now}
-
-
-def _update_rows(tx: Tx, rows: list[dict[str, Any]]) -> None:
-    tx.session.execute(UPDATE_BY_ID, [{**row, "_id": row["id"]} for row in rows])
-
-
-def _absent_ids(tx: Tx, plans: Sequence[RowPlan]) -> list[uuid.UUID]:
-    mentioned = {plan.code for plan in plans}
-    stored = tx.session.exec(scoped(select(WaterSource.id, WaterSource.code), tx.actor)).all()
-    return [row.id for row in stored if row.code not in mentioned]
-
-
-def _delete_sources(tx: Tx, ids: list[uuid.UUID]) -> None:
-    """The sources and their inspections (ids come from a scoped query)."""
-    tx.session.execute(
-        delete(WaterInspection).where(WaterInspection.water_source_id.in_(ids)),
-        execution_options={"synchronize_session": False},
-    )
-    tx.session.execute(
-        delete(WaterSource).where(WaterSource.id.in_(ids)),
-        execution_options={"synchronize_session": False},
-    )
-
-
-def _chunks(rows: list[Any]) -> Iterator[list[Any]]:
-    for start in range(0, len(rows), CHUNK):
-        yield rows[start : start + CHUNK]

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from formats.csv_safe import FORMULA_STARTS
 from models.enums import AuditCategory, Function, Level
 from models.water import WaterInspection, WaterInspectionCreate
-from services import water_import, water_sources
+from services import water_import, water_import_rows, water_sources
 from services.db import unit_of_work
 from services.errors import PermissionDenied, ValidationError
 from services.imports import FieldChange, MissingRows, RowStatus, sha256
@@ -149,7 +149,7 @@ def test_the_map_export_is_importable_and_its_computed_columns_are_ignored(tenan
 
 
 def test_progress_reports_every_chunk(tenant, monkeypatch):
-    monkeypatch.setattr(water_import, "CHUNK", 2)
+    monkeypatch.setattr(water_import_rows, "CHUNK", 2)
     make_source(tenant, code="P-0")
     data = layout_file([hydrant(f"P-{n}") for n in range(1, 6)])
     calls: list[tuple[int, int]] = []
@@ -430,12 +430,12 @@ def test_a_failure_mid_apply_leaves_the_registry_as_it_was(tenant, watch, monkey
         {"code": "F-1", "kind": "防火水槽", "memo": "変更"}
     ]
     found = preview(tenant, layout_file(rows))
-    monkeypatch.setattr(water_import, "CHUNK", 3)
+    monkeypatch.setattr(water_import_rows, "CHUNK", 3)
 
     def fail(tx, rows):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(water_import, "_update_rows", fail)
+    monkeypatch.setattr(water_import_rows, "_update_rows", fail)
     audit = watch(tenant)
     with pytest.raises(RuntimeError):
         apply(tenant, found, MissingRows.RETIRE, confirm_name=brigade_name(tenant))

@@ -1,0 +1,285 @@
+"""The rows of a water-source import inside a caller's transaction: each planned (validated and
+compared with the stored source of the same 水利番号) and the plans written in bulk. The import
+(services/water_import.py) and the restore of a backup (services/backup) call these; neither
+checks access or audits here: the caller's transaction does both.
+
+Planning runs once per row of files of up to tabular.MAX_ROWS rows, so a row's cells are read
+once (water_csv.typed), validated once (validate_fields, the registry's own rules) and shown
+once; writing is a Core executemany per chunk in the caller's unit of work (#19)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from formats import water_csv
+from formats.tabular import CellError, plain
+from models.base import new_id, utcnow
+from models.enums import HYDRANT_KINDS, OWNERSHIPS
+from models.water import WaterInspection, WaterSource, WaterSourceBase
+from services import water_file_checks as file_checks
+from services.base import Tx, scoped
+from services.errors import Conflict, ValidationError
+from services.imports import (
+    FieldChange,
+    ImportResult,
+    MissingRows,
+    Progress,
+    ProgressCounter,
+    RowPlan,
+    RowStatus,
+    normalisations,
+)
+from services.water_sources import BASE_FIELDS, NOT_FOR_HYDRANTS, today_jst, validate_fields
+
+CHUNK = 2_000
+EXISTING_COLUMNS = (
+    WaterSource.id,
+    WaterSource.version,
+    *(getattr(WaterSource, name) for name in BASE_FIELDS),
+)
+HYDRANT_ONLY = ("main_diameter_mm", "hydrant_type")
+# Core statements on the table: the ORM's bulk insert splits a batch wherever the set of None
+# values changes (hydrants and cisterns alternate), which costs one statement per row.
+SOURCES = WaterSource.__table__
+UPDATE_BY_ID = (
+    update(SOURCES)
+    .where(SOURCES.c.id == bindparam("_id"))
+    .values({name: bindparam(name) for name in (*BASE_FIELDS, "version", "updated_at")})
+)
+DEFAULTS = {
+    name: info.default
+    for name, info in WaterSourceBase.model_fields.items()
+    if name not in ("code", "kind")
+}
+
+
+@dataclass(frozen=True)
+class WaterRowPlan(RowPlan):
+    """A row's plan with what writing it needs: the validated values and the row it updates."""
+
+    values: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    source_id: uuid.UUID | None = None
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class _Planning:
+    """What every row of one planning compares with and names its columns by."""
+
+    existing: Mapping[str, Any]
+    headers: Mapping[str, str]  # our key → the column named in messages
+    columns: tuple[str, ...]  # the column of each of BASE_FIELDS, in their order
+    today: date
+    first_rows: dict[str, tuple[int, str]] = field(default_factory=dict)  # code → (row, given)
+
+
+def plan_water_sources(
+    tx: Tx,
+    records: Sequence[tuple[int, dict[str, str]]],
+    *,
+    headers: Mapping[str, str] | None = None,
+    existing: Mapping[str, Any] | None = None,
+) -> list[RowPlan]:
+    """Each record (row number, our key → text) validated and compared with the source of the
+    same 水利番号. A key absent from a record keeps the stored value (or the default for a new
+    source). headers names the file's columns in error messages (our headers by default);
+    existing: the stored sources by 水利番号 (existing_sources), when the caller has read them."""
+    named = {**water_csv.HEADERS, **(headers or {})}
+    planning = _Planning(
+        existing_sources(tx) if existing is None else existing,
+        named,
+        tuple(named[name] for name in BASE_FIELDS),
+        today_jst(),
+    )
+    return [_plan_row(number, raw, planning) for number, raw in records]
+
+
+def write_water_sources(
+    tx: Tx,
+    plans: Sequence[RowPlan],
+    *,
+    missing: MissingRows,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Insert the new rows and update the changed ones in bulk; with MissingRows.RETIRE delete
+    the sources no plan mentions, with their inspections. Any invalid plan: ValidationError and
+    nothing written. No audit event: the caller records one for the whole operation."""
+    _check_plans(plans)
+    now = utcnow()
+    new = [_insert_row(tx, plan, now) for plan in plans if plan.status == RowStatus.NEW]
+    changed = [_update_row(plan, now) for plan in plans if plan.status == RowStatus.CHANGED]
+    retired = absent_ids(tx, plans) if missing == MissingRows.RETIRE else []
+    step = ProgressCounter(progress, len(new) + len(changed) + len(retired))
+    try:
+        for chunk in _chunks(new):
+            tx.session.execute(insert(SOURCES), chunk)
+            step.advance(len(chunk))
+        for chunk in _chunks(changed):
+            _update_rows(tx, chunk)
+            step.advance(len(chunk))
+        for chunk in _chunks(retired):
+            _delete_sources(tx, chunk)
+            step.advance(len(chunk))
+    except IntegrityError:
+        raise Conflict() from None
+    unchanged = sum(plan.status == RowStatus.UNCHANGED for plan in plans)
+    unplaced = sum(  # written rows only (WaterRowPlans)
+        plan.values.get("latitude") is None
+        for plan in plans
+        if plan.status in (RowStatus.NEW, RowStatus.CHANGED)
+    )
+    return ImportResult(len(new), len(changed), unchanged, len(retired), unplaced=unplaced)
+
+
+def existing_sources(tx: Tx) -> dict[str, Any]:
+    """The brigade's stored sources (EXISTING_COLUMNS) by 水利番号."""
+    return {row.code: row for row in tx.session.exec(scoped(select(*EXISTING_COLUMNS), tx.actor))}
+
+
+def absent_ids(tx: Tx, plans: Sequence[RowPlan]) -> list[uuid.UUID]:
+    """The stored sources no plan mentions."""
+    mentioned = {plan.code for plan in plans}
+    stored = tx.session.exec(scoped(select(WaterSource.id, WaterSource.code), tx.actor)).all()
+    return [row.id for row in stored if row.code not in mentioned]
+
+
+# -- planning ------------------------------------------------------------------------------------
+
+
+def _plan_row(number: int, raw: dict[str, str], planning: _Planning) -> RowPlan:
+    headers = planning.headers
+    values, errors = water_csv.typed(raw)
+    code = plain(raw.get("code", ""))
+    current = planning.existing.get(code)
+    stored = _stored(current) if current is not None else {**DEFAULTS, "code": code, "kind": ""}
+    checked, problems = validate_fields(
+        _fitted(stored | values, values), today=planning.today, memo_as_given=True
+    )
+    errors = problems | errors
+    first_rows = planning.first_rows
+    if code and code in first_rows:
+        errors["code"] = file_checks.duplicate_code_message(raw["code"], *first_rows[code])
+    if code:
+        first_rows.setdefault(code, (number, raw["code"]))
+    if errors:
+        cells = tuple(CellError(number, headers.get(k, k), m) for k, m in errors.items())
+        return WaterRowPlan(number, code, RowStatus.INVALID, dict(raw), errors=cells)
+    shown = _shown_row(checked)
+    normalised = normalisations(raw, shown, headers)
+    if current is None:
+        return WaterRowPlan(
+            number,
+            code,
+            RowStatus.NEW,
+            dict(raw),
+            values=checked,
+            fields=tuple(zip(planning.columns, shown.values(), strict=True)),
+            normalised=normalised,
+        )
+    changes = tuple(
+        FieldChange(headers[name], _shown(name, stored[name]), shown[name])
+        for name in BASE_FIELDS
+        if stored[name] != checked[name]
+    )
+    status = RowStatus.CHANGED if changes else RowStatus.UNCHANGED
+    return WaterRowPlan(
+        number,
+        code,
+        status,
+        dict(raw),
+        changes,
+        (),
+        checked,
+        current.id,
+        current.version,
+        normalised=normalised,
+    )
+
+
+def _fitted(merged: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored figure that does not apply to the row's kind (a cistern's capacity once it is a
+    hydrant) is cleared, unless the file itself gives it."""
+    hydrant = merged.get("kind") in HYDRANT_KINDS
+    for name in HYDRANT_ONLY if not hydrant else tuple(NOT_FOR_HYDRANTS):
+        if name not in given:
+            merged[name] = None
+    return merged
+
+
+def _stored(row: Any) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in BASE_FIELDS}
+
+
+def _shown(name: str, value: Any) -> str:
+    if name == "ownership":
+        return OWNERSHIPS.get(value, value)
+    return water_csv.cell(value)
+
+
+def _shown_row(values: Mapping[str, Any]) -> dict[str, str]:
+    """_shown of every field of BASE_FIELDS, in their order."""
+    shown = {name: water_csv.cell(values[name]) for name in BASE_FIELDS}
+    shown["ownership"] = _shown("ownership", values["ownership"])
+    return shown
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+def _check_plans(plans: Sequence[RowPlan]) -> None:
+    errors = {
+        f"{error.row}:{error.column}": error.message
+        for plan in plans
+        if plan.status == RowStatus.INVALID
+        for error in plan.errors
+    }
+    if errors:
+        raise ValidationError(errors)
+    if not all(isinstance(plan, WaterRowPlan) for plan in plans):
+        raise TypeError("plans must come from plan_water_sources")
+
+
+def _insert_row(tx: Tx, plan: RowPlan, now: datetime) -> dict[str, Any]:
+    assert isinstance(plan, WaterRowPlan)
+    return {
+        **plan.values,
+        "id": new_id(),
+        "tenant_id": tx.tenant_id,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _update_row(plan: RowPlan, now: datetime) -> dict[str, Any]:
+    assert isinstance(plan, WaterRowPlan)
+    return {**plan.values, "id": plan.source_id, "version": plan.version + 1, "updated_at": now}
+
+
+def _update_rows(tx: Tx, rows: list[dict[str, Any]]) -> None:
+    tx.session.execute(UPDATE_BY_ID, [{**row, "_id": row["id"]} for row in rows])
+
+
+def _delete_sources(tx: Tx, ids: list[uuid.UUID]) -> None:
+    """The sources and their inspections (ids come from a scoped query)."""
+    tx.session.execute(
+        delete(WaterInspection).where(WaterInspection.water_source_id.in_(ids)),
+        execution_options={"synchronize_session": False},
+    )
+    tx.session.execute(
+        delete(WaterSource).where(WaterSource.id.in_(ids)),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def _chunks(rows: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(rows), CHUNK):
+        yield rows[start : start + CHUNK]

@@ -131,6 +131,11 @@ def test_map_points_skip_unplaced_sources_and_carry_the_units_radius():
     ]
 
 
+def test_the_component_asks_for_its_data_at_the_data_route_before_its_args_come():
+    script = (water_map_view.FRONTEND / "map.js").read_text(encoding="utf-8")
+    assert f'var DATA_ROUTE = "{map_data.DATA_ROUTE}";' in script
+
+
 def test_payload_for_20000_sources_stays_small():
     html = rendered(build_map(points(20_000)))
     assert len(html.encode()) < 20_000 * 80

@@ -5,12 +5,24 @@
 // is sent to the page, as the component's value.
 (function () {
   "use strict";
+  // services.water_sources.map_data.DATA_ROUTE: the current version is asked for as soon as
+  // this frame loads, before Streamlit hands it its args (the page's other elements render
+  // meanwhile); it is used if it is the version the args name (its ETag says so).
+  var DATA_ROUTE = "/api/water-map";
+  var early = fetch(DATA_ROUTE, {credentials: "same-origin"})
+    .then(function (response) {
+      if (!response.ok) { return null; }
+      var etag = response.headers.get("ETag");
+      return response.json().then(function (body) { return {etag: etag, body: body}; });
+    })
+    .catch(function () { return null; });
   var map = null;
   var args = null;
   var data = null;
   var dataVersion = null;
   var fetching = null;
   var layer = null;
+  var layerRows = null;  // the rows the layer shows
   var drawn = {};
   var highlight = null;
   var clicks = 0;
@@ -36,14 +48,18 @@
       link.href = href;
       document.head.appendChild(link);
     });
-    var scripts = assets.js.slice();
-    (function next() {
-      if (!scripts.length) { done(); return; }
+    // downloaded side by side, run in this order (async = false)
+    var waiting = assets.js.length;
+    assets.js.forEach(function (src) {
       var script = document.createElement("script");
-      script.src = scripts.shift();
-      script.onload = next;
+      script.src = src;
+      script.async = false;
+      script.onload = function () {
+        waiting -= 1;
+        if (!waiting) { done(); }
+      };
       document.head.appendChild(script);
-    })();
+    });
   }
 
   function savedView() {
@@ -94,16 +110,45 @@
     });
   }
 
+  // The rows in `before` and not in `after` and those in `after` and not in `before`, or null
+  // when more than a few differ (a filter change, another user's import): then the layer is
+  // drawn anew.
+  function changes(before, after) {
+    var count = {};
+    before.forEach(function (r) { var k = JSON.stringify(r); count[k] = (count[k] || 0) + 1; });
+    var added = after.filter(function (r) {
+      var k = JSON.stringify(r);
+      if (count[k]) { count[k] -= 1; return false; }
+      return true;
+    });
+    if (added.length > 50) { return null; }
+    var removed = before.filter(function (r) {
+      var k = JSON.stringify(r);
+      if (count[k]) { count[k] -= 1; return true; }
+      return false;
+    });
+    return removed.length > 50 ? null : {removed: removed, added: added};
+  }
+
   function drawSources() {
     var wanted = {version: dataVersion, mask: args.mask, labels: args.labels,
                   coverage: args.coverage};
     if (JSON.stringify(wanted) === JSON.stringify(drawn)) { return; }
+    var rows = kept(args.mask);
+    var delta = layer && wanted.labels === drawn.labels && wanted.coverage === drawn.coverage
+      ? changes(layerRows, rows) : null;
+    if (delta) {  // a write: only its sources change, the clusters and the view stay
+      layer.hikeshiUpdate(delta.removed, delta.added);
+      layerRows = rows;
+      drawn = wanted;
+      return;
+    }
     if (layer) {
       map.hikeshiControl.removeLayer(layer);
       map.removeLayer(layer);
     }
     var shown = {kinds: data.kinds, statuses: data.statuses, letters: args.letters,
-                 colors: args.colors, rows: kept(args.mask)};
+                 colors: args.colors, rows: rows};
     layer = window.hikeshiWaterLayer(
       map, shown, {labels: args.labels, coverage: args.coverage, cluster: true, fit: true});
     layer.hikeshiMarkers.on("click", function (e) {
@@ -113,6 +158,7 @@
     });
     layer.addTo(map);
     map.hikeshiControl.addOverlay(layer, "水利");
+    layerRows = rows;
     drawn = wanted;
   }
 
@@ -138,15 +184,23 @@
     drawSelection();
   }
 
+  function fetchVersion(version) {
+    var prefetched = early || Promise.resolve(null);
+    early = null;
+    return prefetched.then(function (hit) {
+      if (hit && hit.etag === '"' + version + '"') { return hit.body; }
+      return fetch(args.data_url, {credentials: "same-origin"}).then(function (response) {
+        if (!response.ok) { throw new Error(response.status); }
+        return response.json();
+      });
+    });
+  }
+
   function fetchData() {
     var version = args.version;
     if (fetching === version) { return; }
     fetching = version;
-    fetch(args.data_url, {credentials: "same-origin"})
-      .then(function (response) {
-        if (!response.ok) { throw new Error(response.status); }
-        return response.json();
-      })
+    fetchVersion(version)
       .then(function (body) {
         data = body;
         dataVersion = version;

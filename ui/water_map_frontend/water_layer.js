@@ -40,14 +40,14 @@ window.hikeshiWaterLayer = function (map, data, options) {
   });
   var layer = L.featureGroup();
   var coverage = L.featureGroup().addTo(layer);
-  if (options.coverage) {
-    data.rows.forEach(function (r) {
-      if (r[3] !== 0) { return; }
-      L.circle([r[0], r[1]], {radius: r[7], weight: 1, color: "#1565c0", opacity: 0.5,
-        fillColor: "#42a5f5", fillOpacity: 0.18, interactive: false, pane: "hikeshiCoverage"}
-      ).addTo(coverage);
-    });
+  var circles = {};  // by code: the coverage circle of a usable source
+  function addCircle(r) {
+    if (!options.coverage || r[3] !== 0) { return; }
+    circles[r[5]] = L.circle([r[0], r[1]], {radius: r[7], weight: 1, color: "#1565c0",
+      opacity: 0.5, fillColor: "#42a5f5", fillOpacity: 0.18, interactive: false,
+      pane: "hikeshiCoverage"}).addTo(coverage);
   }
+  data.rows.forEach(addCircle);
   function ready() {
     window.hikeshiWaterReady = true;
     fitLabels();
@@ -57,18 +57,28 @@ window.hikeshiWaterLayer = function (map, data, options) {
         disableClusteringAtZoom: 17, showCoverageOnHover: false, spiderfyOnMaxZoom: false,
         chunkProgress: function (done, total) { if (done === total) { ready(); } }})
     : L.featureGroup();
-  var markers = data.rows.map(function (r) {
+  // A marker's hover text is bound at its first hover: 20,000 tooltips made up front cost more
+  // than drawing the markers. Memo labels (permanent) are bound at once.
+  function makeMarker(r) {
     var marker = new SourceMarker([r[0], r[1]], {
       icon: icon(r[2], r[3], r[4]), code: r[5], kindName: data.kinds[r[2]], riseOnHover: true
     });
-    var label = esc(r[5]) + "（" + esc(data.kinds[r[2]]) + "・" + esc(data.statuses[r[3]]) + "）"
-      + (r[4] ? " 点検期限切れ" : "") + (r[6] ? "<br>" + esc(r[6]) : "");
+    marker.hikeshiRow = r;
     if (options.labels && r[6]) {
       marker.bindTooltip(esc(r[6]), {permanent: true, direction: "right", offset: [12, 12], className: "hk-ws-label"});
-    } else {
-      marker.bindTooltip(label, {direction: "top"});
     }
     return marker;
+  }
+  var markers = data.rows.map(makeMarker);
+  function hint(r) {
+    return esc(r[5]) + "（" + esc(data.kinds[r[2]]) + "・" + esc(data.statuses[r[3]]) + "）"
+      + (r[4] ? " 点検期限切れ" : "") + (r[6] ? "<br>" + esc(r[6]) : "");
+  }
+  group.on("mouseover", function (e) {
+    var marker = e.layer;
+    if (marker && marker.hikeshiRow && !marker.getTooltip()) {
+      marker.bindTooltip(hint(marker.hikeshiRow), {direction: "top"}).openTooltip();
+    }
   });
   // A memo label is shown only where it overlaps no other shown label and no marker or cluster
   // icon but its own; the others wait for a closer zoom.
@@ -113,19 +123,47 @@ window.hikeshiWaterLayer = function (map, data, options) {
     map.on("zoomend moveend", later);
     group.on("animationend", later);  // clusters split or merged: icons moved without a mutation
     if (document.fonts) { document.fonts.ready.then(later); }
-    if (!options.cluster) { ready(); }
+    addMarkers();
   });
   layer.on("remove", function () {
     changes.disconnect();
     map.off("zoomend moveend", later);
     group.off("animationend", later);
   });
-  if (options.cluster) {
-    group.addLayers(markers);
-  } else {
-    markers.forEach(function (marker) { group.addLayer(marker); });
+  // The markers join the cluster group once it is on the map: before, every addLayers call
+  // looks for each marker among those already waiting (quadratic: half a second at 20,000).
+  var added = false;
+  function addMarkers() {
+    if (added) { return; }
+    added = true;
+    if (options.cluster) {
+      group.addLayers(markers);
+    } else {
+      markers.forEach(function (marker) { group.addLayer(marker); });
+      ready();
+    }
   }
   group.addTo(layer);
   layer.hikeshiMarkers = group;
+  // A few sources changed (a write): their markers and circles are replaced in place, the rest
+  // of the layer and its clusters stay as they are. Rows are compared as a whole.
+  layer.hikeshiUpdate = function (removed, addedRows) {
+    var gone = {};
+    removed.forEach(function (r) { gone[r[5]] = true; });
+    var old = markers.filter(function (m) { return gone[m.options.code]; });
+    removed.forEach(function (r) {
+      if (circles[r[5]]) { coverage.removeLayer(circles[r[5]]); delete circles[r[5]]; }
+    });
+    var fresh = addedRows.map(makeMarker);
+    addedRows.forEach(addCircle);
+    markers = markers.filter(function (m) { return !gone[m.options.code]; }).concat(fresh);
+    group.removeLayers(old);
+    if (options.cluster) {
+      group.addLayers(fresh);
+    } else {
+      fresh.forEach(function (marker) { group.addLayer(marker); });
+    }
+    later();
+  };
   return layer;
 };

@@ -441,14 +441,14 @@ def read_page(
     db: Session | Connection, query: Any, filters: EventFilter, cursor: Cursor | None, limit: int
 ) -> list[Any]:
     """The events (ORM objects on a Session, rows on a Connection) of one keyset page of a
-    scoped SELECT of AuditEvent; a keyword of three characters or more is looked up through
-    the search index unless the newest events fill the page (services/event_search.py).
+    scoped SELECT of AuditEvent; a keyword is looked up through the search index unless the
+    newest events fill the page (services/event_search.py).
     The service's SQL; bench/log_query.py and bench/log_search.py time it."""
 
     def fetch(statement: Any) -> list[Any]:
         return list(db.exec(statement) if isinstance(db, Session) else db.execute(statement))
 
-    if not event_search.indexable(filters.text):
+    if not filters.text:
         return fetch(page_query(query, filters, cursor, limit))
     structured, e = filtered(query, replace(filters, text=""), cursor), AuditEvent
     for window in event_search.WINDOWS:

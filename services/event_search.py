@@ -15,8 +15,11 @@ candidates from the index, all of them, and sorts those:
   transaction's own tenant (app.tenant_id, as the policy reads it).
 - SQLite: an FTS5 trigram table, its rowids mapped to (tenant_id, seq) by audit_event_search_row.
 
-A trigram needs three characters: a keyword of one or two (水利, 出動) is matched by the scan in
-index order alone, as before the index.
+A trigram needs three characters: a keyword of one or two (水利, 出動) is looked up in a second
+index (migration z008) of every single character and adjacent pair of each column, lowercased as
+the database's ILIKE/LIKE fold them: audit_event_search_gram(gram) on PostgreSQL (a GIN index on
+audit_event_grams, the same tenant-bound SECURITY DEFINER way), an FTS5 table of the pieces as
+hex tokens on SQLite (`gram_token`).
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Integer,
+    String,
     Uuid,
     any_,
     column,
     func,
+    literal,
     literal_column,
     or_,
     text,
@@ -46,7 +51,7 @@ from sqlmodel import Session, select
 from models import AuditEvent
 
 COLUMNS = ("action", "target_type", "target_id", "actor_label", "request_id", "details")
-MIN_INDEXED = 3  # characters of a trigram
+TRIGRAM = 3  # characters; a shorter keyword is one of the pieces z008 indexes
 # events searched in index order before the index is asked: the newest thousand, and ten
 # thousand where the first held at least a tenth of a page (a word of a few percent)
 WINDOWS = (1_000, 10_000)
@@ -54,9 +59,13 @@ SPARSE = 10
 
 PG_FUNCTION = "audit_event_search"
 PG_INDEX = "ix_audit_event_search_trgm"
+PG_GRAM_FUNCTION = "audit_event_search_gram"
+PG_GRAM_INDEX = "ix_audit_event_search_grams"
 FTS_TABLE = "audit_event_search"
+FTS_GRAM_TABLE = "audit_event_search_gram"
 ROW_TABLE = "audit_event_search_row"
 _FTS = sql_table(FTS_TABLE, column("rowid", Integer))
+_FTS_GRAMS = sql_table(FTS_GRAM_TABLE, column("rowid", Integer))
 _ROWS = sql_table(
     ROW_TABLE, column("id", Integer), column("tenant_id", Uuid()), column("seq", Integer)
 )
@@ -70,10 +79,6 @@ def pattern(text: str) -> str:
 def matches(entity: Any, text: str) -> ColumnElement[bool]:
     """Whether an event contains the keyword (the rule the index only narrows)."""
     return or_(*(getattr(entity, name).ilike(pattern(text), escape="\\") for name in COLUMNS))
-
-
-def indexable(text: str) -> bool:
-    return len(text) >= MIN_INDEXED
 
 
 def newest_first(query: Any, limit: int, entity: Any = AuditEvent) -> Any:
@@ -101,15 +106,32 @@ def indexed_page(filtered: Any, text: str, dialect: str, limit: int) -> Any:
 
 def _candidates(text: str, dialect: str) -> ColumnElement[bool]:
     e = AuditEvent
+    short = len(text) < TRIGRAM
     if dialect == "postgresql":
         # an array built once (an InitPlan), looked up by the (tenant_id, seq) key
-        seqs = select(getattr(func, PG_FUNCTION)(pattern(text))).scalar_subquery()
-        return e.seq == any_(func.array(seqs))
-    phrase = '"' + text.replace('"', '""') + '"'  # one FTS5 string: the keyword as typed
-    rowids = select(_FTS.c.rowid).where(literal_column(FTS_TABLE).op("MATCH")(phrase))
+        look_up = (
+            getattr(func, PG_GRAM_FUNCTION)(text)
+            if short
+            else getattr(func, PG_FUNCTION)(pattern(text))
+        )
+        return e.seq == any_(func.array(select(look_up).scalar_subquery()))
+    if short:
+        rowids = select(_FTS_GRAMS.c.rowid).where(
+            literal_column(FTS_GRAM_TABLE).op("MATCH")(gram_token(text))
+        )
+    else:
+        phrase = '"' + text.replace('"', '""') + '"'  # one FTS5 string: the keyword as typed
+        rowids = select(_FTS.c.rowid).where(literal_column(FTS_TABLE).op("MATCH")(phrase))
     return tuple_(e.tenant_id, e.seq).in_(
         select(_ROWS.c.tenant_id, _ROWS.c.seq).where(_ROWS.c.id.in_(rowids))
     )
+
+
+def gram_token(text: str) -> ColumnElement[str]:
+    """SQLite: the FTS5 query of a keyword of one or two characters, as z008's trigger writes
+    its pieces: u (one character) or b (two), then the hex of the UTF-8 of SQLite's lower()."""
+    kind = "u" if len(text) == 1 else "b"
+    return literal('"' + kind, String) + func.hex(func.lower(literal(text, String))) + '"'
 
 
 @contextmanager

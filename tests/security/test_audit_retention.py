@@ -150,8 +150,8 @@ def test_purge_deletes_old_events_up_to_the_newest_signed_checkpoint(engine):
 
 
 def test_purged_events_leave_the_search_index(engine):
-    """The free-text search (migration z006) finds only what is left; on SQLite its FTS5 rows
-    and rowid map go with the events (a contentless FTS5 row outlives its event unless told)."""
+    """The free-text search (migrations z006, z008) finds only what is left; on SQLite its FTS5
+    rows and rowid map go with the events (a contentless FTS5 row outlives its event unless told)."""
     now = utcnow()
     tenant_id = build(PLAN, now)
     actor = admin(tenant_id)
@@ -173,7 +173,14 @@ def test_purged_events_leave_the_search_index(engine):
                     "'\"test.aged\"' AND rowid NOT IN (SELECT id FROM audit_event_search_row)"
                 )
             ).scalar_one()
-        assert (mapped, orphans) == (len(seqs(tenant_id, engine)), 0)
+            # z008's pieces: "ag" of test.aged, as b and the hex of its bytes
+            piece_orphans = conn.execute(
+                text(
+                    "SELECT count(*) FROM audit_event_search_gram WHERE audit_event_search_gram "
+                    "MATCH 'b6167' AND rowid NOT IN (SELECT id FROM audit_event_search_row)"
+                )
+            ).scalar_one()
+        assert (mapped, orphans, piece_orphans) == (len(seqs(tenant_id, engine)), 0, 0)
 
 
 def test_each_run_is_recorded_in_the_chain(engine):

@@ -1,7 +1,8 @@
-"""The event log's free text through the search index (services/event_search.py, migration
-z006): the same events as the plain scan (ILIKE on six columns) for every kind of keyword, on
-both databases; other brigades' events never found; on PostgreSQL the trigram index serves a
-keyword of three characters or more under row-level security."""
+"""The event log's free text through the search indexes (services/event_search.py, migrations
+z006 and z008): the same events as the plain scan (ILIKE on six columns) for every kind of
+keyword, one and two characters included, on both databases; other brigades' events never found;
+on PostgreSQL the trigram index serves a keyword of three characters or more, the index of
+pieces one of one or two, under row-level security."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ CORPUS = [
     ("water_source.update", "water_source", "H-0001", {"memo": "防火水槽 100%_ok"}),
     ("water_source.update", "water_source", "h-0001x", {"memo": "50%引き a_b a\\b"}),
     ("mail.receive", "mail", "", {"subject": 'He said "quote" ＡＢＣ'}),
-    ("login.success", "", "", {"memo": "ａｂｃ Straße 火災"}),
+    ("login.success", "", "", {"memo": "ａｂｃ Straße 火災 Élan"}),
     ("event_log.view", "", "", {"filters": {"text": 3}}),
     ("external.call", "line", "", {"memo": "a%b a_c 100%%"}),
 ]
@@ -36,10 +37,28 @@ FOREIGN = ("member.update", "member", "M-0001", {"memo": "よその団だけ for
 KEYWORDS = [
     "水利点検",  # Japanese, three characters or more: the index
     "防火水槽 100",
-    "水利",  # one or two characters: the scan
+    "水利",  # one or two characters: z008's pieces
     "出動",
     "火",
+    "槽",
+    "水槽",
     "x",
+    "X",
+    "Ｂ",
+    "ｂ",
+    "ß",
+    "ẞ",
+    "h-",
+    "M-",
+    "0x",
+    "0%",
+    "%_",
+    "\\b",
+    '"',
+    '"q',
+    "é",
+    "É",
+    "{",
     "H-0001",  # ASCII codes, case-insensitive
     "h-000",
     "M-000",
@@ -120,8 +139,11 @@ def searched(tenant_id: uuid.UUID, filters: EventFilter, page_size: int = 200) -
         cursor = page.next_cursor
 
 
-def test_the_index_finds_what_the_scan_finds(brigades):
+def test_the_index_finds_what_the_scan_finds(brigades, monkeypatch):
+    """Every keyword through the index (the newest-events window made one event, so a page is
+    never filled before the index is asked), keywords of one and two characters included."""
     mine, other = brigades
+    monkeypatch.setattr(event_search, "WINDOWS", (1,))
     for tenant_id, keywords in ((mine, KEYWORDS), (other, ["foreign-only", "member", "H-0001"])):
         for keyword in keywords:
             filters = EventFilter(text=keyword)
@@ -188,12 +210,16 @@ def test_the_look_up_function_answers_for_the_transactions_brigade_only(postgres
     record(other, [FOREIGN])
     with engine.connect() as conn, conn.begin():
         search = text("SELECT count(*) FROM audit_event_search(:p)")
+        gram = text("SELECT count(*) FROM audit_event_search_gram(:g)")
         assert conn.execute(search, {"p": "%"}).scalar_one() == 0  # no brigade set
+        assert conn.execute(gram, {"g": "{"}).scalar_one() == 0
         for tenant_id, found in ((mine, 0), (other, 1)):
             conn.execute(
                 text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(tenant_id)}
             )
             assert conn.execute(search, {"p": "%foreign-only%"}).scalar_one() == found
+            assert conn.execute(gram, {"g": "よそ"}).scalar_one() == found
+            assert conn.execute(gram, {"g": "F"}).scalar_one() == found
 
 
 def bulk(owner: Engine, tenant_id: uuid.UUID, count: int) -> None:
@@ -216,20 +242,26 @@ def bulk(owner: Engine, tenant_id: uuid.UUID, count: int) -> None:
             {"t": tenant_id, "c": count, "h": "0" * 64},
         )
         # as autovacuum would: the index's pending entries merged, the statistics taken
-        conn.execute(
-            text("SELECT gin_clean_pending_list(CAST(:i AS regclass))"),
-            {"i": event_search.PG_INDEX},
-        )
+        for index in (event_search.PG_INDEX, event_search.PG_GRAM_INDEX):
+            conn.execute(text("SELECT gin_clean_pending_list(CAST(:i AS regclass))"), {"i": index})
         conn.execute(text("ANALYZE audit_event"))
 
 
-def test_the_trigram_index_serves_a_rare_word(postgres, engine, owner_engine):
+@pytest.mark.parametrize(
+    ("keywords", "index"),
+    [
+        (("水利点検", "h-0001"), event_search.PG_INDEX),
+        (("水利", "検", "h-", "H"), event_search.PG_GRAM_INDEX),
+    ],
+)
+def test_the_indexes_serve_a_rare_word(postgres, engine, owner_engine, keywords, index):
     """Japanese and an ASCII code, read as the application role under row-level security: the
-    trigram index is scanned (removing it, or reading without the look-up, fails this)."""
+    trigram index (z006), or for one or two characters the index of pieces (z008), is scanned
+    (removing it, or reading without the look-up, fails this)."""
     tenant_id = make_tenant()
     bulk(owner_engine, tenant_id, 1000)
     query = scoped(select(AuditEvent), viewer(tenant_id, 0))
-    for keyword in ("水利点検", "h-0001"):
+    for keyword in keywords:
         with engine.connect() as conn, conn.begin():
             conn.execute(
                 text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(tenant_id)}
@@ -237,8 +269,7 @@ def test_the_trigram_index_serves_a_rare_word(postgres, engine, owner_engine):
             event_log.prefer_index_order(conn)
             found = event_log.read_page(conn, query, EventFilter(text=keyword), None, 51)
             scans = conn.execute(
-                text("SELECT pg_stat_get_xact_numscans(CAST(:i AS regclass))"),
-                {"i": event_search.PG_INDEX},
+                text("SELECT pg_stat_get_xact_numscans(CAST(:i AS regclass))"), {"i": index}
             ).scalar_one()
         assert [r.seq for r in found] == [1000 + n for n in range(500, -1, -500)], keyword
         assert scans >= 1, keyword

@@ -13,11 +13,15 @@ if its lowercase is among that column's pieces. The index narrows candidates as 
 service applies the exact per-column test to each (services/event_search.py). No personal data:
 the columns are z006's, details_enc is not read.
 
-PostgreSQL: a GIN index on the array of pieces (audit_event_grams, IMMUTABLE; GIN keeps each
-piece once per event), reached by the application role through audit_event_search_gram(gram),
-a SECURITY DEFINER function answering the seqs of the transaction's tenant, as z006's
-audit_event_search does (same owner policy, plpgsql EXECUTE so each piece is planned for itself,
-no JIT).
+PostgreSQL: a GIN index on the tenant and the array of pieces (audit_event_grams, IMMUTABLE;
+GIN keeps each piece once per event), reached by the application role through
+audit_event_search_gram(gram), a SECURITY DEFINER function answering the seqs of the
+transaction's tenant, as z006's audit_event_search does (same owner policy, plpgsql EXECUTE so
+each piece is planned for itself, no JIT). The tenant is in the index (btree_gin, a trusted
+extension like pg_trgm, which downgrade leaves as z006 leaves pg_trgm) so that a look-up reads
+its own brigade's candidates only: without it, a word every brigade of the database uses had
+each brigade's events fetched and then dropped by the tenant test. z006's trigram index is made
+again the same way (same name and expression; downgrade makes it as z006 did).
 
 SQLite: an FTS5 table, contentless, detail=none (only which events hold a piece, no positions),
 its rowid the event's audit_event_search_row id (z006). A piece is written as a token the ascii
@@ -39,6 +43,7 @@ depends_on: str | Sequence[str] | None = None
 
 COLUMNS = ("action", "target_type", "target_id", "actor_label", "request_id", "details")
 PG_INDEX = "ix_audit_event_search_grams"
+TRIGRAM_INDEX = "ix_audit_event_search_trgm"
 GRAMS = "audit_event_grams"
 FUNCTION = "audit_event_search_gram"
 TRIGRAMS = "audit_event_search"
@@ -74,6 +79,7 @@ def downgrade() -> None:
         op.execute(f"DROP FUNCTION IF EXISTS {FUNCTION}(text)")
         op.execute(f"DROP INDEX IF EXISTS {PG_INDEX}")
         op.execute(f"DROP FUNCTION IF EXISTS {GRAMS}(VARIADIC text[])")
+        _trigram_index(with_tenant=False)
         return
     _triggers(with_pieces=False)
     op.execute(f"DROP TABLE IF EXISTS {FTS}")
@@ -103,7 +109,13 @@ def _postgres_upgrade(role: str) -> None:
         $$
         """
     )
-    op.execute(f"CREATE INDEX {PG_INDEX} ON audit_event USING gin ({GRAMS}({columns()}))")
+    # the tenant in each index (btree_gin: GIN over a uuid), so a look-up reads only its own
+    # brigade's candidates, not every brigade's of the database before the tenant filter
+    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
+    op.execute(
+        f"CREATE INDEX {PG_INDEX} ON audit_event USING gin (tenant_id, {GRAMS}({columns()}))"
+    )
+    _trigram_index(with_tenant=True)
     query = (
         f"SELECT seq FROM public.audit_event WHERE tenant_id = {TENANT} "
         f"AND public.{GRAMS}({columns()}) @> ARRAY[lower($1)]"
@@ -118,6 +130,16 @@ def _postgres_upgrade(role: str) -> None:
     )
     op.execute(f"REVOKE ALL ON FUNCTION {FUNCTION}(text) FROM PUBLIC")
     op.execute(f"GRANT EXECUTE ON FUNCTION {FUNCTION}(text) TO {role}")
+
+
+def _trigram_index(*, with_tenant: bool) -> None:
+    """z006's trigram index made again, with the tenant in front or (downgrade) as z006 made it;
+    its name and expression stay, so audit_event_search(pattern) is served as before."""
+    tenant = "tenant_id, " if with_tenant else ""
+    op.execute(f"DROP INDEX IF EXISTS {TRIGRAM_INDEX}")
+    op.execute(
+        f"CREATE INDEX {TRIGRAM_INDEX} ON audit_event USING gin ({tenant}({body('')}) gin_trgm_ops)"
+    )
 
 
 # --- SQLite ----------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ other filters select are searched in index order, as before the index: a common 
 page there, and fewer events than that are all read. Only a page left short reads the
 candidates from the index, all of them, and sorts those:
 
-- PostgreSQL: a pg_trgm GIN index on the columns joined. Row-level security lets an index serve
+- PostgreSQL: a pg_trgm GIN index on the tenant and the columns joined (the tenant since z008,
+  so a look-up reads its own brigade's candidates only). Row-level security lets an index serve
   only leakproof operators, which ILIKE is not, so the application role reaches it through
   audit_event_search(pattern), a SECURITY DEFINER function answering the seqs of the
   transaction's own tenant (app.tenant_id, as the policy reads it).

@@ -119,6 +119,15 @@ def test_points_out_of_range_either_way_keep_the_range_message(tenant):
     assert found.swappable_rows == 0
 
 
+def test_a_row_with_one_coordinate_is_a_row_error_not_counted_for_the_swap(tenant):
+    rows = [swapped("B-1", 36.0, 138.0), hydrant("B-2", latitude="138.0", longitude="")]
+    found = preview(tenant, layout_file(rows))
+    assert found.swappable_rows == 1
+    assert [(e.row, e.message) for e in found.errors if e.row == 3] == [
+        (3, "緯度と経度は両方入力してください（不明なら両方空欄）。")
+    ]
+
+
 # -- far-away points -----------------------------------------------------------------------------
 
 

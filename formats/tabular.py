@@ -368,7 +368,7 @@ _ERA_DATE = re.compile(r"^(令和|平成|昭和|R|H|S)(\d{1,2}|元)[年./-](\d{1
 
 
 def plain(text: str) -> str:
-    return unicodedata.normalize("NFKC", text or "").strip()
+    return unicodedata.normalize("NFKC", text).strip() if text else ""
 
 
 def to_int(text: str) -> int | None:
@@ -381,6 +381,8 @@ def to_int(text: str) -> int | None:
 
 
 def to_float(text: str) -> float | None:
+    if not text:  # a blank cell, the most common of all
+        return None
     cleaned = plain(text).replace(",", "")
     if not cleaned:
         return None

@@ -102,9 +102,15 @@ window.hikeshiWaterLayer = function (map, data, options) {
     });
   }
   var pending = null;
+  var trailing = null;
   function later() {
     clearTimeout(pending);
+    clearTimeout(trailing);
     pending = setTimeout(fitLabels, 60);
+    // and once more when CSS transitions (a cluster icon gliding to its place) and late layout
+    // have surely ended: they change where an icon is drawn without any event or mutation, and
+    // a loaded machine left a label over an icon that had moved after the first placement
+    trailing = setTimeout(fitLabels, 600);
   }
   // Markercluster adds and removes icons after a move or zoom, some after an animation, and
   // labels move when they are first laid out or a font arrives: the labels are placed again
@@ -122,6 +128,7 @@ window.hikeshiWaterLayer = function (map, data, options) {
       map.getPane("tooltipPane"), {childList: true, subtree: true, attributeFilter: ["style"]});
     map.on("zoomend moveend", later);
     group.on("animationend", later);  // clusters split or merged: icons moved without a mutation
+    map.getPane("markerPane").addEventListener("transitionend", later);
     if (document.fonts) { document.fonts.ready.then(later); }
     addMarkers();
   });
@@ -129,6 +136,7 @@ window.hikeshiWaterLayer = function (map, data, options) {
     changes.disconnect();
     map.off("zoomend moveend", later);
     group.off("animationend", later);
+    map.getPane("markerPane").removeEventListener("transitionend", later);
   });
   // The markers join the cluster group once it is on the map: before, every addLayers call
   // looks for each marker among those already waiting (quadratic: half a second at 20,000).

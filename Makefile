@@ -1,4 +1,4 @@
-.PHONY: setup run test test-only lint fmt clean vendor-assets
+.PHONY: setup run test lint fmt clean vendor-assets
 
 PORT ?= 8501
 PYTEST_ARGS ?=
@@ -25,13 +25,10 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
-test: lint test-only
-
-# The tests alone, after setup (CI lints once, then runs this on both databases side by side).
 # Compiled modules are cached (in .venv/pycache) even where PYTHONDONTWRITEBYTECODE is set:
 # otherwise every worker, app server and subprocess compiles Streamlit, SQLAlchemy, pandas and
 # the app from source again, 5-10 s of CPU each.
-test-only:
+test: lint
 	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/.venv/pycache \
 	  $(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 

@@ -33,7 +33,6 @@ from services.signin import line, line_sessions, local, sessions
 from web.hidden_paths import HiddenPaths
 from web.monitoring import RequestTimer, metrics, readyz
 from web.password_checks import run_password_check
-from web.prefetch import PrefetchHints
 from web.return_path import HOME, NEXT_COOKIE, NEXT_PARAM, safe_return_path
 from web.security_headers import SecurityHeaders
 from web.vendor_route import vendor_route
@@ -257,7 +256,6 @@ routes = [
 middleware = [
     Middleware(RequestTimer, routes=frozenset(r.path for r in routes if isinstance(r, Route))),
     Middleware(SecurityHeaders),
-    Middleware(PrefetchHints),
     Middleware(HiddenPaths),
 ]
 

@@ -10,15 +10,6 @@ from playwright.sync_api import Browser, Page, expect
 from services.signin.local import MESSAGES
 from tests.e2e.conftest import PASSWORD, Brigade, submit_login
 
-# Bytes this document's requests for the table's code (Streamlit's DataFrame chunk) took from
-# the network, by initiator ('link': the prefetch hint, 'script': the element being drawn);
-# -1 while there is no such request.
-FETCHED = """(initiator) => {
-  const entries = performance.getEntriesByType("resource").filter(
-    (e) => e.initiatorType === initiator && /[/]static[/]js[/]DataFrame[.][^/]*[.]js$/.test(e.name));
-  return entries.length ? entries.reduce((sum, e) => sum + e.transferSize, 0) : -1;
-}"""
-
 pytestmark = pytest.mark.e2e
 
 
@@ -35,9 +26,6 @@ def expect_login_form(page: Page) -> None:
 def test_login_roster_and_logout(browser: Browser, base_url: str, brigade: Brigade):
     context = browser.new_context()
     page = context.new_page()
-    page.goto(f"{base_url}/")
-    # The login page has the browser fetch the code of tables and charts (web/prefetch.py)...
-    page.wait_for_function(f"() => ({FETCHED})('link') > 0", timeout=30_000)
 
     submit_login(page, base_url, brigade.admin_login)
 
@@ -52,8 +40,6 @@ def test_login_roster_and_logout(browser: Browser, base_url: str, brigade: Briga
     grid = page.get_by_test_id("stDataFrame").locator("table[role=grid]")
     for member in brigade.members:
         expect(grid).to_contain_text(member.member_code)
-    # ... so the pages after signing in take it from the cache
-    assert page.evaluate(f"({FETCHED})('script')") == 0
 
     sidebar(page).get_by_role("button", name="ログアウト").click()
     expect_login_form(page)

@@ -29,7 +29,7 @@ from models.enums import Function, Level
 from models.water import WaterSource
 from services import brigade_settings, bulk_guard, import_reuse, pre_change
 from services import water_file_checks as file_checks
-from services.base import Tx, require, scoped, transaction
+from services.base import require, scoped, transaction
 from services.errors import ValidationError
 from services.imports import (
     ImportPreview,
@@ -46,7 +46,6 @@ from services.imports import (
 from services.water_import_rows import (
     EXISTING_COLUMNS,
     WaterRowPlan,
-    absent_ids,
     existing_sources,
     plan_water_sources,
     write_water_sources,
@@ -226,10 +225,12 @@ def apply_water_import(
         reused = plans is not None
         plans = plans or plan_water_sources(tx, records, existing=existing)
         backup_id = None
-        if MissingRows(missing) == MissingRows.RETIRE and (gone := len(absent_ids(tx, plans))):
+        if MissingRows(missing) == MissingRows.RETIRE and (
+            gone := len(_missing_codes(existing, plans))
+        ):
             bulk_guard.check(
                 gone,
-                _stored_count(tx),
+                len(existing),
                 brigade=tx.brigade_name,
                 confirm_name=confirm_name,
                 what=f"消防水利の削除（廃止） {gone:,}件",
@@ -349,10 +350,6 @@ def _stamp(existing: Mapping[str, Any], limits: bulk_guard.Limits) -> str:
 def _missing_codes(existing: Mapping[str, Any], plans: Sequence[RowPlan]) -> list[str]:
     """The stored codes (existing: existing_sources) no plan mentions."""
     return sorted(existing.keys() - {plan.code for plan in plans})
-
-
-def _stored_count(tx: Tx) -> int:
-    return len(tx.session.exec(scoped(select(WaterSource.id), tx.actor)).all())
 
 
 def _unplaced_notes(plans: Sequence[RowPlan]) -> list[str]:

@@ -28,7 +28,8 @@ the owner, because PostgreSQL does not allow COPY FROM on a table with row-level
 Each figure is the best of --repeat runs (3 by default), each into fresh brigades, wall-clock in
 this process: the machines are shared, and the fastest run is the one least disturbed. The last
 line of each block also gives the min and median over the runs of each run's own ratio of
-preview + apply to its Core insert.
+preview + apply to its Core insert. Garbage is collected before each timed step, on both
+sides alike, so that no step pays for a collection of what the steps before it left.
 
 With --clock cpu (SQLite only) every figure is this process's CPU time instead: SQLite runs in
 this process, so the import and the Core insert are measured alike, without the other work of a
@@ -41,6 +42,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import gc
 import statistics
 import time
 import uuid
@@ -125,6 +127,11 @@ clock = CLOCKS["wall"]
 
 
 def timed(run: Callable[[], Any]) -> tuple[float, Any]:
+    """Seconds of run(), and its result. Garbage is collected before the clock starts: a full
+    collection of this process's heap (~90 ms, SQLAlchemy's and the app's objects) falls due
+    now and then, and whichever timed step it fell in counted it as its own (the 1,000-row Core
+    insert of a run took 90-110 ms instead of 16 ms once per bench, the run-by-run min 0.47x)."""
+    gc.collect()
     started = clock()
     result = run()
     return clock() - started, result

@@ -176,13 +176,19 @@ class ReadOnlyWrite(RuntimeError):
     """A unit of work opened read-only tried to write."""
 
 
+def _writes(statement: str, context) -> bool:
+    """An INSERT, UPDATE or DELETE: compiled by SQLAlchemy (its context says so) or handed to
+    the driver as SQL text (exec_driver_sql: the water import's bulk insert on SQLite)."""
+    if context is None:
+        return False
+    if context.isinsert or context.isupdate or context.isdelete:
+        return True
+    return statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE")
+
+
 @event.listens_for(Engine, "before_cursor_execute")
 def _refuse_writes(conn, _cursor, statement, _parameters, context, _executemany) -> None:
-    if (
-        context is not None
-        and (context.isinsert or context.isupdate or context.isdelete)
-        and conn.get_execution_options().get(READ_ONLY)
-    ):
+    if _writes(statement, context) and conn.get_execution_options().get(READ_ONLY):
         raise ReadOnlyWrite(f"a read-only unit of work tried to write: {statement[:60]}")
 
 
@@ -196,9 +202,9 @@ def _read_only(engine: Engine) -> Engine:
 
 
 @event.listens_for(Engine, "after_cursor_execute")
-def _wrote(conn, _cursor, _statement, _parameters, context, _executemany) -> None:
-    """Every INSERT, UPDATE or DELETE on a connection, from the ORM's flush or from Core."""
-    if context is not None and (context.isinsert or context.isupdate or context.isdelete):
+def _wrote(conn, _cursor, statement, _parameters, context, _executemany) -> None:
+    """Every INSERT, UPDATE or DELETE on a connection, from the ORM's flush, Core or SQL text."""
+    if _writes(statement, context):
         conn.info["unsaved"] = True
 
 

@@ -5,17 +5,18 @@ checks access or audits here: the caller's transaction does both.
 
 Planning runs once per row of files of up to tabular.MAX_ROWS rows, so a row's cells are read
 once (water_csv.typed), validated once (validate_fields, the registry's own rules) and shown
-once; writing is a Core executemany per chunk in the caller's unit of work (#19)."""
+once; writing is an executemany per chunk in the caller's unit of work (#19)."""
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy import Dialect, bindparam, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -54,6 +55,10 @@ UPDATE_BY_ID = (
     .where(SOURCES.c.id == bindparam("_id"))
     .values({name: bindparam(name) for name in (*BASE_FIELDS, "version", "updated_at")})
 )
+# The columns of a new source as the table orders them: the validated fields, then these, which
+# every row of one write shares but for the id.
+WRITTEN_COLUMNS = ("id", "tenant_id", "version", "created_at", "updated_at")
+INSERT_COLUMNS = (*BASE_FIELDS, *WRITTEN_COLUMNS)
 DEFAULTS = {
     name: info.default
     for name, info in WaterSourceBase.model_fields.items()
@@ -114,13 +119,13 @@ def write_water_sources(
     nothing written. No audit event: the caller records one for the whole operation."""
     _check_plans(plans)
     now = utcnow()
-    new = [_insert_row(tx, plan, now) for plan in plans if plan.status == RowStatus.NEW]
+    new = [p for p in plans if isinstance(p, WaterRowPlan) and p.status == RowStatus.NEW]
     changed = [_update_row(plan, now) for plan in plans if plan.status == RowStatus.CHANGED]
     retired = absent_ids(tx, plans) if missing == MissingRows.RETIRE else []
     step = ProgressCounter(progress, len(new) + len(changed) + len(retired))
     try:
         for chunk in _chunks(new):
-            tx.session.execute(insert(SOURCES), chunk)
+            _insert_rows(tx, chunk, now)
             step.advance(len(chunk))
         for chunk in _chunks(changed):
             _update_rows(tx, chunk)
@@ -247,16 +252,49 @@ def _check_plans(plans: Sequence[RowPlan]) -> None:
         raise TypeError("plans must come from plan_water_sources")
 
 
-def _insert_row(tx: Tx, plan: RowPlan, now: datetime) -> dict[str, Any]:
-    assert isinstance(plan, WaterRowPlan)
-    return {
-        **plan.values,
-        "id": new_id(),
-        "tenant_id": tx.tenant_id,
-        "version": 1,
-        "created_at": now,
-        "updated_at": now,
-    }
+def _insert_rows(tx: Tx, plans: Sequence[WaterRowPlan], now: datetime) -> None:
+    """New sources, as Core writes them. On SQLite, SQLAlchemy's handling of each row's
+    parameters costs more than SQLite's insert of the row (#19), so there the rows go to the
+    driver's executemany as tuples, each value bound by its column's own bind processor, and
+    the values every row shares bound once. Elsewhere the Core insert, which SQLAlchemy sends
+    to PostgreSQL as multi-row INSERTs."""
+    if tx.session.get_bind().dialect.name != "sqlite":
+        shared = {"tenant_id": tx.tenant_id, "version": 1, "created_at": now, "updated_at": now}
+        tx.session.execute(insert(SOURCES), [{**p.values, "id": new_id(), **shared} for p in plans])
+        return
+    connection = tx.session.connection()
+    sql, (fields, bind_id, *binds) = _prepared_insert(connection.dialect)
+    shared = [
+        value if bind is None else bind(value)
+        for bind, value in zip(binds, (tx.tenant_id, 1, now, now), strict=True)
+    ]
+    rows = []
+    for plan in plans:
+        values = plan.values
+        row = [values[name] if bind is None else bind(values[name]) for name, bind in fields]
+        row.append(new_id() if bind_id is None else bind_id(new_id()))
+        rows.append((*row, *shared))
+    tx.session.flush()
+    connection.exec_driver_sql(sql, rows)
+
+
+Bind = Callable[[Any], Any] | None
+
+
+@functools.lru_cache(maxsize=4)
+def _prepared_insert(dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT of INSERT_COLUMNS as this dialect compiles it (its parameters in that order),
+    and the columns' bind processors (None where a type has none): each of BASE_FIELDS with its
+    name, then those of WRITTEN_COLUMNS."""
+    compiled = insert(SOURCES).compile(dialect=dialect, column_keys=list(INSERT_COLUMNS))
+    if tuple(compiled.positiontup or ()) != INSERT_COLUMNS:
+        raise RuntimeError(f"water_source's INSERT takes {compiled.positiontup}")
+
+    def bind(name: str) -> Bind:
+        return SOURCES.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+
+    fields = [(name, bind(name)) for name in BASE_FIELDS]
+    return str(compiled), (fields, *(bind(name) for name in WRITTEN_COLUMNS))
 
 
 def _update_row(plan: RowPlan, now: datetime) -> dict[str, Any]:

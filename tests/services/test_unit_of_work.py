@@ -48,6 +48,16 @@ def test_writes_without_a_commit_are_refused_and_not_kept(tenant):
     assert _roles_named(tenant, "未確定") == 0
 
 
+def test_a_write_sent_as_sql_text_counts_as_a_write(tenant):
+    """The water import hands its bulk insert to the driver on SQLite (#19): such a write must
+    be refused uncommitted, and in a read-only unit, as any other."""
+    delete = "DELETE FROM water_source WHERE 1 = 0"
+    with pytest.raises(UncommittedWork), unit_of_work(tenant) as session:
+        session.connection().exec_driver_sql(delete)
+    with pytest.raises(ReadOnlyWrite), unit_of_work(tenant, read_only=True) as session:
+        session.connection().exec_driver_sql("  " + delete.lower())
+
+
 def test_an_explicit_rollback_is_a_dry_run(tenant):
     with transaction(admin(tenant), Need(Function.PERMISSIONS, Level.VIEW), action="t") as tx:
         _add_role(tx.session, tenant, "試し")

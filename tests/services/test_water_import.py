@@ -148,6 +148,46 @@ def test_the_map_export_is_importable_and_its_computed_columns_are_ignored(tenan
     assert found.ready and statuses(found) == {"M-1": RowStatus.UNCHANGED}
 
 
+def test_imported_sources_are_held_as_the_registry_holds_them(tenant, foreign):
+    """Column by column as the database holds them (on SQLite the import binds its rows and
+    hands them to the driver itself, #19): sources exported from one brigade and imported into
+    another are stored as the registry's own form stored them."""
+    make_source(tenant, code="S-1", ownership="private", grade_override="参考", memo="北側")
+    make_source(
+        tenant,
+        code="H-1",
+        kind="消火栓",
+        capacity_m3=None,
+        drop_m=None,
+        depth_m=None,
+        main_diameter_mm=150,
+        hydrant_type="地下式",
+        last_inspected_on=date(2024, 4, 1),
+        grade_override_reason="理由",
+    )
+    make_source(tenant, code="P-1", latitude=None, longitude=None, supply_minutes=20)
+    result = apply(foreign, preview(foreign, water_import.export_water_csv(admin(tenant))))
+    assert result.created == 3
+    assert _as_held(foreign) == _as_held(tenant)
+
+
+def _as_held(tenant_id: uuid.UUID) -> dict[str, dict[str, object]]:
+    """Each source's columns as the driver returns them, without SQLAlchemy's conversions:
+    the value and its type; for the ids and times, which differ, only the type and length."""
+    with unit_of_work(tenant_id, read_only=True) as db:
+        result = db.connection().exec_driver_sql("SELECT * FROM water_source")
+        rows = [dict(zip(result.keys(), row, strict=True)) for row in result]
+    varying = ("id", "tenant_id", "created_at", "updated_at")
+    return {
+        row["code"]: {
+            name: (type(value), len(str(value)) if name in varying else value)
+            for name, value in row.items()
+        }
+        for row in rows
+        if uuid.UUID(str(row["tenant_id"])) == tenant_id
+    }
+
+
 def test_progress_reports_every_chunk(tenant, monkeypatch):
     monkeypatch.setattr(water_import_rows, "CHUNK", 2)
     make_source(tenant, code="P-0")

@@ -293,7 +293,16 @@ def header_key(text: str) -> str:
 
 
 def match_header(row: Sequence[str], columns: Sequence[Column]) -> HeaderMatch:
-    by_name = {header_key(name): column for column in columns for name in column.names()}
+    return _match_header(row, columns, _by_name(columns))
+
+
+def _by_name(columns: Sequence[Column]) -> dict[str, Column]:
+    return {header_key(name): column for column in columns for name in column.names()}
+
+
+def _match_header(
+    row: Sequence[str], columns: Sequence[Column], by_name: dict[str, Column]
+) -> HeaderMatch:
     found: dict[int, str] = {}
     unknown: list[str] = []
     duplicated: list[str] = []
@@ -315,8 +324,9 @@ def find_header(sheet: Sheet, columns: Sequence[Column]) -> HeaderMatch | None:
     """The first row, among the top HEADER_SCAN_ROWS, that names the most of the layout's
     columns (title rows above the header are skipped); None when no row names two."""
     best: HeaderMatch | None = None
+    by_name = _by_name(columns)
     for index, row in enumerate(sheet.rows[:HEADER_SCAN_ROWS]):
-        match = match_header(row, columns)
+        match = _match_header(row, columns, by_name)
         if len(match.columns) >= 2 and (best is None or len(match.columns) > len(best.columns)):
             best = HeaderMatch(index, match.columns, match.unknown, match.missing, match.duplicated)
     return best
@@ -383,6 +393,15 @@ def to_int(text: str) -> int | None:
 def to_float(text: str) -> float | None:
     if not text:  # a blank cell, the most common of all
         return None
+    if text.isascii() and "," not in text:
+        # NFKC leaves ASCII as it is, and float() trims the same whitespace as plain(): a number
+        # written plainly needs neither; anything float() refuses takes the way below.
+        try:
+            value = float(text)
+        except ValueError:
+            pass
+        else:
+            return _finite(value)
     cleaned = plain(text).replace(",", "")
     if not cleaned:
         return None
@@ -390,6 +409,10 @@ def to_float(text: str) -> float | None:
         value = float(cleaned)
     except ValueError:
         raise CellValueError(f"数値として読めません（「{cleaned[:20]}」）。") from None
+    return _finite(value)
+
+
+def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise CellValueError("数値として読めません。")
     return value

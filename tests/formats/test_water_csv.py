@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from datetime import date
 from types import SimpleNamespace
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from formats import water_csv
 from formats.csv_safe import FORMULA_STARTS, Unencodable
-from formats.tabular import find_header, read_csv, to_float
+from formats.tabular import CellValueError, find_header, plain, read_csv, to_float
 from models.water import WaterSourceBase
 
 
@@ -139,6 +140,28 @@ def test_unreadable_cells_are_errors_in_japanese(raw, key):
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_floats_are_written_exactly(value):
     assert to_float(water_csv.cell(value)) == value
+
+
+def _read_as_before(text: str) -> object:
+    """A figure read by NFKC, trimming and dropping commas (what to_float's shortcut for plain
+    ASCII cells must agree with), or the message it refuses the cell with."""
+    try:
+        cleaned = plain(text).replace(",", "")
+        if not cleaned:
+            return None
+        value = float(cleaned)
+    except ValueError:
+        return f"数値として読めません（「{cleaned[:20]}」）。"
+    return value if math.isfinite(value) else "数値として読めません。"
+
+
+@given(st.text(st.sampled_from("0123456789.,+-_eEinfaINF \t\x1c\x1f１，"), max_size=8))
+def test_a_figure_reads_the_same_by_the_shortcut_for_plain_ascii(text):
+    try:
+        read: object = to_float(text)
+    except CellValueError as exc:
+        read = str(exc)
+    assert read == _read_as_before(text)
 
 
 def test_template_has_the_header_and_example_rows():

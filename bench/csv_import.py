@@ -299,7 +299,9 @@ def import_file(entity: str, data: bytes, rows: int, *, reuse: bool) -> tuple[fl
 
 
 def measure(db: Database, entity: str, data: bytes, rows: int) -> dict[str, float]:
-    again_preview_s, again_s, _ = import_file(entity, data, rows, reuse=False)
+    # The first import's preview is not a figure: timed once per run, like the Core insert, the
+    # preview is not the better of two.
+    _, again_s, _ = import_file(entity, data, rows, reuse=False)
     preview_s, apply_s, importer = import_file(entity, data, rows, reuse=True)
     baseline, copier = brigade("基準"), brigade("COPY")
     sealing = brigade("暗号化込み") if entity == "members" else None
@@ -312,7 +314,7 @@ def measure(db: Database, entity: str, data: bytes, rows: int) -> dict[str, floa
     figures = {
         "rows": rows,
         "bytes": len(data),
-        "preview": min(preview_s, again_preview_s),
+        "preview": preview_s,
         "apply": apply_s,
         "apply_again": again_s,
         "core": core_insert(db.app, baseline.tenant_id, batches),

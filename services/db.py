@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -50,7 +50,13 @@ def _private_file(path: Path) -> None:
     logs and everything else): readable by its owner only, 0600 (#16). SQLite gives its -wal
     and -shm files the database file's permissions."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    # Created only when missing (O_EXCL opens nothing that exists). Closing a descriptor of
+    # a file drops every POSIX lock this process holds on it, SQLite's included: with an
+    # engine already open here, another process closing its last connection would then think
+    # itself the last one and delete the WAL and its index under our connections ("disk I/O
+    # error" on the next, and a database two processes see differently).
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     if path.stat().st_mode & 0o077:
         path.chmod(0o600)
 

@@ -167,6 +167,35 @@ def test_the_sqlite_file_is_readable_by_its_owner_only(tmp_path):
     assert all(p.stat().st_mode & 0o077 == 0 for p in files), [oct(p.stat().st_mode) for p in files]
 
 
+def test_a_second_engine_on_an_open_file_keeps_its_wal_from_other_processes(tmp_path):
+    """A test run failed with "disk I/O error" on connecting: building a second engine on a
+    SQLite file this process had open opened and closed the file to set its mode, which drops
+    every POSIX lock SQLite held on it here. The next process to close its connection then took
+    itself for the last one and deleted the WAL and its index under the open connections."""
+    from services.db import build_engine
+
+    path = tmp_path / "hikeshi.db"
+    first = build_engine(f"sqlite:///{path}")
+    with first.connect() as held:
+        held.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        held.exec_driver_sql("INSERT INTO t VALUES (1)")
+        held.commit()
+        second = build_engine(f"sqlite:///{path}")
+        other = (
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+            "c.execute('SELECT count(*) FROM t').fetchall(); c.close()"
+        )
+        subprocess.run([sys.executable, "-c", other, str(path)], check=True, timeout=60)
+        assert path.with_name("hikeshi.db-wal").exists()
+        assert path.with_name("hikeshi.db-shm").exists()
+        held.exec_driver_sql("INSERT INTO t VALUES (2)")
+        held.commit()
+        with second.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2
+    second.dispose()
+    first.dispose()
+
+
 def test_a_read_only_unit_refuses_to_write_and_keeps_nothing(tenant):
     with (
         pytest.raises(ReadOnlyWrite),

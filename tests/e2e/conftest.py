@@ -25,12 +25,18 @@ from tests.factories import PLATFORM, make_member, make_tenant, rank_id
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
+# Chromium itself resolves no host name but the loopback's: every browser test stays on this
+# machine. (A Playwright route per request would do the same but make each request wait for a
+# round trip through the test process; tests/e2e/offline.py routes only where the test checks
+# what a page tried to fetch.)
+OFFLINE_RESOLVER = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
     "--disable-component-update",
     "--no-first-run",
+    OFFLINE_RESOLVER,
 ]
 STARTUP_SECONDS = 60
 LOG_TAIL_LINES = 80

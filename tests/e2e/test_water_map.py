@@ -27,7 +27,6 @@ from tests.e2e.conftest import (
     wait_in_map,
     watch_reruns,
 )
-from tests.e2e.offline import block_internet
 from tests.factories import PLATFORM, admin, open_member_session
 from ui.water_map_folium import COVERAGE_PANE, build_map, map_points
 from web.vendor import VENDOR_DIR
@@ -101,7 +100,6 @@ def demo_brigade(engine) -> tuple[uuid.UUID, uuid.UUID]:
 @pytest.fixture
 def context(browser: Browser, base_url: str, demo_brigade) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport={"width": 1500, "height": 1100}, locale="ja-JP")
-    block_internet(context)
     token = open_member_session(*demo_brigade)
     context.add_cookies([{"name": sessions.COOKIE_NAME, "value": token, "url": base_url}])
     yield context
@@ -240,7 +238,6 @@ def test_a_memo_is_shown_as_text_never_as_html(browser: Browser, tmp_path: Path)
     path = tmp_path / "map.html"
     path.write_text(html, encoding="utf-8")
     context = browser.new_context()
-    block_internet(context)
     page = context.new_page()
     page.goto(path.as_uri())
     page.wait_for_function("window.hikeshiWaterReady === true", timeout=TIMEOUT)
@@ -332,7 +329,6 @@ def test_labels_show_only_where_they_fit_and_coverage_lies_beneath_markers(
     path = tmp_path / "labels.html"
     path.write_text(html.get_root().render(), encoding="utf-8")
     context = browser.new_context(viewport={"width": 1000, "height": 620})
-    block_internet(context)
     page = context.new_page()
     page.goto(path.as_uri())
     page.wait_for_function("window.hikeshiWaterReady === true", timeout=TIMEOUT)

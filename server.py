@@ -30,11 +30,13 @@ from services import registrations
 from services.db import current_engine
 from services.dispatch import line_inbox, line_webhook
 from services.signin import line, line_sessions, local, sessions
+from ui.registry import page_addresses
 from web.hidden_paths import HiddenPaths
 from web.monitoring import RequestTimer, metrics, readyz
 from web.password_checks import run_password_check
 from web.return_path import HOME, NEXT_COOKIE, NEXT_PARAM, safe_return_path
 from web.security_headers import SecurityHeaders
+from web.unknown_pages import UnknownPages
 from web.vendor_route import vendor_route
 from web.water_map_data import water_map_data_route
 
@@ -252,15 +254,18 @@ routes = [
     water_map_data_route(same_origin, request_context),
 ]
 
-# the outer one first: a hidden path's 404 carries the security headers too
+# the outer one first: a hidden path's or an unknown page's 404 carries the security headers too
+route_paths = frozenset(r.path for r in routes if isinstance(r, Route))
 middleware = [
-    Middleware(RequestTimer, routes=frozenset(r.path for r in routes if isinstance(r, Route))),
+    Middleware(RequestTimer, routes=route_paths),
     Middleware(SecurityHeaders),
     Middleware(HiddenPaths),
+    Middleware(UnknownPages, pages=page_addresses(), routes=route_paths),
 ]
 
 
-# Not imported ahead: the drawing modules (ui.*), since one of them declares a custom component
+# Not imported ahead: the drawing modules (ui.*; this file imports only ui.registry, which draws
+# nothing), since one of them declares a custom component
 # (streamlit_folium) and a component declared before the runtime serves is not registered
 # with it — its files then answer 404 and the map stays blank.
 NOT_AHEAD = ("ui", "streamlit_folium")

@@ -238,5 +238,12 @@ def _known_elsewhere(specs: tuple[PageSpec, ...]) -> dict[str, str]:
     return {spec.url_path: spec.title for spec in known if spec.url_path not in shown}
 
 
+def page_addresses() -> frozenset[str]:
+    """Every page's address (url path), whoever may see it: any other is no page of the app
+    (web/unknown_pages.py)."""
+    every = (*MEMBER_PAGES, *OPERATOR_PAGES, *LINE_PAGES.values(), LOGIN_PAGE)
+    return frozenset(spec.url_path for spec in every)
+
+
 def _page(spec: PageSpec) -> st.Page:
     return st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.url_path)

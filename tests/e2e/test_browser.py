@@ -93,6 +93,14 @@ def test_rank_without_roster_permission_cannot_open_it_by_url(
     page.goto(f"{base_url}/brigades")
     expect(page.get_by_text("このページを表示する権限がありません。")).to_be_visible()
     expect(page.get_by_role("dialog")).to_have_count(0)
+    # an address that is no page at all: a Japanese 404, not Streamlit's English dialog
+    response = page.goto(f"{base_url}/rostr")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", name="ページが見つかりません")).to_be_visible()
+    expect(page.get_by_text("アドレス「/rostr」のページはありません。")).to_be_visible()
+    page.get_by_role("link", name="火消し Hikeshi のトップページへ").click()
+    expect(sidebar(page)).to_contain_text(brigade.name)
+    expect(page.get_by_role("dialog")).to_have_count(0)
     context.close()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import notice_banner
-from ui.common import resolve_actor, session_end_text
+from ui.common import resolve_actor, session_end_text, session_expiry_html
 from ui.registry import pages_for
 
 st.set_page_config(page_title="火消し Hikeshi", page_icon="🚒", layout="wide")
@@ -31,6 +31,7 @@ if actor is not None:
         )
         if actor.session_ends_at is not None:
             st.caption(session_end_text(actor))
+            st.html(session_expiry_html(actor))
         st.html(
             '<form method="post" action="/auth/logout">'
             '<button type="submit" class="hikeshi-logout">ログアウト</button></form>'

@@ -3,8 +3,10 @@ way a page calls a service that changes something (run_action)."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import streamlit as st
@@ -62,6 +64,47 @@ def session_end_text(actor: Actor) -> str:
     if actor.session_ends_idle:
         return f"操作のないまま {when} を過ぎると自動的にログアウトします（入力中の内容は保存されません）。"
     return f"{when} にログインの有効期限が切れ、自動的にログアウトします。"
+
+
+# How long before the session ends the sidebar warns, and the warning's look. The warning and,
+# at the end, the word that the session has ended appear by CSS animation delays counted from
+# this run: no script (the page's CSP allows none), no rerun. Every run draws them anew, so using
+# the app restarts the count as it moves the idle end.
+WARN_BEFORE_SECONDS = 5 * 60
+EXPIRY_CSS = """<style>
+.hk-expiry-soon, .hk-expiry-ended { max-height: 0; overflow: hidden; opacity: 0;
+  border-radius: .4rem; font-size: .9rem; line-height: 1.5; }
+.hk-expiry-soon { background: #fff4e5; color: #663c00; }
+.hk-expiry-ended { background: #fdecea; color: #611a15; }
+@keyframes hk-expiry-show { to { max-height: 20rem; opacity: 1; padding: .6rem .8rem; } }
+@keyframes hk-expiry-hide { to { max-height: 0; opacity: 0; padding: 0; } }
+</style>"""
+
+
+def session_expiry_html(actor: Actor, now: datetime | None = None) -> str:
+    """The sidebar's warning shortly before the session ends, and its word once it has: empty
+    boxes that CSS reveals WARN_BEFORE_SECONDS before the end and at the end."""
+    ends = actor.session_ends_at
+    if ends is None:
+        return ""
+    # rounded up: the word that the session has ended must not come before its end
+    left = max(0, math.ceil((ends - (now or datetime.now(UTC))).total_seconds()))
+    soon = max(0, left - WARN_BEFORE_SECONDS)
+    why = (
+        "操作のないまま時間が過ぎたため"
+        if actor.session_ends_idle
+        else "ログインの有効期限が切れたため"
+    )
+    keep = "続けるには、ページを操作してください。" if actor.session_ends_idle else ""
+    return (
+        f'<div class="hk-expiry-soon" role="status" style="animation: hk-expiry-show 0s linear '
+        f'{soon}s forwards, hk-expiry-hide 0s linear {left}s forwards">'
+        f"まもなく（{clock_jst(ends)}）自動的にログアウトします。{keep}"
+        "入力中の内容は保存されないため、先に保存してください。</div>"
+        f'<div class="hk-expiry-ended" role="alert" style="animation: hk-expiry-show 0s linear '
+        f'{left}s forwards">{why}、ログアウトしました。入力中の内容は保存されていません。'
+        "ページを再読み込みして、もう一度ログインしてください。</div>" + EXPIRY_CSS
+    )
 
 
 def current_actor() -> Actor:

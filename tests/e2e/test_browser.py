@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sqlmodel import Session as DbSession
+from sqlmodel import select
 
+from models import Session as UserSession
+from models.base import utcnow
+from services.db import set_tenant
+from services.signin import owners, sessions
 from services.signin.local import MESSAGES
 from tests.e2e.conftest import PASSWORD, Brigade, submit_login
 
@@ -117,4 +124,49 @@ def test_a_bookmarked_page_asks_for_the_login_then_opens(
     page.get_by_role("button", name="ログイン").click()
     expect(page).to_have_url(re.compile(r"/roster$"))
     expect(page.get_by_role("heading", name="団員名簿")).to_be_visible()
+    context.close()
+
+
+def end_session_in(engine, token: str, seconds: int) -> None:
+    """Bring the session's absolute end to `seconds` from now, as if it had been open for
+    almost its whole lifetime."""
+    digest = sessions.token_hash(token)
+    with DbSession(engine) as db:
+        set_tenant(db, owners.session_tenant(db, digest))
+        row = db.exec(select(UserSession).where(UserSession.token_hash == digest)).one()
+        row.expires_at = utcnow() + timedelta(seconds=seconds)
+        db.add(row)
+        db.commit()
+
+
+def test_the_sidebar_warns_before_the_session_ends_and_says_when_it_has(
+    browser: Browser, base_url: str, brigade: Brigade, engine
+):
+    """#18: a form submitted after the session ended lost what was typed, with no warning: the
+    sidebar now warns in the last five minutes and says so when the session has ended, by CSS
+    delays counted from the page's last run (no script, no rerun)."""
+    context = browser.new_context()
+    page = context.new_page()
+    submit_login(page, base_url, brigade.admin_login)
+    expect(sidebar(page)).to_contain_text(brigade.name)
+    soon = sidebar(page).locator(".hk-expiry-soon")
+    ended = sidebar(page).locator(".hk-expiry-ended")
+    expect(soon).to_be_hidden()  # 30 minutes to go
+    expect(ended).to_be_hidden()
+
+    token = next(c["value"] for c in context.cookies() if c["name"] == "hikeshi_session")
+    end_session_in(engine, token, seconds=6)
+    page.reload()
+    expect(soon).to_be_visible()
+    expect(soon).to_contain_text("まもなく")
+    expect(soon).to_contain_text("入力中の内容は保存されないため、先に保存してください。")
+    expect(ended).to_be_hidden()
+
+    expect(ended).to_be_visible(timeout=15_000)
+    expect(ended).to_contain_text("ログインの有効期限が切れたため、ログアウトしました。")
+    expect(soon).to_be_hidden()
+    # shown at the end, not before it: the next click finds the session over, and says why
+    sidebar(page).get_by_role("link", name="団員名簿").click()
+    expect_login_form(page)
+    expect(page.get_by_text(sessions.ENDED["absolute_timeout"])).to_be_visible()
     context.close()

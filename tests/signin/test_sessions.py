@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
@@ -38,7 +38,7 @@ from tests.factories import (
     request_context,
 )
 from tests.water_factories import make_source
-from ui.common import session_end_text
+from ui.common import session_end_text, session_expiry_html
 
 
 @dataclass(frozen=True)
@@ -304,6 +304,25 @@ def test_the_actor_knows_when_the_session_ends_and_the_browser_why_it_ended(engi
     assert sessions.resolve(open_.token) is None
     told = sessions.ended(open_.token)
     assert told is not None and f"{get_settings().session_idle_minutes}分" in told
+
+
+def test_the_sidebar_s_warning_and_word_of_the_end_are_timed_from_the_run(open_):
+    """#18: five minutes before the session ends the sidebar warns, and at the end says it has
+    ended (CSS delays counted from the run; tests/e2e/test_browser.py watches them appear). The
+    end is rounded up: the word must not come while the next click would still be signed in."""
+    actor = sessions.resolve(open_.token)
+    assert actor is not None and actor.session_ends_at is not None and actor.session_ends_idle
+    html = session_expiry_html(actor, now=actor.session_ends_at - timedelta(seconds=719.2))
+    assert "hk-expiry-show 0s linear 420s forwards, hk-expiry-hide 0s linear 720s" in html
+    assert "hk-expiry-show 0s linear 720s forwards" in html
+    assert "操作のないまま時間が過ぎたため、ログアウトしました。" in html
+    assert "続けるには、ページを操作してください。" in html
+    past = session_expiry_html(actor, now=actor.session_ends_at + timedelta(minutes=1))
+    assert "0s linear 0s forwards, hk-expiry-hide 0s linear 0s" in past
+    capped = replace(actor, session_ends_idle=False)
+    assert "ログインの有効期限が切れたため" in session_expiry_html(capped)
+    assert "ページを操作" not in session_expiry_html(capped)
+    assert session_expiry_html(replace(actor, session_ends_at=None)) == ""
 
 
 def test_the_absolute_lifetime_caps_when_the_session_ends(engine, open_):

@@ -155,7 +155,7 @@ def test_the_sidebar_warns_before_the_session_ends_and_says_when_it_has(
     expect(ended).to_be_hidden()
 
     token = next(c["value"] for c in context.cookies() if c["name"] == "hikeshi_session")
-    end_session_in(engine, token, seconds=6)
+    end_session_in(engine, token, seconds=10)
     page.reload()
     expect(soon).to_be_visible()
     expect(soon).to_contain_text("まもなく")

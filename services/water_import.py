@@ -46,6 +46,7 @@ from services.imports import (
 from services.water_import_rows import (
     EXISTING_COLUMNS,
     WaterRowPlan,
+    absent,
     existing_sources,
     plan_water_sources,
     write_water_sources,
@@ -186,7 +187,7 @@ def preview_water_import(
         preview.rows = with_quotes(
             with_read_errors(planned, parsed.errors), parsed.unquoted, headers
         )
-        preview.missing = _missing_codes(existing, preview.rows)
+        preview.missing = [row.code for row in absent(existing, preview.rows)]
         preview.current = len(existing)
         preview.limits = brigade_settings.bulk_limits_in(tx)
         preview.notes += _unplaced_notes(preview.rows)
@@ -225,9 +226,7 @@ def apply_water_import(
         reused = plans is not None
         plans = plans or plan_water_sources(tx, records, existing=existing)
         backup_id = None
-        if MissingRows(missing) == MissingRows.RETIRE and (
-            gone := len(_missing_codes(existing, plans))
-        ):
+        if MissingRows(missing) == MissingRows.RETIRE and (gone := len(absent(existing, plans))):
             bulk_guard.check(
                 gone,
                 len(existing),
@@ -238,7 +237,9 @@ def apply_water_import(
             )
             reason = f"CSV一括登録（消防水利）: 削除（廃止） {gone:,}件"
             backup_id = pre_change.take(tx, reason).id
-        result = write_water_sources(tx, plans, missing=missing, progress=progress)
+        result = write_water_sources(
+            tx, plans, missing=missing, progress=progress, existing=existing
+        )
         result = replace(result, backup_id=backup_id, reused_preview=reused)
         tx.audit(
             "water_source.import",
@@ -345,11 +346,6 @@ def _stamp(existing: Mapping[str, Any], limits: bulk_guard.Limits) -> str:
     (import_reuse.stamp)."""
     rows = (tuple(row) for _, row in sorted(existing.items()))
     return import_reuse.stamp(rows, [limits])
-
-
-def _missing_codes(existing: Mapping[str, Any], plans: Sequence[RowPlan]) -> list[str]:
-    """The stored codes (existing: existing_sources) no plan mentions."""
-    return sorted(existing.keys() - {plan.code for plan in plans})
 
 
 def _unplaced_notes(plans: Sequence[RowPlan]) -> list[str]:

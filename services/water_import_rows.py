@@ -113,15 +113,21 @@ def write_water_sources(
     *,
     missing: MissingRows,
     progress: Progress | None = None,
+    existing: Mapping[str, Any] | None = None,
 ) -> ImportResult:
     """Insert the new rows and update the changed ones in bulk; with MissingRows.RETIRE delete
-    the sources no plan mentions, with their inspections. Any invalid plan: ValidationError and
-    nothing written. No audit event: the caller records one for the whole operation."""
+    the sources no plan mentions, with their inspections. existing: the stored sources the
+    caller read in this transaction (existing_sources), so that what is deleted is what it
+    counted. Any invalid plan: ValidationError and nothing written. No audit event: the caller
+    records one for the whole operation."""
     _check_plans(plans)
     now = utcnow()
     new = [p for p in plans if isinstance(p, WaterRowPlan) and p.status == RowStatus.NEW]
     changed = [_update_row(plan, now) for plan in plans if plan.status == RowStatus.CHANGED]
-    retired = absent_ids(tx, plans) if missing == MissingRows.RETIRE else []
+    retired = []
+    if missing == MissingRows.RETIRE:
+        stored = existing_sources(tx) if existing is None else existing
+        retired = [row.id for row in absent(stored, plans)]
     step = ProgressCounter(progress, len(new) + len(changed) + len(retired))
     try:
         for chunk in _chunks(new):
@@ -149,11 +155,10 @@ def existing_sources(tx: Tx) -> dict[str, Any]:
     return {row.code: row for row in tx.session.exec(scoped(select(*EXISTING_COLUMNS), tx.actor))}
 
 
-def absent_ids(tx: Tx, plans: Sequence[RowPlan]) -> list[uuid.UUID]:
-    """The stored sources no plan mentions."""
+def absent(existing: Mapping[str, Any], plans: Sequence[RowPlan]) -> list[Any]:
+    """The stored sources (existing: existing_sources) no plan mentions, by 水利番号."""
     mentioned = {plan.code for plan in plans}
-    stored = tx.session.exec(scoped(select(WaterSource.id, WaterSource.code), tx.actor)).all()
-    return [row.id for row in stored if row.code not in mentioned]
+    return [row for code, row in sorted(existing.items()) if code not in mentioned]
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -298,7 +303,7 @@ def _prepared_insert(dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
 
 
 def _update_row(plan: RowPlan, now: datetime) -> dict[str, Any]:
-    assert isinstance(plan, WaterRowPlan)
+    assert isinstance(plan, WaterRowPlan)  # _check_plans has refused any other
     return {**plan.values, "id": plan.source_id, "version": plan.version + 1, "updated_at": now}
 
 

@@ -29,24 +29,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from alembic import command  # noqa: E402
-from alembic.config import Config  # noqa: E402
 from sqlalchemy import Engine, create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench.log_query import EVENTS, NOW, brigade_rows  # noqa: E402
+from bench.log_query import EVENTS, NOW, brigade_rows, migrate  # noqa: E402
 from models import Tenant  # noqa: E402
 from services.db import build_engine, normalise_url  # noqa: E402
 
 HEADS = ("z005", "z007", "z008")
 WARM = 20
-
-
-def migrate(url: str, head: str) -> None:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("sqlalchemy.url", url)
-    cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, head)
 
 
 def fill(engine: Engine, events: int, total: int) -> Iterator[dict]:

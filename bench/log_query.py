@@ -270,11 +270,11 @@ def _pp(times: list[float] | None) -> str:
     return f"{p(times, 0.5):.1f} / {p(times, 0.95):.1f}" if times else "n/a"
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, head: str = "heads") -> None:
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("sqlalchemy.url", url)
     cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, "heads")
+    command.upgrade(cfg, head)
 
 
 def run_sqlite(args) -> None:

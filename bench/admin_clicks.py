@@ -48,19 +48,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts.manual_screenshots import LOGIN, PASSWORD, demo_app  # noqa: E402
-from tests.e2e.offline import is_local  # noqa: E402
+from tests.e2e.offline import OFFLINE_RESOLVER, is_local  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-# Nothing leaves the machine: every host name but the loopback's fails to resolve in Chromium
-# itself. (A Playwright route per request did the same, but each request then waited for a
-# round trip through this process: about 0.5 s added to the login, whose new document fetches
-# some 50 files, and next to nothing to the other clicks.)
-RESOLVER_OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"
+# Nothing leaves the machine: OFFLINE_RESOLVER. (A Playwright route per request did the same,
+# but each request then waited for a round trip through this process: about 0.5 s added to the
+# login, whose new document fetches some 50 files, and next to nothing to the other clicks.)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
-    RESOLVER_OFFLINE,
+    OFFLINE_RESOLVER,
 ]
 BRIGADE = "デモ市消防団"
 QUIET_MS = 400

@@ -35,7 +35,8 @@ from scratch import Database
 
 from services import demo
 from services.signin import local
-from tests.e2e.conftest import OFFLINE_RESOLVER, WATER_MAP_FRAME
+from tests.e2e.conftest import WATER_MAP_FRAME
+from tests.e2e.offline import OFFLINE_RESOLVER
 from tests.factories import PASSWORD, PLATFORM
 
 QUIET_MS = 800

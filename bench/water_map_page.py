@@ -54,7 +54,7 @@ from services import demo, demo_data, tenants, water_rules
 from services.db import unit_of_work
 from services.geo import map_assets
 from services.signin import local
-from tests.e2e.offline import block_internet
+from tests.e2e.offline import OFFLINE_RESOLVER, block_internet
 from tests.factories import PASSWORD, PLATFORM, give_login, make_member, rank_id
 from ui.water_map_folium import build_map
 from web.vendor import VENDOR_DIR
@@ -62,7 +62,6 @@ from web.vendor import VENDOR_DIR
 FRAMES = 'iframe[title="ui.water_map_view.water_map"], iframe[title="streamlit_folium.st_folium"]'
 READY = "window.hikeshiWaterReady === true && !document.querySelector('.leaflet-zoom-anim')"
 TIMEOUT_MS = 300_000
-RESOLVER_OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"
 ROUTED = {"offline": True}  # False with --keep-cache: the resolver blocks the internet
 TODAY = date.today()
 
@@ -289,7 +288,7 @@ def main() -> None:
     try:
         logins = {size: brigade(size) for size in args.sizes}
         with app_server(db) as url, sync_playwright() as pw:
-            chromium_args = CHROMIUM_ARGS + ([RESOLVER_OFFLINE] if args.keep_cache else [])
+            chromium_args = CHROMIUM_ARGS + ([OFFLINE_RESOLVER] if args.keep_cache else [])
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args)
             for size in args.sizes:
                 figures = page_figures(browser, url, logins[size], args.repeat)

@@ -21,15 +21,13 @@ from sqlalchemy import Engine
 
 from models import MemberPublic
 from services.signin import local
+from tests.e2e.offline import OFFLINE_RESOLVER
 from tests.factories import PLATFORM, make_member, make_tenant, rank_id
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
-# Chromium itself resolves no host name but the loopback's: every browser test stays on this
-# machine. (A Playwright route per request would do the same but make each request wait for a
-# round trip through the test process; tests/e2e/offline.py routes only where the test checks
-# what a page tried to fetch.)
-OFFLINE_RESOLVER = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"
+# OFFLINE_RESOLVER: every browser test stays on this machine (tests/e2e/offline.py routes only
+# where a test checks what a page tried to fetch)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -11,6 +11,10 @@ from playwright.sync_api import BrowserContext, Route
 
 from services.geo import TileLayer
 
+# A Chromium flag that fails every host name but the loopback's, in Chromium itself: nothing
+# leaves the machine, and no request waits for a round trip through the test or bench process
+# (as with block_internet's route, which is for checking what a page tried to fetch).
+OFFLINE_RESOLVER = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 LOCAL_SCHEMES = frozenset({"file", "data", "blob", "about"})
 
